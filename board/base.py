@@ -1,0 +1,93 @@
+"""The hardware interface every board implements (SPEC §9)."""
+
+import time
+
+import serial
+
+BUS_NAMES = ("digiware", "rs485")
+LED_NAMES = ("status", "alarm", "com", "bluetooth")
+
+
+class Board:
+    """Two serial ports, four LEDs, the ADDR button, a watchdog, clock, network."""
+
+    kind = "abstract"
+
+    def __init__(self):
+        self.leds = dict((name, "off") for name in LED_NAMES)
+        self._button_handlers = []
+
+    # serial ports ------------------------------------------------------
+    def port_path(self, bus):
+        """Device path of the serial port behind ``bus`` ("digiware" / "rs485")."""
+        raise NotImplementedError
+
+    def open_port(self, bus, baud, parity="N", stop_bits=1):
+        """A non-blocking pyserial port for ``bus``; the daemon reads it on its loop."""
+        port = serial.Serial(self.port_path(bus), baudrate=baud, parity=parity,
+                             stopbits=stop_bits, bytesize=8, timeout=0, write_timeout=0,
+                             exclusive=False)
+        return port
+
+    # LEDs, button, watchdog -------------------------------------------
+    def set_led(self, name, state):
+        """state: "off", "on" or "blink"."""
+        if name not in self.leds:
+            raise ValueError("unknown LED %s" % name)
+        self.leds[name] = state
+
+    def on_button(self, handler):
+        """``handler(held_seconds)`` runs on the daemon loop when ADDR is released."""
+        self._button_handlers.append(handler)
+
+    def _button_released(self, held_seconds):
+        for handler in list(self._button_handlers):
+            handler(held_seconds)
+
+    def kick_watchdog(self):
+        pass
+
+    # clock, network ----------------------------------------------------
+    def set_system_time(self, unix_time):
+        raise NotImplementedError
+
+    def apply_network(self, config):
+        raise NotImplementedError
+
+    def start(self, loop):
+        """Called once the daemon loop runs (button polling, etc.)."""
+
+    def close(self):
+        pass
+
+    def describe(self):
+        return {"kind": self.kind, "ports": dict((b, self.port_path(b)) for b in BUS_NAMES),
+                "leds": dict(self.leds)}
+
+
+class SystemClock:
+    """Wall and monotonic time; tests inject a ManualClock instead."""
+
+    def time(self):
+        return time.time()
+
+    def monotonic(self):
+        return time.monotonic()
+
+
+class ManualClock:
+    """A clock that only moves when told (for simulated months without sleeping)."""
+
+    def __init__(self, start=1_700_000_000.0):
+        self.now = float(start)
+        self.mono = 0.0
+
+    def time(self):
+        return self.now
+
+    def monotonic(self):
+        return self.mono
+
+    def advance(self, seconds):
+        self.now += seconds
+        self.mono += seconds

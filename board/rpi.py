@@ -1,0 +1,103 @@
+"""The Raspberry Pi / CM4 board: real serial ports, LEDs, button and watchdog.
+
+Serial ports are real devices (``/dev/ttyAMA*`` or USB-RS485 adapters, which
+drive the RS485 direction themselves; the kernel's RS485 mode is enabled where
+the UART supports it). LEDs are Linux LED-class devices (``/sys/class/leds``)
+and the ADDR button a GPIO line read through ``/sys/class/gpio`` when present.
+"""
+
+import fcntl
+import os
+import struct
+import time
+
+from board.base import Board
+
+TIOCSRS485 = 0x542F
+SER_RS485_ENABLED = 1
+SER_RS485_RTS_ON_SEND = 2
+
+
+class RpiBoard(Board):
+    kind = "rpi"
+
+    def __init__(self, ports=None, leds_dir="/sys/class/leds", button_gpio=None,
+                 watchdog="/dev/watchdog", **_ignored):
+        Board.__init__(self)
+        self.ports = ports or {"digiware": "/dev/ttyAMA0", "rs485": "/dev/ttyAMA1"}
+        self.leds_dir = leds_dir
+        self.button_gpio = button_gpio
+        self._watchdog_path = watchdog
+        self._watchdog = None
+        self._loop = None
+        self._pressed_at = None
+
+    def port_path(self, bus):
+        return self.ports[bus]
+
+    def open_port(self, bus, baud, parity="N", stop_bits=1):
+        port = Board.open_port(self, bus, baud, parity, stop_bits)
+        try:  # kernel-driven RS485 direction control where the UART has it
+            flags = struct.pack("IIIIIIII", SER_RS485_ENABLED | SER_RS485_RTS_ON_SEND, 0, 0, 0, 0, 0, 0, 0)
+            fcntl.ioctl(port.fileno(), TIOCSRS485, flags)
+        except OSError:
+            pass
+        return port
+
+    def set_led(self, name, state):
+        Board.set_led(self, name, state)
+        base = os.path.join(self.leds_dir, "gateway:" + name)
+        if not os.path.isdir(base):
+            return
+        try:
+            if state == "blink":
+                with open(os.path.join(base, "trigger"), "w") as f:
+                    f.write("timer")
+            else:
+                with open(os.path.join(base, "trigger"), "w") as f:
+                    f.write("none")
+                with open(os.path.join(base, "brightness"), "w") as f:
+                    f.write("1" if state == "on" else "0")
+        except OSError:
+            pass
+
+    def start(self, loop):
+        self._loop = loop
+        if os.path.exists(self._watchdog_path):
+            try:
+                self._watchdog = os.open(self._watchdog_path, os.O_WRONLY)
+            except OSError:
+                self._watchdog = None
+        if self.button_gpio is not None:
+            loop.call_later(0.05, self._poll_button)
+
+    def _poll_button(self):
+        path = "/sys/class/gpio/gpio%d/value" % self.button_gpio
+        try:
+            with open(path) as f:
+                pressed = f.read().strip() == "0"   # active low
+        except OSError:
+            return
+        now = time.monotonic()
+        if pressed and self._pressed_at is None:
+            self._pressed_at = now
+        elif not pressed and self._pressed_at is not None:
+            self._button_released(now - self._pressed_at)
+            self._pressed_at = None
+        self._loop.call_later(0.05, self._poll_button)
+
+    def kick_watchdog(self):
+        if self._watchdog is not None:
+            os.write(self._watchdog, b"k")
+
+    def set_system_time(self, unix_time):
+        time.clock_settime(time.CLOCK_REALTIME, unix_time)
+
+    def apply_network(self, config):
+        raise OSError("network changes on the Pi are applied by the system issue (not yet built)")
+
+    def close(self):
+        if self._watchdog is not None:
+            os.write(self._watchdog, b"V")   # magic close: stop the watchdog cleanly
+            os.close(self._watchdog)
+            self._watchdog = None

@@ -1,0 +1,134 @@
+"""The simulated board: pseudo-terminals with simulated meters on the far end.
+
+The daemon opens the slave end of each pty through pyserial exactly as it
+opens /dev/ttyAMA0 on a Pi; the meters of board/simmeter.py answer on the
+master end (board/simbus.py). LEDs, the ADDR button, the watchdog, the clock
+and the network are kept in memory so tests can look at them.
+"""
+
+import json
+import os
+import tty
+
+from board.base import BUS_NAMES, Board, SystemClock
+from board.simbus import SimBus
+from board.simmeter import SimMeter
+
+
+def parse_netid(text):
+    value = int(str(text), 16)
+    if not 0 <= value <= 0xFFFFFF:
+        raise ValueError("NET ID must be 6 hex digits: %r" % text)
+    return value
+
+
+def load_topology_file(path):
+    """Read and check a simulated-topology JSON file (see board/topologies/)."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    if not isinstance(data, dict) or not isinstance(data.get("buses", {}), dict):
+        raise ValueError("%s: expected an object with a 'buses' object" % path)
+    for bus, spec in data.get("buses", {}).items():
+        if bus not in BUS_NAMES:
+            raise ValueError("%s: unknown bus %r" % (path, bus))
+        for meter in spec.get("meters", []):
+            for field in ("reference", "address", "netid"):
+                if field not in meter:
+                    raise ValueError("%s: meter without %s" % (path, field))
+    return data
+
+
+class SimBoard(Board):
+    kind = "sim"
+
+    def __init__(self, topology=None, clock=None, seed=1):
+        Board.__init__(self)
+        self.clock = clock or SystemClock()
+        self.topology = topology if isinstance(topology, dict) else (
+            load_topology_file(topology) if topology else {"buses": {}})
+        self.buses = {}
+        self._fds = []
+        self.time_offset = 0.0
+        self.network = {}
+        self.watchdog_kicks = 0
+        self._loop = None
+        for n, bus in enumerate(BUS_NAMES):
+            spec = self.topology.get("buses", {}).get(bus, {})
+            master, slave = os.openpty()
+            tty.setraw(slave)
+            tty.setraw(master)
+            self._fds += [master, slave]
+            simbus = SimBus(master, baud=spec.get("baud", 38400), parity=spec.get("parity", "N"),
+                            stop_bits=spec.get("stop_bits", 1),
+                            turnaround=spec.get("turnaround_ms", 2) / 1000.0, name=bus, seed=seed + n)
+            simbus.path = os.ttyname(slave)
+            for i, m in enumerate(spec.get("meters", [])):
+                simbus.add(self.make_meter(m, seed=seed * 100 + n * 40 + i))
+            self.buses[bus] = simbus
+        for simbus in self.buses.values():
+            simbus.start()
+
+    def make_meter(self, spec, seed=0):
+        meter = SimMeter(spec["reference"], int(spec["address"]), parse_netid(spec["netid"]), self.clock,
+                         loads=spec.get("loads"), seed=seed, network=spec.get("network", "3P+N"),
+                         nominal_w=float(spec.get("nominal_w", 20000)))
+        meter.silent = bool(spec.get("silent", False))
+        meter.extra_delay = spec.get("extra_delay_ms", 0) / 1000.0
+        meter.crc_error_rate = float(spec.get("crc_error_rate", 0))
+        return meter
+
+    def port_path(self, bus):
+        return self.buses[bus].path
+
+    def find_meter(self, address=None, netid=None):
+        for simbus in self.buses.values():
+            m = simbus.meter(address=address, netid=netid)
+            if m is not None:
+                return m
+        return None
+
+    def configure_meter(self, netid, **changes):
+        """Run-time fault injection: silent, extra_delay, crc_error_rate, address."""
+        meter = self.find_meter(netid=netid)
+        if meter is None:
+            raise KeyError("no simulated meter with NET ID %06X" % netid)
+        with meter.lock:
+            for key, value in changes.items():
+                if key not in ("silent", "extra_delay", "crc_error_rate", "address"):
+                    raise ValueError("cannot change %s" % key)
+                setattr(meter, key, value)
+        return meter
+
+    def start(self, loop):
+        self._loop = loop
+
+    def press_button(self, held_seconds):
+        """Simulate the ADDR push button: pressed then released after held_seconds."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._button_released, held_seconds)
+        else:
+            self._button_released(held_seconds)
+
+    def kick_watchdog(self):
+        self.watchdog_kicks += 1
+
+    def set_system_time(self, unix_time):
+        self.time_offset = unix_time - self.clock.time()
+
+    def apply_network(self, config):
+        self.network = dict(config)
+
+    def close(self):
+        for simbus in self.buses.values():
+            simbus.stop()
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
+
+    def describe(self):
+        info = Board.describe(self)
+        info["simulated_meters"] = sum(len(b.meters) for b in self.buses.values())
+        return info

@@ -1,0 +1,144 @@
+"""System alarms (SPEC §6) and the fixed-size event log.
+
+An alarm is active while at least one of its *sources* reports its condition
+(alarm 3: each silent device is a source). Raising and clearing are
+functions of state: reporting the same condition twice writes nothing, and
+after a restart the alarms still open in the event log are restored as
+*unconfirmed*; a source that reports the condition again confirms it without
+a new "raised" event, and ``reconcile()`` clears those nobody confirmed. So a
+restart neither duplicates nor loses an alarm.
+"""
+
+import asyncio
+import logging
+
+from daemon.blocking import run_blocking
+from daemon.ringlog import RingLog
+
+log = logging.getLogger("gateway.alarms")
+
+SYSTEM_ALARMS = {
+    1: ("e-mail transmission error", "non-critical"),
+    2: ("SNTP synchronisation error", "non-critical"),
+    3: ("Modbus slave timeout", "critical"),
+    4: ("Modbus address conflict", "critical"),
+    5: ("product damaged", "critical"),
+    6: ("FTP export error", "non-critical"),
+    7: ("cyber security alert", "critical"),
+    8: ("password alarm", "information"),
+}
+
+
+class Alarms:
+    def __init__(self, clock, path=None, capacity=2000):
+        self.clock = clock
+        self.log = RingLog(path, capacity) if path else None
+        self._memory_log = []
+        self.capacity = capacity
+        self.active = {}          # (number, source) -> {"since": ts, "detail": str, "confirmed": bool}
+        self._listeners = []
+        self._pending = []        # records waiting to be written, in order
+        self._writer = None
+        if self.log is not None:
+            self._restore()
+
+    def _restore(self):
+        for record in self.log.records():
+            key = (record.get("alarm"), record.get("source"))
+            if record.get("event") == "raised":
+                self.active[key] = {"since": record.get("ts"), "detail": record.get("detail", ""),
+                                    "confirmed": False}
+            elif record.get("event") == "cleared":
+                self.active.pop(key, None)
+
+    def on_event(self, listener):
+        """``listener(record)`` for every raised/cleared event (traps, mails, LEDs)."""
+        self._listeners.append(listener)
+
+    def set(self, number, source, active, detail=""):
+        """Report the state of alarm ``number`` for ``source``; idempotent."""
+        if number not in SYSTEM_ALARMS:
+            raise ValueError("no system alarm %r" % number)
+        key = (number, str(source))
+        current = self.active.get(key)
+        if active:
+            if current is None:
+                self.active[key] = {"since": self.clock.time(), "detail": detail, "confirmed": True}
+                self._event("raised", key, detail)
+            else:
+                current["confirmed"] = True
+        elif current is not None:
+            del self.active[key]
+            self._event("cleared", key, detail or current.get("detail", ""))
+
+    def reconcile(self, sources_still_possible=None):
+        """Clear restored alarms nobody confirmed since the restart."""
+        for key, state in list(self.active.items()):
+            if not state["confirmed"]:
+                if sources_still_possible is not None and key in sources_still_possible:
+                    continue
+                self.set(key[0], key[1], False, "not confirmed after restart")
+
+    def _event(self, event, key, detail):
+        number, source = key
+        name, criticality = SYSTEM_ALARMS[number]
+        record = {"ts": self.clock.time(), "event": event, "alarm": number, "name": name,
+                  "source": source, "criticality": criticality, "detail": detail,
+                  "category": "system"}
+        log.log(logging.WARNING if event == "raised" else logging.INFO,
+                "system alarm %d (%s) %s for %s %s", number, name, event, source, detail)
+        self._memory_log.append(record)
+        if len(self._memory_log) > self.capacity:
+            del self._memory_log[0]
+        if self.log is not None:
+            self._pending.append(record)
+            self._kick_writer()
+        for listener in list(self._listeners):
+            listener(record)
+
+    def _kick_writer(self):
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:   # no loop (tools, unit tests): write now
+            while self._pending:
+                self.log.append(self._pending.pop(0))
+            return
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_pending(), name="eventlog-writer")
+
+    async def _write_pending(self):
+        while self._pending:
+            record = self._pending[0]
+            try:
+                await run_blocking(self.log.append, record)
+            except Exception:   # disk trouble: keep the record in memory, retry later
+                log.exception("event log write failed")
+                await asyncio.sleep(1)
+                continue
+            self._pending.pop(0)
+
+    async def flush(self):
+        if self._writer is not None:
+            await self._writer
+
+    def active_list(self):
+        """Active system alarms grouped by number, for status pages and protocols."""
+        out = {}
+        for (number, source), state in sorted(self.active.items()):
+            entry = out.setdefault(number, {"alarm": number, "name": SYSTEM_ALARMS[number][0],
+                                            "criticality": SYSTEM_ALARMS[number][1], "sources": []})
+            entry["sources"].append({"source": source, "since": state["since"], "detail": state["detail"],
+                                     "confirmed": state["confirmed"]})
+        return [out[n] for n in sorted(out)]
+
+    def bitfield(self):
+        """Bit n-1 set while system alarm n is active (gateway's own Modbus table)."""
+        bits = 0
+        for number, _source in self.active:
+            bits |= 1 << (number - 1)
+        return bits
+
+    def events(self):
+        if self.log is not None:
+            return self.log.records() + [dict(r, pending=True) for r in self._pending]
+        return list(self._memory_log)

@@ -1,0 +1,301 @@
+"""The transaction engine of one RS485 bus (modelled on mbusd: one queue,
+one transaction on the wire, timing stated in one place).
+
+* One request on the wire at a time; the 3.5-character silence (1.75 ms
+  above 19200 baud) is kept between the end of one frame and the next.
+* The answer is read as soon as its expected length is in (no need to wait
+  for the silence), checked (CRC, unit, function, length) and retried.
+* Priority classes: pass-through (northbound requests) > poll > curve
+  download > discovery. A higher class cannot starve a lower one: after
+  ``FAIRNESS_BURST`` transactions in a row served while a lower class waited,
+  the oldest waiting request of the next class down goes first.
+* Per-device counters: requests, timeouts, CRC errors, exceptions,
+  response time mean/max, last success.
+"""
+
+import asyncio
+import collections
+import logging
+import os
+import time
+
+from protocols import modbus_rtu as rtu
+
+log = logging.getLogger("gateway.bus")
+
+PASSTHROUGH, POLL, CURVE, DISCOVERY = 0, 1, 2, 3
+CLASS_NAMES = ("passthrough", "poll", "curve", "discovery")
+FAIRNESS_BURST = 4
+MAX_QUEUED = 256        # per class; beyond it new requests are refused at once
+
+
+class BusTimeout(Exception):
+    """The device did not answer (after the retries)."""
+
+
+class BusBusy(Exception):
+    """The queue of this priority class is full."""
+
+
+class DeviceCounters:
+    __slots__ = ("requests", "answers", "timeouts", "crc_errors", "frame_errors", "exceptions",
+                 "total_time", "max_time", "last_success")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.requests = self.answers = self.timeouts = 0
+        self.crc_errors = self.frame_errors = self.exceptions = 0
+        self.total_time = self.max_time = 0.0
+        self.last_success = None
+
+    def as_dict(self):
+        mean = self.total_time / self.answers if self.answers else 0.0
+        return {"requests": self.requests, "answers": self.answers, "timeouts": self.timeouts,
+                "crc_errors": self.crc_errors, "frame_errors": self.frame_errors,
+                "exceptions": self.exceptions, "mean_response_ms": round(mean * 1000, 2),
+                "max_response_ms": round(self.max_time * 1000, 2), "last_success": self.last_success}
+
+
+class _Transaction:
+    __slots__ = ("unit", "pdu", "future", "retries", "timeout", "queued_at", "klass")
+
+    def __init__(self, unit, pdu, future, retries, timeout, klass):
+        self.unit = unit
+        self.pdu = pdu
+        self.future = future
+        self.retries = retries
+        self.timeout = timeout
+        self.queued_at = time.monotonic()
+        self.klass = klass
+
+
+class BusEngine:
+    """Modbus RTU master on one serial port."""
+
+    def __init__(self, name, port, baud=38400, parity="N", stop_bits=1, timeout=0.1,
+                 retries=1, clock=None):
+        self.name = name
+        self.port = port
+        self.baud = baud
+        self.parity = parity
+        self.stop_bits = stop_bits
+        self.timeout = timeout          # margin beyond the wire time of request + answer
+        self.retries = retries
+        self.clock = clock
+        self.char_time = rtu.char_time(baud, 8, parity, stop_bits)
+        self.gap = rtu.frame_gap(baud, 8, parity, stop_bits)
+        self.counters = collections.defaultdict(DeviceCounters)
+        self.class_counts = [0, 0, 0, 0]
+        self.busy_time = 0.0
+        self._queues = [collections.deque() for _ in CLASS_NAMES]
+        self._wakeup = asyncio.Event()
+        self._rx = bytearray()
+        self._rx_event = asyncio.Event()
+        self._last_activity = 0.0
+        self._streak = 0
+        self._task = None
+        self._fd = port.fileno()
+        self._closed = False
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self):
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self._fd, self._on_readable)
+        self._task = loop.create_task(self._run(), name="bus-" + self.name)
+
+    async def stop(self):
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        try:
+            asyncio.get_running_loop().remove_reader(self._fd)
+        except (ValueError, OSError):
+            pass
+        for queue in self._queues:
+            while queue:
+                tx = queue.popleft()
+                if not tx.future.done():
+                    tx.future.set_exception(BusTimeout("bus stopped"))
+        self.port.close()
+
+    def _on_readable(self):
+        try:
+            data = os.read(self._fd, 1024)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._rx.extend(data)
+            self._last_activity = time.monotonic()
+            self._rx_event.set()
+
+    # ---------------------------------------------------------------- API
+
+    def wire_time(self, nbytes):
+        return nbytes * self.char_time
+
+    def submit(self, unit, pdu, priority=POLL, retries=None, timeout=None):
+        """Queue a request; returns a future of the response PDU.
+
+        The future fails with ModbusException (device exception), BusTimeout
+        (no valid answer after the retries) or BusBusy (queue full).
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._closed:
+            future.set_exception(BusTimeout("bus stopped"))
+            return future
+        queue = self._queues[priority]
+        if len(queue) >= MAX_QUEUED:
+            future.set_exception(BusBusy("%s queue of %s is full" % (CLASS_NAMES[priority], self.name)))
+            return future
+        queue.append(_Transaction(unit, bytes(pdu), future, self.retries if retries is None else retries,
+                                  self.timeout if timeout is None else timeout, priority))
+        self._wakeup.set()
+        return future
+
+    async def request(self, unit, pdu, priority=POLL, retries=None, timeout=None):
+        return await self.submit(unit, pdu, priority, retries, timeout)
+
+    async def read_registers(self, unit, start, count, priority=POLL, function=rtu.READ_HOLDING, **kw):
+        pdu = await self.request(unit, rtu.read_request(function, start, count), priority, **kw)
+        return rtu.read_registers_from_pdu(pdu)
+
+    async def write_registers(self, unit, start, words, priority=PASSTHROUGH, **kw):
+        return await self.request(unit, rtu.write_registers_request(start, list(words)), priority, **kw)
+
+    def queued(self):
+        return dict((CLASS_NAMES[i], len(q)) for i, q in enumerate(self._queues))
+
+    # ---------------------------------------------------------------- scheduling
+
+    def _pick(self):
+        """Next transaction: highest class first, with the fairness rule."""
+        waiting = [i for i, q in enumerate(self._queues) if q]
+        if not waiting:
+            return None
+        top = waiting[0]
+        if len(waiting) > 1 and self._streak >= FAIRNESS_BURST:
+            self._streak = 0
+            return self._queues[waiting[1]].popleft()
+        self._streak = self._streak + 1 if len(waiting) > 1 else 0
+        return self._queues[top].popleft()
+
+    async def _run(self):
+        while True:
+            tx = self._pick()
+            if tx is None:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if tx.future.done():      # caller gave up (cancelled)
+                continue
+            try:
+                result = await self._execute(tx)
+            except asyncio.CancelledError:
+                if not tx.future.done():
+                    tx.future.set_exception(BusTimeout("bus stopped"))
+                raise
+            except Exception as exc:   # never let one request kill the bus
+                if not tx.future.done():
+                    tx.future.set_exception(exc)
+                continue
+            if not tx.future.done():
+                tx.future.set_result(result)
+
+    # ---------------------------------------------------------------- wire
+
+    async def _silence(self):
+        """Wait until the line has been quiet for the inter-frame gap."""
+        while True:
+            wait = self._last_activity + self.gap - time.monotonic()
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+
+    async def _execute(self, tx):
+        counters = self.counters[tx.unit]
+        self.class_counts[tx.klass] += 1
+        frame = rtu.request_frame(tx.unit, tx.pdu)
+        if tx.unit == rtu.BROADCAST:
+            await self._silence()
+            self._send(frame)
+            # Nobody answers a broadcast; give the devices time to act on it.
+            await asyncio.sleep(self.wire_time(len(frame)) + self.timeout)
+            self._last_activity = time.monotonic()
+            return b""
+        expected = rtu.expected_response_length(tx.pdu) or rtu.MAX_ADU
+        last_error = None
+        for _attempt in range(tx.retries + 1):
+            counters.requests += 1
+            await self._silence()
+            started = time.monotonic()
+            self._send(frame)
+            deadline = started + self.wire_time(len(frame) + expected) + tx.timeout
+            try:
+                answer = await self._receive(expected, deadline)
+            except BusTimeout as exc:
+                counters.timeouts += 1
+                last_error = exc
+                continue
+            elapsed = time.monotonic() - started
+            self.busy_time += elapsed
+            try:
+                pdu = rtu.parse_response(answer, tx.unit, tx.pdu)
+            except rtu.ModbusException:
+                counters.exceptions += 1
+                counters.answers += 1
+                raise
+            except rtu.FrameError as exc:
+                if "CRC" in str(exc):
+                    counters.crc_errors += 1
+                else:
+                    counters.frame_errors += 1
+                last_error = exc
+                # let a garbled answer finish before the next attempt
+                self._last_activity = time.monotonic()
+                continue
+            counters.answers += 1
+            counters.total_time += elapsed
+            counters.max_time = max(counters.max_time, elapsed)
+            counters.last_success = self.clock.time() if self.clock else time.time()
+            return pdu
+        raise BusTimeout("unit %d on %s: %s" % (tx.unit, self.name, last_error))
+
+    def _send(self, frame):
+        self._rx.clear()
+        os.write(self._fd, frame)
+        self._last_activity = time.monotonic()
+
+    async def _receive(self, expected, deadline):
+        """Bytes of one answer: complete at its expected (or declared) length."""
+        loop = asyncio.get_running_loop()
+        while True:
+            rx = self._rx
+            if len(rx) >= 3:
+                if rx[1] & 0x80:
+                    if len(rx) >= 5:
+                        return bytes(rx[:5])
+                else:
+                    declared = rtu.response_length_from_header(rx)
+                    need = expected if declared is None else min(max(declared, 5), rtu.MAX_ADU)
+                    if len(rx) >= need:
+                        return bytes(rx[:need])
+            remaining = deadline - loop.time() if False else deadline - time.monotonic()
+            if remaining <= 0:
+                if rx:
+                    return bytes(rx)      # something came: let the parser name the error
+                raise BusTimeout("no answer")
+            self._rx_event.clear()
+            try:
+                await asyncio.wait_for(self._rx_event.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass

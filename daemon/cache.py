@@ -1,0 +1,105 @@
+"""The cache of latest values: one entry per (device address, load, measurement).
+
+Every value lands here once, with its timestamp, and is read from here by
+every protocol, page and logger. Quality is derived when read, from the
+value's age and the device's communication state, so it is never stale
+itself: good, stale, comm_lost, not_supported.
+"""
+
+GOOD = "good"
+STALE = "stale"
+COMM_LOST = "comm_lost"
+NOT_SUPPORTED = "not_supported"
+
+
+class Reading:
+    __slots__ = ("value", "timestamp", "quality")
+
+    def __init__(self, value, timestamp, quality):
+        self.value = value
+        self.timestamp = timestamp
+        self.quality = quality
+
+    def as_dict(self):
+        return {"value": self.value, "ts": self.timestamp, "quality": self.quality}
+
+
+class Cache:
+    def __init__(self, clock, stale_after=10.0):
+        self.clock = clock
+        self.stale_after = stale_after
+        self._values = {}        # (address, load, key) -> (value, timestamp)
+        self._supported = {}     # address -> {load: set(keys)}
+        self._comm_lost = set()  # addresses whose device stopped answering
+        self._subscribers = []
+        self.updates = 0
+
+    # writers (the poller) ------------------------------------------------
+    def declare_device(self, address, supported):
+        """``supported``: {load: iterable of keys} the device offers."""
+        self._supported[address] = dict((load, frozenset(keys)) for load, keys in supported.items())
+
+    def forget_device(self, address):
+        self._supported.pop(address, None)
+        self._comm_lost.discard(address)
+        for k in [k for k in self._values if k[0] == address]:
+            del self._values[k]
+
+    def update(self, address, load, values, timestamp=None):
+        """Store a batch of fresh values of one load and tell subscribers."""
+        ts = self.clock.time() if timestamp is None else timestamp
+        store = self._values
+        for key, value in values.items():
+            store[(address, load, key)] = (value, ts)
+        self.updates += 1
+        for callback in self._subscribers:
+            callback(address, load, values, ts)
+
+    def set_comm_lost(self, address, lost):
+        if lost:
+            self._comm_lost.add(address)
+        else:
+            self._comm_lost.discard(address)
+
+    # readers ---------------------------------------------------------------
+    def subscribe(self, callback):
+        """``callback(address, load, values, timestamp)`` on every update batch."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def supported(self, address, load, key):
+        return key in self._supported.get(address, {}).get(load, ())
+
+    def loads(self, address):
+        return sorted(self._supported.get(address, {}))
+
+    def keys(self, address, load):
+        return sorted(self._supported.get(address, {}).get(load, ()))
+
+    def addresses(self):
+        return sorted(self._supported)
+
+    def comm_lost(self, address):
+        return address in self._comm_lost
+
+    def get(self, address, load, key):
+        """The latest Reading; value None when it never arrived or is unsupported."""
+        if not self.supported(address, load, key):
+            return Reading(None, None, NOT_SUPPORTED)
+        entry = self._values.get((address, load, key))
+        if entry is None:
+            quality = COMM_LOST if address in self._comm_lost else STALE
+            return Reading(None, None, quality)
+        value, ts = entry
+        if address in self._comm_lost:
+            quality = COMM_LOST
+        elif self.clock.time() - ts > self.stale_after:
+            quality = STALE
+        else:
+            quality = GOOD
+        return Reading(value, ts, quality)
+
+    def snapshot(self, address):
+        """{load: {key: Reading}} for one device (status API, pages)."""
+        return dict((load, dict((key, self.get(address, load, key)) for key in self.keys(address, load)))
+                    for load in self.loads(address))

@@ -1,0 +1,195 @@
+"""Settings: one schema table, one store.
+
+Every setting is one row: dotted name, type, default, bounds or choices, the
+profile allowed to change it, whether it is a secret, whether it applies
+live. The CLI's ``--set``, the web forms, validation and storage all read
+this table. Values are stored in ``state-dir/settings.json`` (tinydb,
+atomic replace); only values that differ from the default are kept.
+"""
+
+import asyncio
+
+from tinydb import TinyDB
+
+from daemon.atomicfile import AtomicJSONStorage
+from daemon.blocking import run_blocking
+
+# name, type, default, bounds (min, max) or choices, profile, secret, live
+SCHEMA = (
+    ("gateway.name", "str", "M-70", (1, 32), "admin", False, True),
+    ("gateway.modbus_address", "int", 1, (1, 247), "admin", False, True),
+    ("gateway.area", "str", "", (0, 32), "admin", False, True),
+    ("bus.digiware.baud", "int", 38400, (9600, 115200), "admin", False, False),
+    ("bus.digiware.parity", "enum", "N", ("N", "E", "O"), "admin", False, False),
+    ("bus.digiware.stop_bits", "int", 1, (1, 2), "admin", False, False),
+    ("bus.digiware.timeout_ms", "int", 100, (10, 5000), "admin", False, True),
+    ("bus.digiware.retries", "int", 1, (0, 5), "admin", False, True),
+    ("bus.rs485.mode", "enum", "master", ("master", "slave"), "admin", False, False),
+    ("bus.rs485.baud", "int", 38400, (9600, 115200), "admin", False, False),
+    ("bus.rs485.parity", "enum", "N", ("N", "E", "O"), "admin", False, False),
+    ("bus.rs485.stop_bits", "int", 1, (1, 2), "admin", False, False),
+    ("bus.rs485.address", "int", 1, (1, 247), "admin", False, False),
+    ("bus.rs485.timeout_ms", "int", 100, (10, 5000), "admin", False, True),
+    ("bus.rs485.retries", "int", 1, (0, 5), "admin", False, True),
+    ("poll.min_cycle_ms", "int", 0, (0, 3600000), "admin", False, True),
+    ("poll.stale_after_s", "int", 10, (1, 3600), "admin", False, True),
+    ("poll.backoff_max_s", "int", 60, (1, 3600), "admin", False, True),
+    ("discovery.mode", "enum", "fast", ("fast", "full"), "admin", False, True),
+    ("discovery.first_address", "int", 1, (1, 247), "admin", False, True),
+    ("discovery.last_address", "int", 247, (1, 247), "admin", False, True),
+    ("discovery.timeout_ms", "int", 60, (10, 5000), "admin", False, True),
+    ("discovery.auto_resolve", "bool", True, None, "admin", False, True),
+    ("http.port", "int", 80, (1, 65535), "cyber", False, False),
+    ("http.bind", "str", "0.0.0.0", (1, 64), "cyber", False, False),
+    ("https.port", "int", 443, (1, 65535), "cyber", False, False),
+    ("modbus.enabled", "bool", True, None, "cyber", False, True),
+    ("modbus.port", "int", 502, (1, 65535), "cyber", False, False),
+    ("snmp.enabled", "bool", False, None, "cyber", False, True),
+    ("snmp.port", "int", 161, (1, 65535), "cyber", False, False),
+    ("bacnet.enabled", "bool", False, None, "cyber", False, True),
+    ("bacnet.port", "int", 47808, (1, 65535), "cyber", False, False),
+    ("bacnet.main_instance", "int", 100, (0, 4194000), "admin", False, True),
+    ("policy.modbus_write", "bool", False, None, "cyber", False, True),
+    ("events.capacity", "int", 2000, (100, 100000), "cyber", False, False),
+    ("log.level", "enum", "info", ("debug", "info", "warning", "error"), "admin", False, True),
+)
+
+NAME, TYPE, DEFAULT, BOUNDS, PROFILE, SECRET, LIVE = range(7)
+_ROWS = dict((row[NAME], row) for row in SCHEMA)
+
+
+class SettingError(ValueError):
+    """A setting name or value that the schema refuses (clear message)."""
+
+
+def row(name):
+    try:
+        return _ROWS[name]
+    except KeyError:
+        raise SettingError("unknown setting %r" % name) from None
+
+
+def parse_value(name, text):
+    """Text (CLI, form field) → typed value, checked against the schema."""
+    spec = row(name)
+    kind = spec[TYPE]
+    if kind == "bool":
+        lowered = str(text).strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingError("%s: expected true or false, got %r" % (name, text))
+    if kind == "int":
+        try:
+            value = int(str(text).strip(), 10)
+        except ValueError:
+            raise SettingError("%s: expected an integer, got %r" % (name, text)) from None
+        return check_value(name, value)
+    return check_value(name, str(text))
+
+
+def check_value(name, value):
+    spec = row(name)
+    kind, bounds = spec[TYPE], spec[BOUNDS]
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise SettingError("%s: expected true or false" % name)
+    elif kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingError("%s: expected an integer" % name)
+        if not bounds[0] <= value <= bounds[1]:
+            raise SettingError("%s: %d is outside %d..%d" % (name, value, bounds[0], bounds[1]))
+    elif kind == "enum":
+        if value not in bounds:
+            raise SettingError("%s: %r is not one of %s" % (name, value, ", ".join(bounds)))
+    elif kind == "str":
+        if not isinstance(value, str) or not bounds[0] <= len(value) <= bounds[1]:
+            raise SettingError("%s: text of %d to %d characters expected" % (name, bounds[0], bounds[1]))
+        if any(ord(c) < 32 for c in value):
+            raise SettingError("%s: control characters are not allowed" % name)
+    return value
+
+
+def parse_assignment(text):
+    """``key=value`` from the command line → (key, typed value)."""
+    if "=" not in text:
+        raise SettingError("expected key=value, got %r" % text)
+    key, value = text.split("=", 1)
+    key = key.strip()
+    return key, parse_value(key, value)
+
+
+class Settings:
+    """Current values: defaults, overlaid by the stored document, then overrides.
+
+    Command-line overrides (``--set``) are not written to disk: they hold for
+    this run only, as a developer expects of a flag.
+    """
+
+    def __init__(self, path=None, overrides=None):
+        self.path = path
+        self._stored = {}
+        self._overrides = dict(overrides or {})
+        self._listeners = []
+        self._lock = asyncio.Lock()
+        if path:
+            self._stored = self._read(path)
+
+    @staticmethod
+    def _read(path):
+        db = TinyDB(path, storage=AtomicJSONStorage)
+        try:
+            docs = db.table("settings").all()
+        finally:
+            db.close()
+        stored = {}
+        for doc in docs:
+            name, value = doc.get("name"), doc.get("value")
+            try:
+                stored[name] = check_value(name, value)
+            except SettingError:
+                continue   # a hand-edited bad value falls back to the default
+        return stored
+
+    def get(self, name):
+        if name in self._overrides:
+            return self._overrides[name]
+        if name in self._stored:
+            return self._stored[name]
+        return row(name)[DEFAULT]
+
+    def __getitem__(self, name):
+        return self.get(name)
+
+    def all(self):
+        return dict((spec[NAME], self.get(spec[NAME])) for spec in SCHEMA)
+
+    def on_change(self, listener):
+        """``listener(name, value)`` after each change (live settings apply at once)."""
+        self._listeners.append(listener)
+
+    async def set_many(self, values):
+        """Validate all, then store all, then notify: a bad value changes nothing."""
+        checked = dict((name, check_value(name, value)) for name, value in values.items())
+        async with self._lock:
+            new_stored = dict(self._stored)
+            for name, value in checked.items():
+                if value == row(name)[DEFAULT]:
+                    new_stored.pop(name, None)
+                else:
+                    new_stored[name] = value
+                self._overrides.pop(name, None)
+            if self.path:
+                await run_blocking(self._write, self.path, new_stored)
+            self._stored = new_stored
+        for name, value in checked.items():
+            for listener in list(self._listeners):
+                listener(name, value)
+
+    @staticmethod
+    def _write(path, stored):
+        # One atomic replace of the whole tinydb document: a power cut leaves
+        # the old settings or the new ones, never an emptied table.
+        docs = dict((str(i), {"name": k, "value": v}) for i, (k, v) in enumerate(sorted(stored.items()), 1))
+        AtomicJSONStorage(path).write({"settings": docs})
