@@ -147,11 +147,14 @@ class SimBus:
             pos = self.rng.randrange(1, len(answer))
             answer = answer[:pos] + bytes(((answer[pos] ^ (1 << self.rng.randrange(8))),)) + answer[pos + 1:]
             self.stats["corrupted"] += 1
-        # The request took len(frame) characters to arrive; the answer takes
-        # len(answer) characters to leave. Release it when it would be complete.
-        time.sleep(len(frame) * ct + self.turnaround + delay + len(answer) * ct)
+        # The request took len(frame) characters to arrive; the first byte of
+        # the answer leaves after the turnaround, the rest len(answer)-1
+        # characters later: the master sees the timing of a real line.
+        time.sleep(len(frame) * ct + self.turnaround + delay + ct)
         try:
-            os.write(self.fd, answer)
+            os.write(self.fd, answer[:1])
+            time.sleep((len(answer) - 1) * ct)
+            os.write(self.fd, answer[1:])
             self.stats["answers"] += 1
         except OSError:
             pass

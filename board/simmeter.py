@@ -171,6 +171,9 @@ class SimMeter:
         if self.row[catalogue.PROFILE] == "digiware_load":
             for load in self.loads:
                 image[catalogue.load_base(load.number)] = 1   # load status: enabled
+                settings = catalogue.LOAD_SETTINGS_BASE + (load.number - 1) * catalogue.LOAD_SETTINGS_STRIDE
+                image[settings] = 1
+                image[settings + 1] = catalogue.NETWORK_LOAD_TYPE.get(load.network, 9)
         if self.row[catalogue.PROFILE] == "digiware_io":
             image[catalogue.IO_BASE] = self.row[catalogue.INPUTS]
             image[catalogue.IO_BASE + 1] = self.row[catalogue.OUTPUTS]
@@ -207,6 +210,7 @@ class SimMeter:
         blocks = [(catalogue.IDENT_BASE, catalogue.IDENT_WORDS), (catalogue.CLOCK_REGISTER, 6),
                   (catalogue.SLAVE_ADDRESS_REGISTER, 4)]
         if self.row[catalogue.LOADS] and self.row[catalogue.PROFILE] == "digiware_load":
+            blocks.append((catalogue.LOAD_SETTINGS_BASE, catalogue.LOAD_SETTINGS_STRIDE * self.row[catalogue.LOADS]))
             for load in self.loads:
                 blocks.extend(catalogue.readable_blocks(self.reference, load.number))
         else:

@@ -33,6 +33,10 @@ class BusTimeout(Exception):
     """The device did not answer (after the retries)."""
 
 
+class BusGarbled(BusTimeout):
+    """Answers came but none could be trusted (CRC, length): noise or a collision."""
+
+
 class BusBusy(Exception):
     """The queue of this priority class is full."""
 
@@ -239,9 +243,11 @@ class BusEngine:
             await self._silence()
             started = time.monotonic()
             self._send(frame)
-            deadline = started + self.wire_time(len(frame) + expected) + tx.timeout
+            # The first byte must come within the timeout after the request
+            # has left; then the answer gets its own wire time to complete.
+            first_byte_by = started + self.wire_time(len(frame)) + tx.timeout
             try:
-                answer = await self._receive(expected, deadline)
+                answer = await self._receive(expected, first_byte_by, self.wire_time(expected))
             except BusTimeout as exc:
                 counters.timeouts += 1
                 last_error = exc
@@ -268,6 +274,8 @@ class BusEngine:
             counters.max_time = max(counters.max_time, elapsed)
             counters.last_success = self.clock.time() if self.clock else time.time()
             return pdu
+        if isinstance(last_error, rtu.FrameError):
+            raise BusGarbled("unit %d on %s: %s" % (tx.unit, self.name, last_error))
         raise BusTimeout("unit %d on %s: %s" % (tx.unit, self.name, last_error))
 
     def _send(self, frame):
@@ -275,11 +283,15 @@ class BusEngine:
         os.write(self._fd, frame)
         self._last_activity = time.monotonic()
 
-    async def _receive(self, expected, deadline):
+    async def _receive(self, expected, first_byte_by, answer_time):
         """Bytes of one answer: complete at its expected (or declared) length."""
-        loop = asyncio.get_running_loop()
+        deadline = first_byte_by
+        extended = False
         while True:
             rx = self._rx
+            if rx and not extended:
+                deadline = max(deadline, time.monotonic() + answer_time + self.gap)
+                extended = True
             if len(rx) >= 3:
                 if rx[1] & 0x80:
                     if len(rx) >= 5:
@@ -289,7 +301,7 @@ class BusEngine:
                     need = expected if declared is None else min(max(declared, 5), rtu.MAX_ADU)
                     if len(rx) >= need:
                         return bytes(rx[:need])
-            remaining = deadline - loop.time() if False else deadline - time.monotonic()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if rx:
                     return bytes(rx)      # something came: let the parser name the error

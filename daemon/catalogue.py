@@ -34,6 +34,12 @@ CLOCK_REGISTER = 0xE100           # 6 words, one FC16
 # [ours] conflict arbitration window (see docs/architecture.md, "Address conflicts")
 NETID_ASSIGN_REGISTER = 0xE010    # broadcast FC16: netid_hi, netid_lo, new address
 NETID_FILTER_REGISTER = 0xE020    # broadcast FC16: address, lo_hi, lo_lo, hi_hi, hi_lo
+LOAD_SETTINGS_BASE = 0x3600       # per load (stride 0x20): enabled, type code (B-30)
+LOAD_SETTINGS_STRIDE = 0x20
+# Load type code → network type. 1 = 1P+N-1CT ... 9 = 3P+N-4CT (B-30 table);
+# the codes in between are [ours] by the same order.
+LOAD_TYPE_NETWORK = {1: "1P+N", 2: "1P+N", 3: "2P", 4: "3P", 5: "3P", 6: "3P", 7: "3P+N", 8: "3P+N", 9: "3P+N"}
+NETWORK_LOAD_TYPE = {"1P+N": 1, "2P": 3, "3P": 6, "3P+N": 9}
 IO_BASE = 0xCB00                  # [ours] n_in, n_out, input bits, output bits
 IO_OUTPUT_REGISTER = 0xCB10       # [ours] one U16 per output, 0/1, FC6
 

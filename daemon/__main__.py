@@ -1,0 +1,112 @@
+"""Entry point: ``python -m daemon`` (the public command line, see README).
+
+Builds the board, the gateway and its northbound services on one asyncio
+loop, runs until SIGTERM/SIGINT, then stops cleanly with storage flushed.
+"""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from board import make_board
+from daemon.settings import SettingError, parse_assignment, parse_value
+
+PORT_FLAGS = (("--http-port", "http.port"), ("--https-port", "https.port"), ("--modbus-port", "modbus.port"),
+              ("--snmp-port", "snmp.port"), ("--bacnet-port", "bacnet.port"))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m daemon", description="Energy-metering gateway daemon")
+    parser.add_argument("--board", choices=("sim", "rpi"), default="rpi", help="hardware: rpi or the simulated board")
+    parser.add_argument("--state-dir", default="/var/lib/gateway", help="where configuration and data live")
+    parser.add_argument("--topology", help="simulated board: JSON file of the simulated meters")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting by its dotted name for this run (repeatable)")
+    for flag, setting in PORT_FLAGS:
+        parser.add_argument(flag, type=int, metavar="PORT", help="override %s" % setting)
+    parser.add_argument("--discover", choices=("fast", "full"), help="run an auto-detection at start")
+    parser.add_argument("--port", action="append", default=[], metavar="BUS=DEVICE",
+                        help="rpi board: serial device of a bus, e.g. digiware=/dev/ttyUSB0")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    return parser.parse_args(argv)
+
+
+def overrides_from(args):
+    overrides = {}
+    for text in args.set:
+        key, value = parse_assignment(text)
+        overrides[key] = value
+    for flag, setting in PORT_FLAGS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            overrides[setting] = parse_value(setting, str(value))
+    return overrides
+
+
+def build(args, overrides):
+    from daemon.gateway import Gateway
+    from webconfig.app import make_app
+    from webconfig.server import HttpServer
+
+    if args.board == "sim":
+        board = make_board("sim", topology=args.topology)
+    else:
+        ports = {}
+        for text in args.port:
+            bus, _, device = text.partition("=")
+            ports[bus] = device
+        board = make_board("rpi", **({"ports": ports} if ports else {}))
+    gateway = Gateway(board, args.state_dir, overrides)
+    http = HttpServer(make_app(gateway), host=gateway.settings.get("http.bind"),
+                      port=gateway.settings.get("http.port"))
+    gateway.services.append(http)
+    return gateway, http
+
+
+async def run(args, overrides):
+    gateway, http = build(args, overrides)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
+    host = gateway.settings.get("http.bind")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    print("gateway running on the %s board (NET ID %s)" % (gateway.board.kind, gateway.identity["netid"]), flush=True)
+    print("  web status page : http://%s:%d/" % (shown, http.port), flush=True)
+    print("  status API      : http://%s:%d/api/status" % (shown, http.port), flush=True)
+    for bus, engine in gateway.engines.items():
+        print("  %-8s bus    : %s at %d baud (Modbus RTU master)" % (bus, gateway.board.port_path(bus), engine.baud),
+              flush=True)
+    if args.discover:
+        gateway.discovery.start(args.discover)
+        print("  auto-detection  : %s, progress at /api/discovery" % args.discover.upper(), flush=True)
+    await stop.wait()
+    logging.getLogger("gateway").info("stopping")
+    await gateway.stop()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        overrides = overrides_from(args)
+    except SettingError as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run(args, overrides))
+    except (OSError, ValueError) as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 1
+    finally:
+        from daemon.blocking import reset
+        reset()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Auto-detection of the devices on both buses (SPEC §1), FAST and FULL.
+
+Each address of the scan range is asked for the identification block
+(0xC350, "SOCO"...). FAST keeps the devices the catalogue marks as
+FAST-detectable (Digiware modules, DIRIS B, DIRIS A-40); FULL keeps every
+known product, so it also finds the other DIRIS A and COUNTIS E on the
+RS485 port, and gives slower devices a longer answer time.
+
+Two devices on one address answer at once and their frames collide (a CRC
+error, or garbage). That raises system alarm 4; automatic resolution then
+finds each device's NET ID by bisection ([ours], docs/architecture.md):
+a broadcast filter mutes the devices at that address whose NET ID is outside
+a range, a read tells whether none, one or several remain, and the range is
+halved until each device answers alone. Every device but the first is then
+given a free address by a broadcast addressed by NET ID.
+"""
+
+import asyncio
+import logging
+
+from daemon import catalogue
+from daemon.bus import DISCOVERY, BusGarbled, BusTimeout
+from daemon.topology import Device
+from protocols import modbus_rtu as rtu
+
+log = logging.getLogger("gateway.discovery")
+
+ALARM_CONFLICT = 4
+FULL_TIMEOUT_FACTOR = 2.5
+NETID_MAX = 0xFFFFFF
+
+
+def parse_identification(words):
+    """Identification block words → dict, or None if it is not a Socomec device."""
+    if rtu.decode_string_16(words[0:4]) != "SOCO":
+        return None
+    netid_words = words[catalogue.IDENT_NETID:catalogue.IDENT_NETID + 2]
+    return {
+        "family": words[catalogue.IDENT_FAMILY],
+        "product_id": words[catalogue.IDENT_PRODUCT],
+        "software": words[catalogue.IDENT_SOFTWARE],
+        "vendor": rtu.decode_string_norm(words[catalogue.IDENT_VENDOR:catalogue.IDENT_VENDOR + 8]),
+        "name": rtu.decode_string_norm(words[catalogue.IDENT_NAME:catalogue.IDENT_NAME + 8]),
+        "ext_name": rtu.decode_string_norm(words[catalogue.IDENT_EXT_NAME:catalogue.IDENT_EXT_NAME + 8]),
+        "netid": ((netid_words[0] << 16) | netid_words[1]) & NETID_MAX,
+    }
+
+
+class _Garbled(Exception):
+    pass
+
+
+class Discovery:
+    def __init__(self, engines, topology, alarms, settings):
+        self.engines = engines          # bus name -> BusEngine (master buses only)
+        self.topology = topology
+        self.alarms = alarms
+        self.settings = settings
+        self.state = "idle"
+        self.mode = settings.get("discovery.mode")
+        self.progress = 0.0
+        self.found = 0
+        self.message = ""
+        self.conflicts = []
+        self._task = None
+        self._done = {}
+
+    def status(self):
+        return {"state": self.state, "mode": self.mode, "progress": round(self.progress, 3),
+                "found": self.found, "message": self.message, "conflicts": list(self.conflicts)}
+
+    def running(self):
+        return self._task is not None and not self._task.done()
+
+    def start(self, mode=None):
+        """Start a detection in the background; False if one is already running."""
+        if self.running():
+            return False
+        mode = mode or self.settings.get("discovery.mode")
+        if mode not in ("fast", "full"):
+            raise ValueError("mode must be fast or full")
+        self._task = asyncio.get_running_loop().create_task(self.run(mode), name="discovery")
+        return True
+
+    async def wait(self):
+        if self._task is not None:
+            await self._task
+
+    async def stop(self):
+        if self.running():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def run(self, mode):
+        self.mode = mode
+        self.state = "running"
+        self.progress = 0.0
+        self.found = 0
+        self.conflicts = []
+        self.message = "scanning"
+        first = self.settings.get("discovery.first_address")
+        last = self.settings.get("discovery.last_address")
+        timeout = self.settings.get("discovery.timeout_ms") / 1000.0
+        if mode == "full":
+            timeout *= FULL_TIMEOUT_FACTOR
+        self._done = dict((bus, 0) for bus in self.engines)
+        total = max(1, (last - first + 1) * len(self.engines))
+        try:
+            results = await asyncio.gather(*[
+                self._scan_bus(bus, engine, first, last, timeout, mode, total)
+                for bus, engine in self.engines.items()])
+            devices = [d for bus_devices, _conflicts in results for d in bus_devices]
+            # Conflicts are resolved once both buses are known: addresses are
+            # unique across the two buses, so a free one must be free on both.
+            if self.settings.get("discovery.auto_resolve"):
+                taken = set(d.address for d in devices)
+                for (bus, engine), (_found, conflicts) in zip(self.engines.items(), results):
+                    for address in conflicts:
+                        devices += await self._resolve(bus, engine, address, timeout, mode, taken)
+            devices = self._merge_names(devices)
+            devices.sort(key=lambda d: d.address)
+            await self.topology.replace(devices)
+            self.found = len(devices)
+            self.state = "done"
+            self.progress = 1.0
+            self.message = "%d devices found" % len(devices)
+            log.info("detection (%s) found %d devices", mode, len(devices))
+        except asyncio.CancelledError:
+            self.state = "cancelled"
+            raise
+        except Exception as exc:
+            log.exception("detection failed")
+            self.state = "failed"
+            self.message = str(exc)
+
+    def _merge_names(self, devices):
+        """Keep the names and areas users gave to devices found again."""
+        old = dict((d.netid, d) for d in self.topology.devices)
+        for d in devices:
+            previous = old.get(d.netid)
+            if previous is not None and previous.reference == d.reference:
+                d.area = previous.area
+                if not previous.name.startswith(previous.reference + "@"):
+                    d.name = previous.name
+                if len(previous.loads) == len(d.loads):
+                    d.loads = previous.loads
+        return devices
+
+    async def _identify(self, engine, address, timeout):
+        """Identification at ``address``: dict, None (nobody), _Garbled (collision)."""
+        try:
+            words = await engine.read_registers(address, catalogue.IDENT_BASE, catalogue.IDENT_WORDS,
+                                                DISCOVERY, retries=0, timeout=timeout)
+        except BusGarbled:
+            raise _Garbled() from None
+        except BusTimeout:
+            return None
+        except rtu.ModbusException:
+            return None
+        return parse_identification(words)
+
+    async def _scan_bus(self, bus, engine, first, last, timeout, mode, total):
+        """(devices found, addresses where several devices answer) on one bus."""
+        found = []
+        conflicts = []
+        for address in range(first, last + 1):
+            ident = None
+            for _attempt in range(2):   # one retry tells a noisy frame from a collision
+                try:
+                    ident = await self._identify(engine, address, timeout)
+                    break
+                except _Garbled:
+                    ident = "garbled"
+            if ident == "garbled":
+                conflicts.append(address)
+                self.conflicts.append({"bus": bus, "address": address})
+                self.alarms.set(ALARM_CONFLICT, "%s:%d" % (bus, address), True,
+                                "several devices answer at address %d" % address)
+            elif ident is not None:
+                device = self._device(bus, address, ident, mode)
+                if device is not None:
+                    device.loads = await self._read_loads(engine, device, timeout)
+                    found.append(device)
+            self._done[bus] += 1
+            self.progress = 0.95 * sum(self._done.values()) / float(total)
+        return found, conflicts
+
+    async def _resolve(self, bus, engine, address, timeout, mode, taken):
+        """Give every device sharing ``address`` its own; returns them as Devices."""
+        self.message = "resolving the conflict at %s:%d" % (bus, address)
+        netids = await self.resolve_conflict(engine, address, timeout)
+        addresses = [address]
+        for netid in netids[1:]:
+            new_address = self._free_address(taken | set(addresses))
+            await engine.request(rtu.BROADCAST, rtu.write_registers_request(
+                catalogue.NETID_ASSIGN_REGISTER, [netid >> 16, netid & 0xFFFF, new_address]), DISCOVERY)
+            addresses.append(new_address)
+            log.info("%s: NET ID %06X moved from %d to %d", bus, netid, address, new_address)
+        found = []
+        clean = 0
+        for probe in addresses:
+            ident = await self._identify_quiet(engine, probe, timeout)
+            if ident is None:
+                continue
+            clean += 1
+            taken.add(probe)
+            device = self._device(bus, probe, ident, mode)
+            if device is not None:
+                device.loads = await self._read_loads(engine, device, timeout)
+                found.append(device)
+        if netids and clean == len(addresses):
+            self.alarms.set(ALARM_CONFLICT, "%s:%d" % (bus, address), False,
+                            "resolved by NET ID: %s" % ", ".join("%06X" % n for n in netids))
+            self.message = "conflict at %s:%d resolved (%d devices)" % (bus, address, len(netids))
+        return found
+
+    async def _read_loads(self, engine, device, timeout):
+        """The loads a multi-load module has enabled, with their network types."""
+        row = device.product
+        if row[catalogue.PROFILE] != "digiware_load":
+            return device.loads
+        loads = []
+        for n in range(1, row[catalogue.LOADS] + 1):
+            start = catalogue.LOAD_SETTINGS_BASE + (n - 1) * catalogue.LOAD_SETTINGS_STRIDE
+            try:
+                enabled, code = await engine.read_registers(device.address, start, 2, DISCOVERY, timeout=timeout)
+            except (BusTimeout, rtu.ModbusException):
+                return device.loads      # cannot tell: keep the catalogue's loads
+            if enabled:
+                loads.append({"load": n, "network": catalogue.LOAD_TYPE_NETWORK.get(code, "3P+N"),
+                              "name": "Load %d" % n})
+        return loads
+
+    async def _identify_quiet(self, engine, address, timeout):
+        try:
+            return await self._identify(engine, address, timeout)
+        except _Garbled:
+            return None
+
+    def _device(self, bus, address, ident, mode):
+        row = catalogue.identify(ident["family"], ident["product_id"], ident["ext_name"])
+        if row is None:
+            log.warning("%s:%d: unknown product %r (%d/%d)", bus, address, ident["ext_name"],
+                        ident["family"], ident["product_id"])
+            return None
+        if row[catalogue.PROFILE] == "gateway":
+            return None
+        if mode == "fast" and not row[catalogue.FAST]:
+            return None
+        return Device(bus, address, row[catalogue.REF], "%06X" % ident["netid"])
+
+    @staticmethod
+    def _free_address(taken):
+        for candidate in range(247, 0, -1):
+            if candidate not in taken:
+                return candidate
+        raise RuntimeError("no free Modbus address left")
+
+    async def _filter(self, engine, address, lo, hi):
+        await engine.request(rtu.BROADCAST, rtu.write_registers_request(
+            catalogue.NETID_FILTER_REGISTER, [address, lo >> 16, lo & 0xFFFF, hi >> 16, hi & 0xFFFF]),
+            DISCOVERY)
+
+    async def resolve_conflict(self, engine, address, timeout):
+        """NET IDs of every device at ``address``, lowest first (bisection)."""
+        netids = []
+
+        async def search(lo, hi, depth):
+            await self._filter(engine, address, lo, hi)
+            try:
+                ident = await self._identify(engine, address, timeout)
+            except _Garbled:
+                if lo == hi or depth > 26:
+                    return
+                mid = (lo + hi) // 2
+                await search(lo, mid, depth + 1)
+                await search(mid + 1, hi, depth + 1)
+                return
+            if ident is not None:
+                netids.append(ident["netid"])
+
+        await search(0, NETID_MAX, 0)
+        await self._filter(engine, address, 0, NETID_MAX)   # everybody listens again
+        return sorted(netids)

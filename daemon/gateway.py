@@ -1,0 +1,208 @@
+"""The composition root's body: builds every part and starts/stops them in order.
+
+``daemon/__main__.py`` parses the command line and calls ``Gateway``; tests
+build a ``Gateway`` directly on a simulated board. Nothing here talks to a
+meter: the buses, pollers and discovery do.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+
+from board.base import BUS_NAMES, SystemClock
+from daemon import catalogue, registry
+from daemon.alarms import Alarms
+from daemon.blocking import run_blocking
+from daemon.bus import BusEngine
+from daemon.cache import Cache
+from daemon.discovery import Discovery
+from daemon.looplag import LoopLagMonitor
+from daemon.poller import BusPoller
+from daemon.settings import Settings
+from daemon.topology import Topology
+
+log = logging.getLogger("gateway")
+
+VERSION = "0.1.0"
+ADDR_BUTTON_HOLD_S = 3.0
+
+
+def load_identity(state_dir):
+    """The gateway's own NET ID and serial, made once and kept in the state dir."""
+    path = os.path.join(state_dir, "identity.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        int(data["netid"], 16)
+        return data
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from daemon.atomicfile import atomic_write
+    rnd = random.SystemRandom()
+    data = {"netid": "%06X" % rnd.randrange(0x100000, 0xFFFFFF), "serial": "%011d" % rnd.randrange(10 ** 10, 10 ** 11)}
+    atomic_write(path, json.dumps(data).encode())
+    return data
+
+
+class Gateway:
+    def __init__(self, board, state_dir, overrides=None, clock=None):
+        self.board = board
+        self.state_dir = state_dir
+        os.makedirs(state_dir, exist_ok=True)
+        self.clock = clock or getattr(board, "clock", None) or SystemClock()
+        self.settings = Settings(os.path.join(state_dir, "settings.json"), overrides)
+        self.identity = load_identity(state_dir)
+        self.alarms = Alarms(self.clock, os.path.join(state_dir, "events.ring"),
+                             self.settings.get("events.capacity"))
+        self.cache = Cache(self.clock, self.settings.get("poll.stale_after_s"))
+        self.topology = Topology(os.path.join(state_dir, "topology.json"))
+        self.looplag = LoopLagMonitor()
+        self.engines = {}
+        self.pollers = {}
+        self.discovery = None
+        self.services = []         # northbound servers: objects with start()/stop()
+        self.started_at = None
+        self._stopped = asyncio.Event()
+        self._reconcile_handle = None
+        self.settings.on_change(self._setting_changed)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def master_buses(self):
+        buses = ["digiware"]
+        if self.settings.get("bus.rs485.mode") == "master":
+            buses.append("rs485")
+        return buses
+
+    async def start(self):
+        loop = asyncio.get_running_loop()
+        self.started_at = self.clock.time()
+        self.board.start(loop)
+        self.board.on_button(self._button)
+        self.looplag.start()
+        for bus in self.master_buses():
+            prefix = "bus.%s." % bus
+            port = self.board.open_port(bus, self.settings.get(prefix + "baud"),
+                                        self.settings.get(prefix + "parity"),
+                                        self.settings.get(prefix + "stop_bits"))
+            engine = BusEngine(bus, port, self.settings.get(prefix + "baud"), self.settings.get(prefix + "parity"),
+                               self.settings.get(prefix + "stop_bits"),
+                               timeout=self.settings.get(prefix + "timeout_ms") / 1000.0,
+                               retries=self.settings.get(prefix + "retries"), clock=self.clock)
+            engine.start()
+            self.engines[bus] = engine
+            poller = BusPoller(bus, engine, self.topology, self.cache, self.alarms, self.settings, self.clock)
+            poller.start()
+            self.pollers[bus] = poller
+        self.discovery = Discovery(self.engines, self.topology, self.alarms, self.settings)
+        for service in self.services:
+            await service.start()
+        # Alarms restored from the event log must be confirmed by a live source
+        # within a few poll cycles, or they are cleared (no duplicates, no losses).
+        self._reconcile_handle = loop.call_later(30.0, self.alarms.reconcile)
+        self._update_leds()
+        self.alarms.on_event(lambda record: self._update_leds())
+        log.info("gateway %s (NET ID %s) started on the %s board", self.settings.get("gateway.name"),
+                 self.identity["netid"], self.board.kind)
+
+    async def stop(self):
+        """Stop services, pollers and buses; flush what must survive."""
+        if self._reconcile_handle is not None:
+            self._reconcile_handle.cancel()
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping %r", service)
+        if self.discovery is not None:
+            await self.discovery.stop()
+        for poller in self.pollers.values():
+            await poller.stop()
+        for engine in self.engines.values():
+            await engine.stop()
+        await self.alarms.flush()
+        await self.looplag.stop()
+        self.board.close()
+        self._stopped.set()
+
+    # ---------------------------------------------------------------- events
+
+    def _button(self, held_seconds):
+        if held_seconds >= ADDR_BUTTON_HOLD_S:
+            log.info("ADDR button held %.1f s: starting auto-detection", held_seconds)
+            self.discovery.start()
+
+    def _setting_changed(self, name, value):
+        if name == "poll.stale_after_s":
+            self.cache.stale_after = value
+        elif name.startswith("bus.") and name.endswith(".timeout_ms"):
+            engine = self.engines.get(name.split(".")[1])
+            if engine is not None:
+                engine.timeout = value / 1000.0
+        elif name.startswith("bus.") and name.endswith(".retries"):
+            engine = self.engines.get(name.split(".")[1])
+            if engine is not None:
+                engine.retries = value
+
+    def _update_leds(self):
+        self.board.set_led("status", "on")
+        self.board.set_led("alarm", "blink" if self.alarms.active else "off")
+
+    # ---------------------------------------------------------------- status
+
+    def device_status(self, device):
+        if (4, "%s:%d" % (device.bus, device.address)) in self.alarms.active:
+            return "conflict"
+        if self.cache.comm_lost(device.address):
+            return "comm_lost"
+        engine = self.engines.get(device.bus)
+        if engine is None:
+            return "unknown"
+        return "ok" if engine.counters[device.address].last_success else "unknown"
+
+    def status(self):
+        """The document behind GET /api/status (docs/status-api.md)."""
+        devices = []
+        for device in self.topology.devices:
+            engine = self.engines.get(device.bus)
+            values = {}
+            for load, readings in self.cache.snapshot(device.address).items():
+                out = {}
+                for key, reading in readings.items():
+                    row = registry.get(key)
+                    out[key] = {"value": reading.value, "ts": reading.timestamp, "quality": reading.quality,
+                                "unit": row[registry.UNIT], "name": row[registry.NAME]}
+                values[str(load)] = out
+            devices.append({
+                "address": device.address, "bus": device.bus, "reference": device.reference,
+                "name": device.name, "netid": device.netid, "area": device.area,
+                "status": self.device_status(device), "loads": device.loads,
+                "counters": engine.counters[device.address].as_dict() if engine else None,
+                "values": values,
+            })
+        buses = {}
+        for bus in BUS_NAMES:
+            prefix = "bus.%s." % bus
+            entry = {"port": self.board.port_path(bus), "baud": self.settings.get(prefix + "baud"),
+                     "parity": self.settings.get(prefix + "parity"),
+                     "stop_bits": self.settings.get(prefix + "stop_bits"),
+                     "mode": "master" if bus in self.engines else "slave"}
+            if bus in self.pollers:
+                entry.update(self.pollers[bus].status())
+                entry["queued"] = self.engines[bus].queued()
+            buses[bus] = entry
+        return {
+            "gateway": {"name": self.settings.get("gateway.name"), "reference": "M-70",
+                        "netid": self.identity["netid"], "serial": self.identity["serial"],
+                        "firmware": VERSION, "board": self.board.kind,
+                        "uptime_s": round(self.clock.time() - (self.started_at or self.clock.time()), 1),
+                        "time": self.clock.time(), "modbus_address": self.settings.get("gateway.modbus_address")},
+            "buses": buses,
+            "devices": devices,
+            "alarms": self.alarms.active_list(),
+            "discovery": self.discovery.status() if self.discovery else None,
+            "loop_lag": self.looplag.summary(),
+        }

@@ -1,0 +1,215 @@
+"""Cyclic polling of every device on one bus, with coalesced reads.
+
+``plan_reads`` turns a device's catalogue entry into the fewest requests of
+at most 125 registers that cover every measurement it offers: within each
+readable block (a read never crosses one), a greedy cover from the lowest
+needed register is optimal for interval covering with a fixed window.
+
+A device that stops answering is marked communication-lost in the cache,
+raises system alarm 3 and is retried with exponential back-off (so the
+other devices keep their cycle); the first good answer clears both.
+"""
+
+import asyncio
+import collections
+import logging
+import time
+
+from daemon import catalogue
+from daemon.bus import POLL, BusTimeout, BusBusy
+from protocols import modbus_rtu as rtu
+
+log = logging.getLogger("gateway.poller")
+
+ALARM_SLAVE_TIMEOUT = 3
+
+
+class PlannedRead:
+    """One request: registers [start, start+count) and the values inside."""
+
+    __slots__ = ("start", "count", "items")
+
+    def __init__(self, start, count, items):
+        self.start = start
+        self.count = count
+        self.items = items      # [(load, key, offset, kind, multiplier)]
+
+    def __repr__(self):
+        return "<Read %#06x+%d %d values>" % (self.start, self.count, len(self.items))
+
+
+def plan_reads(reference, loads, limit=rtu.MAX_READ_REGISTERS):
+    """Coalesced reads for a device: ``loads`` = [(load number, network type)]."""
+    plan = []
+    for load, network in loads:
+        mapping = catalogue.measurement_map(reference, load, network)
+        if not mapping:
+            continue
+        blocks = catalogue.readable_blocks(reference, load)
+        by_block = collections.OrderedDict()
+        for key in sorted(mapping, key=lambda k: mapping[k][0]):
+            reg, kind, mult = mapping[key]
+            words = catalogue.type_words(kind)
+            block = next((b for b in blocks if b[0] <= reg and reg + words <= b[0] + b[1]), None)
+            if block is None:
+                raise ValueError("%s: %s at %#x is outside every readable block" % (reference, key, reg))
+            by_block.setdefault(block, []).append((reg, words, key, kind, mult))
+        for _block, entries in by_block.items():
+            current = None
+            for reg, words, key, kind, mult in entries:
+                end = reg + words
+                if current is not None and end - current[0] <= limit:
+                    current[1] = max(current[1], end)
+                    current[2].append((load, key, reg, kind, mult))
+                else:
+                    current = [reg, end, [(load, key, reg, kind, mult)]]
+                    plan.append(current)
+    reads = []
+    for start, end, items in plan:
+        reads.append(PlannedRead(start, end - start,
+                                 [(load, key, reg - start, kind, mult) for load, key, reg, kind, mult in items]))
+    return reads
+
+
+def decode_read(read, words):
+    """{load: {key: value}} from the words answered to ``read``."""
+    out = {}
+    for load, key, offset, kind, mult in read.items:
+        n = catalogue.type_words(kind)
+        out.setdefault(load, {})[key] = catalogue.decode(kind, words[offset:offset + n], mult)
+    return out
+
+
+class DeviceState:
+    def __init__(self, device):
+        self.device = device
+        self.plan = plan_reads(device.reference, [(n, device.network(n)) for n in device.load_numbers()])
+        self.failures = 0
+        self.lost = False
+        self.next_try = 0.0
+
+
+class BusPoller:
+    """Polls the devices of one bus forever; one task per bus."""
+
+    def __init__(self, bus_name, engine, topology, cache, alarms, settings, clock):
+        self.bus_name = bus_name
+        self.engine = engine
+        self.topology = topology
+        self.cache = cache
+        self.alarms = alarms
+        self.settings = settings
+        self.clock = clock
+        self.states = {}
+        self.cycles = 0
+        self.cycle_times = collections.deque(maxlen=100)
+        self.device_cycles = collections.Counter()
+        self._task = None
+        self._topology_version = None
+        self.paused = False
+
+    def start(self):
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="poll-" + self.bus_name)
+
+    async def stop(self):
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def _sync_topology(self):
+        if self._topology_version == self.topology.version:
+            return
+        self._topology_version = self.topology.version
+        wanted = dict((d.address, d) for d in self.topology.on_bus(self.bus_name))
+        for address in list(self.states):
+            old = self.states[address]
+            new = wanted.get(address)
+            if new is None or new.reference != old.device.reference or new.netid != old.device.netid:
+                del self.states[address]
+                self.cache.forget_device(address)
+                self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), False, "device removed")
+        for address, device in wanted.items():
+            if address not in self.states:
+                state = DeviceState(device)
+                self.states[address] = state
+                supported = collections.defaultdict(set)
+                for read in state.plan:
+                    for load, key, _o, _k, _m in read.items:
+                        supported[load].add(key)
+                self.cache.declare_device(address, supported)
+            else:
+                self.states[address].device = device
+
+    def source(self, address):
+        return "%s:%d" % (self.bus_name, address)
+
+    async def _run(self):
+        while True:
+            started = time.monotonic()
+            self._sync_topology()
+            polled = 0
+            if not self.paused:
+                for address in sorted(self.states):
+                    state = self.states.get(address)
+                    if state is None:
+                        continue
+                    if state.lost and time.monotonic() < state.next_try:
+                        continue
+                    await self.poll_device(state)
+                    polled += 1
+            elapsed = time.monotonic() - started
+            if polled:
+                self.cycles += 1
+                self.cycle_times.append(elapsed)
+            min_cycle = self.settings.get("poll.min_cycle_ms") / 1000.0
+            wait = max(min_cycle - elapsed, 0.0 if polled else 0.2)
+            await asyncio.sleep(wait)
+
+    async def poll_device(self, state):
+        address = state.device.address
+        for read in state.plan:
+            try:
+                words = await self.engine.read_registers(address, read.start, read.count, POLL,
+                                                         retries=0 if state.lost else None)
+            except (BusTimeout, BusBusy) as exc:
+                self._failed(state, exc)
+                return False
+            except rtu.ModbusException as exc:
+                log.debug("%s: exception %d on %r", self.source(address), exc.code, read)
+                continue
+            now = self.clock.time()
+            for load, values in decode_read(read, words).items():
+                self.cache.update(address, load, values, now)
+        self.device_cycles[address] += 1
+        if state.lost or state.failures:
+            log.info("%s answers again", self.source(address))
+            state.lost = False
+            state.failures = 0
+            self.cache.set_comm_lost(address, False)
+            self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), False, "device answers again")
+        else:
+            self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), False)
+        return True
+
+    def _failed(self, state, exc):
+        address = state.device.address
+        state.failures += 1
+        backoff = min(self.settings.get("poll.backoff_max_s"), 2 ** (state.failures - 1))
+        state.next_try = time.monotonic() + backoff
+        if not state.lost:
+            log.warning("%s stopped answering (%s); retry in %.0f s", self.source(address), exc, backoff)
+        state.lost = True
+        self.cache.set_comm_lost(address, True)
+        self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), True,
+                        "%s %s does not answer" % (state.device.reference, state.device.netid))
+
+    def status(self):
+        times = list(self.cycle_times)
+        return {"cycles": self.cycles,
+                "cycle_ms": round(1000 * times[-1], 1) if times else None,
+                "mean_cycle_ms": round(1000 * sum(times) / len(times), 1) if times else None,
+                "devices": len(self.states),
+                "lost": sorted(a for a, s in self.states.items() if s.lost)}
