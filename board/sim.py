@@ -38,6 +38,17 @@ def load_topology_file(path):
     return data
 
 
+def make_meter(spec, clock, seed=0):
+    """A SimMeter from one meter entry of a topology file (faults included)."""
+    meter = SimMeter(spec["reference"], int(spec["address"]), parse_netid(spec["netid"]), clock,
+                     loads=spec.get("loads"), seed=seed, network=spec.get("network", "3P+N"),
+                     nominal_w=float(spec.get("nominal_w", 20000)))
+    meter.silent = bool(spec.get("silent", False))
+    meter.extra_delay = spec.get("extra_delay_ms", 0) / 1000.0
+    meter.crc_error_rate = float(spec.get("crc_error_rate", 0))
+    return meter
+
+
 class SimBoard(Board):
     kind = "sim"
 
@@ -69,13 +80,7 @@ class SimBoard(Board):
             simbus.start()
 
     def make_meter(self, spec, seed=0):
-        meter = SimMeter(spec["reference"], int(spec["address"]), parse_netid(spec["netid"]), self.clock,
-                         loads=spec.get("loads"), seed=seed, network=spec.get("network", "3P+N"),
-                         nominal_w=float(spec.get("nominal_w", 20000)))
-        meter.silent = bool(spec.get("silent", False))
-        meter.extra_delay = spec.get("extra_delay_ms", 0) / 1000.0
-        meter.crc_error_rate = float(spec.get("crc_error_rate", 0))
-        return meter
+        return make_meter(spec, self.clock, seed)
 
     def port_path(self, bus):
         return self.buses[bus].path

@@ -79,6 +79,7 @@ class Discovery:
         mode = mode or self.settings.get("discovery.mode")
         if mode not in ("fast", "full"):
             raise ValueError("mode must be fast or full")
+        self.state, self.mode, self.progress, self.message = "running", mode, 0.0, "starting"
         self._task = asyncio.get_running_loop().create_task(self.run(mode), name="discovery")
         return True
 

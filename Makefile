@@ -1,0 +1,35 @@
+# The two commands of the README:
+#   make demo   install into .venv and run the gateway on the simulated board
+#   make test   install the test dependencies (Debian, PyPI, npm) and run every test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Debian packages: the build/run base, then what the tests drive (real peers).
+BASE_DEBS := python3-venv python3-dev gcc
+TEST_DEBS :=
+DEMO_ARGS := --board sim --topology board/topologies/demo.json --state-dir state/demo \
+             --http-port 8080 --https-port 8443 --modbus-port 5020 --snmp-port 1161 --bacnet-port 47808 \
+             --discover full --set discovery.last_address=32
+
+.PHONY: demo test venv clean
+
+$(BIN)/python:
+	sh tools/system-packages.sh $(BASE_DEBS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+demo: venv
+	$(BIN)/python -m daemon $(DEMO_ARGS)
+
+test: $(BIN)/python
+	sh tools/system-packages.sh $(BASE_DEBS) $(TEST_DEBS)
+	command -v npm >/dev/null || sh tools/system-packages.sh nodejs npm
+	$(BIN)/pip install -q -e '.[test]'
+	npm ci --silent --prefix tests/micropython
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) state tests/micropython/node_modules

@@ -1,0 +1,74 @@
+"""Shared fixtures: a gateway on the simulated board, in this process.
+
+Tests use ``asyncio.run`` in plain functions (no asyncio plugin). Waiting
+helpers poll for a condition with a generous guard timeout: a guard that
+expires is a failure, never a performance assertion.
+"""
+
+import asyncio
+import contextlib
+import copy
+import json
+import os
+
+import pytest
+
+from board.sim import SimBoard
+from daemon.blocking import reset as reset_blocking
+from daemon.gateway import Gateway
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_TOPOLOGY = os.path.join(REPO, "board", "topologies", "demo.json")
+
+# Scan only the addresses the test topologies use, to keep detection short.
+FAST_SCAN = {"discovery.last_address": 24}
+
+
+def demo_topology():
+    with open(DEMO_TOPOLOGY, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def topology_with(meters_digiware=(), meters_rs485=(), baud=38400):
+    return {"buses": {
+        "digiware": {"baud": baud, "turnaround_ms": 2, "meters": [dict(m) for m in meters_digiware]},
+        "rs485": {"baud": baud, "turnaround_ms": 2, "meters": [dict(m) for m in meters_rs485]},
+    }}
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(state_dir, topology, overrides=None, clock=None, services=None):
+    """A started Gateway on a fresh simulated board; stopped on exit."""
+    board = SimBoard(topology=copy.deepcopy(topology), clock=clock)
+    settings = dict(FAST_SCAN)
+    settings.update(overrides or {})
+    gateway = Gateway(board, str(state_dir), settings, clock=clock)
+    for make in services or ():
+        gateway.services.append(make(gateway))
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
+async def wait_for(predicate, guard=20.0, step=0.02):
+    """Wait until predicate() is true; fail the test if the guard expires."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + guard
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("condition not reached within the %.0f s guard" % guard)
+        await asyncio.sleep(step)
+
+
+async def detect(gateway, mode="full"):
+    assert gateway.discovery.start(mode)
+    await gateway.discovery.wait()
+    assert gateway.discovery.state == "done", gateway.discovery.status()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_executor():
+    yield
+    reset_blocking()

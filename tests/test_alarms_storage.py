@@ -1,0 +1,92 @@
+"""System alarms across restarts, the fixed-size event log, settings and topology files."""
+
+import asyncio
+import json
+import os
+
+import pytest
+
+from board.base import ManualClock
+from daemon.alarms import Alarms
+from daemon.ringlog import SLOT, RingLog
+from daemon.settings import SettingError, Settings, parse_assignment
+
+
+def test_event_log_never_grows_and_keeps_the_newest(tmp_path):
+    path = str(tmp_path / "events.ring")
+    log = RingLog(path, capacity=100)
+    size = os.path.getsize(path)
+    assert size == 100 * SLOT
+    for i in range(250):
+        log.append({"n": i})
+    assert os.path.getsize(path) == size
+    again = RingLog(path, capacity=100)
+    assert [r["n"] for r in again.records()] == list(range(150, 250))
+    assert again.next_seq == 251
+
+
+def test_a_torn_record_is_ignored_not_fatal(tmp_path):
+    path = str(tmp_path / "events.ring")
+    log = RingLog(path, capacity=10)
+    for i in range(5):
+        log.append({"n": i})
+    with open(path, "r+b") as f:           # a power cut in the middle of record 4
+        f.seek(3 * SLOT + 20)
+        f.write(b"\xff\xff\xff")
+    again = RingLog(path, capacity=10)
+    assert [r["n"] for r in again.records()] == [0, 1, 2, 4]
+    assert again.corrupt_slots == 1
+
+
+def test_alarm_state_survives_restarts_without_duplicates_or_losses(tmp_path):
+    path = str(tmp_path / "events.ring")
+    clock = ManualClock()
+    alarms = Alarms(clock, path)
+    alarms.set(3, "digiware:11", True, "silent")
+    alarms.set(3, "digiware:11", True, "silent")       # same state: nothing new
+    alarms.set(4, "digiware:4", True, "conflict")
+    assert [(e["alarm"], e["event"]) for e in alarms.events()] == [(3, "raised"), (4, "raised")]
+    assert alarms.bitfield() == 0b1100
+
+    restarted = Alarms(clock, path)                      # power cut and restart
+    assert set(restarted.active) == {(3, "digiware:11"), (4, "digiware:4")}
+    restarted.set(3, "digiware:11", True)                # still silent: confirmed, no new event
+    restarted.reconcile()                                # the conflict was not seen again: cleared
+    events = [(e["alarm"], e["event"]) for e in restarted.events()]
+    assert events == [(3, "raised"), (4, "raised"), (4, "cleared")]
+    assert set(restarted.active) == {(3, "digiware:11")}
+
+    third = Alarms(clock, path)
+    assert set(third.active) == {(3, "digiware:11")}
+    third.set(3, "digiware:11", False)
+    assert [(e["alarm"], e["event"]) for e in third.events()][-1] == (3, "cleared")
+    with pytest.raises(ValueError):
+        third.set(9, "x", True)
+
+
+def test_settings_are_checked_and_a_bad_value_changes_nothing(tmp_path):
+    path = str(tmp_path / "settings.json")
+    async def scenario():
+        settings = Settings(path)
+        await settings.set_many({"bus.digiware.baud": 19200, "snmp.enabled": True})
+        with pytest.raises(SettingError):
+            await settings.set_many({"bus.digiware.baud": 9600, "bus.rs485.baud": 1})
+        assert Settings(path).get("bus.digiware.baud") == 19200
+        assert Settings(path).get("bus.rs485.baud") == 38400
+        assert Settings(path).get("snmp.enabled") is True
+    asyncio.run(scenario())
+    assert not os.path.exists(path + ".tmp")
+    for bad in ("nokey", "no.such.setting=1", "bus.digiware.baud=fast", "snmp.enabled=maybe",
+                "bus.digiware.parity=X", "gateway.name=" + "x" * 40, "gateway.name=a\x01b"):
+        with pytest.raises(SettingError):
+            parse_assignment(bad)
+    assert parse_assignment("snmp.enabled=true") == ("snmp.enabled", True)
+    assert parse_assignment("bacnet.port=47809") == ("bacnet.port", 47809)
+
+
+def test_a_hand_broken_settings_value_falls_back_to_its_default(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"settings": {"1": {"name": "bus.digiware.baud", "value": "fast"},
+                                             "2": {"name": "snmp.enabled", "value": True}}}))
+    settings = Settings(str(path))
+    assert settings.get("bus.digiware.baud") == 38400 and settings.get("snmp.enabled") is True

@@ -1,0 +1,121 @@
+"""The daemon as a user runs it: ``python -m daemon`` in its own process."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import DEMO_TOPOLOGY, REPO
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.status, resp.headers.get("Content-Type"), resp.read()
+
+
+def post(url, data):
+    req = urllib.request.Request(url, data=json.dumps(data).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_until(predicate, guard=60.0):
+    end = time.monotonic() + guard
+    while time.monotonic() < end:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("not reached within the %.0f s guard" % guard)
+
+
+def pts_entries():
+    return set(os.listdir("/dev/pts"))
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    port = free_port()
+    before = pts_entries()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "--board", "sim", "--topology", DEMO_TOPOLOGY,
+         "--state-dir", str(tmp_path / "state"), "--http-port", str(port), "--set", "http.bind=127.0.0.1",
+         "--set", "discovery.last_address=24", "--log-level", "warning"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = "http://127.0.0.1:%d" % port
+    try:
+        wait_until(lambda: get(base + "/api/status")[0] == 200, guard=30)
+        yield proc, base, before
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
+    proc, base, pts_before = daemon
+    status, _ct, _body = get(base + "/api/status")
+    code, body = post(base + "/api/discovery", {"mode": "full"})
+    assert code == 202 and body["state"] == "running"
+    code, body = post(base + "/api/discovery", {"mode": "full"})
+    assert code == 409                                     # one detection at a time
+    assert post(base + "/api/discovery", {"mode": "turbo"})[0] == 400
+    wait_until(lambda: json.loads(get(base + "/api/discovery")[2])["state"] == "done", guard=90)
+
+    def all_good():
+        doc = json.loads(get(base + "/api/status")[2])
+        devices = doc["devices"]
+        readings = [v for d in devices for load in d["values"].values() for v in load.values()]
+        return len(devices) == 8 and all(d["values"] for d in devices) and \
+            all(v["quality"] == "good" and v["value"] is not None for v in readings) and doc
+    doc = wait_until(all_good, guard=30)
+    a40 = next(d for d in doc["devices"] if d["address"] == 20)
+    assert a40["reference"] == "A-40" and a40["netid"] == "A40001" and a40["bus"] == "rs485"
+    assert 200 < a40["values"]["1"]["v1"]["value"] < 260 and a40["values"]["1"]["v1"]["unit"] == "V"
+    assert a40["counters"]["answers"] > 0
+    assert doc["gateway"]["board"] == "sim" and len(doc["gateway"]["netid"]) == 6
+    assert doc["loop_lag"]["samples"] > 0
+
+    # the page a newcomer opens, with local assets only
+    code, ctype, html = get(base + "/")
+    assert code == 200 and ctype.startswith("text/html") and b"status.js" in html
+    assert get(base + "/static/status.js")[0] == 200
+
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert proc.wait(timeout=10) == 0
+    stop_s = time.monotonic() - started
+    print("daemon stopped %.2f s after SIGTERM" % stop_s)
+    assert pts_entries() <= pts_before | set()              # no pseudo-terminal left behind
+    # storage flushed: the topology and the event log are there for the next start
+    topo = json.loads((tmp_path / "state" / "topology.json").read_text())
+    assert len(topo["devices"]) == 8
+    assert (tmp_path / "state" / "events.ring").stat().st_size > 0
+
+
+def test_bad_command_lines_are_refused_clearly(tmp_path):
+    for args, message in ((["--set", "bus.digiware.baud=fast"], "expected an integer"),
+                          (["--set", "no.such=1"], "unknown setting"),
+                          (["--http-port", "70000"], "outside")):
+        proc = subprocess.run([sys.executable, "-m", "daemon", "--board", "sim", "--state-dir", str(tmp_path)] + args,
+                              cwd=REPO, capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr

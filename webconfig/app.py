@@ -1,0 +1,136 @@
+"""The Bottle application: the read-only status API and page, detection control.
+
+Handlers run on the daemon's loop (webconfig/server.py calls the WSGI app
+inline), so they only read in-memory state or schedule work; they never
+block. Documented in docs/status-api.md.
+"""
+
+import json
+import os
+
+import bottle
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+MAX_JSON_BODY = 4096
+
+
+def _json(data, status=200):
+    bottle.response.status = status
+    bottle.response.content_type = "application/json"
+    bottle.response.set_header("Cache-Control", "no-store")
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _error(status, message):
+    return _json({"error": message}, status)
+
+
+def _body():
+    """The request's JSON object, or None when absent/invalid."""
+    raw = bottle.request.body.read(MAX_JSON_BODY + 1)
+    if not raw:
+        return {}
+    if len(raw) > MAX_JSON_BODY:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def make_app(gateway):
+    app = bottle.Bottle()
+    app.config["catchall"] = False   # errors reach the server: logged, short 500
+
+    @app.get("/api/status")
+    def status():
+        return _json(gateway.status())
+
+    @app.get("/api/discovery")
+    def discovery_status():
+        return _json(gateway.discovery.status())
+
+    @app.post("/api/discovery")
+    def discovery_start():
+        body = _body()
+        if body is None:
+            return _error(400, "expected a JSON object such as {\"mode\": \"fast\"}")
+        mode = body.get("mode", gateway.settings.get("discovery.mode"))
+        if mode not in ("fast", "full"):
+            return _error(400, "mode must be \"fast\" or \"full\"")
+        if not gateway.discovery.start(mode):
+            return _error(409, "a detection is already running")
+        return _json(gateway.discovery.status(), 202)
+
+    @app.get("/api/events")
+    def events():
+        return _json({"events": gateway.alarms.events()[-500:]})
+
+    @app.get("/")
+    def index():
+        return bottle.static_file("status.html", root=STATIC_DIR)
+
+    @app.get("/static/<name>")
+    def static(name):
+        if "/" in name or name.startswith("."):
+            return _error(404, "no such file")
+        return bottle.static_file(name, root=STATIC_DIR)
+
+    if gateway.board.kind == "sim":
+        _add_sim_routes(app, gateway)
+
+    @app.error(404)
+    def not_found(_err):
+        return _error(404, "no such resource: %s" % bottle.request.path)
+
+    @app.error(405)
+    def not_allowed(_err):
+        return _error(405, "method %s not allowed here" % bottle.request.method)
+
+    return app
+
+
+def _add_sim_routes(app, gateway):
+    """Run-time control of the simulated meters (simulated board only)."""
+    from board.sim import parse_netid
+
+    @app.get("/api/sim/meters")
+    def sim_meters():
+        out = []
+        for bus, simbus in gateway.board.buses.items():
+            for m in simbus.meters:
+                out.append({"bus": bus, "reference": m.reference, "address": m.address, "netid": "%06X" % m.netid,
+                            "silent": m.silent, "extra_delay": m.extra_delay, "crc_error_rate": m.crc_error_rate,
+                            "outputs": m.outputs})
+        return _json({"meters": out})
+
+    @app.post("/api/sim/meters/<netid>")
+    def sim_configure(netid):
+        body = _body()
+        if body is None:
+            return _error(400, "expected a JSON object")
+        allowed = {"silent": bool, "extra_delay": (int, float), "crc_error_rate": (int, float), "address": int}
+        changes = {}
+        for key, value in body.items():
+            if key not in allowed or not isinstance(value, allowed[key]) or isinstance(value, bool) != (key == "silent"):
+                return _error(400, "cannot set %r to %r" % (key, value))
+            changes[key] = value
+        if "crc_error_rate" in changes and not 0 <= changes["crc_error_rate"] <= 1:
+            return _error(400, "crc_error_rate must be within 0..1")
+        if "address" in changes and not 1 <= changes["address"] <= 247:
+            return _error(400, "address must be within 1..247")
+        try:
+            gateway.board.configure_meter(parse_netid(netid), **changes)
+        except (KeyError, ValueError) as exc:
+            return _error(404, str(exc))
+        return _json({"ok": True})
+
+    @app.post("/api/sim/button")
+    def sim_button():
+        body = _body()
+        held = body.get("held_s") if body else None
+        if not isinstance(held, (int, float)) or isinstance(held, bool) or not 0 <= held <= 60:
+            return _error(400, "expected {\"held_s\": seconds}")
+        gateway.board.press_button(float(held))
+        return _json({"ok": True}, 202)
