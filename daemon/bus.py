@@ -19,6 +19,7 @@ import logging
 import os
 import time
 
+from daemon.supervise import Supervised
 from protocols import modbus_rtu as rtu
 
 log = logging.getLogger("gateway.bus")
@@ -108,16 +109,13 @@ class BusEngine:
     def start(self):
         loop = asyncio.get_running_loop()
         loop.add_reader(self._fd, self._on_readable)
-        self._task = loop.create_task(self._run(), name="bus-" + self.name)
+        self._task = Supervised("bus-" + self.name, self._run)
+        self._task.start()
 
     async def stop(self):
         self._closed = True
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self._task.stop()
         try:
             asyncio.get_running_loop().remove_reader(self._fd)
         except (ValueError, OSError):

@@ -10,24 +10,24 @@ import json
 import logging
 import os
 import random
-import time
 
 from board.base import BUS_NAMES, SystemClock
-from daemon import catalogue, registry
+from daemon import registry, sdnotify
 from daemon.alarms import Alarms
-from daemon.blocking import run_blocking
 from daemon.bus import BusEngine
 from daemon.cache import Cache
 from daemon.discovery import Discovery
 from daemon.looplag import LoopLagMonitor
 from daemon.poller import BusPoller
 from daemon.settings import Settings
+from daemon.supervise import Supervised
 from daemon.topology import Topology
 
 log = logging.getLogger("gateway")
 
 VERSION = "0.1.0"
 ADDR_BUTTON_HOLD_S = 3.0
+HEARTBEAT_S = 5.0
 
 
 def load_identity(state_dir):
@@ -67,6 +67,8 @@ class Gateway:
         self.started_at = None
         self._stopped = asyncio.Event()
         self._reconcile_handle = None
+        self._heartbeat = Supervised("heartbeat", self._heartbeat_loop)
+        self.heartbeats = 0
         self.settings.on_change(self._setting_changed)
 
     # ---------------------------------------------------------------- lifecycle
@@ -105,13 +107,17 @@ class Gateway:
         self._reconcile_handle = loop.call_later(30.0, self.alarms.reconcile)
         self._update_leds()
         self.alarms.on_event(lambda record: self._update_leds())
+        self._heartbeat.start()
+        sdnotify.notify("READY=1")
         log.info("gateway %s (NET ID %s) started on the %s board", self.settings.get("gateway.name"),
                  self.identity["netid"], self.board.kind)
 
     async def stop(self):
         """Stop services, pollers and buses; flush what must survive."""
+        sdnotify.notify("STOPPING=1")
         if self._reconcile_handle is not None:
             self._reconcile_handle.cancel()
+        await self._heartbeat.stop()
         for service in reversed(self.services):
             try:
                 await service.stop()
@@ -127,6 +133,14 @@ class Gateway:
         await self.looplag.stop()
         self.board.close()
         self._stopped.set()
+
+    async def _heartbeat_loop(self):
+        """Kick the hardware watchdog and systemd's while the loop is alive."""
+        while True:
+            self.board.kick_watchdog()
+            sdnotify.notify("WATCHDOG=1")
+            self.heartbeats += 1
+            await asyncio.sleep(HEARTBEAT_S)
 
     # ---------------------------------------------------------------- events
 

@@ -17,6 +17,7 @@ import time
 
 from daemon import catalogue
 from daemon.bus import POLL, BusTimeout, BusBusy
+from daemon.supervise import Supervised
 from protocols import modbus_rtu as rtu
 
 log = logging.getLogger("gateway.poller")
@@ -109,15 +110,12 @@ class BusPoller:
         self.paused = False
 
     def start(self):
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="poll-" + self.bus_name)
+        self._task = Supervised("poll-" + self.bus_name, self._run)
+        self._task.start()
 
     async def stop(self):
         if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self._task.stop()
 
     def _sync_topology(self):
         if self._topology_version == self.topology.version:
@@ -208,7 +206,7 @@ class BusPoller:
 
     def status(self):
         times = list(self.cycle_times)
-        return {"cycles": self.cycles,
+        return {"cycles": self.cycles, "restarts": self._task.restarts if self._task else 0,
                 "cycle_ms": round(1000 * times[-1], 1) if times else None,
                 "mean_cycle_ms": round(1000 * sum(times) / len(times), 1) if times else None,
                 "devices": len(self.states),

@@ -1,0 +1,49 @@
+"""``python -m tools.simbus`` serves the simulated meters on serial devices, so
+the daemon can run with ``--board rpi`` on real-style ports against them."""
+
+import json
+import signal
+import subprocess
+import sys
+
+from conftest import DEMO_TOPOLOGY, REPO
+from test_daemon_process import free_port, get, post, wait_until
+
+
+def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
+    sim = subprocess.Popen([sys.executable, "-m", "tools.simbus", "--topology", DEMO_TOPOLOGY, "--pty"],
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    daemon = None
+    try:
+        ports = {}
+        for _ in range(2):
+            line = sim.stdout.readline()          # "digiware: 6 meters on /dev/pts/N"
+            bus, _, rest = line.partition(":")
+            ports[bus] = rest.split(" on ")[1].strip()
+        assert set(ports) == {"digiware", "rs485"}
+        http = free_port()
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "--board", "rpi", "--port", "digiware=" + ports["digiware"],
+             "--port", "rs485=" + ports["rs485"], "--state-dir", str(tmp_path / "state"),
+             "--http-port", str(http), "--set", "http.bind=127.0.0.1", "--set", "discovery.last_address=22",
+             "--discover", "fast", "--log-level", "warning"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        base = "http://127.0.0.1:%d" % http
+
+        def detected():
+            doc = json.loads(get(base + "/api/status")[2])
+            return doc["discovery"]["state"] == "done" and doc
+        doc = wait_until(detected, guard=60)
+        assert doc["gateway"]["board"] == "rpi"
+        assert [d["address"] for d in doc["devices"]] == [4, 5, 11, 13, 14, 15, 20]
+        wait_until(lambda: all(d["values"] and d["counters"]["answers"] > 0
+                               for d in json.loads(get(base + "/api/status")[2])["devices"]), guard=30)
+        assert post(base + "/api/sim/button", {"held_s": 3})[0] == 404   # no simulated hardware on rpi
+        daemon.send_signal(signal.SIGINT)
+        assert daemon.wait(timeout=10) == 0
+    finally:
+        for proc in (daemon, sim):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+    assert sim.returncode == 0

@@ -1,0 +1,79 @@
+"""Crashed services restart; the heartbeat kicks the watchdog and systemd."""
+
+import asyncio
+import os
+import socket
+
+from conftest import running_gateway, topology_with
+from daemon import sdnotify
+from daemon.supervise import Supervised
+
+
+def test_a_crashing_task_is_restarted_with_backoff_and_counted():
+    async def scenario():
+        runs = []
+
+        async def body():
+            runs.append(1)
+            if len(runs) < 3:
+                raise RuntimeError("boom %d" % len(runs))
+            await asyncio.sleep(3600)
+
+        task = Supervised("flaky", body, first_backoff=0.01)
+        task.start()
+        for _ in range(200):
+            if len(runs) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        assert len(runs) == 3 and task.restarts == 2 and "boom 2" in task.last_error
+        await task.stop()
+    asyncio.run(scenario())
+
+
+def test_a_poller_crash_does_not_stop_polling(tmp_path):
+    topo = topology_with([{"reference": "IO-10", "address": 15, "netid": "C0E45D"}])
+    async def scenario():
+        async with running_gateway(tmp_path / "s", topo) as gw:
+            await gw.topology.replace([])
+            poller = gw.pollers["digiware"]
+            original = poller._sync_topology
+            calls = []
+
+            def crash_once():
+                calls.append(1)
+                if len(calls) == 1:
+                    raise RuntimeError("injected")
+                return original()
+            poller._sync_topology = crash_once
+            from daemon.topology import Device
+            await gw.topology.replace([Device("digiware", 15, "IO-10", "C0E45D")])
+            for _ in range(500):
+                if poller.device_cycles[15] >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert poller.device_cycles[15] >= 2 and poller.status()["restarts"] == 1
+    asyncio.run(scenario())
+
+
+def test_heartbeat_kicks_watchdog_and_notifies_systemd(tmp_path, monkeypatch):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    async def scenario():
+        async with running_gateway(tmp_path / "s", topology_with()) as gw:
+            await asyncio.sleep(0.05)
+            assert gw.board.watchdog_kicks >= 1
+    asyncio.run(scenario())
+    messages = set()
+    sock.setblocking(False)
+    while True:
+        try:
+            messages.add(sock.recv(100).decode())
+        except BlockingIOError:
+            break
+    sock.close()
+    assert {"READY=1", "WATCHDOG=1", "STOPPING=1"} <= messages
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert sdnotify.notify("READY=1") is False
