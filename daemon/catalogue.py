@@ -114,6 +114,25 @@ _IO = {
 }
 
 
+# Writable values per profile: key → (register, type). Writes go through
+# daemon/control.py, which checks the policy first.
+WRITE_MAPS = {
+    "digiware_io": {"out_1": (IO_OUTPUT_REGISTER, "u16"), "out_2": (IO_OUTPUT_REGISTER + 1, "u16")},
+    "atys": {"out_1": (IO_OUTPUT_REGISTER, "u16"), "out_2": (IO_OUTPUT_REGISTER + 1, "u16")},
+}
+
+
+def write_target(reference, load, key):
+    """(register, type) where ``key`` of ``load`` is written, or None if not writable."""
+    row = _BY_REF[reference]
+    target = WRITE_MAPS.get(row[PROFILE], {}).get(key)
+    if target is None or load != 0:
+        return None
+    if key.startswith("out_") and int(key[4:]) > row[OUTPUTS]:
+        return None
+    return target
+
+
 def _merge(*maps):
     out = {}
     for m in maps:

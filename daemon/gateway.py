@@ -219,4 +219,5 @@ class Gateway:
             "alarms": self.alarms.active_list(),
             "discovery": self.discovery.status() if self.discovery else None,
             "loop_lag": self.looplag.summary(),
+            "services": dict((s.name, s.status()) for s in self.services if hasattr(s, "status")),
         }

@@ -50,6 +50,9 @@ SCHEMA = (
     ("bacnet.port", "int", 47808, (1, 65535), "cyber", False, False),
     ("bacnet.main_instance", "int", 100, (0, 4194000), "admin", False, True),
     ("policy.modbus_write", "bool", False, None, "cyber", False, True),
+    ("policy.snmp", "bool", True, None, "cyber", False, True),
+    ("policy.bacnet", "bool", True, None, "cyber", False, True),
+    ("policy.modbus_slave", "bool", True, None, "cyber", False, True),
     ("events.capacity", "int", 2000, (100, 100000), "cyber", False, False),
     ("log.level", "enum", "info", ("debug", "info", "warning", "error"), "admin", False, True),
 )

@@ -1,0 +1,89 @@
+"""The one door for writes to devices (DESIGN.md: policy → bus → meter).
+
+Every protocol (Modbus TCP, SNMP SET, BACnet WriteProperty, the web) calls
+``write_value``; it checks the policy, the target and the value, sends the
+write with pass-through priority, and refreshes the cache with the value the
+device accepted. Refusals are ``WriteRefused`` with a reason each protocol
+maps to its own error (exception 01, noAccess, write-access-denied...).
+"""
+
+import logging
+
+from daemon import catalogue, registry
+from daemon.bus import PASSTHROUGH, BusTimeout
+from daemon.policy import writes_allowed
+from protocols import modbus_rtu as rtu
+
+log = logging.getLogger("gateway.control")
+
+# reasons
+POLICY = "policy"                # writes are off in the security policy
+NO_DEVICE = "no_device"          # no such device in the topology
+NOT_WRITABLE = "not_writable"    # the measurement cannot be written
+BAD_VALUE = "bad_value"          # out of range for the target
+NO_ANSWER = "no_answer"          # the device did not answer
+DEVICE_REFUSED = "device_refused"  # the device answered with an exception
+
+
+class WriteRefused(Exception):
+    def __init__(self, reason, message):
+        Exception.__init__(self, message)
+        self.reason = reason
+
+
+def check_write(gateway, address, load, key, value):
+    """Raise WriteRefused unless this write may be sent; returns (device, register, type)."""
+    if not writes_allowed(gateway.settings):
+        raise WriteRefused(POLICY, "writes to devices are disabled by the security policy")
+    device = gateway.topology.device(address)
+    if device is None or device.bus not in gateway.engines:
+        raise WriteRefused(NO_DEVICE, "no device at address %d" % address)
+    target = catalogue.write_target(device.reference, load, key)
+    if target is None:
+        raise WriteRefused(NOT_WRITABLE, "%s of load %d of %s is not writable" % (key, load, device.reference))
+    if key.startswith("out_") and value not in (0, 1):
+        raise WriteRefused(BAD_VALUE, "an output is 0 or 1")
+    return device, target[0], target[1]
+
+
+async def write_value(gateway, address, load, key, value, origin="?"):
+    """Write one registry value to a device; returns the value now in the cache."""
+    device, register, kind = check_write(gateway, address, load, key, value)
+    row = registry.get(key)
+    raw = int(round(value * row[registry.GW_SCALE])) if kind != "u16" else int(value)
+    try:
+        words = rtu.encode_value(kind, raw)
+    except ValueError as exc:
+        raise WriteRefused(BAD_VALUE, str(exc)) from None
+    engine = gateway.engines[device.bus]
+    try:
+        if len(words) == 1:
+            await engine.request(address, rtu.write_single_request(rtu.WRITE_SINGLE_REGISTER, register, words[0]),
+                                 PASSTHROUGH)
+        else:
+            await engine.request(address, rtu.write_registers_request(register, words), PASSTHROUGH)
+    except BusTimeout:
+        raise WriteRefused(NO_ANSWER, "device %d did not answer" % address) from None
+    except rtu.ModbusException as exc:
+        raise WriteRefused(DEVICE_REFUSED, "device %d refused the write (exception %d)" % (address, exc.code)) \
+            from None
+    log.info("%s wrote %s=%r to %s@%d load %d", origin, key, value, device.reference, address, load)
+    gateway.cache.update(address, load, {key: value})
+    return value
+
+
+async def passthrough(gateway, address, pdu):
+    """Forward a raw request PDU to a device (Modbus TCP gateway); response PDU.
+
+    Writes (function 5, 6, 15, 16) need the policy; other checks are the
+    device's own. Raises WriteRefused(POLICY/NO_DEVICE), BusTimeout,
+    ModbusException.
+    """
+    if pdu and pdu[0] in (rtu.WRITE_SINGLE_COIL, rtu.WRITE_SINGLE_REGISTER,
+                          rtu.WRITE_MULTIPLE_COILS, rtu.WRITE_MULTIPLE_REGISTERS) \
+            and not writes_allowed(gateway.settings):
+        raise WriteRefused(POLICY, "writes to devices are disabled by the security policy")
+    device = gateway.topology.device(address)
+    if device is None or device.bus not in gateway.engines:
+        raise WriteRefused(NO_DEVICE, "no device at address %d" % address)
+    return await gateway.engines[device.bus].request(address, pdu, PASSTHROUGH)

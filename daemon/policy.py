@@ -1,0 +1,26 @@
+"""The security policy as the rest of the code asks it (SPEC §8).
+
+A northbound service runs only while its configuration *and* the policy
+allow it (``snmp.enabled`` and ``policy.snmp``); writes to devices from any
+protocol need ``policy.modbus_write``. Changes apply at once: services
+watch the settings through ``daemon/service.py``.
+"""
+
+SERVICE_SWITCHES = {
+    "modbus": ("modbus.enabled", None),
+    "snmp": ("snmp.enabled", "policy.snmp"),
+    "bacnet": ("bacnet.enabled", "policy.bacnet"),
+}
+
+
+def service_enabled(settings, service):
+    config, policy = SERVICE_SWITCHES[service]
+    return bool(settings.get(config)) and (policy is None or bool(settings.get(policy)))
+
+
+def service_keys(service):
+    return tuple(k for k in SERVICE_SWITCHES[service] if k)
+
+
+def writes_allowed(settings):
+    return bool(settings.get("policy.modbus_write"))
