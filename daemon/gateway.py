@@ -19,6 +19,7 @@ from daemon.cache import Cache
 from daemon.discovery import Discovery
 from daemon.looplag import LoopLagMonitor
 from daemon.poller import BusPoller
+from daemon.secrets import SecretBox
 from daemon.settings import Settings
 from daemon.supervise import Supervised
 from daemon.topology import Topology
@@ -53,7 +54,8 @@ class Gateway:
         self.state_dir = state_dir
         os.makedirs(state_dir, exist_ok=True)
         self.clock = clock or getattr(board, "clock", None) or SystemClock()
-        self.settings = Settings(os.path.join(state_dir, "settings.json"), overrides)
+        self.secret_box = SecretBox.for_state_dir(state_dir)
+        self.settings = Settings(os.path.join(state_dir, "settings.json"), overrides, self.secret_box)
         self.identity = load_identity(state_dir)
         self.alarms = Alarms(self.clock, os.path.join(state_dir, "events.ring"),
                              self.settings.get("events.capacity"))

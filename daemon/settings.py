@@ -19,6 +19,11 @@ SCHEMA = (
     ("gateway.name", "str", "M-70", (1, 32), "admin", False, True),
     ("gateway.modbus_address", "int", 1, (1, 247), "admin", False, True),
     ("gateway.area", "str", "", (0, 32), "admin", False, True),
+    ("gateway.location", "str", "", (0, 64), "admin", False, True),
+    ("gateway.contact", "str", "", (0, 64), "admin", False, True),
+    ("gateway.description", "str", "Energy-metering gateway", (0, 128), "admin", False, True),
+    ("time.utc_offset_min", "int", 0, (-720, 840), "admin", False, True),
+    ("time.dst", "bool", False, None, "admin", False, True),
     ("bus.digiware.baud", "int", 38400, (9600, 115200), "admin", False, False),
     ("bus.digiware.parity", "enum", "N", ("N", "E", "O"), "admin", False, False),
     ("bus.digiware.stop_bits", "int", 1, (1, 2), "admin", False, False),
@@ -43,12 +48,41 @@ SCHEMA = (
     ("http.bind", "str", "0.0.0.0", (1, 64), "cyber", False, False),
     ("https.port", "int", 443, (1, 65535), "cyber", False, False),
     ("modbus.enabled", "bool", True, None, "cyber", False, True),
-    ("modbus.port", "int", 502, (1, 65535), "cyber", False, False),
+    ("modbus.port", "int", 502, (1, 65535), "cyber", False, True),
+    ("modbus.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True),
+    ("modbus.max_connections", "int", 32, (1, 32), "cyber", False, True),
+    ("modbus.idle_timeout_s", "int", 60, (1, 3600), "admin", False, True),
     ("snmp.enabled", "bool", False, None, "cyber", False, True),
-    ("snmp.port", "int", 161, (1, 65535), "cyber", False, False),
+    ("snmp.port", "int", 161, (1, 65535), "cyber", False, True),
+    ("snmp.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True),
+    ("snmp.v1.read_community", "str", "public", (1, 32), "admin", True, True),
+    ("snmp.v1.write_community", "str", "private", (1, 32), "admin", True, True),
+    ("snmp.v2c.read_community", "str", "publicV2", (1, 32), "admin", True, True),
+    ("snmp.v2c.write_community", "str", "privateV2", (1, 32), "admin", True, True),
+    ("snmp.v3.read_user", "str", "control", (1, 32), "admin", False, True),
+    ("snmp.v3.read_auth", "enum", "SHA", ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"), "admin", False, True),
+    ("snmp.v3.read_auth_password", "str", "Control-2024", (8, 16), "admin", True, True),
+    ("snmp.v3.read_priv", "enum", "AES", ("none", "DES", "AES", "AES256"), "admin", False, True),
+    ("snmp.v3.read_priv_password", "str", "Control-2024", (8, 16), "admin", True, True),
+    ("snmp.v3.write_user", "str", "admin", (1, 32), "admin", False, True),
+    ("snmp.v3.write_auth", "enum", "SHA", ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"), "admin", False, True),
+    ("snmp.v3.write_auth_password", "str", "Admin-2024!", (8, 16), "admin", True, True),
+    ("snmp.v3.write_priv", "enum", "AES", ("none", "DES", "AES", "AES256"), "admin", False, True),
+    ("snmp.v3.write_priv_password", "str", "Admin-2024!", (8, 16), "admin", True, True),
+    ("snmp.trap.community", "str", "trap", (1, 32), "admin", True, True),
+    ("snmp.trap.version", "enum", "v2c", ("v1", "v2c", "v3"), "admin", False, True),
+    ("snmp.trap.broadcast", "bool", False, None, "admin", False, True),
+    ("snmp.trap.host1", "str", "", (0, 64), "admin", False, True),
+    ("snmp.trap.port1", "int", 162, (1, 65535), "admin", False, True),
+    ("snmp.trap.host2", "str", "", (0, 64), "admin", False, True),
+    ("snmp.trap.port2", "int", 162, (1, 65535), "admin", False, True),
+    ("snmp.trap.period_s", "int", 3600, (1, 86400), "admin", False, True),
     ("bacnet.enabled", "bool", False, None, "cyber", False, True),
-    ("bacnet.port", "int", 47808, (1, 65535), "cyber", False, False),
+    ("bacnet.port", "int", 47808, (1, 65535), "cyber", False, True),
+    ("bacnet.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True),
     ("bacnet.main_instance", "int", 100, (0, 4194000), "admin", False, True),
+    ("bacnet.network", "int", 1000, (1, 65534), "admin", False, True),
+    ("bacnet.time_sync", "bool", True, None, "admin", False, True),
     ("policy.modbus_write", "bool", False, None, "cyber", False, True),
     ("policy.snmp", "bool", True, None, "cyber", False, True),
     ("policy.bacnet", "bool", True, None, "cyber", False, True),
@@ -130,8 +164,9 @@ class Settings:
     this run only, as a developer expects of a flag.
     """
 
-    def __init__(self, path=None, overrides=None):
+    def __init__(self, path=None, overrides=None, secret_box=None):
         self.path = path
+        self.secret_box = secret_box
         self._stored = {}
         self._overrides = dict(overrides or {})
         self._listeners = []
@@ -139,8 +174,7 @@ class Settings:
         if path:
             self._stored = self._read(path)
 
-    @staticmethod
-    def _read(path):
+    def _read(self, path):
         db = TinyDB(path, storage=AtomicJSONStorage)
         try:
             docs = db.table("settings").all()
@@ -148,7 +182,17 @@ class Settings:
             db.close()
         stored = {}
         for doc in docs:
-            name, value = doc.get("name"), doc.get("value")
+            name = doc.get("name")
+            try:
+                secret = row(name)[SECRET]
+            except SettingError:
+                continue
+            if secret:
+                if self.secret_box is None or "enc" not in doc:
+                    continue          # a secret is never taken in clear from disk
+                value = self.secret_box.decrypt(name, doc["enc"])
+            else:
+                value = doc.get("value")
             try:
                 stored[name] = check_value(name, value)
             except SettingError:
@@ -184,15 +228,25 @@ class Settings:
                     new_stored[name] = value
                 self._overrides.pop(name, None)
             if self.path:
-                await run_blocking(self._write, self.path, new_stored)
+                await run_blocking(self._write, self.path, self._documents(new_stored))
             self._stored = new_stored
         for name, value in checked.items():
             for listener in list(self._listeners):
                 listener(name, value)
 
+    def _documents(self, stored):
+        docs = {}
+        for i, (name, value) in enumerate(sorted(stored.items()), 1):
+            if row(name)[SECRET]:
+                if self.secret_box is None:
+                    raise SettingError("%s is a secret and no device key is available" % name)
+                docs[str(i)] = {"name": name, "enc": self.secret_box.encrypt(name, value)}
+            else:
+                docs[str(i)] = {"name": name, "value": value}
+        return docs
+
     @staticmethod
-    def _write(path, stored):
+    def _write(path, docs):
         # One atomic replace of the whole tinydb document: a power cut leaves
         # the old settings or the new ones, never an emptied table.
-        docs = dict((str(i), {"name": k, "value": v}) for i, (k, v) in enumerate(sorted(stored.items()), 1))
         AtomicJSONStorage(path).write({"settings": docs})

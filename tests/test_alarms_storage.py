@@ -90,3 +90,28 @@ def test_a_hand_broken_settings_value_falls_back_to_its_default(tmp_path):
                                              "2": {"name": "snmp.enabled", "value": True}}}))
     settings = Settings(str(path))
     assert settings.get("bus.digiware.baud") == 38400 and settings.get("snmp.enabled") is True
+
+
+def test_secret_settings_are_stored_encrypted_and_bound_to_their_name(tmp_path):
+    from daemon.secrets import SecretBox
+    box = SecretBox.for_state_dir(str(tmp_path))
+    assert oct(os.stat(tmp_path / "device.key").st_mode & 0o777) == "0o600"
+    path = str(tmp_path / "settings.json")
+    async def scenario():
+        settings = Settings(path, secret_box=box)
+        await settings.set_many({"snmp.v2c.read_community": "s3cretCommunity",
+                                 "snmp.v3.read_auth_password": "Pass-word-99"})
+    asyncio.run(scenario())
+    raw = open(path).read()
+    assert "s3cretCommunity" not in raw and "Pass-word-99" not in raw
+    again = Settings(path, secret_box=SecretBox.for_state_dir(str(tmp_path)))
+    assert again.get("snmp.v2c.read_community") == "s3cretCommunity"
+    # a ciphertext moved to another secret setting does not decrypt: default kept
+    doc = json.loads(raw)
+    entries = list(doc["settings"].values())
+    entries[0]["enc"], entries[1]["enc"] = entries[1]["enc"], entries[0]["enc"]
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    swapped = Settings(path, secret_box=box)
+    assert swapped.get("snmp.v2c.read_community") == "publicV2"
+    assert Settings(path).get("snmp.v3.read_auth_password") == "Control-2024"   # no key: defaults
