@@ -11,6 +11,7 @@ import os
 import tty
 
 from board.base import BUS_NAMES, Board, SystemClock
+from board.nullmodem import NullModem
 from board.simbus import SimBus
 from board.simmeter import SimMeter
 
@@ -63,8 +64,13 @@ class SimBoard(Board):
         self.network = {}
         self.watchdog_kicks = 0
         self._loop = None
+        self.upstream = {}
         for n, bus in enumerate(BUS_NAMES):
             spec = self.topology.get("buses", {}).get(bus, {})
+            if spec.get("upstream"):
+                # The RS485 port in slave mode: an external master on the far end.
+                self.upstream[bus] = NullModem()
+                continue
             master, slave = os.openpty()
             tty.setraw(slave)
             tty.setraw(master)
@@ -83,7 +89,13 @@ class SimBoard(Board):
         return make_meter(spec, self.clock, seed)
 
     def port_path(self, bus):
+        if bus in self.upstream:
+            return self.upstream[bus].path
         return self.buses[bus].path
+
+    def peer_path(self, bus):
+        """Serial device an external RTU master opens to talk to the gateway's ``bus``."""
+        return self.upstream[bus].peer_path
 
     def find_meter(self, address=None, netid=None):
         for simbus in self.buses.values():
@@ -126,6 +138,8 @@ class SimBoard(Board):
     def close(self):
         for simbus in self.buses.values():
             simbus.stop()
+        for modem in self.upstream.values():
+            modem.close()
         for fd in self._fds:
             try:
                 os.close(fd)

@@ -62,7 +62,16 @@ def build(args, overrides):
     http = HttpServer(make_app(gateway), host=gateway.settings.get("http.bind"),
                       port=gateway.settings.get("http.port"))
     gateway.services.append(http)
+    for make in northbound_services():
+        gateway.services.append(make(gateway))
     return gateway, http
+
+
+def northbound_services():
+    """Factories of the switched northbound services (each opens/closes itself)."""
+    from protocols.modbus_rtu_slave import RtuSlaveService
+    from protocols.modbus_tcp import ModbusTcpService
+    return [ModbusTcpService, RtuSlaveService]
 
 
 async def run(args, overrides):
@@ -77,6 +86,11 @@ async def run(args, overrides):
     print("gateway running on the %s board (NET ID %s)" % (gateway.board.kind, gateway.identity["netid"]), flush=True)
     print("  web status page : http://%s:%d/" % (shown, http.port), flush=True)
     print("  status API      : http://%s:%d/api/status" % (shown, http.port), flush=True)
+    for service in gateway.services[1:]:
+        state = service.status()
+        if state.get("running"):
+            where = ("TCP port %s" % state["port"]) if state.get("port") else gateway.board.port_path("rs485")
+            print("  %-16s: %s" % (service.name, where), flush=True)
     for bus, engine in gateway.engines.items():
         print("  %-8s bus    : %s at %d baud (Modbus RTU master)" % (bus, gateway.board.port_path(bus), engine.baud),
               flush=True)

@@ -32,6 +32,7 @@ class Cache:
         self._supported = {}     # address -> {load: set(keys)}
         self._comm_lost = set()  # addresses whose device stopped answering
         self._subscribers = []
+        self._raw = {}           # address -> {start: (words, timestamp)} as read by the poller
         self.updates = 0
 
     # writers (the poller) ------------------------------------------------
@@ -39,7 +40,20 @@ class Cache:
         """``supported``: {load: iterable of keys} the device offers."""
         self._supported[address] = dict((load, frozenset(keys)) for load, keys in supported.items())
 
+    def update_raw(self, address, start, words, timestamp):
+        """Keep the raw words of one poll read (Modbus TCP answers from them)."""
+        self._raw.setdefault(address, {})[start] = (tuple(words), timestamp)
+
+    def raw(self, address, start, count):
+        """(words, timestamp) of a polled block covering [start, start+count), or None."""
+        for block_start, (words, ts) in self._raw.get(address, {}).items():
+            offset = start - block_start
+            if 0 <= offset and offset + count <= len(words):
+                return words[offset:offset + count], ts
+        return None
+
     def forget_device(self, address):
+        self._raw.pop(address, None)
         self._supported.pop(address, None)
         self._comm_lost.discard(address)
         for k in [k for k in self._values if k[0] == address]:

@@ -66,6 +66,7 @@ class Gateway:
         self.pollers = {}
         self.discovery = None
         self.services = []         # northbound servers: objects with start()/stop()
+        self.documents = {}        # generated files served over HTTP: name -> (content type, render())
         self.started_at = None
         self._stopped = asyncio.Event()
         self._reconcile_handle = None
@@ -168,6 +169,34 @@ class Gateway:
         self.board.set_led("alarm", "blink" if self.alarms.active else "off")
 
     # ---------------------------------------------------------------- status
+
+    version = VERSION
+
+    def uptime(self):
+        return self.clock.time() - (self.started_at or self.clock.time())
+
+    def status_codes(self):
+        """{address: code} for the gateway Modbus table (protocols/modbus_tables.py)."""
+        from protocols.modbus_tables import DEVICE_STATUS_CODES
+        codes = {}
+        for device in self.topology.devices:
+            state = self.device_status(device)
+            if state == "ok" and any(r.quality == "stale" for load in self.cache.snapshot(device.address).values()
+                                     for r in load.values()):
+                state = "stale"
+            codes[device.address] = DEVICE_STATUS_CODES[state]
+        return codes
+
+    def data_ages(self):
+        """{address: seconds since its newest value} for devices with data."""
+        now = self.clock.time()
+        ages = {}
+        for device in self.topology.devices:
+            engine = self.engines.get(device.bus)
+            last = engine.counters[device.address].last_success if engine else None
+            if last is not None:
+                ages[device.address] = max(0.0, now - last)
+        return ages
 
     def device_status(self, device):
         if (4, "%s:%d" % (device.bus, device.address)) in self.alarms.active:

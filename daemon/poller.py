@@ -179,6 +179,7 @@ class BusPoller:
                 log.debug("%s: exception %d on %r", self.source(address), exc.code, read)
                 continue
             now = self.clock.time()
+            self.cache.update_raw(address, read.start, words, now)
             for load, values in decode_read(read, words).items():
                 self.cache.update(address, load, values, now)
         self.device_cycles[address] += 1
@@ -203,6 +204,12 @@ class BusPoller:
         self.cache.set_comm_lost(address, True)
         self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), True,
                         "%s %s does not answer" % (state.device.reference, state.device.netid))
+
+    def freshness_limit(self):
+        """Age under which a cached value counts as "fresh within one cycle"."""
+        if not self.cycle_times:
+            return 0.0
+        return 1.5 * max(self.cycle_times[-1], sum(self.cycle_times) / len(self.cycle_times))
 
     def status(self):
         times = list(self.cycle_times)

@@ -67,6 +67,21 @@ def make_app(gateway):
     def events():
         return _json({"events": gateway.alarms.events()[-500:]})
 
+    @app.get("/api/files")
+    def generated_files():
+        return _json({"files": sorted(gateway.documents)})
+
+    @app.get("/api/files/<name>")
+    def generated_file(name):
+        """Generated documents (register map, MIB, EDE...) registered by the services."""
+        entry = gateway.documents.get(name)
+        if entry is None:
+            return _error(404, "no generated file %r" % name)
+        content_type, render = entry
+        bottle.response.content_type = content_type
+        bottle.response.set_header("Content-Disposition", "attachment; filename=\"%s\"" % name)
+        return render()
+
     @app.get("/")
     def index():
         return bottle.static_file("status.html", root=STATIC_DIR)

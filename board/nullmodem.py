@@ -1,0 +1,54 @@
+"""A null-modem cable between two pseudo-terminals (simulated board).
+
+Used when a bus of the simulated board is the *upstream* link of the RS485
+port in slave mode: the daemon opens one end like any serial port, and an
+external Modbus RTU master (mbpoll, pymodbus) opens ``peer_path``.
+"""
+
+import os
+import select
+import threading
+import tty
+
+
+class NullModem:
+    def __init__(self):
+        self._a_master, a_slave = os.openpty()
+        self._b_master, b_slave = os.openpty()
+        for fd in (self._a_master, a_slave, self._b_master, b_slave):
+            tty.setraw(fd)
+        self._slaves = (a_slave, b_slave)
+        self.path = os.ttyname(a_slave)         # the daemon's end
+        self.peer_path = os.ttyname(b_slave)    # the external master's end
+        self.bytes = {"to_peer": 0, "from_peer": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nullmodem", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        pairs = {self._a_master: (self._b_master, "to_peer"), self._b_master: (self._a_master, "from_peer")}
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select(list(pairs), [], [], 0.1)
+            except (OSError, ValueError):
+                return
+            for fd in ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    continue      # the other side is not open (yet): EIO on a pty
+                target, counter = pairs[fd]
+                try:
+                    os.write(target, data)
+                    self.bytes[counter] += len(data)
+                except OSError:
+                    pass
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for fd in (self._a_master, self._b_master) + self._slaves:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -1,0 +1,153 @@
+"""Modbus RTU slave on the RS485 port (SPEC §1, §3.1).
+
+When ``bus.rs485.mode`` is ``slave`` and the policy's peripheral switch
+``policy.modbus_slave`` allows it, the port answers an upstream Modbus RTU
+master with the same engine as Modbus TCP: the gateway table at
+``bus.rs485.address``, meters at their own addresses. The port is then not
+polled as a master bus.
+
+Frames are cut by their length (known from the function code) or, for an
+unknown function, by the 3.5-character silence; a frame with a bad CRC is
+ignored as RTU slaves do; broadcasts are executed without an answer.
+"""
+
+import asyncio
+import logging
+import os
+import time
+
+from protocols import modbus_rtu as rtu
+from protocols.modbus_server import ModbusHandler
+
+log = logging.getLogger("gateway.rtu_slave")
+
+
+class RtuSlaveService:
+    name = "rtu_slave"
+
+    def __init__(self, gateway):
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.handler = None
+        self.port = None
+        self.running = False
+        self._buf = bytearray()
+        self._last_rx = 0.0
+        self._flush_handle = None
+        self._queue = None
+        self._task = None
+        self.stats = {"frames": 0, "answers": 0, "bad_crc": 0, "broadcasts": 0, "ignored": 0}
+
+    def enabled(self):
+        return self.settings.get("bus.rs485.mode") == "slave" and self.settings.get("policy.modbus_slave")
+
+    async def start(self):
+        self.settings.on_change(self._changed)
+        await self._apply()
+
+    def _changed(self, key, _value):
+        if key in ("policy.modbus_slave",):
+            asyncio.get_running_loop().create_task(self._apply())
+
+    async def _apply(self):
+        if self.enabled() and not self.running:
+            prefix = "bus.rs485."
+            baud = self.settings.get(prefix + "baud")
+            self.port = self.gateway.board.open_port("rs485", baud, self.settings.get(prefix + "parity"),
+                                                     self.settings.get(prefix + "stop_bits"))
+            self.gap = rtu.frame_gap(baud, 8, self.settings.get(prefix + "parity"),
+                                     self.settings.get(prefix + "stop_bits"))
+            self.handler = ModbusHandler(self.gateway, own_units=(self.settings.get(prefix + "address"),))
+            self._queue = asyncio.Queue(maxsize=8)
+            loop = asyncio.get_running_loop()
+            loop.add_reader(self.port.fileno(), self._readable)
+            self._task = loop.create_task(self._answer_loop(), name="rtu-slave")
+            self.running = True
+            log.info("RS485 port answers as Modbus RTU slave %d", self.settings.get(prefix + "address"))
+        elif not self.enabled() and self.running:
+            await self.stop()
+
+    async def stop(self):
+        if not self.running:
+            return
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.port.fileno())
+        if self._flush_handle:
+            self._flush_handle.cancel()
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self.port.close()
+        self.running = False
+
+    def status(self):
+        return {"enabled": bool(self.enabled()), "running": self.running, **self.stats}
+
+    # ---------------------------------------------------------------- framing
+
+    def _readable(self):
+        try:
+            data = os.read(self.port.fileno(), 512)
+        except (BlockingIOError, OSError):
+            return
+        if not data:
+            return
+        now = time.monotonic()
+        if self._buf and now - self._last_rx > self.gap * 2:
+            self._buf.clear()                 # silence between fragments: a new frame
+        self._last_rx = now
+        self._buf.extend(data)
+        self._cut_frames()
+        if self._buf:
+            if self._flush_handle:
+                self._flush_handle.cancel()
+            self._flush_handle = asyncio.get_running_loop().call_later(self.gap * 2, self._silence)
+
+    def _cut_frames(self):
+        while self._buf:
+            need = rtu.request_length_from_header(self._buf)
+            if need is None:
+                return
+            if need < 0:
+                return                        # unknown function: the silence ends it
+            if need > rtu.MAX_ADU:
+                self._buf.clear()
+                return
+            if len(self._buf) < need:
+                return
+            frame = bytes(self._buf[:need])
+            del self._buf[:need]
+            self._frame(frame)
+
+    def _silence(self):
+        if self._buf:
+            frame = bytes(self._buf)
+            self._buf.clear()
+            self._frame(frame)
+
+    def _frame(self, frame):
+        self.stats["frames"] += 1
+        if not rtu.check_crc(frame):
+            self.stats["bad_crc"] += 1
+            return
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.stats["ignored"] += 1        # a master that does not wait for answers
+
+    async def _answer_loop(self):
+        while True:
+            frame = await self._queue.get()
+            unit, pdu = rtu.parse_request(frame)
+            if unit == rtu.BROADCAST:
+                self.stats["broadcasts"] += 1
+                continue                        # nothing to execute for the gateway itself
+            if not self.handler.is_gateway(unit) and self.gateway.topology.device(unit) is None:
+                # Not ours: on a shared line another slave may own this address.
+                self.stats["ignored"] += 1
+                continue
+            answer = await self.handler.handle(unit, pdu)
+            os.write(self.port.fileno(), rtu.request_frame(unit, answer))
+            self.stats["answers"] += 1

@@ -1,0 +1,205 @@
+"""Modbus request handling shared by the TCP server and the RTU slave.
+
+One function decides what a request means (SPEC §3.1):
+* unit = the gateway's own address (or 255 over TCP): the gateway table;
+* unit = a meter's address: the normalized table from the cache, reads the
+  poll cycle already covers from the cache (fresh within one cycle, device
+  answering), anything else forwarded to the meter's bus with pass-through
+  priority and the answer relayed;
+* no such meter: exception 0A; the meter did not answer: 0B; writes while
+  the policy's Modbus write is off: 01.
+Every path returns a response PDU; nothing raises to the transport.
+"""
+
+import logging
+
+from daemon import catalogue, control
+from daemon.bus import BusBusy, BusTimeout
+from protocols import modbus_rtu as rtu
+from protocols.modbus_tables import (NORMALIZED_BASE, GatewayTable, normalized_location, normalized_read,
+                                     normalized_write_target)
+
+log = logging.getLogger("gateway.modbus")
+
+SERVER_BUSY = 0x06
+WRITE_FUNCTIONS = (rtu.WRITE_SINGLE_COIL, rtu.WRITE_SINGLE_REGISTER, rtu.WRITE_MULTIPLE_COILS,
+                   rtu.WRITE_MULTIPLE_REGISTERS)
+READ_REGISTERS = (rtu.READ_HOLDING, rtu.READ_INPUT)
+_REFUSAL_CODES = {control.POLICY: rtu.ILLEGAL_FUNCTION, control.NO_DEVICE: rtu.GATEWAY_PATH_UNAVAILABLE,
+                  control.NOT_WRITABLE: rtu.ILLEGAL_DATA_ADDRESS, control.BAD_VALUE: rtu.ILLEGAL_DATA_VALUE,
+                  control.NO_ANSWER: rtu.GATEWAY_TARGET_FAILED, control.DEVICE_REFUSED: SERVER_BUSY}
+
+
+class Counters:
+    def __init__(self):
+        self.requests = self.from_cache = self.forwarded = self.exceptions = self.gateway_table = 0
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+
+class ModbusHandler:
+    def __init__(self, gateway, own_units=()):
+        self.gateway = gateway
+        self.table = GatewayTable(gateway)
+        self.own_units = tuple(own_units)     # extra unit IDs meaning "the gateway" (255 over TCP)
+        self.counters = Counters()
+
+    def is_gateway(self, unit):
+        return unit == self.gateway.settings.get("gateway.modbus_address") or unit in self.own_units
+
+    async def handle(self, unit, pdu):
+        """Response PDU for request ``pdu`` to ``unit``."""
+        self.counters.requests += 1
+        function = pdu[0] if pdu else 0
+        code = rtu.validate_request_pdu(pdu)
+        if code:
+            return self._exception(function, code)
+        try:
+            if function == rtu.ENCAPSULATED_TRANSPORT:
+                return self._device_identification(unit, pdu)
+            if self.is_gateway(unit):
+                return self._gateway_table(pdu)
+            return await self._meter(unit, pdu)
+        except Exception:   # the boundary: a bug answers 04, never kills the server
+            log.exception("request %r to unit %d", pdu[:8], unit)
+            return self._exception(function, rtu.SERVER_DEVICE_FAILURE)
+
+    def _exception(self, function, code):
+        self.counters.exceptions += 1
+        return rtu.exception_pdu(function, code)
+
+    # ---------------------------------------------------------------- gateway
+
+    def _gateway_table(self, pdu):
+        function = pdu[0]
+        self.counters.gateway_table += 1
+        if function not in READ_REGISTERS:
+            return self._exception(function, rtu.ILLEGAL_FUNCTION)   # a read-only table
+        start, count = _address_count(pdu)
+        words = self.table.read(start, count)
+        if isinstance(words, int):
+            return self._exception(function, words)
+        return _read_answer(function, words)
+
+    # ---------------------------------------------------------------- meters
+
+    async def _meter(self, unit, pdu):
+        gateway = self.gateway
+        function = pdu[0]
+        device = gateway.topology.device(unit)
+        if device is None or device.bus not in gateway.engines:
+            return self._exception(function, rtu.GATEWAY_PATH_UNAVAILABLE)
+        start, count = _address_count(pdu)
+        if function in READ_REGISTERS and normalized_location(start) is not None:
+            words = normalized_read(gateway.cache, unit, start, count, gateway.clock.time())
+            if isinstance(words, int):
+                return self._exception(function, words)
+            self.counters.from_cache += 1
+            return _read_answer(function, words)
+        if function in WRITE_FUNCTIONS and start >= NORMALIZED_BASE and normalized_location(start) is not None:
+            return await self._normalized_write(unit, pdu)
+        if function in READ_REGISTERS:
+            cached = self._from_cache(device, start, count)
+            if cached is not None:
+                self.counters.from_cache += 1
+                return _read_answer(function, cached)
+        self.counters.forwarded += 1
+        try:
+            return await control.passthrough(gateway, unit, pdu)
+        except control.WriteRefused as exc:
+            return self._exception(function, _REFUSAL_CODES[exc.reason])
+        except BusBusy:
+            return self._exception(function, SERVER_BUSY)
+        except BusTimeout:
+            return self._exception(function, rtu.GATEWAY_TARGET_FAILED)
+        except rtu.ModbusException as exc:
+            return self._exception(function, exc.code)   # relay the meter's own answer
+
+    def _from_cache(self, device, start, count):
+        """Raw words when the poll cycle covers the read and they are fresh."""
+        gateway = self.gateway
+        if gateway.cache.comm_lost(device.address):
+            return None
+        found = gateway.cache.raw(device.address, start, count)
+        poller = gateway.pollers.get(device.bus)
+        if found is None or poller is None:
+            return None
+        words, ts = found
+        if gateway.clock.time() - ts > poller.freshness_limit():
+            return None
+        return list(words)
+
+    async def _normalized_write(self, unit, pdu):
+        function = pdu[0]
+        start, count = _address_count(pdu)
+        if function == rtu.WRITE_SINGLE_REGISTER:
+            count, words = 1, [(pdu[3] << 8) | pdu[4]]
+        elif function == rtu.WRITE_MULTIPLE_REGISTERS:
+            words = rtu.unpack_words(pdu[6:])
+        else:
+            return self._exception(function, rtu.ILLEGAL_FUNCTION)
+        target = normalized_write_target(start, len(words))
+        if target is None and len(words) == 1:
+            target = normalized_write_target(start - 1, 2)     # low word of a 2-word output
+            if target is not None:
+                words = [0] + words
+        if target is None:
+            return self._exception(function, rtu.ILLEGAL_DATA_ADDRESS)
+        load, key = target
+        value = rtu.decode_value("u32", words)
+        try:
+            await control.write_value(self.gateway, unit, load, key, value, origin="modbus")
+        except control.WriteRefused as exc:
+            return self._exception(function, _REFUSAL_CODES[exc.reason])
+        if function == rtu.WRITE_SINGLE_REGISTER:
+            return pdu
+        return pdu[:5]
+
+    # ---------------------------------------------------------------- 43 / 14
+
+    def _device_identification(self, unit, pdu):
+        function = pdu[0]
+        read_code, object_id = pdu[2], pdu[3]
+        if read_code not in (1, 2, 3, 4):
+            return self._exception(function, rtu.ILLEGAL_DATA_VALUE)
+        objects = self._identification_objects(unit)
+        if objects is None:
+            return self._exception(function, rtu.GATEWAY_PATH_UNAVAILABLE)
+        if read_code == 4:
+            if object_id not in objects:
+                return self._exception(function, rtu.ILLEGAL_DATA_ADDRESS)
+            chosen = [object_id]
+        else:
+            limit = {1: 0x02, 2: 0x06, 3: 0xFF}[read_code]
+            if object_id > limit:
+                object_id = 0
+            chosen = [i for i in sorted(objects) if object_id <= i <= limit]
+        body = b""
+        for i in chosen:
+            value = objects[i].encode("ascii", "replace")[:60]
+            body += bytes((i, len(value))) + value
+        conformity = 0x83
+        return bytes((function, 14, read_code, conformity, 0, 0, len(chosen))) + body
+
+    def _identification_objects(self, unit):
+        gw = self.gateway
+        if self.is_gateway(unit):
+            return {0: "OPEN-M70", 1: "M-70", 2: gw.version, 3: "https://example.invalid/open-m70",
+                    4: "Energy-metering gateway", 5: "M-70", 6: gw.settings.get("gateway.name"),
+                    0x80: gw.identity["netid"]}
+        device = gw.topology.device(unit)
+        if device is None:
+            return None
+        return {0: "SOCOMEC", 1: device.reference, 2: "", 3: "", 4: device.product[catalogue.EXT_NAME],
+                5: device.reference, 6: device.name, 0x80: device.netid}
+
+
+def _address_count(pdu):
+    start = (pdu[1] << 8) | pdu[2]
+    count = (pdu[3] << 8) | pdu[4] if len(pdu) >= 5 else 1
+    return start, count
+
+
+def _read_answer(function, words):
+    return bytes((function, 2 * len(words))) + rtu.pack_words(words)

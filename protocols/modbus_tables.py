@@ -1,0 +1,166 @@
+"""The gateway's own Modbus tables, as data (one row per field).
+
+* The **gateway table** answers at the gateway's own unit ID
+  (``gateway.modbus_address``, and 255 over TCP): identification, status,
+  system alarms bitfield, heartbeat, and a quality word per meter address.
+* The **normalized table** answers at every meter's unit ID from
+  ``NORMALIZED_BASE``: each registry measurement of load L at
+  ``NORMALIZED_BASE + L * GW_LOAD_WINDOW + gw_offset`` in the registry's
+  ``gw_type`` / ``gw_scale``, whatever the meter's native layout; the last two
+  words of each load window are its quality code and age in seconds.
+  Socomec tables use nothing in 0x1000–0x15FF, so both coexist with the
+  meter's native registers, which the gateway forwards or serves from cache.
+
+``tools/regmap.py`` generates the CSV / Markdown register map from these rows
+and ``daemon/registry.py``; nothing else lists them.
+"""
+
+from daemon import registry
+from protocols import modbus_rtu as rtu
+
+NORMALIZED_BASE = 0x1000
+MAX_LOADS = 7                          # load 0 (device) + 6 circuits
+QUALITY_OFFSET = registry.GW_LOAD_WINDOW - 2
+AGE_OFFSET = registry.GW_LOAD_WINDOW - 1
+QUALITY_CODES = {"good": 0, "stale": 1, "comm_lost": 2, "not_supported": 3}
+DEVICE_STATUS_CODES = {"absent": 0, "ok": 1, "stale": 2, "comm_lost": 3, "conflict": 4, "unknown": 5}
+
+METER_QUALITY_BASE = 0x0100            # + address: DEVICE_STATUS_CODES
+METER_AGE_BASE = 0x0200                # + address: age of its newest data, s (0xFFFF = none)
+
+# register, words, type, name, description — values come from GatewayTable.values()
+GATEWAY_FIELDS = (
+    (0x0000, 8, "string", "vendor", "Vendor name (2 ASCII characters per register)"),
+    (0x0008, 8, "string", "product", "Product name"),
+    (0x0010, 8, "string", "firmware", "Software version"),
+    (0x0018, 2, "u32", "netid", "Gateway NET ID (24 bits)"),
+    (0x001A, 1, "u16", "modbus_address", "Gateway Modbus address"),
+    (0x001B, 1, "u16", "status", "Status bits: 0 running, 1 a system alarm is active, 2 detection running"),
+    (0x001C, 2, "u32", "alarms", "Active system alarms: bit n-1 = system alarm n (SPEC §6)"),
+    (0x001E, 2, "u32", "heartbeat", "Heartbeat: seconds since start, watch it change"),
+    (0x0020, 1, "u16", "devices", "Devices in the topology"),
+    (0x0021, 1, "u16", "lost", "Devices not answering"),
+    (0x0022, 2, "u32", "time", "Gateway time, seconds since 2000-01-01 UTC"),
+)
+GATEWAY_TABLE_END = 0x0024
+
+
+def _pack(kind, words, value):
+    if kind == "string":
+        return rtu.encode_string_norm(str(value), words)
+    return rtu.encode_value(kind, int(value))
+
+
+class GatewayTable:
+    """Register image of the gateway table, built on demand from live state."""
+
+    def __init__(self, gateway):
+        self.gateway = gateway
+
+    def values(self):
+        gw = self.gateway
+        status = gw.status_codes()
+        lost = sum(1 for code in status.values() if code == DEVICE_STATUS_CODES["comm_lost"])
+        bits = 1 | (2 if gw.alarms.active else 0) | (4 if gw.discovery and gw.discovery.running() else 0)
+        return {"vendor": "OPEN-M70", "product": "M-70", "firmware": gw.version,
+                "netid": int(gw.identity["netid"], 16),
+                "modbus_address": gw.settings.get("gateway.modbus_address"), "status": bits,
+                "alarms": gw.alarms.bitfield(), "heartbeat": int(gw.uptime()) & 0xFFFFFFFF,
+                "devices": len(gw.topology.devices), "lost": lost,
+                "time": max(0, rtu.unix_to_socomec(gw.clock.time()))}
+
+    def read(self, start, count):
+        """Words or an exception code (02 outside the table)."""
+        end = start + count
+        image = {}
+        if start < GATEWAY_TABLE_END:
+            values = self.values()
+            for reg, words, kind, name, _desc in GATEWAY_FIELDS:
+                for i, w in enumerate(_pack(kind, words, values[name])):
+                    image[reg + i] = w
+        if end > METER_QUALITY_BASE and start < METER_AGE_BASE + 248:
+            status = self.gateway.status_codes()
+            ages = self.gateway.data_ages()
+            for address in range(248):
+                image[METER_QUALITY_BASE + address] = status.get(address, 0)
+                age = ages.get(address)
+                image[METER_AGE_BASE + address] = 0xFFFF if age is None else min(0xFFFE, int(age))
+        words = []
+        for reg in range(start, end):
+            if reg not in image:
+                return rtu.ILLEGAL_DATA_ADDRESS
+            words.append(image[reg])
+        return words
+
+
+def normalized_location(register):
+    """(load, registry row, word index) for a normalized-table register, or None."""
+    offset = register - NORMALIZED_BASE
+    if offset < 0 or offset >= MAX_LOADS * registry.GW_LOAD_WINDOW:
+        return None
+    load, within = divmod(offset, registry.GW_LOAD_WINDOW)
+    return load, within
+
+
+def _row_words(row):
+    return 4 if row[registry.GW_TYPE] == "u64" else 2
+
+
+_BY_OFFSET = {}
+for _row in registry.MEASUREMENTS:
+    for _i in range(_row_words(_row)):
+        _BY_OFFSET[_row[registry.GW_OFFSET] + _i] = (_row, _i)
+
+
+def normalized_read(cache, address, start, count, now):
+    """Words of the normalized table of one meter, from the cache (never the bus)."""
+    words = []
+    rendered = {}
+    for reg in range(start, start + count):
+        where = normalized_location(reg)
+        if where is None:
+            return rtu.ILLEGAL_DATA_ADDRESS
+        load, within = where
+        if within == QUALITY_OFFSET or within == AGE_OFFSET:
+            readings = [cache.get(address, load, k) for k in cache.keys(address, load)]
+            if within == QUALITY_OFFSET:
+                worst = max([QUALITY_CODES[r.quality] for r in readings] or [QUALITY_CODES["not_supported"]])
+                words.append(worst)
+            else:
+                stamps = [r.timestamp for r in readings if r.timestamp is not None]
+                words.append(0xFFFF if not stamps else min(0xFFFE, max(0, int(now - min(stamps)))))
+            continue
+        entry = _BY_OFFSET.get(within)
+        if entry is None:
+            words.append(0)
+            continue
+        row, index = entry
+        key = (load, row[registry.KEY])
+        if key not in rendered:
+            reading = cache.get(address, load, row[registry.KEY])
+            value = reading.value if reading.value is not None else 0
+            raw = registry.to_gateway_raw(row[registry.KEY], value)
+            kind = row[registry.GW_TYPE]
+            try:
+                rendered[key] = rtu.encode_value(kind, raw)
+            except ValueError:      # beyond the type's range: saturate, never wrap
+                limit = {"u32": (0, 0xFFFFFFFF), "s32": (-0x80000000, 0x7FFFFFFF),
+                         "u64": (0, 2 ** 64 - 1)}[kind]
+                rendered[key] = rtu.encode_value(kind, min(max(raw, limit[0]), limit[1]))
+        words.append(rendered[key][index])
+    return words
+
+
+def normalized_write_target(register, count):
+    """(load, key) when [register, register+count) is exactly one writable value."""
+    where = normalized_location(register)
+    if where is None:
+        return None
+    load, within = where
+    entry = _BY_OFFSET.get(within)
+    if entry is None or entry[1] != 0:
+        return None
+    row = entry[0]
+    if not row[registry.WRITABLE] or count != _row_words(row):
+        return None
+    return load, row[registry.KEY]

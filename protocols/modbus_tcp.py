@@ -1,0 +1,103 @@
+"""Modbus TCP server/gateway on asyncio (SPEC §3.1).
+
+Our own server rather than pymodbus's: the gateway needs per-request routing
+(gateway table, cache, or the bus), exact exception codes 0A/0B, a hard cap
+on connections with a clean refusal of the next one, and bounded time for a
+frame to arrive (slowloris). The PDU rules are the shared pure codec's.
+
+Framing errors a client cannot recover from (protocol id != 0, MBAP length
+outside 2..254) close that connection; well-framed but invalid requests get
+their exception. Requests on one connection are answered in order.
+"""
+
+import asyncio
+import logging
+import struct
+
+from daemon.service import SwitchedService
+from protocols.modbus_server import ModbusHandler
+
+log = logging.getLogger("gateway.modbus_tcp")
+
+MBAP = struct.Struct(">HHHB")          # transaction, protocol, length, unit
+MAX_LENGTH = 254                       # unit + PDU of at most 253 bytes
+FRAME_TIMEOUT = 5.0                    # a started frame must be complete within this (s)
+
+
+class ModbusTcpService(SwitchedService):
+    name = "modbus"
+    reopen_keys = ("modbus.port", "modbus.bind")
+
+    def __init__(self, gateway):
+        SwitchedService.__init__(self, gateway)
+        self.handler = ModbusHandler(gateway, own_units=(255,))
+        from protocols import modbus_regmap
+        gateway.documents["modbus-register-map.csv"] = ("text/csv; charset=utf-8", modbus_regmap.as_csv)
+        gateway.documents["modbus-register-map.md"] = ("text/markdown; charset=utf-8", modbus_regmap.as_markdown)
+        self.server = None
+        self.port = None
+        self.connections = set()
+        self.frame_timeout = FRAME_TIMEOUT
+        self.stats = {"accepted": 0, "refused": 0, "closed_bad_frame": 0, "closed_idle": 0, "frames": 0}
+
+    async def _open(self):
+        self.server = await asyncio.start_server(self._client, self.settings.get("modbus.bind"),
+                                                 self.settings.get("modbus.port"), reuse_address=True)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _close(self):
+        self.server.close()
+        for task in list(self.connections):
+            task.cancel()
+        await asyncio.gather(*self.connections, return_exceptions=True)
+        await self.server.wait_closed()
+        self.server = None
+
+    def status(self):
+        out = SwitchedService.status(self)
+        out.update(port=self.port, connections=len(self.connections), **self.stats)
+        out["requests"] = self.handler.counters.as_dict()
+        return out
+
+    async def _client(self, reader, writer):
+        task = asyncio.current_task()
+        if len(self.connections) >= self.settings.get("modbus.max_connections"):
+            self.stats["refused"] += 1
+            writer.close()          # refused cleanly: the others are not touched
+            return
+        self.stats["accepted"] += 1
+        self.connections.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.connections.discard(task)
+            writer.close()
+
+    async def _serve(self, reader, writer):
+        idle = self.settings.get("modbus.idle_timeout_s")
+        while True:
+            try:
+                first = await asyncio.wait_for(reader.readexactly(1), idle)
+            except asyncio.TimeoutError:
+                self.stats["closed_idle"] += 1
+                return
+            try:
+                header = first + await asyncio.wait_for(reader.readexactly(MBAP.size - 1), self.frame_timeout)
+                transaction, protocol, length, unit = MBAP.unpack(header)
+                if protocol != 0 or length < 2 or length > MAX_LENGTH:
+                    self.stats["closed_bad_frame"] += 1
+                    return
+                pdu = await asyncio.wait_for(reader.readexactly(length - 1), self.frame_timeout)
+            except asyncio.TimeoutError:     # a frame trickling in: slowloris
+                self.stats["closed_bad_frame"] += 1
+                return
+            self.stats["frames"] += 1
+            answer = await self.handler.handle(unit, pdu)
+            writer.write(MBAP.pack(transaction, 0, len(answer) + 1, unit) + answer)
+            try:
+                await asyncio.wait_for(writer.drain(), self.frame_timeout)
+            except asyncio.TimeoutError:     # a client that does not read its answers
+                self.stats["closed_bad_frame"] += 1
+                return

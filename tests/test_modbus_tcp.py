@@ -1,0 +1,394 @@
+"""Modbus TCP server/gateway, checked with independent clients (mbpoll, pymodbus)."""
+
+import asyncio
+import random
+import shutil
+import socket
+import struct
+import subprocess
+
+import pytest
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.pdu import ExceptionResponse
+
+from board.base import ManualClock
+from conftest import demo_topology, running_gateway, wait_for
+from daemon import catalogue
+from daemon.bus import PASSTHROUGH
+from daemon.topology import Device
+from protocols import modbus_rtu as rtu
+from protocols.modbus_tables import NORMALIZED_BASE
+from protocols.modbus_tcp import ModbusTcpService
+
+T0 = 1_700_000_000.0
+IO10_OUT1_NORMALIZED = NORMALIZED_BASE + 156        # registry gw_offset of out_1, load 0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def demo_devices():
+    devices = []
+    for bus, spec in demo_topology()["buses"].items():
+        for m in spec["meters"]:
+            loads = None
+            if m.get("loads"):
+                loads = [{"load": n, "network": "3P+N", "name": "Load %d" % n} for n in range(1, m["loads"] + 1)]
+            devices.append(Device(bus, m["address"], m["reference"], m["netid"], loads=loads))
+    return devices
+
+
+class Setup:
+    """A demo gateway with Modbus TCP on a free loopback port, topology preset."""
+
+    def __init__(self, tmp_path, overrides=None, clock=None, topology=None):
+        self.port = free_port()
+        settings = {"modbus.port": self.port, "modbus.bind": "127.0.0.1"}
+        settings.update(overrides or {})
+        self.cm = running_gateway(tmp_path / "s", topology or demo_topology(), settings, clock=clock,
+                                  services=[ModbusTcpService])
+
+    async def __aenter__(self):
+        self.gw = await self.cm.__aenter__()
+        self.service = self.gw.services[0]
+        await self.gw.topology.replace(demo_devices())
+        await wait_for(lambda: all(p.cycles >= 2 for p in self.gw.pollers.values()), guard=30)
+        return self
+
+    async def __aexit__(self, *exc):
+        return await self.cm.__aexit__(*exc)
+
+    async def client(self):
+        client = AsyncModbusTcpClient("127.0.0.1", port=self.port, timeout=5, retries=0)
+        assert await client.connect()
+        return client
+
+
+def words_of(meter, start, count):
+    return meter.read_registers(start, count)
+
+
+def mbpoll(*args):
+    assert shutil.which("mbpoll"), "mbpoll missing: run `make test` (Debian package mbpoll)"
+    proc = subprocess.run(["mbpoll", "-1", "-0", "-q"] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=30)
+    return proc
+
+
+def parse_mbpoll(text):
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and "]:" in line:
+            reg, _, value = line.partition("]:")
+            values[int(reg[1:])] = int(value.split()[0])
+    return values
+
+
+def test_mbpoll_and_pymodbus_read_meters_through_the_gateway(tmp_path):
+    clock = ManualClock(T0)
+    async def scenario():
+        async with Setup(tmp_path, clock=clock) as s:
+            a40 = s.gw.board.find_meter(address=20)
+            expected = words_of(a40, 0xC552, 54)
+            proc = await asyncio.to_thread(mbpoll, "-m", "tcp", "-p", s.port, "-a", 20, "-r", 0xC552, "-c", 54,
+                                           "127.0.0.1")
+            assert proc.returncode == 0, proc.stderr
+            got = parse_mbpoll(proc.stdout)
+            assert [got[0xC552 + i] & 0xFFFF for i in range(54)] == expected
+            client = await s.client()
+            try:
+                i35 = s.gw.board.find_meter(address=4)
+                base = catalogue.load_base(2)
+                rr = await client.read_holding_registers(base, count=88, device_id=4)
+                assert not rr.isError() and rr.registers == words_of(i35, base, 88)
+                # the normalized table: I1 of load 2 in mA (u32, x1000)
+                rr = await client.read_holding_registers(NORMALIZED_BASE + 2 * 200 + 22, count=2, device_id=4)
+                assert rtu.decode_value("u32", rr.registers) == round(i35.values(2)["i1"] * 1000)
+                rr = await client.read_holding_registers(0xC350, count=4, device_id=99)
+                assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x0A
+            finally:
+                client.close()
+    asyncio.run(scenario())
+
+
+def test_polled_reads_come_from_the_cache_others_reach_the_meter(tmp_path):
+    async def scenario():
+        async with Setup(tmp_path) as s:
+            client = await s.client()
+            try:
+                meter = s.gw.board.find_meter(address=21)
+                counters = s.service.handler.counters
+                before_meter, before_cache = meter.requests, counters.from_cache
+                cycles_before = s.gw.pollers["rs485"].device_cycles[21]
+                for _ in range(20):                          # inside the E23 poll plan
+                    rr = await client.read_holding_registers(0xC558, count=6, device_id=21)
+                    assert not rr.isError()
+                assert counters.from_cache - before_cache == 20
+                # only the poller talks to the meter meanwhile: its requests stay far below 20 extra
+                cycles = s.gw.pollers["rs485"].device_cycles[21] - cycles_before
+                assert meter.requests - before_meter <= 2 * (cycles + 1)    # 2 polled reads per cycle
+                before = meter.requests
+                rr = await client.read_holding_registers(catalogue.IDENT_BASE, count=4, device_id=21)
+                assert rr.registers == [0x53, 0x4F, 0x43, 0x4F]   # "SOCO", forwarded
+                assert counters.forwarded >= 1 and meter.requests > before
+                rr = await client.read_holding_registers(0x2345, count=2, device_id=21)
+                assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x02   # the meter's own 02
+            finally:
+                client.close()
+    asyncio.run(scenario())
+
+
+def test_silent_meter_gives_0B_within_the_timeout(tmp_path):
+    async def scenario():
+        async with Setup(tmp_path, {"bus.digiware.timeout_ms": 100}) as s:
+            s.gw.board.configure_meter(0xD5038A, silent=True)
+            await wait_for(lambda: s.gw.cache.comm_lost(11))
+            client = await s.client()
+            try:
+                rr = await client.read_holding_registers(0x9003, count=4, device_id=11)
+                assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x0B
+                # the gateway table flags it for integrators: status 3 = comm lost, alarm 3 bit
+                rr = await client.read_holding_registers(0x0100 + 11, count=1, device_id=1)
+                assert rr.registers == [3]
+                rr = await client.read_holding_registers(0x001C, count=2, device_id=255)
+                assert rtu.decode_value("u32", rr.registers) & (1 << 2)
+            finally:
+                client.close()
+    asyncio.run(scenario())
+
+
+def test_writes_follow_the_policy_at_once(tmp_path):
+    async def scenario():
+        async with Setup(tmp_path) as s:
+            io10 = s.gw.board.find_meter(address=15)
+            client = await s.client()
+            try:
+                rr = await client.write_register(catalogue.IO_OUTPUT_REGISTER, 1, device_id=15)
+                assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x01
+                rr = await client.write_registers(IO10_OUT1_NORMALIZED, [0, 1], device_id=15)
+                assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x01
+                assert io10.outputs == 0
+                await s.gw.settings.set_many({"policy.modbus_write": True})
+                rr = await client.write_register(catalogue.IO_OUTPUT_REGISTER, 1, device_id=15)   # native, forwarded
+                assert not rr.isError() and io10.outputs == 0b01
+                rr = await client.write_registers(IO10_OUT1_NORMALIZED + 2, [0, 1], device_id=15)  # out_2 normalized
+                assert not rr.isError() and io10.outputs == 0b11
+                rr = await client.write_registers(IO10_OUT1_NORMALIZED, [0, 7], device_id=15)
+                assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x03 and io10.outputs == 0b11
+                rr = await client.write_register(0x0000, 1, device_id=1)       # the gateway table is read-only
+                assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x01
+                await s.gw.settings.set_many({"policy.modbus_write": False})
+                rr = await client.write_register(catalogue.IO_OUTPUT_REGISTER, 0, device_id=15)
+                assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x01 and io10.outputs == 0b11
+            finally:
+                client.close()
+    asyncio.run(scenario())
+
+
+def test_gateway_table_and_device_identification(tmp_path):
+    async def scenario():
+        async with Setup(tmp_path) as s:
+            client = await s.client()
+            try:
+                rr = await client.read_holding_registers(0, count=0x24, device_id=1)
+                words = rr.registers
+                assert rtu.decode_string_norm(words[8:16]) == "M-70"
+                assert "%06X" % rtu.decode_value("u32", words[0x18:0x1A]) == s.gw.identity["netid"]
+                assert words[0x20] == 8                                   # devices in the topology
+                beat = rtu.decode_value("u32", words[0x1E:0x20])
+                await asyncio.sleep(1.1)
+                rr = await client.read_holding_registers(0x1E, count=2, device_id=1)
+                assert rtu.decode_value("u32", rr.registers) > beat       # the heartbeat moves
+                rr = await client.read_holding_registers(0x0100 + 4, count=2, device_id=1)
+                assert rr.registers == [1, 1]                             # meters 4 and 5 ok
+                rr = await client.read_holding_registers(0x24, count=10, device_id=1)
+                assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x02
+                info = await client.read_device_information(read_code=1, object_id=0, device_id=20)
+                assert info.information[0] == b"SOCOMEC" and info.information[1] == b"A-40"
+                info = await client.read_device_information(read_code=2, object_id=0, device_id=1)
+                assert info.information[1] == b"M-70"
+            finally:
+                client.close()
+    asyncio.run(scenario())
+
+
+def test_32_clients_read_at_once_and_the_33rd_is_refused(tmp_path):
+    async def scenario():
+        async with Setup(tmp_path) as s:
+            clients = [await s.client() for _ in range(32)]
+            try:
+                results = await asyncio.gather(*[c.read_holding_registers(0xC558, count=6, device_id=20)
+                                                  for c in clients])
+                assert all(not r.isError() for r in results)
+                reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+                data = await asyncio.wait_for(reader.read(10), 5)
+                assert data == b""                                       # closed at once, cleanly
+                writer.close()
+                assert s.service.stats["refused"] == 1
+                results = await asyncio.gather(*[c.read_holding_registers(0x0000, count=8, device_id=1)
+                                                  for c in clients])
+                assert all(not r.isError() for r in results)
+            finally:
+                for c in clients:
+                    c.close()
+            await wait_for(lambda: len(s.service.connections) == 0)
+    asyncio.run(scenario())
+
+
+def test_turning_modbus_off_closes_the_port_at_once(tmp_path):
+    async def scenario():
+        async with Setup(tmp_path) as s:
+            client = await s.client()
+            await s.gw.settings.set_many({"modbus.enabled": False})
+            await wait_for(lambda: not s.service.running)
+            with pytest.raises(OSError):
+                await asyncio.open_connection("127.0.0.1", s.port)
+            client.close()
+            await s.gw.settings.set_many({"modbus.enabled": True})
+            await wait_for(lambda: s.service.running)
+            client = await s.client()
+            assert not (await client.read_holding_registers(0, count=1, device_id=1)).isError()
+            client.close()
+    asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------- malformed input
+
+def mbap(transaction, unit, pdu, protocol=0, length=None):
+    return struct.pack(">HHHB", transaction, protocol, len(pdu) + 1 if length is None else length, unit) + pdu
+
+
+async def exchange(port, frame, expect_answer=True, guard=5.0):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(frame)
+    await writer.drain()
+    try:
+        if not expect_answer:
+            return await asyncio.wait_for(reader.read(100), guard)
+        header = await asyncio.wait_for(reader.readexactly(7), guard)
+        length = struct.unpack(">H", header[4:6])[0]
+        return header + await reader.readexactly(length - 1)
+    finally:
+        writer.close()
+
+
+def exception_of(answer):
+    assert answer[7] & 0x80, answer
+    return answer[8]
+
+
+def test_malformed_frames_get_exceptions_or_a_clean_close(tmp_path):
+    async def scenario():
+        async with Setup(tmp_path) as s:
+            s.service.frame_timeout = 0.3
+            good = await s.client()
+            port = s.port
+            cases = [
+                (mbap(1, 20, b"\x63\x00\x00"), 0x01),                          # unknown function
+                (mbap(2, 20, rtu.read_request(3, 0, 0)), 0x03),                 # quantity 0
+                (mbap(3, 20, rtu.read_request(3, 0, 126)), 0x03),               # quantity > 125
+                (mbap(4, 20, rtu.read_request(1, 0, 2001)), 0x03),              # > 2000 coils
+                (mbap(5, 20, rtu.read_request(3, 0xFFFF, 2)), 0x02),            # address overflow
+                (mbap(6, 20, b"\x03\x00"), 0x03),                               # PDU too short for its function
+                (mbap(7, 20, b"\x10\x00\x00\x00\x02\x03\x00\x01\x00"), 0x03),    # byte count mismatch
+            ]
+            for frame, code in cases:
+                answer = await exchange(port, frame)
+                assert answer[:2] == frame[:2] and exception_of(answer) == code, (frame, answer)
+            for frame in (mbap(8, 20, rtu.read_request(3, 0, 1), protocol=1),   # protocol id != 0
+                          mbap(9, 20, b"", length=0),                           # length 0
+                          mbap(10, 20, b"", length=261) + b"\x00" * 300,        # length > 260
+                          mbap(11, 20, rtu.read_request(3, 0, 1), length=20),   # length larger than the data
+                          mbap(12, 20, rtu.read_request(3, 0, 1))[:9],          # truncated frame
+                          b"\xde\xad\xbe\xef" * 8):                            # garbage
+                assert await exchange(port, frame, expect_answer=False) == b""
+            # slowloris: one byte per 0.1 s never completes a frame within the frame timeout
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            frame = mbap(13, 20, rtu.read_request(3, 0xC558, 2))
+            closed = False
+            for b in frame:
+                writer.write(bytes((b,)))
+                await asyncio.sleep(0.1)
+                if reader.at_eof():
+                    closed = True
+                    break
+            data = await asyncio.wait_for(reader.read(100), 5)
+            assert closed or data == b""
+            writer.close()
+            # everyone else was served throughout
+            assert not (await good.read_holding_registers(0xC558, count=2, device_id=20)).isError()
+            good.close()
+            assert s.service.stats["closed_bad_frame"] >= 6
+    asyncio.run(scenario())
+
+
+def test_fuzzed_frames_neither_crash_nor_leak_connections(tmp_path):
+    rnd = random.Random(4)
+    valid = [mbap(1, 20, rtu.read_request(3, 0xC558, 2)), mbap(2, 1, rtu.read_request(3, 0, 8)),
+             mbap(3, 15, rtu.write_single_request(6, catalogue.IO_OUTPUT_REGISTER, 1)),
+             mbap(4, 99, rtu.read_request(4, 0, 1)), mbap(5, 4, b"\x2b\x0e\x01\x00")]
+
+    def mutate(frame):
+        data = bytearray(frame)
+        for _ in range(rnd.randint(1, 4)):
+            op = rnd.random()
+            if op < 0.5 and data:
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+            elif op < 0.7:
+                data = data[:rnd.randrange(len(data) + 1)]
+            elif op < 0.9:
+                data += bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 8)))
+            else:
+                data[4:6] = struct.pack(">H", rnd.randrange(0x10000))
+        return bytes(data)
+
+    async def scenario():
+        async with Setup(tmp_path) as s:
+            s.service.frame_timeout = 0.2
+            sent = 0
+
+            async def worker(n):
+                nonlocal sent
+                while sent < 10000:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+                    try:
+                        for _ in range(50):
+                            writer.write(mutate(rnd.choice(valid)))
+                            sent += 1
+                        await writer.drain()
+                        try:
+                            await asyncio.wait_for(reader.read(65536), 0.05)
+                        except asyncio.TimeoutError:
+                            pass
+                    except ConnectionError:
+                        pass
+                    finally:
+                        writer.close()
+            await asyncio.gather(*[worker(n) for n in range(8)])
+            assert sent >= 10000
+            await wait_for(lambda: len(s.service.connections) == 0, guard=30)
+            client = await s.client()
+            rr = await client.read_holding_registers(0xC558, count=2, device_id=20)
+            assert not rr.isError()
+            client.close()
+    asyncio.run(scenario())
+
+
+def test_register_map_is_served_and_the_committed_copy_is_current(tmp_path):
+    from protocols.modbus_regmap import as_csv, as_markdown
+    from conftest import REPO
+    import os
+    with open(os.path.join(REPO, "docs", "modbus-register-map.md"), encoding="utf-8") as f:
+        assert f.read() == as_markdown(), "regenerate: python -m tools.regmap --format md > docs/modbus-register-map.md"
+    csv_text = as_csv()
+    assert "0x1000,4096,2,u32,x100,V,v_sys" in csv_text
+    assert ",heartbeat," in csv_text
+    async def scenario():
+        async with Setup(tmp_path) as s:
+            content_type, render = s.gw.documents["modbus-register-map.csv"]
+            assert content_type.startswith("text/csv") and render() == csv_text
+    asyncio.run(scenario())
