@@ -59,6 +59,7 @@ def daemon(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemon", "--board", "sim", "--topology", DEMO_TOPOLOGY,
          "--state-dir", str(tmp_path / "state"), "--http-port", str(port), "--set", "http.bind=127.0.0.1",
+         "--modbus-port", str(free_port()), "--set", "modbus.bind=127.0.0.1",
          "--set", "discovery.last_address=24", "--log-level", "warning"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = "http://127.0.0.1:%d" % port
@@ -94,6 +95,10 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     assert a40["counters"]["answers"] > 0
     assert doc["gateway"]["board"] == "sim" and len(doc["gateway"]["netid"]) == 6
     assert doc["loop_lag"]["samples"] > 0
+    assert doc["services"]["modbus"]["running"] is True
+    assert doc["services"]["rtu_slave"]["running"] is False          # RS485 port is a master bus here
+    code, _ct, csv_text = get(base + "/api/files/modbus-register-map.csv")
+    assert code == 200 and csv_text.startswith(b"table,unit_id,register_hex")
 
     # the page a newcomer opens, with local assets only
     code, ctype, html = get(base + "/")

@@ -25,7 +25,8 @@ def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
         daemon = subprocess.Popen(
             [sys.executable, "-m", "daemon", "--board", "rpi", "--port", "digiware=" + ports["digiware"],
              "--port", "rs485=" + ports["rs485"], "--state-dir", str(tmp_path / "state"),
-             "--http-port", str(http), "--set", "http.bind=127.0.0.1", "--set", "discovery.last_address=22",
+             "--http-port", str(http), "--set", "http.bind=127.0.0.1",
+         "--modbus-port", str(free_port()), "--set", "modbus.bind=127.0.0.1", "--set", "discovery.last_address=22",
              "--discover", "fast", "--log-level", "warning"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         base = "http://127.0.0.1:%d" % http
