@@ -149,5 +149,9 @@ class RtuSlaveService:
                 self.stats["ignored"] += 1
                 continue
             answer = await self.handler.handle(unit, pdu)
-            os.write(self.port.fileno(), rtu.request_frame(unit, answer))
+            try:
+                os.write(self.port.fileno(), rtu.request_frame(unit, answer))
+            except OSError as exc:            # line gone (adapter unplugged): keep serving
+                log.warning("RS485 slave port write failed: %s", exc)
+                continue
             self.stats["answers"] += 1

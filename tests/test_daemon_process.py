@@ -100,6 +100,12 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     code, _ct, csv_text = get(base + "/api/files/modbus-register-map.csv")
     assert code == 200 and csv_text.startswith(b"table,unit_id,register_hex")
 
+    # the command-line way to run a detection against a running gateway
+    tool = subprocess.run([sys.executable, "-m", "tools.detect", "--url", base, "--mode", "fast"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert tool.returncode == 0, tool.stderr
+    assert "7 devices found" in tool.stdout and "A-40" in tool.stdout and "E23" not in tool.stdout
+
     # the page a newcomer opens, with local assets only
     code, ctype, html = get(base + "/")
     assert code == 200 and ctype.startswith("text/html") and b"status.js" in html
@@ -113,7 +119,7 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     assert pts_entries() <= pts_before | set()              # no pseudo-terminal left behind
     # storage flushed: the topology and the event log are there for the next start
     topo = json.loads((tmp_path / "state" / "topology.json").read_text())
-    assert len(topo["devices"]) == 8
+    assert len(topo["devices"]) == 7                          # the last detection was FAST
     assert (tmp_path / "state" / "events.ring").stat().st_size > 0
 
 

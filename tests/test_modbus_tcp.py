@@ -392,3 +392,13 @@ def test_register_map_is_served_and_the_committed_copy_is_current(tmp_path):
             content_type, render = s.gw.documents["modbus-register-map.csv"]
             assert content_type.startswith("text/csv") and render() == csv_text
     asyncio.run(scenario())
+
+
+def test_idle_connections_are_closed_after_the_timeout(tmp_path):
+    async def scenario():
+        async with Setup(tmp_path, {"modbus.idle_timeout_s": 1}) as s:
+            reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+            assert await asyncio.wait_for(reader.read(10), 10) == b""      # closed by the server
+            writer.close()
+            assert s.service.stats["closed_idle"] == 1
+    asyncio.run(scenario())
