@@ -107,6 +107,9 @@ class Discovery:
         timeout = self.settings.get("discovery.timeout_ms") / 1000.0
         if mode == "full":
             timeout *= FULL_TIMEOUT_FACTOR
+        if not self.engines:     # no bus could be opened: keep the topology as it is
+            self.state, self.message = "failed", "no master bus is available"
+            return
         self._done = dict((bus, 0) for bus in self.engines)
         total = max(1, (last - first + 1) * len(self.engines))
         try:

@@ -64,6 +64,7 @@ class Gateway:
         self.looplag = LoopLagMonitor()
         self.engines = {}
         self.pollers = {}
+        self.bus_errors = {}       # bus name -> why its port could not be opened
         self.discovery = None
         self.services = []         # northbound servers: objects with start()/stop()
         self.documents = {}        # generated files served over HTTP: name -> (content type, render())
@@ -90,9 +91,14 @@ class Gateway:
         self.looplag.start()
         for bus in self.master_buses():
             prefix = "bus.%s." % bus
-            port = self.board.open_port(bus, self.settings.get(prefix + "baud"),
-                                        self.settings.get(prefix + "parity"),
-                                        self.settings.get(prefix + "stop_bits"))
+            try:
+                port = self.board.open_port(bus, self.settings.get(prefix + "baud"),
+                                            self.settings.get(prefix + "parity"),
+                                            self.settings.get(prefix + "stop_bits"))
+            except OSError as exc:   # no such port: the rest of the gateway still serves
+                self.bus_errors[bus] = str(exc)
+                log.error("%s bus unavailable: %s", bus, exc)
+                continue
             engine = BusEngine(bus, port, self.settings.get(prefix + "baud"), self.settings.get(prefix + "parity"),
                                self.settings.get(prefix + "stop_bits"),
                                timeout=self.settings.get(prefix + "timeout_ms") / 1000.0,
@@ -238,6 +244,8 @@ class Gateway:
             if bus in self.pollers:
                 entry.update(self.pollers[bus].status())
                 entry["queued"] = self.engines[bus].queued()
+            if bus in self.bus_errors:
+                entry["error"] = self.bus_errors[bus]
             buses[bus] = entry
         return {
             "gateway": {"name": self.settings.get("gateway.name"), "reference": "M-70",

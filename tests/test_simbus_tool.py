@@ -48,3 +48,22 @@ def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
                 proc.terminate()
                 proc.wait(timeout=10)
     assert sim.returncode == 0
+
+
+def test_a_missing_serial_port_leaves_the_rest_of_the_gateway_running(tmp_path):
+    http = free_port()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "--board", "rpi", "--port", "digiware=/dev/does-not-exist",
+         "--port", "rs485=/dev/neither", "--state-dir", str(tmp_path / "state"), "--http-port", str(http),
+         "--set", "http.bind=127.0.0.1", "--modbus-port", str(free_port()), "--set", "modbus.bind=127.0.0.1",
+         "--log-level", "error"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        doc = wait_until(lambda: json.loads(get("http://127.0.0.1:%d/api/status" % http)[2]), guard=30)
+        assert "does-not-exist" in doc["buses"]["digiware"]["error"]
+        assert doc["buses"]["rs485"]["error"]
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=10) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
