@@ -71,7 +71,8 @@ def northbound_services():
     """Factories of the switched northbound services (each opens/closes itself)."""
     from protocols.modbus_rtu_slave import RtuSlaveService
     from protocols.modbus_tcp import ModbusTcpService
-    return [ModbusTcpService, RtuSlaveService]
+    from protocols.snmp.agent import SnmpService
+    return [ModbusTcpService, RtuSlaveService, SnmpService]
 
 
 async def run(args, overrides):
@@ -89,7 +90,10 @@ async def run(args, overrides):
     for service in gateway.services[1:]:
         state = service.status()
         if state.get("running"):
-            where = ("TCP port %s" % state["port"]) if state.get("port") else gateway.board.port_path("rs485")
+            if state.get("port"):
+                where = "%s port %s" % (state.get("transport", "tcp").upper(), state["port"])
+            else:
+                where = gateway.board.port_path("rs485")
             print("  %-16s: %s" % (service.name, where), flush=True)
     for bus, engine in gateway.engines.items():
         print("  %-8s bus    : %s at %d baud (Modbus RTU master)" % (bus, gateway.board.port_path(bus), engine.baud),

@@ -25,6 +25,7 @@ class SwitchedService:
         self.last_error = None
         self._lock = asyncio.Lock()
         self._pending = None
+        self._reopen_wanted = False
 
     def enabled(self):
         return service_enabled(self.settings, self.name)
@@ -40,8 +41,16 @@ class SwitchedService:
                 self.running = False
 
     def _changed(self, key, _value):
-        if key in service_keys(self.name) or key in self.reopen_keys:
-            self._pending = asyncio.get_running_loop().create_task(self.apply(reopen=key in self.reopen_keys))
+        """Coalesce: one ``set_many`` of several keys applies (and reopens) once."""
+        if key not in service_keys(self.name) and key not in self.reopen_keys:
+            return
+        self._reopen_wanted = self._reopen_wanted or key in self.reopen_keys
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.get_running_loop().create_task(self._apply_pending())
+
+    async def _apply_pending(self):
+        reopen, self._reopen_wanted = self._reopen_wanted, False
+        await self.apply(reopen=reopen)
 
     async def apply(self, reopen=False):
         """Bring the socket in line with the settings (idempotent)."""

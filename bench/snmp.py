@@ -1,0 +1,248 @@
+"""SNMP agent benchmark: GET rate, GET latency and full-tree walks, side by side with net-snmp's snmpd.
+
+    .venv/bin/python bench/snmp.py [--seconds 4]
+
+The gateway runs the 32-meter reference site (board/topologies/reference32.json)
+with its buses polling; its agent listens on a free loopback port. In the
+same run the bench starts net-snmp's ``snmpd`` on another free loopback port
+with a minimal configuration written here (its own MIB-II tree) and measures
+both with the same tools:
+
+* GET rate: a separate load-client process (this file, ``--client``) sends
+  SNMPv2c GETs of one existing instance each, keeping a window of requests
+  in flight; our OIDs are random metrology instances, snmpd's are its cheap
+  system-group scalars (the reference at its fastest);
+* GET latency: the same client in lock-step (one request in flight), p50/p99;
+* full-tree walks: ``snmpbulkwalk`` of ``.1`` (v2c) and with SNMPv3 authPriv,
+  as wall time and instances per second (the trees differ in size).
+
+Targets: GET rate >= 0.3 x snmpd's, p99 GET latency <= 10 ms.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import devices_of, load_reference, percentile  # noqa: E402
+from protocols.snmp import ber  # noqa: E402
+
+V3 = ["-v3", "-u", "control", "-l", "authPriv", "-a", "SHA", "-A", "Control-2024", "-x", "AES", "-X", "Control-2024"]
+SYSTEM_SCALARS = [(1, 3, 6, 1, 2, 1, 1, n, 0) for n in (1, 2, 3, 4, 5, 6)]
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------- load client (separate process)
+
+def client(port, oids, seconds, window):
+    """GETs for ``seconds`` with ``window`` requests in flight: rate and latencies."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect(("127.0.0.1", port))
+    sock.settimeout(2.0)
+    rng = random.Random(1)
+    pending = {}
+    latencies = []
+    request_id = 0
+    lost = 0
+
+    def send():
+        nonlocal request_id
+        request_id = (request_id + 1) & 0x7FFFFFFF
+        sock.send(ber.encode_request(1, b"publicV2", ber.GET, request_id, [tuple(rng.choice(oids))]))
+        pending[request_id] = time.perf_counter()
+
+    start = time.perf_counter()
+    end = start + seconds
+    for _ in range(window):
+        send()
+    done = 0
+    while True:
+        try:
+            data = sock.recv(65535)
+        except socket.timeout:
+            lost += len(pending)
+            pending.clear()
+            for _ in range(window):
+                send()
+            continue
+        now = time.perf_counter()
+        answer = ber.decode_response(data)
+        sent = pending.pop(answer[0], None)
+        if sent is None:
+            continue
+        assert answer[1] == 0 and answer[3][0][1] not in (ber.NO_SUCH_OBJECT, ber.NO_SUCH_INSTANCE), answer
+        latencies.append(now - sent)
+        done += 1
+        if now >= end:
+            if not pending:
+                break
+            continue
+        send()
+    elapsed = time.perf_counter() - start
+    return {"gets": done, "rate": done / elapsed, "p50_ms": 1000 * percentile(latencies, 0.50),
+            "p99_ms": 1000 * percentile(latencies, 0.99), "lost": lost}
+
+
+async def run_client(port, oids, seconds, window, processes=1):
+    """Rate (summed) and latencies (worst) of ``processes`` load clients run together."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(oids, handle)
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, os.path.abspath(__file__), "--client", str(port), handle.name, str(seconds), str(window),
+        stdout=asyncio.subprocess.PIPE) for _ in range(processes)]
+    outs = [await proc.communicate() for proc in procs]
+    os.unlink(handle.name)
+    if any(proc.returncode != 0 for proc in procs):
+        raise RuntimeError("load client failed")
+    results = [json.loads(out) for out, _err in outs]
+    merged = dict(results[0])
+    for key in ("gets", "rate", "lost"):
+        merged[key] = sum(r[key] for r in results)
+    for key in ("p50_ms", "p99_ms"):
+        merged[key] = max(r[key] for r in results)
+    return merged
+
+
+async def walk(port, credentials, root=".1"):
+    """(seconds, instances) of an snmpbulkwalk."""
+    env = dict(os.environ, MIBS="")
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        "snmpbulkwalk", "-On", "-Oq", "-t", "5", *credentials, "127.0.0.1:%d" % port, root, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError("snmpbulkwalk failed: %s" % err.decode())
+    lines = [x for x in out.decode().splitlines() if x.startswith(".") and "No more variables" not in x]
+    return elapsed, len(lines)
+
+
+# ---------------------------------------------------------------- the two agents
+
+async def start_snmpd(workdir):
+    port = free_udp_port()
+    conf = os.path.join(workdir, "snmpd.conf")
+    with open(conf, "w", encoding="ascii") as handle:
+        handle.write("agentAddress udp:127.0.0.1:%d\nrocommunity publicV2 127.0.0.1\n"
+                     "createUser control SHA \"Control-2024\" AES \"Control-2024\"\nrouser control priv\n"
+                     "sysName bench-snmpd\nsysLocation bench\nsysContact bench\n" % port)
+    env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=workdir)
+    proc = await asyncio.create_subprocess_exec("snmpd", "-f", "-Lo", "-C", "-c", conf, env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    for _ in range(100):
+        probe = await asyncio.create_subprocess_exec(
+            "snmpget", "-v2c", "-c", "publicV2", "-r", "0", "-t", "0.2", "127.0.0.1:%d" % port, "1.3.6.1.2.1.1.5.0",
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        if await probe.wait() == 0:
+            return proc, port
+        await asyncio.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("snmpd did not start")
+
+
+async def measure(seconds):
+    from board.sim import SimBoard
+    from daemon.gateway import Gateway
+    from protocols.snmp.agent import SnmpService
+    from protocols.snmp import mibdef
+
+    topology = load_reference()
+    workdir = tempfile.mkdtemp(prefix="bench-snmp-")
+    port = free_udp_port()
+    gateway = Gateway(SimBoard(topology=topology), os.path.join(workdir, "state"),
+                      {"snmp.enabled": True, "snmp.port": port, "snmp.bind": "127.0.0.1"})
+    service = SnmpService(gateway)
+    gateway.services.append(service)
+    await gateway.start()
+    snmpd = None
+    try:
+        await gateway.topology.replace(devices_of(topology))
+        while min(p.cycles for p in gateway.pollers.values()) < 2:
+            await asyncio.sleep(0.05)
+        service.index.refresh()
+        ours = [list(oid) for segment in service.index.segments for oid in segment.oids
+                if oid[:len(mibdef.METROLOGY)] == mibdef.METROLOGY]
+        snmpd, snmpd_port = await start_snmpd(workdir)
+        results = {"instances": service.index.size(), "metrology": len(ours)}
+        gateway.looplag.reset()
+        await asyncio.sleep(seconds)
+        results["idle_lag"] = gateway.looplag.summary()
+        scalars = [list(o) for o in SYSTEM_SCALARS]
+        results["snmpd_rate"] = await run_client(snmpd_port, scalars, seconds, 4)
+        gateway.looplag.reset()
+        results["ours_rate"] = await run_client(port, ours, seconds, 4)
+        results["ours_lag"] = gateway.looplag.summary()
+        results["ours_rate_system"] = await run_client(port, scalars, seconds, 4)
+        results["snmpd_lat"] = await run_client(snmpd_port, scalars, seconds, 1)
+        results["ours_lat"] = await run_client(port, ours, seconds, 1)
+        results["snmpd_walk"] = await walk(snmpd_port, ["-v2c", "-c", "publicV2"])
+        results["ours_walk"] = await walk(port, ["-v2c", "-c", "publicV2"])
+        results["snmpd_walk_v3"] = await walk(snmpd_port, V3)
+        results["ours_walk_v3"] = await walk(port, V3)
+        results["polling"] = dict((bus, p.cycles) for bus, p in gateway.pollers.items())
+        return results
+    finally:
+        if snmpd is not None:
+            snmpd.terminate()
+            await snmpd.wait()
+        await gateway.stop()
+
+
+def report(r, seconds):
+    print("SNMP agent vs net-snmp snmpd, reference site (32 meters polling), %d s per GET run, loopback" % seconds)
+    print("tree: %d instances served (%d metrology)" % (r["instances"], r["metrology"]))
+    print("%-34s %12s %12s %8s" % ("measure", "ours", "snmpd", "ratio"))
+
+    def line(name, ours, theirs, fmt="%12.0f", invert=False):
+        ratio = (theirs / ours) if invert else (ours / theirs)
+        print(("%-34s " + fmt + " " + fmt + " %8.2f") % (name, ours, theirs, ratio))
+
+    line("GET/s, window 4 (metrology)", r["ours_rate"]["rate"], r["snmpd_rate"]["rate"])
+    line("GET/s, window 4 (system scalars)", r["ours_rate_system"]["rate"], r["snmpd_rate"]["rate"])
+    line("GET/s, lock-step", r["ours_lat"]["rate"], r["snmpd_lat"]["rate"])
+    line("GET p50 latency ms, lock-step", r["ours_lat"]["p50_ms"], r["snmpd_lat"]["p50_ms"], "%12.3f", True)
+    line("GET p99 latency ms, lock-step", r["ours_lat"]["p99_ms"], r["snmpd_lat"]["p99_ms"], "%12.3f", True)
+    line("GET p99 latency ms, window 4", r["ours_rate"]["p99_ms"], r["snmpd_rate"]["p99_ms"], "%12.3f", True)
+    for label, key in (("v2c", "walk"), ("v3 authPriv", "walk_v3")):
+        ours, theirs = r["ours_" + key], r["snmpd_" + key]
+        print("%-34s %9.2f s  %9.2f s   (%d vs %d instances)" % ("snmpbulkwalk .1, %s" % label, ours[0], theirs[0],
+                                                                ours[1], theirs[1]))
+        line("  instances/s, %s" % label, ours[1] / ours[0], theirs[1] / theirs[0])
+    rate_ratio = r["ours_rate"]["rate"] / r["snmpd_rate"]["rate"]
+    print("GET rate ratio %.2f (target >= 0.3): %s" % (rate_ratio, "met" if rate_ratio >= 0.3 else "NOT met"))
+    p99 = max(r["ours_lat"]["p99_ms"], r["ours_rate"]["p99_ms"])
+    print("p99 GET latency %.2f ms (target <= 10 ms): %s" % (p99, "met" if p99 <= 10 else "NOT met"))
+    for label, lag in (("polling only", r["idle_lag"]), ("polling + GET load", r["ours_lag"])):
+        print("event-loop lag, %s: p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d samples"
+              % (label, lag["p50_ms"], lag["p99_ms"], lag["max_ms"], lag["samples"]))
+    print("lost requests %d; poll cycles during the run %s" % (r["ours_rate"]["lost"], r["polling"]))
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        port, path, seconds, window = int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+        with open(path, encoding="utf-8") as handle:
+            oids = json.load(handle)
+        print(json.dumps(client(port, oids, seconds, window)))
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=4)
+    args = parser.parse_args()
+    report(asyncio.run(measure(args.seconds)), args.seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""The SNMP agent service: pysnmp 7 on the daemon's loop, opened and closed by its switches.
+
+Runs while ``snmp.enabled`` and ``policy.snmp`` are on (SwitchedService);
+turning either off closes the UDP port at once, changing the port, the bind
+address or any credential rebuilds the engine. One UDP socket serves
+requests and sends notifications.
+
+A datagram first meets the fast path (fastpath.py): v1/v2c read requests
+with a community of their version are answered there; a community unknown
+for its version is dropped and counted. Everything else — SNMPv3 (USM
+reports included), SET, whatever the strict decoder refuses — goes to
+pysnmp's dispatcher, whose responders read the same OID index (instrum.py).
+"""
+
+import asyncio
+import collections
+import ipaddress
+import logging
+import socket
+import time
+
+from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.entity import config as pc
+from pysnmp.entity.rfc3413 import cmdrsp, context, ntforg
+from pysnmp.proto import rfc1902
+
+from daemon.blocking import run_blocking
+from daemon.service import SwitchedService
+from protocols.snmp import engine as engine_mod
+from protocols.snmp import mibdef
+from protocols.snmp.fastpath import FastPath
+from protocols.snmp.instrum import AsyncSetResponder, IndexInstrum, to_pyasn1
+from protocols.snmp.traps import TrapSender
+from protocols.snmp.tree import OidIndex
+
+log = logging.getLogger("gateway.snmp")
+
+SNMP_TRAP_ADDRESS = (1, 3, 6, 1, 6, 3, 18, 1, 3, 0)
+_COUNTER_MODULES = {"usm": "__SNMP-USER-BASED-SM-MIB", "snmp": "__SNMPv2-MIB"}
+
+
+class FrontTransport(udp.UdpTransport):
+    """pysnmp's UDP transport with the fast path in front of its dispatcher."""
+
+    def __init__(self, service):
+        udp.UdpTransport.__init__(self)
+        self.service = service
+
+    def datagram_received(self, datagram, transportAddress):
+        service = self.service
+        try:
+            answer = service.fast.handle(datagram, service.fast_path_enabled)
+        except Exception:            # never let a datagram reach the loop's handler
+            log.exception("fast path failed")
+            answer = None
+        if answer is not None:
+            if answer and self.transport is not None:
+                self.transport.sendto(answer, transportAddress)
+            return
+        try:
+            self._callback_function(self, transportAddress, datagram)
+        except Exception as exc:     # pyasn1 fails on some damaged BER with TypeError: still a parse error
+            service.dropped["decoder_error"] += 1
+            service.fast.counters["snmpInASNParseErrs"] += 1
+            log.debug("pysnmp dropped a datagram from %s: %r", transportAddress, exc)
+
+
+class SnmpService(SwitchedService):
+    name = "snmp"
+    reopen_keys = ("snmp.port", "snmp.bind") + engine_mod.SETTING_KEYS
+
+    def __init__(self, gateway):
+        SwitchedService.__init__(self, gateway)
+        self.traps = TrapSender(gateway)
+        self.index = OidIndex(gateway, self)
+        self.fast = FastPath(self.index)
+        self.fast_path_enabled = True      # tests compare both paths; the gate always runs
+        self.snmp_engine = None
+        self.transport = None
+        self.port = None
+        self.opened_at = time.monotonic()
+        self.dropped = collections.Counter()
+        self.set_results = collections.Counter()
+        self._set_responder = None
+        self._originator = None
+        self._sock = None
+        self.trap_targets = []
+        self._agent_address = None
+        from protocols.snmp import MIB_FILE
+        with open(MIB_FILE, encoding="utf-8") as handle:    # read once, before the loop serves anything
+            mib_text = handle.read()
+        gateway.documents["SOCOMEC-GATEWAY-MIB.txt"] = ("text/plain; charset=utf-8", lambda: mib_text)
+
+    # ------------------------------------------------------------ what the OID index reads
+
+    def counter(self, name):
+        fast = self.fast.counters.get(name, 0)
+        if self.snmp_engine is None:
+            return fast
+        module = _COUNTER_MODULES["usm" if name.startswith("usm") else "snmp"]
+        (symbol,) = self.snmp_engine.get_mib_builder().import_symbols(module, name)
+        return int(symbol.syntax) + fast
+
+    def uptime_ticks(self):
+        return int((time.monotonic() - self.opened_at) * 100) & 0xFFFFFFFF
+
+    def engine_value(self, name):
+        if self.snmp_engine is None:
+            return b"" if name == "snmpEngineID" else 0
+        (symbol,) = self.snmp_engine.get_mib_builder().import_symbols("__SNMP-FRAMEWORK-MIB", name)
+        if name == "snmpEngineID":
+            return bytes(symbol.syntax)
+        if name == "snmpEngineTime":
+            return int(symbol.syntax.clone())
+        return int(symbol.syntax)
+
+    def alarms_version(self):
+        return self.traps.version
+
+    def active_alarms(self):
+        return self.traps.active_alarms()
+
+    def note_set(self, status):
+        self.set_results[status] += 1
+
+    # ------------------------------------------------------------ open / close
+
+    async def _open(self):
+        settings = self.settings
+        config = dict((key, settings.get(key)) for key in engine_mod.SETTING_KEYS)
+        targets = await self._resolve_trap_targets()
+        snmp_engine = await run_blocking(engine_mod.build, config, self.gateway.state_dir,
+                                         self.gateway.identity["netid"], targets)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            if settings.get("snmp.trap.broadcast"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            sock.bind((settings.get("snmp.bind"), settings.get("snmp.port")))
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        snmp_context = context.SnmpContext(snmp_engine)
+        snmp_context.unregister_context_name(b"")
+        snmp_context.register_context_name(b"", IndexInstrum(self.index))
+        cmdrsp.GetCommandResponder(snmp_engine, snmp_context)
+        cmdrsp.NextCommandResponder(snmp_engine, snmp_context)
+        cmdrsp.BulkCommandResponder(snmp_engine, snmp_context)
+        self._set_responder = AsyncSetResponder(snmp_engine, snmp_context, self)
+        self._originator = ntforg.NotificationOriginator()
+        self.fast.set_communities(config["snmp.v1.read_community"], config["snmp.v1.write_community"],
+                                  config["snmp.v2c.read_community"], config["snmp.v2c.write_community"])
+        self.fast.counters.clear()
+        transport = FrontTransport(self).open_server_mode(sock=sock)
+        pc.add_transport(snmp_engine, udp.DOMAIN_NAME, transport)
+        try:
+            await transport._lport                 # the endpoint exists: the port answers from now on
+        except BaseException:
+            snmp_engine.close_dispatcher()
+            sock.close()
+            raise
+        self.snmp_engine = snmp_engine
+        self.transport = transport
+        self._sock = sock
+        self.trap_targets = targets
+        self._agent_address = self._local_address(settings.get("snmp.bind"), targets) \
+            if settings.get("snmp.trap.version") == "v1" else None
+        self.port = sock.getsockname()[1]
+        self.opened_at = time.monotonic()
+        self.traps.start(self._transmit)
+
+    async def _close(self):
+        await self.traps.stop()
+        if self._set_responder is not None:
+            for task in list(self._set_responder.tasks):
+                task.cancel()
+        snmp_engine, self.snmp_engine = self.snmp_engine, None
+        if snmp_engine is not None:
+            snmp_engine.close_dispatcher()     # closes the transport and stops pysnmp's timer task
+        sock, self._sock = self._sock, None
+        self.transport = None
+        self.port = None
+        for _ in range(100):                   # the socket closes in the transport's connection_lost
+            if sock is None or sock.fileno() == -1:
+                break
+            await asyncio.sleep(0.001)
+        if sock is not None:
+            sock.close()
+
+    async def _resolve_trap_targets(self):
+        """(ip, port) of the trap receivers; names are resolved off the loop."""
+        settings = self.settings
+        targets = []
+        for host_key, port_key in (("snmp.trap.host1", "snmp.trap.port1"), ("snmp.trap.host2", "snmp.trap.port2")):
+            host, port = settings.get(host_key).strip(), settings.get(port_key)
+            if not host or host == "0.0.0.0":
+                continue
+            try:
+                ipaddress.IPv4Address(host)
+                targets.append((host, port))
+                continue
+            except ValueError:
+                pass
+            try:
+                infos = await run_blocking(socket.getaddrinfo, host, port, socket.AF_INET, socket.SOCK_DGRAM)
+                targets.append((infos[0][4][0], port))
+            except OSError as exc:
+                log.warning("trap host %s cannot be resolved: %s", host, exc)
+        if settings.get("snmp.trap.broadcast"):
+            targets.append(("255.255.255.255", settings.get("snmp.trap.port1")))
+        return targets
+
+    def _transmit(self, notification, varbinds):
+        if self.snmp_engine is None or not self.trap_targets:
+            return False
+        var_binds = [(mibdef.SYS_UPTIME_0, rfc1902.TimeTicks(self.uptime_ticks())),
+                     (mibdef.SNMP_TRAP_OID, rfc1902.ObjectIdentifier(mibdef.NOTIFICATION_OIDS[notification]))]
+        var_binds.extend((oid, to_pyasn1(tag, value)) for oid, tag, value in varbinds)
+        if self._agent_address:        # becomes the v1 trap's agent-addr (RFC 3584 §3.2)
+            var_binds.append((SNMP_TRAP_ADDRESS, rfc1902.IpAddress(self._agent_address)))
+        self._originator.send_varbinds(self.snmp_engine, "gw-notify", None, b"", var_binds)
+        return True
+
+    @staticmethod
+    def _local_address(bind, targets):
+        """The agent's own IPv4 address toward the first trap receiver (v1 traps carry it)."""
+        if bind not in ("", "0.0.0.0"):
+            return bind
+        for host, port in targets:
+            if host == "255.255.255.255":
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.connect((host, port))         # no datagram: the kernel only picks a route
+                    return probe.getsockname()[0]
+                except OSError:
+                    continue
+        return None
+
+    # ------------------------------------------------------------ status
+
+    def engine_id(self):
+        return engine_mod.engine_id(self.gateway.identity["netid"])
+
+    def status(self):
+        state = SwitchedService.status(self)
+        state.update({
+            "port": self.port, "bind": self.settings.get("snmp.bind"), "transport": "udp",
+            "engine_id": self.engine_id().hex(), "instances": self.index.size(),
+            "fast_path": dict(self.fast.counters), "dropped": dict(self.dropped),
+            "set": dict(self.set_results), "traps_sent": dict(self.traps.sent),
+            "trap_targets": ["%s:%d" % t for t in self.trap_targets],
+            "active_alarms": len(self.traps.active),
+        })
+        return state

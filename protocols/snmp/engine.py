@@ -1,0 +1,130 @@
+"""Build the pysnmp engine from the settings: identity, credentials, access, trap targets.
+
+Runs in the bounded executor (``run_blocking``): building an engine loads
+pysnmp's MIB modules and localizes USM keys (password hashing, ~20 ms per
+user), which must not stall the daemon's loop. The transport and the
+responders are attached afterwards on the loop (agent.py).
+
+Access (VACM): group ``ro`` reads everything and writes nothing (its write
+view excludes the whole tree, so a SET answers noAccess); group ``rw`` reads
+and writes; both may receive notifications. v1 and v2c communities map to
+``ro`` / ``rw`` — the fast path has already checked that the community
+belongs to the message's version. SNMPv3 users need their configured
+security level (authNoPriv, or authPriv when a privacy protocol is set).
+"""
+
+import json
+import os
+
+from daemon.atomicfile import atomic_write
+
+AUTH = {"MD5": "USM_AUTH_HMAC96_MD5", "SHA": "USM_AUTH_HMAC96_SHA", "SHA224": "USM_AUTH_HMAC128_SHA224",
+        "SHA256": "USM_AUTH_HMAC192_SHA256", "SHA384": "USM_AUTH_HMAC256_SHA384",
+        "SHA512": "USM_AUTH_HMAC384_SHA512"}
+# AES256 is the draft-blumenthal key extension that net-snmp's ``-x AES256`` uses.
+PRIV = {"none": "USM_PRIV_NONE", "DES": "USM_PRIV_CBC56_DES", "AES": "USM_PRIV_CFB128_AES",
+        "AES256": "USM_PRIV_CFB256_AES_BLUMENTHAL"}
+NET_SNMP_NAMES = {"MD5": "MD5", "SHA": "SHA", "SHA224": "SHA-224", "SHA256": "SHA-256", "SHA384": "SHA-384",
+                  "SHA512": "SHA-512", "DES": "DES", "AES": "AES", "AES256": "AES256"}
+
+ALL = (1, 3, 6, 1)
+TRAP_TAG = "gw-trap"
+TRAP_SECURITY_NAME = "gw-trap"
+
+SETTING_KEYS = ("snmp.v1.read_community", "snmp.v1.write_community", "snmp.v2c.read_community",
+                "snmp.v2c.write_community", "snmp.v3.read_user", "snmp.v3.read_auth",
+                "snmp.v3.read_auth_password", "snmp.v3.read_priv", "snmp.v3.read_priv_password",
+                "snmp.v3.write_user", "snmp.v3.write_auth", "snmp.v3.write_auth_password",
+                "snmp.v3.write_priv", "snmp.v3.write_priv_password", "snmp.trap.community",
+                "snmp.trap.version", "snmp.trap.broadcast", "snmp.trap.host1", "snmp.trap.port1",
+                "snmp.trap.host2", "snmp.trap.port2")
+
+
+def engine_id(netid):
+    """RFC 3411 snmpEngineID: enterprise 4555, format 4 (text), stable per gateway."""
+    return b"\x80\x00\x11\xcb\x04" + ("openm70-" + str(netid)).encode("ascii")
+
+
+def next_boots(state_dir):
+    """snmpEngineBoots, kept in the state dir and increased at every engine start (RFC 3414)."""
+    path = os.path.join(state_dir, "snmp-engine.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            boots = int(json.load(handle)["boots"])
+    except (OSError, ValueError, KeyError, TypeError):
+        boots = 0
+    boots = boots + 1 if 0 <= boots < 2 ** 31 - 2 else 1
+    atomic_write(path, json.dumps({"boots": boots}).encode())
+    return boots
+
+
+def user_level(priv):
+    return "authNoPriv" if priv == "none" else "authPriv"
+
+
+def build(config, state_dir, netid, trap_targets):
+    """A configured pysnmp SnmpEngine (no transport yet).
+
+    ``config``: {setting name: value} for SETTING_KEYS; ``trap_targets``:
+    [(ip, port)] already resolved.
+    """
+    from pysnmp.entity import config as pc
+    from pysnmp.entity import engine
+    from pysnmp.carrier.asyncio.dgram import udp
+
+    snmp_engine = engine.SnmpEngine()
+    builder = snmp_engine.get_mib_builder()
+    (id_symbol, boots_symbol) = builder.import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineID", "snmpEngineBoots")
+    id_symbol.syntax = id_symbol.syntax.clone(engine_id(netid))
+    snmp_engine.snmpEngineID = id_symbol.syntax
+    boots_symbol.syntax = boots_symbol.syntax.clone(next_boots(state_dir))
+
+    pc.add_context(snmp_engine, "")
+    pc.add_vacm_view(snmp_engine, "all", "included", ALL, "")
+    pc.add_vacm_view(snmp_engine, "none", "excluded", ALL, "")
+
+    def access(group, model, level, write):
+        pc.add_vacm_access(snmp_engine, group, "", model, level, "exact", "all",
+                           "all" if write else "none", "all")
+
+    for model in (1, 2):
+        access("ro", model, "noAuthNoPriv", False)
+        access("rw", model, "noAuthNoPriv", True)
+        access("trap", model, "noAuthNoPriv", False)
+    communities = (("v1-read", config["snmp.v1.read_community"], "ro"),
+                   ("v1-write", config["snmp.v1.write_community"], "rw"),
+                   ("v2c-read", config["snmp.v2c.read_community"], "ro"),
+                   ("v2c-write", config["snmp.v2c.write_community"], "rw"))
+    for name, community, group in communities:
+        pc.add_v1_system(snmp_engine, name, community)
+        for model in (1, 2):
+            pc.add_vacm_group(snmp_engine, group, model, name)
+
+    users = [("read", "ro"), ("write", "rw")]
+    if config["snmp.v3.read_user"] == config["snmp.v3.write_user"]:
+        users = [("write", "rw")]      # one name, one USM entry: the broader rights win
+    for which, group in users:
+        prefix = "snmp.v3.%s_" % which
+        name, priv = config[prefix + "user"], config[prefix + "priv"]
+        pc.add_v3_user(snmp_engine, name, getattr(pc, AUTH[config[prefix + "auth"]]),
+                       config[prefix + "auth_password"], getattr(pc, PRIV[priv]),
+                       config[prefix + "priv_password"] if priv != "none" else None)
+        pc.add_vacm_group(snmp_engine, group + "-v3-" + which, 3, name)
+        access(group + "-v3-" + which, 3, user_level(priv), group == "rw")
+
+    version = config["snmp.trap.version"]
+    if version == "v3":
+        user = config["snmp.v3.read_user"]
+        pc.add_target_parameters(snmp_engine, "gw-trap-params", user, user_level(config["snmp.v3.read_priv"]), 3)
+    else:
+        pc.add_v1_system(snmp_engine, TRAP_SECURITY_NAME, config["snmp.trap.community"],
+                         transportTag=TRAP_TAG)
+        for model in (1, 2):
+            pc.add_vacm_group(snmp_engine, "trap", model, TRAP_SECURITY_NAME)
+        pc.add_target_parameters(snmp_engine, "gw-trap-params", TRAP_SECURITY_NAME, "noAuthNoPriv",
+                                 0 if version == "v1" else 1)
+    for i, (host, port) in enumerate(trap_targets):
+        pc.add_target_address(snmp_engine, "gw-trap-%d" % i, udp.DOMAIN_NAME, (host, port), "gw-trap-params",
+                              tagList=TRAP_TAG)
+    pc.add_notification_target(snmp_engine, "gw-notify", "gw-trap-filter", TRAP_TAG, "trap")
+    return snmp_engine

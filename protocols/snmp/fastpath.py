@@ -1,0 +1,148 @@
+"""The v1/v2c read fast path: the common request answered without pyasn1.
+
+A datagram that decodes as a v1/v2c GET, GETNEXT or GETBULK with a community
+valid *for that version* is answered here from the OID index; one with a
+community unknown for its version is dropped and counted
+(snmpInBadCommunityNames), as RFC 3584 asks. Everything else — SET, SNMPv3,
+anything this strict decoder does not accept — is handed to pysnmp
+unchanged, so pysnmp stays the authority on protocol edge cases.
+
+Answers follow RFC 3416 (v2c exceptions noSuchObject / noSuchInstance /
+endOfMibView) and RFC 3584 for v1 (noSuchName, Counter64 objects invisible).
+GETBULK answers are bounded by ``max_varbinds`` and ``max_message``.
+"""
+
+import collections
+
+from protocols.snmp import ber
+
+DROP = b""          # handled: nothing to send
+
+
+class FastPath:
+    max_varbinds = 256          # per GETBULK answer (net-snmp's own default is 100)
+    max_message = 65507         # bytes: the largest UDP payload
+
+    def __init__(self, index):
+        self.index = index
+        self.communities = {0: (frozenset(), frozenset()), 1: (frozenset(), frozenset())}
+        self.counters = collections.Counter()
+
+    def set_communities(self, v1_read, v1_write, v2c_read, v2c_write):
+        enc = lambda s: frozenset([s.encode("utf-8")])  # noqa: E731
+        self.communities = {0: enc(v1_read) | enc(v1_write), 1: enc(v2c_read) | enc(v2c_write)}
+
+    def handle(self, datagram, answer=True):
+        """Response bytes, DROP, or None to let pysnmp process the datagram.
+
+        With ``answer`` False only the per-version community gate runs (tests
+        use it to compare the fast path with pysnmp's answers).
+        """
+        try:
+            req = ber.decode_request(datagram)
+        except ber.BerError:
+            return None
+        counters = self.counters
+        if req.community not in self.communities[req.version]:
+            counters["snmpInPkts"] += 1
+            counters["snmpInBadCommunityNames"] += 1
+            return DROP
+        if req.pdu_type == ber.SET or not answer:
+            return None
+        counters["snmpInPkts"] += 1
+        counters["answered"] += 1
+        self.index.refresh()
+        if req.pdu_type == ber.GET:
+            return self._get(req)
+        if req.pdu_type == ber.GETNEXT:
+            return self._next(req)
+        return self._bulk(req)
+
+    # ------------------------------------------------------------ operations
+
+    def _finish(self, req, varbinds):
+        payload = b"".join(varbinds)
+        message = ber.encode_response(req.raw_head, req.raw_request_id, 0, 0, payload)
+        if len(message) > self.max_message:
+            if req.version == 0:
+                return ber.encode_response(req.raw_head, req.raw_request_id, ber.TOO_BIG, 0, req.raw_varbinds)
+            return ber.encode_response(req.raw_head, req.raw_request_id, ber.TOO_BIG, 0, b"")
+        return message
+
+    def _v1_error(self, req, status, index):
+        return ber.encode_response(req.raw_head, req.raw_request_id, status, index, req.raw_varbinds)
+
+    def _get(self, req):
+        index = self.index
+        v1 = req.version == 0
+        varbinds = []
+        for i, oid in enumerate(req.oids):
+            found = index.get(oid)
+            if found is None or (v1 and found[1] == ber.COUNTER64):
+                if v1:
+                    return self._v1_error(req, ber.NO_SUCH_NAME, i + 1)
+                tag = ber.NO_SUCH_INSTANCE if index.is_object(oid) else ber.NO_SUCH_OBJECT
+                varbinds.append(ber.encode_varbind(req.raw_oids[i], bytes((tag, 0))))
+            else:
+                varbinds.append(ber.encode_varbind(req.raw_oids[i], ber.encode_value(found[1], found[2])))
+        return self._finish(req, varbinds)
+
+    def _next_of(self, oid, v1):
+        """(oid, encoded oid, tag, value) after ``oid``, Counter64 skipped for v1; None at the end."""
+        index = self.index
+        while True:
+            found = index.next(oid)
+            if found is None or not (v1 and found[2] == ber.COUNTER64):
+                return found
+            oid = found[0]
+
+    def _next(self, req):
+        v1 = req.version == 0
+        varbinds = []
+        for i, oid in enumerate(req.oids):
+            found = self._next_of(oid, v1)
+            if found is None:
+                if v1:
+                    return self._v1_error(req, ber.NO_SUCH_NAME, i + 1)
+                varbinds.append(ber.encode_varbind(req.raw_oids[i], b"\x82\x00"))
+            else:
+                varbinds.append(ber.encode_varbind(found[1], ber.encode_value(found[2], found[3])))
+        return self._finish(req, varbinds)
+
+    def _bulk(self, req):
+        oids = req.oids
+        non_repeaters = min(max(req.non_repeaters, 0), len(oids))
+        repetitions = max(req.max_repetitions, 0)
+        repeaters = len(oids) - non_repeaters
+        budget = self.max_message - len(req.raw_head) - len(req.raw_request_id) - 32
+        varbinds = []
+        for i in range(non_repeaters):
+            found = self._next_of(oids[i], False)
+            if found is None:
+                vb = ber.encode_varbind(req.raw_oids[i], b"\x82\x00")
+            else:
+                vb = ber.encode_varbind(found[1], ber.encode_value(found[2], found[3]))
+            budget -= len(vb)
+            varbinds.append(vb)
+        if budget < 0:
+            return self._finish(req, varbinds)      # tooBig
+        if repeaters:
+            repetitions = min(repetitions, max(1, (self.max_varbinds - non_repeaters) // repeaters))
+        cursors = list(oids[non_repeaters:])
+        ended = [False] * repeaters
+        for _ in range(repetitions):
+            for j in range(repeaters):
+                found = None if ended[j] else self._next_of(cursors[j], False)
+                if found is None:
+                    ended[j] = True
+                    vb = ber.encode_varbind(ber.encode_oid(cursors[j]), b"\x82\x00")
+                else:
+                    cursors[j] = found[0]
+                    vb = ber.encode_varbind(found[1], ber.encode_value(found[2], found[3]))
+                budget -= len(vb)
+                if budget < 0:
+                    return self._finish(req, varbinds)   # truncated from the end (RFC 3416 4.2.3)
+                varbinds.append(vb)
+            if all(ended):
+                break
+        return self._finish(req, varbinds)

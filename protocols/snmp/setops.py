@@ -1,0 +1,103 @@
+"""SET: check every varbind first, then act — on the meter through the one write door.
+
+A SetRequest changes nothing unless every varbind passes: write credentials
+(VACM write view), the security policy (``policy.modbus_write``), a
+writable object, a value of the right type and range. Only then are the
+writes sent: device values through ``daemon.control.write_value`` (the bus
+engine, pass-through priority), MIB-II sysContact/sysName/sysLocation
+through one ``settings.set_many``. Refusals map to RFC 3416 error statuses:
+
+| cause                                   | error-status   |
+| --------------------------------------- | -------------- |
+| read-only credentials, policy off       | noAccess       |
+| object read-only or unknown             | notWritable    |
+| writable column, no such device/load    | noCreation     |
+| wrong ASN.1 type                        | wrongType      |
+| text of the wrong length                | wrongLength    |
+| value out of range (output not 0/1)     | wrongValue     |
+| device silent or refusing at commit     | commitFailed   |
+"""
+
+from pyasn1.type import univ
+from pysnmp.proto import rfc1902
+
+from daemon import control, settings as settings_mod
+from daemon.policy import writes_allowed
+
+_INTEGER_TYPES = (rfc1902.Integer32, rfc1902.Unsigned32, rfc1902.Gauge32, univ.Integer)
+
+
+class SetRefused(Exception):
+    def __init__(self, status, index):
+        Exception.__init__(self, status)
+        self.status = status      # RFC 3416 error-status name
+        self.index = index        # 0-based varbind index
+
+
+_CONTROL_STATUS = {control.POLICY: "noAccess", control.NO_DEVICE: "noCreation",
+                   control.NOT_WRITABLE: "notWritable", control.BAD_VALUE: "wrongValue"}
+
+
+def plan(gateway, index, varbinds, access_check):
+    """Check every varbind; returns the list of writes or raises SetRefused.
+
+    ``access_check(i, name, value)`` returns False when the credentials may
+    not write (VACM notInView) and raises for other VACM failures.
+    """
+    writes = []
+    for i, (name, value) in enumerate(varbinds):
+        oid = tuple(name)
+        if not access_check(i, name, value) or not writes_allowed(gateway.settings):
+            raise SetRefused("noAccess", i)
+        target = index.writer(oid)
+        if target is None:
+            raise SetRefused("noCreation" if index.writable_object(oid) and index.get(oid) is None
+                             else "notWritable", i)
+        if target[0] == "setting":
+            if not isinstance(value, univ.OctetString) or isinstance(value, rfc1902.IpAddress):
+                raise SetRefused("wrongType", i)
+            try:
+                text = bytes(value).decode("utf-8")
+                settings_mod.check_value(target[1], text)
+            except UnicodeDecodeError:
+                raise SetRefused("wrongValue", i) from None
+            except settings_mod.SettingError:
+                bounds = settings_mod.row(target[1])[settings_mod.BOUNDS]
+                status = "wrongLength" if not bounds[0] <= len(text) <= bounds[1] else "wrongValue"
+                raise SetRefused(status, i) from None
+            writes.append(("setting", i, target[1], text))
+        else:
+            _kind, address, load, key = target
+            if not isinstance(value, _INTEGER_TYPES) or isinstance(value, (rfc1902.TimeTicks, rfc1902.Counter32,
+                                                                          rfc1902.Counter64)):
+                raise SetRefused("wrongType", i)
+            number = int(value)
+            try:
+                control.check_write(gateway, address, load, key, number)
+            except control.WriteRefused as exc:
+                raise SetRefused(_CONTROL_STATUS.get(exc.reason, "genErr"), i) from None
+            writes.append(("device", i, (address, load, key), number))
+    return writes
+
+
+async def apply(gateway, writes, origin):
+    """Send the checked writes; raises SetRefused(commitFailed) when one fails."""
+    changes = dict((w[2], w[3]) for w in writes if w[0] == "setting")
+    for kind, i, target, value in writes:
+        if kind != "device":
+            continue
+        address, load, key = target
+        try:
+            await control.write_value(gateway, address, load, key, value, origin)
+        except control.WriteRefused as exc:
+            status = _CONTROL_STATUS.get(exc.reason, "commitFailed")
+            if exc.reason in (control.NO_ANSWER, control.DEVICE_REFUSED):
+                status = "commitFailed"
+            raise SetRefused(status, i) from None
+    if changes:
+        try:
+            await gateway.settings.set_many(changes)
+        except (settings_mod.SettingError, OSError):
+            first = min(w[1] for w in writes if w[0] == "setting")
+            raise SetRefused("commitFailed", first) from None
+

@@ -1,0 +1,87 @@
+"""The fast path's BER codec (protocols/snmp/ber.py): round trips, exact encodings, garbage refused."""
+
+from hypothesis import given, settings, strategies as st
+
+from protocols.snmp import ber
+
+subid = st.integers(min_value=0, max_value=2 ** 32 - 1)
+oids = st.tuples(st.integers(0, 2), st.integers(0, 39)).flatmap(
+    lambda head: st.lists(subid, min_size=0, max_size=20).map(lambda tail: head + tuple(tail)))
+
+
+@given(oid=oids)
+def test_oid_round_trip(oid):
+    encoded = ber.encode_oid(oid)
+    tag, start, end = ber.read_tlv(encoded, 0, len(encoded))
+    assert tag == ber.OBJECT_IDENTIFIER and end == len(encoded)
+    assert ber.decode_oid(encoded, start, end) == oid
+
+
+@given(version=st.sampled_from((0, 1)), community=st.binary(max_size=40), request_id=st.integers(-2 ** 31, 2 ** 31 - 1),
+       pdu=st.sampled_from((ber.GET, ber.GETNEXT, ber.SET)), names=st.lists(oids, max_size=8))
+def test_request_round_trip(version, community, request_id, pdu, names):
+    message = ber.encode_request(version, community, pdu, request_id, names)
+    req = ber.decode_request(message)
+    assert (req.version, req.community, req.pdu_type, req.request_id, req.oids) == (
+        version, community, pdu, request_id, names)
+
+
+@given(non_repeaters=st.integers(-5, 10), repetitions=st.integers(-5, 10 ** 6), names=st.lists(oids, max_size=4))
+def test_getbulk_round_trip(non_repeaters, repetitions, names):
+    req = ber.decode_request(ber.encode_request(1, b"c", ber.GETBULK, 7, names, non_repeaters, repetitions))
+    assert (req.non_repeaters, req.max_repetitions, req.oids) == (non_repeaters, repetitions, names)
+
+
+@settings(max_examples=500)
+@given(data=st.binary(max_size=300))
+def test_garbage_is_refused_with_ber_error_only(data):
+    try:
+        ber.decode_request(data)
+    except ber.BerError:
+        pass
+
+
+@settings(max_examples=300)
+@given(names=st.lists(oids, min_size=1, max_size=4), cut=st.integers(0, 200), flip=st.integers(0, 255))
+def test_damaged_requests_never_escape_as_other_errors(names, cut, flip):
+    message = bytearray(ber.encode_request(1, b"publicV2", ber.GET, 1, names))
+    position = cut % len(message)
+    truncated = bytes(message[:position])
+    message[position] ^= flip or 1
+    for data in (truncated, bytes(message)):
+        try:
+            ber.decode_request(data)
+        except ber.BerError:
+            pass
+
+
+def test_exact_encodings():
+    assert ber.encode_integer(0) == b"\x02\x01\x00"
+    assert ber.encode_integer(127) == b"\x02\x01\x7f"
+    assert ber.encode_integer(128) == b"\x02\x02\x00\x80"
+    assert ber.encode_integer(-1) == b"\x02\x01\xff"
+    assert ber.encode_integer(-129) == b"\x02\x02\xff\x7f"
+    assert ber.encode_integer(2 ** 32 - 1, ber.GAUGE32) == b"\x42\x05\x00\xff\xff\xff\xff"
+    assert ber.encode_integer(2 ** 63, ber.COUNTER64) == b"\x46\x09\x00\x80" + bytes(7)
+    assert ber.encode_oid((1, 3, 6, 1, 4, 1, 4555)) == b"\x06\x07\x2b\x06\x01\x04\x01\xa3\x4b"
+    assert ber.encode_length(200) == b"\x81\xc8" and ber.encode_length(300) == b"\x82\x01\x2c"
+    # net-snmp writes SEQUENCE lengths in the long form even when short: accepted.
+    message = ber.encode_request(1, b"publicV2", ber.GET, 1, [(1, 3, 6, 1, 2, 1, 1, 5, 0)])
+    long_form = b"\x30\x82\x00" + message[1:]
+    assert ber.decode_request(long_form).oids == [(1, 3, 6, 1, 2, 1, 1, 5, 0)]
+
+
+def test_refusals():
+    good = ber.encode_request(1, b"publicV2", ber.GET, 1, [(1, 3, 6, 1)])
+    for bad in (b"", b"\x30", b"\x30\x80" + good[2:] + b"\x00\x00",        # indefinite length
+                b"\x30\x84\xff\xff\xff\xff" + good[2:],                   # huge length
+                good + b"\x00",                                           # trailing byte
+                good[:-1],                                                # truncated
+                ber.encode_request(2, b"publicV2", ber.GET, 1, [(1, 3)]),  # not v1/v2c
+                ber.encode_request(0, b"public", ber.GETBULK, 1, [(1, 3)]),  # GETBULK in v1
+                b"\x1f" + good[1:]):                                      # multi-byte tag
+        try:
+            ber.decode_request(bad)
+        except ber.BerError:
+            continue
+        raise AssertionError("accepted %r" % bad)

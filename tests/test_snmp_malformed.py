@@ -1,0 +1,207 @@
+"""Malformed SNMP input from a raw UDP socket: refused and counted, never answered wrongly, never fatal.
+
+Truncated BER, wrong and huge lengths, wrong versions, GETBULK asking for
+10^6 repetitions, then 10,000 fuzzed datagrams while valid requests keep
+being answered.
+"""
+
+import asyncio
+import random
+import socket
+
+from protocols.snmp import ber
+from protocols.snmp.fastpath import FastPath
+from test_snmp_support import SYSTEM_OID, V3_READ, Site, run
+
+SYS_NAME = SYSTEM_OID + (5, 0)
+IN_ASN_PARSE_ERRS = (1, 3, 6, 1, 2, 1, 11, 6, 0)
+IN_BAD_VERSIONS = (1, 3, 6, 1, 2, 1, 11, 3, 0)
+
+
+class Client:
+    """A raw UDP socket: send bytes, wait a bounded time for an answer."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.address = ("127.0.0.1", port)
+        self.request_id = 1000
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendto(data, self.address)
+
+    async def receive(self, timeout):
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.sock_recv(self.sock, 70000), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    def drain(self):
+        while True:
+            try:
+                self.sock.recv(70000)
+            except BlockingIOError:
+                return
+
+    async def request(self, oids, pdu=ber.GET, community=b"publicV2", version=1, **kw):
+        self.request_id += 1
+        self.send(ber.encode_request(version, community, pdu, self.request_id, oids, **kw))
+        while True:
+            data = await self.receive(5.0)
+            assert data is not None, "no answer to a valid request"
+            try:
+                answer = ber.decode_response(data)
+            except ber.BerError:
+                continue              # an answer to something else (a REPORT to a fuzzed v3 message)
+            if answer[0] == self.request_id:
+                return answer, data
+
+    async def counter(self, oid):
+        (_rid, status, _index, varbinds), _d = await self.request([oid])
+        assert status == 0
+        return varbinds[0][2]
+
+
+def valid_get():
+    return ber.encode_request(1, b"publicV2", ber.GET, 77, [SYS_NAME])
+
+
+def test_truncated_wrong_and_huge_lengths_and_wrong_versions_get_no_answer(tmp_path):
+    async def body():
+        async with Site(tmp_path) as s:
+            client = Client(s.port)
+            try:
+                good = valid_get()
+                parse_errors = await client.counter(IN_ASN_PARSE_ERRS)
+                bad = [good[:n] for n in range(1, len(good))]                        # every truncation
+                for position in (1, 6, 16, 18, 26):                                  # length bytes off by ±1
+                    for delta in (-1, 1):
+                        damaged = bytearray(good)
+                        damaged[position] = (damaged[position] + delta) & 0xFF
+                        bad.append(bytes(damaged))
+                bad += [b"\x30\x84\xff\xff\xff\xff" + good[2:],                       # huge lengths
+                        b"\x30\x83\xff\xff\xff" + good[2:],
+                        b"\x30\x89" + b"\xff" * 9 + good[2:],
+                        good[:1] + b"\x82\xff\xf0" + good[2:],
+                        b"\x30\x80" + good[2:] + b"\x00\x00",                          # indefinite length
+                        b"", b"\x00", b"\xff" * 1400]
+                for data in bad:
+                    client.send(data)
+                    answer = await client.receive(0.05)
+                    if answer is not None:    # pysnmp may still read a damaged message it can decode
+                        assert ber.decode_response(answer)[0] == 77, (data, answer)
+                assert await client.counter(IN_ASN_PARSE_ERRS) > parse_errors + len(good) // 2
+
+                bad_versions = await client.counter(IN_BAD_VERSIONS)
+                for version in (2, 4, 7, 1000):
+                    client.send(ber.encode_request(version, b"publicV2", ber.GET, 78, [SYS_NAME]))
+                    assert await client.receive(0.2) is None
+                assert await client.counter(IN_BAD_VERSIONS) == bad_versions + 4
+                client.send(ber.encode_request(0, b"public", ber.GETBULK, 79, [SYS_NAME], 0, 5))  # no GETBULK in v1
+                assert await client.receive(0.2) is None
+                (_rid, status, _i, varbinds), _d = await client.request([SYS_NAME])
+                assert status == 0 and varbinds[0][2] == b"M-70"
+            finally:
+                client.close()
+    asyncio.run(body())
+
+
+def test_getbulk_of_a_million_repetitions_is_bounded(tmp_path):
+    async def body():
+        async with Site(tmp_path) as s:
+            client = Client(s.port)
+            try:
+                for repeaters in (1, 3, 7):
+                    (_rid, status, _i, varbinds), data = await client.request(
+                        [(1, 3)] * repeaters, ber.GETBULK, non_repeaters=0, max_repetitions=10 ** 6)
+                    assert status == 0 and len(data) <= FastPath.max_message
+                    assert repeaters <= len(varbinds) <= FastPath.max_varbinds
+                    oids = [vb[0] for vb in varbinds[::repeaters]]
+                    assert oids == sorted(oids)
+                # As many varbinds as a datagram holds: the answer is bounded too (tooBig or complete).
+                names = [SYS_NAME] * 4000
+                (_rid, status, _i, varbinds), data = await client.request(names)
+                assert len(data) <= FastPath.max_message and status in (0, ber.TOO_BIG)
+                # SNMPv3 (pysnmp's responder): bounded as well.
+                rc, out, err = await run("snmpbulkget", "-On", *s.v3(*V3_READ), "-Cn0", "-Cr1000000", s.target, ".1")
+                assert rc == 0, err
+                assert 1 <= len(out.splitlines()) <= 64
+            finally:
+                client.close()
+    asyncio.run(body())
+
+
+def _v3_discovery():
+    """An SNMPv3 engine-discovery GET (empty USM parameters), as managers send first."""
+    usm = ber.tlv(ber.SEQUENCE, ber.tlv(4, b"") + ber.encode_integer(0) + ber.encode_integer(0) +
+                  ber.tlv(4, b"") + ber.tlv(4, b"") + ber.tlv(4, b""))
+    header = ber.tlv(ber.SEQUENCE, ber.encode_integer(4242) + ber.encode_integer(65507) + ber.tlv(4, b"\x04") +
+                     ber.encode_integer(3))
+    pdu = ber.tlv(ber.GET, ber.encode_integer(9) + ber.encode_integer(0) + ber.encode_integer(0) +
+                  ber.tlv(ber.SEQUENCE, b""))
+    scoped = ber.tlv(ber.SEQUENCE, ber.tlv(4, b"") + ber.tlv(4, b"") + pdu)
+    return ber.tlv(ber.SEQUENCE, ber.encode_integer(3) + header + ber.tlv(4, usm) + scoped)
+
+
+def _mutations(rng, seeds, count):
+    for _ in range(count):
+        seed = bytearray(rng.choice(seeds))
+        kind = rng.randrange(6)
+        if kind == 0:
+            for _ in range(rng.randint(1, 6)):
+                seed[rng.randrange(len(seed))] = rng.randrange(256)
+        elif kind == 1:
+            seed = seed[:rng.randrange(len(seed))]
+        elif kind == 2:
+            at = rng.randrange(len(seed))
+            seed[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 20)))
+        elif kind == 3:
+            seed = bytearray(rng.randbytes(rng.randint(0, 1500)))
+        elif kind == 4:
+            at = rng.randrange(len(seed))
+            seed[at] = rng.choice((0x80, 0x81, 0x82, 0x83, 0x84, 0xff, 0x00, 0x7f))
+        else:
+            seed = seed + seed[rng.randrange(len(seed)):]
+        yield bytes(seed)
+
+
+def test_ten_thousand_fuzzed_datagrams_while_valid_requests_keep_being_answered(tmp_path):
+    async def body():
+        loop = asyncio.get_running_loop()
+        escaped = []
+        loop.set_exception_handler(lambda _loop, context: escaped.append(context))
+        async with Site(tmp_path) as s:
+            fuzz, probe = Client(s.port), Client(s.port)
+            try:
+                rng = random.Random(20261122)
+                seeds = [valid_get(),
+                         ber.encode_request(1, b"publicV2", ber.GETNEXT, 5, [(1, 3, 6, 1, 4, 1, 4555)]),
+                         ber.encode_request(1, b"publicV2", ber.GETBULK, 6, [(1, 3)], 0, 50),
+                         ber.encode_request(1, b"privateV2", ber.SET, 7, [SYS_NAME], values=[ber.tlv(4, b"x")]),
+                         ber.encode_request(0, b"public", ber.GET, 8, [SYS_NAME]),
+                         _v3_discovery()]
+                answered = 0
+                datagrams = list(_mutations(rng, seeds, 10000))
+                for start in range(0, len(datagrams), 200):
+                    for data in datagrams[start:start + 200]:
+                        fuzz.send(data)
+                    (_rid, status, _i, varbinds), _d = await probe.request([SYS_NAME])
+                    assert status == 0 and varbinds[0][2] == b"M-70"      # fuzzed SETs changed nothing
+                    answered += 1
+                    fuzz.drain()
+                assert answered == 50
+                assert s.svc.running
+                rc, values, text = await s.get(s.v3(*V3_READ), "1.3.6.1.2.1.1.5.0")
+                assert rc == 0, text
+                parse_errors = await probe.counter(IN_ASN_PARSE_ERRS)
+                assert parse_errors > 1000
+            finally:
+                fuzz.close()
+                probe.close()
+        assert escaped == [], escaped[:3]
+    asyncio.run(body())

@@ -1,0 +1,134 @@
+"""Helpers of the SNMP tests: the demo site with the agent on a free loopback port, net-snmp's tools.
+
+(No tests here: the SNMP test modules import it.)
+"""
+
+import asyncio
+import glob
+import os
+import shutil
+import socket
+
+import pytest
+
+from conftest import demo_topology, running_gateway, wait_for
+from daemon.topology import Device
+from protocols.snmp import MIB_FILE, make_service
+
+T0 = 1_700_000_000.0
+DEMO_ADDRESSES = (4, 5, 11, 13, 14, 15, 20, 21)
+ENTERPRISE = "1.3.6.1.4.1.4555"
+SYSTEM_OID = (1, 3, 6, 1, 2, 1, 1)
+METROLOGY = ENTERPRISE + ".10.20"
+V3_READ = ("control", "SHA", "Control-2024", "AES", "Control-2024")
+V3_WRITE = ("admin", "SHA", "Admin-2024!", "AES", "Admin-2024!")
+NET_SNMP_AUTH = {"MD5": "MD5", "SHA": "SHA", "SHA224": "SHA-224", "SHA256": "SHA-256", "SHA384": "SHA-384",
+                 "SHA512": "SHA-512"}
+# Where net-snmp can find the SMIv2 base modules our MIB imports (Debian ships none with snmp).
+BASE_MIB_DIRS = ("/usr/share/snmp/mibs/ietf", "/var/lib/snmp/mibs/ietf", "/usr/share/mibs/ietf",
+                 "/usr/lib/erlang/lib/snmp-*/mibs")
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def demo_devices():
+    devices = []
+    for bus, spec in demo_topology()["buses"].items():
+        for m in spec["meters"]:
+            loads = None
+            if m.get("loads"):
+                loads = [{"load": n, "network": "3P+N", "name": "Load %d" % n} for n in range(1, m["loads"] + 1)]
+            devices.append(Device(bus, m["address"], m["reference"], m["netid"], loads=loads))
+    return devices
+
+
+def base_mib_dir():
+    for pattern in BASE_MIB_DIRS:
+        for path in sorted(glob.glob(pattern)):
+            if any(os.path.exists(os.path.join(path, "SNMPv2-SMI" + ext)) for ext in ("", ".txt", ".mib", ".my")):
+                return path
+    pytest.fail("net-snmp needs the SMIv2 base MIB modules (SNMPv2-SMI, -TC, -CONF) to load our MIB: "
+                "install the Debian package erlang-snmp (DFSG copies in /usr/lib/erlang/lib/snmp-*/mibs) "
+                "or snmp-mibs-downloader")
+
+
+def mib_path():
+    return "%s:%s" % (os.path.dirname(MIB_FILE), base_mib_dir())
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        pytest.fail("%s is missing: install the Debian packages snmp and snmptrapd (make test does)" % tool)
+
+
+async def run(*args, timeout=60):
+    """(exit code, stdout, stderr) of a net-snmp tool; no MIB is loaded unless asked."""
+    need(args[0])
+    env = dict(os.environ, MIBS="")
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE, env=env)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError("%s did not finish within %d s" % (args[0], timeout))
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def parse(out):
+    """{numeric OID: value text} from -On -OQ output."""
+    values = {}
+    for line in out.splitlines():
+        if " = " in line:
+            oid, value = line.split(" = ", 1)
+            values[oid.strip().lstrip(".")] = value.strip()
+    return values
+
+
+class Site:
+    """The demo gateway with the SNMP agent on a free loopback port, topology preset and polled."""
+
+    def __init__(self, tmp_path, overrides=None, clock=None, topology=None):
+        self.port = free_udp_port()
+        settings = {"snmp.enabled": True, "snmp.port": self.port, "snmp.bind": "127.0.0.1",
+                    "poll.backoff_max_s": 1}
+        settings.update(overrides or {})
+        self.cm = running_gateway(tmp_path / "state", topology or demo_topology(), settings, clock=clock,
+                                  services=[make_service])
+
+    async def __aenter__(self):
+        self.gw = await self.cm.__aenter__()
+        self.svc = self.gw.services[0]
+        await self.gw.topology.replace(demo_devices())
+        await wait_for(lambda: all(p.cycles >= 2 for p in self.gw.pollers.values()), guard=30)
+        await wait_for(lambda: self.svc.running)
+        return self
+
+    async def __aexit__(self, *exc):
+        return await self.cm.__aexit__(*exc)
+
+    @property
+    def target(self):
+        return "127.0.0.1:%d" % self.port
+
+    def v1(self, community="public"):
+        return ["-v1", "-c", community, "-r", "1", "-t", "2"]
+
+    def v2c(self, community="publicV2"):
+        return ["-v2c", "-c", community, "-r", "1", "-t", "2"]
+
+    @staticmethod
+    def v3(user, auth, auth_pass, priv="none", priv_pass=None):
+        args = ["-v3", "-u", user, "-a", NET_SNMP_AUTH[auth], "-A", auth_pass, "-r", "1", "-t", "2"]
+        if priv == "none":
+            return args + ["-l", "authNoPriv"]
+        return args + ["-l", "authPriv", "-x", priv, "-X", priv_pass]
+
+    async def get(self, credentials, *oids):
+        rc, out, err = await run("snmpget", "-On", "-OQ", "-Oe", *credentials, self.target, *oids)
+        return rc, parse(out), out + err

@@ -1,0 +1,129 @@
+"""Traps received by net-snmp's snmptrapd on loopback: system alarm 3, its re-send, its clear, input changes.
+
+A meter goes silent (alarm 3 raised → gwAlarmRaised), stays silent longer
+than the trap period (gwAlarmActive re-sent), answers again (gwAlarmCleared);
+a digital input of the IO-10 changes (gwInputChanged). v2c traps carry the
+whole scenario; v1 and v3 traps are checked with the input change.
+"""
+
+import asyncio
+import os
+import re
+
+import pytest
+
+from conftest import wait_for
+from test_snmp_support import ENTERPRISE, Site, free_udp_port, need
+
+RAISED, CLEARED, ACTIVE, INPUT = ("%s.10.30.0.%d" % (ENTERPRISE, n) for n in (1, 2, 3, 4))
+OBJ = "%s.10.30.5.%%d.0" % ENTERPRISE
+SOURCE, NUMBER, ADDRESS, INPUT_NO, VALUE = (OBJ % n for n in (2, 1, 9, 11, 12))
+SILENT_NETID = 0xDC85EA                  # the I-35 at address 5 in the demo site
+
+
+class TrapReceiver:
+    """snmptrapd on a free loopback port, logging to a file the test reads."""
+
+    def __init__(self, tmp_path, engine_id=None):
+        self.dir = tmp_path / "snmptrapd"
+        self.dir.mkdir(exist_ok=True)
+        self.port = free_udp_port()
+        self.log = self.dir / "traps.log"
+        if engine_id:      # SNMPv3 only: the read user, authenticated and encrypted, with our engine ID
+            lines = ["createUser -e 0x%s control SHA Control-2024 AES Control-2024" % engine_id,
+                     "authUser log control priv"]
+        else:              # v1/v2c: only the trap community is logged
+            lines = ["authCommunity log trap"]
+        (self.dir / "snmptrapd.conf").write_text("\n".join(lines) + "\n")
+        self.proc = None
+
+    async def __aenter__(self):
+        need("snmptrapd")
+        env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(self.dir))
+        self.proc = await asyncio.create_subprocess_exec(
+            "snmptrapd", "-f", "-Lf", str(self.log), "-On", "-C", "-c", str(self.dir / "snmptrapd.conf"),
+            "udp:127.0.0.1:%d" % self.port, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await wait_for(lambda: self.log.exists() and "NET-SNMP version" in self.log.read_text())
+        return self
+
+    async def __aexit__(self, *exc):
+        self.proc.terminate()
+        await self.proc.wait()
+
+    def traps(self):
+        """[(trap OID, {varbind OID: value text})] in arrival order (v1 traps as their v2 OID)."""
+        text = self.log.read_text() if self.log.exists() else ""
+        out = []
+        for block in re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d )", text):
+            found = re.search(r"\.1\.3\.6\.1\.6\.3\.1\.1\.4\.1\.0 = OID: \.(\S+)", block)
+            if found:
+                trap = found.group(1)
+            else:
+                found = re.search(r"\.(\S+) Enterprise Specific Trap \((\d+)\)", block)
+                if not found:
+                    continue
+                trap = "%s.0.%s" % found.groups()
+            varbinds = dict((oid.lstrip("."), value.strip().strip('"'))
+                            for oid, value in re.findall(r"(\.[0-9.]+) = [^:\t]+: ([^\t\n]*)", block))
+            out.append((trap, varbinds))
+        return out
+
+    def count(self, trap, **where):
+        return sum(1 for t, vb in self.traps() if t == trap and all(vb.get(k) == v for k, v in where.items()))
+
+
+def _set_inputs(gateway, address, bits):
+    meter = gateway.board.find_meter(address=address)
+    with meter.lock:
+        meter.inputs = bits
+
+
+def test_alarm_trap_its_resend_and_its_clear_and_input_changes_v2c(tmp_path):
+    async def body():
+        async with TrapReceiver(tmp_path) as rx:
+            settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": rx.port, "snmp.trap.period_s": 1}
+            async with Site(tmp_path, settings) as s:
+                of_5 = {SOURCE: "digiware:5", NUMBER: "3"}
+                s.gw.board.configure_meter(SILENT_NETID, silent=True)
+                await wait_for(lambda: rx.count(RAISED, **of_5) == 1)
+                await wait_for(lambda: rx.count(ACTIVE, **of_5) >= 2)             # re-sent every period
+                # While active, the alarm is a row of gwAlarmTable (index: number, source).
+                row = "%s.10.30.4.1.3.3.%s" % (ENTERPRISE, ".".join(str(b) for b in b"digiware:5"))
+                rc, values, text = await s.get(s.v2c(), row, "%s.10.30.1.7.0" % ENTERPRISE)
+                assert values[row] == '"Modbus slave timeout"' and values["%s.10.30.1.7.0" % ENTERPRISE] == "1"
+
+                s.gw.board.configure_meter(SILENT_NETID, silent=False)
+                await wait_for(lambda: rx.count(CLEARED, **of_5) == 1)
+                reminders = rx.count(ACTIVE, **of_5)
+                await asyncio.sleep(2.5)                                          # > 2 trap periods
+                assert rx.count(ACTIVE, **of_5) == reminders and rx.count(RAISED, **of_5) == 1
+                rc, values, text = await s.get(s.v2c(), row)
+                assert values[row].startswith("No Such Instance")
+
+                _set_inputs(s.gw, 15, 0b0101)
+                await wait_for(lambda: rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "1", VALUE: "1"}) == 1
+                               and rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "3", VALUE: "1"}) == 1)
+                assert rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "2"}) == 0
+                assert s.svc.status()["traps_sent"]["gwAlarmRaised"] == 1
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize("version", ["v1", "v3"])
+def test_v1_and_v3_traps(tmp_path, version):
+    async def body():
+        port = free_udp_port()
+        settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": port, "snmp.trap.version": version}
+        async with Site(tmp_path, settings) as s:
+            rx = TrapReceiver(tmp_path, s.svc.engine_id().hex() if version == "v3" else None)
+            rx.port = port
+            async with rx:
+                _set_inputs(s.gw, 15, 0b0010)
+                await wait_for(lambda: rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "2", VALUE: "1"}) == 1)
+                text = rx.log.read_text()
+                if version == "v1":
+                    assert "127.0.0.1 [127.0.0.1]" in text and "TRAP, SNMP v1, community trap" in text
+                    assert ".%s.10.30 Enterprise Specific Trap (4)" % ENTERPRISE in text
+                else:              # the receiver logs authenticated, encrypted v3 traps only
+                    assert "SNMP v1" not in text and s.svc.status()["traps_sent"]["gwInputChanged"] == 1
+    asyncio.run(body())
