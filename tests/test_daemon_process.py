@@ -99,6 +99,9 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     assert doc["services"]["rtu_slave"]["running"] is False          # RS485 port is a master bus here
     code, _ct, csv_text = get(base + "/api/files/modbus-register-map.csv")
     assert code == 200 and csv_text.startswith(b"table,unit_id,register_hex")
+    assert doc["services"]["snmp"]["running"] is False                # off by default (SPEC §10)
+    code, _ct, mib = get(base + "/api/files/SOCOMEC-GATEWAY-MIB.txt")
+    assert code == 200 and b"DEFINITIONS ::= BEGIN" in mib
 
     # the command-line way to run a detection against a running gateway
     tool = subprocess.run([sys.executable, "-m", "tools.detect", "--url", base, "--mode", "fast"],
