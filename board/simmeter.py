@@ -11,6 +11,7 @@ import math
 import random
 import threading
 
+from board import simcurves
 from daemon import catalogue
 from protocols import modbus_rtu as rtu
 
@@ -69,6 +70,8 @@ class SimMeter:
         self._image = {}
         self._last_t = None
         self.requests = 0
+        # the meter's own load-curve / trend caches (board/simcurves.py), if its product keeps any
+        self.curves = simcurves.CurveCache(self) if simcurves.wanted(self.row) else None
 
     # ---------------------------------------------------------------- model
 
@@ -215,6 +218,8 @@ class SimMeter:
                 blocks.extend(catalogue.readable_blocks(self.reference, load.number))
         else:
             blocks.extend(catalogue.readable_blocks(self.reference, 0))
+        if self.curves is not None:
+            blocks.extend(self.curves.blocks())
         return blocks
 
     def read_registers(self, start, count):
@@ -223,6 +228,8 @@ class SimMeter:
             self._advance()
             if not self._readable(start, count):
                 return rtu.ILLEGAL_DATA_ADDRESS
+            if self.curves is not None and self.curves.owns(start):
+                return self.curves.read(start, count)
             if start == catalogue.CLOCK_REGISTER:
                 return self._clock_words()[:count]
             if start == catalogue.SLAVE_ADDRESS_REGISTER:
@@ -239,6 +246,8 @@ class SimMeter:
     def write_registers(self, start, words):
         """Apply a write; returns 0 or a Modbus exception code."""
         with self.lock:
+            if self.curves is not None and self.curves.owns_write(start):
+                return self.curves.write(start, words)
             if start == catalogue.CLOCK_REGISTER:
                 if len(words) != 6:
                     return rtu.ILLEGAL_DATA_ADDRESS

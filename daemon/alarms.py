@@ -79,14 +79,18 @@ class Alarms:
                     continue
                 self.set(key[0], key[1], False, "not confirmed after restart")
 
-    def _event(self, event, key, detail):
-        number, source = key
-        name, criticality = SYSTEM_ALARMS[number]
-        record = {"ts": self.clock.time(), "event": event, "alarm": number, "name": name,
-                  "source": source, "criticality": criticality, "detail": detail,
-                  "category": "system"}
-        log.log(logging.WARNING if event == "raised" else logging.INFO,
-                "system alarm %d (%s) %s for %s %s", number, name, event, source, detail)
+    def record_event(self, record):
+        """An event that is not one of the 8 system alarms (storage write error, recovery).
+
+        Its ``event`` is never "raised"/"cleared", so restoring alarms from the
+        log cannot mistake it for one.
+        """
+        record = dict(record)
+        if record.get("ts") is None:
+            record["ts"] = self.clock.time()
+        self._append(record)
+
+    def _append(self, record):
         self._memory_log.append(record)
         if len(self._memory_log) > self.capacity:
             del self._memory_log[0]
@@ -95,6 +99,16 @@ class Alarms:
             self._kick_writer()
         for listener in list(self._listeners):
             listener(record)
+
+    def _event(self, event, key, detail):
+        number, source = key
+        name, criticality = SYSTEM_ALARMS[number]
+        record = {"ts": self.clock.time(), "event": event, "alarm": number, "name": name,
+                  "source": source, "criticality": criticality, "detail": detail,
+                  "category": "system"}
+        log.log(logging.WARNING if event == "raised" else logging.INFO,
+                "system alarm %d (%s) %s for %s %s", number, name, event, source, detail)
+        self._append(record)
 
     def _kick_writer(self):
         try:

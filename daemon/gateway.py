@@ -16,12 +16,14 @@ from daemon import registry, sdnotify
 from daemon.alarms import Alarms
 from daemon.bus import BusEngine
 from daemon.cache import Cache
+from daemon.curves import CurveService
 from daemon.discovery import Discovery
 from daemon.looplag import LoopLagMonitor
 from daemon.poller import BusPoller
 from daemon.secrets import SecretBox
 from daemon.settings import Settings
 from daemon.supervise import Supervised
+from daemon.tsdb_service import Storage
 from daemon.topology import Topology
 
 log = logging.getLogger("gateway")
@@ -49,7 +51,7 @@ def load_identity(state_dir):
 
 
 class Gateway:
-    def __init__(self, board, state_dir, overrides=None, clock=None):
+    def __init__(self, board, state_dir, overrides=None, clock=None, storage_geometry=None, curve_overrides=None):
         self.board = board
         self.state_dir = state_dir
         os.makedirs(state_dir, exist_ok=True)
@@ -60,6 +62,9 @@ class Gateway:
         self.alarms = Alarms(self.clock, os.path.join(state_dir, "events.ring"),
                              self.settings.get("events.capacity"))
         self.cache = Cache(self.clock, self.settings.get("poll.stale_after_s"))
+        self.storage = Storage(os.path.join(state_dir, "tsdb"), self.settings, self.clock,
+                               on_event=self.alarms.record_event, geometry=storage_geometry)
+        self.curves = CurveService(self, self.storage, curve_overrides)
         self.topology = Topology(os.path.join(state_dir, "topology.json"))
         self.looplag = LoopLagMonitor()
         self.engines = {}
@@ -109,6 +114,8 @@ class Gateway:
             poller.start()
             self.pollers[bus] = poller
         self.discovery = Discovery(self.engines, self.topology, self.alarms, self.settings)
+        await self.storage.start()
+        await self.curves.start()
         for service in self.services:
             await service.start()
         # Alarms restored from the event log must be confirmed by a live source
@@ -132,12 +139,14 @@ class Gateway:
                 await service.stop()
             except Exception:
                 log.exception("stopping %r", service)
+        await self.curves.stop()
         if self.discovery is not None:
             await self.discovery.stop()
         for poller in self.pollers.values():
             await poller.stop()
         for engine in self.engines.values():
             await engine.stop()
+        await self.storage.stop()
         await self.alarms.flush()
         await self.looplag.stop()
         self.board.close()
@@ -259,4 +268,6 @@ class Gateway:
             "discovery": self.discovery.status() if self.discovery else None,
             "loop_lag": self.looplag.summary(),
             "services": dict((s.name, s.status()) for s in self.services if hasattr(s, "status")),
+            "storage": self.storage.status(),
+            "curves": self.curves.status(),
         }

@@ -37,12 +37,15 @@ def topology_with(meters_digiware=(), meters_rs485=(), baud=38400):
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(state_dir, topology, overrides=None, clock=None, services=None):
-    """A started Gateway on a fresh simulated board; stopped on exit."""
+async def running_gateway(state_dir, topology, overrides=None, clock=None, services=None, **gateway_options):
+    """A started Gateway on a fresh simulated board; stopped on exit.
+
+    ``gateway_options`` go to Gateway (storage_geometry, curve_overrides).
+    """
     board = SimBoard(topology=copy.deepcopy(topology), clock=clock)
     settings = dict(FAST_SCAN)
     settings.update(overrides or {})
-    gateway = Gateway(board, str(state_dir), settings, clock=clock)
+    gateway = Gateway(board, str(state_dir), settings, clock=clock, **gateway_options)
     for make in services or ():
         gateway.services.append(make(gateway))
     await gateway.start()

@@ -1,0 +1,479 @@
+"""Curves into the store: consumption read every period, load curves and
+histories downloaded from the meters' own caches, gaps back-filled.
+
+* **Consumption curves** (SPEC §1, M-70 manual): at each period boundary the
+  energy indexes the poller keeps in the cache are read; the store gets the
+  energy of the interval (a counter series). A boundary missed while the
+  meter was silent is not invented: the first reading after it carries the
+  whole consumption since, flagged "accumulated".
+* **Load curves and histories** are recorded by the meters, at the period
+  configured in each meter (1..60 min, read from the window header); the
+  gateway downloads them with the bus engine's CURVE priority (below
+  polling), from the newest point it already has, after each of the meter's
+  period boundaries. After a communication cut, the next download simply
+  starts further back: that is the back-fill.
+
+Register windows (socomec-registers.md §4.2, convention 7; details marked
+[ours] are our reading of the tables, see docs/storage.md):
+
+* B-30 / Digiware load curves: command 0x8860 (start record, load index,
+  power type), then header 0x8870 (8 words) + data 0x8878 (24 items x 4
+  words: DATETIME, flags, U16 value x numerator/denominator) in one read.
+  A record is a page of 24 consecutive points; 65535 selects the newest.
+* A-14 / PMD-classic load curves: command 0xF000 (0x0001 reset the read
+  pointer, 0xFFFE acknowledge the batch, [ours] 0x0010 + type selects the
+  power type), header 0xF010 (6 words) + data 0xF016 (29 items) in one read.
+* B-30 average trends (histories): settings 0xA390 (12 x service ID U32 +
+  occurrence), command 0xA3FA (start record, item), header 0xA3FC + data
+  0xA400 (20 items: DATETIME, S32 at the registry's gateway scale).
+
+Point timestamps in the store are the *start* of each interval; meters
+stamp the end.
+"""
+
+import asyncio
+import logging
+import math
+
+from daemon import catalogue, registry
+from daemon.bus import CURVE, BusBusy, BusTimeout
+from daemon.cache import GOOD
+from daemon.supervise import Supervised
+from daemon.tsdb import (CONSUMPTION_KEYS, LOAD_CURVE_KEYS, Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET,
+                         Q_INCOMPLETE, Q_VALID, Series, setting)
+from protocols import modbus_rtu as rtu
+
+log = logging.getLogger("gateway.curves")
+
+# ---------------------------------------------------------------- register windows (pure facts)
+
+LAST_RECORD = 0xFFFF
+RECORD_NUMBERS = 0xFFFF          # record numbers run 0..65534
+EMPTY_FLAG = 0xFFFF              # [ours] item outside the meter's ring
+
+B30_COMMAND = 0x8860
+B30_HEADER = 0x8870
+B30_HEADER_WORDS = 8
+B30_ITEMS = 24
+B30_ITEM_WORDS = 4
+
+A14_COMMAND = 0xF000
+A14_HEADER = 0xF010
+A14_HEADER_WORDS = 6
+A14_ITEMS = 29
+A14_RESET = 0x0001
+A14_NEXT = 0xFFFE
+A14_SELECT = 0x0010              # [ours] + power type
+A14_UNIT_CODES = (0, 0, 2, 2, 4)  # W, W, var, var, VA for P+, P-, Q+, Q-, S
+
+TREND_SETTINGS = 0xA390
+TREND_SLOTS = 12
+TREND_SETTING_WORDS = 3          # service ID (U32) + occurrence (load)
+TREND_COMMAND = 0xA3FA
+TREND_HEADER = 0xA3FC
+TREND_HEADER_WORDS = 4
+TREND_ITEMS = 20
+TREND_ITEM_WORDS = 4
+
+# Power types in window order 0..4 are the registry's load-curve rows in order.
+POWER_TYPES = LOAD_CURVE_KEYS
+# Which window a product's cache is read through, by catalogue profile.
+LC_WINDOW = {"digiware_load": "b30", "digiware_u": "b30", "pmd": "a14", "pmd_countis": "a14"}
+
+# Meter flags 0..3: full/incomplete period, clock set/not set.
+FLAG_QUALITY = {0: Q_VALID, 1: Q_VALID | Q_INCOMPLETE, 2: Q_VALID | Q_CLOCK_NOT_SET,
+                3: Q_VALID | Q_INCOMPLETE | Q_CLOCK_NOT_SET}
+
+CHECK_S = 5.0                    # how often the service looks at the clock
+DEFAULT_PERIOD_S = 600           # meters' default recording period, until a header says otherwise
+DOWNLOAD_DELAY_S = 5.0           # after a period boundary, give the meter time to record
+RETRY_S = 60.0                   # after a failed download
+INITIAL_BACKFILL_S = 7 * 86400   # how far back a series never seen before is fetched
+BACKFILL_GRACE_S = 60.0          # a point fetched later than period + this is "backfilled"
+
+
+def series_name(kind, netid, load, key):
+    """"load_curve/DC85E9/1/lc_p_pos": kind, device NET ID, load (0 = device), registry key."""
+    return "%s/%s/%d/%s" % (kind, netid, load, key)
+
+
+def parse_series_name(name):
+    kind, netid, load, key = name.split("/")
+    return kind, netid, int(load), key
+
+
+def decode_b30_items(words, count=B30_ITEMS):
+    """[(end unix time, flags, raw value)] of a B-30 load-curve page (empty items skipped)."""
+    out = []
+    for i in range(count):
+        w = words[i * B30_ITEM_WORDS:(i + 1) * B30_ITEM_WORDS]
+        if len(w) < B30_ITEM_WORDS or w[2] == EMPTY_FLAG:
+            continue
+        out.append((rtu.socomec_to_unix((w[0] << 16) | w[1]), w[2], w[3]))
+    return out
+
+
+def decode_trend_items(words, count=TREND_ITEMS):
+    """[(end unix time, S32 raw value)] of a trend page (DATETIME 0 = empty)."""
+    out = []
+    for i in range(count):
+        w = words[i * TREND_ITEM_WORDS:(i + 1) * TREND_ITEM_WORDS]
+        if len(w) < TREND_ITEM_WORDS:
+            continue
+        stamp = (w[0] << 16) | w[1]
+        if stamp == 0:
+            continue
+        out.append((rtu.socomec_to_unix(stamp), rtu.decode_value("s32", w[2:4])))
+    return out
+
+
+def decode_trend_settings(words):
+    """[(slot, registry key, load)] of the meter's trend log (unknown IDs skipped)."""
+    out = []
+    for slot in range(TREND_SLOTS):
+        w = words[slot * TREND_SETTING_WORDS:(slot + 1) * TREND_SETTING_WORDS]
+        if len(w) < TREND_SETTING_WORDS:
+            break
+        service_id = (w[0] << 16) | w[1]
+        row = registry.by_data_id(service_id) if service_id else None
+        if row is not None:
+            out.append((slot, row[registry.KEY], w[2]))
+    return out
+
+
+# ---------------------------------------------------------------- the service
+
+class _DeviceState:
+    def __init__(self, device):
+        self.netid = device.netid
+        self.next_due = 0.0
+        self.failures = 0
+        self.last_ok = None
+        self.last_error = None
+        self.points = 0
+        self.unsupported = set()         # "load_curve" / "history" windows the meter refused
+        self.consumption_boundary = None
+
+
+class CurveService:
+    """Downloads curves for every device of the topology into ``storage``.
+
+    ``cycle()`` does whatever is due at the gateway clock's time (tests call
+    it after moving a ManualClock); the background task calls it every
+    CHECK_S seconds.
+    """
+
+    name = "curves"
+
+    def __init__(self, gateway, storage, period_overrides=None):
+        self.gateway = gateway
+        self.storage = storage
+        self.clock = gateway.clock
+        self.period_overrides = dict(period_overrides or {})   # NET ID -> consumption minutes
+        self.states = {}
+        self._series = {}
+        self._indexes = {}           # consumption series -> (index, boundary) of the last reading
+        self._newest = {}            # series -> start time of its newest stored point
+        self.cycles = 0
+        self.points = 0
+        self.errors = 0
+        self._task = None
+        self._running = asyncio.Lock()
+
+    async def start(self):
+        self._task = Supervised("curves", self._run)
+        self._task.start()
+
+    async def stop(self):
+        if self._task is not None:
+            await self._task.stop()
+        if self.storage.ready and self.storage.store.pending_points():
+            await self.storage.commit()
+
+    async def _run(self):
+        while True:
+            await self.cycle()
+            await asyncio.sleep(CHECK_S)
+
+    # ------------------------------------------------------------ one pass
+
+    async def cycle(self):
+        """Read consumption at boundaries, download due caches, commit once."""
+        if not self.storage.ready:
+            return
+        async with self._running:
+            now = self.clock.time()
+            devices = list(self.gateway.topology.devices)
+            wanted = set(d.netid for d in devices)
+            for netid in list(self.states):
+                if netid not in wanted:
+                    del self.states[netid]
+            for device in devices:
+                if device.netid not in self.states:
+                    self.states[device.netid] = _DeviceState(device)
+            await self._consumption(devices, now)
+            by_bus = {}
+            for device in devices:
+                if device.bus in self.gateway.engines and self._caches(device):
+                    by_bus.setdefault(device.bus, []).append(device)
+            await asyncio.gather(*[self._download_bus(bus, group, now) for bus, group in by_bus.items()])
+            if self.storage.store.pending_points():
+                await self.storage.commit()
+            self.cycles += 1
+
+    def _series_for(self, name, period, counter=False):
+        series = self._series.get(name)
+        if series is None or series.period != period:
+            series = Series(name, period, counter)
+            self._series[name] = series
+        return series
+
+    async def _newest_of(self, name):
+        if name not in self._newest:
+            self._newest[name] = await self.storage.newest(name)
+        return self._newest[name]
+
+    def _add(self, series, ts, value, quality, index=None):
+        self.storage.add(series, ts, value, quality, index)
+        if self._newest.get(series.name) is None or ts > self._newest[series.name]:
+            self._newest[series.name] = ts
+        self.points += 1
+
+    # ------------------------------------------------------------ consumption
+
+    def consumption_period(self, device):
+        minutes = self.period_overrides.get(device.netid) or setting(self.gateway.settings,
+                                                                      "storage.consumption_period_min")
+        return max(10, min(60, int(minutes))) * 60
+
+    async def _consumption(self, devices, now):
+        cache = self.gateway.cache
+        for device in devices:
+            state = self.states[device.netid]
+            period = self.consumption_period(device)
+            boundary = int(now // period) * period
+            if state.consumption_boundary == boundary:
+                continue
+            if cache.comm_lost(device.address):
+                state.consumption_boundary = boundary      # nothing to read: this interval stays empty
+                continue
+            readings = []
+            fresh = True
+            for load in device.load_numbers():
+                for key in CONSUMPTION_KEYS:
+                    if not cache.supported(device.address, load, key):
+                        continue
+                    reading = cache.get(device.address, load, key)
+                    if reading.quality != GOOD:
+                        fresh = False
+                        break
+                    readings.append((load, key, reading.value))
+            if not fresh or not readings:
+                continue                                   # not polled (yet): try again at the next pass
+            state.consumption_boundary = boundary
+            for load, key, index in readings:
+                await self._consumption_point(device, load, key, float(index), boundary, period)
+
+    async def _consumption_point(self, device, load, key, index, boundary, period):
+        name = series_name("consumption", device.netid, load, key)
+        series = self._series_for(name, period, counter=True)
+        last = self._indexes.get(name)
+        if last is None:
+            newest = await self.storage.newest(name)
+            stored = await self.storage.last_index(name)
+            if newest is not None and stored is not None:
+                last = (stored, newest + period)
+        self._indexes[name] = (index, boundary)
+        if last is None:
+            return                                         # first reading: a baseline only
+        previous_index, previous_boundary = last
+        if previous_boundary >= boundary:
+            return
+        delta = index - previous_index
+        if delta < 0:                                      # counter reset on the meter: start again
+            log.info("%s: index went down (%.0f -> %.0f): new baseline", name, previous_index, index)
+            return
+        quality = Q_VALID if previous_boundary == boundary - period else Q_VALID | Q_ACCUMULATED
+        self._add(series, boundary - period, delta, quality, index)
+
+    # ------------------------------------------------------------ downloads
+
+    @staticmethod
+    def _caches(device):
+        row = catalogue.product(device.reference)
+        kinds = set(row[catalogue.CURVES])
+        return kinds if LC_WINDOW.get(row[catalogue.PROFILE]) else set()
+
+    async def _download_bus(self, bus, devices, now):
+        engine = self.gateway.engines[bus]
+        for device in devices:
+            state = self.states[device.netid]
+            if self.gateway.cache.comm_lost(device.address):
+                state.failures = max(state.failures, 1)     # due again as soon as it answers
+                state.next_due = 0.0
+                continue
+            if now < state.next_due:
+                continue
+            try:
+                period = await self._download_device(engine, device, state, now)
+            except (BusTimeout, BusBusy) as exc:
+                state.failures += 1
+                state.last_error = "%s" % exc
+                state.next_due = now + RETRY_S
+                self.errors += 1
+                log.info("curve download from %s@%d failed: %s", device.reference, device.address, exc)
+                continue
+            except Exception as exc:        # one device's surprise must not stop the others
+                state.failures += 1
+                state.last_error = "%s: %s" % (type(exc).__name__, exc)
+                state.next_due = now + RETRY_S
+                self.errors += 1
+                log.exception("curve download from %s@%d", device.reference, device.address)
+                continue
+            state.failures = 0
+            state.last_ok = now
+            state.last_error = None
+            state.next_due = (now // period + 1) * period + DOWNLOAD_DELAY_S
+
+    async def _download_device(self, engine, device, state, now):
+        """Every cache of one device; returns the shortest period seen (s)."""
+        kinds = self._caches(device)
+        window = LC_WINDOW[catalogue.product(device.reference)[catalogue.PROFILE]]
+        periods = []
+        if "load_curve" in kinds and "load_curve" not in state.unsupported:
+            for load in [n for n in device.load_numbers() if n >= 1]:
+                for type_index, key in enumerate(POWER_TYPES):
+                    name = series_name("load_curve", device.netid, load, key)
+                    try:
+                        if window == "b30":
+                            period = await self._b30_load_curve(engine, device, load, type_index, name, now)
+                        else:
+                            period = await self._a14_load_curve(engine, device, type_index, name, now)
+                    except rtu.ModbusException as exc:
+                        log.info("%s@%d has no load-curve window (%s)", device.reference, device.address, exc)
+                        state.unsupported.add("load_curve")
+                        break
+                    if period:
+                        periods.append(period)
+                if "load_curve" in state.unsupported:
+                    break
+        if "history" in kinds and "history" not in state.unsupported:
+            try:
+                periods.extend(await self._trends(engine, device, now))
+            except rtu.ModbusException as exc:
+                log.info("%s@%d has no trend window (%s)", device.reference, device.address, exc)
+                state.unsupported.add("history")
+        return min(periods) if periods else DEFAULT_PERIOD_S
+
+    def _quality(self, flags, end, period, now):
+        quality = FLAG_QUALITY.get(flags & 3, Q_VALID)
+        if now - end > period + BACKFILL_GRACE_S:
+            quality |= Q_BACKFILLED
+        return quality
+
+    async def _paged(self, engine, address, command, header_register, header_words, items, decode,
+                     after, now):
+        """(newest page header, period s, items newer than ``after``) from a
+        record-numbered window (B-30 style).
+
+        Reads the newest page, then older pages while the gap reaches further
+        back (bounded by the gap's length and the start of the meter's ring).
+        """
+        item_words = (items * 4)
+
+        async def page(number):
+            await engine.write_registers(address, command[0], [number] + command[1:], priority=CURVE)
+            words = await engine.read_registers(address, header_register, header_words + item_words,
+                                                priority=CURVE)
+            return words[:header_words], decode(words[header_words:])
+
+        header, newest_items = await page(LAST_RECORD)
+        period = self._header_period(header)
+        if not period:
+            return header, None, []
+        last_number = (header[0] - 1) % RECORD_NUMBERS
+        floor = now - INITIAL_BACKFILL_S if after is None else after
+        pages = [newest_items]
+        # Walk back while the gap reaches before the oldest item read so far; an
+        # empty page is the start of the meter's ring.
+        limit = int(math.ceil((now - floor) / float(period * items))) + 1
+        for distance in range(1, min(limit, RECORD_NUMBERS - 1) + 1):
+            oldest = pages[-1]
+            if not oldest or oldest[0][0] - period <= floor + period:
+                break
+            _header, found = await page((last_number - distance) % RECORD_NUMBERS)
+            pages.append(found)
+        collected = [item for found in reversed(pages) for item in found]
+        return header, period, [item for item in collected if item[0] - period > floor]
+
+    @staticmethod
+    def _header_period(header):
+        return header[5] if len(header) == B30_HEADER_WORDS else header[3] * 60
+
+    async def _b30_load_curve(self, engine, device, load, type_index, name, now):
+        after = await self._newest_of(name)
+        header, period, items = await self._paged(engine, device.address, [B30_COMMAND, load - 1, type_index],
+                                                  B30_HEADER, B30_HEADER_WORDS, B30_ITEMS, decode_b30_items,
+                                                  after, now)
+        if not period:
+            return None
+        ratio = header[6] / float(header[7] or 1)          # numerator / denominator rate
+        series = self._series_for(name, period)
+        for end, flags, raw in items:
+            self._add(series, end - period, raw * ratio, self._quality(flags, end, period, now))
+        return period
+
+    async def _a14_load_curve(self, engine, device, type_index, name, now):
+        """Drain the meter's read pointer for one power type (PMD-classic window)."""
+        after = await self._newest_of(name)
+        floor = now - INITIAL_BACKFILL_S if after is None else after
+        address = device.address
+        await engine.write_registers(address, A14_COMMAND, [A14_SELECT + type_index], priority=CURVE)
+        period = None
+        series = None
+        for _page in range(1 + 8784 // A14_ITEMS):
+            words = await engine.read_registers(address, A14_HEADER, A14_HEADER_WORDS + A14_ITEMS * 4,
+                                                priority=CURVE)
+            count, period_min, numerator, denominator = words[0], words[2], words[4], words[5] or 1
+            period = period_min * 60
+            if not count or not period:
+                break
+            series = self._series_for(name, period)
+            for end, flags, raw in decode_b30_items(words[A14_HEADER_WORDS:], min(count, A14_ITEMS)):
+                if end - period > floor:
+                    self._add(series, end - period, raw * numerator / float(denominator),
+                              self._quality(flags, end, period, now))
+            await engine.write_registers(address, A14_COMMAND, [A14_NEXT], priority=CURVE)
+            if count < A14_ITEMS:
+                break
+        return period
+
+    async def _trends(self, engine, device, now):
+        """Every item of the meter's average-trend log; returns the periods seen."""
+        words = await engine.read_registers(device.address, TREND_SETTINGS, TREND_SLOTS * TREND_SETTING_WORDS,
+                                            priority=CURVE)
+        periods = []
+        for slot, key, load in decode_trend_settings(words):
+            name = series_name("history", device.netid, load, key)
+            after = await self._newest_of(name)
+            _header, period, items = await self._paged(engine, device.address, [TREND_COMMAND, slot],
+                                                       TREND_HEADER, TREND_HEADER_WORDS, TREND_ITEMS,
+                                                       decode_trend_items, after, now)
+            if not period:
+                continue
+            scale = float(registry.get(key)[registry.GW_SCALE])
+            series = self._series_for(name, period)
+            for end, raw in items:
+                self._add(series, end - period, raw / scale, self._quality(0, end, period, now))
+            periods.append(period)
+        return periods
+
+    # ------------------------------------------------------------ status
+
+    def status(self):
+        return {"cycles": self.cycles, "points": self.points, "errors": self.errors,
+                "restarts": self._task.restarts if self._task else 0,
+                "devices": dict((netid, {"failures": s.failures, "last_ok": s.last_ok,
+                                         "last_error": s.last_error, "next_due": s.next_due,
+                                         "unsupported": sorted(s.unsupported)})
+                                for netid, s in sorted(self.states.items()))}

@@ -1,0 +1,940 @@
+"""The fixed-size time-series store: consumption curves, load curves, histories.
+
+Why this shape (figures in docs/storage.md and bench/RESULTS-storage.md):
+
+* One file, preallocated at creation from the settings (``Geometry``): it
+  never grows; each series owns a ring of ``points`` points, so the oldest
+  points are overwritten in order, whatever the number of devices.
+* A series' ring is stored series-major in 4 KiB chunks, so a year of one
+  series is one contiguous read. Writing every value in place would dirty
+  one page per series per interval, so points first go to a journal (one
+  sequential, CRC-protected record per commit, i.e. per interval) and a chunk
+  is written in place once, when it is complete. Bytes written per sample =
+  one journal entry (7 bytes) + 1/chunk_points of a page (~5.6 bytes).
+* Power cuts: a torn journal record fails its CRC and is the only loss (the
+  interval being written); a torn chunk is rebuilt from the journal, which
+  keeps every point until its chunk is safely on disk. An unclean shutdown
+  is detected (no close marker) and reported.
+
+``TimeSeriesStore`` is blocking (file I/O); the daemon uses it through
+``daemon.tsdb_service.Storage``, which runs every call in
+``daemon.blocking.run_blocking`` and turns write errors into events while
+the daemon keeps running.
+"""
+
+import array
+import json
+import logging
+import math
+import os
+import shutil
+import threading
+
+from daemon import registry
+from daemon import tsdb_format as fmt
+from daemon.atomicfile import atomic_write
+from daemon.tsdb_query import SeriesData, aggregate, iter_rows
+# re-exported: callers (curves, web views) take the quality bits from here
+from daemon.tsdb_format import (Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE,  # noqa: F401
+                                Q_MISSING, Q_VALID, Geometry, quality_name)
+
+log = logging.getLogger("gateway.tsdb")
+
+# ---------------------------------------------------------------- capacity (SPEC §1, §4)
+
+MAX_DEVICES = 32
+MAX_CIRCUITS = 192
+# Per circuit: the energy indexes (consumption curves) and the load-curve
+# powers the registry knows; per device: the meter's trend log (B-30: 12 items).
+CONSUMPTION_KEYS = tuple(row[registry.KEY] for row in registry.MEASUREMENTS if row[registry.KIND] == "energy")
+LOAD_CURVE_KEYS = tuple(row[registry.KEY] for row in registry.MEASUREMENTS if row[registry.KIND] == "load_curve")
+SERIES_PER_CIRCUIT = len(CONSUMPTION_KEYS) + len(LOAD_CURVE_KEYS)
+HISTORY_ITEMS_PER_DEVICE = 12
+
+# Settings this module reads, with the defaults used until the schema has them.
+DEFAULTS = {
+    "storage.points_per_series": 8784,        # 366 days at 60 min = 91.5 days at 15 min
+    "storage.consumption_period_min": 60,     # the gateway reads energy indexes (10..60 min)
+}
+STORE_FILE = "store.dat"
+DIRECTORY_FILE = "series.json"
+MAX_RETRY_BYTES = 4 << 20     # journal payload kept in memory while the disk refuses writes
+
+
+def setting(settings, name):
+    """A setting's value, or this module's default while the schema lacks it."""
+    if settings is not None:
+        try:
+            return settings.get(name)
+        except (KeyError, ValueError):
+            pass
+    return DEFAULTS[name]
+
+
+def default_slots(max_devices=MAX_DEVICES, max_circuits=MAX_CIRCUITS):
+    return max_circuits * SERIES_PER_CIRCUIT + max_devices * HISTORY_ITEMS_PER_DEVICE
+
+
+def geometry_from_settings(settings=None):
+    return Geometry(default_slots(), setting(settings, "storage.points_per_series"))
+
+
+class StoreFull(Exception):
+    """Every slot belongs to a series still in use: a new series cannot be added."""
+
+
+class Series:
+    """What a slot holds: a name, its integration period (s), counter or gauge.
+
+    Counter series (consumption curves) store the energy consumed in each
+    interval (exact in float32 for integer Wh up to 16.7 MWh) and each chunk
+    keeps the index before its first point, so indexes can be rebuilt.
+    """
+
+    __slots__ = ("name", "period", "counter")
+
+    def __init__(self, name, period_s, counter=False):
+        if not isinstance(name, str) or not 0 < len(name) <= 128:
+            raise ValueError("series name must be 1..128 characters")
+        period_s = int(period_s)
+        if not 1 <= period_s <= 86400:
+            raise ValueError("period must be 1..86400 s")
+        self.name = name
+        self.period = period_s
+        self.counter = bool(counter)
+
+    def __repr__(self):
+        return "<Series %s %ds%s>" % (self.name, self.period, " counter" if self.counter else "")
+
+
+# ---------------------------------------------------------------- in-memory state
+
+class _Chunk:
+    """A chunk being filled (or about to be written) in memory."""
+
+    __slots__ = ("number", "values", "quality", "base", "segments", "needs_image", "dirty")
+
+    def __init__(self, number, points):
+        self.number = number
+        self.values = array.array("f", bytes(4 * points))
+        self.quality = bytearray(points)
+        self.base = math.nan
+        self.segments = set()      # journal segments holding points of this chunk
+        self.needs_image = False   # holds content that is not in the journal (came from disk)
+        self.dirty = False         # differs from what is on disk
+
+
+class _Slot:
+    __slots__ = ("number", "series", "incarnation", "since", "chunks", "current", "newest", "oldest",
+                 "in_use")
+
+    def __init__(self, number, series, incarnation, since):
+        self.number = number
+        self.series = series
+        self.incarnation = incarnation
+        self.since = since          # directory generation at which this incarnation began
+        self.chunks = {}            # chunk number -> _Chunk kept in memory
+        self.current = None         # chunk number of the newest point
+        self.newest = None          # period number of the newest point
+        self.oldest = None
+        self.in_use = False         # written or declared during this run
+
+
+# ---------------------------------------------------------------- the store
+
+class TimeSeriesStore:
+    """Blocking store on one preallocated file (+ a small series directory)."""
+
+    def __init__(self, directory, geometry=None, clock=None):
+        self.directory = directory
+        self.path = os.path.join(directory, STORE_FILE)
+        self.dir_path = os.path.join(directory, DIRECTORY_FILE)
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._in_lock = threading.Lock()
+        self._incoming = []
+        self._retry_ops = []
+        self.stats = {"commits": 0, "points": 0, "journal_bytes": 0, "chunk_writes": 0, "forced_flushes": 0,
+                      "dropped_old": 0, "dropped_full": 0, "lost_points": 0, "series_resets": 0,
+                      "write_errors": 0}
+        self.last_error = None
+        self.created = False
+        os.makedirs(directory, exist_ok=True)
+        if not os.path.exists(self.path):
+            self._create(geometry or Geometry(default_slots(), DEFAULTS["storage.points_per_series"]))
+        self.fd = os.open(self.path, os.O_RDWR)
+        # No readahead: on recent kernels a large read fills the page cache with
+        # large folios, and a later 4 KiB write into one dirties (and writes
+        # back) the whole folio: up to 512x more bytes on the SD card
+        # (measured, docs/storage.md). Reads here are whole chunks or rings anyway.
+        os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_RANDOM)
+        try:
+            self.geometry, self.created_at = fmt.decode_superblock(os.pread(self.fd, fmt.PAGE, 0))
+            if os.fstat(self.fd).st_size != self.geometry.file_size:
+                raise fmt.FormatError("store file size does not match its geometry")
+            self.requested_geometry = geometry
+            self._load_directory()
+            self._scan_slots()
+            self.recovery = self._replay()
+            self.last_status = self._compute_status()    # read without the lock (event loop)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    # ------------------------------------------------------------ creation
+
+    def _create(self, geometry):
+        """Preallocate the whole file under a temporary name, then rename.
+
+        Written with zeros, so every block is allocated now (a full disk fails
+        here, not later) and none is converted during the first lap (fallocate's
+        unwritten extents would be, growing the extent tree with metadata
+        writes; zero-filling them is also 4x slower than plain writes).
+        """
+        tmp = self.path + ".tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            zeros = bytes(1 << 20)
+            for offset in range(0, geometry.file_size, len(zeros)):
+                os.pwrite(fd, zeros[:geometry.file_size - offset], offset)
+            created = self.clock.time() if self.clock else 0.0
+            os.pwrite(fd, fmt.encode_superblock(geometry, created), 0)
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)   # no large folios left behind
+        finally:
+            os.close(fd)
+        if os.path.exists(self.dir_path):
+            os.unlink(self.dir_path)
+        os.replace(tmp, self.path)
+        self._fsync_dir()
+        self.created = True
+        log.info("time-series store created: %s, %d bytes (%d series x %d points)",
+                 self.path, geometry.file_size, geometry.slots, geometry.points)
+
+    def _fsync_dir(self):
+        dfd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    # ------------------------------------------------------------ directory (slot -> series)
+
+    def _load_directory(self):
+        self._directory_dirty = False
+        self.generation = 0
+        self.slots = [None] * self.geometry.slots
+        self.by_name = {}
+        self.incarnations = {}
+        try:
+            with open(self.dir_path, "rb") as handle:
+                doc = json.loads(handle.read() or b"{}")
+        except FileNotFoundError:
+            doc = {}
+        self.generation = int(doc.get("generation", 0))
+        self.incarnations = dict((int(k), int(v)) for k, v in doc.get("incarnations", {}).items())
+        for name, entry in doc.get("series", {}).items():
+            number = int(entry["slot"])
+            if not 0 <= number < self.geometry.slots or self.slots[number] is not None:
+                continue
+            series = Series(name, entry["period"], entry.get("counter", False))
+            slot = _Slot(number, series, int(entry["incarnation"]), int(entry["since"]))
+            self.slots[number] = slot
+            self.by_name[name] = slot
+
+    def _save_directory(self):
+        doc = {"generation": self.generation,
+               "incarnations": dict((str(k), v) for k, v in sorted(self.incarnations.items())),
+               "series": dict((s.series.name, {"slot": s.number, "period": s.series.period,
+                                               "counter": s.series.counter, "incarnation": s.incarnation,
+                                               "since": s.since})
+                              for s in self.slots if s is not None)}
+        atomic_write(self.dir_path, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+
+    def _slot_for(self, series):
+        """The slot of ``series``, assigning (and saving the directory) if needed."""
+        slot = self.by_name.get(series.name)
+        if slot is not None and slot.series.period == series.period and slot.series.counter == series.counter:
+            slot.in_use = True
+            return slot
+        if slot is not None:        # period changed: the old points mean something else
+            log.warning("series %s changed from %d s to %d s: its points start anew",
+                        series.name, slot.series.period, series.period)
+            self.stats["series_resets"] += 1
+            number = slot.number
+            self._forget_slot(slot)
+        else:
+            number = self._free_slot()
+        self.generation += 1
+        incarnation = self.incarnations.get(number, 0) + 1
+        self.incarnations[number] = incarnation
+        slot = _Slot(number, series, incarnation, self.generation)
+        slot.in_use = True
+        self.slots[number] = slot
+        self.by_name[series.name] = slot
+        self._directory_dirty = True        # saved once, before this commit's journal records
+        return slot
+
+    def _free_slot(self):
+        for number, slot in enumerate(self.slots):
+            if slot is None:
+                return number
+        # Reclaim the series written longest ago among those not used in this run.
+        idle = [s for s in self.slots if not s.in_use]
+        if not idle:
+            raise StoreFull("all %d series slots are in use" % self.geometry.slots)
+        victim = min(idle, key=lambda s: -1 if s.newest is None else s.newest * s.series.period)
+        log.warning("reusing the slot of idle series %s", victim.series.name)
+        number = victim.number
+        self._forget_slot(victim)
+        return number
+
+    def _forget_slot(self, slot):
+        for chunk in slot.chunks.values():
+            self._release(slot.number, chunk)
+        self.slots[slot.number] = None
+        self.by_name.pop(slot.series.name, None)
+
+    # ------------------------------------------------------------ opening: scan + replay
+
+    def _read_chunk(self, slot, number, page=None):
+        """Decoded chunk ``number`` of ``slot`` from disk, None if absent, False if corrupt."""
+        if page is None:
+            page = os.pread(self.fd, fmt.CHUNK_BYTES, self.geometry.chunk_offset(slot.number, number))
+        decoded = fmt.decode_chunk(page, self.geometry.chunk_points)
+        if not decoded:
+            return decoded
+        s, incarnation, n, base, values, quality = decoded
+        if s != slot.number or incarnation != slot.incarnation or n != number:
+            return None
+        return base, values, quality
+
+    def _scan_slots(self):
+        """Newest/oldest point of every series and a check of every chunk."""
+        g = self.geometry
+        self.bad_chunks = 0
+        for slot in self.slots:
+            if slot is None:
+                continue
+            region = os.pread(self.fd, g.slot_bytes, g.chunk_offset(slot.number, 0))
+            numbers = []
+            for k in range(g.chunks):
+                page = region[k * fmt.CHUNK_BYTES:(k + 1) * fmt.CHUNK_BYTES]
+                decoded = fmt.decode_chunk(page, g.chunk_points)
+                if decoded is False:
+                    self.bad_chunks += 1
+                    continue
+                if decoded is None:
+                    continue
+                s, incarnation, number, _base, _values, quality = decoded
+                if s == slot.number and incarnation == slot.incarnation and number % g.chunks == k:
+                    numbers.append((number, quality))
+            if not numbers:
+                continue
+            newest_number, quality = max(numbers)
+            valid = [i for i, q in enumerate(quality) if q & Q_VALID]
+            if valid:
+                slot.current = newest_number
+                slot.newest = newest_number * g.chunk_points + valid[-1]
+            # chunks older than one ring behind the newest are left-overs of a past lap
+            alive = [(n, q) for n, q in numbers if n > newest_number - g.chunks]
+            oldest_number, quality = min(alive)
+            valid = [i for i, q in enumerate(quality) if q & Q_VALID]
+            if valid:
+                slot.oldest = oldest_number * g.chunk_points + valid[0]
+
+    def _replay(self):
+        """Re-apply the journal, write completed chunks, find where to append."""
+        g = self.geometry
+        records = []
+        torn = []
+        ends = {}
+        self._seg_first = [None] * g.segments
+        for segment in range(g.segments):
+            data = os.pread(self.fd, g.segment_bytes, g.journal_offset + segment * g.segment_bytes)
+            found, end, torn_seq = fmt.scan_segment(data)
+            ends[segment] = end
+            for offset, seq, redo, generation, commit_time, payload in found:
+                records.append((seq, segment, redo, generation, commit_time, payload))
+            if found:
+                self._seg_first[segment] = found[0][1]
+            if torn_seq is not None:
+                torn.append((torn_seq, segment))
+        records.sort()
+        self._seg_refs = [set() for _ in range(g.segments)]
+        newest_seq = records[-1][0] if records else 0
+        redo_from = records[-1][2] if records else 0
+        clean = False
+        last_commit = None
+        applied = 0
+        replayed = 0
+        for seq, segment, _redo, generation, commit_time, payload in records:
+            last_commit = commit_time
+            clean = False
+            if seq < redo_from:
+                continue            # everything in it was already in place
+            replayed += 1
+            for op in fmt.decode_ops(payload, g.chunk_points):
+                if op[0] == "close":
+                    clean = True
+                    continue
+                applied += self._replay_op(op, generation, segment)
+        torn_records = [s for s, seg in torn if s == newest_seq + 1]
+        if records:
+            self._seq = newest_seq + 1
+            self._head = records[-1][1]
+            self._head_offset = ends[self._head]
+        else:
+            self._seq, self._head, self._head_offset = 1, 0, 0
+        flushed = self._flush_completed(replaying=True)
+        report = {"records": len(records), "records_replayed": replayed, "points_replayed": applied,
+                  "torn_records": len(torn_records), "bad_chunks": self.bad_chunks, "chunks_rewritten": flushed,
+                  "clean_shutdown": clean or not records, "last_commit": last_commit}
+        if records and not clean:
+            log.warning("time-series store: unclean shutdown detected; last complete commit at %s, "
+                        "%d torn record(s), %d corrupt chunk(s) rebuilt from the journal",
+                        last_commit, len(torn_records), self.bad_chunks)
+        return report
+
+    def _replay_op(self, op, generation, segment):
+        kind = op[0]
+        if kind == "span":
+            _k, n, first, values, quality = op
+            count = 0
+            for i, value in enumerate(array.array("f", values)):
+                number = first + i
+                slot = self.slots[number] if number < len(self.slots) else None
+                if slot is None or generation < slot.since:
+                    continue
+                chunk = self._apply(slot, n, value, quality[i], None)
+                if chunk is not None:
+                    self._hold(slot.number, chunk, segment)
+                    count += 1
+            return count
+        if kind == "close":
+            return 0
+        slot = self.slots[op[1]] if op[1] < len(self.slots) else None
+        if slot is None or generation < slot.since:
+            return 0
+        if kind == "chunk":
+            _k, _s, number, base, values, quality = op
+            chunk = self._chunk_for(slot, number)
+            if chunk is None:
+                return 0
+            chunk.values = array.array("f", values)
+            chunk.quality = bytearray(quality)
+            chunk.base = base
+            chunk.dirty = True
+            chunk.needs_image = False
+            self._hold(slot.number, chunk, segment)
+            self._note_points(slot, number, chunk)
+            return 1
+        if kind == "base":
+            _k, _s, number, base = op
+            chunk = slot.chunks.get(number)
+            if chunk is not None and math.isnan(chunk.base):
+                chunk.base = base
+                chunk.dirty = True
+            return 0
+        return 0
+
+    def _note_points(self, slot, number, chunk):
+        valid = [i for i, q in enumerate(chunk.quality) if q & Q_VALID]
+        if valid:
+            base = number * self.geometry.chunk_points
+            slot.newest = max(slot.newest if slot.newest is not None else -1, base + valid[-1])
+            slot.oldest = base + valid[0] if slot.oldest is None else min(slot.oldest, base + valid[0])
+            slot.current = max(slot.current if slot.current is not None else -1, number)
+
+    # ------------------------------------------------------------ writing
+
+    def add(self, series, ts, value, quality=Q_VALID, index=None):
+        """Queue one point (start of its interval ``ts``); written at the next commit.
+
+        Cheap and non-blocking: safe to call from the event loop.
+        """
+        with self._in_lock:
+            self._incoming.append((series, ts, value, quality, index))
+
+    def add_row(self, series_list, ts, values, quality=Q_VALID):
+        """Queue one point for each series of ``series_list`` at ``ts`` (bulk writers)."""
+        with self._in_lock:
+            self._incoming.append((series_list, ts, values, quality, False))
+
+    def pending_points(self):
+        with self._in_lock:
+            return sum(len(item[0]) if item[4] is False else 1 for item in self._incoming)
+
+    def commit(self):
+        """Write what was queued: one journal record batch, then completed chunks.
+
+        Raises OSError when the disk refuses; nothing queued is lost then (it
+        is kept and retried at the next commit, up to MAX_RETRY_BYTES).
+        """
+        with self._in_lock:
+            batch, self._incoming = self._incoming, []
+        with self._lock:
+            ops = list(self._retry_ops)
+            self._retry_ops = []
+            try:
+                ops.extend(self._apply_batch(batch))
+                if not ops and not self._completed():
+                    return 0
+                self._flush_completed(ops=ops)
+            except OSError as exc:
+                self.stats["write_errors"] += 1
+                self.last_error = "%s" % exc
+                self.last_status = self._compute_status()
+                raise
+            self.stats["commits"] += 1
+            self.last_error = None
+            self.last_status = self._compute_status()
+            return len(batch)
+
+    def _apply_batch(self, batch):
+        """Apply queued points in memory; returns journal ops [(bytes, chunk keys)]."""
+        rows = {}       # period number -> {slot: (value, quality, chunk number)}, the last one wins
+        bases = []
+        for item in batch:
+            if item[4] is False:                      # add_row
+                series_list, ts, values, quality, _ = item
+                points = [(series, value, None) for series, value in zip(series_list, values)]
+            else:
+                series, ts, value, quality, index = item
+                points = [(series, value, index)]
+            for series, value, index in points:
+                try:
+                    slot = self._slot_for(series)
+                except StoreFull:
+                    self.stats["dropped_full"] += 1
+                    continue
+                n = int(ts // series.period)
+                if not 0 <= n <= 0xFFFFFFFF:
+                    self.stats["dropped_old"] += 1
+                    continue
+                kept = slot.chunks.get(n // self.geometry.chunk_points)
+                had_base = kept is not None and not math.isnan(kept.base)
+                chunk = self._apply(slot, n, value, quality, index)
+                if chunk is None:
+                    self.stats["dropped_old"] += 1
+                    continue
+                self.stats["points"] += 1
+                stored = chunk.quality[n - chunk.number * self.geometry.chunk_points]
+                rows.setdefault(n, {})[slot.number] = (value, stored, chunk.number)
+                if index is not None and not had_base and not math.isnan(chunk.base):
+                    bases.append((fmt.encode_base(slot.number, chunk.number, chunk.base),
+                                  {(slot.number, chunk.number)}))
+        ops = []
+        for n in sorted(rows):
+            entries = sorted(rows[n].items())
+            ops.append((fmt.encode_spans(n, [(s, v, q) for s, (v, q, _c) in entries]),
+                        set((s, c) for s, (_v, _q, c) in entries)))
+        # a base op follows the row that created its chunk (replay applies in order)
+        return ops + bases
+
+    def _chunk_for(self, slot, number):
+        """The in-memory chunk ``number`` of ``slot``: kept, loaded from disk or new.
+
+        None when the point is older than what the ring keeps.
+        """
+        chunk = slot.chunks.get(number)
+        if chunk is not None:
+            return chunk
+        g = self.geometry
+        if slot.current is not None and number <= slot.current - g.chunks:
+            return None
+        chunk = _Chunk(number, g.chunk_points)
+        page = os.pread(self.fd, fmt.CHUNK_BYTES, g.chunk_offset(slot.number, number))
+        decoded = fmt.decode_chunk(page, g.chunk_points)
+        if decoded:
+            s, incarnation, on_disk, base, values, quality = decoded
+            if s == slot.number and incarnation == slot.incarnation:
+                if on_disk > number:
+                    return None         # a newer lap is already there
+                if on_disk == number:
+                    chunk.values = array.array("f", values)
+                    chunk.quality = bytearray(quality)
+                    chunk.base = base
+                    chunk.needs_image = True
+        slot.chunks[number] = chunk
+        return chunk
+
+    def _apply(self, slot, n, value, quality, index):
+        """Put one point into its in-memory chunk; the chunk, or None if too old."""
+        g = self.geometry
+        if slot.newest is not None and n <= slot.newest - g.points:
+            return None
+        number = n // g.chunk_points
+        chunk = self._chunk_for(slot, number)
+        if chunk is None:
+            return None
+        offset = n - number * g.chunk_points
+        quality = (quality | Q_VALID) if quality else Q_MISSING
+        before = chunk.values[offset]
+        chunk.values[offset] = value if quality else 0.0
+        if chunk.values[offset] != before or chunk.quality[offset] != quality:
+            chunk.quality[offset] = quality
+            chunk.dirty = True
+        if index is not None and math.isnan(chunk.base):
+            chunk.base = float(index) - float(chunk.values[offset])
+            chunk.dirty = True
+        if quality:
+            if slot.newest is None or n > slot.newest:
+                slot.newest = n
+            if slot.oldest is None or n < slot.oldest:
+                slot.oldest = n
+        if slot.current is None or number > slot.current:
+            slot.current = number
+        return chunk
+
+    def _hold(self, slot_number, chunk, segment):
+        chunk.segments.add(segment)
+        self._seg_refs[segment].add((slot_number, chunk.number))
+
+    def _release(self, slot_number, chunk):
+        for segment in chunk.segments:
+            self._seg_refs[segment].discard((slot_number, chunk.number))
+        chunk.segments.clear()
+
+    def _completed(self):
+        """Chunks to write in place: every kept chunk older than its slot's newest."""
+        out = []
+        for slot in self.slots:
+            if slot is None or not slot.chunks:
+                continue
+            for number in sorted(slot.chunks):
+                if number < slot.current:
+                    out.append((slot, slot.chunks[number]))
+        return out
+
+    def _flush_completed(self, ops=None, replaying=False):
+        """Journal ``ops`` (+ images of chunks that need one), then write completed chunks."""
+        ops = list(ops or ())
+        if self._directory_dirty:
+            try:
+                self._save_directory()
+            except OSError:
+                self._keep_for_retry(ops)
+                raise
+            self._directory_dirty = False
+        done = self._completed()
+        for slot, chunk in done:
+            if chunk.dirty and chunk.needs_image:
+                ops.append((fmt.encode_chunk_image(slot.number, chunk.number, chunk.base, chunk.values,
+                                                   chunk.quality), {(slot.number, chunk.number)}))
+                chunk.needs_image = False
+        if ops:
+            try:
+                self._journal(ops)
+            except OSError:
+                self._keep_for_retry(ops)
+                raise
+        written = 0
+        to_write = [(slot, chunk) for slot, chunk in done if chunk.dirty]
+        if to_write:
+            for slot, chunk in to_write:
+                self._write_chunk(slot, chunk)
+            os.fdatasync(self.fd)
+            written = len(to_write)
+        for slot, chunk in done:
+            self._release(slot.number, chunk)
+            del slot.chunks[chunk.number]
+        return written
+
+    def _keep_for_retry(self, ops):
+        kept = 0
+        for payload, keys in reversed(ops):
+            kept += len(payload)
+            if kept > MAX_RETRY_BYTES:
+                self.stats["lost_points"] += max(1, len(payload) // fmt.POINT_BYTES)
+                continue
+            self._retry_ops.insert(0, (payload, keys))
+
+    def _write_chunk(self, slot, chunk):
+        page = fmt.encode_chunk(slot.number, slot.incarnation, chunk.number,
+                                chunk.base, chunk.values, chunk.quality)
+        os.pwrite(self.fd, page, self.geometry.chunk_offset(slot.number, chunk.number))
+        chunk.dirty = False
+        self.stats["chunk_writes"] += 1
+
+    # ------------------------------------------------------------ journal
+
+    def _journal(self, ops):
+        """Append ops as records (each fits one segment), then make them durable."""
+        g = self.geometry
+        limit = g.segment_bytes - fmt.RECORD_HEADER.size
+        batch, keys, size = [], set(), 0
+        groups = []
+        for payload, op_keys in ops:
+            if len(payload) > limit:
+                raise ValueError("journal operation larger than a segment")
+            if size + len(payload) > limit and batch:
+                groups.append((b"".join(batch), keys))
+                batch, keys, size = [], set(), 0
+            batch.append(payload)
+            keys |= op_keys
+            size += len(payload)
+        if batch:
+            groups.append((b"".join(batch), keys))
+        now = self.clock.time() if self.clock else 0.0
+        for payload, op_keys in groups:
+            size = fmt.RECORD_HEADER.size + len(payload)
+            if self._head_offset + size > g.segment_bytes:
+                self._next_segment()
+            if self._head_offset == 0:
+                self._seg_first[self._head] = self._seq
+            record = fmt.encode_record(self._seq, self._redo(), self.generation, now, payload)
+            os.pwrite(self.fd, record, g.journal_offset + self._head * g.segment_bytes + self._head_offset)
+            self._head_offset += len(record)
+            self._seq += 1
+            self.stats["journal_bytes"] += len(record)
+            for slot_number, number in op_keys:
+                slot = self.slots[slot_number]
+                chunk = slot.chunks.get(number) if slot is not None else None
+                if chunk is not None:
+                    self._hold(slot_number, chunk, self._head)
+        os.fdatasync(self.fd)
+
+    def _redo(self):
+        """Oldest record sequence a recovery needs: the first record of the
+        oldest segment that still holds points not yet in place."""
+        live = [self._seg_first[g] for g, refs in enumerate(self._seg_refs) if refs]
+        live.append(self._seg_first[self._head] if self._seg_first[self._head] is not None else self._seq)
+        return min(x for x in live if x is not None)
+
+    def _next_segment(self):
+        """Move the head to the next segment; flush early what still lives there."""
+        nxt = (self._head + 1) % self.geometry.segments
+        if self._seg_refs[nxt]:
+            self._force_flush(nxt)
+        self._head = nxt
+        self._head_offset = 0
+
+    def _force_flush(self, segment):
+        """Write the chunks whose points are still only in ``segment`` (partial chunks).
+
+        Happens when series of very different periods share the journal: a
+        slow series' chunk would otherwise pin old segments. Its next write
+        in place then journals a full image first, so a torn page never
+        loses what was flushed here.
+        """
+        os.fdatasync(self.fd)      # the records written so far in this commit
+        keys = sorted(self._seg_refs[segment])
+        for slot_number, number in keys:
+            slot = self.slots[slot_number]
+            chunk = slot.chunks.get(number) if slot is not None else None
+            if chunk is None:
+                self._seg_refs[segment].discard((slot_number, number))
+                continue
+            self._write_chunk(slot, chunk)
+            self.stats["forced_flushes"] += 1
+        os.fdatasync(self.fd)
+        for slot_number, number in keys:
+            slot = self.slots[slot_number]
+            chunk = slot.chunks.get(number) if slot is not None else None
+            if chunk is not None:
+                self._release(slot_number, chunk)
+                chunk.needs_image = True
+        self._seg_refs[segment].clear()
+
+    def close(self, clean=True):
+        """Commit what is queued, mark a clean shutdown, close the file."""
+        with self._lock:
+            if self.fd is None:
+                return
+            try:
+                self.commit()
+                if clean:
+                    self._journal([(fmt.encode_close(), set())])
+            finally:
+                os.close(self.fd)
+                self.fd = None
+
+    # ------------------------------------------------------------ reading
+
+    def series(self):
+        """Names of the stored series with their period and kind."""
+        with self._lock:
+            return dict((s.series.name, {"period_s": s.series.period, "counter": s.series.counter})
+                        for s in self.slots if s is not None)
+
+    def newest(self, name):
+        """Start time of the newest point of ``name``, or None."""
+        with self._lock:
+            slot = self.by_name.get(name)
+            if slot is None or slot.newest is None:
+                return None
+            return slot.newest * slot.series.period
+
+    def last_index(self, name):
+        """Counter series: the index at the end of the newest point (None if unknown)."""
+        with self._lock:
+            slot = self.by_name.get(name)
+            if slot is None or slot.newest is None or not slot.series.counter:
+                return None
+            number = slot.newest // self.geometry.chunk_points
+            base, values, quality = self._chunk_content(slot, number)
+            if quality is None or math.isnan(base):
+                return None
+            total = base
+            for v, q in zip(values, quality):
+                if q & Q_VALID:
+                    total += v
+            return total
+
+    def _chunk_content(self, slot, number, ring=None):
+        """(base, array of values, quality bytes) of one chunk, or (nan, None, None).
+
+        ``ring``: the slot's whole ring already read (one pread for long reads).
+        """
+        chunk = slot.chunks.get(number)
+        if chunk is not None:
+            return chunk.base, chunk.values, chunk.quality
+        page = None
+        if ring is not None:
+            position = (number % self.geometry.chunks) * fmt.CHUNK_BYTES
+            page = ring[position:position + fmt.CHUNK_BYTES]
+        found = self._read_chunk(slot, number, page)
+        if not found:
+            return math.nan, None, None
+        base, values, quality = found
+        return base, array.array("f", values), quality
+
+    def read(self, name, start, end):
+        """Raw points of one series with start time in [start, end): SeriesData."""
+        with self._lock:
+            slot = self.by_name.get(name)
+            if slot is None:
+                raise KeyError("no series %r" % name)
+            return self._read_slot(slot, start, end)
+
+    def _read_slot(self, slot, start, end):
+        g = self.geometry
+        period = slot.series.period
+        n0 = -(-int(start) // period)
+        n1 = -(-int(end) // period) - 1
+        if slot.newest is not None:
+            n0 = max(n0, slot.newest - g.points + 1, slot.oldest if slot.oldest is not None else n0)
+            n1 = min(n1, slot.newest)
+        else:
+            n1 = n0 - 1
+        data = SeriesData(slot.series.name, period, slot.series.counter)
+        if n1 < n0:
+            data.start = n0 * period
+            return data
+        first, last = n0 // g.chunk_points, n1 // g.chunk_points
+        ring = None
+        if last > first:
+            ring = os.pread(self.fd, g.slot_bytes, g.chunk_offset(slot.number, 0))
+        values = array.array("f")
+        quality = bytearray()
+        bases = []
+        for number in range(first, last + 1):
+            base, chunk_values, chunk_quality = self._chunk_content(slot, number, ring)
+            if chunk_values is None:
+                chunk_values = array.array("f", bytes(4 * g.chunk_points))
+                chunk_quality = bytes(g.chunk_points)
+            lo = max(n0 - number * g.chunk_points, 0)
+            hi = min(n1 - number * g.chunk_points, g.chunk_points - 1)
+            if slot.series.counter:
+                running = base
+                for i in range(lo):
+                    if chunk_quality[i] & Q_VALID:
+                        running += chunk_values[i]
+                bases.append((len(values), running, hi - lo + 1))
+            values.extend(chunk_values[lo:hi + 1])
+            quality.extend(chunk_quality[lo:hi + 1])
+        data.fill(n0 * period, values, quality, bases if slot.series.counter else None)
+        return data
+
+    def query(self, names, start, end, step=None, utc_offset_s=0):
+        """{name: SeriesData}: raw points, or aggregated by "hour", "day", "week", "month"."""
+        out = {}
+        for name in names:
+            data = self.read(name, start, end)
+            out[name] = data if step in (None, "raw") else aggregate(data, step, utc_offset_s)
+        return out
+
+    def iter_chunks(self, name, start, end):
+        """SeriesData pieces of at most one chunk each (streaming reads)."""
+        with self._lock:
+            slot = self.by_name.get(name)
+            if slot is None:
+                raise KeyError("no series %r" % name)
+            period = slot.series.period
+            step = self.geometry.chunk_points * period
+        t = start
+        while t < end:
+            piece_end = min(end, (t // step + 1) * step)
+            with self._lock:
+                piece = self._read_slot(slot, t, piece_end)
+            yield piece
+            t = piece_end
+
+    def export(self, names, start, end):
+        """Iterator of (ts, [(value, quality name) or None per name]) in time order.
+
+        Reads one chunk per series at a time: memory stays bounded whatever
+        the range (a year of 192 circuits streams through a few MiB).
+        """
+        return iter_rows([self.iter_chunks(name, start, end) for name in names])
+
+    # ------------------------------------------------------------ status, snapshot
+
+    def status(self):
+        """Size, use, oldest/newest point, errors (takes the lock: see ``last_status``)."""
+        with self._lock:
+            self.last_status = self._compute_status()
+            return dict(self.last_status)
+
+    def _compute_status(self):
+        g = self.geometry
+        used = [s for s in self.slots if s is not None]
+        points = 0
+        oldest = newest = None
+        for s in used:
+            if s.newest is None:
+                continue
+            first = max(s.oldest if s.oldest is not None else s.newest, s.newest - g.points + 1)
+            points += s.newest - first + 1
+            t_old, t_new = first * s.series.period, s.newest * s.series.period
+            oldest = t_old if oldest is None else min(oldest, t_old)
+            newest = t_new if newest is None else max(newest, t_new)
+        live = sum(1 for refs in self._seg_refs if refs)
+        return {
+            "path": self.path, "size_bytes": g.file_size, "series": len(used), "series_capacity": g.slots,
+            "points_per_series": g.points, "use": round(points / float(g.slots * g.points), 6),
+            "oldest": oldest, "newest": newest, "write_errors": self.stats["write_errors"],
+            "last_error": self.last_error, "journal": {"segments": g.segments, "live_segments": live,
+                                                      "head": self._head},
+            "stats": dict(self.stats), "recovery": dict(self.recovery),
+            "geometry_mismatch": bool(self.requested_geometry is not None
+                                      and self.requested_geometry != g),
+        }
+
+    def snapshot(self, destination):
+        """A consistent copy of the store into ``destination`` (for backups).
+
+        Held under the store lock: commits wait, readers too; the copy opens
+        like the original (its journal replays what is not in place yet). It
+        is read through the store's own descriptor (no readahead: see
+        __init__) so copying does not make later writes more expensive.
+        """
+        os.makedirs(destination, exist_ok=True)
+        target = os.path.join(destination, STORE_FILE)
+        with self._lock:
+            os.fdatasync(self.fd)
+            out = os.open(target + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                size = self.geometry.file_size
+                step = 1 << 20
+                for offset in range(0, size, step):
+                    data = os.pread(self.fd, min(step, size - offset), offset)
+                    os.pwrite(out, data, offset)
+                os.fsync(out)
+            finally:
+                os.close(out)
+            os.replace(target + ".tmp", target)
+            if os.path.exists(self.dir_path):
+                shutil.copyfile(self.dir_path, os.path.join(destination, DIRECTORY_FILE))
+        return [target, os.path.join(destination, DIRECTORY_FILE)]
