@@ -100,6 +100,9 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     code, _ct, csv_text = get(base + "/api/files/modbus-register-map.csv")
     assert code == 200 and csv_text.startswith(b"table,unit_id,register_hex")
     assert doc["services"]["snmp"]["running"] is False                # off by default (SPEC §10)
+    storage = doc["storage"]
+    assert storage["available"] and storage["write_errors"] == 0 and storage["size_bytes"] > 0
+    assert storage["recovery"]["clean_shutdown"]                      # a fresh store
     code, _ct, mib = get(base + "/api/files/SOCOMEC-GATEWAY-MIB.txt")
     assert code == 200 and b"DEFINITIONS ::= BEGIN" in mib
 
@@ -124,6 +127,9 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     topo = json.loads((tmp_path / "state" / "topology.json").read_text())
     assert len(topo["devices"]) == 7                          # the last detection was FAST
     assert (tmp_path / "state" / "events.ring").stat().st_size > 0
+    # the store keeps its preallocated size through a whole run
+    size_after = (tmp_path / "state" / "tsdb" / "store.dat").stat().st_size
+    assert size_after == storage["size_bytes"]                        # fixed size, never grown
 
 
 def test_bad_command_lines_are_refused_clearly(tmp_path):
