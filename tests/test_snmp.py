@@ -13,7 +13,7 @@ from board.base import ManualClock
 from conftest import wait_for
 from daemon import registry
 from protocols.snmp import MIB_FILE, mibdef
-from test_snmp_support import (
+from snmp_support import (
     ENTERPRISE, METROLOGY, T0, V3_READ, V3_WRITE, Site, free_udp_port, mib_path, parse, run,
 )
 from tools import mib as mib_tool

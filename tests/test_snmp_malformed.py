@@ -11,7 +11,7 @@ import socket
 
 from protocols.snmp import ber
 from protocols.snmp.fastpath import FastPath
-from test_snmp_support import SYSTEM_OID, V3_READ, Site, run
+from snmp_support import SYSTEM_OID, V3_READ, Site, run
 
 SYS_NAME = SYSTEM_OID + (5, 0)
 IN_ASN_PARSE_ERRS = (1, 3, 6, 1, 2, 1, 11, 6, 0)

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from conftest import wait_for
-from test_snmp_support import ENTERPRISE, Site, free_udp_port, need
+from snmp_support import ENTERPRISE, Site, free_udp_port, need
 
 RAISED, CLEARED, ACTIVE, INPUT = ("%s.10.30.0.%d" % (ENTERPRISE, n) for n in (1, 2, 3, 4))
 OBJ = "%s.10.30.5.%%d.0" % ENTERPRISE
