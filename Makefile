@@ -9,7 +9,7 @@ BASE_DEBS := python3-venv python3-dev gcc
 TEST_DEBS := snmp snmpd snmptrapd mbpoll erlang-snmp
 DEMO_ARGS := --board sim --topology board/topologies/demo.json --state-dir state/demo \
              --http-port 8080 --https-port 8443 --modbus-port 5020 --snmp-port 1161 --bacnet-port 47808 \
-             --discover full --set discovery.last_address=32 --set snmp.enabled=true
+             --discover full --set discovery.last_address=32 --set snmp.enabled=true --set bacnet.enabled=true
 
 .PHONY: demo test venv clean
 
@@ -29,7 +29,8 @@ test: $(BIN)/python
 	command -v npm >/dev/null || sh tools/system-packages.sh nodejs npm
 	$(BIN)/pip install -q -e '.[test]'
 	npm ci --silent --prefix tests/micropython
+	npm ci --silent --prefix tests/bacnet
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) state tests/micropython/node_modules
+	rm -rf $(VENV) state tests/micropython/node_modules tests/bacnet/node_modules

@@ -71,8 +71,9 @@ def northbound_services():
     """Factories of the switched northbound services (each opens/closes itself)."""
     from protocols.modbus_rtu_slave import RtuSlaveService
     from protocols.modbus_tcp import ModbusTcpService
+    from protocols.bacnet import BacnetService
     from protocols.snmp.agent import SnmpService
-    return [ModbusTcpService, RtuSlaveService, SnmpService]
+    return [ModbusTcpService, RtuSlaveService, SnmpService, BacnetService]
 
 
 async def run(args, overrides):

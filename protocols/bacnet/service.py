@@ -1,0 +1,71 @@
+"""The BACnet/IP service: switched by ``bacnet.enabled`` and ``policy.bacnet`` (SPEC §3.3, §8).
+
+Opening builds the router and one virtual device per meter of the topology
+(``stack.py``) on the daemon's loop; closing drops the UDP port at once.
+Changing the port, bind address, main instance or network number reopens.
+"""
+
+import functools
+import logging
+
+from daemon.service import SwitchedService
+from protocols.bacnet.site import Site
+from protocols.bacnet.stack import BacnetStack
+
+log = logging.getLogger("gateway.bacnet")
+
+
+class BacnetService(SwitchedService):
+    name = "bacnet"
+    reopen_keys = ("bacnet.port", "bacnet.bind", "bacnet.main_instance", "bacnet.network")
+
+    def __init__(self, gateway):
+        SwitchedService.__init__(self, gateway)
+        self.site = Site(gateway)
+        self.stack = None
+        self.port = None
+        self._unsubscribe = None
+        gateway.topology.on_change(self._topology_changed)
+        documents = getattr(gateway, "documents", None)
+        if documents is not None:
+            from tools import ede
+            documents["bacnet-ede.csv"] = ("text/csv; charset=utf-8", functools.partial(ede.ede_csv, gateway))
+            documents["bacnet-pics.md"] = ("text/markdown; charset=utf-8", functools.partial(ede.pics, gateway))
+
+    async def _open(self):
+        settings = self.settings
+        stack = BacnetStack(self.site)
+        try:
+            bound = await stack.open(settings.get("bacnet.bind"), settings.get("bacnet.port"),
+                                     settings.get("bacnet.main_instance"), settings.get("bacnet.network"))
+        except OSError:
+            stack.close()
+            raise
+        self.stack = stack
+        self.port = bound[1]
+        self._unsubscribe = self.gateway.cache.subscribe(self.site.on_update)
+        await stack.sync(self.gateway.topology.devices)
+        await stack.announce()
+
+    async def _close(self):
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.stack.close()
+        self.stack = None
+        self.port = None
+        self.site.extremes.clear()
+        self.site.priorities.clear()
+
+    def _topology_changed(self, topology):
+        if self.stack is not None:
+            self.stack.sync(topology.devices)
+
+    def status(self):
+        out = SwitchedService.status(self)
+        out["port"] = self.port
+        out["transport"] = "udp"
+        out["devices"] = 1 + sum(1 for entry in self.stack.meters.values() if entry[1] is not None) \
+            if self.stack else 0
+        out["counters"] = dict(self.site.counters)
+        return out

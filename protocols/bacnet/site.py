@@ -1,0 +1,199 @@
+"""The live data behind the BACnet objects: one view per virtual device.
+
+Objects ask their view for readings, names and clocks; the views read the
+gateway (settings, topology, cache, identity). The ``Site`` also keeps the
+little state BACnet needs that the cache does not: the extremes of the
+values seen since the service opened (Min/Max_Pres_Value and the averages'
+min/max of annex II) and the Binary Output priority arrays. Both live in
+memory and start empty when the service opens.
+"""
+
+import asyncio
+import logging
+
+from bacpypes3.basetypes import ObjectTypesSupported
+
+from daemon import catalogue, registry
+from protocols.bacnet import objects, points as pts
+from protocols.bacnet.apps import unix_time
+
+log = logging.getLogger("gateway.bacnet")
+
+OBJECT_TYPES = ("device", "analogInput", "binaryInput", "binaryOutput")
+
+
+def _object_types_supported():
+    bits = ObjectTypesSupported([])
+    for name in OBJECT_TYPES:
+        bits[getattr(bits, name)] = 1
+    return bits
+
+
+class Site:
+    def __init__(self, gateway):
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.cache = gateway.cache
+        self.clock = gateway.clock
+        self.extremes = {}       # (address, load, key) -> [min, min_ts, max, max_ts]
+        self.priorities = {}     # (address, key) -> 16 slots, None = relinquished
+        self._tracked = self._tracked_keys()
+        self.object_types = _object_types_supported()
+        self.command_lock = asyncio.Lock()
+        self.counters = {}
+
+    @staticmethod
+    def _tracked_keys():
+        keys = set()
+        for row in registry.MEASUREMENTS:
+            if row[registry.BACNET_MM] in pts.MINMAX_MM:
+                keys.add(row[registry.KEY])
+        keys.update(pts.AVERAGE_OF.values())
+        return frozenset(keys)
+
+    # cache subscriber ------------------------------------------------------
+    def on_update(self, address, load, values, ts):
+        """Fold a poll batch into the extremes (only keys annex II gives min/max)."""
+        tracked, extremes = self._tracked, self.extremes
+        for key, value in values.items():
+            if key not in tracked or value is None:
+                continue
+            entry = extremes.get((address, load, key))
+            if entry is None:
+                extremes[(address, load, key)] = [value, ts, value, ts]
+                continue
+            if value < entry[0]:
+                entry[0], entry[1] = value, ts
+            if value > entry[2]:
+                entry[2], entry[3] = value, ts
+
+    def forget(self, address):
+        for k in [k for k in self.extremes if k[0] == address]:
+            del self.extremes[k]
+        for k in [k for k in self.priorities if k[0] == address]:
+            del self.priorities[k]
+
+    # time ------------------------------------------------------------------
+    def offset_min(self):
+        """Local time minus UTC, in minutes (standard offset + DST hour)."""
+        return self.settings.get("time.utc_offset_min") + (60 if self.settings.get("time.dst") else 0)
+
+    def datetime(self, ts):
+        return objects.local_datetime(ts, self.offset_min())
+
+    def time_sync(self, date_time, local):
+        """(UTC)TimeSynchronization: set the gateway clock when ``bacnet.time_sync`` allows.
+
+        Both services are unconfirmed, so a refusal cannot be answered: it is
+        counted and logged, and the clock is left alone.
+        """
+        if not self.settings.get("bacnet.time_sync"):
+            self._count("time_sync_refused")
+            log.info("BACnet time synchronization ignored: bacnet.time_sync is off")
+            return
+        ts = unix_time(date_time, self.offset_min() if local else 0)
+        if ts is None:
+            self._count("time_sync_invalid")
+            return
+        try:
+            self.gateway.board.set_system_time(ts)
+        except (OSError, NotImplementedError) as exc:
+            self._count("time_sync_failed")
+            log.warning("BACnet time synchronization could not set the clock: %s", exc)
+            return
+        self._count("time_sync_applied")
+        log.info("clock set by BACnet %stime synchronization", "" if local else "UTC ")
+
+    def _count(self, name):
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+
+class _View:
+    """What a Device object and its objects need to know about their device."""
+
+    def __init__(self, site, instance):
+        self.site = site
+        self.instance = instance
+        self.object_ids = []
+
+    def now(self):
+        return self.site.clock.time()
+
+    def datetime(self, ts):
+        return self.site.datetime(ts)
+
+    def utc_offset(self):
+        # BACnet counts minutes *west* of UTC positive (Clause 12.11.21): the opposite sign.
+        return -self.site.settings.get("time.utc_offset_min")
+
+    def dst(self):
+        return bool(self.site.settings.get("time.dst"))
+
+    def object_types_supported(self):
+        return self.site.object_types
+
+    def object_list(self):
+        return self.object_ids
+
+    def database_revision(self):
+        return self.site.gateway.topology.version
+
+    def firmware(self):
+        from daemon.gateway import VERSION
+        return VERSION
+
+
+class GatewayView(_View):
+    def name(self):
+        return self.site.settings.get("gateway.name")
+
+    def description(self):
+        return self.site.settings.get("gateway.description")
+
+    def location(self):
+        return self.site.settings.get("gateway.location")
+
+    def model_name(self):
+        return "M-70"
+
+    def serial(self):
+        return self.site.gateway.identity["serial"]
+
+    def system_status(self):
+        return "operational"
+
+
+class MeterView(_View):
+    def __init__(self, site, instance, device):
+        _View.__init__(self, site, instance)
+        self.device = device
+        self.address = device.address
+        self.object_name = device.name
+
+    def name(self):
+        return self.object_name
+
+    def description(self):
+        return "%s at Modbus address %d on the %s bus" % (
+            catalogue.product(self.device.reference)[catalogue.EXT_NAME], self.address, self.device.bus)
+
+    def location(self):
+        return self.device.area or self.site.settings.get("gateway.location")
+
+    def model_name(self):
+        return self.device.reference
+
+    def serial(self):
+        return self.device.netid
+
+    def system_status(self):
+        return "non-operational" if self.site.cache.comm_lost(self.address) else "operational"
+
+    def reading(self, load, key):
+        return self.site.cache.get(self.address, load, key)
+
+    def extremes(self, load, key):
+        return self.site.extremes.get((self.address, load, key))
+
+    def priority_slots(self, key):
+        return self.site.priorities.get((self.address, key)) or [None] * 16

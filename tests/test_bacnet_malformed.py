@@ -1,0 +1,279 @@
+"""Bad BACnet input gets a protocol-correct refusal and changes nothing (SPEC §11).
+
+Frames are built by hand (tests/bacnet/bacnet_peer.py), independent of the
+server's stack. Floods and fuzz come from a separate process so the
+gateway's loop lag measures the gateway, not the sender.
+"""
+
+import asyncio
+import os
+import sys
+import textwrap
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "bacnet"))
+
+from bacnet_peer import (  # noqa: E402
+    ANALOG_INPUT, DEVICE, PROP, RawUdp, bvlc, frame_read_property, frame_who_is, npdu, object_id,
+    read_property_apdu,
+)
+from test_bacnet import MAIN, NET, Site  # noqa: E402
+from board.base import ManualClock  # noqa: E402
+from conftest import wait_for  # noqa: E402
+
+T0 = 1_700_000_000.0
+REJECT_UNRECOGNIZED_SERVICE = 9
+ABORT_SEGMENTATION_NOT_SUPPORTED = 4
+ERROR_OBJECT, ERROR_PROPERTY = 1, 2
+UNKNOWN_OBJECT, UNKNOWN_PROPERTY = 31, 32
+
+
+async def still_answers(raw, port, invoke=200):
+    """A valid ReadProperty to the gateway and to a meter behind it are answered."""
+    raw.drain()
+    raw.send(frame_read_property(invoke, DEVICE, MAIN, PROP["object_name"]), port)
+    kind, answer = await raw.answer()
+    assert kind == "complex" and answer["invoke"] == invoke
+    raw.send(frame_read_property(invoke + 1, ANALOG_INPUT, 104, PROP["present_value"], dnet=NET, mac=4), port)
+    kind, answer = await raw.answer()
+    assert kind == "complex" and answer["invoke"] == invoke + 1 and answer["source"] == (NET, b"\x04")
+
+
+def test_bad_framing_is_dropped_and_bad_requests_are_refused(tmp_path):
+    async def scenario():
+        async with Site(tmp_path, clock=ManualClock(T0)) as s:
+            raw = await RawUdp.open()
+            try:
+                counters = s.service.site.counters
+                valid = frame_read_property(1, DEVICE, MAIN, PROP["object_name"])
+                dropped = [
+                    b"", b"\x81", b"\x81\x0a\x00",                          # shorter than a BVLC header
+                    b"\x82" + valid[1:],                                    # not BACnet/IP
+                    valid[:2] + b"\x00\x40" + valid[4:],                    # length field says more
+                    valid[:2] + b"\x00\x05" + valid[4:],                    # length field says less
+                    b"\x81\x33\x00\x06\x01\x04",                            # unknown BVLC function
+                    bvlc(b"\x01"), bvlc(b"\x01\x20\x03"),                   # truncated NPDU
+                    bvlc(b"\x02\x04\x00\x05\x01\x0c"),                      # NPDU version 2
+                    bvlc(npdu(b"\x00\x05")),                                # APDU header cut before the invoke ID
+                ]
+                for frame in dropped:
+                    raw.send(frame, s.port)
+                assert await raw.collect(0.5) == []
+                assert counters["bad_bvlc"] >= 3 and counters["bad_bvlc_length"] == 2
+                assert counters["truncated_npdu"] >= 2 and counters["bad_npdu"] == 1
+                # a request whose parameters are cut short: Reject (there is an invoke ID to answer)
+                raw.send(bvlc(npdu(b"\x00\x05\x07\x0c\x0c\x00\x00")), s.port)
+                kind, answer = await raw.answer()
+                assert kind == "reject" and answer["invoke"] == 7
+                # services that do not exist, or that we do not offer: reject unrecognized-service
+                raw.send(bvlc(npdu(b"\x00\x05\x08\x55\x0c\x00\x00\x00\x01")), s.port)
+                kind, answer = await raw.answer()
+                assert (kind, answer["invoke"], answer["reason"]) == ("reject", 8, REJECT_UNRECOGNIZED_SERVICE)
+                subscribe_cov = b"\x00\x05\x09\x05\x09\x01\x1c" + object_id(ANALOG_INPUT, 104)
+                raw.send(bvlc(npdu(subscribe_cov, NET, b"\x04")), s.port)
+                kind, answer = await raw.answer()
+                assert (kind, answer["invoke"], answer["reason"]) == ("reject", 9, REJECT_UNRECOGNIZED_SERVICE)
+                assert answer["source"] == (NET, b"\x04")
+                # unknown objects and properties: errors with the right class and code
+                raw.send(frame_read_property(10, ANALOG_INPUT, 9999, PROP["present_value"], dnet=NET, mac=4), s.port)
+                kind, answer = await raw.answer()
+                assert (kind, answer["class"], answer["code"]) == ("error", ERROR_OBJECT, UNKNOWN_OBJECT)
+                raw.send(frame_read_property(11, ANALOG_INPUT, 204, 87, dnet=NET, mac=4), s.port)
+                kind, answer = await raw.answer()
+                assert (kind, answer["class"], answer["code"]) == ("error", ERROR_PROPERTY, UNKNOWN_PROPERTY)
+                raw.send(frame_read_property(12, ANALOG_INPUT, 204, 600, dnet=NET, mac=4), s.port)   # vendor 600
+                kind, answer = await raw.answer()
+                assert (kind, answer["class"], answer["code"]) == ("error", ERROR_PROPERTY, UNKNOWN_PROPERTY)
+                rpm_unknown = b"\x00\x05\x0d\x0e\x0c" + object_id(ANALOG_INPUT, 9999) + b"\x1e\x09\x55\x1f"
+                raw.send(bvlc(npdu(rpm_unknown, NET, b"\x04")), s.port)
+                kind, answer = await raw.answer()
+                assert (kind, answer["class"], answer["code"]) == ("error", ERROR_OBJECT, UNKNOWN_OBJECT)
+                # a network we do not reach: Reject-Message-To-Network, reason 1
+                raw.send(frame_read_property(15, DEVICE, 177, PROP["object_name"], dnet=2000, mac=7), s.port)
+                kind, answer = await raw.answer()
+                assert (kind, answer["type"], answer["body"]) == ("net", 0x03, b"\x01\x07\xd0")
+                # a device on the virtual network that does not exist: nothing comes back
+                raw.send(frame_read_property(13, DEVICE, 177, PROP["object_name"], dnet=NET, mac=77), s.port)
+                assert await raw.collect(0.5) == []
+                # a segmented request: we accept none (segmented-transmit only) -> abort
+                segmented = b"\x0c\x05\x0e\x00\x04\x0c\x0c" + object_id(DEVICE, MAIN) + b"\x19\x4d"
+                raw.send(bvlc(npdu(segmented)), s.port)
+                kind, answer = await raw.answer()
+                assert (kind, answer["invoke"], answer["reason"]) == ("abort", 14, ABORT_SEGMENTATION_NOT_SUPPORTED)
+                raw.send(bvlc(npdu(segmented, NET, b"\x04")), s.port)
+                kind, answer = await raw.answer()
+                assert (kind, answer["reason"]) == ("abort", ABORT_SEGMENTATION_NOT_SUPPORTED)
+                # BBMD services we are not: a BVLC-Result NAK (Register-Foreign-Device -> 0x0030)
+                raw.send(b"\x81\x05\x00\x06\x00\x3c", s.port)
+                data = await asyncio.wait_for(raw.answers.get(), 5)
+                assert data == b"\x81\x00\x00\x06\x00\x30"
+                await still_answers(raw, s.port)
+                assert s.service.running and len(s.service.stack.meters) == 8
+            finally:
+                raw.close()
+    asyncio.run(scenario())
+
+
+FLOOD = textwrap.dedent("""
+    import socket, sys, time
+    port, count = int(sys.argv[1]), int(sys.argv[2])
+    frame = bytes.fromhex(sys.argv[3])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.5)
+    start = time.monotonic()
+    for i in range(count):
+        sock.sendto(frame, ("127.0.0.1", port))
+        if i % 50 == 49:
+            time.sleep(0.002)
+    elapsed = time.monotonic() - start
+    answers = 0
+    try:
+        while True:
+            sock.recv(2048)
+            answers += 1
+    except socket.timeout:
+        pass
+    print(answers, elapsed)
+""")
+
+
+def test_a_who_is_flood_is_rate_limited_and_the_loop_stays_responsive(tmp_path):
+    async def scenario():
+        async with Site(tmp_path, clock=ManualClock(T0)) as s:
+            s.gw.looplag.reset()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", FLOOD, str(s.port), "5000", frame_who_is().hex(),
+                stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
+            answers, elapsed = out.split()
+            answers, elapsed = int(answers), float(elapsed)
+            counters = s.service.site.counters
+            # every Who-Is wakes 1 + 8 devices; only a bucket's worth of them is served
+            from protocols.bacnet.transport import SOURCE_BURST, SOURCE_RATE
+            served = counters["discovery_accepted"]
+            assert 0 < served <= SOURCE_BURST + SOURCE_RATE * (elapsed + 1.0)
+            assert counters["discovery_limited"] > 1000
+            assert answers <= 9 * served
+            assert answers >= 9                       # the first ones were answered in full
+            assert s.gw.looplag.max_lag < 0.050, s.gw.looplag.summary()
+            raw = await RawUdp.open()
+            try:
+                await still_answers(raw, s.port)
+            finally:
+                raw.close()
+    asyncio.run(scenario())
+
+
+FUZZ = textwrap.dedent("""
+    import random, socket, sys, time
+    port, count, seed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    probes = [bytes.fromhex(h) for h in sys.argv[4].split(",")]
+    seeds = [bytes.fromhex(h) for h in sys.argv[5:]]
+    rnd = random.Random(seed)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    checker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    checker.bind(("127.0.0.1", 0))
+    checker.settimeout(2.0)
+    answered = 0
+    def apdu_at(data):
+        control, p = data[5], 6
+        if control & 0x20:
+            p += 3 + data[p + 2]
+        if control & 0x08:
+            p += 3 + data[p + 2]
+        if control & 0x20:
+            p += 1
+        return p
+    def probe(frame):
+        # a valid request must be answered (complex ACK, same invoke ID); UDP may lose one: 3 tries
+        invoke = frame[apdu_at(frame) + 2]
+        for attempt in range(3):
+            checker.sendto(frame, ("127.0.0.1", port))
+            try:
+                while True:
+                    data = checker.recv(4096)
+                    p = apdu_at(data)
+                    if data[p] >> 4 == 3 and data[p + 1] == invoke:
+                        return True
+            except socket.timeout:
+                continue
+        return False
+    def mutate(frame):
+        data = bytearray(frame)
+        for _ in range(rnd.randint(1, 4)):
+            how = rnd.randrange(6)
+            if how == 0 and data:
+                data[rnd.randrange(len(data))] ^= 1 << rnd.randrange(8)
+            elif how == 1 and data:
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+            elif how == 2:
+                data = data[:rnd.randrange(len(data) + 1)]
+            elif how == 3:
+                data += bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 40)))
+            elif how == 4 and len(data) > 6:
+                data.insert(rnd.randrange(4, len(data)), rnd.randrange(256))
+        if len(data) >= 4 and rnd.random() < 0.7:      # most keep a consistent BVLC length field
+            data[2:4] = len(data).to_bytes(2, "big")
+        return bytes(data)
+    for i in range(count):
+        frame = mutate(rnd.choice(seeds)) if rnd.random() < 0.9 else bytes(
+            rnd.randrange(256) for _ in range(rnd.randrange(0, 60)))
+        try:
+            sock.sendto(frame, ("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        if i % 20 == 19:
+            time.sleep(0.002)
+        if i % 500 == 499:
+            answered += probe(probes[(i // 500) % len(probes)])
+        try:
+            while True:
+                sock.recv(4096)
+        except BlockingIOError:
+            pass
+    print("sent", count, "answered", answered, "of", count // 500)
+""")
+
+
+def test_ten_thousand_fuzzed_datagrams_while_valid_requests_keep_being_answered(tmp_path):
+    seeds = [
+        frame_read_property(1, DEVICE, MAIN, PROP["object_name"]),
+        frame_read_property(2, ANALOG_INPUT, 204, PROP["present_value"], dnet=NET, mac=4),
+        bvlc(npdu(b"\x00\x05\x03\x0e\x0c" + object_id(ANALOG_INPUT, 104) + b"\x1e\x09\x08\x1f", NET, b"\x0f")),
+        bvlc(npdu(b"\x00\x05\x04\x0f\x0c" + object_id(4, 1) + b"\x19\x55\x3e\x91\x01\x3f\x49\x08", NET, b"\x0f")),
+        frame_who_is(), frame_who_is(100, 120),
+        bvlc(npdu(b"", expecting_reply=False, network_message=0x00)),
+        bvlc(npdu(b"\x10\x07\x3d\x11\x00Digital output 2", 0xFFFF, b"", expecting_reply=False), 0x0B),
+        bvlc(npdu(read_property_apdu(5, DEVICE, 115, PROP["object_list"]), NET, b"\x0f")),
+    ]
+
+    async def scenario():
+        async with Site(tmp_path, {"bacnet.time_sync": False}, clock=ManualClock(T0)) as s:
+            io10 = s.gw.board.find_meter(address=15)
+            offset = getattr(s.gw.board, "time_offset", 0)
+            tasks_before = len(asyncio.all_tasks())
+            probes = ",".join(f.hex() for f in (
+                frame_read_property(201, DEVICE, MAIN, PROP["object_name"]),
+                frame_read_property(202, ANALOG_INPUT, 104, PROP["present_value"], dnet=NET, mac=4)))
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", FUZZ, str(s.port), "10000", "1234", probes, *[f.hex() for f in seeds],
+                stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
+            # a valid request after every 500 fuzzed datagrams, gateway and meter in turn: all answered
+            assert out.split() == [b"sent", b"10000", b"answered", b"20", b"of", b"20"], out
+            raw = await RawUdp.open()
+            try:
+                await still_answers(raw, s.port)
+            finally:
+                raw.close()
+            counters = s.service.site.counters
+            assert counters["datagrams"] >= 5000
+            # nothing changed: outputs (writes are off), clock (time sync is off), topology, service
+            assert io10.outputs == 0
+            assert getattr(s.gw.board, "time_offset", 0) == offset
+            assert s.service.running and len(s.service.stack.meters) == 8
+            await wait_for(lambda: len(asyncio.all_tasks()) <= tasks_before + 5)
+            assert len(s.service.stack.server.inflight) == 0
+    asyncio.run(scenario())
