@@ -7,7 +7,7 @@ one transaction on the wire, timing stated in one place).
   for the silence), checked (CRC, unit, function, length) and retried.
 * Priority classes: pass-through (northbound requests) > poll > curve
   download > discovery. A higher class cannot starve a lower one: after
-  ``FAIRNESS_BURST`` transactions in a row served while a lower class waited,
+  ``BURSTS[class]`` transactions in a row served while a lower class waited,
   the oldest waiting request of the next class down goes first.
 * Per-device counters: requests, timeouts, CRC errors, exceptions,
   response time mean/max, last success.
@@ -27,6 +27,11 @@ log = logging.getLogger("gateway.bus")
 PASSTHROUGH, POLL, CURVE, DISCOVERY = 0, 1, 2, 3
 CLASS_NAMES = ("passthrough", "poll", "curve", "discovery")
 FAIRNESS_BURST = 4
+# How many transactions of higher classes may pass a waiting request of each
+# class before it goes first. Curve downloads get a small share only: polling
+# keeps the bus busy all the time, and a back-fill of months of load curves
+# must not double the poll cycle (it did, at one curve read per poll read).
+BURSTS = {POLL: FAIRNESS_BURST, CURVE: 8 * FAIRNESS_BURST, DISCOVERY: FAIRNESS_BURST}
 MAX_QUEUED = 256        # per class; beyond it new requests are refused at once
 
 
@@ -185,7 +190,7 @@ class BusEngine:
         if not waiting:
             return None
         top = waiting[0]
-        if len(waiting) > 1 and self._streak >= FAIRNESS_BURST:
+        if len(waiting) > 1 and self._streak >= BURSTS[waiting[1]]:
             self._streak = 0
             return self._queues[waiting[1]].popleft()
         self._streak = self._streak + 1 if len(waiting) > 1 else 0

@@ -150,14 +150,10 @@ class BusPoller:
             self._sync_topology()
             polled = 0
             if not self.paused:
-                for address in sorted(self.states):
-                    state = self.states.get(address)
-                    if state is None:
-                        continue
-                    if state.lost and time.monotonic() < state.next_try:
-                        continue
-                    await self.poll_device(state)
-                    polled += 1
+                due = [self.states[a] for a in sorted(self.states)
+                       if not (self.states[a].lost and time.monotonic() < self.states[a].next_try)]
+                await self._poll_in_turn(due)
+                polled = len(due)
             elapsed = time.monotonic() - started
             if polled:
                 self.cycles += 1
@@ -166,22 +162,61 @@ class BusPoller:
             wait = max(min_cycle - elapsed, 0.0 if polled else 0.2)
             await asyncio.sleep(wait)
 
+    async def _poll_in_turn(self, states):
+        """Poll devices in order, the next one's reads queued behind the current's.
+
+        The poll queue then never runs dry between two reads, so lower classes
+        (curve download, discovery) get only their fair share of the bus, not
+        every gap the poller leaves while it decodes an answer.
+        """
+        previous = None
+        tasks = []
+        try:
+            for state in states:
+                task = asyncio.get_running_loop().create_task(self.poll_device(state))
+                tasks.append(task)
+                if previous is not None:
+                    await previous
+                previous = task
+            if previous is not None:
+                await previous
+        finally:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+
     async def poll_device(self, state):
         address = state.device.address
-        for read in state.plan:
-            try:
-                words = await self.engine.read_registers(address, read.start, read.count, POLL,
-                                                         retries=0 if state.lost else None)
-            except (BusTimeout, BusBusy) as exc:
-                self._failed(state, exc)
-                return False
-            except rtu.ModbusException as exc:
-                log.debug("%s: exception %d on %r", self.source(address), exc.code, read)
-                continue
-            now = self.clock.time()
-            self.cache.update_raw(address, read.start, words, now)
-            for load, values in decode_read(read, words).items():
-                self.cache.update(address, load, values, now)
+        retries = 0 if state.lost else None
+        futures = [self.engine.submit(address, rtu.read_request(rtu.READ_HOLDING, read.start, read.count), POLL,
+                                      retries=retries) for read in state.plan]
+        try:
+            for read, future in zip(state.plan, futures):
+                try:
+                    pdu = await future
+                except (BusTimeout, BusBusy) as exc:
+                    self._failed(state, exc)
+                    return False
+                except rtu.ModbusException as exc:
+                    log.debug("%s: exception %d on %r", self.source(address), exc.code, read)
+                    continue
+                words = rtu.read_registers_from_pdu(pdu)
+                self._store(address, read, words)
+        finally:
+            for future in futures:     # a silent device: its other reads never go on the wire
+                if not future.done():
+                    future.cancel()
+        self._answered(state)
+        return True
+
+    def _store(self, address, read, words):
+        now = self.clock.time()
+        self.cache.update_raw(address, read.start, words, now)
+        for load, values in decode_read(read, words).items():
+            self.cache.update(address, load, values, now)
+
+    def _answered(self, state):
+        address = state.device.address
         self.device_cycles[address] += 1
         if state.lost or state.failures:
             log.info("%s answers again", self.source(address))
@@ -191,7 +226,6 @@ class BusPoller:
             self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), False, "device answers again")
         else:
             self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), False)
-        return True
 
     def _failed(self, state, exc):
         address = state.device.address

@@ -151,3 +151,23 @@ def test_queue_bound_refuses_instead_of_growing(tmp_path):
             for f in futures:
                 f.cancel()
     asyncio.run(scenario())
+
+
+def test_curve_downloads_get_only_a_small_share_while_polling_waits(tmp_path):
+    topo = topology_with([{"reference": "IO-10", "address": 15, "netid": "C0E45D"}], baud=115200)
+    async def scenario():
+        async with running_gateway(tmp_path / "s", topo) as gw:
+            from daemon.bus import BURSTS, CURVE
+            engine = gw.engines["digiware"]
+            order = []
+            def submit(klass, tag):
+                fut = engine.submit(15, rtu.read_request(3, catalogue.IO_BASE, 4), klass)
+                fut.add_done_callback(lambda f: order.append(tag))
+                return fut
+            futures = [submit(CURVE, "c") for _ in range(3)] + [submit(POLL, "p") for _ in range(70)]
+            await asyncio.gather(*futures)
+            first = order.index("c")
+            second = order.index("c", first + 1)
+            assert second - first - 1 == BURSTS[CURVE] == 32      # 32 poll reads between two curve reads
+            assert order.count("c") == 3                          # and curves still progress
+    asyncio.run(scenario())
