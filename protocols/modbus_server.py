@@ -132,9 +132,9 @@ class ModbusHandler:
 
     async def _normalized_write(self, unit, pdu):
         function = pdu[0]
-        start, count = _address_count(pdu)
+        start = (pdu[1] << 8) | pdu[2]
         if function == rtu.WRITE_SINGLE_REGISTER:
-            count, words = 1, [(pdu[3] << 8) | pdu[4]]
+            words = [(pdu[3] << 8) | pdu[4]]
         elif function == rtu.WRITE_MULTIPLE_REGISTERS:
             words = rtu.unpack_words(pdu[6:])
         else:

@@ -14,7 +14,6 @@ from pymodbus.pdu import ExceptionResponse
 from board.base import ManualClock
 from conftest import demo_topology, running_gateway, wait_for
 from daemon import catalogue
-from daemon.bus import PASSTHROUGH
 from daemon.topology import Device
 from protocols import modbus_rtu as rtu
 from protocols.modbus_tables import NORMALIZED_BASE

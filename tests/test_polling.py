@@ -2,12 +2,11 @@
 
 import asyncio
 
-import pytest
 
 from board.base import ManualClock
-from conftest import demo_topology, detect, running_gateway, topology_with, wait_for
+from conftest import detect, running_gateway, topology_with, wait_for
 from daemon import catalogue
-from daemon.bus import DISCOVERY, PASSTHROUGH, POLL, BusEngine
+from daemon.bus import DISCOVERY, PASSTHROUGH, POLL
 from daemon.poller import plan_reads
 from protocols import modbus_rtu as rtu
 

@@ -1,7 +1,6 @@
 """Crashed services restart; the heartbeat kicks the watchdog and systemd."""
 
 import asyncio
-import os
 import socket
 
 from conftest import running_gateway, topology_with
