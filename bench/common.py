@@ -15,18 +15,16 @@ def load_reference():
 
 def devices_of(topology):
     """Topology Devices for every simulated meter (detection is not what we measure)."""
-    from daemon import catalogue
-    from daemon.topology import Device
-    devices = []
-    for bus, spec in topology["buses"].items():
-        for meter in spec["meters"]:
-            loads = None
-            if meter.get("loads") is not None:
-                loads = [{"load": n, "network": meter.get("network", "3P+N"), "name": "Load %d" % n}
-                         for n in range(1, meter["loads"] + 1)]
-            catalogue.product(meter["reference"])
-            devices.append(Device(bus, meter["address"], meter["reference"], meter["netid"], loads=loads))
-    return devices
+    from daemon.topology import devices_from_simulation
+    return devices_from_simulation(topology)
+
+
+def free_port(kind=None):
+    """A free loopback port (TCP by default, UDP with kind=socket.SOCK_DGRAM)."""
+    import socket
+    with socket.socket(socket.AF_INET, kind or socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def percentile(values, p):

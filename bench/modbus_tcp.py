@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import REPO, devices_of, load_reference, mean, percentile  # noqa: E402
+from bench.common import REPO, devices_of, free_port, load_reference, mean, percentile  # noqa: E402
 from board.sim import SimBoard  # noqa: E402
 from daemon import catalogue  # noqa: E402
 from daemon.gateway import Gateway  # noqa: E402
@@ -31,10 +30,6 @@ from protocols import modbus_rtu as rtu  # noqa: E402
 from protocols.modbus_tcp import ModbusTcpService  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def cycles_over(poller, n):

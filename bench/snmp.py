@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import devices_of, load_reference, percentile  # noqa: E402
+from bench.common import devices_of, free_port, load_reference, percentile  # noqa: E402
 from protocols.snmp import ber  # noqa: E402
 
 V3 = ["-v3", "-u", "control", "-l", "authPriv", "-a", "SHA", "-A", "Control-2024", "-x", "AES", "-X", "Control-2024"]
@@ -39,9 +39,7 @@ SYSTEM_SCALARS = [(1, 3, 6, 1, 2, 1, 1, n, 0) for n in (1, 2, 3, 4, 5, 6)]
 
 
 def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port(socket.SOCK_DGRAM)
 
 
 # ---------------------------------------------------------------- load client (separate process)

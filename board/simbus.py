@@ -77,8 +77,9 @@ class SimBus:
                 return
             if not ready:
                 if buf:  # silence ends a frame whose length we could not predict
-                    self.stats["bad_frames"] += 1
+                    frame = bytes(buf)
                     buf.clear()
+                    self._serve(frame)
                 continue
             try:
                 chunk = os.read(self.fd, 512)
@@ -92,17 +93,10 @@ class SimBus:
                 continue
             buf.extend(chunk)
             while buf:
-                need = rtu.request_length_from_header(buf)
-                if need is None:
+                frame, rest = rtu.split_request(buf)
+                buf[:] = rest
+                if frame is None:
                     break
-                if need < 0 or need > rtu.MAX_ADU:
-                    self.stats["bad_frames"] += 1
-                    buf.clear()
-                    break
-                if len(buf) < need:
-                    break
-                frame = bytes(buf[:need])
-                del buf[:need]
                 self._serve(frame)
 
     def _serve(self, frame):

@@ -18,6 +18,11 @@ def atomic_write(path, data):
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    fsync_directory(directory)
+
+
+def fsync_directory(directory):
+    """Make a rename inside ``directory`` durable (the entry itself is data)."""
     dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)

@@ -20,6 +20,7 @@ import logging
 
 from daemon import catalogue
 from daemon.bus import DISCOVERY, BusGarbled, BusTimeout
+from daemon.supervise import cancel_and_wait
 from daemon.topology import Device
 from protocols import modbus_rtu as rtu
 
@@ -88,12 +89,7 @@ class Discovery:
             await self._task
 
     async def stop(self):
-        if self.running():
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def run(self, mode):
         self.mode = mode

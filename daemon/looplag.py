@@ -4,6 +4,8 @@ import asyncio
 import time
 from collections import deque
 
+from daemon.supervise import cancel_and_wait
+
 
 class LoopLagMonitor:
     def __init__(self, interval=0.05, window=2000):
@@ -16,12 +18,7 @@ class LoopLagMonitor:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="looplag")
 
     async def stop(self):
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self):
         while True:

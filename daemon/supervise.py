@@ -11,6 +11,17 @@ import logging
 log = logging.getLogger("gateway.supervise")
 
 
+async def cancel_and_wait(task):
+    """Cancel ``task`` (if any) and wait until it has finished unwinding."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
 class Supervised:
     def __init__(self, name, body, first_backoff=0.5, max_backoff=30.0):
         self.name = name
@@ -41,9 +52,4 @@ class Supervised:
                 backoff = min(backoff * 2, self.max_backoff)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)

@@ -56,6 +56,23 @@ class Device:
         return "<Device %s %s@%d %s>" % (self.bus, self.reference, self.address, self.netid)
 
 
+def devices_from_simulation(topology):
+    """The Devices a detection would find on a simulated-topology document.
+
+    Benchmarks and tests preset the topology with it when detection is not
+    what they look at.
+    """
+    devices = []
+    for bus, spec in topology.get("buses", {}).items():
+        for meter in spec.get("meters", []):
+            loads = None
+            if meter.get("loads"):
+                loads = [{"load": n, "network": meter.get("network", "3P+N"), "name": "Load %d" % n}
+                         for n in range(1, meter["loads"] + 1)]
+            devices.append(Device(bus, meter["address"], meter["reference"], meter["netid"], loads=loads))
+    return devices
+
+
 class Topology:
     MAX_DEVICES = 32
     MAX_CIRCUITS = 192

@@ -32,7 +32,7 @@ import threading
 
 from daemon import registry
 from daemon import tsdb_format as fmt
-from daemon.atomicfile import atomic_write
+from daemon.atomicfile import atomic_write, fsync_directory
 from daemon.tsdb_query import SeriesData, aggregate, iter_rows
 # re-exported: callers (curves, web views) take the quality bits from here
 from daemon.tsdb_format import (Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE,  # noqa: F401
@@ -206,17 +206,10 @@ class TimeSeriesStore:
         if os.path.exists(self.dir_path):
             os.unlink(self.dir_path)
         os.replace(tmp, self.path)
-        self._fsync_dir()
+        fsync_directory(self.directory)
         self.created = True
         log.info("time-series store created: %s, %d bytes (%d series x %d points)",
                  self.path, geometry.file_size, geometry.slots, geometry.points)
-
-    def _fsync_dir(self):
-        dfd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
     # ------------------------------------------------------------ directory (slot -> series)
 

@@ -208,6 +208,21 @@ def request_length_from_header(head):
     return -1
 
 
+def split_request(data):
+    """(first complete request frame, rest) of received bytes; frame None if incomplete.
+
+    For a function whose length cannot be derived the frame ends with the
+    3.5-character silence, which only the caller can see: it gets None and
+    hands the whole buffer over when the line goes quiet (a frame that never
+    completes ends the same way and fails its CRC). Shared by every RTU
+    receiver (the RTU slave, the simulated meters).
+    """
+    need = request_length_from_header(data)
+    if need is None or need < 0 or len(data) < need:
+        return None, data
+    return bytes(data[:need]), bytes(data[need:])
+
+
 def parse_response(frame, unit, request_pdu):
     """Check an RTU response against its request; return the response PDU.
 

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 
+from daemon.supervise import cancel_and_wait
 from protocols import modbus_rtu as rtu
 from protocols.modbus_server import ModbusHandler
 
@@ -74,11 +75,7 @@ class RtuSlaveService:
         loop.remove_reader(self.port.fileno())
         if self._flush_handle:
             self._flush_handle.cancel()
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(self._task)
         self.port.close()
         self.running = False
 
@@ -107,18 +104,10 @@ class RtuSlaveService:
 
     def _cut_frames(self):
         while self._buf:
-            need = rtu.request_length_from_header(self._buf)
-            if need is None:
-                return
-            if need < 0:
-                return                        # unknown function: the silence ends it
-            if need > rtu.MAX_ADU:
-                self._buf.clear()
-                return
-            if len(self._buf) < need:
-                return
-            frame = bytes(self._buf[:need])
-            del self._buf[:need]
+            frame, rest = rtu.split_request(self._buf)
+            self._buf[:] = rest
+            if frame is None:
+                return                        # incomplete, or ended by the silence
             self._frame(frame)
 
     def _silence(self):

@@ -10,12 +10,14 @@ import contextlib
 import copy
 import json
 import os
+import socket
 
 import pytest
 
 from board.sim import SimBoard
 from daemon.blocking import reset as reset_blocking
 from daemon.gateway import Gateway
+from daemon.topology import devices_from_simulation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_TOPOLOGY = os.path.join(REPO, "board", "topologies", "demo.json")
@@ -27,6 +29,23 @@ FAST_SCAN = {"discovery.last_address": 24}
 def demo_topology():
     with open(DEMO_TOPOLOGY, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def demo_devices():
+    """The demo site's devices, for tests that preset the topology instead of detecting it."""
+    return devices_from_simulation(demo_topology())
+
+
+def free_tcp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def topology_with(meters_digiware=(), meters_rs485=(), baud=38400):

@@ -7,12 +7,10 @@ import asyncio
 import glob
 import os
 import shutil
-import socket
 
 import pytest
 
-from conftest import demo_topology, running_gateway, wait_for
-from daemon.topology import Device
+from conftest import demo_devices, demo_topology, free_udp_port, running_gateway, wait_for  # noqa: F401 (re-exported)
 from protocols.snmp import MIB_FILE, make_service
 
 T0 = 1_700_000_000.0
@@ -29,21 +27,8 @@ BASE_MIB_DIRS = ("/usr/share/snmp/mibs/ietf", "/var/lib/snmp/mibs/ietf", "/usr/s
                  "/usr/lib/erlang/lib/snmp-*/mibs")
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def demo_devices():
-    devices = []
-    for bus, spec in demo_topology()["buses"].items():
-        for m in spec["meters"]:
-            loads = None
-            if m.get("loads"):
-                loads = [{"load": n, "network": "3P+N", "name": "Load %d" % n} for n in range(1, m["loads"] + 1)]
-            devices.append(Device(bus, m["address"], m["reference"], m["netid"], loads=loads))
-    return devices
 
 
 def base_mib_dir():

@@ -19,9 +19,8 @@ from bacnet_peer import (  # noqa: E402
     RawUdp, bvlc, free_udp_port, npdu, rpm_values, values_of,
 )
 from board.base import ManualClock  # noqa: E402
-from conftest import REPO, demo_topology, running_gateway, wait_for  # noqa: E402
+from conftest import REPO, demo_devices, demo_topology, running_gateway, wait_for  # noqa: E402
 from daemon import catalogue, registry  # noqa: E402
-from daemon.topology import Device  # noqa: E402
 from protocols.bacnet import BacnetService, points  # noqa: E402
 
 T0 = 1_700_000_000.0
@@ -30,15 +29,6 @@ MAIN = 100
 DEMO_ADDRESSES = (4, 5, 11, 13, 14, 15, 20, 21)
 
 
-def demo_devices():
-    devices = []
-    for bus, spec in demo_topology()["buses"].items():
-        for m in spec["meters"]:
-            loads = None
-            if m.get("loads"):
-                loads = [{"load": n, "network": "3P+N", "name": "Load %d" % n} for n in range(1, m["loads"] + 1)]
-            devices.append(Device(bus, m["address"], m["reference"], m["netid"], loads=loads))
-    return devices
 
 
 class Site:

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,13 +10,9 @@ import urllib.request
 
 import pytest
 
-from conftest import DEMO_TOPOLOGY, REPO
+from conftest import DEMO_TOPOLOGY, REPO, free_tcp_port
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url):
@@ -54,12 +49,12 @@ def pts_entries():
 
 @pytest.fixture
 def daemon(tmp_path):
-    port = free_port()
+    port = free_tcp_port()
     before = pts_entries()
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemon", "--board", "sim", "--topology", DEMO_TOPOLOGY,
          "--state-dir", str(tmp_path / "state"), "--http-port", str(port), "--set", "http.bind=127.0.0.1",
-         "--modbus-port", str(free_port()), "--set", "modbus.bind=127.0.0.1",
+         "--modbus-port", str(free_tcp_port()), "--set", "modbus.bind=127.0.0.1",
          "--set", "discovery.last_address=24", "--log-level", "warning"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = "http://127.0.0.1:%d" % port

@@ -3,7 +3,6 @@
 import asyncio
 import random
 import shutil
-import socket
 import struct
 import subprocess
 
@@ -12,9 +11,8 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
 from board.base import ManualClock
-from conftest import demo_topology, running_gateway, wait_for
+from conftest import demo_devices, demo_topology, free_tcp_port, running_gateway, wait_for
 from daemon import catalogue
-from daemon.topology import Device
 from protocols import modbus_rtu as rtu
 from protocols.modbus_tables import NORMALIZED_BASE
 from protocols.modbus_tcp import ModbusTcpService
@@ -23,28 +21,15 @@ T0 = 1_700_000_000.0
 IO10_OUT1_NORMALIZED = NORMALIZED_BASE + 156        # registry gw_offset of out_1, load 0
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def demo_devices():
-    devices = []
-    for bus, spec in demo_topology()["buses"].items():
-        for m in spec["meters"]:
-            loads = None
-            if m.get("loads"):
-                loads = [{"load": n, "network": "3P+N", "name": "Load %d" % n} for n in range(1, m["loads"] + 1)]
-            devices.append(Device(bus, m["address"], m["reference"], m["netid"], loads=loads))
-    return devices
 
 
 class Setup:
     """A demo gateway with Modbus TCP on a free loopback port, topology preset."""
 
     def __init__(self, tmp_path, overrides=None, clock=None, topology=None):
-        self.port = free_port()
+        self.port = free_tcp_port()
         settings = {"modbus.port": self.port, "modbus.bind": "127.0.0.1"}
         settings.update(overrides or {})
         self.cm = running_gateway(tmp_path / "s", topology or demo_topology(), settings, clock=clock,

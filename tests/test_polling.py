@@ -111,20 +111,27 @@ def test_crc_noise_of_5_percent_keeps_values_right_and_counts_errors(tmp_path):
     asyncio.run(scenario())
 
 
+async def served_order(gw, batches):
+    """Queue every (class, tag, count) batch at once on an idle bus; tags in service order."""
+    engine = gw.engines["digiware"]
+    order = []
+    futures = []
+    for klass, tag, count in batches:
+        for _ in range(count):
+            future = engine.submit(15, rtu.read_request(3, catalogue.IO_BASE, 4), klass)
+            future.add_done_callback(lambda _f, tag=tag: order.append(tag))
+            futures.append(future)
+    await asyncio.gather(*futures)
+    return order
+
+
+IDLE_IO10 = topology_with([{"reference": "IO-10", "address": 15, "netid": "C0E45D"}], baud=115200)
+
+
 def test_priorities_serve_passthrough_first_without_starving_polling(tmp_path):
-    topo = topology_with([{"reference": "IO-10", "address": 15, "netid": "C0E45D"}], baud=115200)
     async def scenario():
-        async with running_gateway(tmp_path / "s", topo) as gw:
-            engine = gw.engines["digiware"]
-            order = []
-            def submit(klass, tag):
-                fut = engine.submit(15, rtu.read_request(3, catalogue.IO_BASE, 4), klass)
-                fut.add_done_callback(lambda f: order.append(tag))
-                return fut
-            # queue everything at once: 3 discovery, 3 poll, then 12 pass-through
-            futures = [submit(DISCOVERY, "d") for _ in range(3)] + [submit(POLL, "p") for _ in range(3)] + \
-                      [submit(PASSTHROUGH, "x") for _ in range(12)]
-            await asyncio.gather(*futures)
+        async with running_gateway(tmp_path / "s", IDLE_IO10) as gw:
+            order = await served_order(gw, [(DISCOVERY, "d", 3), (POLL, "p", 3), (PASSTHROUGH, "x", 12)])
             assert order[0] == "x"
             # fairness: never more than FAIRNESS_BURST pass-through in a row while polling waits
             first_poll = order.index("p")
@@ -153,18 +160,10 @@ def test_queue_bound_refuses_instead_of_growing(tmp_path):
 
 
 def test_curve_downloads_get_only_a_small_share_while_polling_waits(tmp_path):
-    topo = topology_with([{"reference": "IO-10", "address": 15, "netid": "C0E45D"}], baud=115200)
     async def scenario():
-        async with running_gateway(tmp_path / "s", topo) as gw:
+        async with running_gateway(tmp_path / "s", IDLE_IO10) as gw:
             from daemon.bus import BURSTS, CURVE
-            engine = gw.engines["digiware"]
-            order = []
-            def submit(klass, tag):
-                fut = engine.submit(15, rtu.read_request(3, catalogue.IO_BASE, 4), klass)
-                fut.add_done_callback(lambda f: order.append(tag))
-                return fut
-            futures = [submit(CURVE, "c") for _ in range(3)] + [submit(POLL, "p") for _ in range(70)]
-            await asyncio.gather(*futures)
+            order = await served_order(gw, [(CURVE, "c", 3), (POLL, "p", 70)])
             first = order.index("c")
             second = order.index("c", first + 1)
             assert second - first - 1 == BURSTS[CURVE] == 32      # 32 poll reads between two curve reads

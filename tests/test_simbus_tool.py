@@ -6,8 +6,8 @@ import signal
 import subprocess
 import sys
 
-from conftest import DEMO_TOPOLOGY, REPO
-from test_daemon_process import free_port, get, post, wait_until
+from conftest import DEMO_TOPOLOGY, REPO, free_tcp_port
+from test_daemon_process import get, post, wait_until
 
 
 def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
@@ -21,12 +21,12 @@ def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
             bus, _, rest = line.partition(":")
             ports[bus] = rest.split(" on ")[1].strip()
         assert set(ports) == {"digiware", "rs485"}
-        http = free_port()
+        http = free_tcp_port()
         daemon = subprocess.Popen(
             [sys.executable, "-m", "daemon", "--board", "rpi", "--port", "digiware=" + ports["digiware"],
              "--port", "rs485=" + ports["rs485"], "--state-dir", str(tmp_path / "state"),
              "--http-port", str(http), "--set", "http.bind=127.0.0.1",
-         "--modbus-port", str(free_port()), "--set", "modbus.bind=127.0.0.1", "--set", "discovery.last_address=22",
+         "--modbus-port", str(free_tcp_port()), "--set", "modbus.bind=127.0.0.1", "--set", "discovery.last_address=22",
              "--discover", "fast", "--log-level", "warning"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         base = "http://127.0.0.1:%d" % http
@@ -51,11 +51,11 @@ def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
 
 
 def test_a_missing_serial_port_leaves_the_rest_of_the_gateway_running(tmp_path):
-    http = free_port()
+    http = free_tcp_port()
     daemon = subprocess.Popen(
         [sys.executable, "-m", "daemon", "--board", "rpi", "--port", "digiware=/dev/does-not-exist",
          "--port", "rs485=/dev/neither", "--state-dir", str(tmp_path / "state"), "--http-port", str(http),
-         "--set", "http.bind=127.0.0.1", "--modbus-port", str(free_port()), "--set", "modbus.bind=127.0.0.1",
+         "--set", "http.bind=127.0.0.1", "--modbus-port", str(free_tcp_port()), "--set", "modbus.bind=127.0.0.1",
          "--log-level", "error"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         doc = wait_until(lambda: json.loads(get("http://127.0.0.1:%d/api/status" % http)[2]), guard=30)

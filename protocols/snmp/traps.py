@@ -19,6 +19,7 @@ import asyncio
 import collections
 import logging
 
+from daemon.supervise import cancel_and_wait
 from protocols.snmp import ber, mibdef
 from protocols.snmp.tree import CRITICALITY, date_and_time, text
 
@@ -166,13 +167,8 @@ class TrapSender:
 
     async def stop(self):
         self.transmit = None
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _resend_loop(self):
         while True:

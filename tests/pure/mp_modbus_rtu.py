@@ -65,4 +65,13 @@ assert abs(rtu.char_time(38400) - 10 / 38400.0) < 1e-12
 assert abs(rtu.char_time(9600, 8, "E", 1) - 11 / 9600.0) < 1e-12
 assert rtu.frame_gap(38400) == 0.00175
 assert abs(rtu.frame_gap(9600) - 3.5 * 10 / 9600.0) < 1e-12
+# Cutting requests out of a receive buffer (RTU slave, simulated meters).
+one = rtu.request_frame(1, rtu.read_request(3, 0, 2))
+two = rtu.request_frame(2, rtu.write_registers_request(0, [1, 2]))
+frame, rest = rtu.split_request(one + two[:5])
+assert frame == one and rest == two[:5]
+assert rtu.split_request(rest) == (None, rest)
+assert rtu.split_request(two) == (two, b"")
+unknown = b"\x01\x63\x00\x00"
+assert rtu.split_request(unknown) == (None, unknown)          # the silence ends it
 print("OK")
