@@ -47,6 +47,8 @@ def make_meter(spec, clock, seed=0):
     meter.silent = bool(spec.get("silent", False))
     meter.extra_delay = spec.get("extra_delay_ms", 0) / 1000.0
     meter.crc_error_rate = float(spec.get("crc_error_rate", 0))
+    if meter.events is not None and ("alarms" in spec or "logical_inputs" in spec):
+        meter.events.configure(spec.get("alarms"), spec.get("logical_inputs"))
     return meter
 
 
@@ -111,9 +113,34 @@ class SimBoard(Board):
             raise KeyError("no simulated meter with NET ID %06X" % netid)
         with meter.lock:
             for key, value in changes.items():
-                if key not in ("silent", "extra_delay", "crc_error_rate", "address"):
+                if key not in ("silent", "extra_delay", "crc_error_rate", "address", "inputs"):
                     raise ValueError("cannot change %s" % key)
-                setattr(meter, key, value)
+                if key == "inputs":
+                    meter.set_inputs(value)
+                else:
+                    setattr(meter, key, value)
+        return meter
+
+    def _event_log(self, netid):
+        meter = self.find_meter(netid=netid)
+        if meter is None:
+            raise KeyError("no simulated meter with NET ID %06X" % netid)
+        if meter.events is None:
+            raise ValueError("a %s keeps no event log" % meter.reference)
+        return meter
+
+    def configure_alarms(self, netid, alarms=None, logical_inputs=None):
+        """Set a meter's threshold alarm slots and logical inputs (Easy Config's job)."""
+        meter = self._event_log(netid)
+        with meter.lock:
+            meter.events.configure(alarms, logical_inputs)
+        return meter
+
+    def inject_event(self, netid, **event):
+        """A power-quality event or a device alarm happens now on a meter (board/simevents.py)."""
+        meter = self._event_log(netid)
+        with meter.lock:
+            meter.events.inject(self.clock.time(), **event)
         return meter
 
     def start(self, loop):

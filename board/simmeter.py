@@ -11,8 +11,8 @@ import math
 import random
 import threading
 
-from board import simcurves
-from daemon import catalogue
+from board import simcurves, simevents
+from daemon import catalogue, meter_events
 from protocols import modbus_rtu as rtu
 
 
@@ -72,6 +72,8 @@ class SimMeter:
         self.requests = 0
         # the meter's own load-curve / trend caches (board/simcurves.py), if its product keeps any
         self.curves = simcurves.CurveCache(self) if simcurves.wanted(self.row) else None
+        # its alarm and event log (board/simevents.py), on the products that keep one
+        self.events = simevents.EventLog(self) if self.row[catalogue.PROFILE] in meter_events.PROFILES else None
 
     # ---------------------------------------------------------------- model
 
@@ -91,6 +93,8 @@ class SimMeter:
         self._last_t = second
         self._second = second
         self._image = self._build_image(second)
+        if self.events is not None:
+            self.events.evaluate(second)
 
     def voltage(self, t, phase):
         return 230.0 + 3.0 * math.sin(t / 311.0 + self.voltage_phase + phase * 2.1)
@@ -220,6 +224,8 @@ class SimMeter:
             blocks.extend(catalogue.readable_blocks(self.reference, 0))
         if self.curves is not None:
             blocks.extend(self.curves.blocks())
+        if self.events is not None:
+            blocks.extend(self.events.blocks())
         return blocks
 
     def read_registers(self, start, count):
@@ -230,12 +236,22 @@ class SimMeter:
                 return rtu.ILLEGAL_DATA_ADDRESS
             if self.curves is not None and self.curves.owns(start):
                 return self.curves.read(start, count)
+            if self.events is not None and self.events.owns(start):
+                return self.events.read(start, count)
             if start == catalogue.CLOCK_REGISTER:
                 return self._clock_words()[:count]
             if start == catalogue.SLAVE_ADDRESS_REGISTER:
                 return [self.address, 5, 0, 0][:count]
             image = self._image
             return [image.get(r, 0) for r in range(start, start + count)]
+
+    def set_inputs(self, bits):
+        """The digital inputs change (simulation): logical alarms are logged."""
+        with self.lock:
+            old, self.inputs = self.inputs, int(bits)
+            if self.events is not None and old != self.inputs:
+                self.events.inputs_changed(self.clock.time(), old, self.inputs)
+            self._second = None
 
     def _clock_words(self):
         t = self.clock.time() + self.meter_clock_offset
@@ -248,6 +264,8 @@ class SimMeter:
         with self.lock:
             if self.curves is not None and self.curves.owns_write(start):
                 return self.curves.write(start, words)
+            if self.events is not None and self.events.owns_write(start):
+                return self.events.write(start, words)
             if start == catalogue.CLOCK_REGISTER:
                 if len(words) != 6:
                     return rtu.ILLEGAL_DATA_ADDRESS

@@ -98,7 +98,10 @@ class Alarms:
             self._pending.append(record)
             self._kick_writer()
         for listener in list(self._listeners):
-            listener(record)
+            try:
+                listener(record)
+            except Exception:      # a listener's fault must not lose the record for the others
+                log.exception("event listener failed on %r", record.get("event"))
 
     def _event(self, event, key, detail):
         number, source = key

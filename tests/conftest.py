@@ -56,12 +56,17 @@ def topology_with(meters_digiware=(), meters_rs485=(), baud=38400):
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(state_dir, topology, overrides=None, clock=None, services=None, **gateway_options):
+async def running_gateway(state_dir, topology, overrides=None, clock=None, services=None, prepare_board=None,
+                          **gateway_options):
     """A started Gateway on a fresh simulated board; stopped on exit.
 
-    ``gateway_options`` go to Gateway (storage_geometry, curve_overrides).
+    ``prepare_board(board)`` runs before the gateway starts (meter state
+    carried across a restart); ``gateway_options`` go to Gateway
+    (storage_geometry, curve_overrides).
     """
     board = SimBoard(topology=copy.deepcopy(topology), clock=clock)
+    if prepare_board is not None:
+        prepare_board(board)
     settings = dict(FAST_SCAN)
     settings.update(overrides or {})
     gateway = Gateway(board, str(state_dir), settings, clock=clock, **gateway_options)

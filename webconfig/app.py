@@ -67,6 +67,11 @@ def make_app(gateway):
     def events():
         return _json({"events": gateway.alarms.events()[-500:]})
 
+    @app.get("/api/alarms")
+    def active_alarms():
+        """System alarms and the device alarms read from the meters, active now."""
+        return _json({"system": gateway.alarms.active_list(), "devices": gateway.device_alarms.active_list()})
+
     @app.get("/api/files")
     def generated_files():
         return _json({"files": sorted(gateway.documents)})
@@ -125,7 +130,8 @@ def _add_sim_routes(app, gateway):
         body = _body()
         if body is None:
             return _error(400, "expected a JSON object")
-        allowed = {"silent": bool, "extra_delay": (int, float), "crc_error_rate": (int, float), "address": int}
+        allowed = {"silent": bool, "extra_delay": (int, float), "crc_error_rate": (int, float), "address": int,
+                   "inputs": int}
         changes = {}
         for key, value in body.items():
             if key not in allowed or not isinstance(value, allowed[key]) or isinstance(value, bool) != (key == "silent"):
@@ -135,10 +141,50 @@ def _add_sim_routes(app, gateway):
             return _error(400, "crc_error_rate must be within 0..1")
         if "address" in changes and not 1 <= changes["address"] <= 247:
             return _error(400, "address must be within 1..247")
+        if "inputs" in changes and not 0 <= changes["inputs"] <= 0xFF:
+            return _error(400, "inputs is a bit field within 0..255")
         try:
             gateway.board.configure_meter(parse_netid(netid), **changes)
         except (KeyError, ValueError) as exc:
             return _error(404, str(exc))
+        return _json({"ok": True})
+
+    @app.post("/api/sim/meters/<netid>/alarms")
+    def sim_alarms(netid):
+        """Configure a meter's alarms: {"alarms": [{slot, load, key, op, threshold, criticality}],
+        "logical_inputs": [n, ...]} (either may be left out)."""
+        body = _body()
+        if body is None or not set(body) <= {"alarms", "logical_inputs"}:
+            return _error(400, "expected {\"alarms\": [...], \"logical_inputs\": [...]}")
+        alarms, inputs = body.get("alarms"), body.get("logical_inputs")
+        if alarms is not None and not (isinstance(alarms, list) and all(isinstance(a, dict) for a in alarms)):
+            return _error(400, "alarms must be a list of objects")
+        if inputs is not None and not (isinstance(inputs, list) and all(type(n) is int for n in inputs)):
+            return _error(400, "logical_inputs must be a list of input numbers")
+        return _sim_call(gateway.board.configure_alarms, netid, alarms=alarms, logical_inputs=inputs)
+
+    @app.post("/api/sim/meters/<netid>/events")
+    def sim_event(netid):
+        """A power-quality event or a device alarm happens now: {kind, index, load, key, value,
+        duration_ms, start, criticality}."""
+        body = _body()
+        if body is None or not isinstance(body.get("kind"), str) or type(body.get("index")) is not int:
+            return _error(400, "expected {\"kind\": \"power_quality\"|\"device\", \"index\": n, ...}")
+        fields = {"kind": str, "index": int, "load": int, "key": str, "value": (int, float),
+                  "duration_ms": int, "start": bool, "criticality": str}
+        for key, value in body.items():
+            if key not in fields or not isinstance(value, fields[key]) or \
+                    (isinstance(value, bool) and fields[key] is not bool):
+                return _error(400, "cannot use %r = %r" % (key, value))
+        return _sim_call(gateway.board.inject_event, netid, **body)
+
+    def _sim_call(method, netid, **kwargs):
+        try:
+            method(parse_netid(netid), **kwargs)
+        except KeyError as exc:
+            return _error(404, str(exc).strip("'\""))
+        except (ValueError, TypeError) as exc:
+            return _error(400, str(exc))
         return _json({"ok": True})
 
     @app.post("/api/sim/button")

@@ -1,0 +1,170 @@
+"""A simulated meter's alarm and event log (daemon/meter_events.py layout).
+
+What the meter logs, like a real one configured with Easy Config:
+* threshold alarms on its own measurements (slots configured from the
+  topology file or at run time), evaluated once per second of the meter's
+  clock while anything talks to it (lazily, like the curve caches);
+* logical alarms on the digital inputs listed as such (IO modules);
+* power-quality events and the device's own alarms, injected by tests and
+  the simulation API (a dip has a start and an end record, the end carrying
+  its duration).
+
+The log is a ring of CAPACITY records numbered from 0; older ones are
+overwritten, as in a meter. Called under the meter's lock.
+"""
+
+import collections
+
+from daemon import catalogue, registry
+from daemon import meter_events as ev
+from protocols import modbus_rtu as rtu
+
+CAPACITY = 256
+OPERATORS = (">", "<")
+
+
+def _check_key(key):
+    if key is not None and key not in registry.keys():
+        raise ValueError("no measurement %r" % (key,))
+
+
+class AlarmSlot:
+    """One configured threshold alarm: ``key`` of ``load`` compared with ``threshold``."""
+
+    def __init__(self, slot, load, key, op, threshold, criticality="non-critical"):
+        if not 1 <= int(slot) <= 63 or op not in OPERATORS or criticality not in ev.CRITICALITY:
+            raise ValueError("bad alarm slot %r" % ((slot, load, key, op, threshold, criticality),))
+        _check_key(key)
+        self.slot, self.load, self.key, self.op = int(slot), int(load), key, op
+        self.threshold = float(threshold)
+        self.criticality = criticality
+        self.active = False
+
+    def condition(self, value):
+        return value > self.threshold if self.op == ">" else value < self.threshold
+
+
+class EventLog:
+    def __init__(self, meter, capacity=CAPACITY):
+        self.meter = meter
+        self.records = collections.deque(maxlen=capacity)     # words of each record, oldest first
+        self.next_number = 0
+        self.window_start = 0
+        self.slots = []
+        self.logical_inputs = set()
+        self.header_reads = 0             # reads of the window (tests count transactions)
+        self.command_writes = 0
+
+    # ------------------------------------------------------------ configuration
+
+    def configure(self, alarms=None, logical_inputs=None):
+        if alarms is not None:
+            slots = [AlarmSlot(**spec) for spec in alarms]
+            loads = range(0, len(self.meter.loads) + 1)
+            for slot in slots:
+                if slot.load not in loads:
+                    raise ValueError("the meter has no load %d" % slot.load)
+            # A slot keeps its state across a change (the next evaluation logs
+            # the end if its new threshold no longer holds); a removed slot
+            # that was active ends now.
+            previous = dict((slot.slot, slot) for slot in self.slots)
+            for slot in slots:
+                if slot.slot in previous:
+                    slot.active = previous.pop(slot.slot).active
+            now = self.meter.clock.time()
+            for gone in previous.values():
+                if gone.active:
+                    self.log(now, "threshold", False, gone.load, gone.criticality, gone.slot, gone.key,
+                             self.meter._values(gone.load, int(now)).get(gone.key, 0.0), gone.threshold)
+            self.slots = slots
+            self.meter._second = None     # evaluate at the next access
+        if logical_inputs is not None:
+            inputs = self.meter.row[catalogue.INPUTS]
+            wanted = set(int(n) for n in logical_inputs)
+            if any(not 1 <= n <= inputs for n in wanted):
+                raise ValueError("the meter has %d inputs" % inputs)
+            self.logical_inputs = wanted
+
+    # ------------------------------------------------------------ recording
+
+    def _meter_time(self, t):
+        return rtu.unix_to_socomec(int(t + self.meter.meter_clock_offset))
+
+    def log(self, t, kind, start, load, criticality, index, key=None, value=0.0, reference=0):
+        """Append one record; value/reference are engineering values (reference raw for PQ)."""
+        data_id = registry.get(key)[registry.DATA_ID] if key else 0
+        cause = ev.encode_cause(ev.KIND_CODES[kind], start, load, ev.CRITICALITY.index(criticality), index)
+        raw_value = ev.raw_of(key, value)
+        raw_reference = int(reference) if kind == "power_quality" else ev.raw_of(key, reference)
+        self.records.append(ev.encode_item(self.next_number, self._meter_time(t), cause, data_id,
+                                           raw_value, raw_reference))
+        self.next_number += 1
+
+    def evaluate(self, t):
+        """Once per meter second: threshold alarms start or end."""
+        for slot in self.slots:
+            value = self.meter._values(slot.load, t).get(slot.key, 0.0)
+            state = slot.condition(value)
+            if state != slot.active:
+                slot.active = state
+                self.log(t, "threshold", state, slot.load, slot.criticality, slot.slot, slot.key, value,
+                         slot.threshold)
+
+    def inputs_changed(self, t, old, new):
+        for number in sorted(self.logical_inputs):
+            bit = 1 << (number - 1)
+            if (old ^ new) & bit:
+                state = 1 if new & bit else 0
+                self.log(t, "logical", bool(state), 0, "non-critical", number, value=state)
+
+    def inject(self, t, kind, index, load=0, key=None, value=0.0, duration_ms=0, start=True,
+               criticality="non-critical"):
+        """A power-quality event (start + end records) or a device alarm start/end."""
+        _check_key(key)
+        if not 0 <= load <= len(self.meter.loads):
+            raise ValueError("the meter has no load %d" % load)
+        if kind == "power_quality":
+            if index not in ev.PQ_EVENTS or duration_ms < 0:
+                raise ValueError("bad power-quality event")
+            self.log(t, kind, True, load, criticality, index, key, value, 0)
+            self.log(t + duration_ms / 1000.0, kind, False, load, criticality, index, key, value, duration_ms)
+        elif kind == "device":
+            if index not in ev.DEVICE_ALARMS:
+                raise ValueError("bad device alarm")
+            self.log(t, kind, start, load, criticality, index)
+        else:
+            raise ValueError("cannot inject %r" % kind)
+
+    # ------------------------------------------------------------ registers
+
+    def blocks(self):
+        return [(ev.COMMAND, ev.COMMAND_WORDS), (ev.HEADER, ev.HEADER_WORDS + ev.ITEMS * ev.ITEM_WORDS)]
+
+    def owns(self, start):
+        return ev.HEADER <= start < ev.DATA + ev.ITEMS * ev.ITEM_WORDS or start == ev.COMMAND
+
+    def _window(self):
+        oldest = self.next_number - len(self.records)
+        first = max(self.window_start, oldest)
+        count = max(0, min(ev.ITEMS, self.next_number - first))
+        words = [self.next_number >> 16, self.next_number & 0xFFFF, count]
+        for number in range(first, first + count):
+            words.extend(self.records[number - oldest])
+        return words + [0] * (ev.ITEMS * ev.ITEM_WORDS - count * ev.ITEM_WORDS)
+
+    def read(self, start, count):
+        if start == ev.COMMAND:
+            return [self.window_start >> 16, self.window_start & 0xFFFF][:count]
+        self.header_reads += 1
+        offset = start - ev.HEADER
+        return self._window()[offset:offset + count]
+
+    def owns_write(self, start):
+        return start == ev.COMMAND
+
+    def write(self, start, words):
+        if len(words) != ev.COMMAND_WORDS:
+            return rtu.ILLEGAL_DATA_ADDRESS
+        self.window_start = (words[0] << 16) | words[1]
+        self.command_writes += 1
+        return 0

@@ -1,0 +1,296 @@
+"""Device alarms read from the meters' event logs: centralised, logged once, trapped.
+
+The simulated meters log threshold alarms, logical alarms and injected
+power-quality events / device alarms (board/simevents.py) in the event-log
+window of daemon/meter_events.py; the gateway's reader (daemon/device_alarms.py)
+fetches them over the simulated bus. Traps are received by net-snmp's
+snmptrapd on loopback.
+"""
+
+import asyncio
+import collections
+import json
+import os
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import demo_devices, demo_topology, free_tcp_port, running_gateway, wait_for
+from daemon import meter_events as ev
+from webconfig.app import make_app
+from webconfig.server import HttpServer
+from snmp_support import ENTERPRISE, Site
+from test_snmp_traps import TrapReceiver
+
+I35_AT_5, U30_AT_11, IO10_AT_15 = 0xDC85EA, 0xD5038A, 0xC0E45D
+METER_ALARM, PQ_EVENT, ACTIVE_SYSTEM = ("%s.10.30.0.%d" % (ENTERPRISE, n) for n in (5, 6, 3))
+OBJ = "%s.10.30.5.%%d.0" % ENTERPRISE
+NUMBER, SOURCE, CRITICALITY, STATE, ADDRESS, LOAD, VALUE, DURATION = (OBJ % n for n in (1, 2, 4, 8, 9, 10, 12, 13))
+RAISED, CLEARED, ACTIVE = "1", "2", "3"
+
+
+def _device_records(gateway, netid=None):
+    return [r for r in gateway.alarms.events() if r.get("event") == "device-alarm"
+            and (netid is None or r["netid"] == "%06X" % netid)]
+
+
+# ---------------------------------------------------------------- the record convention
+
+
+def test_records_round_trip_and_bad_records_are_refused():
+    for kind, (name, _category, _stateful) in ev.KINDS.items():
+        index = 1 if kind in (4, 5) else 17
+        for start in (True, False):
+            cause = ev.encode_cause(kind, start, 3, 2, index)
+            words = ev.encode_item(70000, 753315200, cause, 10000, -1234, 5678)
+            event = ev.decode_item(words, 70000)
+            assert (event["kind"], event["start"], event["load"], event["criticality"], event["index"]) == \
+                (name, start, 3, "critical", index)
+            assert (event["key"], event["raw_value"], event["raw_reference"], event["datetime"]) == \
+                ("i1", -1234, 5678, 753315200)
+    good = ev.encode_item(5, 1, ev.encode_cause(1, True, 1, 1, 1), 10000, 1, 1)
+    bad = {
+        "kind 0": [5, 0, 1, 0x0841, 0, 10000, 0, 1, 0, 1],
+        "kind 9": [5, 0, 1, 0x9841, 0, 10000, 0, 1, 0, 1],
+        "index 0": [5, 0, 1, 0x1840, 0, 10000, 0, 1, 0, 1],
+        "criticality 3": [5, 0, 1, 0x18C1, 0, 10000, 0, 1, 0, 1],
+        "unknown dip type": [5, 0, 1, ev.encode_cause(4, True, 0, 0, 1) + 8, 0, 11000, 0, 1, 0, 1],
+        "unknown service ID": [5, 0, 1, ev.encode_cause(1, True, 1, 1, 1), 0x7FFF, 0xFFFF, 0, 1, 0, 1],
+        "short": good[:9],
+    }
+    for why, words in bad.items():
+        with pytest.raises(ev.BadRecord):
+            ev.decode_item(words, 5)
+    with pytest.raises(ev.BadRecord):
+        ev.decode_item(good, 6)                       # not the record asked for
+    assert ev.decode_item(good, 5 + 65536)["rec"] == 5 + 65536
+
+
+# ---------------------------------------------------------------- end to end, with traps
+
+
+def test_meter_alarms_and_power_quality_events_reach_snmptrapd(tmp_path):
+    async def body():
+        async with TrapReceiver(tmp_path) as rx:
+            settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": rx.port, "snmp.trap.period_s": 1,
+                        "alarms.check_s": 1}
+            async with Site(tmp_path, settings) as s:
+                board = s.gw.board
+                # A threshold alarm configured in the I-35 at 5: I1 of load 1 above 1 mA (true at once).
+                board.configure_alarms(I35_AT_5, alarms=[{"slot": 1, "load": 1, "key": "i1", "op": ">",
+                                                          "threshold": 0.001, "criticality": "critical"}])
+                alarm_101 = {NUMBER: "101", ADDRESS: "5", LOAD: "1", SOURCE: "digiware:5:1"}
+                await wait_for(lambda: rx.count(METER_ALARM, **dict(alarm_101, **{STATE: RAISED})) == 1)
+                trap = [vb for t, vb in rx.traps() if t == METER_ALARM][0]
+                assert trap[CRITICALITY] == "3" and int(trap[VALUE]) > 1     # I1 in mA, the gateway scale
+                await wait_for(lambda: rx.count(METER_ALARM, **dict(alarm_101, **{STATE: ACTIVE})) >= 2)
+                # While active it is a row of gwAlarmTable and of the status document.
+                row = "%s.10.30.4.1.7.101.%s" % (ENTERPRISE, ".".join(str(b) for b in b"digiware:5:1"))
+                rc, values, text = await s.get(s.v2c(), row)
+                assert values[row] == '"measurement alarm"', text
+                assert [a["alarm"] for a in s.gw.status()["device_alarms"]["list"]] == [101]
+
+                # A higher threshold: the meter ends the alarm, the gateway sends the clear once.
+                board.configure_alarms(I35_AT_5, alarms=[{"slot": 1, "load": 1, "key": "i1", "op": ">",
+                                                          "threshold": 100000, "criticality": "critical"}])
+                await wait_for(lambda: rx.count(METER_ALARM, **dict(alarm_101, **{STATE: CLEARED})) == 1)
+                reminders = rx.count(METER_ALARM, **dict(alarm_101, **{STATE: ACTIVE}))
+                rc, values, text = await s.get(s.v2c(), row)
+                assert values[row].startswith("No Such Instance")
+
+                # A 120 ms dip to 180.5 V on V1, logged by the U-30 at 11.
+                board.inject_event(U30_AT_11, kind="power_quality", index=1, key="v1", value=180.5,
+                                   duration_ms=120)
+                dip = {NUMBER: "401", ADDRESS: "11", LOAD: "0"}
+                await wait_for(lambda: rx.count(PQ_EVENT, **dict(dip, **{STATE: CLEARED})) == 1)
+                assert rx.count(PQ_EVENT, **dict(dip, **{STATE: RAISED})) == 1
+                assert rx.count(PQ_EVENT, **dict(dip, **{STATE: CLEARED, DURATION: "120", VALUE: "18050"})) == 1
+
+                # A logical alarm on input 2 of the IO-10 at 15.
+                board.configure_alarms(IO10_AT_15, logical_inputs=[2])
+                board.configure_meter(IO10_AT_15, inputs=0b10)
+                logical = {NUMBER: "202", ADDRESS: "15"}
+                await wait_for(lambda: rx.count(METER_ALARM, **dict(logical, **{STATE: RAISED})) == 1)
+                board.configure_meter(IO10_AT_15, inputs=0)
+                await wait_for(lambda: rx.count(METER_ALARM, **dict(logical, **{STATE: CLEARED})) == 1)
+
+                await asyncio.sleep(2.5)                  # > 2 trap periods: no reminder for ended alarms
+                assert rx.count(METER_ALARM, **dict(alarm_101, **{STATE: ACTIVE})) == reminders
+                assert rx.count(METER_ALARM, **dict(alarm_101, **{STATE: RAISED})) == 1
+                # The event log holds each start and end once, with the meters' record numbers.
+                records = _device_records(s.gw)
+                seen = collections.Counter((r["netid"], r["rec"]) for r in records)
+                assert seen and max(seen.values()) == 1
+                assert [(r["alarm"], r["state"]) for r in records] == [
+                    (101, "start"), (101, "end"), (401, "start"), (401, "end"), (202, "start"), (202, "end")]
+    asyncio.run(body())
+
+
+# ---------------------------------------------------------------- direct reads: counts, losses, refusals
+
+QUIET = {"alarms.check_s": 3600}        # the background reader looks once; the tests drive the rest
+
+
+def _meter_and_device(gateway, netid):
+    meter = gateway.board.find_meter(netid=netid)
+    device = [d for d in gateway.topology.devices if d.netid == "%06X" % netid][0]
+    return meter, device, gateway.engines[device.bus]
+
+
+async def _preset(gateway):
+    await gateway.topology.replace(demo_devices())
+    await wait_for(lambda: gateway.event_reader.status()["checks"] >= 5)   # every log looked at once
+
+
+def test_an_idle_check_is_one_read_and_new_records_cost_a_page_each(tmp_path):
+    async def body():
+        async with running_gateway(tmp_path / "state", demo_topology(), QUIET) as gw:
+            await _preset(gw)
+            meter, device, engine = _meter_and_device(gw, U30_AT_11)
+            reads, writes = meter.events.header_reads, meter.events.command_writes
+            for _ in range(3):
+                await gw.event_reader.check_device(engine, device)
+            assert (meter.events.header_reads - reads, meter.events.command_writes - writes) == (3, 0)
+            for _ in range(15):                       # 30 records: 3 pages of 12
+                gw.board.inject_event(U30_AT_11, kind="power_quality", index=3, key="v2", value=0,
+                                      duration_ms=2000)
+            reads, writes = meter.events.header_reads, meter.events.command_writes
+            await gw.event_reader.check_device(engine, device)
+            assert (meter.events.header_reads - reads, meter.events.command_writes - writes) == (4, 3)
+            assert len(_device_records(gw, U30_AT_11)) == 30
+            assert gw.device_alarms.cursors[device.netid] == meter.events.next_number == 30
+            assert not gw.device_alarms.active
+    asyncio.run(body())
+
+
+def test_overwritten_records_are_counted_lost_and_bad_ones_refused(tmp_path):
+    async def body():
+        async with running_gateway(tmp_path / "state", demo_topology(), QUIET) as gw:
+            await _preset(gw)
+            meter, device, engine = _meter_and_device(gw, U30_AT_11)
+            meter.events.records = collections.deque(meter.events.records, maxlen=16)
+            for _ in range(20):                       # 40 records, the meter keeps the last 16
+                gw.board.inject_event(U30_AT_11, kind="power_quality", index=2, key="v3", value=260.0,
+                                      duration_ms=40)
+            await gw.event_reader.check_device(engine, device)
+            assert gw.device_alarms.counters["lost_records"] == 24
+            assert len(_device_records(gw, U30_AT_11)) == 16
+            assert any(r.get("event") == "device-log" and r.get("count") == 24 for r in gw.alarms.events())
+
+            # A record that breaks the convention is refused and skipped; the next one still counts.
+            with meter.lock:
+                meter.events.records.append([40 & 0xFFFF, 0, 0, 0xF841, 0, 0, 0, 0, 0, 0])
+                meter.events.next_number += 1
+            gw.board.inject_event(U30_AT_11, kind="device", index=1, start=True, criticality="critical")
+            await gw.event_reader.check_device(engine, device)
+            assert gw.device_alarms.counters["refused_records"] == 1
+            assert [a["name"] for a in gw.device_alarms.active_list()] == ["phase rotation"]
+            assert gw.device_alarms.cursors[device.netid] == 42
+
+            # A page that is not the one asked for (another master moved the window) changes nothing.
+            gw.board.inject_event(U30_AT_11, kind="device", index=1, start=False, criticality="critical")
+            real_read = meter.events.read
+            meter.events.read = lambda start, count: [w ^ 0x5 if i == 3 else w
+                                                      for i, w in enumerate(real_read(start, count))]
+            before = len(gw.alarms.events())
+            await gw.event_reader.check_device(engine, device)
+            assert gw.device_alarms.counters["refused_pages"] == 1
+            assert gw.device_alarms.cursors[device.netid] == 42 and len(gw.device_alarms.active) == 1
+            assert [r["event"] for r in gw.alarms.events()[before:]] == ["device-log"]
+            meter.events.read = real_read
+            await gw.event_reader.check_device(engine, device)
+            assert not gw.device_alarms.active and gw.device_alarms.cursors[device.netid] == 43
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize("cursor_file_lost", [False, True])
+def test_a_restart_neither_repeats_nor_loses_a_record(tmp_path, cursor_file_lost):
+    async def body():
+        state = tmp_path / "state"
+        async with running_gateway(state, demo_topology(), QUIET) as gw:
+            await _preset(gw)
+            gw.board.configure_alarms(I35_AT_5, alarms=[{"slot": 2, "load": 2, "key": "p", "op": ">",
+                                                         "threshold": 1}])
+            meter, device, engine = _meter_and_device(gw, I35_AT_5)
+            for _ in range(3):
+                gw.board.inject_event(I35_AT_5, kind="power_quality", index=4, load=2, key="i2", value=80.0,
+                                      duration_ms=500)
+            await wait_for(lambda: meter.events.next_number == 7)       # the alarm start + 3 x 2
+            await gw.event_reader.check_device(engine, device)
+            assert [a["alarm"] for a in gw.device_alarms.active_list()] == [102]
+            log = meter.events
+        # The gateway is off; the meter goes on logging.
+        log.inject(log.meter.clock.time(), "power_quality", 1, load=0, key="v1", value=150.0, duration_ms=60)
+        log.configure(alarms=[])                      # the slot is removed: its alarm ends
+        if cursor_file_lost:                          # a cut between the event log write and the cursor's
+            os.remove(state / "event-cursors.json")
+
+        def keep_log(board):                          # the meter kept its log across the gateway's restart
+            meter = board.find_meter(netid=I35_AT_5)
+            meter.events, log.meter = log, meter
+
+        async with running_gateway(state, demo_topology(), QUIET, prepare_board=keep_log) as gw:
+            meter, device, engine = _meter_and_device(gw, I35_AT_5)
+            await gw.event_reader.check_device(engine, device)
+            records = _device_records(gw, I35_AT_5)
+            assert sorted(r["rec"] for r in records) == list(range(10))
+            assert not gw.device_alarms.active
+    asyncio.run(body())
+
+
+# ---------------------------------------------------------------- the simulation API and /api/alarms
+
+
+def _http(url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_simulation_api_sets_alarms_and_refuses_bad_input(tmp_path):
+    port = free_tcp_port()
+
+    async def body():
+        web = lambda gw: HttpServer(make_app(gw), host="127.0.0.1", port=port)   # noqa: E731
+        async with running_gateway(tmp_path / "state", demo_topology(), QUIET, services=[web]) as gw:
+            await _preset(gw)
+            base = "http://127.0.0.1:%d" % port
+            meter, device, engine = _meter_and_device(gw, I35_AT_5)
+            slot = {"slot": 3, "load": 1, "key": "i1", "op": ">", "threshold": 0.001}
+            refused = [
+                ("/api/sim/meters/DC85EA/alarms", {"alarms": [dict(slot, key="nope")]}, 400),
+                ("/api/sim/meters/DC85EA/alarms", {"alarms": [dict(slot, op="=")]}, 400),
+                ("/api/sim/meters/DC85EA/alarms", {"alarms": [dict(slot, load=9)]}, 400),
+                ("/api/sim/meters/DC85EA/alarms", {"alarms": [dict(slot, colour="red")]}, 400),
+                ("/api/sim/meters/DC85EA/alarms", {"alarms": "all"}, 400),
+                ("/api/sim/meters/DC85EA/alarms", {"logical_inputs": [1]}, 400),       # an I-35 has none
+                ("/api/sim/meters/ABCDEF/alarms", {"alarms": [slot]}, 404),
+                ("/api/sim/meters/E23001/alarms", {"alarms": [slot]}, 400),           # keeps no log
+                ("/api/sim/meters/DC85EA/events", {"kind": "power_quality", "index": 9}, 400),
+                ("/api/sim/meters/DC85EA/events", {"kind": "power_quality", "index": 1, "load": 7}, 400),
+                ("/api/sim/meters/DC85EA/events", {"kind": "power_quality", "index": 1, "duration_ms": True}, 400),
+                ("/api/sim/meters/DC85EA/events", {"kind": "threshold", "index": 1}, 400),
+                ("/api/sim/meters/DC85EA/events", {"kind": "device", "index": 1, "criticality": "dire"}, 400),
+                ("/api/sim/meters/DC85EA", {"inputs": 256}, 400),
+            ]
+            for path, payload, code in refused:
+                status, answer = await asyncio.to_thread(_http, base + path, payload)
+                assert status == code and answer.get("error"), (path, payload, answer)
+            assert meter.events.slots == [] and meter.events.next_number == 0
+
+            assert (await asyncio.to_thread(_http, base + "/api/sim/meters/DC85EA/alarms",
+                                            {"alarms": [slot]}))[0] == 200
+            assert (await asyncio.to_thread(_http, base + "/api/sim/meters/DC85EA/events",
+                                            {"kind": "device", "index": 2, "load": 2, "criticality": "critical"}))[0] == 200
+            await wait_for(lambda: meter.events.next_number == 2)     # the threshold alarm starts at the next poll
+            await gw.event_reader.check_device(engine, device)
+            status, answer = await asyncio.to_thread(_http, base + "/api/alarms")
+            assert status == 200
+            assert sorted((a["alarm"], a["load"], a["criticality"]) for a in answer["devices"]) == [
+                (103, 1, "non-critical"), (502, 2, "critical")]
+    asyncio.run(body())
