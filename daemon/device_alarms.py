@@ -218,25 +218,32 @@ class EventReader:
         await asyncio.gather(*[self._check_bus(self.gateway.engines[bus], group) for bus, group in by_bus.items()])
 
     async def _check_bus(self, engine, devices):
+        """Every due meter of a bus at once: the checks queue behind the poll reads
+        already waiting, so one round costs one queue's wait, not one per meter."""
         now = self.gateway.clock.time()
+        due = []
         for device in devices:
             state = self.states.setdefault(device.netid, _ReaderState())
             if now < state.next_due or self.gateway.cache.comm_lost(device.address):
                 continue
             state.next_due = now + self.gateway.settings.get("alarms.check_s")
-            try:
-                await self.check_device(engine, device)
-                state.checks += 1
-                state.last_error = None
-            except (BusTimeout, BusBusy) as exc:      # the poller owns "device silent"
-                state.errors += 1
-                state.last_error = str(exc)
-            except rtu.ModbusException as exc:
-                state.errors += 1
-                state.last_error = "exception %d" % exc.code
-                state.next_due = now + RETRY_UNSUPPORTED_S
-                log.info("%s@%d has no readable event log (exception %d)", device.reference, device.address,
-                         exc.code)
+            due.append(self._check_one(engine, device, state, now))
+        await asyncio.gather(*due)
+
+    async def _check_one(self, engine, device, state, now):
+        try:
+            await self.check_device(engine, device)
+            state.checks += 1
+            state.last_error = None
+        except (BusTimeout, BusBusy) as exc:      # the poller owns "device silent"
+            state.errors += 1
+            state.last_error = str(exc)
+        except rtu.ModbusException as exc:
+            state.errors += 1
+            state.last_error = "exception %d" % exc.code
+            state.next_due = now + RETRY_UNSUPPORTED_S
+            log.info("%s@%d has no readable event log (exception %d)", device.reference, device.address,
+                     exc.code)
 
     async def check_device(self, engine, device):
         """One look at a meter's log; fetches and applies every record it has not seen."""

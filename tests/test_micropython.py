@@ -28,6 +28,7 @@ PURE_MODULES = [
     "protocols/modbus_rtu.py",
     "daemon/__init__.py",
     "daemon/registry.py",
+    "daemon/meter_events.py",
 ]
 
 SCRIPTS = sorted(PURE_DIR.glob("mp_*.py"))

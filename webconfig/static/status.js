@@ -80,6 +80,14 @@ function renderIdentity(gw) {
   $("gw-info").replaceChildren(...items);
 }
 
+// Device alarms read from the meters (docs/device-alarms.md), shaped like system alarm rows.
+function deviceAlarmRows(deviceAlarms) {
+  return ((deviceAlarms && deviceAlarms.list) || []).map((a) => ({
+    alarm: a.alarm, name: a.name, criticality: a.criticality,
+    sources: [{source: a.source + " (" + a.category + ")", since: a.since, detail: a.detail, confirmed: true}],
+  }));
+}
+
 function renderAlarms(alarms) {
   const items = alarms.map((alarm) => {
     const li = el("li", alarm.criticality === "critical" ? "critical" : "minor");
@@ -156,7 +164,7 @@ function render(s) {
   const gw = s.gateway || {};
   const now = typeof gw.time === "number" ? gw.time : Date.now() / 1000;   // ages on the gateway's clock
   renderIdentity(gw);
-  renderAlarms(s.alarms || []);
+  renderAlarms((s.alarms || []).concat(deviceAlarmRows(s.device_alarms)));
   renderBuses(s.buses || {});
   const devices = (s.devices || []).map((dev) => renderDevice(dev, now));
   $("devices").replaceChildren(...devices);
