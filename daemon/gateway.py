@@ -18,6 +18,7 @@ from daemon.bus import BusEngine
 from daemon.cache import Cache
 from daemon.curves import CurveService
 from daemon.discovery import Discovery
+from daemon.extremes import Extremes
 from daemon.looplag import LoopLagMonitor
 from daemon.poller import BusPoller
 from daemon.secrets import SecretBox
@@ -66,6 +67,8 @@ class Gateway:
                                on_event=self.alarms.record_event, geometry=storage_geometry)
         self.curves = CurveService(self, self.storage, curve_overrides)
         self.topology = Topology(os.path.join(state_dir, "topology.json"))
+        self.extremes = Extremes(self.topology)          # min/max seen since start: BACnet, SNMP table 23
+        self.cache.subscribe(self.extremes.on_update)
         self.looplag = LoopLagMonitor()
         self.engines = {}
         self.pollers = {}

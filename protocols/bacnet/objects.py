@@ -171,7 +171,7 @@ warnings.filterwarnings("ignore", message="object type .* already registered", m
 
 
 class MinMaxAnalogInput(MeterAnalogInput):
-    """An AI of annex II's min/max column: extremes of the values seen since the service started."""
+    """An AI of annex II's min/max column: extremes of the values seen since the daemon started (daemon/extremes.py)."""
     minPresValue = property(lambda self: Real(self._extreme(self._point.key, 0) or 0.0))
     maxPresValue = property(lambda self: Real(self._extreme(self._point.key, 2) or 0.0))
     minimumValueTimestamp = property(lambda self: self._view.datetime(self._extreme(self._point.key, 1)))

@@ -24,7 +24,6 @@ class BacnetService(SwitchedService):
         self.site = Site(gateway)
         self.stack = None
         self.port = None
-        self._unsubscribe = None
         gateway.topology.on_change(self._topology_changed)
         documents = getattr(gateway, "documents", None)
         if documents is not None:
@@ -43,18 +42,13 @@ class BacnetService(SwitchedService):
             raise
         self.stack = stack
         self.port = bound[1]
-        self._unsubscribe = self.gateway.cache.subscribe(self.site.on_update)
         await stack.sync(self.gateway.topology.devices)
         await stack.announce()
 
     async def _close(self):
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
         self.stack.close()
         self.stack = None
         self.port = None
-        self.site.extremes.clear()
         self.site.priorities.clear()
 
     def _topology_changed(self, topology):

@@ -1,11 +1,12 @@
 """The live data behind the BACnet objects: one view per virtual device.
 
 Objects ask their view for readings, names and clocks; the views read the
-gateway (settings, topology, cache, identity). The ``Site`` also keeps the
-little state BACnet needs that the cache does not: the extremes of the
-values seen since the service opened (Min/Max_Pres_Value and the averages'
-min/max of annex II) and the Binary Output priority arrays. Both live in
-memory and start empty when the service opens.
+gateway (settings, topology, cache, identity). Min/Max_Pres_Value and the
+averages' min/max of annex II come from the gateway's shared extremes
+(``daemon/extremes.py``: values seen since the daemon started, the same ones
+SNMP table 23 serves). The ``Site`` keeps the one piece of state BACnet
+needs that nothing else does: the Binary Output priority arrays, in memory,
+empty when the service opens.
 """
 
 import asyncio
@@ -13,8 +14,8 @@ import logging
 
 from bacpypes3.basetypes import ObjectTypesSupported
 
-from daemon import catalogue, registry
-from protocols.bacnet import objects, points as pts
+from daemon import catalogue
+from protocols.bacnet import objects
 from protocols.bacnet.apps import unix_time
 
 log = logging.getLogger("gateway.bacnet")
@@ -35,41 +36,13 @@ class Site:
         self.settings = gateway.settings
         self.cache = gateway.cache
         self.clock = gateway.clock
-        self.extremes = {}       # (address, load, key) -> [min, min_ts, max, max_ts]
         self.priorities = {}     # (address, key) -> 16 slots, None = relinquished
-        self._tracked = self._tracked_keys()
         self.object_types = _object_types_supported()
         self.command_lock = asyncio.Lock()
         self.counters = {}
 
-    @staticmethod
-    def _tracked_keys():
-        keys = set()
-        for row in registry.MEASUREMENTS:
-            if row[registry.BACNET_MM] in pts.MINMAX_MM:
-                keys.add(row[registry.KEY])
-        keys.update(pts.AVERAGE_OF.values())
-        return frozenset(keys)
-
-    # cache subscriber ------------------------------------------------------
-    def on_update(self, address, load, values, ts):
-        """Fold a poll batch into the extremes (only keys annex II gives min/max)."""
-        tracked, extremes = self._tracked, self.extremes
-        for key, value in values.items():
-            if key not in tracked or value is None:
-                continue
-            entry = extremes.get((address, load, key))
-            if entry is None:
-                extremes[(address, load, key)] = [value, ts, value, ts]
-                continue
-            if value < entry[0]:
-                entry[0], entry[1] = value, ts
-            if value > entry[2]:
-                entry[2], entry[3] = value, ts
-
     def forget(self, address):
-        for k in [k for k in self.extremes if k[0] == address]:
-            del self.extremes[k]
+        """Another meter at ``address``: its commands go (the shared extremes follow the topology)."""
         for k in [k for k in self.priorities if k[0] == address]:
             del self.priorities[k]
 
@@ -193,7 +166,8 @@ class MeterView(_View):
         return self.site.cache.get(self.address, load, key)
 
     def extremes(self, load, key):
-        return self.site.extremes.get((self.address, load, key))
+        """(min, min_ts, max, max_ts) seen since the daemon started, or None."""
+        return self.site.gateway.extremes.get(self.address, load, key)
 
     def priority_slots(self, key):
         return self.site.priorities.get((self.address, key)) or [None] * 16
