@@ -8,13 +8,14 @@ simulated meters hold.
 import asyncio
 import os
 import socket
+import subprocess
 
 from board.base import ManualClock
 from conftest import wait_for
 from daemon import registry
 from protocols.snmp import MIB_FILE, mibdef
 from snmp_support import (
-    ENTERPRISE, METROLOGY, T0, V3_READ, V3_WRITE, Site, free_udp_port, mib_path, parse, run,
+    ENTERPRISE, METROLOGY, T0, V3_READ, V3_WRITE, Site, base_mib_dir, free_udp_port, mib_path, need, parse, run,
 )
 from tools import mib as mib_tool
 
@@ -25,6 +26,7 @@ UNSUPPORTED_LEVELS = "1.3.6.1.6.3.15.1.1.1.0"
 UNKNOWN_USERS = "1.3.6.1.6.3.15.1.1.3.0"
 DECRYPTION_ERRORS = "1.3.6.1.6.3.15.1.1.6.0"
 COLUMNS = dict((c.key, c) for c in mibdef.metrology_columns())
+EXTREMES = mibdef.extremes_columns()
 
 
 def oid_of(key, address, load):
@@ -127,10 +129,12 @@ def test_whole_tree_walk_ends_in_order_and_covers_every_device_and_load(tmp_path
             rows = [(d.address, load) for d in s.gw.topology.devices for load in d.load_numbers()]
             assert len(rows) == 13
             metrology = [k for k in keys if k[:9] == mibdef.METROLOGY]
-            assert len(metrology) == len(COLUMNS) * len(rows)
+            assert len(metrology) == (len(COLUMNS) + 2 * len(EXTREMES)) * len(rows)      # table 23: min and max
             for address, load in rows:
                 for column in COLUMNS.values():
                     assert column.oid + (address, load) in set(metrology)
+                for column in EXTREMES:
+                    assert {column.oid + (address, load, 1), column.oid + (address, load, 2)} <= set(metrology)
                 assert mibdef.LOAD_ENTRY + (5, address, load) in set(keys)
             for address in {a for a, _l in rows}:
                 assert mibdef.DEVICE_ENTRY + (3, address) in set(keys)
@@ -323,10 +327,19 @@ def test_mib_is_generated_from_the_registry_and_loads_in_net_snmp(tmp_path):
     with open(MIB_FILE, encoding="ascii") as handle:
         assert handle.read() == mib_tool.generate(), "regenerate: python -m tools.mib > " + MIB_FILE
     path = mib_path()
+    # libsmi's strictest level: nothing to say about our module (the base modules' own copies may get remarks).
+    need("smilint")
+    lint = subprocess.run(["smilint", "-l", "9", MIB_FILE], env=dict(os.environ, SMIPATH=base_mib_dir()),
+                          capture_output=True, text=True, timeout=120)
+    ours = [line for line in (lint.stdout + lint.stderr).splitlines() if not line.startswith(base_mib_dir())]
+    assert lint.returncode == 0 and ours == [], ours
 
     async def body():
         rc, out, err = await run("snmptranslate", "-m", mibdef.MIB_NAME, "-M", path, "-IR", "-On", "instCurrentI1")
         assert rc == 0 and err == "" and out.strip() == "." + METROLOGY + ".20.1.10000", err
+        rc, out, err = await run("snmptranslate", "-m", mibdef.MIB_NAME, "-M", path, "-IR", "-On",
+                                 "minmaxCurrentI1.5.1.maximum")
+        assert rc == 0 and err == "" and out.strip() == "." + METROLOGY + ".23.1.10000.5.1.2", err
         for column in mibdef.metrology_columns():
             assert column.descriptor in open(MIB_FILE).read()
         names = ("gwAlarmRaised", "gwLoadQuality", "ioDigitalOutput1", "energyActiveEnergyImportedEaPos", "gwM70")

@@ -18,7 +18,12 @@ import textwrap
 from daemon import registry
 from protocols.snmp import mibdef
 
-REVISION = "202611220000Z"
+# (date, what changed), newest first: LAST-UPDATED is the newest.
+REVISIONS = (
+    ("202611230000Z", "Table 23: minimum and maximum of every instantaneous value (third index minmaxExtreme)."),
+    ("202611220000Z", "First version: metrology tables 20-26 from the registry, the gateway branch (devices, "
+                      "loads, alarms, notifications)."),
+)
 WIDTH = 76
 
 
@@ -85,10 +90,16 @@ def metrology_section():
     for number, columns in sorted(tables.items()):
         prefix, stem, title, _drop = mibdef.METROLOGY_TABLES[number]
         type_name = stem[0].upper() + stem[1:] + "Entry"
-        rows = []
+        extremes = number == mibdef.EXTREMES_TABLE
+        rows = [mibdef.EXTREME_INDEX] if extremes else []
+        index = ("gwLoadAddress", "gwLoadNumber") + ((mibdef.EXTREME_INDEX[1],) if extremes else ())
         for column in columns:
             row = column.row
             details = ["%s (registry key %s, service ID %d" % (row[registry.NAME], column.key, column.service_id)]
+            if extremes:
+                details = ["Minimum (minmaxExtreme 1) or maximum (2) of the values of column %d of table %d read "
+                           "since the gateway started; 0 until one was read. " % (column.service_id,
+                                                                                   mibdef.EXTREMES_OF)] + details
             if row[registry.BACNET_MM] is not None:
                 details.append(", BACnet measurement index %d" % row[registry.BACNET_MM])
             details.append(", standard name %s). %s" % (row[registry.STD_NAME], _scale_text(column)))
@@ -100,11 +111,13 @@ def metrology_section():
             access = "read-write" if column.writable else "read-only"
             rows.append((column.service_id, column.descriptor, column.syntax, access, "".join(details),
                          row[registry.UNIT] or None))
-        description = ("%s (table %d): OID 1.3.6.1.4.1.4555.10.20.%d.1.<serviceID>.<modbusAddress>.<load>. One row per "
-                       "device and load of the topology (load 0 = the device itself), one column per "
-                       "measurement (the column number is the service ID)." % (title, number, number))
+        description = ("%s (table %d): OID 1.3.6.1.4.1.4555.10.20.%d.1.<serviceID>.<modbusAddress>.<load>%s. One "
+                       "row per device and load of the topology (load 0 = the device itself)%s, one column per "
+                       "measurement (the column number is the service ID)."
+                       % (title, number, number, ".<extreme>" if extremes else "",
+                          " and extreme (1 = minimum, 2 = maximum)" if extremes else ""))
         parts.extend(_table(stem + "Table", stem + "Entry", type_name, description, "productMetrology", number,
-                            ("gwLoadAddress", "gwLoadNumber"), rows))
+                            index, rows))
     return parts
 
 
@@ -167,7 +180,7 @@ def gateway_section():
 
 
 def conformance_section():
-    metrology = [c.descriptor for c in mibdef.metrology_columns()]
+    metrology = [c.descriptor for number, columns in sorted(mibdef.metrology_tables().items()) for c in columns]
     gateway = [s[1] for s in mibdef.IDENTITY_SCALARS]
     for columns in (mibdef.DEVICE_COLUMNS, mibdef.LOAD_COLUMNS, mibdef.ALARM_COLUMNS):
         gateway.extend(c[1] for c in columns if c[3] != "not-accessible")
@@ -215,10 +228,7 @@ socomecGatewayMIB MODULE-IDENTITY
     CONTACT-INFO "See the project's README."
     DESCRIPTION
         %s
-    REVISION     "%s"
-    DESCRIPTION
-        "First version: metrology tables 20-26 from the registry, the gateway
-        branch (devices, loads, alarms, notifications)."
+%s
     ::= { socomecProducts 30 }
 
 socomec OBJECT IDENTIFIER ::= { enterprises 4555 }
@@ -235,7 +245,9 @@ def generate():
         "integers: scaled ones carry a DISPLAY-HINT and say their scale in DESCRIPTION. A measurement a "
         "device does not offer reads 0; an address or load not in the topology is noSuchInstance. The "
         "gateway branch 1.3.6.1.4.1.4555.10.30 adds devices, load quality, active alarms and notifications.")
-    parts = [HEADER % (mibdef.MIB_NAME, REVISION, description, REVISION)]
+    revisions = "\n".join('    REVISION     "%s"\n    DESCRIPTION\n        %s' % (date, _description(text))
+                          for date, text in REVISIONS)
+    parts = [HEADER % (mibdef.MIB_NAME, REVISIONS[0][0], description, revisions)]
     parts.extend(conventions_section(used))
     parts.extend(metrology_section())
     parts.extend(gateway_section())

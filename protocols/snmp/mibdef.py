@@ -9,6 +9,9 @@ Layout (docs/snmp.md has the long form):
 * ``1.3.6.1.4.1.4555.10.20.<table>.1.<serviceID>.<address>.<load>`` — the
   manual's metrology tables; ``<table>`` = registry.snmp_table(key),
   ``<serviceID>`` = registry DATA_ID, one column per measurement.
+  Table 23 (min/max) has one column per column of table 20, same service
+  ID, and a third index: ``….23.1.<serviceID>.<address>.<load>.<extreme>``
+  with extreme 1 = minimum, 2 = maximum (``EXTREMES``).
 * ``1.3.6.1.4.1.4555.10.30`` — [ours] the gateway branch: identification
   scalars, the device table, the load (row status / quality) table, the
   active-alarm table, the objects carried by notifications, the
@@ -55,6 +58,16 @@ METROLOGY_TABLES = {
     26: ("io", "ioState", "Digital input and output states", ()),
 }
 
+# Table 23: the minimum and maximum of every column of table 20 (the values
+# seen since the daemon started, daemon/extremes.py). Same service IDs as
+# table 20; the extreme is a third index after address and load, so each
+# measurement keeps one column and the instances stay in OID order.
+EXTREMES_TABLE = 23
+EXTREMES_OF = 20
+EXTREMES = (("minimum", 1), ("maximum", 2))
+EXTREME_INDEX = (1, "minmaxExtreme", "GwExtreme", "not-accessible",
+                 "Which extreme the row holds (third index): minimum(1) or maximum(2).")
+
 INT32 = "Integer32"
 GAUGE = "Gauge32"
 COUNTER32 = "Counter32"
@@ -76,9 +89,9 @@ def _camel(words):
     return "".join(out)
 
 
-def column_descriptor(row):
-    """MIB descriptor of a registry measurement, e.g. ``instCurrentI1`` (the manual's name)."""
-    prefix, _stem, _title, drop = METROLOGY_TABLES[registry.snmp_table(row[registry.KEY])]
+def column_descriptor(row, table=None):
+    """MIB descriptor of a registry measurement in its table, e.g. ``instCurrentI1`` (the manual's name)."""
+    prefix, _stem, _title, drop = METROLOGY_TABLES[table or registry.snmp_table(row[registry.KEY])]
     words = row[registry.NAME].split()
     if tuple(words[:len(drop)]) == drop:
         words = words[len(drop):]
@@ -106,20 +119,20 @@ def scaled_convention(base, scale):
 
 
 class Column:
-    """One metrology column: a registry row placed in its table."""
+    """One metrology column: a registry row placed in its table (table 23: its extremes)."""
 
     __slots__ = ("table", "service_id", "key", "descriptor", "base", "syntax", "scale", "writable", "row")
 
-    def __init__(self, row):
+    def __init__(self, row, table=None):
         self.row = row
         self.key = row[registry.KEY]
-        self.table = registry.snmp_table(self.key)
+        self.table = table or registry.snmp_table(self.key)
         self.service_id = row[registry.DATA_ID]
-        self.descriptor = column_descriptor(row)
+        self.descriptor = column_descriptor(row, self.table)
         self.base = base_syntax(row)
         self.syntax = column_syntax(row)
         self.scale = row[registry.GW_SCALE]
-        self.writable = bool(row[registry.WRITABLE])
+        self.writable = bool(row[registry.WRITABLE]) and self.table != EXTREMES_TABLE
 
     @property
     def oid(self):
@@ -127,16 +140,21 @@ class Column:
 
 
 def metrology_columns():
-    """Every registry measurement as a column, in OID order."""
+    """Every registry measurement as a column of its own table, in OID order."""
     columns = [Column(row) for row in registry.MEASUREMENTS]
     columns.sort(key=lambda c: (c.table, c.service_id))
     return columns
 
 
+def extremes_columns():
+    """Table 23: one column per column of table 20 (instances add the extreme index)."""
+    return [Column(c.row, EXTREMES_TABLE) for c in metrology_columns() if c.table == EXTREMES_OF]
+
+
 def metrology_tables():
     """{table number: [Column]} for the tables that have at least one column."""
     out = {}
-    for column in metrology_columns():
+    for column in metrology_columns() + extremes_columns():
         out.setdefault(column.table, []).append(column)
     return out
 
@@ -157,6 +175,8 @@ ENUMS = {
     "GwCriticality": (CRITICALITY, "Criticality of an alarm."),
     "GwAlarmState": (ALARM_STATE, "raised = the alarm started; cleared = it ended; active = still active, "
                                   "re-sent every trap period."),
+    "GwExtreme": (EXTREMES, "Which extreme of a value table 23 holds: the smallest or the largest value "
+                            "read since the gateway started."),
 }
 
 # Scalars / columns of the gateway branch:

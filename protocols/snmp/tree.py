@@ -15,6 +15,7 @@ import bisect
 import time
 
 from daemon.cache import COMM_LOST
+from daemon.extremes import MAX, MIN
 from protocols.snmp import ber, mibdef
 
 TAGS = {mibdef.INT32: ber.INTEGER, mibdef.GAUGE: ber.GAUGE32, mibdef.COUNTER32: ber.COUNTER32,
@@ -92,6 +93,7 @@ class OidIndex:
         self.gateway = gateway
         self.agent = agent               # counters, uptime, engine values, active alarms
         self.columns = mibdef.metrology_columns()
+        self.extremes_columns = mibdef.extremes_columns()
         self.segments = [
             Segment("system", self._system),
             Segment("snmp", self._snmp),
@@ -163,7 +165,7 @@ class OidIndex:
         objects.update(mibdef.MIB2_SYSTEM + (n,) for n in range(1, 9))
         objects.update(mibdef.MIB2_SNMP + (n,) for n, _name in SNMP_COUNTERS)
         objects.add(mibdef.MIB2_SNMP + (30,))
-        objects.update(c.oid for c in self.columns)
+        objects.update(c.oid for c in self.columns + self.extremes_columns)
         objects.update(mibdef.IDENTITY + (s[0],) for s in mibdef.IDENTITY_SCALARS)
         objects.update(mibdef.DEVICE_ENTRY + (s[0],) for s in mibdef.DEVICE_COLUMNS)
         objects.update(mibdef.LOAD_ENTRY + (s[0],) for s in mibdef.LOAD_COLUMNS)
@@ -213,6 +215,14 @@ class OidIndex:
             for device, load in rows:
                 oid = column.oid + (device.address, load)
                 yield oid, self._metrology_getter(cache, device.address, load, column.key, tag, column.scale)
+        extremes = self.gateway.extremes
+        for column in self.extremes_columns:
+            tag = TAGS[column.base]
+            for device, load in rows:
+                for _name, number in mibdef.EXTREMES:
+                    oid = column.oid + (device.address, load, number)
+                    yield oid, self._extreme_getter(extremes, device.address, load, column.key, number, tag,
+                                                    column.scale)
 
     @staticmethod
     def _metrology_getter(cache, address, load, key, tag, scale):
@@ -223,6 +233,20 @@ class OidIndex:
             if value is None:
                 return tag, 0       # unsupported or not read yet: 0, as the manual says
             raw = int(round(value * scale))
+            return tag, (lo if raw < lo else hi if raw > hi else raw)
+        return get
+
+    @staticmethod
+    def _extreme_getter(extremes, address, load, key, number, tag, scale):
+        """Table 23: minimum (number 1) or maximum (2) seen since the daemon started; 0 before any."""
+        lo, hi = LIMITS[tag]
+        position = MIN if number == 1 else MAX
+
+        def get():
+            entry = extremes.get(address, load, key)
+            if entry is None:
+                return tag, 0
+            raw = int(round(entry[position] * scale))
             return tag, (lo if raw < lo else hi if raw > hi else raw)
         return get
 
