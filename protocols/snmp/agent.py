@@ -10,6 +10,13 @@ with a community of their version are answered there; a community unknown
 for its version is dropped and counted. Everything else — SNMPv3 (USM
 reports included), SET, whatever the strict decoder refuses — goes to
 pysnmp's dispatcher, whose responders read the same OID index (instrum.py).
+
+Informs (``snmp.trap.mode`` = inform, v2c/v3): pysnmp's notification
+originator re-sends each InformRequest on its own timer until the receiver
+acknowledges it or the retries run out, then calls back; nothing waits on
+the loop. ``informs`` in the status counts the outcomes per receiver, and at
+most ``MAX_PENDING_INFORMS`` wait at once (a dead receiver cannot make them
+pile up): beyond that an inform is dropped and counted.
 """
 
 import asyncio
@@ -22,7 +29,7 @@ import time
 from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config as pc
 from pysnmp.entity.rfc3413 import cmdrsp, context, ntforg
-from pysnmp.proto import rfc1902
+from pysnmp.proto import errind, rfc1902
 
 from daemon.blocking import run_blocking
 from daemon.service import SwitchedService
@@ -36,6 +43,8 @@ from protocols.snmp.tree import OidIndex
 log = logging.getLogger("gateway.snmp")
 
 SNMP_TRAP_ADDRESS = (1, 3, 6, 1, 6, 3, 18, 1, 3, 0)
+MAX_PENDING_INFORMS = 64
+INFORM_OUTCOMES = ("sent", "acknowledged", "timed_out", "rejected", "failed", "dropped", "abandoned")
 _COUNTER_MODULES = {"usm": "__SNMP-USER-BASED-SM-MIB", "snmp": "__SNMPv2-MIB"}
 
 
@@ -85,6 +94,10 @@ class SnmpService(SwitchedService):
         self._originator = None
         self._sock = None
         self.trap_targets = []
+        self._notify_targets = []          # [(pysnmp notification target, 'trap' or 'inform')], per receiver
+        self.informs = collections.Counter(dict.fromkeys(INFORM_OUTCOMES, 0))
+        self._pending_informs = 0
+        self._inform_generation = 0        # callbacks of a closed engine's informs are ignored
         self._agent_address = None
         from protocols.snmp import MIB_FILE
         with open(MIB_FILE, encoding="utf-8") as handle:    # read once, before the loop serves anything
@@ -163,6 +176,9 @@ class SnmpService(SwitchedService):
         self.transport = transport
         self._sock = sock
         self.trap_targets = targets
+        self._notify_targets = engine_mod.notification_targets(config, targets)
+        if config["snmp.trap.mode"] == "inform" and config["snmp.trap.version"] == "v1":
+            log.warning("snmp.trap.mode is inform but SNMPv1 has no inform: v1 traps are sent")
         self._agent_address = self._local_address(settings.get("snmp.bind"), targets) \
             if settings.get("snmp.trap.version") == "v1" else None
         self.port = sock.getsockname()[1]
@@ -171,6 +187,9 @@ class SnmpService(SwitchedService):
 
     async def _close(self):
         await self.traps.stop()
+        self.informs["abandoned"] += self._pending_informs      # the engine goes, and its re-sends with it
+        self._pending_informs = 0
+        self._inform_generation += 1
         if self._set_responder is not None:
             for task in list(self._set_responder.tasks):
                 task.cancel()
@@ -218,8 +237,32 @@ class SnmpService(SwitchedService):
         var_binds.extend((oid, to_pyasn1(tag, value)) for oid, tag, value in varbinds)
         if self._agent_address:        # becomes the v1 trap's agent-addr (RFC 3584 §3.2)
             var_binds.append((SNMP_TRAP_ADDRESS, rfc1902.IpAddress(self._agent_address)))
-        self._originator.send_varbinds(self.snmp_engine, "gw-notify", None, b"", var_binds)
+        for name, kind in self._notify_targets:
+            if kind == "trap":
+                self._originator.send_varbinds(self.snmp_engine, name, None, b"", var_binds)
+            elif self._pending_informs >= MAX_PENDING_INFORMS:
+                self.informs["dropped"] += 1
+            else:
+                self.informs["sent"] += 1
+                self._pending_informs += 1
+                self._originator.send_varbinds(self.snmp_engine, name, None, b"", var_binds, self._inform_done,
+                                               self._inform_generation)
         return True
+
+    def _inform_done(self, _engine, _handle, error_indication, error_status, _index, _var_binds, generation):
+        """pysnmp's verdict on one inform: acknowledged, or not after all its retries."""
+        if generation != self._inform_generation:
+            return
+        self._pending_informs -= 1
+        if error_indication is None:
+            self.informs["rejected" if error_status else "acknowledged"] += 1
+        elif isinstance(error_indication, errind.RequestTimedOut):
+            self.informs["timed_out"] += 1
+            log.warning("an inform was not acknowledged after %d tries", self.settings.get("snmp.trap.inform_retries")
+                        + 1)
+        else:
+            self.informs["failed"] += 1
+            log.warning("an inform could not be sent: %s", error_indication)
 
     @staticmethod
     def _local_address(bind, targets):
@@ -250,6 +293,9 @@ class SnmpService(SwitchedService):
             "fast_path": dict(self.fast.counters), "dropped": dict(self.dropped),
             "set": dict(self.set_results), "traps_sent": dict(self.traps.sent),
             "trap_targets": ["%s:%d" % t for t in self.trap_targets],
+            "notify_types": dict(("%s:%d" % t, kind) for t, (_n, kind) in zip(self.trap_targets,
+                                                                              self._notify_targets)),
+            "informs": dict(self.informs, pending=self._pending_informs),
             "active_alarms": len(self.traps.active),
         })
         return state

@@ -11,6 +11,14 @@ and writes; both may receive notifications. v1 and v2c communities map to
 ``ro`` / ``rw`` — the fast path has already checked that the community
 belongs to the message's version. SNMPv3 users need their configured
 security level (authNoPriv, or authPriv when a privacy protocol is set).
+
+Notifications: each receiver gets its own notification target
+(``gw-notify-<n>``), so the agent learns per receiver whether an inform was
+acknowledged (pysnmp reports one result per notification target). With
+``snmp.trap.mode`` = inform, v2c and v3 receivers get InformRequests that
+pysnmp re-sends ``snmp.trap.inform_retries`` times, ``inform_timeout_s``
+apart, until acknowledged. v1 has no inform (RFC 3584), and nobody
+acknowledges a broadcast: those always get traps (``notify_type``).
 """
 
 import json
@@ -37,7 +45,9 @@ SETTING_KEYS = ("snmp.v1.read_community", "snmp.v1.write_community", "snmp.v2c.r
                 "snmp.v3.write_user", "snmp.v3.write_auth", "snmp.v3.write_auth_password",
                 "snmp.v3.write_priv", "snmp.v3.write_priv_password", "snmp.trap.community",
                 "snmp.trap.version", "snmp.trap.broadcast", "snmp.trap.host1", "snmp.trap.port1",
-                "snmp.trap.host2", "snmp.trap.port2")
+                "snmp.trap.host2", "snmp.trap.port2", "snmp.trap.mode", "snmp.trap.inform_timeout_s",
+                "snmp.trap.inform_retries")
+BROADCAST = "255.255.255.255"
 
 
 def engine_id(netid):
@@ -60,6 +70,18 @@ def next_boots(state_dir):
 
 def user_level(priv):
     return "authNoPriv" if priv == "none" else "authPriv"
+
+
+def notify_type(config, host):
+    """'inform' or 'trap' for one receiver: v1 and broadcast always get traps."""
+    if config["snmp.trap.mode"] == "inform" and config["snmp.trap.version"] != "v1" and host != BROADCAST:
+        return "inform"
+    return "trap"
+
+
+def notification_targets(config, trap_targets):
+    """[(notification target name, 'trap' or 'inform')], one per receiver, in ``trap_targets`` order."""
+    return [("gw-notify-%d" % i, notify_type(config, host)) for i, (host, _port) in enumerate(trap_targets)]
 
 
 def build(config, state_dir, netid, trap_targets):
@@ -123,8 +145,13 @@ def build(config, state_dir, netid, trap_targets):
             pc.add_vacm_group(snmp_engine, "trap", model, TRAP_SECURITY_NAME)
         pc.add_target_parameters(snmp_engine, "gw-trap-params", TRAP_SECURITY_NAME, "noAuthNoPriv",
                                  0 if version == "v1" else 1)
-    for i, (host, port) in enumerate(trap_targets):
-        pc.add_target_address(snmp_engine, "gw-trap-%d" % i, udp.DOMAIN_NAME, (host, port), "gw-trap-params",
-                              tagList=TRAP_TAG)
-    pc.add_notification_target(snmp_engine, "gw-notify", "gw-trap-filter", TRAP_TAG, "trap")
+    timeout = config["snmp.trap.inform_timeout_s"] * 100          # SNMP-TARGET-MIB: hundredths of a second
+    names = notification_targets(config, trap_targets)
+    for i, ((host, port), (name, kind)) in enumerate(zip(trap_targets, names)):
+        tag = "gw-trap-%d" % i
+        # TRAP_TAG: the trap community applies to the receivers' answers (inform acknowledgements).
+        pc.add_target_address(snmp_engine, tag, udp.DOMAIN_NAME, (host, port), "gw-trap-params",
+                              timeout=timeout, retryCount=config["snmp.trap.inform_retries"],
+                              tagList="%s %s" % (TRAP_TAG, tag))
+        pc.add_notification_target(snmp_engine, name, "gw-trap-filter", tag, kind)
     return snmp_engine
