@@ -17,6 +17,7 @@ from daemon.alarms import Alarms
 from daemon.bus import BusEngine
 from daemon.cache import Cache
 from daemon.curves import CurveService
+from daemon.device_alarms import DeviceAlarms, EventReader
 from daemon.discovery import Discovery
 from daemon.extremes import Extremes
 from daemon.looplag import LoopLagMonitor
@@ -67,6 +68,8 @@ class Gateway:
                                on_event=self.alarms.record_event, geometry=storage_geometry)
         self.curves = CurveService(self, self.storage, curve_overrides)
         self.topology = Topology(os.path.join(state_dir, "topology.json"))
+        self.device_alarms = DeviceAlarms(self.alarms, self.clock, os.path.join(state_dir, "event-cursors.json"))
+        self.event_reader = EventReader(self, self.device_alarms)
         self.extremes = Extremes(self.topology)          # min/max seen since start: BACnet, SNMP table 23
         self.cache.subscribe(self.extremes.on_update)
         self.looplag = LoopLagMonitor()
@@ -119,6 +122,7 @@ class Gateway:
         self.discovery = Discovery(self.engines, self.topology, self.alarms, self.settings)
         await self.storage.start()
         await self.curves.start()
+        await self.event_reader.start()
         for service in self.services:
             await service.start()
         # Alarms restored from the event log must be confirmed by a live source
@@ -143,6 +147,7 @@ class Gateway:
             except Exception:
                 log.exception("stopping %r", service)
         await self.curves.stop()
+        await self.event_reader.stop()
         if self.discovery is not None:
             await self.discovery.stop()
         for poller in self.pollers.values():
@@ -268,6 +273,8 @@ class Gateway:
             "buses": buses,
             "devices": devices,
             "alarms": self.alarms.active_list(),
+            "device_alarms": dict(self.device_alarms.status(), reader=self.event_reader.status(),
+                                  list=self.device_alarms.active_list()),
             "discovery": self.discovery.status() if self.discovery else None,
             "loop_lag": self.looplag.summary(),
             "services": dict((s.name, s.status()) for s in self.services if hasattr(s, "status")),

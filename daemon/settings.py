@@ -91,6 +91,7 @@ SCHEMA = (
     ("policy.bacnet", "bool", True, None, "cyber", False, True),
     ("policy.modbus_slave", "bool", True, None, "cyber", False, True),
     ("events.capacity", "int", 2000, (100, 100000), "cyber", False, False),
+    ("alarms.check_s", "int", 10, (1, 3600), "admin", False, True),
     ("storage.points_per_series", "int", 8784, (1464, 35136), "admin", False, False),
     ("storage.consumption_period_min", "int", 60, (10, 60), "admin", False, True),
     ("log.level", "enum", "info", ("debug", "info", "warning", "error"), "admin", False, True),

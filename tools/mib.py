@@ -20,6 +20,9 @@ from protocols.snmp import mibdef
 
 # (date, what changed), newest first: LAST-UPDATED is the newest.
 REVISIONS = (
+    ("202611230030Z", "Device alarms read from the meters: gwMeterAlarm covers threshold, logical, combined and "
+                      "device alarms (gwTrapAlarmNumber = kind x 100 + index); gwPowerQualityEvent carries "
+                      "gwTrapValue and the new gwTrapDuration."),
     ("202611230000Z", "Table 23: minimum and maximum of every instantaneous value (third index minmaxExtreme)."),
     ("202611220000Z", "First version: metrology tables 20-26 from the registry, the gateway branch (devices, "
                       "loads, alarms, notifications)."),

@@ -245,13 +245,17 @@ TRAP_OBJECT_SCALARS = (
     (3, "gwTrapName", STRING, "Name of the alarm or event."),
     (4, "gwTrapCriticality", "GwCriticality", "Criticality."),
     (5, "gwTrapDetail", STRING, "Detail text."),
-    (6, "gwTrapCategory", STRING, "Category: system, meter, input, power-quality."),
-    (7, "gwTrapTime", DATETIME, "When the event happened (UTC)."),
+    (6, "gwTrapCategory", STRING, "Category: system, measurement alarm, logical alarm, combined alarm, "
+                                  "power-quality event, device alarm."),
+    (7, "gwTrapTime", DATETIME, "When the event happened (UTC; for a device alarm, the meter's own time "
+                                "stamp of its start or end)."),
     (8, "gwTrapState", "GwAlarmState", "raised, cleared or still active (re-sent)."),
     (9, "gwTrapAddress", INT32, "Modbus address of the device concerned (0 = the gateway)."),
     (10, "gwTrapLoad", INT32, "Load number concerned (0 = the device itself)."),
     (11, "gwTrapInput", INT32, "Digital input number."),
-    (12, "gwTrapValue", INT32, "New value (digital input state 0/1, or the measured value)."),
+    (12, "gwTrapValue", INT32, "New value: a digital input state 0/1, or the measured value at the gateway "
+                               "scale of its measurement, as in the metrology tables."),
+    (13, "gwTrapDuration", INT32, "Duration of a finished power-quality event, in milliseconds (0 while it lasts)."),
 )
 
 _ALARM_OBJECTS = ("gwTrapAlarmNumber", "gwTrapSource", "gwTrapName", "gwTrapCriticality", "gwTrapDetail",
@@ -266,9 +270,11 @@ NOTIFICATION_TYPES = (
     (4, "gwInputChanged", ("gwTrapAddress", "gwTrapInput", "gwTrapValue", "gwTrapTime"),
      "A digital input of a device changed state (logical alarm)."),
     (5, "gwMeterAlarm", _ALARM_OBJECTS + ("gwTrapAddress", "gwTrapLoad", "gwTrapValue"),
-     "A measurement alarm of a device started, ended or is still active."),
-    (6, "gwPowerQualityEvent", _ALARM_OBJECTS + ("gwTrapAddress", "gwTrapLoad"),
-     "A power-quality event (EN 50160: dip, swell, interruption, overload) reported by a device."),
+     "A device alarm (measurement threshold, logical, combined, or the device's own) started, ended or is "
+     "still active. gwTrapAlarmNumber = kind x 100 + slot or type (see the gateway documentation)."),
+    (6, "gwPowerQualityEvent", _ALARM_OBJECTS + ("gwTrapAddress", "gwTrapLoad", "gwTrapValue", "gwTrapDuration"),
+     "A power-quality event (EN 50160: dip, overvoltage, interruption, overcurrent) reported by a device "
+     "started, ended (with its duration) or is still going on."),
 )
 
 NOTIFICATION_OIDS = dict((name, NOTIFICATIONS + (sub,)) for sub, name, _o, _d in NOTIFICATION_TYPES)

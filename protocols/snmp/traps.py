@@ -5,11 +5,14 @@ Sources:
   starts, gwAlarmCleared when it ends;
 * digital inputs — a cache subscription on the ``in_*`` values of load 0:
   gwInputChanged on every change after the first reading;
-* meter alarms and power-quality events — ``meter_alarm()`` and
-  ``power_quality_event()``, the hooks for the device-alarm reader.
+* device alarms read from the meters' event logs — ``gateway.device_alarms``
+  (daemon/device_alarms.py): gwMeterAlarm for measurement, logical,
+  combined and device alarms, gwPowerQualityEvent for EN 50160 events,
+  each with state raised when it starts and cleared when it ends.
 
-Alarms still active are re-sent as gwAlarmActive (gwMeterAlarm with state
-active) every ``snmp.trap.period_s``, on the gateway's clock. The active
+Alarms still active are re-sent every ``snmp.trap.period_s`` on the
+gateway's clock, with state active: gwAlarmActive for system alarms, their
+own notification for device alarms. The active
 set is kept even while the agent is off, so it is complete when it opens.
 This module builds (oid, tag, value) varbinds; the agent turns them into
 pysnmp notifications (v1 trap, v2c trap or v3 trap, per the settings).
@@ -47,6 +50,9 @@ class TrapSender:
         for (number, source), state in gateway.alarms.active.items():
             self._remember(self._system_record(number, source, state["since"], state.get("detail", "")), now)
         gateway.alarms.on_event(self._alarm_event)
+        for alarm in gateway.device_alarms.active.values():
+            self._remember(self._device_record(alarm), now)
+        gateway.device_alarms.on_event(self._device_event)
         gateway.cache.subscribe(self._cache_update)
 
     # ------------------------------------------------------------ sources
@@ -59,6 +65,8 @@ class TrapSender:
                 "criticality": criticality, "since": since, "detail": detail}
 
     def _alarm_event(self, record):
+        if record.get("event") not in ("raised", "cleared"):
+            return          # other event-log records (storage, device logs) are not system alarms
         alarm = self._system_record(record["alarm"], record["source"], record["ts"], record.get("detail", ""))
         key = ("system", alarm["alarm"], alarm["source"])
         if record["event"] == "raised":
@@ -81,28 +89,22 @@ class TrapSender:
             if previous is not None and previous != state:
                 self.send_input_change(address, int(key[3:]), state)
 
-    def meter_alarm(self, address, load, number, name, active, criticality="non-critical", detail="", value=0):
-        """Hook: a measurement alarm of a device started (active=True) or ended."""
-        source = "device:%d:%d" % (address, load)
-        key = ("meter", number, source)
-        alarm = {"category": "meter", "alarm": number, "source": source, "name": name,
-                 "criticality": criticality, "since": self.clock.time(), "detail": detail,
-                 "address": address, "load": load, "value": value}
-        if active:
+    @staticmethod
+    def _device_record(alarm):
+        """A device alarm (daemon/device_alarms.py) as the trap sender keeps it."""
+        notification = "gwPowerQualityEvent" if alarm["kind"] == "power_quality" else "gwMeterAlarm"
+        return dict(alarm, notification=notification, raw=int(alarm.get("raw") or 0))
+
+    def _device_event(self, alarm, state):
+        record = self._device_record(alarm)
+        key = (record["category"], record["alarm"], record["source"])
+        if state == "raised":
             if key in self.active:
                 return
-            self._remember(alarm, self.clock.time() + self.period())
-            self.send("gwMeterAlarm", alarm, "raised")
+            self._remember(record, self.clock.time() + self.period())
         elif self.active.pop(key, None) is not None:
             self.version += 1
-            self.send("gwMeterAlarm", alarm, "cleared")
-
-    def power_quality_event(self, address, load, number, name, detail="", criticality="non-critical"):
-        """Hook: a power-quality event (dip, swell, interruption, overload) reported by a device."""
-        event = {"category": "power-quality", "alarm": number, "source": "device:%d:%d" % (address, load),
-                 "name": name, "criticality": criticality, "since": self.clock.time(), "detail": detail,
-                 "address": address, "load": load}
-        self.send("gwPowerQualityEvent", event, "raised")
+        self.send(record["notification"], record, state)
 
     def _remember(self, alarm, due):
         self.active[(alarm["category"], alarm["alarm"], alarm["source"])] = dict(alarm, due=due)
@@ -127,11 +129,14 @@ class TrapSender:
             (_scalar("gwTrapTime"), ber.OCTET_STRING, date_and_time(self.clock.time())),
             (_scalar("gwTrapState"), ber.INTEGER, STATE[state]),
         ]
-        if "address" in alarm:
+        if notification in ("gwMeterAlarm", "gwPowerQualityEvent"):
+            varbinds[6] = (_scalar("gwTrapTime"), ber.OCTET_STRING,
+                           date_and_time(alarm["end"] if state == "cleared" else alarm["since"]))
             varbinds.append((_scalar("gwTrapAddress"), ber.INTEGER, alarm["address"]))
             varbinds.append((_scalar("gwTrapLoad"), ber.INTEGER, alarm["load"]))
-            if notification == "gwMeterAlarm":
-                varbinds.append((_scalar("gwTrapValue"), ber.INTEGER, int(alarm.get("value", 0))))
+            varbinds.append((_scalar("gwTrapValue"), ber.INTEGER, alarm["raw"]))
+            if notification == "gwPowerQualityEvent":
+                varbinds.append((_scalar("gwTrapDuration"), ber.INTEGER, alarm.get("duration_ms", 0)))
         self._transmit(notification, varbinds)
 
     def send_input_change(self, address, number, state):
@@ -181,4 +186,4 @@ class TrapSender:
         for alarm in list(self.active.values()):
             if alarm["due"] <= now:
                 alarm["due"] = now + period
-                self.send("gwMeterAlarm" if alarm["category"] == "meter" else "gwAlarmActive", alarm, "active")
+                self.send(alarm.get("notification", "gwAlarmActive"), alarm, "active")
