@@ -244,6 +244,10 @@ class EventReader:
             state.next_due = now + RETRY_UNSUPPORTED_S
             log.info("%s@%d has no readable event log (exception %d)", device.reference, device.address,
                      exc.code)
+        except Exception as exc:        # one meter's surprise must not stop the others' checks
+            state.errors += 1
+            state.last_error = "%s: %s" % (type(exc).__name__, exc)
+            log.exception("event log of %s@%d", device.reference, device.address)
 
     async def check_device(self, engine, device):
         """One look at a meter's log; fetches and applies every record it has not seen."""

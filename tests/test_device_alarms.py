@@ -294,3 +294,20 @@ def test_simulation_api_sets_alarms_and_refuses_bad_input(tmp_path):
             assert sorted((a["alarm"], a["load"], a["criticality"]) for a in answer["devices"]) == [
                 (103, 1, "non-critical"), (502, 2, "critical")]
     asyncio.run(body())
+
+
+def test_a_meter_that_refuses_the_window_is_asked_again_an_hour_later(tmp_path):
+    async def body():
+        async with running_gateway(tmp_path / "state", demo_topology(), {"alarms.check_s": 1}) as gw:
+            meter = gw.board.find_meter(netid=I35_AT_5)
+            with meter.lock:
+                meter.events = None                   # this one answers exception 02 on 0x0280
+            await _preset(gw)
+            state = gw.event_reader.states["%06X" % I35_AT_5]
+            await wait_for(lambda: state.errors == 1)
+            assert state.last_error == "exception 2" and state.checks == 0
+            assert state.next_due >= gw.clock.time() + 3000
+            others = [s for netid, s in gw.event_reader.states.items() if netid != "%06X" % I35_AT_5]
+            await wait_for(lambda: min(s.checks for s in others) >= 3)   # the others go on every second
+            assert state.errors == 1 and "%06X" % I35_AT_5 not in gw.device_alarms.cursors
+    asyncio.run(body())
