@@ -14,6 +14,7 @@ overwritten, as in a meter. Called under the meter's lock.
 """
 
 import collections
+import math
 
 from daemon import catalogue, registry
 from daemon import meter_events as ev
@@ -23,19 +24,32 @@ CAPACITY = 256
 OPERATORS = (">", "<")
 
 
+S32_MAX = 0x7FFFFFFF
+
+
 def _check_key(key):
     if key is not None and key not in registry.keys():
         raise ValueError("no measurement %r" % (key,))
+
+
+def _check_number(name, value, key=None):
+    """A finite engineering value whose raw form fits the record's S32."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError("%s must be a finite number" % name)
+    if abs(ev.raw_of(key, value)) > S32_MAX:
+        raise ValueError("%s out of range" % name)
 
 
 class AlarmSlot:
     """One configured threshold alarm: ``key`` of ``load`` compared with ``threshold``."""
 
     def __init__(self, slot, load, key, op, threshold, criticality="non-critical"):
-        if not 1 <= int(slot) <= 63 or op not in OPERATORS or criticality not in ev.CRITICALITY:
+        if type(slot) is not int or not 1 <= slot <= 63 or type(load) is not int or op not in OPERATORS \
+                or criticality not in ev.CRITICALITY or key is None:
             raise ValueError("bad alarm slot %r" % ((slot, load, key, op, threshold, criticality),))
         _check_key(key)
-        self.slot, self.load, self.key, self.op = int(slot), int(load), key, op
+        _check_number("threshold", threshold, key)
+        self.slot, self.load, self.key, self.op = slot, load, key, op
         self.threshold = float(threshold)
         self.criticality = criticality
         self.active = False
@@ -58,12 +72,24 @@ class EventLog:
     # ------------------------------------------------------------ configuration
 
     def configure(self, alarms=None, logical_inputs=None):
+        """Replace the alarm slots and/or the logical inputs; all checked before anything changes."""
+        slots = wanted = None
         if alarms is not None:
             slots = [AlarmSlot(**spec) for spec in alarms]
             loads = range(0, len(self.meter.loads) + 1)
             for slot in slots:
                 if slot.load not in loads:
                     raise ValueError("the meter has no load %d" % slot.load)
+            if len(set(slot.slot for slot in slots)) != len(slots):
+                raise ValueError("two alarms in the same slot")
+        if logical_inputs is not None:
+            inputs = self.meter.row[catalogue.INPUTS]
+            if any(type(n) is not int for n in logical_inputs):
+                raise ValueError("inputs are numbered 1..%d" % inputs)
+            wanted = set(logical_inputs)
+            if any(not 1 <= n <= inputs for n in wanted):
+                raise ValueError("the meter has %d inputs" % inputs)
+        if slots is not None:
             # A slot keeps its state across a change (the next evaluation logs
             # the end if its new threshold no longer holds); a removed slot
             # that was active ends now.
@@ -78,11 +104,7 @@ class EventLog:
                              self.meter._values(gone.load, int(now)).get(gone.key, 0.0), gone.threshold)
             self.slots = slots
             self.meter._second = None     # evaluate at the next access
-        if logical_inputs is not None:
-            inputs = self.meter.row[catalogue.INPUTS]
-            wanted = set(int(n) for n in logical_inputs)
-            if any(not 1 <= n <= inputs for n in wanted):
-                raise ValueError("the meter has %d inputs" % inputs)
+        if wanted is not None:
             self.logical_inputs = wanted
 
     # ------------------------------------------------------------ recording
@@ -121,8 +143,13 @@ class EventLog:
                criticality="non-critical"):
         """A power-quality event (start + end records) or a device alarm start/end."""
         _check_key(key)
-        if not 0 <= load <= len(self.meter.loads):
-            raise ValueError("the meter has no load %d" % load)
+        _check_number("value", value, key)
+        if criticality not in ev.CRITICALITY or not isinstance(start, bool):
+            raise ValueError("bad criticality or start")
+        if type(load) is not int or not 0 <= load <= len(self.meter.loads):
+            raise ValueError("the meter has no load %r" % (load,))
+        if type(duration_ms) is not int or not 0 <= duration_ms <= S32_MAX:
+            raise ValueError("duration_ms must be 0..%d" % S32_MAX)
         if kind == "power_quality":
             if index not in ev.PQ_EVENTS or duration_ms < 0:
                 raise ValueError("bad power-quality event")

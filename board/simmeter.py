@@ -7,6 +7,7 @@ meters refresh about once a second), so a test that freezes the clock sees
 stable registers. Register facts: ../shared/socomec-registers.md.
 """
 
+import logging
 import math
 import random
 import threading
@@ -14,6 +15,8 @@ import threading
 from board import simcurves, simevents
 from daemon import catalogue, meter_events
 from protocols import modbus_rtu as rtu
+
+log = logging.getLogger("board.simmeter")
 
 
 class SimLoad:
@@ -314,7 +317,18 @@ class SimMeter:
     # ---------------------------------------------------------------- requests
 
     def handle_pdu(self, pdu):
-        """Answer one request PDU (already addressed to us): response PDU."""
+        """Answer one request PDU (already addressed to us): response PDU.
+
+        A fault in the model answers exception 04, as a meter's firmware
+        would, instead of killing the bus thread that serves every meter.
+        """
+        try:
+            return self._handle_pdu(pdu)
+        except Exception:
+            log.exception("simulated %s@%d failed on a request", self.reference, self.address)
+            return rtu.exception_pdu(pdu[0] if pdu else 0, rtu.SERVER_DEVICE_FAILURE)
+
+    def _handle_pdu(self, pdu):
         self.requests += 1
         code = rtu.validate_request_pdu(pdu)
         if code:

@@ -11,17 +11,24 @@ its duration); between them it is *active*. Starts and ends go into the
 gateway's fixed-size event log with the meter's time stamp, and to the
 listeners (SNMP traps, later e-mail) as ``raised`` / ``cleared``.
 
-Nothing lost, nothing twice: the reader keeps, per meter (by NET ID, since
-addresses can change), the number of the next record it wants. It is saved
-after the records it covers are in the event log, and on restart it is the
-larger of the saved value and the highest record number found in the event
-log. Records the meter overwrote before the gateway could read them (a long
-cut) are counted and logged as lost. A page that is not the one asked for
-(another master moved the window) is refused and asked again; a record that
-does not follow the convention is refused, logged, and skipped.
+Nothing lost, nothing twice. Per meter (by NET ID, since addresses change)
+the reader keeps a cursor: the next record number it wants, and the
+*generation* of the meter's log (bumped when the meter's numbering goes
+backwards: a reset or a replaced log). Records carry both into the event
+log; the cursor file is written after the records it covers are there. On
+restart the cursor is the larger (generation first) of the file's and the
+one the event log implies, so a cut between the two writes neither repeats
+nor loses a record. Records the meter overwrote before they could be read
+are counted and logged as lost; a page that is not the one asked for is
+refused and asked again; a record that breaks the convention is refused,
+logged and skipped.
 
-History read from a meter seen for the first time is logged but not
-announced, except the alarms still active at the end of it.
+A meter seen for the first time has a *history*: the records it held at
+the first look. History is read for the state it leaves (which alarms are
+active) but not announced, and only its last HISTORY_LOGGED records go into
+the event log (32 meters x 256 records would flush a 2000-slot log); when
+the reader reaches the end of the history, the alarms still active are
+logged (if their start was not) and announced.
 """
 
 import asyncio
@@ -40,12 +47,28 @@ from protocols import modbus_rtu as rtu
 log = logging.getLogger("gateway.device_alarms")
 
 EVENT = "device-alarm"
-STATES = ("start", "end")
+NOTE = "device-log"
+HISTORY_LOGGED = 24              # records of a first-contact history kept in the event log
 RETRY_UNSUPPORTED_S = 3600.0     # a device that answers "no such register" is asked again this late
 
 
 def has_event_log(device):
     return catalogue.product(device.reference)[catalogue.PROFILE] in ev.PROFILES
+
+
+class Cursor:
+    """Where the reader stands in one meter's log."""
+
+    __slots__ = ("gen", "next", "history")
+
+    def __init__(self, gen=0, next_number=0, history=None):
+        self.gen, self.next, self.history = gen, next_number, history
+
+    def as_list(self):
+        return [self.gen, self.next, self.history]
+
+    def position(self):
+        return (self.gen, self.next)
 
 
 class DeviceAlarms:
@@ -56,9 +79,11 @@ class DeviceAlarms:
         self.clock = clock
         self.cursor_path = cursor_path
         self.active = {}                  # (netid, number, load) -> alarm dict
-        self.cursors = {}                 # netid -> next record number wanted
-        self.counters = {"records": 0, "refused_records": 0, "lost_records": 0, "refused_pages": 0}
+        self.cursors = {}                 # netid -> Cursor
+        self.counters = {"records": 0, "refused_records": 0, "lost_records": 0, "refused_pages": 0,
+                         "log_restarts": 0}
         self._listeners = []
+        self._commit_lock = asyncio.Lock()
         self._restore()
 
     # ------------------------------------------------------------ persistence
@@ -68,35 +93,59 @@ class DeviceAlarms:
             try:
                 with open(self.cursor_path, encoding="utf-8") as handle:
                     saved = json.load(handle)
-                self.cursors = dict((str(k), int(v)) for k, v in saved.items())
+                for netid, (gen, next_number, history) in saved.items():
+                    self.cursors[str(netid)] = Cursor(int(gen), int(next_number),
+                                                      None if history is None else int(history))
             except (OSError, ValueError, TypeError, AttributeError):
-                log.warning("event cursors unreadable: records are re-read and de-duplicated by the event log")
+                log.warning("event cursors unreadable: taken from the event log")
+                self.cursors = {}
+        implied = {}                      # netid -> Cursor the event log implies
         for record in self.alarms.events():
+            netid = record.get("netid")
+            if record.get("event") == NOTE and record.get("restarted"):
+                implied[netid] = Cursor(record.get("gen", 0), 0)
+                for key in [k for k in self.active if k[0] == netid]:
+                    del self.active[key]
+                continue
             if record.get("event") != EVENT:
                 continue
-            netid = record.get("netid")
             if isinstance(record.get("rec"), int):
-                self.cursors[netid] = max(self.cursors.get(netid, 0), record["rec"] + 1)
+                cursor = implied.setdefault(netid, Cursor(record.get("gen", 0), 0))
+                if record.get("gen", 0) == cursor.gen:
+                    cursor.next = max(cursor.next, record["rec"] + 1)
+                    cursor.history = record.get("history")
             key = (netid, record.get("alarm"), record.get("load"))
+            if record.get("repeat"):
+                continue
             if record.get("state") == "start":
                 self.active[key] = self._alarm_from_record(record)
             elif record.get("state") == "end":
                 self.active.pop(key, None)
+        for netid, cursor in implied.items():
+            saved = self.cursors.get(netid)
+            if saved is None or cursor.position() > saved.position():
+                self.cursors[netid] = cursor
 
     @staticmethod
     def _alarm_from_record(record):
         keep = ("alarm", "name", "detail", "criticality", "category", "kind", "address", "bus", "netid",
-                "load", "source", "value", "raw")
+                "load", "source", "value", "raw", "rec")
         alarm = dict((k, record.get(k)) for k in keep)
         alarm["since"] = record.get("ts")
         return alarm
 
     async def commit(self):
-        """Records first, then the cursors that say they are read (the order makes a cut safe)."""
-        await self.alarms.flush()
-        if self.cursor_path:
-            data = json.dumps(self.cursors, sort_keys=True).encode()
-            await run_blocking(atomic_write, self.cursor_path, data)
+        """Records first, then the cursors that say they are read (the order makes a cut safe).
+
+        The cursors are copied before waiting for the records: every record
+        they cover was queued before the copy, so the flush covers it.
+        """
+        async with self._commit_lock:
+            data = json.dumps(dict((netid, c.as_list()) for netid, c in self.cursors.items()),
+                              sort_keys=True).encode()
+            await self.alarms.flush()
+            if self.cursor_path:
+                await run_blocking(atomic_write, self.cursor_path, data)
 
     # ------------------------------------------------------------ events
 
@@ -111,58 +160,86 @@ class DeviceAlarms:
             except Exception:
                 log.exception("device alarm listener")
 
-    def apply(self, device, event, announce=True):
-        """One decoded meter record: the active set, the event log, the listeners."""
+    def _log(self, alarm, state, gen, **extra):
+        record = dict(alarm, event=EVENT, state=state, gen=gen, logged=self.clock.time(), **extra)
+        record["ts"] = record.pop("since") if state == "start" else record.get("end")
+        self.alarms.record_event(record)
+
+    def apply(self, device, event, gen=0, announce=True, keep=True, history=None):
+        """One decoded meter record: the active set, the event log (if ``keep``), the listeners."""
         number = ev.alarm_number(event["kind"], event["index"])
         key = (device.netid, number, event["load"])
         ts = float(rtu.socomec_to_unix(event["datetime"]))
         name, detail = ev.describe(event)
         current = self.active.get(key)
-        if event["start"] and current is not None:
-            return                          # already known active (a start read twice)
-        if current is not None:
-            name = current["name"]          # an alarm keeps the name it started with
+        self.counters["records"] += 1
         alarm = {"alarm": number, "name": name, "detail": detail, "criticality": event["criticality"],
                  "category": ev.KINDS[ev.KIND_CODES[event["kind"]]][1], "kind": event["kind"],
                  "address": device.address, "bus": device.bus, "netid": device.netid, "load": event["load"],
                  "source": "%s:%d:%d" % (device.bus, device.address, event["load"]),
-                 "value": ev.scaled(event["key"], event["raw_value"]), "raw": event["raw_value"], "since": ts}
+                 "value": ev.scaled(event["key"], event["raw_value"]), "raw": event["raw_value"], "since": ts,
+                 "rec": event["rec"]}
         if event["kind"] == "power_quality" and not event["start"]:
             alarm["duration_ms"] = event["raw_reference"]
-        record = dict(alarm, ts=ts, event=EVENT, state="start" if event["start"] else "end", rec=event["rec"],
-                      logged=self.clock.time())
-        del record["since"]
-        self.counters["records"] += 1
+        if current is not None:
+            # it keeps the identity it started with (the device may have moved since)
+            for field in ("name", "address", "bus", "source"):
+                alarm[field] = current[field]
         if event["start"]:
+            if current is not None:       # a second start while active: logged, nothing changes
+                if keep:
+                    self._log(alarm, "start", gen, history=history, repeat=True)
+                return
+            alarm["kept"] = keep
             self.active[key] = alarm
-        else:
-            self.active.pop(key, None)
-            record["since"] = current["since"] if current else None
-            alarm = dict(alarm, since=record["since"], end=ts)
-        self.alarms.record_event(record)
-        log.info("%s %s: %s %s (%s)", alarm["source"], record["state"], name, detail, event["criticality"])
-        if announce:
-            self._notify(alarm, "raised" if event["start"] else "cleared")
-
-    def announce_active(self, netid):
-        for key, alarm in list(self.active.items()):
-            if key[0] == netid:
+            if keep:
+                self._log(alarm, "start", gen, history=history)
+            log.info("%s start: %s %s (%s)", alarm["source"], alarm["name"], detail, event["criticality"])
+            if announce:
                 self._notify(alarm, "raised")
+            return
+        self.active.pop(key, None)
+        ended = dict(alarm, since=current["since"] if current else None, end=ts)
+        if keep:
+            self._log(ended, "end", gen, history=history)
+        log.info("%s end: %s %s", alarm["source"], alarm["name"], detail)
+        if announce:
+            self._notify(ended, "cleared")
 
-    def note(self, device, what, count=0):
+    def history_read(self, netid, gen, history_end):
+        """The first-contact history is read: keep and announce the alarms it left active."""
+        for key, alarm in list(self.active.items()):
+            if key[0] != netid or alarm["rec"] >= history_end:
+                continue
+            if not alarm.get("kept"):
+                alarm["kept"] = True
+                self._log(alarm, "start", gen, from_history=True)
+            self._notify(alarm, "raised")
+
+    def note(self, device, what, count=0, **extra):
         """A fact about a meter's log worth keeping: records lost or refused, log restarted."""
-        self.alarms.record_event({"event": "device-log", "netid": device.netid, "address": device.address,
-                                  "bus": device.bus, "detail": what, "count": count})
+        self.alarms.record_event(dict({"event": NOTE, "netid": device.netid, "address": device.address,
+                                       "bus": device.bus, "detail": what, "count": count}, **extra))
         log.warning("%s@%d event log: %s", device.reference, device.address, what)
 
+    def restarted(self, device, cursor, next_number):
+        """The meter's numbering went backwards: its alarms end, its log is read again from 0."""
+        self.counters["log_restarts"] += 1
+        self.forget(device.netid, "the meter's event log restarted")
+        what = "the meter's log restarted (record %d after %d)" % (next_number, cursor.next)
+        cursor.gen, cursor.next, cursor.history = cursor.gen + 1, 0, None
+        self.note(device, what, restarted=True, gen=cursor.gen)
+
     def forget(self, netid, why):
-        """A device left the topology: its alarms end now."""
+        """A device left the topology (or its log restarted): its alarms end now."""
         now = self.clock.time()
+        gen = self.cursors[netid].gen if netid in self.cursors else 0
         for key, alarm in list(self.active.items()):
             if key[0] == netid:
                 del self.active[key]
                 ended = dict(alarm, end=now, detail=why)
-                self.alarms.record_event(dict(ended, ts=now, event=EVENT, state="end", logged=now))
+                del ended["rec"]              # no meter record behind this end
+                self._log(ended, "end", gen, forgotten=True)
                 self._notify(ended, "cleared")
 
     def active_list(self):
@@ -178,10 +255,12 @@ class _ReaderState:
         self.checks = 0
         self.errors = 0
         self.last_error = None
+        self.refusing = False             # the last page was refused: note the next refusal only once
+        self.refusals_not_logged = 0
 
 
 class EventReader:
-    """Reads the event log of every meter that keeps one, bus by bus in parallel."""
+    """Reads the event log of every meter that keeps one; each bus on its own."""
 
     def __init__(self, gateway, center):
         self.gateway = gateway
@@ -199,23 +278,25 @@ class EventReader:
             await self._task.stop()
 
     async def _run(self):
+        await asyncio.gather(*[self._bus_loop(bus) for bus in list(self.gateway.engines)])
+
+    async def _bus_loop(self, bus):
+        """A slow bus (a long first contact, a busy line) never holds back the other's checks."""
+        engine = self.gateway.engines[bus]
         while True:
-            await self.cycle()
+            devices = [d for d in self.gateway.topology.devices if has_event_log(d)]
+            self._forget_removed(devices)
+            await self._check_bus(engine, [d for d in devices if d.bus == bus])
             await asyncio.sleep(min(1.0, float(self.gateway.settings.get("alarms.check_s"))))
 
-    async def cycle(self):
-        devices = [d for d in self.gateway.topology.devices if has_event_log(d)]
+    def _forget_removed(self, devices):
         wanted = set(d.netid for d in devices)
         for netid in list(self.states):
             if netid not in wanted:
                 del self.states[netid]
                 self._locks.pop(netid, None)
-                self.center.forget(netid, "device removed from the topology")
-        by_bus = {}
-        for device in devices:
-            if device.bus in self.gateway.engines:
-                by_bus.setdefault(device.bus, []).append(device)
-        await asyncio.gather(*[self._check_bus(self.gateway.engines[bus], group) for bus, group in by_bus.items()])
+        for netid in set(key[0] for key in self.center.active) - wanted:
+            self.center.forget(netid, "device removed from the topology")
 
     async def _check_bus(self, engine, devices):
         """Every due meter of a bus at once: the checks queue behind the poll reads
@@ -253,56 +334,63 @@ class EventReader:
         """One look at a meter's log; fetches and applies every record it has not seen."""
         lock = self._locks.setdefault(device.netid, asyncio.Lock())
         async with lock:
-            await self._check_device(engine, device)
+            before = self._position(device.netid)
+            try:
+                await self._check_device(engine, device)
+            finally:       # what was applied before a timeout is kept too; an idle check writes nothing
+                if self._position(device.netid) != before:
+                    await self.center.commit()
+
+    def _position(self, netid):
+        cursor = self.center.cursors.get(netid)
+        return None if cursor is None else cursor.as_list()
 
     async def _check_device(self, engine, device):
-        address = device.address
-        next_number, _ = ev.decode_header(await engine.read_registers(address, ev.HEADER, ev.HEADER_WORDS,
+        center = self.center
+        state = self.states.setdefault(device.netid, _ReaderState())
+        next_number, _ = ev.decode_header(await engine.read_registers(device.address, ev.HEADER, ev.HEADER_WORDS,
                                                                       priority=POLL))
-        cursor = self.center.cursors.get(device.netid)
-        first_contact = cursor is None
-        if first_contact:
-            cursor = 0
-        elif cursor > next_number:
-            self.center.note(device, "the meter's log restarted (record %d after %d)" % (next_number, cursor))
-            cursor = 0
-        if next_number - cursor > 0xFFFF:
+        cursor = center.cursors.get(device.netid)
+        if cursor is None:                # first contact: what the meter holds now is history
+            cursor = center.cursors[device.netid] = Cursor(0, 0, next_number)
+        elif cursor.next > next_number:
+            center.restarted(device, cursor, next_number)
+        if next_number - cursor.next > 0xFFFF:
             # record numbers in the window are 16 bits: look no further back than that
-            skipped = next_number - 0xFFFF - cursor
-            if not first_contact:
-                self.center.counters["lost_records"] += skipped
-                self.center.note(device, "%d records too far behind to be read" % skipped, skipped)
-            cursor = next_number - 0xFFFF
-        changed = False
-        while cursor < next_number:
-            page = await self._page(engine, device, cursor, next_number)
+            self._lost(device, cursor, next_number - 0xFFFF)
+            cursor.next = next_number - 0xFFFF
+        while cursor.next < next_number:
+            page = await self._page(engine, device, state, cursor.next, next_number)
             if page is None:
                 break
             next_number, first, items = page
-            if first > cursor and not first_contact:
-                self.center.counters["lost_records"] += first - cursor
-                self.center.note(device, "%d records overwritten in the meter before they could be read"
-                                 % (first - cursor), first - cursor)
+            self._lost(device, cursor, first)
+            history = cursor.history
             for number, item in enumerate(items, first):
                 try:
                     event = ev.decode_item(item, number)
                 except ev.BadRecord as exc:
-                    self.center.counters["refused_records"] += 1
-                    self.center.note(device, "refused record %d: %s" % (number, exc))
+                    center.counters["refused_records"] += 1
+                    center.note(device, "refused record %d: %s" % (number, exc))
                     continue
-                self.center.apply(device, event, announce=not first_contact)
-            cursor = first + len(items)
-            self.center.cursors[device.netid] = cursor
-            changed = True
-        if first_contact and device.netid not in self.center.cursors:
-            self.center.cursors[device.netid] = cursor
-            changed = True
-        if changed:
-            await self.center.commit()
-        if first_contact:
-            self.center.announce_active(device.netid)
+                in_history = history is not None and number < history
+                center.apply(device, event, cursor.gen, announce=not in_history,
+                             keep=not in_history or number >= history - HISTORY_LOGGED,
+                             history=history if in_history else None)
+            cursor.next = first + len(items)
+        if cursor.history is not None and cursor.next >= cursor.history:
+            history_end, cursor.history = cursor.history, None
+            center.history_read(device.netid, cursor.gen, history_end)
 
-    async def _page(self, engine, device, cursor, next_number):
+    def _lost(self, device, cursor, first):
+        """Records between the cursor and ``first`` are gone (history excepted: never known)."""
+        start = cursor.next if cursor.history is None else max(cursor.next, cursor.history)
+        if first > start:
+            self.center.counters["lost_records"] += first - start
+            self.center.note(device, "%d records overwritten in the meter before they could be read"
+                             % (first - start), first - start)
+
+    async def _page(self, engine, device, state, cursor, next_number):
         """(next record number, first record, [item words]) from ``cursor`` on, or None.
 
         The window shows the oldest record the meter still holds when
@@ -310,7 +398,7 @@ class EventReader:
         twice before it counts as a loss, since another master may have moved
         the window between our command and our read. A page whose record
         numbers do not follow is refused (nothing applied, asked again at
-        the next check).
+        the next check; noted once per run of refusals).
         """
         address = device.address
         for attempt in (1, 2):
@@ -327,11 +415,16 @@ class EventReader:
             first = cursor + ((items[0][0] - cursor) & 0xFFFF)
             in_order = all(item[0] == (first + i) & 0xFFFF for i, item in enumerate(items))
             if in_order and first + count <= next_number and (first == cursor or attempt == 2):
+                state.refusing = False
                 return next_number, first, items
             if not in_order or first + count > next_number:
                 break
         self.center.counters["refused_pages"] += 1
-        self.center.note(device, "refused a page that is not the one asked for (from record %d)" % cursor)
+        if state.refusing:
+            state.refusals_not_logged += 1
+        else:
+            state.refusing = True
+            self.center.note(device, "refused a page that is not the one asked for (from record %d)" % cursor)
         return None
 
     def status(self):

@@ -174,7 +174,8 @@ def describe(event):
         return "logical alarm on input %d" % index, "input state %d" % event["raw_value"]
     reference = scaled(key, event["raw_reference"])
     if kind == "threshold" and row:
-        side = ">" if value >= reference else "<"
-        return ("alarm %d: %s %s %g %s" % (index, what, side, reference, unit)).strip(), \
+        # the record does not say on which side of the threshold the alarm is:
+        # the name must read the same on the start and on the end record
+        return ("alarm %d on %s (threshold %g %s)" % (index, what, reference, unit)).replace(" )", ")"), \
             "value %.3f %s" % (value, unit)
     return "%s %d" % (KINDS[KIND_CODES[kind]][1], index), ("value %.3f %s" % (value, unit)).strip()

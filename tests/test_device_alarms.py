@@ -18,6 +18,9 @@ import pytest
 
 from conftest import demo_devices, demo_topology, free_tcp_port, running_gateway, wait_for
 from daemon import meter_events as ev
+from daemon.device_alarms import HISTORY_LOGGED
+from daemon.topology import Device
+from protocols.snmp.traps import TrapSender
 from webconfig.app import make_app
 from webconfig.server import HttpServer
 from snmp_support import ENTERPRISE, Site
@@ -159,7 +162,7 @@ def test_an_idle_check_is_one_read_and_new_records_cost_a_page_each(tmp_path):
             await gw.event_reader.check_device(engine, device)
             assert (meter.events.header_reads - reads, meter.events.command_writes - writes) == (4, 3)
             assert len(_device_records(gw, U30_AT_11)) == 30
-            assert gw.device_alarms.cursors[device.netid] == meter.events.next_number == 30
+            assert gw.device_alarms.cursors[device.netid].next == meter.events.next_number == 30
             assert not gw.device_alarms.active
     asyncio.run(body())
 
@@ -186,7 +189,7 @@ def test_overwritten_records_are_counted_lost_and_bad_ones_refused(tmp_path):
             await gw.event_reader.check_device(engine, device)
             assert gw.device_alarms.counters["refused_records"] == 1
             assert [a["name"] for a in gw.device_alarms.active_list()] == ["phase rotation"]
-            assert gw.device_alarms.cursors[device.netid] == 42
+            assert gw.device_alarms.cursors[device.netid].next == 42
 
             # A page that is not the one asked for (another master moved the window) changes nothing.
             gw.board.inject_event(U30_AT_11, kind="device", index=1, start=False, criticality="critical")
@@ -196,11 +199,11 @@ def test_overwritten_records_are_counted_lost_and_bad_ones_refused(tmp_path):
             before = len(gw.alarms.events())
             await gw.event_reader.check_device(engine, device)
             assert gw.device_alarms.counters["refused_pages"] == 1
-            assert gw.device_alarms.cursors[device.netid] == 42 and len(gw.device_alarms.active) == 1
+            assert gw.device_alarms.cursors[device.netid].next == 42 and len(gw.device_alarms.active) == 1
             assert [r["event"] for r in gw.alarms.events()[before:]] == ["device-log"]
             meter.events.read = real_read
             await gw.event_reader.check_device(engine, device)
-            assert not gw.device_alarms.active and gw.device_alarms.cursors[device.netid] == 43
+            assert not gw.device_alarms.active and gw.device_alarms.cursors[device.netid].next == 43
     asyncio.run(body())
 
 
@@ -277,6 +280,16 @@ def test_simulation_api_sets_alarms_and_refuses_bad_input(tmp_path):
                 ("/api/sim/meters/DC85EA/events", {"kind": "threshold", "index": 1}, 400),
                 ("/api/sim/meters/DC85EA/events", {"kind": "device", "index": 1, "criticality": "dire"}, 400),
                 ("/api/sim/meters/DC85EA", {"inputs": 256}, 400),
+                # a good part and a bad part: refused whole, nothing applied
+                ("/api/sim/meters/DC85EA/alarms", {"alarms": [slot], "logical_inputs": [1]}, 400),
+                ("/api/sim/meters/DC85EA/alarms", {"alarms": [dict(slot, threshold=float("inf"))]}, 400),
+                ("/api/sim/meters/DC85EA/alarms", {"alarms": [dict(slot, threshold=1e12)]}, 400),
+                ("/api/sim/meters/DC85EA/alarms", {"alarms": [slot, dict(slot, key="i2")]}, 400),
+                ("/api/sim/meters/DC85EA/alarms", {"alarms": [dict(slot, slot=1.9)]}, 400),
+                ("/api/sim/meters/DC85EA/events", {"kind": "power_quality", "index": 1, "key": "v1",
+                                                   "value": float("nan")}, 400),
+                ("/api/sim/meters/DC85EA/events", {"kind": "power_quality", "index": 1,
+                                                   "duration_ms": 2 ** 31}, 400),
             ]
             for path, payload, code in refused:
                 status, answer = await asyncio.to_thread(_http, base + path, payload)
@@ -310,4 +323,136 @@ def test_a_meter_that_refuses_the_window_is_asked_again_an_hour_later(tmp_path):
             others = [s for netid, s in gw.event_reader.states.items() if netid != "%06X" % I35_AT_5]
             await wait_for(lambda: min(s.checks for s in others) >= 3)   # the others go on every second
             assert state.errors == 1 and "%06X" % I35_AT_5 not in gw.device_alarms.cursors
+    asyncio.run(body())
+
+
+# ---------------------------------------------------------------- first contact, log restarts, moves, removals
+
+
+def test_first_contact_history_is_kept_short_and_announces_only_what_is_still_active(tmp_path):
+    """A U-30 that logged 41 records before the gateway knew it; the first read is cut by a timeout."""
+    def history(board):
+        log = board.find_meter(netid=U30_AT_11).events
+        t = log.meter.clock.time() - 3600
+        log.inject(t, "device", 2, criticality="critical")                  # CT disconnected, still active
+        for n in range(20):
+            log.inject(t + 60 * n, "power_quality", 1, key="v1", value=200.0, duration_ms=80)
+
+    async def body():
+        async with running_gateway(tmp_path / "state", demo_topology(), QUIET, prepare_board=history) as gw:
+            heard = []
+            gw.device_alarms.on_event(lambda alarm, state: heard.append((alarm["alarm"], state)))
+            meter = gw.board.find_meter(netid=U30_AT_11)
+            real_read, reads = meter.events.read, []
+
+            def read_then_fall_silent(start, count):
+                reads.append(start)
+                if len(reads) == 2:                   # after the first page, the meter stops answering
+                    meter.silent = True
+                return real_read(start, count)
+            meter.events.read = read_then_fall_silent
+            await gw.topology.replace(demo_devices())
+            await wait_for(lambda: gw.event_reader.states.get("%06X" % U30_AT_11) is not None
+                           and gw.event_reader.states["%06X" % U30_AT_11].errors == 1)
+            cursor = gw.device_alarms.cursors["%06X" % U30_AT_11]
+            assert (cursor.next, cursor.history) == (12, 41) and heard == []
+            meter.events.read = real_read
+            with meter.lock:
+                meter.silent = False
+            meter, device, engine = _meter_and_device(gw, U30_AT_11)
+            await wait_for(lambda: not gw.cache.comm_lost(11))
+            await gw.event_reader.check_device(engine, device)
+            assert (cursor.next, cursor.history) == (41, None)
+            assert heard == [(502, "raised")]         # the history's dips are not announced
+            kept = _device_records(gw, U30_AT_11)
+            assert sorted(r["rec"] for r in kept if not r.get("from_history")) == list(range(41 - HISTORY_LOGGED, 41))
+            assert [(r["alarm"], r["rec"]) for r in kept if r.get("from_history")] == [(502, 0)]
+            gw.board.inject_event(U30_AT_11, kind="power_quality", index=2, key="v2", value=270.0, duration_ms=30)
+            await gw.event_reader.check_device(engine, device)
+            assert heard[1:] == [(402, "raised"), (402, "cleared")]   # after the history: live
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize("cursor_file_lost", [False, True])
+def test_a_meter_log_restart_ends_its_alarms_and_survives_a_gateway_restart(tmp_path, cursor_file_lost):
+    async def body():
+        state = tmp_path / "state"
+        async with running_gateway(state, demo_topology(), QUIET) as gw:
+            await _preset(gw)
+            meter, device, engine = _meter_and_device(gw, U30_AT_11)
+            heard = []
+            gw.device_alarms.on_event(lambda alarm, st: heard.append((alarm["alarm"], st)))
+            gw.board.inject_event(U30_AT_11, kind="device", index=1, criticality="critical")
+            for _ in range(2):
+                gw.board.inject_event(U30_AT_11, kind="power_quality", index=3, key="v1", value=0.0,
+                                      duration_ms=900)
+            await gw.event_reader.check_device(engine, device)
+            assert [a["alarm"] for a in gw.device_alarms.active_list()] == [501]
+            log = meter.events
+            with meter.lock:                          # the meter's log is reset (0x0220 bit 1), then logs a dip
+                log.records.clear()
+                log.next_number = 0
+            gw.board.inject_event(U30_AT_11, kind="power_quality", index=1, key="v3", value=190.0, duration_ms=50)
+            await gw.event_reader.check_device(engine, device)
+            assert not gw.device_alarms.active and gw.device_alarms.counters["log_restarts"] == 1
+            assert heard[-3:] == [(501, "cleared"), (401, "raised"), (401, "cleared")]
+            cursor = gw.device_alarms.cursors[device.netid]
+            assert (cursor.gen, cursor.next) == (1, 2)
+        if cursor_file_lost:
+            os.remove(state / "event-cursors.json")
+
+        def keep_log(board):
+            meter = board.find_meter(netid=U30_AT_11)
+            meter.events, log.meter = log, meter
+
+        async with running_gateway(state, demo_topology(), QUIET, prepare_board=keep_log) as gw:
+            cursor = gw.device_alarms.cursors["%06X" % U30_AT_11]
+            assert (cursor.gen, cursor.next) == (1, 2)
+            meter, device, engine = _meter_and_device(gw, U30_AT_11)
+            await gw.event_reader.check_device(engine, device)
+            assert gw.device_alarms.counters["log_restarts"] == 0 and not gw.device_alarms.active
+            records = _device_records(gw, U30_AT_11)
+            counted = collections.Counter((r.get("gen"), r.get("rec")) for r in records if "rec" in r)
+            assert max(counted.values()) == 1 and {(1, 0), (1, 1)} <= set(counted)
+    asyncio.run(body())
+
+
+def test_an_alarm_ends_under_the_identity_it_started_with_and_removed_devices_end_theirs(tmp_path):
+    async def body():
+        state = tmp_path / "state"
+        async with running_gateway(state, demo_topology(), QUIET) as gw:
+            await _preset(gw)
+            sender = TrapSender(gw)
+            at_11, moved_to_12 = Device("digiware", 11, "U-30", "D5038A"), Device("digiware", 12, "U-30", "D5038A")
+            start = ev.decode_item(ev.encode_item(0, 753315200, ev.encode_cause(5, True, 0, 2, 3), 0, 0, 0), 0)
+            end = ev.decode_item(ev.encode_item(1, 753315260, ev.encode_cause(5, False, 0, 2, 3), 0, 0, 0), 1)
+            gw.device_alarms.apply(at_11, start)
+            assert list(sender.active) == [("device alarm", 503, "digiware:11:0")]
+            gw.device_alarms.apply(moved_to_12, end)         # the module was re-addressed meanwhile
+            assert not sender.active and not gw.device_alarms.active
+            assert _device_records(gw)[-1]["source"] == "digiware:11:0"
+
+            gw.device_alarms.apply(at_11, dict(start, rec=2))
+            assert len(gw.device_alarms.active) == 1
+        async with running_gateway(state, demo_topology(), QUIET) as gw:
+            assert len(gw.device_alarms.active) == 1              # restored from the event log
+            await gw.topology.replace([d for d in demo_devices() if d.netid != "D5038A"])
+            await wait_for(lambda: not gw.device_alarms.active)   # the U-30 left while the gateway was off
+            assert _device_records(gw)[-1]["state"] == "end" and _device_records(gw)[-1]["forgotten"]
+    asyncio.run(body())
+
+
+def test_concurrent_commits_write_a_whole_cursor_file(tmp_path):
+    async def body():
+        async with running_gateway(tmp_path / "state", demo_topology(), QUIET) as gw:
+            await _preset(gw)
+            center = gw.device_alarms
+            for n in range(30):
+                for netid in ("D5038A", "DC85E9"):
+                    center.cursors[netid].next += 1
+                await asyncio.gather(center.commit(), center.commit(), center.commit())
+            with open(tmp_path / "state" / "event-cursors.json", encoding="utf-8") as handle:
+                saved = json.load(handle)
+            assert saved["D5038A"][1] == center.cursors["D5038A"].next and \
+                saved["DC85E9"][1] == center.cursors["DC85E9"].next
     asyncio.run(body())

@@ -16,7 +16,7 @@ assert ev.alarm_number("power_quality", 1) == 401
 
 negative = ev.decode_item(ev.encode_item(3, 0, ev.encode_cause(1, True, 2, 1, 5), 12000, -5000, -4000), 3)
 assert negative["raw_value"] == -5000 and negative["raw_reference"] == -4000
-assert ev.describe(negative)[0] == "alarm 5: Total active power P < -4000 W", ev.describe(negative)
+assert ev.describe(negative)[0] == "alarm 5 on Total active power P (threshold -4000 W)", ev.describe(negative)
 
 for bad_cause in (0x0841, 0x9841, 0x1840, 0x18C1, ev.encode_cause(5, True, 0, 0, 3) + 1):
     try:
