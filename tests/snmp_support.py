@@ -6,6 +6,7 @@
 import asyncio
 import glob
 import os
+import re
 import shutil
 
 import pytest
@@ -117,3 +118,63 @@ class Site:
     async def get(self, credentials, *oids):
         rc, out, err = await run("snmpget", "-On", "-OQ", "-Oe", *credentials, self.target, *oids)
         return rc, parse(out), out + err
+
+
+# ---------------------------------------------------------------- trap receiver (net-snmp's snmptrapd)
+
+RAISED, CLEARED, ACTIVE, INPUT = ("%s.10.30.0.%d" % (ENTERPRISE, n) for n in (1, 2, 3, 4))
+OBJ = "%s.10.30.5.%%d.0" % ENTERPRISE
+SOURCE, NUMBER, ADDRESS, INPUT_NO, VALUE = (OBJ % n for n in (2, 1, 9, 11, 12))
+SILENT_NETID = 0xDC85EA                  # the I-35 at address 5 in the demo site
+
+
+class TrapReceiver:
+    """snmptrapd on a free loopback port, logging to a file the test reads."""
+
+    def __init__(self, tmp_path, engine_id=None):
+        self.dir = tmp_path / "snmptrapd"
+        self.dir.mkdir(exist_ok=True)
+        self.port = free_udp_port()
+        self.log = self.dir / "traps.log"
+        if engine_id:      # SNMPv3 only: the read user, authenticated and encrypted, with our engine ID
+            lines = ["createUser -e 0x%s control SHA Control-2024 AES Control-2024" % engine_id,
+                     "authUser log control priv"]
+        else:              # v1/v2c: only the trap community is logged
+            lines = ["authCommunity log trap"]
+        (self.dir / "snmptrapd.conf").write_text("\n".join(lines) + "\n")
+        self.proc = None
+
+    async def __aenter__(self):
+        need("snmptrapd")
+        env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(self.dir))
+        self.proc = await asyncio.create_subprocess_exec(
+            "snmptrapd", "-f", "-Lf", str(self.log), "-On", "-C", "-c", str(self.dir / "snmptrapd.conf"),
+            "udp:127.0.0.1:%d" % self.port, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await wait_for(lambda: self.log.exists() and "NET-SNMP version" in self.log.read_text())
+        return self
+
+    async def __aexit__(self, *exc):
+        self.proc.terminate()
+        await self.proc.wait()
+
+    def traps(self):
+        """[(trap OID, {varbind OID: value text})] in arrival order (v1 traps as their v2 OID)."""
+        text = self.log.read_text() if self.log.exists() else ""
+        out = []
+        for block in re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d )", text):
+            found = re.search(r"\.1\.3\.6\.1\.6\.3\.1\.1\.4\.1\.0 = OID: \.(\S+)", block)
+            if found:
+                trap = found.group(1)
+            else:
+                found = re.search(r"\.(\S+) Enterprise Specific Trap \((\d+)\)", block)
+                if not found:
+                    continue
+                trap = "%s.0.%s" % found.groups()
+            varbinds = dict((oid.lstrip("."), value.strip().strip('"'))
+                            for oid, value in re.findall(r"(\.[0-9.]+) = [^:\t]+: ([^\t\n]*)", block))
+            out.append((trap, varbinds))
+        return out
+
+    def count(self, trap, **where):
+        return sum(1 for t, vb in self.traps() if t == trap and all(vb.get(k) == v for k, v in where.items()))

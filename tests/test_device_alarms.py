@@ -23,8 +23,7 @@ from daemon.topology import Device
 from protocols.snmp.traps import TrapSender
 from webconfig.app import make_app
 from webconfig.server import HttpServer
-from snmp_support import ENTERPRISE, Site
-from test_snmp_traps import TrapReceiver
+from snmp_support import ENTERPRISE, Site, TrapReceiver
 
 I35_AT_5, U30_AT_11, IO10_AT_15 = 0xDC85EA, 0xD5038A, 0xC0E45D
 METER_ALARM, PQ_EVENT, ACTIVE_SYSTEM = ("%s.10.30.0.%d" % (ENTERPRISE, n) for n in (5, 6, 3))

@@ -27,8 +27,7 @@ import time
 
 from conftest import REPO, free_tcp_port, free_udp_port
 from daemon.topology import Topology, devices_from_simulation
-from snmp_support import need
-from test_snmp_traps import ACTIVE, NUMBER, RAISED, SOURCE, TrapReceiver
+from snmp_support import ACTIVE, NUMBER, RAISED, SOURCE, TrapReceiver, need
 
 LINK_ADDRESS = "169.254.45.55/16"      # link-local, on a veth pair that exists only in the namespace
 SITE = {"buses": {"digiware": {"baud": 38400, "turnaround_ms": 2, "meters": [

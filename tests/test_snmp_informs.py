@@ -13,8 +13,7 @@ import pytest
 
 from conftest import wait_for
 from protocols.snmp import engine
-from snmp_support import Site, free_udp_port
-from test_snmp_traps import RAISED, SILENT_NETID, SOURCE, NUMBER, TrapReceiver
+from snmp_support import NUMBER, RAISED, SILENT_NETID, SOURCE, Site, TrapReceiver, free_udp_port
 
 OF_5 = {SOURCE: "digiware:5", NUMBER: "3"}
 V3_INFORM_USER = ("createUser control SHA Control-2024 AES Control-2024\n"     # the receiver's own engine ID
