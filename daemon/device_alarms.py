@@ -243,7 +243,8 @@ class DeviceAlarms:
                 self._notify(ended, "cleared")
 
     def active_list(self):
-        return sorted(self.active.values(), key=lambda a: (a["address"], a["load"], a["alarm"]))
+        alarms = sorted(self.active.values(), key=lambda a: (a["address"], a["load"], a["alarm"]))
+        return [dict((k, v) for k, v in alarm.items() if k != "kept") for alarm in alarms]
 
     def status(self):
         return dict(self.counters, active=len(self.active))
