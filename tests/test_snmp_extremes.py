@@ -12,11 +12,11 @@ import asyncio
 from board.base import ManualClock
 from conftest import wait_for
 from daemon import registry
-from daemon.extremes import MAX, MIN, Extremes, TRACKED_KINDS
+from daemon.extremes import MAX, MAX_TS, MIN, MIN_TS, Extremes, TRACKED_KINDS
 from daemon.topology import Device, Topology
 from protocols.bacnet import points
 from protocols.snmp import mibdef
-from snmp_support import METROLOGY, T0, V3_READ, Site, mib_path, run
+from snmp_support import ENTERPRISE, METROLOGY, T0, V3_READ, V3_WRITE, Site, mib_path, run
 
 EXTREMES = dict((c.key, c) for c in mibdef.extremes_columns())
 CURRENT = dict((c.key, c) for c in mibdef.metrology_columns())
@@ -137,3 +137,49 @@ def test_extremes_follow_the_topology_and_track_what_protocols_serve():
     wanted |= set(points.AVERAGE_OF.values()) | set(EXTREMES)
     assert wanted <= extremes.tracked
     assert {registry.get(k)[registry.KIND] for k in extremes.tracked} == set(TRACKED_KINDS)
+
+
+def test_a_device_min_max_reset_over_snmp_needs_write_rights_and_touches_only_that_device(tmp_path):
+    reset_5 = "%s.10.30.2.1.14.5" % ENTERPRISE           # gwDevMinMaxReset of the I-35 at 5
+
+    async def body():
+        async with Site(tmp_path) as s:
+            extremes = s.gw.extremes
+
+            def addresses():
+                return set(k[0] for k in extremes._entries)
+
+            async def snmpset(credentials, *assignment):
+                return await run("snmpset", "-On", "-OQ", *credentials, s.target, *assignment)
+
+            assert {4, 5, 11} <= addresses()
+            rc, values, text = await s.get(s.v2c(), reset_5)
+            assert values[reset_5] == "0", text
+            # Refused: policy off (the default), read credentials, wrong value or type, no such device.
+            rc, out, err = await snmpset(s.v2c("privateV2"), reset_5, "i", "1")
+            assert rc != 0 and "noAccess" in out + err, out + err
+            await s.gw.settings.set_many({"policy.modbus_write": True})
+            refusals = ((s.v2c(), (reset_5, "i", "1"), "noAccess"),
+                        (s.v2c("privateV2"), (reset_5, "i", "2"), "wrongValue"),
+                        (s.v2c("privateV2"), (reset_5, "s", "yes"), "wrongType"),
+                        (s.v2c("privateV2"), ("%s.10.30.2.1.14.99" % ENTERPRISE, "i", "1"), "noCreation"),
+                        (s.v2c("privateV2"), ("%s.10.30.2.1.13.5" % ENTERPRISE, "i", "1"), "notWritable"))
+            for credentials, assignment, reason in refusals:
+                rc, out, err = await snmpset(credentials, *assignment)
+                assert rc != 0 and reason in out + err, (assignment, out + err)
+            assert extremes.resets == 0 and 5 in addresses()
+
+            # Allowed: the I-35 at 5 loses its extremes, the others keep theirs.
+            before_4 = dict((k, list(v)) for k, v in extremes._entries.items() if k[0] == 4)
+            reset_at = s.gw.clock.time()
+            rc, out, err = await snmpset(s.v3(*V3_WRITE), reset_5, "i", "1")
+            assert rc == 0, out + err
+            assert extremes.resets == 1
+            await wait_for(lambda: 5 in addresses())              # new extremes from the next poll
+            of_5 = [v for k, v in extremes._entries.items() if k[0] == 5]
+            of_4 = dict((k, v) for k, v in extremes._entries.items() if k[0] == 4)
+            # Every extreme of 5 was first seen after the reset; those of 4 go back before it.
+            assert of_5 and all(v[MIN_TS] >= reset_at and v[MAX_TS] >= reset_at for v in of_5)
+            assert set(of_4) == set(before_4) and any(v[MIN_TS] < reset_at for v in of_4.values())
+            assert all(of_4[k][MIN] <= before_4[k][MIN] and of_4[k][MAX] >= before_4[k][MAX] for k in of_4)
+    asyncio.run(body())

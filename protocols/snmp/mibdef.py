@@ -209,6 +209,10 @@ DEVICE_COLUMNS = (
     (12, "gwDevExceptions", COUNTER32, "read-only", "Modbus exception answers."),
     (13, "gwDevLastSuccess", DATETIME, "read-only",
      "Time of the last good answer (all zero octets when never)."),
+    (14, "gwDevMinMaxReset", INT32 + " (0..1)", "read-write",
+     "Reads 0. Writing 1 starts a new observation period for the device: the minimum and maximum of "
+     "each of its values (table 23, BACnet Min/Max_Pres_Value) are forgotten and start again from "
+     "the next poll. Needs read-write credentials; the device itself is not written to."),
 )
 
 LOAD_COLUMNS = (

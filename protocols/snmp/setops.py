@@ -5,7 +5,8 @@ A SetRequest changes nothing unless every varbind passes: write credentials
 writable object, a value of the right type and range. Only then are the
 writes sent: device values through ``daemon.control.write_value`` (the bus
 engine, pass-through priority), MIB-II sysContact/sysName/sysLocation
-through one ``settings.set_many``. Refusals map to RFC 3416 error statuses:
+through one ``settings.set_many``, gwDevMinMaxReset to the gateway's
+extremes (nothing reaches the device). Refusals map to RFC 3416 error statuses:
 
 | cause                                   | error-status   |
 | --------------------------------------- | -------------- |
@@ -66,6 +67,13 @@ def plan(gateway, index, varbinds, access_check):
                 status = "wrongLength" if not bounds[0] <= len(text) <= bounds[1] else "wrongValue"
                 raise SetRefused(status, i) from None
             writes.append(("setting", i, target[1], text))
+        elif target[0] == "minmax_reset":
+            if not isinstance(value, _INTEGER_TYPES) or isinstance(value, (rfc1902.TimeTicks, rfc1902.Counter32,
+                                                                          rfc1902.Counter64)):
+                raise SetRefused("wrongType", i)
+            if int(value) != 1:
+                raise SetRefused("wrongValue", i)
+            writes.append(("minmax_reset", i, target[1], 1))
         else:
             _kind, address, load, key = target
             if not isinstance(value, _INTEGER_TYPES) or isinstance(value, (rfc1902.TimeTicks, rfc1902.Counter32,
@@ -94,6 +102,9 @@ async def apply(gateway, writes, origin):
             if exc.reason in (control.NO_ANSWER, control.DEVICE_REFUSED):
                 status = "commitFailed"
             raise SetRefused(status, i) from None
+    for kind, _i, address, _value in writes:
+        if kind == "minmax_reset":
+            gateway.extremes.reset(address)
     if changes:
         try:
             await gateway.settings.set_many(changes)

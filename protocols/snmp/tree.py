@@ -34,6 +34,9 @@ SYSTEM_SETTINGS = {mibdef.MIB2_SYSTEM + (4, 0): "gateway.contact",
                    mibdef.MIB2_SYSTEM + (5, 0): "gateway.name",
                    mibdef.MIB2_SYSTEM + (6, 0): "gateway.location"}
 
+# The device-table column whose SET resets a device's extremes (reads 0).
+MINMAX_RESET_COLUMN = mibdef.DEVICE_ENTRY + tuple(c[0] for c in mibdef.DEVICE_COLUMNS if c[1] == "gwDevMinMaxReset")
+
 SNMP_COUNTERS = ((1, "snmpInPkts"), (3, "snmpInBadVersions"), (4, "snmpInBadCommunityNames"),
                  (5, "snmpInBadCommunityUses"), (6, "snmpInASNParseErrs"), (31, "snmpSilentDrops"),
                  (32, "snmpProxyDrops"))
@@ -147,10 +150,13 @@ class OidIndex:
         return sum(len(s.oids) for s in self.segments)
 
     def writer(self, oid):
-        """('setting', name) or ('device', address, load, key) for a writable OID, else None."""
+        """('setting', name), ('device', address, load, key) or ('minmax_reset', address)
+        for a writable instance, else None."""
         name = SYSTEM_SETTINGS.get(oid)
         if name is not None:
             return ("setting", name)
+        if oid[:-1] == MINMAX_RESET_COLUMN:
+            return ("minmax_reset", oid[-1]) if self.get(oid) is not None else None
         column = self.writable_columns.get(oid[:COLUMN_LEN]) if len(oid) == COLUMN_LEN + 2 else None
         if column is not None:
             return ("device", oid[COLUMN_LEN], oid[COLUMN_LEN + 1], column.key)
@@ -158,7 +164,8 @@ class OidIndex:
 
     def writable_object(self, oid):
         """True when ``oid`` is under a writable object type (noCreation rather than notWritable)."""
-        return any(oid[:len(c)] == c for c in self.writable_columns) or oid[:-1] + (0,) in SYSTEM_SETTINGS
+        return any(oid[:len(c)] == c for c in self.writable_columns) or oid[:-1] + (0,) in SYSTEM_SETTINGS \
+            or oid[:len(MINMAX_RESET_COLUMN)] == MINMAX_RESET_COLUMN
 
     def _object_oids(self):
         objects = set()
@@ -295,6 +302,7 @@ class OidIndex:
             return ber.OCTET_STRING, date_and_time(when)
 
         getters = {
+            "gwDevMinMaxReset": lambda: (ber.INTEGER, 0),
             "gwDevBus": lambda: (ber.INTEGER, BUS.get(device.bus, 1)),
             "gwDevReference": lambda: (ber.OCTET_STRING, text(device.reference)),
             "gwDevName": lambda: (ber.OCTET_STRING, text(device.name)),
