@@ -169,8 +169,7 @@ class CurveCache:
                 if load not in values:
                     values[load] = self.meter._values(load, t)
                 sums[i] += values[load].get(key, 0.0)
-        return [int(round(total / SAMPLES * registry.get(key)[registry.GW_SCALE]))
-                for total, (key, _load) in zip(sums, self.trend_items)]
+        return [registry.to_gateway_raw(key, total / SAMPLES) for total, (key, _load) in zip(sums, self.trend_items)]
 
     # ------------------------------------------------------------ register windows
 
@@ -335,5 +334,4 @@ class CurveCache:
         """[(end time, value)] of one trend item, oldest first."""
         self._catch_up()
         i = self.trend_items.index((key, load))
-        scale = float(registry.get(key)[registry.GW_SCALE])
-        return [(end, raw[i] / scale) for _seq, end, _flag, raw in self.trend.records]
+        return [(end, registry.from_gateway_raw(key, raw[i])) for _seq, end, _flag, raw in self.trend.records]

@@ -174,14 +174,14 @@ class EventLog:
         oldest = self.next_number - len(self.records)
         first = max(self.window_start, oldest)
         count = max(0, min(ev.ITEMS, self.next_number - first))
-        words = [self.next_number >> 16, self.next_number & 0xFFFF, count]
+        words = ev.encode_header(self.next_number, count)
         for number in range(first, first + count):
             words.extend(self.records[number - oldest])
         return words + [0] * (ev.ITEMS * ev.ITEM_WORDS - count * ev.ITEM_WORDS)
 
     def read(self, start, count):
         if start == ev.COMMAND:
-            return [self.window_start >> 16, self.window_start & 0xFFFF][:count]
+            return rtu.encode_value("u32", self.window_start)[:count]
         self.header_reads += 1
         offset = start - ev.HEADER
         return self._window()[offset:offset + count]
@@ -192,6 +192,6 @@ class EventLog:
     def write(self, start, words):
         if len(words) != ev.COMMAND_WORDS:
             return rtu.ILLEGAL_DATA_ADDRESS
-        self.window_start = (words[0] << 16) | words[1]
+        self.window_start = rtu.decode_value("u32", words)
         self.command_writes += 1
         return 0

@@ -49,8 +49,7 @@ def check_write(gateway, address, load, key, value):
 async def write_value(gateway, address, load, key, value, origin="?"):
     """Write one registry value to a device; returns the value now in the cache."""
     device, register, kind = check_write(gateway, address, load, key, value)
-    row = registry.get(key)
-    raw = int(round(value * row[registry.GW_SCALE])) if kind != "u16" else int(value)
+    raw = registry.to_gateway_raw(key, value) if kind != "u16" else int(value)
     try:
         words = rtu.encode_value(kind, raw)
     except ValueError as exc:

@@ -461,10 +461,9 @@ class CurveService:
                                                        decode_trend_items, after, now)
             if not period:
                 continue
-            scale = float(registry.get(key)[registry.GW_SCALE])
             series = self._series_for(name, period)
             for end, raw in items:
-                self._add(series, end - period, raw / scale, self._quality(0, end, period, now))
+                self._add(series, end - period, registry.from_gateway_raw(key, raw), self._quality(0, end, period, now))
             periods.append(period)
         return periods
 

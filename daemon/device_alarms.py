@@ -356,10 +356,10 @@ class EventReader:
             cursor = center.cursors[device.netid] = Cursor(0, 0, next_number)
         elif cursor.next > next_number:
             center.restarted(device, cursor, next_number)
-        if next_number - cursor.next > 0xFFFF:
+        if next_number - cursor.next > ev.NUMBER_MASK:
             # record numbers in the window are 16 bits: look no further back than that
-            self._lost(device, cursor, next_number - 0xFFFF)
-            cursor.next = next_number - 0xFFFF
+            self._lost(device, cursor, next_number - ev.NUMBER_MASK)
+            cursor.next = next_number - ev.NUMBER_MASK
         while cursor.next < next_number:
             page = await self._page(engine, device, state, cursor.next, next_number)
             if page is None:
@@ -404,7 +404,7 @@ class EventReader:
         address = device.address
         for attempt in (1, 2):
             wanted = min(ev.ITEMS, next_number - cursor)
-            await engine.write_registers(address, ev.COMMAND, [cursor >> 16, cursor & 0xFFFF], priority=POLL)
+            await engine.write_registers(address, ev.COMMAND, rtu.encode_value("u32", cursor), priority=POLL)
             words = await engine.read_registers(address, ev.HEADER, ev.HEADER_WORDS + wanted * ev.ITEM_WORDS,
                                                 priority=POLL)
             next_number, count = ev.decode_header(words)
@@ -413,8 +413,8 @@ class EventReader:
                 return None
             items = [words[ev.HEADER_WORDS + i * ev.ITEM_WORDS:ev.HEADER_WORDS + (i + 1) * ev.ITEM_WORDS]
                      for i in range(count)]
-            first = cursor + ((items[0][0] - cursor) & 0xFFFF)
-            in_order = all(item[0] == (first + i) & 0xFFFF for i, item in enumerate(items))
+            first = ev.full_number(cursor, items[0][0])
+            in_order = all(item[0] == (first + i) & ev.NUMBER_MASK for i, item in enumerate(items))
             if in_order and first + count <= next_number and (first == cursor or attempt == 2):
                 state.refusing = False
                 return next_number, first, items

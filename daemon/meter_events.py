@@ -35,6 +35,7 @@ Pure data and integer arithmetic: MicroPython-safe, like the registry.
 """
 
 from daemon import registry
+from protocols import modbus_rtu as rtu
 
 COMMAND = 0x0270
 COMMAND_WORDS = 2
@@ -43,7 +44,7 @@ HEADER_WORDS = 3
 DATA = 0x0283
 ITEM_WORDS = 10
 ITEMS = 12                       # 3 + 12 x 10 = 123 words: one read of at most 125
-RECORD_NUMBERS = 1 << 32
+NUMBER_MASK = 0xFFFF             # a record number travels as its low 16 bits
 
 # Catalogue profiles whose products keep an event log [ours]: the Digiware /
 # B-30 generation. DIRIS A and COUNTIS tables show none, so their alarms
@@ -94,46 +95,47 @@ def decode_cause(word):
     return kind, bool(word & 0x800), (word >> 8) & 0x7, criticality, index
 
 
-def _s32(hi, lo):
-    value = (hi << 16) | lo
-    return value - (1 << 32) if value & 0x80000000 else value
-
-
-def _s32_words(value):
-    value &= 0xFFFFFFFF
-    return [value >> 16, value & 0xFFFF]
+def full_number(near, low16):
+    """The record number whose low 16 bits are ``low16``, at or after ``near``."""
+    return near + ((low16 - near) & NUMBER_MASK)
 
 
 def encode_item(record_number, meter_time, cause, data_id, value, reference):
     """The ITEM_WORDS words of one record (meter_time: Socomec DATETIME)."""
-    return ([record_number & 0xFFFF, (meter_time >> 16) & 0xFFFF, meter_time & 0xFFFF, cause,
-             (data_id >> 16) & 0xFFFF, data_id & 0xFFFF] + _s32_words(value) + _s32_words(reference))
+    return ([record_number & NUMBER_MASK] + rtu.encode_value("datetime", meter_time) + [cause]
+            + rtu.encode_value("u32", data_id) + rtu.encode_value("s32", value)
+            + rtu.encode_value("s32", reference))
 
 
 def decode_item(words, expected_number):
     """One record as a dict; BadRecord if it is not the record asked for or not valid."""
     if len(words) != ITEM_WORDS:
         raise BadRecord("short record")
-    if words[0] != expected_number & 0xFFFF:
-        raise BadRecord("record %d where %d was expected" % (words[0], expected_number & 0xFFFF))
+    if words[0] != expected_number & NUMBER_MASK:
+        raise BadRecord("record %d where %d was expected" % (words[0], expected_number & NUMBER_MASK))
     kind, start, load, criticality, index = decode_cause(words[3])
-    data_id = (words[4] << 16) | words[5]
+    data_id = rtu.decode_value("u32", words[4:6])
     key = None
     if data_id:
         row = registry.by_data_id(data_id)
         if row is None:
             raise BadRecord("record %d: unknown service ID %d" % (expected_number, data_id))
         key = row[registry.KEY]
-    return {"rec": expected_number, "datetime": (words[1] << 16) | words[2], "kind": KINDS[kind][0],
+    return {"rec": expected_number, "datetime": rtu.decode_value("datetime", words[1:3]), "kind": KINDS[kind][0],
             "start": start, "load": load, "criticality": CRITICALITY[criticality], "index": index,
-            "key": key, "raw_value": _s32(words[6], words[7]), "raw_reference": _s32(words[8], words[9])}
+            "key": key, "raw_value": rtu.decode_value("s32", words[6:8]),
+            "raw_reference": rtu.decode_value("s32", words[8:10])}
+
+
+def encode_header(next_number, count):
+    return rtu.encode_value("u32", next_number) + [count]
 
 
 def decode_header(words):
     """(next record number, records in the window)."""
     if len(words) < HEADER_WORDS:
         raise BadRecord("short header")
-    return (words[0] << 16) | words[1], words[2]
+    return rtu.decode_value("u32", words), words[2]
 
 
 def alarm_number(kind, index):
@@ -141,16 +143,13 @@ def alarm_number(kind, index):
 
 
 def scaled(key, raw):
-    """A raw S32 at the registry's gateway scale of ``key`` as an engineering value."""
-    if key is None:
-        return raw
-    return raw / float(registry.get(key)[registry.GW_SCALE])
+    """A record's raw S32 as an engineering value (as is when no measurement is named)."""
+    return raw if key is None else registry.from_gateway_raw(key, raw)
 
 
 def raw_of(key, value):
-    if key is None:
-        return int(value)
-    return int(round(value * registry.get(key)[registry.GW_SCALE]))
+    """An engineering value as a record's raw S32 (as is when no measurement is named)."""
+    return int(value) if key is None else registry.to_gateway_raw(key, value)
 
 
 def describe(event):

@@ -189,10 +189,13 @@ def split_bacnet_instance(instance):
 
 
 def to_gateway_raw(key, value):
-    """Engineering value → the integer the gateway's Modbus table carries."""
-    row = _BY_KEY[key]
-    raw = int(round(value * row[GW_SCALE]))
-    return raw
+    """Engineering value → the integer at the gateway scale (Modbus table, SNMP, logs, trends)."""
+    return int(round(value * _BY_KEY[key][GW_SCALE]))
+
+
+def from_gateway_raw(key, raw):
+    """The integer at the gateway scale → the engineering value."""
+    return raw / float(_BY_KEY[key][GW_SCALE])
 
 
 def check_table():

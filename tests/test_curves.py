@@ -94,7 +94,7 @@ def test_trend_log_items_are_registry_measurements_at_the_gateway_scale():
     assert meter.write_registers(win.TREND_COMMAND, [win.LAST_RECORD, slot]) == 0
     page = meter.read_registers(win.TREND_HEADER, win.TREND_HEADER_WORDS + win.TREND_ITEMS * 4)
     assert page[1:4] == [win.TREND_ITEMS, 4, 10]
-    got = [(end, raw / float(registry.get("p")[registry.GW_SCALE]))
+    got = [(end, registry.from_gateway_raw("p", raw))
            for end, raw in decode_trend_items(page[win.TREND_HEADER_WORDS:])]
     assert got == meter.curves.trend_values("p", 2)[:18]    # 18 records so far, one page of 20
     end, average = got[-1]                                   # the period's average of the meter's model

@@ -140,6 +140,14 @@ def _meter_and_device(gateway, netid):
     return meter, device, gateway.engines[device.bus]
 
 
+def _keeping(log, netid):
+    """A prepare_board hook: the meter ``netid`` kept its event log across the gateway's restart."""
+    def prepare(board):
+        meter = board.find_meter(netid=netid)
+        meter.events, log.meter = log, meter
+    return prepare
+
+
 async def _preset(gateway):
     await gateway.topology.replace(demo_devices())
     await wait_for(lambda: gateway.event_reader.status()["checks"] >= 5)   # every log looked at once
@@ -228,11 +236,7 @@ def test_a_restart_neither_repeats_nor_loses_a_record(tmp_path, cursor_file_lost
         if cursor_file_lost:                          # a cut between the event log write and the cursor's
             os.remove(state / "event-cursors.json")
 
-        def keep_log(board):                          # the meter kept its log across the gateway's restart
-            meter = board.find_meter(netid=I35_AT_5)
-            meter.events, log.meter = log, meter
-
-        async with running_gateway(state, demo_topology(), QUIET, prepare_board=keep_log) as gw:
+        async with running_gateway(state, demo_topology(), QUIET, prepare_board=_keeping(log, I35_AT_5)) as gw:
             meter, device, engine = _meter_and_device(gw, I35_AT_5)
             await gw.event_reader.check_device(engine, device)
             records = _device_records(gw, I35_AT_5)
@@ -400,11 +404,7 @@ def test_a_meter_log_restart_ends_its_alarms_and_survives_a_gateway_restart(tmp_
         if cursor_file_lost:
             os.remove(state / "event-cursors.json")
 
-        def keep_log(board):
-            meter = board.find_meter(netid=U30_AT_11)
-            meter.events, log.meter = log, meter
-
-        async with running_gateway(state, demo_topology(), QUIET, prepare_board=keep_log) as gw:
+        async with running_gateway(state, demo_topology(), QUIET, prepare_board=_keeping(log, U30_AT_11)) as gw:
             cursor = gw.device_alarms.cursors["%06X" % U30_AT_11]
             assert (cursor.gen, cursor.next) == (1, 2)
             meter, device, engine = _meter_and_device(gw, U30_AT_11)

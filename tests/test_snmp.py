@@ -34,8 +34,7 @@ def oid_of(key, address, load):
     return "%s.%d.1.%d.%d.%d" % (METROLOGY, column.table, column.service_id, address, load)
 
 
-def scaled(key, value):
-    return int(round(value * registry.get(key)[registry.GW_SCALE]))
+scaled = registry.to_gateway_raw        # the integer the tables serve
 
 
 def test_values_at_the_manuals_oids_equal_the_meters(tmp_path):

@@ -34,8 +34,7 @@ def table20(key, address, load):
     return "%s.20.1.%d.%d.%d" % (METROLOGY, CURRENT[key].service_id, address, load)
 
 
-def scaled(key, value):
-    return int(round(value * registry.get(key)[registry.GW_SCALE]))
+scaled = registry.to_gateway_raw        # the integer the tables serve
 
 
 class Fed:

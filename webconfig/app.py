@@ -115,6 +115,16 @@ def _add_sim_routes(app, gateway):
     """Run-time control of the simulated meters (simulated board only)."""
     from board.sim import parse_netid
 
+    def _sim_call(method, netid, **kwargs):
+        """Call a SimBoard method on a meter: 404 for no such meter, 400 for a refused change."""
+        try:
+            method(parse_netid(netid), **kwargs)
+        except KeyError as exc:
+            return _error(404, str(exc).strip("'\""))
+        except (ValueError, TypeError) as exc:
+            return _error(400, str(exc))
+        return _json({"ok": True})
+
     @app.get("/api/sim/meters")
     def sim_meters():
         out = []
@@ -143,11 +153,7 @@ def _add_sim_routes(app, gateway):
             return _error(400, "address must be within 1..247")
         if "inputs" in changes and not 0 <= changes["inputs"] <= 0xFF:
             return _error(400, "inputs is a bit field within 0..255")
-        try:
-            gateway.board.configure_meter(parse_netid(netid), **changes)
-        except (KeyError, ValueError) as exc:
-            return _error(404, str(exc))
-        return _json({"ok": True})
+        return _sim_call(gateway.board.configure_meter, netid, **changes)
 
     @app.post("/api/sim/meters/<netid>/alarms")
     def sim_alarms(netid):
@@ -177,15 +183,6 @@ def _add_sim_routes(app, gateway):
                     (isinstance(value, bool) and fields[key] is not bool):
                 return _error(400, "cannot use %r = %r" % (key, value))
         return _sim_call(gateway.board.inject_event, netid, **body)
-
-    def _sim_call(method, netid, **kwargs):
-        try:
-            method(parse_netid(netid), **kwargs)
-        except KeyError as exc:
-            return _error(404, str(exc).strip("'\""))
-        except (ValueError, TypeError) as exc:
-            return _error(400, str(exc))
-        return _json({"ok": True})
 
     @app.post("/api/sim/button")
     def sim_button():
