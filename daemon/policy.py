@@ -10,6 +10,9 @@ SERVICE_SWITCHES = {
     "modbus": ("modbus.enabled", None),
     "snmp": ("snmp.enabled", "policy.snmp"),
     "bacnet": ("bacnet.enabled", "policy.bacnet"),
+    # The RTU slave's configuration switch is bus.rs485.mode == "slave", which
+    # is not a bool and not live: RtuSlaveService.enabled() adds it.
+    "rtu_slave": ("policy.modbus_slave", None),
 }
 
 

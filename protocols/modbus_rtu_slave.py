@@ -16,6 +16,7 @@ import logging
 import os
 import time
 
+from daemon.service import SwitchedService
 from daemon.supervise import cancel_and_wait
 from protocols import modbus_rtu as rtu
 from protocols.modbus_server import ModbusHandler
@@ -23,15 +24,18 @@ from protocols.modbus_server import ModbusHandler
 log = logging.getLogger("gateway.rtu_slave")
 
 
-class RtuSlaveService:
+class RtuSlaveService(SwitchedService):
+    """The slave port as a switched service: ``policy.modbus_slave`` turns it
+    on and off live through ``daemon/service.py`` (lock, coalescing,
+    ``last_error``). A port that cannot be opened (no UART on this board) is
+    reported in the status and the rest of the gateway goes on serving."""
+
     name = "rtu_slave"
 
     def __init__(self, gateway):
-        self.gateway = gateway
-        self.settings = gateway.settings
+        SwitchedService.__init__(self, gateway)
         self.handler = None
         self.port = None
-        self.running = False
         self._buf = bytearray()
         self._last_rx = 0.0
         self._flush_handle = None
@@ -40,47 +44,44 @@ class RtuSlaveService:
         self.stats = {"frames": 0, "answers": 0, "bad_crc": 0, "broadcasts": 0, "ignored": 0}
 
     def enabled(self):
-        return self.settings.get("bus.rs485.mode") == "slave" and self.settings.get("policy.modbus_slave")
+        # bus.rs485.mode is not live (a restart moves the port between master
+        # and slave), so only the policy switch needs watching.
+        return self.settings.get("bus.rs485.mode") == "slave" and SwitchedService.enabled(self)
 
-    async def start(self):
-        self.settings.on_change(self._changed)
-        await self._apply()
-
-    def _changed(self, key, _value):
-        if key in ("policy.modbus_slave",):
-            asyncio.get_running_loop().create_task(self._apply())
-
-    async def _apply(self):
-        if self.enabled() and not self.running:
-            prefix = "bus.rs485."
-            baud = self.settings.get(prefix + "baud")
-            self.port = self.gateway.board.open_port("rs485", baud, self.settings.get(prefix + "parity"),
-                                                     self.settings.get(prefix + "stop_bits"))
-            self.gap = rtu.frame_gap(baud, 8, self.settings.get(prefix + "parity"),
-                                     self.settings.get(prefix + "stop_bits"))
-            self.handler = ModbusHandler(self.gateway, own_units=(self.settings.get(prefix + "address"),))
-            self._queue = asyncio.Queue(maxsize=8)
+    async def _open(self):
+        prefix = "bus.rs485."
+        baud = self.settings.get(prefix + "baud")
+        parity = self.settings.get(prefix + "parity")
+        stop_bits = self.settings.get(prefix + "stop_bits")
+        port = self.gateway.board.open_port("rs485", baud, parity, stop_bits)
+        try:
             loop = asyncio.get_running_loop()
-            loop.add_reader(self.port.fileno(), self._readable)
-            self._task = loop.create_task(self._answer_loop(), name="rtu-slave")
-            self.running = True
-            log.info("RS485 port answers as Modbus RTU slave %d", self.settings.get(prefix + "address"))
-        elif not self.enabled() and self.running:
-            await self.stop()
+            loop.add_reader(port.fileno(), self._readable)
+        except BaseException:
+            port.close()
+            raise
+        self.port = port
+        self.gap = rtu.frame_gap(baud, 8, parity, stop_bits)
+        self.handler = ModbusHandler(self.gateway, own_units=(self.settings.get(prefix + "address"),))
+        self._buf.clear()
+        self._queue = asyncio.Queue(maxsize=8)
+        self._task = loop.create_task(self._answer_loop(), name="rtu-slave")
+        log.info("RS485 port answers as Modbus RTU slave %d", self.settings.get(prefix + "address"))
 
-    async def stop(self):
-        if not self.running:
-            return
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self.port.fileno())
+    async def _close(self):
+        asyncio.get_running_loop().remove_reader(self.port.fileno())
         if self._flush_handle:
             self._flush_handle.cancel()
+            self._flush_handle = None
         await cancel_and_wait(self._task)
+        self._task = None
         self.port.close()
-        self.running = False
+        self.port = None
 
     def status(self):
-        return {"enabled": bool(self.enabled()), "running": self.running, **self.stats}
+        out = SwitchedService.status(self)
+        out.update(self.stats)
+        return out
 
     # ---------------------------------------------------------------- framing
 
