@@ -178,7 +178,7 @@ class CurveCache:
         if self.has_lc and self.window == "b30":
             out += [(win.B30_COMMAND, 3), (win.B30_HEADER, win.B30_HEADER_WORDS + win.B30_ITEMS * 4)]
         if self.has_lc and self.window == "a14":
-            out += [(win.A14_COMMAND, 1), (win.A14_HEADER, win.A14_HEADER_WORDS + win.A14_ITEMS * 4)]
+            out += [(win.A14_COMMAND, 1), (win.A14_HEADER, win.A14_HEADER_WORDS + win.A14_ITEMS * win.A14_ITEM_WORDS)]
         if self.has_trend:
             out += [(win.TREND_SETTINGS, win.TREND_SLOTS * win.TREND_SETTING_WORDS), (win.TREND_COMMAND, 2),
                     (win.TREND_HEADER, win.TREND_HEADER_WORDS + win.TREND_ITEMS * 4)]
@@ -209,7 +209,7 @@ class CurveCache:
             words = []
             for key, load in self.trend_items:
                 sid = registry.get(key)[registry.DATA_ID]
-                words += [sid >> 16, sid & 0xFFFF, load]
+                words += rtu.encode_value("u32", sid) + [load]
             return words + [0] * (win.TREND_SLOTS * win.TREND_SETTING_WORDS - len(words))
         if block == win.TREND_COMMAND:
             return list(self.trend_command)
@@ -281,7 +281,7 @@ class CurveCache:
             else:
                 _seq, end, flag, raw = found
                 stamp = rtu.unix_to_socomec(end)
-                items += [stamp >> 16, stamp & 0xFFFF, flag, raw[power_type]]
+                items += rtu.encode_value("datetime", stamp) + [flag, raw[power_type]]
         return header + items
 
     def _a14_batch(self):
@@ -301,7 +301,7 @@ class CurveCache:
             else:
                 _seq, end, flag, raw = found
                 stamp = rtu.unix_to_socomec(end)
-                items += [stamp >> 16, stamp & 0xFFFF, flag, raw[kind]]
+                items += rtu.encode_value("datetime", stamp) + [flag, raw[kind]]
         return header + items
 
     def _trend_page(self):
@@ -317,7 +317,7 @@ class CurveCache:
             else:
                 _seq, end, _flag, raw = found
                 stamp = rtu.unix_to_socomec(end)
-                items += [stamp >> 16, stamp & 0xFFFF] + rtu.encode_value("s32", raw[item])
+                items += rtu.encode_value("datetime", stamp) + rtu.encode_value("s32", raw[item])
         return header + items
 
     # ------------------------------------------------------------ for tests

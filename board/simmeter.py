@@ -206,8 +206,7 @@ class SimMeter:
         words[catalogue.IDENT_NAME:catalogue.IDENT_NAME + 8] = rtu.encode_string_norm(self.reference, 8)
         words[catalogue.IDENT_EXT_NAME:catalogue.IDENT_EXT_NAME + 8] = rtu.encode_string_norm(
             self.row[catalogue.EXT_NAME], 8)
-        words[catalogue.IDENT_NETID] = (self.netid >> 16) & 0xFFFF
-        words[catalogue.IDENT_NETID + 1] = self.netid & 0xFFFF
+        words[catalogue.IDENT_NETID:catalogue.IDENT_NETID + 2] = rtu.encode_value("u32", self.netid)
         return words
 
     def _readable(self, start, count):
@@ -303,12 +302,12 @@ class SimMeter:
         """[ours] NET ID arbitration commands, sent to address 0 (no answer)."""
         with self.lock:
             if start == catalogue.NETID_ASSIGN_REGISTER and len(words) == 3:
-                if ((words[0] << 16) | words[1]) == self.netid and 1 <= words[2] <= 247:
+                if rtu.decode_value("u32", words) == self.netid and 1 <= words[2] <= 247:
                     self.address = words[2]
                     self.muted = False
                     self.com_led = False
             elif start == catalogue.NETID_FILTER_REGISTER and len(words) == 5:
-                address, lo, hi = words[0], (words[1] << 16) | words[2], (words[3] << 16) | words[4]
+                address, lo, hi = words[0], rtu.decode_value("u32", words[1:3]), rtu.decode_value("u32", words[3:5])
                 if address == self.address:
                     self.muted = not (lo <= self.netid <= hi)
             elif start == catalogue.CLOCK_REGISTER and len(words) == 6:

@@ -71,12 +71,10 @@ class Alarms:
             del self.active[key]
             self._event("cleared", key, detail or current.get("detail", ""))
 
-    def reconcile(self, sources_still_possible=None):
+    def reconcile(self):
         """Clear restored alarms nobody confirmed since the restart."""
         for key, state in list(self.active.items()):
             if not state["confirmed"]:
-                if sources_still_possible is not None and key in sources_still_possible:
-                    continue
                 self.set(key[0], key[1], False, "not confirmed after restart")
 
     def record_event(self, record):
@@ -91,12 +89,13 @@ class Alarms:
         self._append(record)
 
     def _append(self, record):
-        self._memory_log.append(record)
-        if len(self._memory_log) > self.capacity:
-            del self._memory_log[0]
         if self.log is not None:
             self._pending.append(record)
             self._kick_writer()
+        else:                      # no file (tools, unit tests): a bounded list stands in for it
+            self._memory_log.append(record)
+            if len(self._memory_log) > self.capacity:
+                del self._memory_log[0]
         for listener in list(self._listeners):
             try:
                 listener(record)

@@ -21,6 +21,29 @@ def atomic_write(path, data):
     fsync_directory(directory)
 
 
+def read_json(path, default=None):
+    """The JSON document at ``path``; ``default`` when it does not exist or is empty.
+
+    A document that exists but does not parse raises ValueError: callers
+    decide whether that is a fallback or an error.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        return default
+    if not raw.strip():
+        return default
+    return json.loads(raw)
+
+
+def write_json(path, doc, **dumps_options):
+    """Replace ``path`` by ``doc`` as JSON, atomically."""
+    options = {"sort_keys": True, "separators": (",", ":")}
+    options.update(dumps_options)
+    atomic_write(path, json.dumps(doc, **options).encode())
+
+
 def fsync_directory(directory):
     """Make a rename inside ``directory`` durable (the entry itself is data)."""
     dfd = os.open(directory, os.O_RDONLY)
@@ -37,17 +60,10 @@ class AtomicJSONStorage(Storage):
         self.path = path
 
     def read(self):
-        try:
-            with open(self.path, "rb") as handle:
-                raw = handle.read()
-        except FileNotFoundError:
-            return None
-        if not raw.strip():
-            return None
-        return json.loads(raw)
+        return read_json(self.path)
 
     def write(self, data):
-        atomic_write(self.path, json.dumps(data, sort_keys=True, indent=1).encode())
+        write_json(self.path, data, indent=1, separators=None)
 
     def close(self):
         pass

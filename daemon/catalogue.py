@@ -114,16 +114,16 @@ _IO = {
 }
 
 
-# Writable values per profile: key → (register, type). Writes go through
-# daemon/control.py, which checks the policy first.
+# Writable values per profile: key → (register, type, multiplier), like the
+# register maps. Writes go through daemon/control.py, which checks the policy first.
 WRITE_MAPS = {
-    "digiware_io": {"out_1": (IO_OUTPUT_REGISTER, "u16"), "out_2": (IO_OUTPUT_REGISTER + 1, "u16")},
-    "atys": {"out_1": (IO_OUTPUT_REGISTER, "u16"), "out_2": (IO_OUTPUT_REGISTER + 1, "u16")},
+    "digiware_io": {"out_1": (IO_OUTPUT_REGISTER, "u16", 1), "out_2": (IO_OUTPUT_REGISTER + 1, "u16", 1)},
+    "atys": {"out_1": (IO_OUTPUT_REGISTER, "u16", 1), "out_2": (IO_OUTPUT_REGISTER + 1, "u16", 1)},
 }
 
 
 def write_target(reference, load, key):
-    """(register, type) where ``key`` of ``load`` is written, or None if not writable."""
+    """(register, type, multiplier) where ``key`` of ``load`` is written, or None if not writable."""
     row = _BY_REF[reference]
     target = WRITE_MAPS.get(row[PROFILE], {}).get(key)
     if target is None or load != 0:
@@ -358,7 +358,7 @@ def decode(kind, words, multiplier):
     """Raw register words → engineering value (registry unit)."""
     from protocols.modbus_rtu import decode_value
     if kind == "e48":
-        return ((words[0] << 16) | words[1]) * 1000 + words[2] * 10
+        return decode_value("u32", words) * 1000 + words[2] * 10
     if kind.startswith("bit"):
         return (words[0] >> int(kind[3:])) & 1
     return decode_value(kind, words) * multiplier
@@ -370,7 +370,7 @@ def encode(kind, value, multiplier):
     if kind == "e48":
         wh = int(value)
         kwh, residual = divmod(wh, 1000)
-        return [(kwh >> 16) & 0xFFFF, kwh & 0xFFFF, residual // 10]
+        return encode_value("u32", kwh) + [residual // 10]
     if kind.startswith("bit"):
         raise ValueError("bit fields are encoded by their owner")
     raw = int(round(value / multiplier))
@@ -398,4 +398,10 @@ def check_catalogue():
         refs.add(row[REF])
         if row[PROFILE] not in REGISTER_MAPS:
             problems.append("%s: unknown profile" % row[REF])
+    # registry.WRITABLE (what protocols offer to write) must be what some device can take
+    writable_here = set(key for targets in WRITE_MAPS.values() for key in targets)
+    writable_there = set(row[registry.KEY] for row in registry.MEASUREMENTS if row[registry.WRITABLE])
+    if writable_here != writable_there:
+        problems.append("writable keys differ: catalogue %s, registry %s"
+                        % (sorted(writable_here), sorted(writable_there)))
     return problems

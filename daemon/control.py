@@ -9,7 +9,7 @@ maps to its own error (exception 01, noAccess, write-access-denied...).
 
 import logging
 
-from daemon import catalogue, registry
+from daemon import catalogue
 from daemon.bus import PASSTHROUGH, BusTimeout
 from daemon.policy import writes_allowed
 from protocols import modbus_rtu as rtu
@@ -31,29 +31,35 @@ class WriteRefused(Exception):
         self.reason = reason
 
 
-def check_write(gateway, address, load, key, value):
-    """Raise WriteRefused unless this write may be sent; returns (device, register, type)."""
-    if not writes_allowed(gateway.settings):
-        raise WriteRefused(POLICY, "writes to devices are disabled by the security policy")
+def _device(gateway, address):
+    """The topology device at ``address`` on a bus this gateway masters, or WriteRefused."""
     device = gateway.topology.device(address)
     if device is None or device.bus not in gateway.engines:
         raise WriteRefused(NO_DEVICE, "no device at address %d" % address)
+    return device
+
+
+def check_write(gateway, address, load, key, value):
+    """Raise WriteRefused unless this write may be sent; returns (device, register words)."""
+    if not writes_allowed(gateway.settings):
+        raise WriteRefused(POLICY, "writes to devices are disabled by the security policy")
+    device = _device(gateway, address)
     target = catalogue.write_target(device.reference, load, key)
     if target is None:
         raise WriteRefused(NOT_WRITABLE, "%s of load %d of %s is not writable" % (key, load, device.reference))
     if key.startswith("out_") and value not in (0, 1):
         raise WriteRefused(BAD_VALUE, "an output is 0 or 1")
-    return device, target[0], target[1]
+    register, kind, multiplier = target
+    try:
+        words = catalogue.encode(kind, value, multiplier)
+    except ValueError as exc:
+        raise WriteRefused(BAD_VALUE, str(exc)) from None
+    return device, register, words
 
 
 async def write_value(gateway, address, load, key, value, origin="?"):
     """Write one registry value to a device; returns the value now in the cache."""
-    device, register, kind = check_write(gateway, address, load, key, value)
-    raw = registry.to_gateway_raw(key, value) if kind != "u16" else int(value)
-    try:
-        words = rtu.encode_value(kind, raw)
-    except ValueError as exc:
-        raise WriteRefused(BAD_VALUE, str(exc)) from None
+    device, register, words = check_write(gateway, address, load, key, value)
     engine = gateway.engines[device.bus]
     try:
         if len(words) == 1:
@@ -82,7 +88,5 @@ async def passthrough(gateway, address, pdu):
                           rtu.WRITE_MULTIPLE_COILS, rtu.WRITE_MULTIPLE_REGISTERS) \
             and not writes_allowed(gateway.settings):
         raise WriteRefused(POLICY, "writes to devices are disabled by the security policy")
-    device = gateway.topology.device(address)
-    if device is None or device.bus not in gateway.engines:
-        raise WriteRefused(NO_DEVICE, "no device at address %d" % address)
+    device = _device(gateway, address)
     return await gateway.engines[device.bus].request(address, pdu, PASSTHROUGH)

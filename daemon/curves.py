@@ -61,6 +61,7 @@ A14_COMMAND = 0xF000
 A14_HEADER = 0xF010
 A14_HEADER_WORDS = 6
 A14_ITEMS = 29
+A14_ITEM_WORDS = 4
 A14_RESET = 0x0001
 A14_NEXT = 0xFFFE
 A14_SELECT = 0x0010              # [ours] + power type
@@ -109,7 +110,7 @@ def decode_b30_items(words, count=B30_ITEMS):
         w = words[i * B30_ITEM_WORDS:(i + 1) * B30_ITEM_WORDS]
         if len(w) < B30_ITEM_WORDS or w[2] == EMPTY_FLAG:
             continue
-        out.append((rtu.socomec_to_unix((w[0] << 16) | w[1]), w[2], w[3]))
+        out.append((rtu.socomec_to_unix(rtu.decode_value("datetime", w)), w[2], w[3]))
     return out
 
 
@@ -120,7 +121,7 @@ def decode_trend_items(words, count=TREND_ITEMS):
         w = words[i * TREND_ITEM_WORDS:(i + 1) * TREND_ITEM_WORDS]
         if len(w) < TREND_ITEM_WORDS:
             continue
-        stamp = (w[0] << 16) | w[1]
+        stamp = rtu.decode_value("datetime", w)
         if stamp == 0:
             continue
         out.append((rtu.socomec_to_unix(stamp), rtu.decode_value("s32", w[2:4])))
@@ -134,7 +135,7 @@ def decode_trend_settings(words):
         w = words[slot * TREND_SETTING_WORDS:(slot + 1) * TREND_SETTING_WORDS]
         if len(w) < TREND_SETTING_WORDS:
             break
-        service_id = (w[0] << 16) | w[1]
+        service_id = rtu.decode_value("u32", w)
         row = registry.by_data_id(service_id) if service_id else None
         if row is not None:
             out.append((slot, row[registry.KEY], w[2]))
@@ -371,19 +372,17 @@ class CurveService:
             quality |= Q_BACKFILLED
         return quality
 
-    async def _paged(self, engine, address, command, header_register, header_words, items, decode,
-                     after, now):
+    async def _paged(self, engine, address, command, header_register, header_words, items, item_words,
+                     decode, after, now):
         """(newest page header, period s, items newer than ``after``) from a
         record-numbered window (B-30 style).
 
         Reads the newest page, then older pages while the gap reaches further
         back (bounded by the gap's length and the start of the meter's ring).
         """
-        item_words = (items * 4)
-
         async def page(number):
             await engine.write_registers(address, command[0], [number] + command[1:], priority=CURVE)
-            words = await engine.read_registers(address, header_register, header_words + item_words,
+            words = await engine.read_registers(address, header_register, header_words + items * item_words,
                                                 priority=CURVE)
             return words[:header_words], decode(words[header_words:])
 
@@ -413,7 +412,8 @@ class CurveService:
     async def _b30_load_curve(self, engine, device, load, type_index, name, now):
         after = await self._newest_of(name)
         header, period, items = await self._paged(engine, device.address, [B30_COMMAND, load - 1, type_index],
-                                                  B30_HEADER, B30_HEADER_WORDS, B30_ITEMS, decode_b30_items,
+                                                  B30_HEADER, B30_HEADER_WORDS, B30_ITEMS, B30_ITEM_WORDS,
+                                                  decode_b30_items,
                                                   after, now)
         if not period:
             return None
@@ -431,8 +431,8 @@ class CurveService:
         await engine.write_registers(address, A14_COMMAND, [A14_SELECT + type_index], priority=CURVE)
         period = None
         series = None
-        for _page in range(1 + 8784 // A14_ITEMS):
-            words = await engine.read_registers(address, A14_HEADER, A14_HEADER_WORDS + A14_ITEMS * 4,
+        for _page in range(1 + setting(self.gateway.settings, "storage.points_per_series") // A14_ITEMS):
+            words = await engine.read_registers(address, A14_HEADER, A14_HEADER_WORDS + A14_ITEMS * A14_ITEM_WORDS,
                                                 priority=CURVE)
             count, period_min, numerator, denominator = words[0], words[2], words[4], words[5] or 1
             period = period_min * 60
@@ -457,8 +457,8 @@ class CurveService:
             name = series_name("history", device.netid, load, key)
             after = await self._newest_of(name)
             _header, period, items = await self._paged(engine, device.address, [TREND_COMMAND, slot],
-                                                       TREND_HEADER, TREND_HEADER_WORDS, TREND_ITEMS,
-                                                       decode_trend_items, after, now)
+                                                       TREND_HEADER, TREND_HEADER_WORDS,
+                                                       TREND_ITEMS, TREND_ITEM_WORDS, decode_trend_items, after, now)
             if not period:
                 continue
             series = self._series_for(name, period)

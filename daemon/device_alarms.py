@@ -32,13 +32,11 @@ logged (if their start was not) and announced.
 """
 
 import asyncio
-import json
 import logging
-import os
 
 from daemon import catalogue
 from daemon import meter_events as ev
-from daemon.atomicfile import atomic_write
+from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
 from daemon.bus import POLL, BusBusy, BusTimeout
 from daemon.supervise import Supervised
@@ -89,11 +87,9 @@ class DeviceAlarms:
     # ------------------------------------------------------------ persistence
 
     def _restore(self):
-        if self.cursor_path and os.path.exists(self.cursor_path):
+        if self.cursor_path:
             try:
-                with open(self.cursor_path, encoding="utf-8") as handle:
-                    saved = json.load(handle)
-                for netid, (gen, next_number, history) in saved.items():
+                for netid, (gen, next_number, history) in read_json(self.cursor_path, {}).items():
                     self.cursors[str(netid)] = Cursor(int(gen), int(next_number),
                                                       None if history is None else int(history))
             except (OSError, ValueError, TypeError, AttributeError):
@@ -141,11 +137,10 @@ class DeviceAlarms:
         they cover was queued before the copy, so the flush covers it.
         """
         async with self._commit_lock:
-            data = json.dumps(dict((netid, c.as_list()) for netid, c in self.cursors.items()),
-                              sort_keys=True).encode()
+            doc = dict((netid, c.as_list()) for netid, c in self.cursors.items())
             await self.alarms.flush()
             if self.cursor_path:
-                await run_blocking(atomic_write, self.cursor_path, data)
+                await run_blocking(write_json, self.cursor_path, doc)
 
     # ------------------------------------------------------------ events
 

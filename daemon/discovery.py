@@ -43,7 +43,7 @@ def parse_identification(words):
         "vendor": rtu.decode_string_norm(words[catalogue.IDENT_VENDOR:catalogue.IDENT_VENDOR + 8]),
         "name": rtu.decode_string_norm(words[catalogue.IDENT_NAME:catalogue.IDENT_NAME + 8]),
         "ext_name": rtu.decode_string_norm(words[catalogue.IDENT_EXT_NAME:catalogue.IDENT_EXT_NAME + 8]),
-        "netid": ((netid_words[0] << 16) | netid_words[1]) & NETID_MAX,
+        "netid": rtu.decode_value("u32", netid_words) & NETID_MAX,
     }
 
 
@@ -196,7 +196,7 @@ class Discovery:
         for netid in netids[1:]:
             new_address = self._free_address(taken | set(addresses))
             await engine.request(rtu.BROADCAST, rtu.write_registers_request(
-                catalogue.NETID_ASSIGN_REGISTER, [netid >> 16, netid & 0xFFFF, new_address]), DISCOVERY)
+                catalogue.NETID_ASSIGN_REGISTER, rtu.encode_value("u32", netid) + [new_address]), DISCOVERY)
             addresses.append(new_address)
             log.info("%s: NET ID %06X moved from %d to %d", bus, netid, address, new_address)
         found = []
@@ -261,7 +261,7 @@ class Discovery:
 
     async def _filter(self, engine, address, lo, hi):
         await engine.request(rtu.BROADCAST, rtu.write_registers_request(
-            catalogue.NETID_FILTER_REGISTER, [address, lo >> 16, lo & 0xFFFF, hi >> 16, hi & 0xFFFF]),
+            catalogue.NETID_FILTER_REGISTER, [address] + rtu.encode_value("u32", lo) + rtu.encode_value("u32", hi)),
             DISCOVERY)
 
     async def resolve_conflict(self, engine, address, timeout):

@@ -10,6 +10,7 @@ grows. Reads and writes are blocking: callers go through daemon.blocking.
 import json
 import os
 import struct
+import threading
 import zlib
 
 SLOT = 512
@@ -22,9 +23,12 @@ class RingLog:
         self.path = path
         self.capacity = capacity
         self._records = {}        # seq -> record (dict)
-        self._slot_of = {}
+        self._seq_in = {}         # slot -> seq of the record it holds
         self.next_seq = 1
         self.corrupt_slots = 0
+        # append() runs in the executor while records() is read on the loop:
+        # the two maps change together under this lock.
+        self._lock = threading.Lock()
         self._open()
 
     def _open(self):
@@ -53,7 +57,7 @@ class RingLog:
             except ValueError:
                 self.corrupt_slots += 1
                 continue
-            self._slot_of[seq] = slot
+            self._seq_in[slot] = seq
             newest = max(newest, seq)
         self.next_seq = newest + 1
 
@@ -73,18 +77,17 @@ class RingLog:
             os.fsync(fd)
         finally:
             os.close(fd)
-        old = [s for s, sl in self._slot_of.items() if sl == slot]
-        for s in old:
-            self._records.pop(s, None)
-            self._slot_of.pop(s, None)
-        self._records[seq] = record
-        self._slot_of[seq] = slot
-        self.next_seq = seq + 1
+        with self._lock:
+            self._records.pop(self._seq_in.get(slot), None)     # the record this one overwrites
+            self._records[seq] = record
+            self._seq_in[slot] = seq
+            self.next_seq = seq + 1
         return seq
 
     def records(self):
         """All records, oldest first, each with its ``seq``."""
-        return [dict(self._records[s], seq=s) for s in sorted(self._records)]
+        with self._lock:
+            return [dict(self._records[s], seq=s) for s in sorted(self._records)]
 
     def __len__(self):
         return len(self._records)

@@ -23,7 +23,6 @@ the daemon keeps running.
 """
 
 import array
-import json
 import logging
 import math
 import os
@@ -31,8 +30,10 @@ import shutil
 import threading
 
 from daemon import registry
+from daemon import settings as settings_mod
 from daemon import tsdb_format as fmt
-from daemon.atomicfile import atomic_write, fsync_directory
+from daemon.atomicfile import fsync_directory, read_json, write_json
+from daemon.topology import Topology
 from daemon.tsdb_query import SeriesData, aggregate, iter_rows
 # re-exported: callers (curves, web views) take the quality bits from here
 from daemon.tsdb_format import (Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE,  # noqa: F401
@@ -42,8 +43,8 @@ log = logging.getLogger("gateway.tsdb")
 
 # ---------------------------------------------------------------- capacity (SPEC §1, §4)
 
-MAX_DEVICES = 32
-MAX_CIRCUITS = 192
+MAX_DEVICES = Topology.MAX_DEVICES
+MAX_CIRCUITS = Topology.MAX_CIRCUITS
 # Per circuit: the energy indexes (consumption curves) and the load-curve
 # powers the registry knows; per device: the meter's trend log (B-30: 12 items).
 CONSUMPTION_KEYS = tuple(row[registry.KEY] for row in registry.MEASUREMENTS if row[registry.KIND] == "energy")
@@ -51,24 +52,14 @@ LOAD_CURVE_KEYS = tuple(row[registry.KEY] for row in registry.MEASUREMENTS if ro
 SERIES_PER_CIRCUIT = len(CONSUMPTION_KEYS) + len(LOAD_CURVE_KEYS)
 HISTORY_ITEMS_PER_DEVICE = 12
 
-# Settings this module reads, with the defaults used until the schema has them.
-DEFAULTS = {
-    "storage.points_per_series": 8784,        # 366 days at 60 min = 91.5 days at 15 min
-    "storage.consumption_period_min": 60,     # the gateway reads energy indexes (10..60 min)
-}
 STORE_FILE = "store.dat"
 DIRECTORY_FILE = "series.json"
 MAX_RETRY_BYTES = 4 << 20     # journal payload kept in memory while the disk refuses writes
 
 
 def setting(settings, name):
-    """A setting's value, or this module's default while the schema lacks it."""
-    if settings is not None:
-        try:
-            return settings.get(name)
-        except (KeyError, ValueError):
-            pass
-    return DEFAULTS[name]
+    """A setting's value, or its schema default without a settings store (tools, benches)."""
+    return settings.get(name) if settings is not None else settings_mod.row(name)[settings_mod.DEFAULT]
 
 
 def default_slots(max_devices=MAX_DEVICES, max_circuits=MAX_CIRCUITS):
@@ -161,7 +152,7 @@ class TimeSeriesStore:
         self.created = False
         os.makedirs(directory, exist_ok=True)
         if not os.path.exists(self.path):
-            self._create(geometry or Geometry(default_slots(), DEFAULTS["storage.points_per_series"]))
+            self._create(geometry or geometry_from_settings())
         self.fd = os.open(self.path, os.O_RDWR)
         # No readahead: on recent kernels a large read fills the page cache with
         # large folios, and a later 4 KiB write into one dirties (and writes
@@ -219,11 +210,7 @@ class TimeSeriesStore:
         self.slots = [None] * self.geometry.slots
         self.by_name = {}
         self.incarnations = {}
-        try:
-            with open(self.dir_path, "rb") as handle:
-                doc = json.loads(handle.read() or b"{}")
-        except FileNotFoundError:
-            doc = {}
+        doc = read_json(self.dir_path, {})
         self.generation = int(doc.get("generation", 0))
         self.incarnations = dict((int(k), int(v)) for k, v in doc.get("incarnations", {}).items())
         for name, entry in doc.get("series", {}).items():
@@ -242,7 +229,7 @@ class TimeSeriesStore:
                                                "counter": s.series.counter, "incarnation": s.incarnation,
                                                "since": s.since})
                               for s in self.slots if s is not None)}
-        atomic_write(self.dir_path, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+        write_json(self.dir_path, doc)
 
     def _slot_for(self, series):
         """The slot of ``series``, assigning (and saving the directory) if needed."""
