@@ -11,6 +11,9 @@ STALE = "stale"
 COMM_LOST = "comm_lost"
 NOT_SUPPORTED = "not_supported"
 
+# Severity order for a row's quality: the worst value decides it.
+QUALITY_RANK = {GOOD: 0, STALE: 1, COMM_LOST: 2, NOT_SUPPORTED: 3}
+
 
 class Reading:
     __slots__ = ("value", "timestamp", "quality")
@@ -117,3 +120,33 @@ class Cache:
         """{load: {key: Reading}} for one device (status API, pages)."""
         return dict((load, dict((key, self.get(address, load, key)) for key in self.keys(address, load)))
                     for load in self.loads(address))
+
+    def load_summary(self, address, load):
+        """(quality, newest, oldest, count) of one load's row of values.
+
+        The one rule every protocol shows for a row (SNMP gwLoadTable, the
+        Modbus normalized table's quality/age words, the gateway table's
+        meter status), so they cannot disagree: ``quality`` is the worst
+        quality of the row's values as ``get`` derives it (``QUALITY_RANK``;
+        ``not_supported`` for a row without values); ``newest`` and
+        ``oldest`` are the timestamps of its newest and oldest value (None
+        when none arrived), and a row's age is that of its *oldest* value, so
+        one value left behind is not hidden by fresh ones; ``count`` is the
+        number of measurements the device offers for the row.
+        """
+        keys = self._supported.get(address, {}).get(load, ())
+        worst = NOT_SUPPORTED if not keys else GOOD
+        rank = QUALITY_RANK[worst]
+        newest = oldest = None
+        for key in keys:
+            reading = self.get(address, load, key)
+            level = QUALITY_RANK[reading.quality]
+            if level > rank:
+                worst, rank = reading.quality, level
+            ts = reading.timestamp
+            if ts is not None:
+                if newest is None or ts > newest:
+                    newest = ts
+                if oldest is None or ts < oldest:
+                    oldest = ts
+        return worst, newest, oldest, len(keys)

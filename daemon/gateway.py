@@ -15,7 +15,7 @@ from board.base import BUS_NAMES, SystemClock
 from daemon import registry, sdnotify
 from daemon.alarms import Alarms
 from daemon.bus import BusEngine
-from daemon.cache import Cache
+from daemon.cache import STALE, Cache
 from daemon.curves import CurveService
 from daemon.device_alarms import DeviceAlarms, EventReader
 from daemon.discovery import Discovery
@@ -199,13 +199,19 @@ class Gateway:
         return self.clock.time() - (self.started_at or self.clock.time())
 
     def status_codes(self):
-        """{address: code} for the gateway Modbus table (protocols/modbus_tables.py)."""
+        """{address: code} for the gateway Modbus table (protocols/modbus_tables.py).
+
+        An answering device is "stale" when one of its rows is, by the row
+        rule every protocol shares (``Cache.load_summary``: worst quality of
+        the row's values).
+        """
         from protocols.modbus_tables import DEVICE_STATUS_CODES
+        cache = self.cache
         codes = {}
         for device in self.topology.devices:
             state = self.device_status(device)
-            if state == "ok" and any(r.quality == "stale" for load in self.cache.snapshot(device.address).values()
-                                     for r in load.values()):
+            if state == "ok" and any(cache.load_summary(device.address, load)[0] == STALE
+                                     for load in cache.loads(device.address)):
                 state = "stale"
             codes[device.address] = DEVICE_STATUS_CODES[state]
         return codes

@@ -122,13 +122,11 @@ def normalized_read(cache, address, start, count, now):
             return rtu.ILLEGAL_DATA_ADDRESS
         load, within = where
         if within == QUALITY_OFFSET or within == AGE_OFFSET:
-            readings = [cache.get(address, load, k) for k in cache.keys(address, load)]
+            quality, _newest, oldest, _count = cache.load_summary(address, load)
             if within == QUALITY_OFFSET:
-                worst = max([QUALITY_CODES[r.quality] for r in readings] or [QUALITY_CODES["not_supported"]])
-                words.append(worst)
+                words.append(QUALITY_CODES[quality])
             else:
-                stamps = [r.timestamp for r in readings if r.timestamp is not None]
-                words.append(0xFFFF if not stamps else min(0xFFFE, max(0, int(now - min(stamps)))))
+                words.append(0xFFFF if oldest is None else min(0xFFFE, max(0, int(now - oldest))))
             continue
         entry = _BY_OFFSET.get(within)
         if entry is None:

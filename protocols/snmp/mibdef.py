@@ -224,9 +224,11 @@ LOAD_COLUMNS = (
     (3, "gwLoadName", STRING, "read-only", "Name of the load."),
     (4, "gwLoadNetwork", STRING, "read-only", "Network type of the load (3P+N, 3P, 1P+N, 2P)."),
     (5, "gwLoadQuality", "GwQuality", "read-only",
-     "Quality of the row: a stale or lost value is never silent. Values keep their last reading."),
+     "Quality of the row: the worst quality of its values, so a stale or lost value is never silent. "
+     "Values keep their last reading."),
     (6, "gwLoadAge", GAUGE, "read-only",
-     "Seconds since the newest value of the row was read (4294967295 when none)."),
+     "Seconds since the oldest value of the row was read (4294967295 when none), so a value left "
+     "behind is not hidden by fresh ones."),
     (7, "gwLoadSupported", GAUGE, "read-only",
      "Number of measurements the device offers for this row; the others read 0."),
 )

@@ -322,40 +322,27 @@ class OidIndex:
         gw = self.gateway
         entry = dict((x["load"], x) for x in device.loads).get(load, {})
 
-        def row_state():
-            cache = gw.cache
-            keys = cache.keys(device.address, load)
-            newest = None
-            for key in keys:
-                ts = cache.get(device.address, load, key).timestamp
-                if ts is not None and (newest is None or ts > newest):
-                    newest = ts
-            if cache.comm_lost(device.address):
-                quality = COMM_LOST
-            elif newest is None:
-                quality = None
-            elif gw.clock.time() - newest > cache.stale_after:
-                quality = "stale"
-            else:
-                quality = "good"
-            return quality, newest, len(keys)
-
         def quality():
-            state = row_state()[0]
+            # Cache.load_summary is the one rule for a row (worst quality of
+            # its values); GwQuality adds noData for a row where nothing
+            # has arrived yet and the device is not known to be lost.
+            state, newest = gw.cache.load_summary(device.address, load)[:2]
+            if newest is None and state != COMM_LOST:
+                return ber.INTEGER, QUALITY["noData"]
             return ber.INTEGER, {"good": 1, "stale": 2, COMM_LOST: 3}.get(state, QUALITY["noData"])
 
         def age():
-            newest = row_state()[1]
-            if newest is None:
+            oldest = gw.cache.load_summary(device.address, load)[2]
+            if oldest is None:
                 return ber.GAUGE32, NEVER_AGE
-            return ber.GAUGE32, _clamped(ber.GAUGE32, int(max(0.0, gw.clock.time() - newest)))
+            return ber.GAUGE32, _clamped(ber.GAUGE32, int(max(0.0, gw.clock.time() - oldest)))
 
         getters = {
             "gwLoadName": lambda: (ber.OCTET_STRING, text(entry.get("name") if load else device.name)),
             "gwLoadNetwork": lambda: (ber.OCTET_STRING, text(device.network(load) if load else "device")),
             "gwLoadQuality": quality,
             "gwLoadAge": age,
-            "gwLoadSupported": lambda: (ber.GAUGE32, row_state()[2]),
+            "gwLoadSupported": lambda: (ber.GAUGE32, gw.cache.load_summary(device.address, load)[3]),
         }
         return getters[name]
 
