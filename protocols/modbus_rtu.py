@@ -260,6 +260,33 @@ def read_registers_from_pdu(pdu):
     return unpack_words(pdu[2:])
 
 
+def request_fields(pdu):
+    """(function, start, count_or_value, words) of a request PDU ``validate_request_pdu`` accepted.
+
+    The one reading of a request's fields for every server side (Modbus TCP,
+    the RTU slave, the simulated meters), so none of them slices PDUs by
+    hand. ``count_or_value`` is the count of a read or multiple write and the
+    value of a single write; ``words`` are the register values a 6 or 16
+    writes (None for reads and coil writes). Not for function 43, which has
+    no address field.
+    """
+    function = pdu[0]
+    start = (pdu[1] << 8) | pdu[2]
+    second = (pdu[3] << 8) | pdu[4]
+    if function == WRITE_SINGLE_REGISTER:
+        words = [second]
+    elif function == WRITE_MULTIPLE_REGISTERS:
+        words = unpack_words(pdu[6:])
+    else:
+        words = None
+    return function, start, second, words
+
+
+def read_response(function, words):
+    """Response PDU of a register read (3, 4) answering ``words``."""
+    return bytes((function, 2 * len(words))) + pack_words(words)
+
+
 def parse_request(frame):
     """Split a CRC-checked RTU request into (unit, pdu); FrameError if bad."""
     if len(frame) < 4 or not check_crc(frame):

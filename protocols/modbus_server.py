@@ -16,8 +16,7 @@ import logging
 from daemon import catalogue, control
 from daemon.bus import BusBusy, BusTimeout
 from protocols import modbus_rtu as rtu
-from protocols.modbus_tables import (NORMALIZED_BASE, GatewayTable, normalized_location, normalized_read,
-                                     normalized_write_target)
+from protocols.modbus_tables import GatewayTable, normalized_location, normalized_read, normalized_write
 
 log = logging.getLogger("gateway.modbus")
 
@@ -72,38 +71,36 @@ class ModbusHandler:
     # ---------------------------------------------------------------- gateway
 
     def _gateway_table(self, pdu):
-        function = pdu[0]
+        function, start, count, _words = rtu.request_fields(pdu)
         self.counters.gateway_table += 1
         if function not in READ_REGISTERS:
             return self._exception(function, rtu.ILLEGAL_FUNCTION)   # a read-only table
-        start, count = _address_count(pdu)
         words = self.table.read(start, count)
         if isinstance(words, int):
             return self._exception(function, words)
-        return _read_answer(function, words)
+        return rtu.read_response(function, words)
 
     # ---------------------------------------------------------------- meters
 
     async def _meter(self, unit, pdu):
         gateway = self.gateway
-        function = pdu[0]
+        function, start, count, words = rtu.request_fields(pdu)
         device = gateway.topology.device(unit)
         if device is None or device.bus not in gateway.engines:
             return self._exception(function, rtu.GATEWAY_PATH_UNAVAILABLE)
-        start, count = _address_count(pdu)
         if function in READ_REGISTERS and normalized_location(start) is not None:
-            words = normalized_read(gateway.cache, unit, start, count, gateway.clock.time())
-            if isinstance(words, int):
-                return self._exception(function, words)
+            values = normalized_read(gateway.cache, unit, start, count, gateway.clock.time())
+            if isinstance(values, int):
+                return self._exception(function, values)
             self.counters.from_cache += 1
-            return _read_answer(function, words)
-        if function in WRITE_FUNCTIONS and start >= NORMALIZED_BASE and normalized_location(start) is not None:
-            return await self._normalized_write(unit, pdu)
+            return rtu.read_response(function, values)
+        if function in WRITE_FUNCTIONS and normalized_location(start) is not None:
+            return await self._normalized_write(unit, pdu, function, start, words)
         if function in READ_REGISTERS:
             cached = self._from_cache(device, start, count)
             if cached is not None:
                 self.counters.from_cache += 1
-                return _read_answer(function, cached)
+                return rtu.read_response(function, cached)
         self.counters.forwarded += 1
         try:
             return await control.passthrough(gateway, unit, pdu)
@@ -130,24 +127,14 @@ class ModbusHandler:
             return None
         return list(words)
 
-    async def _normalized_write(self, unit, pdu):
-        function = pdu[0]
-        start = (pdu[1] << 8) | pdu[2]
-        if function == rtu.WRITE_SINGLE_REGISTER:
-            words = [(pdu[3] << 8) | pdu[4]]
-        elif function == rtu.WRITE_MULTIPLE_REGISTERS:
-            words = rtu.unpack_words(pdu[6:])
-        else:
+    async def _normalized_write(self, unit, pdu, function, start, words):
+        """A write into the normalized table: one value at the gateway's type and scale."""
+        if words is None:                                     # coil writes: the table is registers
             return self._exception(function, rtu.ILLEGAL_FUNCTION)
-        target = normalized_write_target(start, len(words))
-        if target is None and len(words) == 1:
-            target = normalized_write_target(start - 1, 2)     # low word of a 2-word output
-            if target is not None:
-                words = [0] + words
+        target = normalized_write(start, words)
         if target is None:
             return self._exception(function, rtu.ILLEGAL_DATA_ADDRESS)
-        load, key = target
-        value = rtu.decode_value("u32", words)
+        load, key, value = target
         try:
             await control.write_value(self.gateway, unit, load, key, value, origin="modbus")
         except control.WriteRefused as exc:
@@ -193,13 +180,3 @@ class ModbusHandler:
             return None
         return {0: "SOCOMEC", 1: device.reference, 2: "", 3: "", 4: device.product[catalogue.EXT_NAME],
                 5: device.reference, 6: device.name, 0x80: device.netid}
-
-
-def _address_count(pdu):
-    start = (pdu[1] << 8) | pdu[2]
-    count = (pdu[3] << 8) | pdu[4] if len(pdu) >= 5 else 1
-    return start, count
-
-
-def _read_answer(function, words):
-    return bytes((function, 2 * len(words))) + rtu.pack_words(words)

@@ -149,8 +149,28 @@ def normalized_read(cache, address, start, count, now):
     return words
 
 
-def normalized_write_target(register, count):
-    """(load, key) when [register, register+count) is exactly one writable value."""
+def normalized_write(register, words):
+    """(load, key, engineering value) of a write of ``words`` at ``register``, or None.
+
+    The inverse of ``normalized_read``: the words must cover exactly one
+    writable value, decoded with the row's gateway type and scale
+    (``registry.from_gateway_raw``). A single word written to the second
+    word of a 2-word value is its low word (high word 0): masters that write
+    an output with function 6 address the register that holds the bit.
+    """
+    target = _write_row(register, len(words))
+    if target is None and len(words) == 1:
+        target = _write_row(register - 1, 2)
+        words = [0] + list(words)
+    if target is None:
+        return None
+    load, row = target
+    key = row[registry.KEY]
+    return load, key, registry.from_gateway_raw(key, rtu.decode_value(row[registry.GW_TYPE], words))
+
+
+def _write_row(register, count):
+    """(load, registry row) when [register, register+count) is exactly one writable value."""
     where = normalized_location(register)
     if where is None:
         return None
@@ -161,4 +181,4 @@ def normalized_write_target(register, count):
     row = entry[0]
     if not row[registry.WRITABLE] or count != _row_words(row):
         return None
-    return load, row[registry.KEY]
+    return load, row
