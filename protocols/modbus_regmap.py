@@ -9,6 +9,7 @@ import csv
 import io
 
 from daemon import registry
+from protocols import modbus_rtu as rtu
 from protocols import modbus_tables as t
 
 HEADER = ("table", "unit_id", "register_hex", "register", "words", "type", "scale", "unit", "name", "description")
@@ -26,7 +27,7 @@ def rows():
     for row in sorted(registry.MEASUREMENTS, key=lambda r: r[registry.GW_OFFSET]):
         reg = t.NORMALIZED_BASE + row[registry.GW_OFFSET]
         scale = row[registry.GW_SCALE]
-        yield ("normalized", "meter address", "0x%04X" % reg, reg, 4 if row[registry.GW_TYPE] == "u64" else 2,
+        yield ("normalized", "meter address", "0x%04X" % reg, reg, rtu.TYPE_WORDS[row[registry.GW_TYPE]],
                row[registry.GW_TYPE], "" if scale == 1 else "x%d" % scale, row[registry.UNIT], row[registry.KEY],
                "%s (load L at +%d×L)%s" % (row[registry.NAME], registry.GW_LOAD_WINDOW,
                                            "; writable" if row[registry.WRITABLE] else ""))

@@ -102,13 +102,9 @@ def normalized_location(register):
     return load, within
 
 
-def _row_words(row):
-    return 4 if row[registry.GW_TYPE] == "u64" else 2
-
-
 _BY_OFFSET = {}
 for _row in registry.MEASUREMENTS:
-    for _i in range(_row_words(_row)):
+    for _i in range(rtu.TYPE_WORDS[_row[registry.GW_TYPE]]):
         _BY_OFFSET[_row[registry.GW_OFFSET] + _i] = (_row, _i)
 
 
@@ -179,6 +175,6 @@ def _write_row(register, count):
     if entry is None or entry[1] != 0:
         return None
     row = entry[0]
-    if not row[registry.WRITABLE] or count != _row_words(row):
+    if not row[registry.WRITABLE] or count != rtu.TYPE_WORDS[row[registry.GW_TYPE]]:
         return None
     return load, row
