@@ -51,18 +51,11 @@ class Board:
     def set_system_time(self, unix_time):
         raise NotImplementedError
 
-    def apply_network(self, config):
-        raise NotImplementedError
-
     def start(self, loop):
         """Called once the daemon loop runs (button polling, etc.)."""
 
     def close(self):
         pass
-
-    def describe(self):
-        return {"kind": self.kind, "ports": dict((b, self.port_path(b)) for b in BUS_NAMES),
-                "leds": dict(self.leds)}
 
 
 class SystemClock:

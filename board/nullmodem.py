@@ -11,12 +11,18 @@ import threading
 import tty
 
 
+def open_raw_pty():
+    """A pseudo-terminal pair in raw mode (no line discipline: bytes as they are): (master, slave)."""
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    return master, slave
+
+
 class NullModem:
     def __init__(self):
-        self._a_master, a_slave = os.openpty()
-        self._b_master, b_slave = os.openpty()
-        for fd in (self._a_master, a_slave, self._b_master, b_slave):
-            tty.setraw(fd)
+        self._a_master, a_slave = open_raw_pty()
+        self._b_master, b_slave = open_raw_pty()
         self._slaves = (a_slave, b_slave)
         self.path = os.ttyname(a_slave)         # the daemon's end
         self.peer_path = os.ttyname(b_slave)    # the external master's end

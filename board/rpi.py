@@ -45,6 +45,8 @@ class RpiBoard(Board):
         return port
 
     def set_led(self, name, state):
+        if self.leds.get(name) == state:
+            return                 # sysfs is written on changes only (alarm events call this often)
         Board.set_led(self, name, state)
         base = os.path.join(self.leds_dir, "gateway:" + name)
         if not os.path.isdir(base):
@@ -92,9 +94,6 @@ class RpiBoard(Board):
 
     def set_system_time(self, unix_time):
         time.clock_settime(time.CLOCK_REALTIME, unix_time)
-
-    def apply_network(self, config):
-        raise OSError("network changes on the Pi are applied by the system issue (not yet built)")
 
     def close(self):
         if self._watchdog is not None:

@@ -8,10 +8,9 @@ and the network are kept in memory so tests can look at them.
 
 import json
 import os
-import tty
 
 from board.base import BUS_NAMES, Board, SystemClock
-from board.nullmodem import NullModem
+from board.nullmodem import NullModem, open_raw_pty
 from board.simbus import SimBus
 from board.simmeter import SimMeter
 
@@ -52,6 +51,20 @@ def make_meter(spec, clock, seed=0):
     return meter
 
 
+def make_simbus(fd, name, spec, clock, index, seed=1):
+    """The simulated bus ``name`` (the ``index``-th of BUS_NAMES) of a topology, answering on ``fd``.
+
+    Seeds depend on the bus's place in BUS_NAMES, so the board and
+    tools.simbus simulate the same meters for the same file.
+    """
+    simbus = SimBus(fd, baud=spec.get("baud", 38400), parity=spec.get("parity", "N"),
+                    stop_bits=spec.get("stop_bits", 1), turnaround=spec.get("turnaround_ms", 2) / 1000.0,
+                    name=name, seed=seed + index)
+    for i, m in enumerate(spec.get("meters", [])):
+        simbus.add(make_meter(m, clock, seed=seed * 100 + index * 40 + i))
+    return simbus
+
+
 class SimBoard(Board):
     kind = "sim"
 
@@ -63,7 +76,6 @@ class SimBoard(Board):
         self.buses = {}
         self._fds = []
         self.time_offset = 0.0
-        self.network = {}
         self.watchdog_kicks = 0
         self._loop = None
         self.upstream = {}
@@ -73,22 +85,13 @@ class SimBoard(Board):
                 # The RS485 port in slave mode: an external master on the far end.
                 self.upstream[bus] = NullModem()
                 continue
-            master, slave = os.openpty()
-            tty.setraw(slave)
-            tty.setraw(master)
+            master, slave = open_raw_pty()
             self._fds += [master, slave]
-            simbus = SimBus(master, baud=spec.get("baud", 38400), parity=spec.get("parity", "N"),
-                            stop_bits=spec.get("stop_bits", 1),
-                            turnaround=spec.get("turnaround_ms", 2) / 1000.0, name=bus, seed=seed + n)
+            simbus = make_simbus(master, bus, spec, self.clock, n, seed)
             simbus.path = os.ttyname(slave)
-            for i, m in enumerate(spec.get("meters", [])):
-                simbus.add(self.make_meter(m, seed=seed * 100 + n * 40 + i))
             self.buses[bus] = simbus
         for simbus in self.buses.values():
             simbus.start()
-
-    def make_meter(self, spec, seed=0):
-        return make_meter(spec, self.clock, seed)
 
     def port_path(self, bus):
         if bus in self.upstream:
@@ -106,11 +109,15 @@ class SimBoard(Board):
                 return m
         return None
 
-    def configure_meter(self, netid, **changes):
-        """Run-time fault injection: silent, extra_delay, crc_error_rate, address."""
+    def _meter(self, netid):
         meter = self.find_meter(netid=netid)
         if meter is None:
             raise KeyError("no simulated meter with NET ID %06X" % netid)
+        return meter
+
+    def configure_meter(self, netid, **changes):
+        """Run-time fault injection: silent, extra_delay, crc_error_rate, address, inputs."""
+        meter = self._meter(netid)
         with meter.lock:
             for key, value in changes.items():
                 if key not in ("silent", "extra_delay", "crc_error_rate", "address", "inputs"):
@@ -122,9 +129,7 @@ class SimBoard(Board):
         return meter
 
     def _event_log(self, netid):
-        meter = self.find_meter(netid=netid)
-        if meter is None:
-            raise KeyError("no simulated meter with NET ID %06X" % netid)
+        meter = self._meter(netid)
         if meter.events is None:
             raise ValueError("a %s keeps no event log" % meter.reference)
         return meter
@@ -159,9 +164,6 @@ class SimBoard(Board):
     def set_system_time(self, unix_time):
         self.time_offset = unix_time - self.clock.time()
 
-    def apply_network(self, config):
-        self.network = dict(config)
-
     def close(self):
         for simbus in self.buses.values():
             simbus.stop()
@@ -173,8 +175,3 @@ class SimBoard(Board):
             except OSError:
                 pass
         self._fds = []
-
-    def describe(self):
-        info = Board.describe(self)
-        info["simulated_meters"] = sum(len(b.meters) for b in self.buses.values())
-        return info

@@ -50,10 +50,6 @@ class SimBus:
         with self.lock:
             self.meters.append(meter)
 
-    def remove(self, meter):
-        with self.lock:
-            self.meters.remove(meter)
-
     def meter(self, address=None, netid=None):
         with self.lock:
             for m in self.meters:

@@ -103,7 +103,7 @@ class EventLog:
                     self.log(now, "threshold", False, gone.load, gone.criticality, gone.slot, gone.key,
                              self.meter._values(gone.load, int(now)).get(gone.key, 0.0), gone.threshold)
             self.slots = slots
-            self.meter._second = None     # evaluate at the next access
+            self.meter.invalidate()       # evaluate at the next access
         if wanted is not None:
             self.logical_inputs = wanted
 
@@ -151,7 +151,7 @@ class EventLog:
         if type(duration_ms) is not int or not 0 <= duration_ms <= S32_MAX:
             raise ValueError("duration_ms must be 0..%d" % S32_MAX)
         if kind == "power_quality":
-            if index not in ev.PQ_EVENTS or duration_ms < 0:
+            if index not in ev.PQ_EVENTS:
                 raise ValueError("bad power-quality event")
             self.log(t, kind, True, load, criticality, index, key, value, 0)
             self.log(t + duration_ms / 1000.0, kind, False, load, criticality, index, key, value, duration_ms)
@@ -168,7 +168,7 @@ class EventLog:
         return [(ev.COMMAND, ev.COMMAND_WORDS), (ev.HEADER, ev.HEADER_WORDS + ev.ITEMS * ev.ITEM_WORDS)]
 
     def owns(self, start):
-        return ev.HEADER <= start < ev.DATA + ev.ITEMS * ev.ITEM_WORDS or start == ev.COMMAND
+        return any(block <= start < block + words for block, words in self.blocks())
 
     def _window(self):
         oldest = self.next_number - len(self.records)

@@ -29,7 +29,6 @@ class SimLoad:
         rnd = random.Random(seed)
         self.phase = rnd.uniform(0, 2 * math.pi)
         self.pf = rnd.uniform(0.86, 0.97)
-        self.export_share = 0.0
         self.ea_pos = rnd.uniform(1e5, 5e6)   # Wh
         self.ea_neg = 0.0
         self.er_pos = self.ea_pos * 0.3
@@ -98,6 +97,10 @@ class SimMeter:
         self._image = self._build_image(second)
         if self.events is not None:
             self.events.evaluate(second)
+
+    def invalidate(self):
+        """The register image is rebuilt (and alarms evaluated) at the next access."""
+        self._second = None
 
     def voltage(self, t, phase):
         return 230.0 + 3.0 * math.sin(t / 311.0 + self.voltage_phase + phase * 2.1)
@@ -253,7 +256,7 @@ class SimMeter:
             old, self.inputs = self.inputs, int(bits)
             if self.events is not None and old != self.inputs:
                 self.events.inputs_changed(self.clock.time(), old, self.inputs)
-            self._second = None
+            self.invalidate()
 
     def _clock_words(self):
         t = self.clock.time() + self.meter_clock_offset
@@ -294,7 +297,7 @@ class SimMeter:
                 for i, w in enumerate(words):
                     bit = 1 << (start - catalogue.IO_OUTPUT_REGISTER + i)
                     self.outputs = (self.outputs | bit) if w else (self.outputs & ~bit)
-                self._second = None
+                self.invalidate()
                 return 0
             return rtu.ILLEGAL_DATA_ADDRESS
 

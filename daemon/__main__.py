@@ -11,6 +11,7 @@ import signal
 import sys
 
 from board import make_board
+from daemon import settings as settings_mod
 from daemon.settings import SettingError, parse_assignment, parse_value
 
 PORT_FLAGS = (("--http-port", "http.port"), ("--https-port", "https.port"), ("--modbus-port", "modbus.port"),
@@ -29,7 +30,8 @@ def parse_args(argv=None):
     parser.add_argument("--discover", choices=("fast", "full"), help="run an auto-detection at start")
     parser.add_argument("--port", action="append", default=[], metavar="BUS=DEVICE",
                         help="rpi board: serial device of a bus, e.g. digiware=/dev/ttyUSB0")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-level", choices=settings_mod.row("log.level")[settings_mod.BOUNDS],
+                        help="override log.level for this run")
     return parser.parse_args(argv)
 
 
@@ -42,6 +44,8 @@ def overrides_from(args):
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             overrides[setting] = parse_value(setting, str(value))
+    if args.log_level is not None:
+        overrides["log.level"] = args.log_level
     return overrides
 
 
@@ -78,6 +82,7 @@ def northbound_services():
 
 async def run(args, overrides):
     gateway, http = build(args, overrides)
+    logging.getLogger().setLevel(gateway.settings.get("log.level").upper())   # live changes: Gateway
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -109,7 +114,7 @@ async def run(args, overrides):
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+    logging.basicConfig(level=(args.log_level or "info").upper(),     # until the settings are read
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         overrides = overrides_from(args)

@@ -29,6 +29,11 @@ SYSTEM_ALARMS = {
 }
 
 
+def device_source(bus, address, load=None):
+    """How alarms name a device ("digiware:5") or one of its loads ("digiware:5:1")."""
+    return "%s:%d" % (bus, address) if load is None else "%s:%d:%d" % (bus, address, load)
+
+
 class Alarms:
     def __init__(self, clock, path=None, capacity=2000):
         self.clock = clock

@@ -69,7 +69,7 @@ class DeviceCounters:
 
 
 class _Transaction:
-    __slots__ = ("unit", "pdu", "future", "retries", "timeout", "queued_at", "klass")
+    __slots__ = ("unit", "pdu", "future", "retries", "timeout", "klass")
 
     def __init__(self, unit, pdu, future, retries, timeout, klass):
         self.unit = unit
@@ -77,7 +77,6 @@ class _Transaction:
         self.future = future
         self.retries = retries
         self.timeout = timeout
-        self.queued_at = time.monotonic()
         self.klass = klass
 
 
@@ -98,7 +97,6 @@ class BusEngine:
         self.gap = rtu.frame_gap(baud, 8, parity, stop_bits)
         self.counters = collections.defaultdict(DeviceCounters)
         self.class_counts = [0, 0, 0, 0]
-        self.busy_time = 0.0
         self._queues = [collections.deque() for _ in CLASS_NAMES]
         self._wakeup = asyncio.Event()
         self._rx = bytearray()
@@ -256,7 +254,6 @@ class BusEngine:
                 last_error = exc
                 continue
             elapsed = time.monotonic() - started
-            self.busy_time += elapsed
             try:
                 pdu = rtu.parse_response(answer, tx.unit, tx.pdu)
             except rtu.ModbusException:

@@ -36,6 +36,7 @@ import logging
 
 from daemon import catalogue
 from daemon import meter_events as ev
+from daemon.alarms import device_source
 from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
 from daemon.bus import POLL, BusBusy, BusTimeout
@@ -171,7 +172,7 @@ class DeviceAlarms:
         alarm = {"alarm": number, "name": name, "detail": detail, "criticality": event["criticality"],
                  "category": ev.KINDS[ev.KIND_CODES[event["kind"]]][1], "kind": event["kind"],
                  "address": device.address, "bus": device.bus, "netid": device.netid, "load": event["load"],
-                 "source": "%s:%d:%d" % (device.bus, device.address, event["load"]),
+                 "source": device_source(device.bus, device.address, event["load"]),
                  "value": ev.scaled(event["key"], event["raw_value"]), "raw": event["raw_value"], "since": ts,
                  "rec": event["rec"]}
         if event["kind"] == "power_quality" and not event["start"]:
@@ -251,8 +252,7 @@ class _ReaderState:
         self.checks = 0
         self.errors = 0
         self.last_error = None
-        self.refusing = False             # the last page was refused: note the next refusal only once
-        self.refusals_not_logged = 0
+        self.refusing = False             # the last page was refused: a new refusal is not noted again
 
 
 class EventReader:
@@ -416,9 +416,7 @@ class EventReader:
             if not in_order or first + count > next_number:
                 break
         self.center.counters["refused_pages"] += 1
-        if state.refusing:
-            state.refusals_not_logged += 1
-        else:
+        if not state.refusing:            # counted always, noted once per run of refusals
             state.refusing = True
             self.center.note(device, "refused a page that is not the one asked for (from record %d)" % cursor)
         return None

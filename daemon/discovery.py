@@ -19,8 +19,10 @@ import asyncio
 import logging
 
 from daemon import catalogue
+from daemon.alarms import device_source
 from daemon.bus import DISCOVERY, BusGarbled, BusTimeout
 from daemon.supervise import cancel_and_wait
+from daemon.settings import check_value
 from daemon.topology import Device
 from protocols import modbus_rtu as rtu
 
@@ -78,8 +80,7 @@ class Discovery:
         if self.running():
             return False
         mode = mode or self.settings.get("discovery.mode")
-        if mode not in ("fast", "full"):
-            raise ValueError("mode must be fast or full")
+        check_value("discovery.mode", mode)          # SettingError (a ValueError) for anything else
         self.state, self.mode, self.progress, self.message = "running", mode, 0.0, "starting"
         self._task = asyncio.get_running_loop().create_task(self.run(mode), name="discovery")
         return True
@@ -177,7 +178,7 @@ class Discovery:
             if ident == "garbled":
                 conflicts.append(address)
                 self.conflicts.append({"bus": bus, "address": address})
-                self.alarms.set(ALARM_CONFLICT, "%s:%d" % (bus, address), True,
+                self.alarms.set(ALARM_CONFLICT, device_source(bus, address), True,
                                 "several devices answer at address %d" % address)
             elif ident is not None:
                 device = self._device(bus, address, ident, mode)
@@ -212,7 +213,7 @@ class Discovery:
                 device.loads = await self._read_loads(engine, device, timeout)
                 found.append(device)
         if netids and clean == len(addresses):
-            self.alarms.set(ALARM_CONFLICT, "%s:%d" % (bus, address), False,
+            self.alarms.set(ALARM_CONFLICT, device_source(bus, address), False,
                             "resolved by NET ID: %s" % ", ".join("%06X" % n for n in netids))
             self.message = "conflict at %s:%d resolved (%d devices)" % (bus, address, len(netids))
         return found

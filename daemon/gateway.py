@@ -6,19 +6,20 @@ meter: the buses, pollers and discovery do.
 """
 
 import asyncio
-import json
 import logging
 import os
 import random
 
 from board.base import BUS_NAMES, SystemClock
 from daemon import registry, sdnotify
-from daemon.alarms import Alarms
+from daemon.alarms import Alarms, device_source
+from daemon.atomicfile import read_json, write_json
+from daemon.blocking import run_blocking
 from daemon.bus import BusEngine
 from daemon.cache import STALE, Cache
 from daemon.curves import CurveService
 from daemon.device_alarms import DeviceAlarms, EventReader
-from daemon.discovery import Discovery
+from daemon.discovery import ALARM_CONFLICT, Discovery
 from daemon.extremes import Extremes
 from daemon.looplag import LoopLagMonitor
 from daemon.poller import BusPoller
@@ -39,16 +40,14 @@ def load_identity(state_dir):
     """The gateway's own NET ID and serial, made once and kept in the state dir."""
     path = os.path.join(state_dir, "identity.json")
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = read_json(path)
         int(data["netid"], 16)
         return data
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    from daemon.atomicfile import atomic_write
     rnd = random.SystemRandom()
     data = {"netid": "%06X" % rnd.randrange(0x100000, 0xFFFFFF), "serial": "%011d" % rnd.randrange(10 ** 10, 10 ** 11)}
-    atomic_write(path, json.dumps(data).encode())
+    write_json(path, data)
     return data
 
 
@@ -80,10 +79,8 @@ class Gateway:
         self.services = []         # northbound servers: objects with start()/stop()
         self.documents = {}        # generated files served over HTTP: name -> (content type, render())
         self.started_at = None
-        self._stopped = asyncio.Event()
         self._reconcile_handle = None
         self._heartbeat = Supervised("heartbeat", self._heartbeat_loop)
-        self.heartbeats = 0
         self.settings.on_change(self._setting_changed)
 
     # ---------------------------------------------------------------- lifecycle
@@ -157,15 +154,13 @@ class Gateway:
         await self.storage.stop()
         await self.alarms.flush()
         await self.looplag.stop()
-        self.board.close()
-        self._stopped.set()
+        await run_blocking(self.board.close)     # joins the simulated buses' threads, closes the watchdog
 
     async def _heartbeat_loop(self):
         """Kick the hardware watchdog and systemd's while the loop is alive."""
         while True:
             self.board.kick_watchdog()
             sdnotify.notify("WATCHDOG=1")
-            self.heartbeats += 1
             await asyncio.sleep(HEARTBEAT_S)
 
     # ---------------------------------------------------------------- events
@@ -176,7 +171,9 @@ class Gateway:
             self.discovery.start()
 
     def _setting_changed(self, name, value):
-        if name == "poll.stale_after_s":
+        if name == "log.level":
+            logging.getLogger().setLevel(value.upper())
+        elif name == "poll.stale_after_s":
             self.cache.stale_after = value
         elif name.startswith("bus.") and name.endswith(".timeout_ms"):
             engine = self.engines.get(name.split(".")[1])
@@ -228,7 +225,7 @@ class Gateway:
         return ages
 
     def device_status(self, device):
-        if (4, "%s:%d" % (device.bus, device.address)) in self.alarms.active:
+        if (ALARM_CONFLICT, device_source(device.bus, device.address)) in self.alarms.active:
             return "conflict"
         if self.cache.comm_lost(device.address):
             return "comm_lost"
@@ -247,8 +244,7 @@ class Gateway:
                 out = {}
                 for key, reading in readings.items():
                     row = registry.get(key)
-                    out[key] = {"value": reading.value, "ts": reading.timestamp, "quality": reading.quality,
-                                "unit": row[registry.UNIT], "name": row[registry.NAME]}
+                    out[key] = dict(reading.as_dict(), unit=row[registry.UNIT], name=row[registry.NAME])
                 values[str(load)] = out
             devices.append({
                 "address": device.address, "bus": device.bus, "reference": device.reference,
@@ -274,7 +270,7 @@ class Gateway:
             "gateway": {"name": self.settings.get("gateway.name"), "reference": "M-70",
                         "netid": self.identity["netid"], "serial": self.identity["serial"],
                         "firmware": VERSION, "board": self.board.kind,
-                        "uptime_s": round(self.clock.time() - (self.started_at or self.clock.time()), 1),
+                        "uptime_s": round(self.uptime(), 1),
                         "time": self.clock.time(), "modbus_address": self.settings.get("gateway.modbus_address")},
             "buses": buses,
             "devices": devices,

@@ -16,6 +16,7 @@ import logging
 import time
 
 from daemon import catalogue
+from daemon.alarms import device_source
 from daemon.bus import POLL, BusTimeout, BusBusy
 from daemon.supervise import Supervised
 from protocols import modbus_rtu as rtu
@@ -86,8 +87,12 @@ class DeviceState:
         self.device = device
         self.plan = plan_reads(device.reference, [(n, device.network(n)) for n in device.load_numbers()])
         self.failures = 0
-        self.lost = False
         self.next_try = 0.0
+
+    @property
+    def lost(self):
+        """Communication lost: the last poll failed (the cache's comm_lost mirrors it)."""
+        return self.failures > 0
 
 
 class BusPoller:
@@ -107,7 +112,6 @@ class BusPoller:
         self.device_cycles = collections.Counter()
         self._task = None
         self._topology_version = None
-        self.paused = False
 
     def start(self):
         self._task = Supervised("poll-" + self.bus_name, self._run)
@@ -142,18 +146,16 @@ class BusPoller:
                 self.states[address].device = device
 
     def source(self, address):
-        return "%s:%d" % (self.bus_name, address)
+        return device_source(self.bus_name, address)
 
     async def _run(self):
         while True:
             started = time.monotonic()
             self._sync_topology()
-            polled = 0
-            if not self.paused:
-                due = [self.states[a] for a in sorted(self.states)
-                       if not (self.states[a].lost and time.monotonic() < self.states[a].next_try)]
-                await self._poll_in_turn(due)
-                polled = len(due)
+            due = [self.states[a] for a in sorted(self.states)
+                   if not (self.states[a].lost and time.monotonic() < self.states[a].next_try)]
+            await self._poll_in_turn(due)
+            polled = len(due)
             elapsed = time.monotonic() - started
             if polled:
                 self.cycles += 1
@@ -218,9 +220,8 @@ class BusPoller:
     def _answered(self, state):
         address = state.device.address
         self.device_cycles[address] += 1
-        if state.lost or state.failures:
+        if state.lost:
             log.info("%s answers again", self.source(address))
-            state.lost = False
             state.failures = 0
             self.cache.set_comm_lost(address, False)
             self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), False, "device answers again")
@@ -229,12 +230,11 @@ class BusPoller:
 
     def _failed(self, state, exc):
         address = state.device.address
+        if not state.lost:
+            log.warning("%s stopped answering (%s)", self.source(address), exc)
         state.failures += 1
         backoff = min(self.settings.get("poll.backoff_max_s"), 2 ** (state.failures - 1))
         state.next_try = time.monotonic() + backoff
-        if not state.lost:
-            log.warning("%s stopped answering (%s); retry in %.0f s", self.source(address), exc, backoff)
-        state.lost = True
         self.cache.set_comm_lost(address, True)
         self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), True,
                         "%s %s does not answer" % (state.device.reference, state.device.netid))

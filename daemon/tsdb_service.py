@@ -33,7 +33,6 @@ class Storage:
         self.store = None
         self.error = None
         self._failing = False
-        self.events = []
 
     async def start(self):
         geometry = self.geometry or geometry_from_settings(self.settings)
@@ -94,24 +93,6 @@ class Storage:
     async def last_index(self, name):
         return await run_blocking(self.store.last_index, name)
 
-    async def export_batches(self, names, start, end, batch=1000):
-        """Async iterator of row lists: the blocking reads run off the loop."""
-        rows = self.store.export(list(names), start, end)
-
-        def take():
-            out = []
-            for row in rows:
-                out.append(row)
-                if len(out) >= batch:
-                    break
-            return out
-
-        while True:
-            chunk = await run_blocking(take)
-            if not chunk:
-                return
-            yield chunk
-
     async def snapshot(self, destination):
         return await run_blocking(self.store.snapshot, destination)
 
@@ -129,8 +110,6 @@ class Storage:
         restores alarms from "raised"/"cleared" records never mistakes them."""
         record = {"ts": self.clock.time() if self.clock else None, "event": event, "name": name,
                   "source": "storage", "criticality": criticality, "detail": detail, "category": "system"}
-        self.events.append(record)
-        del self.events[:-50]
         if self.on_event is not None:
             try:
                 self.on_event(record)

@@ -15,13 +15,12 @@ import os
 import signal
 import sys
 import threading
-import tty
 
 import serial
 
-from board.base import SystemClock
-from board.sim import load_topology_file, make_meter
-from board.simbus import SimBus
+from board.base import BUS_NAMES, SystemClock
+from board.nullmodem import open_raw_pty
+from board.sim import load_topology_file, make_simbus
 
 
 def main(argv=None):
@@ -39,11 +38,12 @@ def main(argv=None):
     clock = SystemClock()
     buses, keep_open = [], []
     targets = dict(text.partition("=")[::2] for text in args.device)
-    for n, (name, spec) in enumerate(topology.get("buses", {}).items()):
+    for n, name in enumerate(BUS_NAMES):
+        spec = topology.get("buses", {}).get(name)
+        if spec is None:
+            continue
         if args.pty:
-            master, slave = os.openpty()
-            tty.setraw(master)
-            tty.setraw(slave)
+            master, slave = open_raw_pty()
             keep_open += [master, slave]
             fd, where = master, os.ttyname(slave)
         elif name in targets:
@@ -53,11 +53,7 @@ def main(argv=None):
             fd, where = port.fileno(), targets[name]
         else:
             continue
-        bus = SimBus(fd, baud=spec.get("baud", 38400), parity=spec.get("parity", "N"),
-                     stop_bits=spec.get("stop_bits", 1), turnaround=spec.get("turnaround_ms", 2) / 1000.0,
-                     name=name, seed=1 + n)
-        for i, meter in enumerate(spec.get("meters", [])):
-            bus.add(make_meter(meter, clock, seed=100 + n * 40 + i))
+        bus = make_simbus(fd, name, spec, clock, n)
         bus.start()
         buses.append(bus)
         print("%s: %d meters on %s" % (name, len(bus.meters), where), flush=True)
