@@ -106,9 +106,9 @@ class SimBus:
             if unit == rtu.BROADCAST:
                 self.stats["broadcasts"] += 1
                 if pdu[0] == rtu.WRITE_MULTIPLE_REGISTERS and not rtu.validate_request_pdu(pdu):
-                    start = (pdu[1] << 8) | pdu[2]
+                    _function, start, _count, words = rtu.request_fields(pdu)
                     for m in self.meters:
-                        m.broadcast_write(start, rtu.unpack_words(pdu[6:]))
+                        m.broadcast_write(start, words)
                 return
             targets = [m for m in self.meters if m.address == unit and not m.silent and not m.muted]
             if not targets:

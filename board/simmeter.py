@@ -336,19 +336,16 @@ class SimMeter:
         if code:
             return rtu.exception_pdu(pdu[0] if pdu else 0, code)
         function = pdu[0]
-        if function in (rtu.READ_HOLDING, rtu.READ_INPUT):
-            start = (pdu[1] << 8) | pdu[2]
-            count = (pdu[3] << 8) | pdu[4]
-            words = self.read_registers(start, count)
-            if isinstance(words, int):
-                return rtu.exception_pdu(function, words)
-            return bytes((function, 2 * count)) + rtu.pack_words(words)
-        if function == rtu.WRITE_SINGLE_REGISTER:
-            start = (pdu[1] << 8) | pdu[2]
-            code = self.write_registers(start, [(pdu[3] << 8) | pdu[4]])
-            return rtu.exception_pdu(function, code) if code else pdu
-        if function == rtu.WRITE_MULTIPLE_REGISTERS:
-            start = (pdu[1] << 8) | pdu[2]
-            code = self.write_registers(start, rtu.unpack_words(pdu[6:]))
-            return rtu.exception_pdu(function, code) if code else pdu[:5]
-        return rtu.exception_pdu(function, rtu.ILLEGAL_FUNCTION)
+        if function not in (rtu.READ_HOLDING, rtu.READ_INPUT, rtu.WRITE_SINGLE_REGISTER,
+                            rtu.WRITE_MULTIPLE_REGISTERS):
+            return rtu.exception_pdu(function, rtu.ILLEGAL_FUNCTION)
+        _function, start, count, words = rtu.request_fields(pdu)
+        if words is None:                     # a read
+            answer = self.read_registers(start, count)
+            if isinstance(answer, int):
+                return rtu.exception_pdu(function, answer)
+            return rtu.read_response(function, answer)
+        code = self.write_registers(start, words)
+        if code:
+            return rtu.exception_pdu(function, code)
+        return pdu if function == rtu.WRITE_SINGLE_REGISTER else pdu[:5]
