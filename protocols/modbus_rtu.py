@@ -351,36 +351,42 @@ TYPE_WORDS = {
 }
 
 
+# Raw integer range of each integer type: what encode_value accepts and what
+# saturate clamps to. u8 travels in a whole word, so it accepts the word's range.
+TYPE_RANGE = {
+    "u16": (0, 0xFFFF), "u8": (0, 0xFFFF), "s16": (-0x8000, 0x7FFF),
+    "u32": (0, 0xFFFFFFFF), "datetime": (0, 0xFFFFFFFF), "s32": (-0x80000000, 0x7FFFFFFF),
+    "u64": (0, 0xFFFFFFFFFFFFFFFF), "s64": (-0x8000000000000000, 0x7FFFFFFFFFFFFFFF),
+}
+
+
+def saturate(raw, limits):
+    """``raw`` clamped into ``limits`` (a ``TYPE_RANGE`` entry): beyond a type's range a
+    value saturates, it never wraps. The caller looks the range up once (per
+    column, per table) so a hot path pays no lookup per value."""
+    lo, hi = limits
+    return lo if raw < lo else hi if raw > hi else raw
+
+
 def encode_value(kind, value, word_order="big"):
-    """Raw integer/float → list of 16-bit words."""
-    if kind == "u16" or kind == "u8":
-        if value < 0 or value > 0xFFFF:
-            raise ValueError("out of range for %s" % kind)
-        return [value]
-    if kind == "s16":
-        if value < -0x8000 or value > 0x7FFF:
-            raise ValueError("out of range for s16")
-        return [value & 0xFFFF]
+    """Raw integer/float → list of 16-bit words; ValueError outside the type's range."""
     if kind == "f32":
         words = list(struct.unpack(">HH", struct.pack(">f", value)))
-    elif kind in ("u32", "datetime"):
-        if value < 0 or value > 0xFFFFFFFF:
-            raise ValueError("out of range for %s" % kind)
-        words = [value >> 16, value & 0xFFFF]
-    elif kind == "s32":
-        if value < -0x80000000 or value > 0x7FFFFFFF:
-            raise ValueError("out of range for s32")
-        value &= 0xFFFFFFFF
-        words = [value >> 16, value & 0xFFFF]
-    elif kind == "u64" or kind == "s64":
-        if kind == "u64" and (value < 0 or value >> 64):
-            raise ValueError("out of range for u64")
-        if kind == "s64" and (value < -(1 << 63) or value >= (1 << 63)):
-            raise ValueError("out of range for s64")
-        value &= 0xFFFFFFFFFFFFFFFF
-        words = [(value >> 48) & 0xFFFF, (value >> 32) & 0xFFFF, (value >> 16) & 0xFFFF, value & 0xFFFF]
     else:
-        raise ValueError("unknown type %s" % kind)
+        limits = TYPE_RANGE.get(kind)
+        if limits is None:
+            raise ValueError("unknown type %s" % kind)
+        if value < limits[0] or value > limits[1]:
+            raise ValueError("out of range for %s" % kind)
+        n = TYPE_WORDS[kind]
+        if n == 1:
+            return [value if value >= 0 else value & 0xFFFF]
+        if n == 2:
+            value &= 0xFFFFFFFF
+            words = [value >> 16, value & 0xFFFF]
+        else:
+            value &= 0xFFFFFFFFFFFFFFFF
+            words = [(value >> 48) & 0xFFFF, (value >> 32) & 0xFFFF, (value >> 16) & 0xFFFF, value & 0xFFFF]
     if word_order == "little":
         words.reverse()
     return words

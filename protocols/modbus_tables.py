@@ -133,14 +133,9 @@ def normalized_read(cache, address, start, count, now):
         if key not in rendered:
             reading = cache.get(address, load, row[registry.KEY])
             value = reading.value if reading.value is not None else 0
-            raw = registry.to_gateway_raw(row[registry.KEY], value)
             kind = row[registry.GW_TYPE]
-            try:
-                rendered[key] = rtu.encode_value(kind, raw)
-            except ValueError:      # beyond the type's range: saturate, never wrap
-                limit = {"u32": (0, 0xFFFFFFFF), "s32": (-0x80000000, 0x7FFFFFFF),
-                         "u64": (0, 2 ** 64 - 1)}[kind]
-                rendered[key] = rtu.encode_value(kind, min(max(raw, limit[0]), limit[1]))
+            raw = rtu.saturate(registry.to_gateway_raw(row[registry.KEY], value), rtu.TYPE_RANGE[kind])
+            rendered[key] = rtu.encode_value(kind, raw)
         words.append(rendered[key][index])
     return words
 

@@ -16,12 +16,16 @@ import time
 
 from daemon.cache import COMM_LOST
 from daemon.extremes import MAX, MIN
+from daemon.registry import to_gateway_raw
+from protocols import modbus_rtu as rtu
 from protocols.snmp import ber, mibdef
 
 TAGS = {mibdef.INT32: ber.INTEGER, mibdef.GAUGE: ber.GAUGE32, mibdef.COUNTER32: ber.COUNTER32,
         mibdef.COUNTER64: ber.COUNTER64, mibdef.STRING: ber.OCTET_STRING, mibdef.DATETIME: ber.OCTET_STRING}
-LIMITS = {ber.INTEGER: (-2 ** 31, 2 ** 31 - 1), ber.GAUGE32: (0, 2 ** 32 - 1),
-          ber.COUNTER32: (0, 2 ** 32 - 1), ber.COUNTER64: (0, 2 ** 64 - 1)}
+# Value range of each numeric tag, as the Modbus type of the same width: one
+# saturation rule (rtu.saturate) for SNMP and the Modbus tables.
+LIMITS = {ber.INTEGER: rtu.TYPE_RANGE["s32"], ber.GAUGE32: rtu.TYPE_RANGE["u32"],
+          ber.COUNTER32: rtu.TYPE_RANGE["u32"], ber.COUNTER64: rtu.TYPE_RANGE["u64"]}
 NEVER_AGE = 2 ** 32 - 1
 COLUMN_LEN = len(mibdef.METROLOGY) + 3        # …10.20.<table>.1.<serviceID>; instances add address, load
 QUALITY = dict(mibdef.QUALITY)
@@ -57,11 +61,6 @@ def date_and_time(unix_time):
 
 def text(value):
     return str(value or "").encode("utf-8")[:255]
-
-
-def _clamped(tag, raw):
-    lo, hi = LIMITS[tag]
-    return lo if raw < lo else hi if raw > hi else raw
 
 
 class Segment:
@@ -221,40 +220,40 @@ class OidIndex:
             tag = TAGS[column.base]
             for device, load in rows:
                 oid = column.oid + (device.address, load)
-                yield oid, self._metrology_getter(cache, device.address, load, column.key, tag, column.scale)
+                yield oid, self._metrology_getter(cache, device.address, load, column.key, tag)
         extremes = self.gateway.extremes
         for column in self.extremes_columns:
             tag = TAGS[column.base]
             for device, load in rows:
                 for _name, number in mibdef.EXTREMES:
                     oid = column.oid + (device.address, load, number)
-                    yield oid, self._extreme_getter(extremes, device.address, load, column.key, number, tag,
-                                                    column.scale)
+                    yield oid, self._extreme_getter(extremes, device.address, load, column.key, number, tag)
 
     @staticmethod
-    def _metrology_getter(cache, address, load, key, tag, scale):
-        lo, hi = LIMITS[tag]
+    def _metrology_getter(cache, address, load, key, tag):
+        """A column's value at the gateway scale (registry.to_gateway_raw), saturated to its tag."""
+        limits = LIMITS[tag]
+        saturate = rtu.saturate
 
         def get():
             value = cache.get(address, load, key).value
             if value is None:
                 return tag, 0       # unsupported or not read yet: 0, as the manual says
-            raw = int(round(value * scale))
-            return tag, (lo if raw < lo else hi if raw > hi else raw)
+            return tag, saturate(to_gateway_raw(key, value), limits)
         return get
 
     @staticmethod
-    def _extreme_getter(extremes, address, load, key, number, tag, scale):
+    def _extreme_getter(extremes, address, load, key, number, tag):
         """Table 23: minimum (number 1) or maximum (2) seen since the daemon started; 0 before any."""
-        lo, hi = LIMITS[tag]
+        limits = LIMITS[tag]
+        saturate = rtu.saturate
         position = MIN if number == 1 else MAX
 
         def get():
             entry = extremes.get(address, load, key)
             if entry is None:
                 return tag, 0
-            raw = int(round(entry[position] * scale))
-            return tag, (lo if raw < lo else hi if raw > hi else raw)
+            return tag, saturate(to_gateway_raw(key, entry[position]), limits)
         return get
 
     def _gateway_branch(self):
@@ -335,7 +334,7 @@ class OidIndex:
             oldest = gw.cache.load_summary(device.address, load)[2]
             if oldest is None:
                 return ber.GAUGE32, NEVER_AGE
-            return ber.GAUGE32, _clamped(ber.GAUGE32, int(max(0.0, gw.clock.time() - oldest)))
+            return ber.GAUGE32, rtu.saturate(int(max(0.0, gw.clock.time() - oldest)), LIMITS[ber.GAUGE32])
 
         getters = {
             "gwLoadName": lambda: (ber.OCTET_STRING, text(entry.get("name") if load else device.name)),
