@@ -273,16 +273,7 @@ class CurveCache:
         numerator, denominator = self.ratio[load_index + 1]
         header = [(number + 1) % win.RECORD_NUMBERS, win.B30_ITEMS, win.B30_ITEM_WORDS, load_index, power_type,
                   ring.period, numerator, denominator]
-        items = []
-        for seq in range(first, first + win.B30_ITEMS):
-            found = ring.get(seq) if seq >= 0 else None
-            if found is None:
-                items += [0, 0, win.EMPTY_FLAG, 0]
-            else:
-                _seq, end, flag, raw = found
-                stamp = rtu.unix_to_socomec(end)
-                items += rtu.encode_value("datetime", stamp) + [flag, raw[power_type]]
-        return header + items
+        return header + self._power_items(ring, range(first, first + win.B30_ITEMS), power_type)
 
     def _a14_batch(self):
         ring = self.lc[1]
@@ -293,16 +284,21 @@ class CurveCache:
         self.a14_served[kind] = count
         numerator, denominator = self.ratio[1]
         header = [count, 4, ring.period // 60, win.A14_UNIT_CODES[kind], numerator, denominator]
+        served = range(pointer, pointer + count)
+        return header + self._power_items(ring, range(pointer, pointer + win.A14_ITEMS), kind, served)
+
+    @staticmethod
+    def _power_items(ring, seqs, power_type, served=None):
+        """Load-curve items (DATETIME, flag, value) of both windows; EMPTY_FLAG where no record is shown."""
         items = []
-        for seq in range(pointer, pointer + win.A14_ITEMS):
-            found = ring.get(seq) if seq < pointer + count else None
+        for seq in seqs:
+            found = ring.get(seq) if seq >= 0 and (served is None or seq in served) else None
             if found is None:
                 items += [0, 0, win.EMPTY_FLAG, 0]
             else:
                 _seq, end, flag, raw = found
-                stamp = rtu.unix_to_socomec(end)
-                items += rtu.encode_value("datetime", stamp) + [flag, raw[kind]]
-        return header + items
+                items += rtu.encode_value("datetime", rtu.unix_to_socomec(end)) + [flag, raw[power_type]]
+        return items
 
     def _trend_page(self):
         record, item = self.trend_command
@@ -316,8 +312,7 @@ class CurveCache:
                 items += [0, 0, 0, 0]
             else:
                 _seq, end, _flag, raw = found
-                stamp = rtu.unix_to_socomec(end)
-                items += rtu.encode_value("datetime", stamp) + rtu.encode_value("s32", raw[item])
+                items += rtu.encode_value("datetime", rtu.unix_to_socomec(end)) + rtu.encode_value("s32", raw[item])
         return header + items
 
     # ------------------------------------------------------------ for tests
