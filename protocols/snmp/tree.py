@@ -28,10 +28,19 @@ LIMITS = {ber.INTEGER: rtu.TYPE_RANGE["s32"], ber.GAUGE32: rtu.TYPE_RANGE["u32"]
           ber.COUNTER32: rtu.TYPE_RANGE["u32"], ber.COUNTER64: rtu.TYPE_RANGE["u64"]}
 NEVER_AGE = 2 ** 32 - 1
 COLUMN_LEN = len(mibdef.METROLOGY) + 3        # …10.20.<table>.1.<serviceID>; instances add address, load
-QUALITY = dict(mibdef.QUALITY)
-DEVICE_STATUS = {"ok": 1, "comm_lost": 2, "conflict": 3, "unknown": 4}
+# The MIB spells enum labels in camelCase (SMI rules); the daemon's states use
+# its own spellings. The numbers come from mibdef's tuples only.
+DAEMON_SPELLING = {"commLost": COMM_LOST, "nonCritical": "non-critical"}
+
+
+def _by_daemon_name(pairs):
+    return dict((DAEMON_SPELLING.get(name, name), number) for name, number in pairs)
+
+
+QUALITY = _by_daemon_name(mibdef.QUALITY)              # good, stale, comm_lost, noData
+DEVICE_STATUS = _by_daemon_name(mibdef.DEVICE_STATUS)  # ok, comm_lost, conflict, unknown
 BUS = dict(mibdef.BUS)
-CRITICALITY = {"information": 1, "non-critical": 2, "critical": 3}
+CRITICALITY = _by_daemon_name(mibdef.CRITICALITY)      # information, non-critical, critical
 
 # MIB-II system group objects that SET may change, and the setting behind each.
 SYSTEM_SETTINGS = {mibdef.MIB2_SYSTEM + (4, 0): "gateway.contact",
@@ -307,7 +316,8 @@ class OidIndex:
             "gwDevName": lambda: (ber.OCTET_STRING, text(device.name)),
             "gwDevNetId": lambda: (ber.OCTET_STRING, text(device.netid)),
             "gwDevArea": lambda: (ber.OCTET_STRING, text(device.area)),
-            "gwDevStatus": lambda: (ber.INTEGER, DEVICE_STATUS.get(gw.device_status(device), 4)),
+            "gwDevStatus": lambda: (ber.INTEGER, DEVICE_STATUS.get(gw.device_status(device),
+                                                                   DEVICE_STATUS["unknown"])),
             "gwDevLoadCount": lambda: (ber.GAUGE32, len(device.load_numbers())),
             "gwDevRequests": counter("requests"),
             "gwDevTimeouts": counter("timeouts"),
@@ -328,7 +338,7 @@ class OidIndex:
             state, newest = gw.cache.load_summary(device.address, load)[:2]
             if newest is None and state != COMM_LOST:
                 return ber.INTEGER, QUALITY["noData"]
-            return ber.INTEGER, {"good": 1, "stale": 2, COMM_LOST: 3}.get(state, QUALITY["noData"])
+            return ber.INTEGER, QUALITY.get(state, QUALITY["noData"])
 
         def age():
             oldest = gw.cache.load_summary(device.address, load)[2]
