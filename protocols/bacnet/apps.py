@@ -82,14 +82,14 @@ class GuardedASAP(ApplicationServiceAccessPoint):
     uses that (bacpypes3 decodes it inside the transaction).
     """
 
-    counters = None
+    counters = None                   # the Site's Counter, set by VirtualDeviceApplication.build
 
     async def confirmation(self, pdu):
         data = bytes(pdu.pduData)
         try:
             apdu = APDU.decode(pdu)
         except Exception:
-            self._count("apdu_dropped")
+            self.counters["apdu_dropped"] += 1
             return
         if not isinstance(apdu, ConfirmedRequestPDU):
             pdu.pduData = bytearray(data)       # decoding consumed it: give bacpypes3 a fresh copy
@@ -106,7 +106,7 @@ class GuardedASAP(ApplicationServiceAccessPoint):
                 except Exception:
                     reason = "invalidTag"
             if reason is not None:
-                self._count("rejected")
+                self.counters["rejected"] += 1
                 await self.request(RejectPDU(reason=reason, context=apdu))
                 return
         for transaction in self.serverTransactions:
@@ -124,10 +124,6 @@ class GuardedASAP(ApplicationServiceAccessPoint):
         except (ValueError, IndexError):
             return False
         return True
-
-    def _count(self, name):
-        if self.counters is not None:
-            self.counters[name] = self.counters.get(name, 0) + 1
 
 
 class RouterServiceElement(NetworkServiceElement):
@@ -188,7 +184,7 @@ class VirtualDeviceApplication(Application):
     async def indication(self, apdu):
         if type(apdu).__name__ not in self.services:
             if isinstance(apdu, ConfirmedRequestPDU):
-                self.counters["rejected"] = self.counters.get("rejected", 0) + 1
+                self.counters["rejected"] += 1
                 await self.response(RejectPDU(reason="unrecognizedService", context=apdu))
             return
         await Application.indication(self, apdu)
@@ -262,11 +258,11 @@ class VirtualDeviceApplication(Application):
             try:
                 await control.write_value(site.gateway, address, 0, key, effective, origin="bacnet")
             except control.WriteRefused as refused:
-                self.counters["writes_refused"] = self.counters.get("writes_refused", 0) + 1
+                self.counters["writes_refused"] += 1
                 error_class, error_code = WRITE_ERRORS[refused.reason]
                 raise ExecutionError(errorClass=error_class, errorCode=error_code) from None
             site.priorities[(address, key)] = slots
-            self.counters["writes"] = self.counters.get("writes", 0) + 1
+            self.counters["writes"] += 1
 
     # time synchronization (the gateway device only) -----------------------------
     async def do_TimeSynchronizationRequest(self, apdu):

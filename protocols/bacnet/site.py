@@ -11,6 +11,7 @@ empty when the service opens.
 
 import asyncio
 import logging
+from collections import Counter
 
 from bacpypes3.basetypes import ObjectTypesSupported
 
@@ -39,7 +40,9 @@ class Site:
         self.priorities = {}     # (address, key) -> 16 slots, None = relinquished
         self.object_types = _object_types_supported()
         self.command_lock = asyncio.Lock()
-        self.counters = {}
+        # Event counts of the whole BACnet service (transport, stack, apps, time
+        # sync), shown in the status: a Counter so every site just adds 1.
+        self.counters = Counter()
 
     def forget(self, address):
         """Another meter at ``address``: its commands go (the shared extremes follow the topology)."""
@@ -61,24 +64,21 @@ class Site:
         counted and logged, and the clock is left alone.
         """
         if not self.settings.get("bacnet.time_sync"):
-            self._count("time_sync_refused")
+            self.counters["time_sync_refused"] += 1
             log.info("BACnet time synchronization ignored: bacnet.time_sync is off")
             return
         ts = unix_time(date_time, self.offset_min() if local else 0)
         if ts is None:
-            self._count("time_sync_invalid")
+            self.counters["time_sync_invalid"] += 1
             return
         try:
             self.gateway.board.set_system_time(ts)
         except (OSError, NotImplementedError) as exc:
-            self._count("time_sync_failed")
+            self.counters["time_sync_failed"] += 1
             log.warning("BACnet time synchronization could not set the clock: %s", exc)
             return
-        self._count("time_sync_applied")
+        self.counters["time_sync_applied"] += 1
         log.info("clock set by BACnet %stime synchronization", "" if local else "UTC ")
-
-    def _count(self, name):
-        self.counters[name] = self.counters.get(name, 0) + 1
 
 
 class _View:

@@ -38,7 +38,7 @@ class GuardedVirtualNetwork(VirtualNetwork):
     broadcast is copied for each receiver (decoding consumes a PDU).
     """
 
-    counters = None
+    counters = None                   # the Site's Counter, set by BacnetStack.open
 
     async def process_pdu(self, pdu):
         broadcast = pdu.pduDestination == self.broadcast_address
@@ -50,7 +50,7 @@ class GuardedVirtualNetwork(VirtualNetwork):
             try:
                 await node.response(deepcopy(pdu) if broadcast else pdu)
             except Exception:
-                self.counters["vlan_errors"] = self.counters.get("vlan_errors", 0) + 1
+                self.counters["vlan_errors"] += 1
 
     def close(self):
         VirtualNetwork._networks.pop(self.name, None)
@@ -98,7 +98,7 @@ class BacnetStack:
         try:
             await nse.i_am_router_to_network(adapter=nse.ip_adapter, network=[self.network])
         except Exception:
-            self.counters["announce_errors"] = self.counters.get("announce_errors", 0) + 1
+            self.counters["announce_errors"] += 1
 
     def close(self):
         if self._sync_task is not None:
@@ -139,7 +139,7 @@ class BacnetStack:
                 try:
                     self.meters[address] = self._build(device)
                 except Exception:                   # e.g. a device named like one of its objects
-                    self.counters["build_errors"] = self.counters.get("build_errors", 0) + 1
+                    self.counters["build_errors"] += 1
                     self.meters[address] = (_signature(device), None, None)
                     log.exception("BACnet device for %r not built", device)
             await asyncio.sleep(0)

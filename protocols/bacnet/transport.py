@@ -179,30 +179,30 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         self.transport = transport
 
     def error_received(self, exc):
-        self._count("socket_errors")
+        self.counters["socket_errors"] += 1
 
     def datagram_received(self, data, addr):
-        self._count("datagrams")
+        self.counters["datagrams"] += 1
         problem, kind, dnet, routed = classify(data)
         if problem is not None:
-            self._count(problem)
+            self.counters[problem] += 1
             return
         if dnet is not None and dnet != GLOBAL_NETWORK and dnet not in self.networks:
-            self._count("unknown_network")
+            self.counters["unknown_network"] += 1
             if not routed:
                 self.transport.sendto(bytes((BVLC_TYPE, 0x0A, 0, 10, 0x01, 0x80, REJECT_MESSAGE_TO_NETWORK,
                                              REJECT_NOT_REACHABLE, dnet >> 8, dnet & 0xFF)), addr)
             return
         if kind in DISCOVERY:
             if not self._allow_discovery(addr):
-                self._count("discovery_limited")
+                self.counters["discovery_limited"] += 1
                 return
-            self._count("discovery_accepted")
+            self.counters["discovery_accepted"] += 1
         elif kind is CONFIRMED and (self.deferred or not self.requests.take(self._loop.time())):
             if len(self.deferred) >= MAX_DEFERRED or self.deferred_by_source[addr] >= MAX_DEFERRED_PER_SOURCE:
-                self._count("busy")
+                self.counters["busy"] += 1
                 return
-            self._count("paced")
+            self.counters["paced"] += 1
             self.deferred.append((data, addr))
             self.deferred_by_source[addr] += 1
             if self._drain_handle is None:
@@ -224,7 +224,7 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
 
     def _start(self, data, addr):
         if len(self.inflight) >= MAX_INFLIGHT:
-            self._count("busy")
+            self.counters["busy"] += 1
             return
         task = self._loop.create_task(self._process(data, addr))
         self.inflight.add(task)
@@ -246,7 +246,7 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         except asyncio.CancelledError:
             raise
         except Exception:
-            self._count("undecodable")
+            self.counters["undecodable"] += 1
             log.debug("BACnet datagram from %s not processed", addr, exc_info=True)
 
     def _address(self, addr):
@@ -269,17 +269,13 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         elif isinstance(destination, LocalStation) and len(destination.addrAddr) == 6:
             target = IPv4Address(bytes(destination.addrAddr)).addrTuple
         else:
-            self._count("bad_destination")
+            self.counters["bad_destination"] += 1
             return
         try:
             self.transport.sendto(pdu.pduData, target)
-            self._count("sent")
+            self.counters["sent"] += 1
         except OSError:
-            self._count("send_errors")
-
-    def _count(self, name):
-        counters = self.counters
-        counters[name] = counters.get(name, 0) + 1
+            self.counters["send_errors"] += 1
 
 
 class GuardedLinkLayer(BIPNormal):
