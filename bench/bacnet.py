@@ -21,6 +21,7 @@ Printed, all measured in the same run:
 import argparse
 import asyncio
 import os
+import socket
 import sys
 import tempfile
 
@@ -28,10 +29,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tests", "bacnet"))
 
-from bacnet_peer import ANALOG_INPUT, PROP, NodeBacnet, free_udp_port  # noqa: E402
+from bacnet_peer import ANALOG_INPUT, PROP, NodeBacnet  # noqa: E402
 import statistics  # noqa: E402
 
-from bench.common import devices_of, load_reference, percentile  # noqa: E402
+from bench.common import devices_of, free_port, load_reference, percentile  # noqa: E402
 from board.sim import SimBoard  # noqa: E402
 from daemon.gateway import Gateway  # noqa: E402
 from protocols.bacnet import BacnetService, points  # noqa: E402
@@ -84,13 +85,13 @@ async def measure(cycles, rp_count, rate):
     topology = load_reference()
     board = SimBoard(topology=topology)
     state = tempfile.mkdtemp(prefix="bench-bacnet-")
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     gateway = Gateway(board, state, {"bacnet.enabled": True, "bacnet.port": port, "bacnet.bind": "127.0.0.1"})
     service = BacnetService(gateway)
     gateway.services.append(service)
     devices = devices_of(topology)
     await gateway.start()
-    node = NodeBacnet()
+    node = NodeBacnet(free_port(socket.SOCK_DGRAM))
     phases = {}
     try:
         await gateway.topology.replace(devices)

@@ -79,6 +79,41 @@ async def running_gateway(state_dir, topology, overrides=None, clock=None, servi
         await gateway.stop()
 
 
+class DemoSite:
+    """The demo site's gateway with one protocol service, its topology preset and every bus polled twice.
+
+    ``service`` makes the service from the gateway (Gateway.services[0]),
+    ``settings`` are its own (port on loopback), ``overrides`` a test's
+    changes. ``ready(stack)`` is the service's hook once polling is done: wait
+    until it serves the site, start what the tests talk to it with (pushing
+    its closing on ``stack``, which closes before the gateway stops).
+    """
+
+    def __init__(self, tmp_path, service, settings, overrides=None, clock=None):
+        self.state_dir = tmp_path / "state"
+        self.settings = dict(settings)
+        self.settings.update(overrides or {})
+        self.service_factory = service
+        self.clock = clock
+
+    async def ready(self, stack):
+        pass
+
+    async def __aenter__(self):
+        async with contextlib.AsyncExitStack() as stack:
+            self.gw = await stack.enter_async_context(running_gateway(
+                self.state_dir, demo_topology(), self.settings, clock=self.clock, services=[self.service_factory]))
+            self.service = self.gw.services[0]
+            await self.gw.topology.replace(demo_devices())
+            await wait_for(lambda: all(p.cycles >= 2 for p in self.gw.pollers.values()), guard=30)
+            await self.ready(stack)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc):
+        return await self._stack.__aexit__(*exc)
+
+
 async def wait_for(predicate, guard=20.0, step=0.02):
     """Wait until predicate() is true; fail the test if the guard expires."""
     loop = asyncio.get_running_loop()

@@ -11,11 +11,10 @@ import shutil
 
 import pytest
 
-from conftest import demo_devices, demo_topology, free_udp_port, running_gateway, wait_for  # noqa: F401 (re-exported)
+from conftest import DemoSite, free_udp_port, wait_for
 from protocols.snmp import MIB_FILE, make_service
 
 T0 = 1_700_000_000.0
-DEMO_ADDRESSES = (4, 5, 11, 13, 14, 15, 20, 21)
 ENTERPRISE = "1.3.6.1.4.1.4555"
 SYSTEM_OID = (1, 3, 6, 1, 2, 1, 1)
 METROLOGY = ENTERPRISE + ".10.20"
@@ -26,10 +25,6 @@ NET_SNMP_AUTH = {"MD5": "MD5", "SHA": "SHA", "SHA224": "SHA-224", "SHA256": "SHA
 # Where net-snmp can find the SMIv2 base modules our MIB imports (Debian ships none with snmp).
 BASE_MIB_DIRS = ("/usr/share/snmp/mibs/ietf", "/var/lib/snmp/mibs/ietf", "/usr/share/mibs/ietf",
                  "/usr/lib/erlang/lib/snmp-*/mibs")
-
-
-
-
 
 
 def base_mib_dir():
@@ -76,27 +71,17 @@ def parse(out):
     return values
 
 
-class Site:
-    """The demo gateway with the SNMP agent on a free loopback port, topology preset and polled."""
+class Site(DemoSite):
+    """The demo site with the SNMP agent on a free loopback port."""
 
-    def __init__(self, tmp_path, overrides=None, clock=None, topology=None):
+    def __init__(self, tmp_path, overrides=None, clock=None):
         self.port = free_udp_port()
-        settings = {"snmp.enabled": True, "snmp.port": self.port, "snmp.bind": "127.0.0.1",
-                    "poll.backoff_max_s": 1}
-        settings.update(overrides or {})
-        self.cm = running_gateway(tmp_path / "state", topology or demo_topology(), settings, clock=clock,
-                                  services=[make_service])
+        super().__init__(tmp_path, make_service, {"snmp.enabled": True, "snmp.port": self.port,
+                                                  "snmp.bind": "127.0.0.1", "poll.backoff_max_s": 1},
+                         overrides, clock)
 
-    async def __aenter__(self):
-        self.gw = await self.cm.__aenter__()
-        self.svc = self.gw.services[0]
-        await self.gw.topology.replace(demo_devices())
-        await wait_for(lambda: all(p.cycles >= 2 for p in self.gw.pollers.values()), guard=30)
-        await wait_for(lambda: self.svc.running)
-        return self
-
-    async def __aexit__(self, *exc):
-        return await self.cm.__aexit__(*exc)
+    async def ready(self, stack):
+        await wait_for(lambda: self.service.running)
 
     @property
     def target(self):

@@ -5,64 +5,23 @@ so what BACnet serves must equal what the simulated meters hold.
 """
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "bacnet"))
-
-from bacnet_peer import (  # noqa: E402
-    ANALOG_INPUT, BINARY_INPUT, BINARY_OUTPUT, BINARY_PV_TAG, DEVICE, NULL_TAG, PROP, BacnetError, NodeBacnet,
-    RawUdp, bvlc, free_udp_port, npdu, rpm_values, values_of,
+from bacnet_support import DEMO_ADDRESSES, MAIN, NET, Site
+from bacnet_peer import (
+    ANALOG_INPUT, BINARY_INPUT, BINARY_OUTPUT, BINARY_PV_TAG, DEVICE, NULL_TAG, PROP, BacnetError, RawUdp, bvlc,
+    npdu, rpm_values, values_of,
 )
-from board.base import ManualClock  # noqa: E402
-from conftest import REPO, demo_devices, demo_topology, running_gateway, wait_for  # noqa: E402
-from daemon import catalogue, registry  # noqa: E402
-from protocols.bacnet import BacnetService, points  # noqa: E402
+from board.base import ManualClock
+from conftest import REPO, demo_devices, wait_for
+from daemon import catalogue, registry
+from protocols.bacnet import points
 
 T0 = 1_700_000_000.0
-NET = 1000
-MAIN = 100
-DEMO_ADDRESSES = (4, 5, 11, 13, 14, 15, 20, 21)
-
-
-
-
-class Site:
-    """The demo gateway with BACnet on a free loopback port, its topology preset and polled."""
-
-    def __init__(self, tmp_path, overrides=None, clock=None):
-        self.port = free_udp_port()
-        settings = {"bacnet.enabled": True, "bacnet.port": self.port, "bacnet.bind": "127.0.0.1",
-                    "gateway.location": "Switchboard B2", "time.utc_offset_min": 60}
-        settings.update(overrides or {})
-        self.cm = running_gateway(tmp_path / "s", demo_topology(), settings, clock=clock,
-                                  services=[BacnetService])
-        self.node = NodeBacnet()
-
-    async def __aenter__(self):
-        self.gw = await self.cm.__aenter__()
-        self.service = self.gw.services[0]
-        await self.gw.topology.replace(demo_devices())
-        await wait_for(lambda: all(p.cycles >= 2 for p in self.gw.pollers.values()), guard=30)
-        await wait_for(lambda: self.service.stack is not None and self.service.stack.settled()
-                       and len(self.service.stack.meters) == len(DEMO_ADDRESSES))
-        await self.node.start()
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.node.close()
-        return await self.cm.__aexit__(*exc)
-
-    @property
-    def gateway(self):
-        return {"address": "127.0.0.1:%d" % self.port}
-
-    def meter(self, address):
-        return {"address": "127.0.0.1:%d" % self.port, "net": NET, "adr": [address]}
 
 
 def close_to(a, b):
@@ -97,8 +56,7 @@ def test_who_is_finds_the_gateway_and_every_meter_and_the_router(tmp_path):
             local = await s.node.call("whoIs", target=s.gateway)
             assert [d["deviceId"] for d in local] == [MAIN]
             # Who-Is-Router-To-Network (any network, then ours, then one we do not reach)
-            raw = await RawUdp.open()
-            try:
+            async with RawUdp() as raw:
                 raw.send(bvlc(npdu(b"", expecting_reply=False, network_message=0x00)), s.port)
                 kind, answer = await raw.answer()
                 assert kind == "net" and answer["type"] == 0x01 and answer["body"] == NET.to_bytes(2, "big")
@@ -108,8 +66,6 @@ def test_who_is_finds_the_gateway_and_every_meter_and_the_router(tmp_path):
                 raw.send(bvlc(npdu((2000).to_bytes(2, "big"), expecting_reply=False, network_message=0x00)),
                          s.port)
                 assert await raw.collect(0.5) == []
-            finally:
-                raw.close()
     asyncio.run(scenario())
 
 
@@ -321,9 +277,9 @@ def test_ede_file_and_pics_from_the_state_dir_and_from_the_daemon(tmp_path):
         async with Site(tmp_path, clock=ManualClock(T0)) as s:
             served = s.gw.documents["bacnet-ede.csv"][1]()
             pics = s.gw.documents["bacnet-pics.md"][1]()
-            return served, pics
-    served, pics = asyncio.run(scenario())
-    out = subprocess.run([sys.executable, "-m", "tools.ede", "--state-dir", str(tmp_path / "s")],
+            return served, pics, s.state_dir
+    served, pics, state_dir = asyncio.run(scenario())
+    out = subprocess.run([sys.executable, "-m", "tools.ede", "--state-dir", str(state_dir)],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 0, out.stderr
     rows = [line.split(";") for line in out.stdout.splitlines() if not line.startswith("#") and line.count(";") > 10]

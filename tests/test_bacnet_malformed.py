@@ -6,19 +6,16 @@ gateway's loop lag measures the gateway, not the sender.
 """
 
 import asyncio
-import os
 import sys
 import textwrap
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "bacnet"))
-
-from bacnet_peer import (  # noqa: E402
+from bacnet_support import MAIN, NET, Site
+from bacnet_peer import (
     ANALOG_INPUT, DEVICE, PROP, RawUdp, bvlc, frame_read_property, frame_who_is, npdu, object_id,
     read_property_apdu,
 )
-from test_bacnet import MAIN, NET, Site  # noqa: E402
-from board.base import ManualClock  # noqa: E402
-from conftest import wait_for  # noqa: E402
+from board.base import ManualClock
+from conftest import wait_for
 
 T0 = 1_700_000_000.0
 REJECT_UNRECOGNIZED_SERVICE = 9
@@ -41,8 +38,7 @@ async def still_answers(raw, port, invoke=200):
 def test_bad_framing_is_dropped_and_bad_requests_are_refused(tmp_path):
     async def scenario():
         async with Site(tmp_path, clock=ManualClock(T0)) as s:
-            raw = await RawUdp.open()
-            try:
+            async with RawUdp() as raw:
                 counters = s.service.site.counters
                 valid = frame_read_property(1, DEVICE, MAIN, PROP["object_name"])
                 dropped = [
@@ -108,8 +104,6 @@ def test_bad_framing_is_dropped_and_bad_requests_are_refused(tmp_path):
                 assert data == b"\x81\x00\x00\x06\x00\x30"
                 await still_answers(raw, s.port)
                 assert s.service.running and len(s.service.stack.meters) == 8
-            finally:
-                raw.close()
     asyncio.run(scenario())
 
 
@@ -156,11 +150,8 @@ def test_a_who_is_flood_is_rate_limited_and_the_loop_stays_responsive(tmp_path):
             assert answers <= 9 * served
             assert answers >= 9                       # the first ones were answered in full
             assert s.gw.looplag.max_lag < 0.050, s.gw.looplag.summary()
-            raw = await RawUdp.open()
-            try:
+            async with RawUdp() as raw:
                 await still_answers(raw, s.port)
-            finally:
-                raw.close()
     asyncio.run(scenario())
 
 
@@ -263,11 +254,8 @@ def test_ten_thousand_fuzzed_datagrams_while_valid_requests_keep_being_answered(
             out, _ = await proc.communicate()
             # a valid request after every 500 fuzzed datagrams, gateway and meter in turn: all answered
             assert out.split() == [b"sent", b"10000", b"answered", b"20", b"of", b"20"], out
-            raw = await RawUdp.open()
-            try:
+            async with RawUdp() as raw:
                 await still_answers(raw, s.port)
-            finally:
-                raw.close()
             counters = s.service.site.counters
             assert counters["datagrams"] >= 5000
             # nothing changed: outputs (writes are off), clock (time sync is off), topology, service

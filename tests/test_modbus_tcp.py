@@ -1,6 +1,7 @@
 """Modbus TCP server/gateway, checked with independent clients (mbpoll, pymodbus)."""
 
 import asyncio
+import contextlib
 import random
 import shutil
 import struct
@@ -11,7 +12,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
 from board.base import ManualClock
-from conftest import demo_devices, demo_topology, free_tcp_port, running_gateway, wait_for
+from conftest import DemoSite, free_tcp_port, wait_for
 from daemon import catalogue
 from protocols import modbus_rtu as rtu
 from protocols.modbus_tables import NORMALIZED_BASE
@@ -21,34 +22,22 @@ T0 = 1_700_000_000.0
 IO10_OUT1_NORMALIZED = NORMALIZED_BASE + 156        # registry gw_offset of out_1, load 0
 
 
+class Setup(DemoSite):
+    """The demo site with Modbus TCP on a free loopback port; ``async with client()``: a pymodbus client."""
 
-
-
-
-class Setup:
-    """A demo gateway with Modbus TCP on a free loopback port, topology preset."""
-
-    def __init__(self, tmp_path, overrides=None, clock=None, topology=None):
+    def __init__(self, tmp_path, overrides=None, clock=None):
         self.port = free_tcp_port()
-        settings = {"modbus.port": self.port, "modbus.bind": "127.0.0.1"}
-        settings.update(overrides or {})
-        self.cm = running_gateway(tmp_path / "s", topology or demo_topology(), settings, clock=clock,
-                                  services=[ModbusTcpService])
+        super().__init__(tmp_path, ModbusTcpService, {"modbus.port": self.port, "modbus.bind": "127.0.0.1"},
+                         overrides, clock)
 
-    async def __aenter__(self):
-        self.gw = await self.cm.__aenter__()
-        self.service = self.gw.services[0]
-        await self.gw.topology.replace(demo_devices())
-        await wait_for(lambda: all(p.cycles >= 2 for p in self.gw.pollers.values()), guard=30)
-        return self
-
-    async def __aexit__(self, *exc):
-        return await self.cm.__aexit__(*exc)
-
+    @contextlib.asynccontextmanager
     async def client(self):
         client = AsyncModbusTcpClient("127.0.0.1", port=self.port, timeout=5, retries=0)
-        assert await client.connect()
-        return client
+        try:
+            assert await client.connect()
+            yield client
+        finally:
+            client.close()
 
 
 def words_of(meter, start, count):
@@ -83,8 +72,7 @@ def test_mbpoll_and_pymodbus_read_meters_through_the_gateway(tmp_path):
             assert proc.returncode == 0, proc.stderr
             got = parse_mbpoll(proc.stdout)
             assert [got[0xC552 + i] & 0xFFFF for i in range(54)] == expected
-            client = await s.client()
-            try:
+            async with s.client() as client:
                 i35 = s.gw.board.find_meter(address=4)
                 base = catalogue.load_base(2)
                 rr = await client.read_holding_registers(base, count=88, device_id=4)
@@ -94,16 +82,13 @@ def test_mbpoll_and_pymodbus_read_meters_through_the_gateway(tmp_path):
                 assert rtu.decode_value("u32", rr.registers) == round(i35.values(2)["i1"] * 1000)
                 rr = await client.read_holding_registers(0xC350, count=4, device_id=99)
                 assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x0A
-            finally:
-                client.close()
     asyncio.run(scenario())
 
 
 def test_polled_reads_come_from_the_cache_others_reach_the_meter(tmp_path):
     async def scenario():
         async with Setup(tmp_path) as s:
-            client = await s.client()
-            try:
+            async with s.client() as client:
                 meter = s.gw.board.find_meter(address=21)
                 counters = s.service.handler.counters
                 before_meter, before_cache = meter.requests, counters.from_cache
@@ -121,8 +106,6 @@ def test_polled_reads_come_from_the_cache_others_reach_the_meter(tmp_path):
                 assert counters.forwarded >= 1 and meter.requests > before
                 rr = await client.read_holding_registers(0x2345, count=2, device_id=21)
                 assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x02   # the meter's own 02
-            finally:
-                client.close()
     asyncio.run(scenario())
 
 
@@ -131,8 +114,7 @@ def test_silent_meter_gives_0B_within_the_timeout(tmp_path):
         async with Setup(tmp_path, {"bus.digiware.timeout_ms": 100}) as s:
             s.gw.board.configure_meter(0xD5038A, silent=True)
             await wait_for(lambda: s.gw.cache.comm_lost(11))
-            client = await s.client()
-            try:
+            async with s.client() as client:
                 rr = await client.read_holding_registers(0x9003, count=4, device_id=11)
                 assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x0B
                 # the gateway table flags it for integrators: status 3 = comm lost, alarm 3 bit
@@ -140,8 +122,6 @@ def test_silent_meter_gives_0B_within_the_timeout(tmp_path):
                 assert rr.registers == [3]
                 rr = await client.read_holding_registers(0x001C, count=2, device_id=255)
                 assert rtu.decode_value("u32", rr.registers) & (1 << 2)
-            finally:
-                client.close()
     asyncio.run(scenario())
 
 
@@ -149,8 +129,7 @@ def test_writes_follow_the_policy_at_once(tmp_path):
     async def scenario():
         async with Setup(tmp_path) as s:
             io10 = s.gw.board.find_meter(address=15)
-            client = await s.client()
-            try:
+            async with s.client() as client:
                 rr = await client.write_register(catalogue.IO_OUTPUT_REGISTER, 1, device_id=15)
                 assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x01
                 rr = await client.write_registers(IO10_OUT1_NORMALIZED, [0, 1], device_id=15)
@@ -168,16 +147,13 @@ def test_writes_follow_the_policy_at_once(tmp_path):
                 await s.gw.settings.set_many({"policy.modbus_write": False})
                 rr = await client.write_register(catalogue.IO_OUTPUT_REGISTER, 0, device_id=15)
                 assert isinstance(rr, ExceptionResponse) and rr.exception_code == 0x01 and io10.outputs == 0b11
-            finally:
-                client.close()
     asyncio.run(scenario())
 
 
 def test_gateway_table_and_device_identification(tmp_path):
     async def scenario():
         async with Setup(tmp_path) as s:
-            client = await s.client()
-            try:
+            async with s.client() as client:
                 rr = await client.read_holding_registers(0, count=0x24, device_id=1)
                 words = rr.registers
                 assert rtu.decode_string_norm(words[8:16]) == "M-70"
@@ -195,16 +171,14 @@ def test_gateway_table_and_device_identification(tmp_path):
                 assert info.information[0] == b"SOCOMEC" and info.information[1] == b"A-40"
                 info = await client.read_device_information(read_code=2, object_id=0, device_id=1)
                 assert info.information[1] == b"M-70"
-            finally:
-                client.close()
     asyncio.run(scenario())
 
 
 def test_32_clients_read_at_once_and_the_33rd_is_refused(tmp_path):
     async def scenario():
         async with Setup(tmp_path) as s:
-            clients = [await s.client() for _ in range(32)]
-            try:
+            async with contextlib.AsyncExitStack() as stack:
+                clients = [await stack.enter_async_context(s.client()) for _ in range(32)]
                 results = await asyncio.gather(*[c.read_holding_registers(0xC558, count=6, device_id=20)
                                                   for c in clients])
                 assert all(not r.isError() for r in results)
@@ -216,9 +190,6 @@ def test_32_clients_read_at_once_and_the_33rd_is_refused(tmp_path):
                 results = await asyncio.gather(*[c.read_holding_registers(0x0000, count=8, device_id=1)
                                                   for c in clients])
                 assert all(not r.isError() for r in results)
-            finally:
-                for c in clients:
-                    c.close()
             await wait_for(lambda: len(s.service.connections) == 0)
     asyncio.run(scenario())
 
@@ -226,17 +197,15 @@ def test_32_clients_read_at_once_and_the_33rd_is_refused(tmp_path):
 def test_turning_modbus_off_closes_the_port_at_once(tmp_path):
     async def scenario():
         async with Setup(tmp_path) as s:
-            client = await s.client()
-            await s.gw.settings.set_many({"modbus.enabled": False})
-            await wait_for(lambda: not s.service.running)
-            with pytest.raises(OSError):
-                await asyncio.open_connection("127.0.0.1", s.port)
-            client.close()
+            async with s.client():
+                await s.gw.settings.set_many({"modbus.enabled": False})
+                await wait_for(lambda: not s.service.running)
+                with pytest.raises(OSError):
+                    await asyncio.open_connection("127.0.0.1", s.port)
             await s.gw.settings.set_many({"modbus.enabled": True})
             await wait_for(lambda: s.service.running)
-            client = await s.client()
-            assert not (await client.read_holding_registers(0, count=1, device_id=1)).isError()
-            client.close()
+            async with s.client() as client:
+                assert not (await client.read_holding_registers(0, count=1, device_id=1)).isError()
     asyncio.run(scenario())
 
 
@@ -269,43 +238,42 @@ def test_malformed_frames_get_exceptions_or_a_clean_close(tmp_path):
     async def scenario():
         async with Setup(tmp_path) as s:
             s.service.frame_timeout = 0.3
-            good = await s.client()
-            port = s.port
-            cases = [
-                (mbap(1, 20, b"\x63\x00\x00"), 0x01),                          # unknown function
-                (mbap(2, 20, rtu.read_request(3, 0, 0)), 0x03),                 # quantity 0
-                (mbap(3, 20, rtu.read_request(3, 0, 126)), 0x03),               # quantity > 125
-                (mbap(4, 20, rtu.read_request(1, 0, 2001)), 0x03),              # > 2000 coils
-                (mbap(5, 20, rtu.read_request(3, 0xFFFF, 2)), 0x02),            # address overflow
-                (mbap(6, 20, b"\x03\x00"), 0x03),                               # PDU too short for its function
-                (mbap(7, 20, b"\x10\x00\x00\x00\x02\x03\x00\x01\x00"), 0x03),    # byte count mismatch
-            ]
-            for frame, code in cases:
-                answer = await exchange(port, frame)
-                assert answer[:2] == frame[:2] and exception_of(answer) == code, (frame, answer)
-            for frame in (mbap(8, 20, rtu.read_request(3, 0, 1), protocol=1),   # protocol id != 0
-                          mbap(9, 20, b"", length=0),                           # length 0
-                          mbap(10, 20, b"", length=261) + b"\x00" * 300,        # length > 260
-                          mbap(11, 20, rtu.read_request(3, 0, 1), length=20),   # length larger than the data
-                          mbap(12, 20, rtu.read_request(3, 0, 1))[:9],          # truncated frame
-                          b"\xde\xad\xbe\xef" * 8):                            # garbage
-                assert await exchange(port, frame, expect_answer=False) == b""
-            # slowloris: one byte per 0.1 s never completes a frame within the frame timeout
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            frame = mbap(13, 20, rtu.read_request(3, 0xC558, 2))
-            closed = False
-            for b in frame:
-                writer.write(bytes((b,)))
-                await asyncio.sleep(0.1)
-                if reader.at_eof():
-                    closed = True
-                    break
-            data = await asyncio.wait_for(reader.read(100), 5)
-            assert closed or data == b""
-            writer.close()
-            # everyone else was served throughout
-            assert not (await good.read_holding_registers(0xC558, count=2, device_id=20)).isError()
-            good.close()
+            async with s.client() as good:
+                port = s.port
+                cases = [
+                    (mbap(1, 20, b"\x63\x00\x00"), 0x01),                          # unknown function
+                    (mbap(2, 20, rtu.read_request(3, 0, 0)), 0x03),                 # quantity 0
+                    (mbap(3, 20, rtu.read_request(3, 0, 126)), 0x03),               # quantity > 125
+                    (mbap(4, 20, rtu.read_request(1, 0, 2001)), 0x03),              # > 2000 coils
+                    (mbap(5, 20, rtu.read_request(3, 0xFFFF, 2)), 0x02),            # address overflow
+                    (mbap(6, 20, b"\x03\x00"), 0x03),                               # PDU too short for its function
+                    (mbap(7, 20, b"\x10\x00\x00\x00\x02\x03\x00\x01\x00"), 0x03),    # byte count mismatch
+                ]
+                for frame, code in cases:
+                    answer = await exchange(port, frame)
+                    assert answer[:2] == frame[:2] and exception_of(answer) == code, (frame, answer)
+                for frame in (mbap(8, 20, rtu.read_request(3, 0, 1), protocol=1),   # protocol id != 0
+                              mbap(9, 20, b"", length=0),                           # length 0
+                              mbap(10, 20, b"", length=261) + b"\x00" * 300,        # length > 260
+                              mbap(11, 20, rtu.read_request(3, 0, 1), length=20),   # length larger than the data
+                              mbap(12, 20, rtu.read_request(3, 0, 1))[:9],          # truncated frame
+                              b"\xde\xad\xbe\xef" * 8):                            # garbage
+                    assert await exchange(port, frame, expect_answer=False) == b""
+                # slowloris: one byte per 0.1 s never completes a frame within the frame timeout
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                frame = mbap(13, 20, rtu.read_request(3, 0xC558, 2))
+                closed = False
+                for b in frame:
+                    writer.write(bytes((b,)))
+                    await asyncio.sleep(0.1)
+                    if reader.at_eof():
+                        closed = True
+                        break
+                data = await asyncio.wait_for(reader.read(100), 5)
+                assert closed or data == b""
+                writer.close()
+                # everyone else was served throughout
+                assert not (await good.read_holding_registers(0xC558, count=2, device_id=20)).isError()
             assert s.service.stats["closed_bad_frame"] >= 6
     asyncio.run(scenario())
 
@@ -355,10 +323,9 @@ def test_fuzzed_frames_neither_crash_nor_leak_connections(tmp_path):
             await asyncio.gather(*[worker(n) for n in range(8)])
             assert sent >= 10000
             await wait_for(lambda: len(s.service.connections) == 0, guard=30)
-            client = await s.client()
-            rr = await client.read_holding_registers(0xC558, count=2, device_id=20)
-            assert not rr.isError()
-            client.close()
+            async with s.client() as client:
+                rr = await client.read_holding_registers(0xC558, count=2, device_id=20)
+                assert not rr.isError()
     asyncio.run(scenario())
 
 

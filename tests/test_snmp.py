@@ -11,11 +11,11 @@ import socket
 import subprocess
 
 from board.base import ManualClock
-from conftest import wait_for
+from conftest import free_udp_port, wait_for
 from daemon import registry
 from protocols.snmp import MIB_FILE, mibdef
 from snmp_support import (
-    ENTERPRISE, METROLOGY, T0, V3_READ, V3_WRITE, Site, base_mib_dir, free_udp_port, mib_path, need, parse, run,
+    ENTERPRISE, METROLOGY, T0, V3_READ, V3_WRITE, Site, base_mib_dir, mib_path, need, parse, run,
 )
 from tools import mib as mib_tool
 
@@ -205,7 +205,7 @@ def test_v3_every_auth_and_privacy_algorithm(tmp_path):
     async def body():
         async with Site(tmp_path) as s:
             for (read_auth, read_priv), (write_auth, write_priv) in pairs:
-                engine = s.svc.snmp_engine
+                engine = s.service.snmp_engine
                 await s.gw.settings.set_many({
                     "snmp.v3.read_auth": read_auth, "snmp.v3.read_priv": read_priv,
                     "snmp.v3.write_auth": write_auth, "snmp.v3.write_priv": write_priv})
@@ -220,8 +220,8 @@ def test_v3_every_auth_and_privacy_algorithm(tmp_path):
 
 
 async def _wait_reopened(site, old_engine):
-    await wait_for(lambda: site.svc.running and site.svc.snmp_engine is not None
-                   and site.svc.snmp_engine is not old_engine)
+    await wait_for(lambda: site.service.running and site.service.snmp_engine is not None
+                   and site.service.snmp_engine is not old_engine)
 
 
 def test_set_needs_write_credentials_and_the_policy_and_reaches_the_meter(tmp_path):
@@ -282,7 +282,7 @@ def test_set_needs_write_credentials_and_the_policy_and_reaches_the_meter(tmp_pa
                     s.gw.settings.get("gateway.contact")) == ("Board B2", "Switchroom 3", "ops@site")
             rc, values, text = await s.get(s.v1(), SYSTEM + ".5.0")
             assert values[SYSTEM + ".5.0"] == '"Board B2"'
-            assert s.svc.status()["set"]["noError"] == 4
+            assert s.service.status()["set"]["noError"] == 4
     asyncio.run(body())
 
 
@@ -302,20 +302,20 @@ def test_switching_off_closes_the_port_at_once(tmp_path):
             assert not _port_is_free(port)
             for change in ({"snmp.enabled": False}, {"policy.snmp": False}):
                 await s.gw.settings.set_many(change)
-                await wait_for(lambda: not s.svc.running and _port_is_free(port))
+                await wait_for(lambda: not s.service.running and _port_is_free(port))
                 rc, _v, text = await s.get(s.v2c() + ["-r", "0", "-t", "0.5"], SYSTEM + ".5.0")
                 assert rc != 0 and "Timeout" in text
                 await s.gw.settings.set_many({"snmp.enabled": True, "policy.snmp": True})
-                await wait_for(lambda: s.svc.running)
+                await wait_for(lambda: s.service.running)
                 rc, values, text = await s.get(s.v2c(), SYSTEM + ".5.0")
                 assert rc == 0 and values[SYSTEM + ".5.0"] == '"M-70"', text
 
             # A new port: answers there, the old one is closed.
             new_port = free_udp_port()
-            engine = s.svc.snmp_engine
+            engine = s.service.snmp_engine
             await s.gw.settings.set_many({"snmp.port": new_port})
             await _wait_reopened(s, engine)
-            assert _port_is_free(port) and s.svc.status()["port"] == new_port
+            assert _port_is_free(port) and s.service.status()["port"] == new_port
             s.port = new_port
             rc, values, text = await s.get(s.v2c(), SYSTEM + ".5.0")
             assert rc == 0, text

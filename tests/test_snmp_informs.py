@@ -11,9 +11,9 @@ import asyncio
 
 import pytest
 
-from conftest import wait_for
+from conftest import free_udp_port, wait_for
 from protocols.snmp import engine
-from snmp_support import NUMBER, RAISED, SILENT_NETID, SOURCE, Site, TrapReceiver, free_udp_port
+from snmp_support import NUMBER, RAISED, SILENT_NETID, SOURCE, Site, TrapReceiver
 
 OF_5 = {SOURCE: "digiware:5", NUMBER: "3"}
 V3_INFORM_USER = ("createUser control SHA Control-2024 AES Control-2024\n"     # the receiver's own engine ID
@@ -21,7 +21,7 @@ V3_INFORM_USER = ("createUser control SHA Control-2024 AES Control-2024\n"     #
 
 
 def _informs(site):
-    return site.svc.status()["informs"]
+    return site.service.status()["informs"]
 
 
 @pytest.mark.parametrize("version", ["v2c", "v3"])
@@ -34,7 +34,7 @@ def test_inform_of_a_system_alarm_is_acknowledged(tmp_path, version):
             settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": rx.port, "snmp.trap.mode": "inform",
                         "snmp.trap.version": version}
             async with Site(tmp_path, settings) as s:
-                assert s.svc.status()["notify_types"] == {"127.0.0.1:%d" % rx.port: "inform"}
+                assert s.service.status()["notify_types"] == {"127.0.0.1:%d" % rx.port: "inform"}
                 s.gw.board.configure_meter(SILENT_NETID, silent=True)
                 await wait_for(lambda: rx.count(RAISED, **OF_5) >= 1)
                 await wait_for(lambda: _informs(s)["acknowledged"] >= 1 and _informs(s)["pending"] == 0)
@@ -45,10 +45,22 @@ def test_inform_of_a_system_alarm_is_acknowledged(tmp_path, version):
 
 
 class Silent(asyncio.DatagramProtocol):
-    """A receiver that reads and never answers."""
+    """A receiver on a free loopback port that reads and never answers (closed on leaving ``async with``)."""
 
     def __init__(self):
+        self.port = free_udp_port()
         self.datagrams = 0
+        self.transport = None
+
+    async def __aenter__(self):
+        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", self.port))
+        return self
+
+    async def __aexit__(self, *exc):
+        self.transport.close()
+
+    def connection_made(self, transport):
+        self.transport = transport
 
     def datagram_received(self, data, addr):
         self.datagrams += 1
@@ -56,22 +68,17 @@ class Silent(asyncio.DatagramProtocol):
 
 def test_inform_without_answer_is_retried_then_counted_timed_out(tmp_path):
     async def body():
-        port = free_udp_port()
-        transport, sink = await asyncio.get_running_loop().create_datagram_endpoint(
-            Silent, local_addr=("127.0.0.1", port))
         retries = 2
-        settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": port, "snmp.trap.mode": "inform",
-                    "snmp.trap.inform_timeout_s": 1, "snmp.trap.inform_retries": retries}
-        try:
+        async with Silent() as sink:
+            settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": sink.port, "snmp.trap.mode": "inform",
+                        "snmp.trap.inform_timeout_s": 1, "snmp.trap.inform_retries": retries}
             async with Site(tmp_path, settings) as s:
                 s.gw.board.configure_meter(SILENT_NETID, silent=True)
                 await wait_for(lambda: _informs(s)["timed_out"] >= 1 and _informs(s)["pending"] == 0, guard=60)
                 informs = _informs(s)
                 assert informs["acknowledged"] == 0 and informs["timed_out"] == informs["sent"], informs
                 assert sink.datagrams == informs["sent"] * (1 + retries)
-                assert s.svc.status()["traps_sent"]["gwAlarmRaised"] == 1
-        finally:
-            transport.close()
+                assert s.service.status()["traps_sent"]["gwAlarmRaised"] == 1
     asyncio.run(body())
 
 
@@ -81,7 +88,7 @@ def test_v1_receivers_get_traps_even_in_inform_mode(tmp_path):
             settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": rx.port, "snmp.trap.mode": "inform",
                         "snmp.trap.version": "v1"}
             async with Site(tmp_path, settings) as s:
-                assert s.svc.status()["notify_types"] == {"127.0.0.1:%d" % rx.port: "trap"}
+                assert s.service.status()["notify_types"] == {"127.0.0.1:%d" % rx.port: "trap"}
                 s.gw.board.configure_meter(SILENT_NETID, silent=True)
                 await wait_for(lambda: rx.count(RAISED, **OF_5) == 1)
                 assert "TRAP, SNMP v1, community trap" in rx.log.read_text()

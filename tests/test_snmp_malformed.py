@@ -19,7 +19,7 @@ IN_BAD_VERSIONS = (1, 3, 6, 1, 2, 1, 11, 3, 0)
 
 
 class Client:
-    """A raw UDP socket: send bytes, wait a bounded time for an answer."""
+    """A raw UDP socket (closed on leaving ``with``): send bytes, wait a bounded time for an answer."""
 
     def __init__(self, port):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -28,7 +28,10 @@ class Client:
         self.address = ("127.0.0.1", port)
         self.request_id = 1000
 
-    def close(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         self.sock.close()
 
     def send(self, data):
@@ -74,8 +77,7 @@ def valid_get():
 def test_truncated_wrong_and_huge_lengths_and_wrong_versions_get_no_answer(tmp_path):
     async def body():
         async with Site(tmp_path) as s:
-            client = Client(s.port)
-            try:
+            with Client(s.port) as client:
                 good = valid_get()
                 parse_errors = await client.counter(IN_ASN_PARSE_ERRS)
                 bad = [good[:n] for n in range(1, len(good))]                        # every truncation
@@ -106,16 +108,13 @@ def test_truncated_wrong_and_huge_lengths_and_wrong_versions_get_no_answer(tmp_p
                 assert await client.receive(0.2) is None
                 (_rid, status, _i, varbinds), _d = await client.request([SYS_NAME])
                 assert status == 0 and varbinds[0][2] == b"M-70"
-            finally:
-                client.close()
     asyncio.run(body())
 
 
 def test_getbulk_of_a_million_repetitions_is_bounded(tmp_path):
     async def body():
         async with Site(tmp_path) as s:
-            client = Client(s.port)
-            try:
+            with Client(s.port) as client:
                 for repeaters in (1, 3, 7):
                     (_rid, status, _i, varbinds), data = await client.request(
                         [(1, 3)] * repeaters, ber.GETBULK, non_repeaters=0, max_repetitions=10 ** 6)
@@ -131,8 +130,6 @@ def test_getbulk_of_a_million_repetitions_is_bounded(tmp_path):
                 rc, out, err = await run("snmpbulkget", "-On", *s.v3(*V3_READ), "-Cn0", "-Cr1000000", s.target, ".1")
                 assert rc == 0, err
                 assert 1 <= len(out.splitlines()) <= 64
-            finally:
-                client.close()
     asyncio.run(body())
 
 
@@ -176,8 +173,7 @@ def test_ten_thousand_fuzzed_datagrams_while_valid_requests_keep_being_answered(
         escaped = []
         loop.set_exception_handler(lambda _loop, context: escaped.append(context))
         async with Site(tmp_path) as s:
-            fuzz, probe = Client(s.port), Client(s.port)
-            try:
+            with Client(s.port) as fuzz, Client(s.port) as probe:
                 rng = random.Random(20261122)
                 seeds = [valid_get(),
                          ber.encode_request(1, b"publicV2", ber.GETNEXT, 5, [(1, 3, 6, 1, 4, 1, 4555)]),
@@ -195,13 +191,10 @@ def test_ten_thousand_fuzzed_datagrams_while_valid_requests_keep_being_answered(
                     answered += 1
                     fuzz.drain()
                 assert answered == 50
-                assert s.svc.running
+                assert s.service.running
                 rc, values, text = await s.get(s.v3(*V3_READ), "1.3.6.1.2.1.1.5.0")
                 assert rc == 0, text
                 parse_errors = await probe.counter(IN_ASN_PARSE_ERRS)
                 assert parse_errors > 1000
-            finally:
-                fuzz.close()
-                probe.close()
         assert escaped == [], escaped[:3]
     asyncio.run(body())

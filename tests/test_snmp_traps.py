@@ -10,9 +10,9 @@ import asyncio
 
 import pytest
 
-from conftest import wait_for
+from conftest import free_udp_port, wait_for
 from snmp_support import (ACTIVE, ADDRESS, CLEARED, ENTERPRISE, INPUT, INPUT_NO, NUMBER, RAISED, SILENT_NETID,
-                          SOURCE, VALUE, Site, TrapReceiver, free_udp_port)
+                          SOURCE, VALUE, Site, TrapReceiver)
 
 def _set_inputs(gateway, address, bits):
     meter = gateway.board.find_meter(address=address)
@@ -46,7 +46,7 @@ def test_alarm_trap_its_resend_and_its_clear_and_input_changes_v2c(tmp_path):
                 await wait_for(lambda: rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "1", VALUE: "1"}) == 1
                                and rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "3", VALUE: "1"}) == 1)
                 assert rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "2"}) == 0
-                assert s.svc.status()["traps_sent"]["gwAlarmRaised"] == 1
+                assert s.service.status()["traps_sent"]["gwAlarmRaised"] == 1
     asyncio.run(body())
 
 
@@ -56,7 +56,7 @@ def test_v1_and_v3_traps(tmp_path, version):
         port = free_udp_port()
         settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": port, "snmp.trap.version": version}
         async with Site(tmp_path, settings) as s:
-            rx = TrapReceiver(tmp_path, s.svc.engine_id().hex() if version == "v3" else None)
+            rx = TrapReceiver(tmp_path, s.service.engine_id().hex() if version == "v3" else None)
             rx.port = port
             async with rx:
                 _set_inputs(s.gw, 15, 0b0010)
@@ -66,5 +66,5 @@ def test_v1_and_v3_traps(tmp_path, version):
                     assert "127.0.0.1 [127.0.0.1]" in text and "TRAP, SNMP v1, community trap" in text
                     assert ".%s.10.30 Enterprise Specific Trap (4)" % ENTERPRISE in text
                 else:              # the receiver logs authenticated, encrypted v3 traps only
-                    assert "SNMP v1" not in text and s.svc.status()["traps_sent"]["gwInputChanged"] == 1
+                    assert "SNMP v1" not in text and s.service.status()["traps_sent"]["gwInputChanged"] == 1
     asyncio.run(body())

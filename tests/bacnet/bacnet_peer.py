@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,20 +26,16 @@ BINARY_PV_TAG = 9          # enumerated application tag
 NULL_TAG = 0
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class BacnetError(Exception):
     pass
 
 
 class NodeBacnet:
-    """One long-lived node process running client.mjs; ``call`` sends a request, awaits its answer."""
+    """One long-lived node process running client.mjs on loopback UDP ``port`` (a free one: the
+    library cannot bind port 0); ``call`` sends a request, awaits its answer."""
 
-    def __init__(self):
+    def __init__(self, port):
+        self.port = port
         self.proc = None
         self._ids = 0
 
@@ -48,7 +43,7 @@ class NodeBacnet:
         assert shutil.which("node"), "node is missing: run `make test` (Debian packages nodejs npm)"
         assert os.path.isdir(MODULES), "@bacnet-js/client is missing: run `npm ci --prefix tests/bacnet`"
         self.proc = await asyncio.create_subprocess_exec(
-            "node", CLIENT, str(free_udp_port()), stdin=asyncio.subprocess.PIPE,
+            "node", CLIENT, str(self.port), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, env=dict(os.environ, TZ="UTC"), limit=2 ** 22)
         line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
         assert json.loads(line) == {"ready": True}, line
@@ -180,17 +175,18 @@ def parse_answer(data):
 
 
 class RawUdp(asyncio.DatagramProtocol):
-    """A loopback UDP socket; answers land in a queue."""
+    """A loopback UDP socket, open inside ``async with``; answers land in a queue."""
 
     def __init__(self):
         self.answers = asyncio.Queue()
         self.transport = None
 
-    @classmethod
-    async def open(cls):
-        loop = asyncio.get_running_loop()
-        _transport, proto = await loop.create_datagram_endpoint(cls, local_addr=("127.0.0.1", 0))
-        return proto
+    async def __aenter__(self):
+        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        return self
+
+    async def __aexit__(self, *exc):
+        self.transport.close()
 
     def connection_made(self, transport):
         self.transport = transport
@@ -221,6 +217,3 @@ class RawUdp(asyncio.DatagramProtocol):
     def drain(self):
         while not self.answers.empty():
             self.answers.get_nowait()
-
-    def close(self):
-        self.transport.close()

@@ -1,0 +1,41 @@
+"""Helpers of the BACnet tests: the demo site with BACnet/IP on a free loopback port and a client.
+
+(No tests here: the BACnet test modules import it.) The peers themselves
+(the Node.js client, hand-built frames) are tests/bacnet/bacnet_peer.py.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "bacnet"))
+
+from bacnet_peer import NodeBacnet  # noqa: E402
+from conftest import DemoSite, demo_devices, free_udp_port, wait_for  # noqa: E402
+from protocols.bacnet import BacnetService  # noqa: E402
+
+NET = 1000                  # the virtual network of the meters
+MAIN = 100                  # the gateway's device instance; a meter's is MAIN + its address
+DEMO_ADDRESSES = tuple(d.address for d in demo_devices())
+
+
+class Site(DemoSite):
+    """The demo site with BACnet on a free loopback port, its stack settled; ``node``: the Node.js client."""
+
+    def __init__(self, tmp_path, overrides=None, clock=None):
+        self.port = free_udp_port()
+        super().__init__(tmp_path, BacnetService, {"bacnet.enabled": True, "bacnet.port": self.port,
+                                                   "bacnet.bind": "127.0.0.1", "gateway.location": "Switchboard B2",
+                                                   "time.utc_offset_min": 60},
+                         overrides, clock)
+
+    async def ready(self, stack):
+        await wait_for(lambda: self.service.stack is not None and self.service.stack.settled()
+                       and len(self.service.stack.meters) == len(DEMO_ADDRESSES))
+        self.node = await stack.enter_async_context(NodeBacnet(free_udp_port()))
+
+    @property
+    def gateway(self):
+        return {"address": "127.0.0.1:%d" % self.port}
+
+    def meter(self, address):
+        return {"address": "127.0.0.1:%d" % self.port, "net": NET, "adr": [address]}
