@@ -118,11 +118,6 @@ def write_registers_request(address, words):
     return struct.pack(">BHHB", WRITE_MULTIPLE_REGISTERS, address, n, 2 * n) + pack_words(words)
 
 
-def write_coils_request(address, bits):
-    packed = pack_bits(bits)
-    return struct.pack(">BHHB", WRITE_MULTIPLE_COILS, address, len(bits), len(packed)) + packed
-
-
 def exception_pdu(function, code):
     return bytes(((function | 0x80) & 0xFF, code))
 

@@ -25,11 +25,9 @@ class BacnetService(SwitchedService):
         self.stack = None
         self.port = None
         gateway.topology.on_change(self._topology_changed)
-        documents = getattr(gateway, "documents", None)
-        if documents is not None:
-            from tools import ede
-            documents["bacnet-ede.csv"] = ("text/csv; charset=utf-8", functools.partial(ede.ede_csv, gateway))
-            documents["bacnet-pics.md"] = ("text/markdown; charset=utf-8", functools.partial(ede.pics, gateway))
+        from tools import ede
+        gateway.documents["bacnet-ede.csv"] = ("text/csv; charset=utf-8", functools.partial(ede.ede_csv, gateway))
+        gateway.documents["bacnet-pics.md"] = ("text/markdown; charset=utf-8", functools.partial(ede.pics, gateway))
 
     async def _open(self):
         settings = self.settings

@@ -106,9 +106,9 @@ class BacnetStack:
             self._sync_task = None
         if self.server is not None:
             self.server.close()
-        for _signature, app, link in self.meters.values():
+        for _signature, _app, link in self.meters.values():
             if link is not None:
-                self._detach(app, link)
+                self._detach(link)
         self.meters.clear()
         if self.vlan is not None:
             self.vlan.close()
@@ -132,7 +132,7 @@ class BacnetStack:
             address, device = step
             old = self.meters.pop(address, None)
             if old is not None and old[2] is not None:
-                self._detach(old[1], old[2])
+                self._detach(old[2])
                 if device is None or old[1] is None or old[1].view.device.netid != device.netid:
                     self.site.forget(address)       # another meter: its extremes and commands go
             if device is not None:
@@ -167,7 +167,9 @@ class BacnetStack:
         app.nsap.bind(link, address=mac)
         return _signature(device), app, link
 
-    def _detach(self, app, link):
+    @staticmethod
+    def _detach(link):
+        """Take a meter's link off the virtual LAN (its application goes with it)."""
         if link.node.lan is not None:
             link.node.lan.remove_node(link.node)
 

@@ -127,7 +127,7 @@ def classify(data):
 class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
     """Bottom of the bacpypes3 stack: a UDP socket we own."""
 
-    def __init__(self, counters, clock=None):
+    def __init__(self, counters):
         Server.__init__(self)
         self.counters = counters
         self.transport = None

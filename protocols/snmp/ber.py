@@ -18,11 +18,9 @@ OCTET_STRING = 0x04
 NULL = 0x05
 OBJECT_IDENTIFIER = 0x06
 SEQUENCE = 0x30
-IP_ADDRESS = 0x40
 COUNTER32 = 0x41
 GAUGE32 = 0x42
 TIMETICKS = 0x43
-OPAQUE = 0x44
 COUNTER64 = 0x46
 NO_SUCH_OBJECT = 0x80
 NO_SUCH_INSTANCE = 0x81
@@ -33,22 +31,14 @@ GET = 0xA0
 GETNEXT = 0xA1
 RESPONSE = 0xA2
 SET = 0xA3
-TRAP_V1 = 0xA4
 GETBULK = 0xA5
-INFORM = 0xA6
-TRAP_V2 = 0xA7
-REPORT = 0xA8
 
 MAX_OID_LENGTH = 128          # sub-identifiers (RFC 2578 §7.1.3)
 MAX_SUBID = 0xFFFFFFFF
 
 # error-status values (RFC 3416)
-NO_ERROR = 0
 TOO_BIG = 1
 NO_SUCH_NAME = 2
-BAD_VALUE = 3
-READ_ONLY = 4
-GEN_ERR = 5
 
 _UNSIGNED_TAGS = (COUNTER32, GAUGE32, TIMETICKS, COUNTER64)
 
@@ -238,11 +228,6 @@ def oid_body(oid):
     if len(oid) < 2:
         raise ValueError("an OID has at least two sub-identifiers")
     return _subid(40 * oid[0] + oid[1]) + b"".join(_subid(x) for x in oid[2:])
-
-
-def oid_suffix(subids):
-    """Content octets of sub-identifiers appended after the first two."""
-    return b"".join(_subid(x) for x in subids)
 
 
 def encode_oid(oid):

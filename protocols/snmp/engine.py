@@ -32,8 +32,6 @@ AUTH = {"MD5": "USM_AUTH_HMAC96_MD5", "SHA": "USM_AUTH_HMAC96_SHA", "SHA224": "U
 # AES256 is the draft-blumenthal key extension that net-snmp's ``-x AES256`` uses.
 PRIV = {"none": "USM_PRIV_NONE", "DES": "USM_PRIV_CBC56_DES", "AES": "USM_PRIV_CFB128_AES",
         "AES256": "USM_PRIV_CFB256_AES_BLUMENTHAL"}
-NET_SNMP_NAMES = {"MD5": "MD5", "SHA": "SHA", "SHA224": "SHA-224", "SHA256": "SHA-256", "SHA384": "SHA-384",
-                  "SHA512": "SHA-512", "DES": "DES", "AES": "AES", "AES256": "AES256"}
 
 ALL = (1, 3, 6, 1)
 TRAP_TAG = "gw-trap"

@@ -98,10 +98,8 @@ async def apply(gateway, writes, origin):
         try:
             await control.write_value(gateway, address, load, key, value, origin)
         except control.WriteRefused as exc:
-            status = _CONTROL_STATUS.get(exc.reason, "commitFailed")
-            if exc.reason in (control.NO_ANSWER, control.DEVICE_REFUSED):
-                status = "commitFailed"
-            raise SetRefused(status, i) from None
+            # a device that did not answer or refused (no entry in the table): commitFailed
+            raise SetRefused(_CONTROL_STATUS.get(exc.reason, "commitFailed"), i) from None
     for kind, _i, address, _value in writes:
         if kind == "minmax_reset":
             gateway.extremes.reset(address)
