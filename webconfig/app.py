@@ -6,12 +6,16 @@ block. Documented in docs/status-api.md.
 """
 
 import json
+import mimetypes
 import os
 
 import bottle
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MAX_JSON_BODY = 4096
+# The page's assets change only with the software: a browser may keep them a
+# few minutes (no validators are sent, so an upgrade shows within that time).
+STATIC_CACHE_CONTROL = "max-age=300"
 
 
 def _json(data, status=200):
@@ -39,8 +43,40 @@ def _body():
     return data if isinstance(data, dict) else None
 
 
+def load_static(directory=STATIC_DIR):
+    """{name: (content type, bytes)} of the page's assets, read once.
+
+    ``bottle.static_file`` stats and opens the file on the loop for every
+    request; the assets are a few KiB, fixed for the life of the process, so
+    they are read when the app is built and served from memory.
+    """
+    files = {}
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if name.startswith(".") or not os.path.isfile(path):
+            continue
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if content_type.startswith("text/"):
+            content_type += "; charset=utf-8"
+        with open(path, "rb") as handle:
+            files[name] = (content_type, handle.read())
+    return files
+
+
+def _static(files, name):
+    entry = files.get(name)
+    if entry is None:            # as any unknown path (dot files and subdirectories are never listed)
+        return _error(404, "no such resource: %s" % bottle.request.path)
+    content_type, data = entry
+    bottle.response.content_type = content_type
+    bottle.response.set_header("Content-Length", str(len(data)))
+    bottle.response.set_header("Cache-Control", STATIC_CACHE_CONTROL)
+    return data
+
+
 def make_app(gateway):
     app = bottle.Bottle()
+    files = load_static()            # before the server starts: nothing touches the disk per request
     app.config["catchall"] = False   # errors reach the server: logged, short 500
 
     @app.get("/api/status")
@@ -89,13 +125,11 @@ def make_app(gateway):
 
     @app.get("/")
     def index():
-        return bottle.static_file("status.html", root=STATIC_DIR)
+        return _static(files, "status.html")
 
     @app.get("/static/<name>")
     def static(name):
-        if "/" in name or name.startswith("."):
-            return _error(404, "no such file")
-        return bottle.static_file(name, root=STATIC_DIR)
+        return _static(files, name)
 
     if gateway.board.kind == "sim":
         _add_sim_routes(app, gateway)
