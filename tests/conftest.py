@@ -10,7 +10,13 @@ import contextlib
 import copy
 import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -79,6 +85,14 @@ async def running_gateway(state_dir, topology, overrides=None, clock=None, servi
         await gateway.stop()
 
 
+def keeping_event_log(log, netid):
+    """A prepare_board hook: the meter ``netid`` kept its event log ``log`` across the gateway's restart."""
+    def prepare(board):
+        meter = board.find_meter(netid=netid)
+        meter.events, log.meter = log, meter
+    return prepare
+
+
 class DemoSite:
     """The demo site's gateway with one protocol service, its topology preset and every bus polled twice.
 
@@ -128,6 +142,69 @@ async def detect(gateway, mode="full"):
     assert gateway.discovery.start(mode)
     await gateway.discovery.wait()
     assert gateway.discovery.state == "done", gateway.discovery.status()
+
+
+# ---------------------------------------------------------------- the daemon in its own process, over HTTP
+
+def start_daemon(state_dir, http_port, *args, log_level="warning"):
+    """``python -m daemon`` in its own process, HTTP on ``http_port`` and Modbus TCP on a free port, both on
+    loopback; ``args`` choose the board and the rest."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "daemon", "--state-dir", str(state_dir), "--http-port", str(http_port),
+         "--set", "http.bind=127.0.0.1", "--modbus-port", str(free_tcp_port()), "--set", "modbus.bind=127.0.0.1",
+         "--log-level", log_level] + list(args),
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def http_get(url):
+    """(status, Content-Type, body bytes) of a GET."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.headers.get("Content-Type"), response.read()
+
+
+def http_json(url, body=None):
+    """(status, decoded answer) of a GET, or of a POST of ``body`` as JSON; an HTTP error is an answer too."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_until(predicate, guard=60.0):
+    """wait_for without an event loop (a daemon in its own process): the first true value of predicate();
+    a refused connection counts as not yet."""
+    end = time.monotonic() + guard
+    while time.monotonic() < end:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("not reached within the %.0f s guard" % guard)
+
+
+# ---------------------------------------------------------------- mbpoll, an independent Modbus master
+
+def mbpoll(*args):
+    assert shutil.which("mbpoll"), "mbpoll missing: run `make test` (Debian package mbpoll)"
+    return subprocess.run(["mbpoll", "-1", "-0", "-q"] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=30)
+
+
+def parse_mbpoll(text):
+    """{register: value} of mbpoll's output."""
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and "]:" in line:
+            reg, _, value = line.partition("]:")
+            values[int(reg[1:])] = int(value.split()[0])
+    return values
 
 
 @pytest.fixture(autouse=True)

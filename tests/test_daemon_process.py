@@ -6,41 +6,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
-from conftest import DEMO_TOPOLOGY, REPO, free_tcp_port
-
-
-
-
-def get(url):
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return resp.status, resp.headers.get("Content-Type"), resp.read()
-
-
-def post(url, data):
-    req = urllib.request.Request(url, data=json.dumps(data).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def wait_until(predicate, guard=60.0):
-    end = time.monotonic() + guard
-    while time.monotonic() < end:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("not reached within the %.0f s guard" % guard)
+from conftest import DEMO_TOPOLOGY, REPO, free_tcp_port, http_get, http_json, start_daemon, wait_until
 
 
 def pts_entries():
@@ -51,15 +20,11 @@ def pts_entries():
 def daemon(tmp_path):
     port = free_tcp_port()
     before = pts_entries()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "--board", "sim", "--topology", DEMO_TOPOLOGY,
-         "--state-dir", str(tmp_path / "state"), "--http-port", str(port), "--set", "http.bind=127.0.0.1",
-         "--modbus-port", str(free_tcp_port()), "--set", "modbus.bind=127.0.0.1",
-         "--set", "discovery.last_address=24", "--log-level", "warning"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_daemon(tmp_path / "state", port, "--board", "sim", "--topology", DEMO_TOPOLOGY,
+                        "--set", "discovery.last_address=24")
     base = "http://127.0.0.1:%d" % port
     try:
-        wait_until(lambda: get(base + "/api/status")[0] == 200, guard=30)
+        wait_until(lambda: http_get(base + "/api/status")[0] == 200, guard=30)
         yield proc, base, before
     finally:
         if proc.poll() is None:
@@ -69,16 +34,16 @@ def daemon(tmp_path):
 
 def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     proc, base, pts_before = daemon
-    status, _ct, _body = get(base + "/api/status")
-    code, body = post(base + "/api/discovery", {"mode": "full"})
+    status, _ct, _body = http_get(base + "/api/status")
+    code, body = http_json(base + "/api/discovery", {"mode": "full"})
     assert code == 202 and body["state"] == "running"
-    code, body = post(base + "/api/discovery", {"mode": "full"})
+    code, body = http_json(base + "/api/discovery", {"mode": "full"})
     assert code == 409                                     # one detection at a time
-    assert post(base + "/api/discovery", {"mode": "turbo"})[0] == 400
-    wait_until(lambda: json.loads(get(base + "/api/discovery")[2])["state"] == "done", guard=90)
+    assert http_json(base + "/api/discovery", {"mode": "turbo"})[0] == 400
+    wait_until(lambda: http_json(base + "/api/discovery")[1]["state"] == "done", guard=90)
 
     def all_good():
-        doc = json.loads(get(base + "/api/status")[2])
+        doc = http_json(base + "/api/status")[1]
         devices = doc["devices"]
         readings = [v for d in devices for load in d["values"].values() for v in load.values()]
         return len(devices) == 8 and all(d["values"] for d in devices) and \
@@ -92,13 +57,13 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     assert doc["loop_lag"]["samples"] > 0
     assert doc["services"]["modbus"]["running"] is True
     assert doc["services"]["rtu_slave"]["running"] is False          # RS485 port is a master bus here
-    code, _ct, csv_text = get(base + "/api/files/modbus-register-map.csv")
+    code, _ct, csv_text = http_get(base + "/api/files/modbus-register-map.csv")
     assert code == 200 and csv_text.startswith(b"table,unit_id,register_hex")
     assert doc["services"]["snmp"]["running"] is False                # off by default (SPEC §10)
     storage = doc["storage"]
     assert storage["available"] and storage["write_errors"] == 0 and storage["size_bytes"] > 0
     assert storage["recovery"]["clean_shutdown"]                      # a fresh store
-    code, _ct, mib = get(base + "/api/files/SOCOMEC-GATEWAY-MIB.txt")
+    code, _ct, mib = http_get(base + "/api/files/SOCOMEC-GATEWAY-MIB.txt")
     assert code == 200 and b"DEFINITIONS ::= BEGIN" in mib
 
     # the command-line way to run a detection against a running gateway
@@ -108,9 +73,9 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     assert "7 devices found" in tool.stdout and "A-40" in tool.stdout and "E23" not in tool.stdout
 
     # the page a newcomer opens, with local assets only
-    code, ctype, html = get(base + "/")
+    code, ctype, html = http_get(base + "/")
     assert code == 200 and ctype.startswith("text/html") and b"status.js" in html
-    assert get(base + "/static/status.js")[0] == 200
+    assert http_get(base + "/static/status.js")[0] == 200
 
     proc.send_signal(signal.SIGTERM)
     started = time.monotonic()

@@ -11,12 +11,11 @@ import asyncio
 import collections
 import json
 import os
-import urllib.error
-import urllib.request
 
 import pytest
 
-from conftest import demo_devices, demo_topology, free_tcp_port, running_gateway, wait_for
+from conftest import (demo_devices, demo_topology, free_tcp_port, http_json, keeping_event_log, running_gateway,
+                      wait_for)
 from daemon import meter_events as ev
 from daemon.device_alarms import HISTORY_LOGGED
 from daemon.topology import Device
@@ -140,14 +139,6 @@ def _meter_and_device(gateway, netid):
     return meter, device, gateway.engines[device.bus]
 
 
-def _keeping(log, netid):
-    """A prepare_board hook: the meter ``netid`` kept its event log across the gateway's restart."""
-    def prepare(board):
-        meter = board.find_meter(netid=netid)
-        meter.events, log.meter = log, meter
-    return prepare
-
-
 async def _preset(gateway):
     await gateway.topology.replace(demo_devices())
     await wait_for(lambda: gateway.event_reader.status()["checks"] >= 5)   # every log looked at once
@@ -236,7 +227,8 @@ def test_a_restart_neither_repeats_nor_loses_a_record(tmp_path, cursor_file_lost
         if cursor_file_lost:                          # a cut between the event log write and the cursor's
             os.remove(state / "event-cursors.json")
 
-        async with running_gateway(state, demo_topology(), QUIET, prepare_board=_keeping(log, I35_AT_5)) as gw:
+        kept = keeping_event_log(log, I35_AT_5)
+        async with running_gateway(state, demo_topology(), QUIET, prepare_board=kept) as gw:
             meter, device, engine = _meter_and_device(gw, I35_AT_5)
             await gw.event_reader.check_device(engine, device)
             records = _device_records(gw, I35_AT_5)
@@ -246,16 +238,6 @@ def test_a_restart_neither_repeats_nor_loses_a_record(tmp_path, cursor_file_lost
 
 
 # ---------------------------------------------------------------- the simulation API and /api/alarms
-
-
-def _http(url, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_simulation_api_sets_alarms_and_refuses_bad_input(tmp_path):
@@ -295,17 +277,17 @@ def test_simulation_api_sets_alarms_and_refuses_bad_input(tmp_path):
                                                    "duration_ms": 2 ** 31}, 400),
             ]
             for path, payload, code in refused:
-                status, answer = await asyncio.to_thread(_http, base + path, payload)
+                status, answer = await asyncio.to_thread(http_json, base + path, payload)
                 assert status == code and answer.get("error"), (path, payload, answer)
             assert meter.events.slots == [] and meter.events.next_number == 0
 
-            assert (await asyncio.to_thread(_http, base + "/api/sim/meters/DC85EA/alarms",
+            assert (await asyncio.to_thread(http_json, base + "/api/sim/meters/DC85EA/alarms",
                                             {"alarms": [slot]}))[0] == 200
-            assert (await asyncio.to_thread(_http, base + "/api/sim/meters/DC85EA/events",
-                                            {"kind": "device", "index": 2, "load": 2, "criticality": "critical"}))[0] == 200
+            device_alarm = {"kind": "device", "index": 2, "load": 2, "criticality": "critical"}
+            assert (await asyncio.to_thread(http_json, base + "/api/sim/meters/DC85EA/events", device_alarm))[0] == 200
             await wait_for(lambda: meter.events.next_number == 2)     # the threshold alarm starts at the next poll
             await gw.event_reader.check_device(engine, device)
-            status, answer = await asyncio.to_thread(_http, base + "/api/alarms")
+            status, answer = await asyncio.to_thread(http_json, base + "/api/alarms")
             assert status == 200
             assert sorted((a["alarm"], a["load"], a["criticality"]) for a in answer["devices"]) == [
                 (103, 1, "non-critical"), (502, 2, "critical")]
@@ -404,7 +386,8 @@ def test_a_meter_log_restart_ends_its_alarms_and_survives_a_gateway_restart(tmp_
         if cursor_file_lost:
             os.remove(state / "event-cursors.json")
 
-        async with running_gateway(state, demo_topology(), QUIET, prepare_board=_keeping(log, U30_AT_11)) as gw:
+        kept = keeping_event_log(log, U30_AT_11)
+        async with running_gateway(state, demo_topology(), QUIET, prepare_board=kept) as gw:
             cursor = gw.device_alarms.cursors["%06X" % U30_AT_11]
             assert (cursor.gen, cursor.next) == (1, 2)
             meter, device, engine = _meter_and_device(gw, U30_AT_11)

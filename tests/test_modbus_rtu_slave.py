@@ -8,11 +8,10 @@ from pymodbus.exceptions import ModbusIOException
 from pymodbus.pdu import ExceptionResponse
 
 from board.base import ManualClock
-from conftest import demo_devices, demo_topology, running_gateway, wait_for
+from conftest import demo_devices, demo_topology, mbpoll, parse_mbpoll, running_gateway, wait_for
 from daemon import catalogue
 from protocols import modbus_rtu as rtu
 from protocols.modbus_rtu_slave import RtuSlaveService
-from test_modbus_tcp import mbpoll, parse_mbpoll
 
 T0 = 1_700_000_000.0
 

@@ -3,16 +3,14 @@
 import asyncio
 import contextlib
 import random
-import shutil
 import struct
-import subprocess
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
 from board.base import ManualClock
-from conftest import DemoSite, free_tcp_port, wait_for
+from conftest import DemoSite, free_tcp_port, mbpoll, parse_mbpoll, wait_for
 from daemon import catalogue
 from protocols import modbus_rtu as rtu
 from protocols.modbus_tables import NORMALIZED_BASE
@@ -42,23 +40,6 @@ class Setup(DemoSite):
 
 def words_of(meter, start, count):
     return meter.read_registers(start, count)
-
-
-def mbpoll(*args):
-    assert shutil.which("mbpoll"), "mbpoll missing: run `make test` (Debian package mbpoll)"
-    proc = subprocess.run(["mbpoll", "-1", "-0", "-q"] + [str(a) for a in args],
-                          capture_output=True, text=True, timeout=30)
-    return proc
-
-
-def parse_mbpoll(text):
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("[") and "]:" in line:
-            reg, _, value = line.partition("]:")
-            values[int(reg[1:])] = int(value.split()[0])
-    return values
 
 
 def test_mbpoll_and_pymodbus_read_meters_through_the_gateway(tmp_path):

@@ -1,13 +1,11 @@
 """``python -m tools.simbus`` serves the simulated meters on serial devices, so
 the daemon can run with ``--board rpi`` on real-style ports against them."""
 
-import json
 import signal
 import subprocess
 import sys
 
-from conftest import DEMO_TOPOLOGY, REPO, free_tcp_port
-from test_daemon_process import get, post, wait_until
+from conftest import DEMO_TOPOLOGY, REPO, free_tcp_port, http_json, start_daemon, wait_until
 
 
 def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
@@ -22,24 +20,20 @@ def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
             ports[bus] = rest.split(" on ")[1].strip()
         assert set(ports) == {"digiware", "rs485"}
         http = free_tcp_port()
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "--board", "rpi", "--port", "digiware=" + ports["digiware"],
-             "--port", "rs485=" + ports["rs485"], "--state-dir", str(tmp_path / "state"),
-             "--http-port", str(http), "--set", "http.bind=127.0.0.1",
-         "--modbus-port", str(free_tcp_port()), "--set", "modbus.bind=127.0.0.1", "--set", "discovery.last_address=22",
-             "--discover", "fast", "--log-level", "warning"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        daemon = start_daemon(tmp_path / "state", http, "--board", "rpi", "--port", "digiware=" + ports["digiware"],
+                              "--port", "rs485=" + ports["rs485"], "--set", "discovery.last_address=22",
+                              "--discover", "fast")
         base = "http://127.0.0.1:%d" % http
 
         def detected():
-            doc = json.loads(get(base + "/api/status")[2])
+            doc = http_json(base + "/api/status")[1]
             return doc["discovery"]["state"] == "done" and doc
         doc = wait_until(detected, guard=60)
         assert doc["gateway"]["board"] == "rpi"
         assert [d["address"] for d in doc["devices"]] == [4, 5, 11, 13, 14, 15, 20]
         wait_until(lambda: all(d["values"] and d["counters"]["answers"] > 0
-                               for d in json.loads(get(base + "/api/status")[2])["devices"]), guard=30)
-        assert post(base + "/api/sim/button", {"held_s": 3})[0] == 404   # no simulated hardware on rpi
+                               for d in http_json(base + "/api/status")[1]["devices"]), guard=30)
+        assert http_json(base + "/api/sim/button", {"held_s": 3})[0] == 404   # no simulated hardware on rpi
         daemon.send_signal(signal.SIGINT)
         assert daemon.wait(timeout=10) == 0
     finally:
@@ -52,13 +46,10 @@ def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
 
 def test_a_missing_serial_port_leaves_the_rest_of_the_gateway_running(tmp_path):
     http = free_tcp_port()
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "--board", "rpi", "--port", "digiware=/dev/does-not-exist",
-         "--port", "rs485=/dev/neither", "--state-dir", str(tmp_path / "state"), "--http-port", str(http),
-         "--set", "http.bind=127.0.0.1", "--modbus-port", str(free_tcp_port()), "--set", "modbus.bind=127.0.0.1",
-         "--log-level", "error"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    daemon = start_daemon(tmp_path / "state", http, "--board", "rpi", "--port", "digiware=/dev/does-not-exist",
+                          "--port", "rs485=/dev/neither", log_level="error")
     try:
-        doc = wait_until(lambda: json.loads(get("http://127.0.0.1:%d/api/status" % http)[2]), guard=30)
+        doc = wait_until(lambda: http_json("http://127.0.0.1:%d/api/status" % http)[1], guard=30)
         assert "does-not-exist" in doc["buses"]["digiware"]["error"]
         assert doc["buses"]["rs485"]["error"]
         daemon.send_signal(signal.SIGTERM)
