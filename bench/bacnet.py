@@ -32,9 +32,10 @@ sys.path.insert(0, os.path.join(REPO, "tests", "bacnet"))
 from bacnet_peer import ANALOG_INPUT, PROP, NodeBacnet  # noqa: E402
 import statistics  # noqa: E402
 
-from bench.common import devices_of, free_port, load_reference, percentile  # noqa: E402
+from bench.common import free_port, load_reference, percentile  # noqa: E402
 from board.sim import SimBoard  # noqa: E402
 from daemon.gateway import Gateway  # noqa: E402
+from daemon.topology import devices_from_simulation  # noqa: E402
 from protocols.bacnet import BacnetService, points  # noqa: E402
 from protocols.bacnet.transport import REQUEST_RATE  # noqa: E402
 
@@ -89,7 +90,7 @@ async def measure(cycles, rp_count, rate):
     gateway = Gateway(board, state, {"bacnet.enabled": True, "bacnet.port": port, "bacnet.bind": "127.0.0.1"})
     service = BacnetService(gateway)
     gateway.services.append(service)
-    devices = devices_of(topology)
+    devices = devices_from_simulation(topology)
     await gateway.start()
     node = NodeBacnet(free_port(socket.SOCK_DGRAM))
     phases = {}

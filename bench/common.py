@@ -1,22 +1,16 @@
 """Helpers shared by the benchmarks: the reference site, running a gateway on it."""
 
-import json
 import os
 import statistics
+
+from board.sim import load_topology_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(REPO, "board", "topologies", "reference32.json")
 
 
 def load_reference():
-    with open(REFERENCE, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def devices_of(topology):
-    """Topology Devices for every simulated meter (detection is not what we measure)."""
-    from daemon.topology import devices_from_simulation
-    return devices_from_simulation(topology)
+    return load_topology_file(REFERENCE)
 
 
 def free_port(kind=None):

@@ -22,10 +22,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import REPO, devices_of, free_port, load_reference, mean, percentile  # noqa: E402
+from bench.common import REPO, free_port, load_reference, mean, percentile  # noqa: E402
 from board.sim import SimBoard  # noqa: E402
 from daemon import catalogue  # noqa: E402
 from daemon.gateway import Gateway  # noqa: E402
+from daemon.topology import devices_from_simulation  # noqa: E402
 from protocols import modbus_rtu as rtu  # noqa: E402
 from protocols.modbus_tcp import ModbusTcpService  # noqa: E402
 
@@ -62,7 +63,7 @@ async def run(seconds):
     gateway.services.append(ModbusTcpService(gateway))
     await gateway.start()
     try:
-        await gateway.topology.replace(devices_of(topology))
+        await gateway.topology.replace(devices_from_simulation(topology))
         digiware = gateway.pollers["digiware"]
         while digiware.cycles < 2:
             await asyncio.sleep(0.05)

@@ -26,11 +26,12 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import devices_of, load_reference, mean, percentile  # noqa: E402
+from bench.common import load_reference, mean, percentile  # noqa: E402
 from board.sim import SimBoard  # noqa: E402
 from daemon import meter_events as ev  # noqa: E402
 from daemon.gateway import Gateway  # noqa: E402
 from daemon.poller import plan_reads  # noqa: E402
+from daemon.topology import devices_from_simulation  # noqa: E402
 from protocols import modbus_rtu as rtu  # noqa: E402
 
 
@@ -65,7 +66,7 @@ async def measure(cycles):
     board = SimBoard(topology=topology)
     state = tempfile.mkdtemp(prefix="bench-poll-")
     gateway = Gateway(board, state, {"http.port": 8080})
-    devices = devices_of(topology)
+    devices = devices_from_simulation(topology)
     await gateway.start()
     try:
         await gateway.topology.replace(devices)

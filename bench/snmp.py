@@ -31,7 +31,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import devices_of, free_port, load_reference, percentile  # noqa: E402
+from bench.common import free_port, load_reference, percentile  # noqa: E402
+from daemon.topology import devices_from_simulation  # noqa: E402
 from protocols.snmp import ber  # noqa: E402
 
 V3 = ["-v3", "-u", "control", "-l", "authPriv", "-a", "SHA", "-A", "Control-2024", "-x", "AES", "-X", "Control-2024"]
@@ -167,7 +168,7 @@ async def measure(seconds):
     await gateway.start()
     snmpd = None
     try:
-        await gateway.topology.replace(devices_of(topology))
+        await gateway.topology.replace(devices_from_simulation(topology))
         while min(p.cycles for p in gateway.pollers.values()) < 2:
             await asyncio.sleep(0.05)
         service.index.refresh()

@@ -20,21 +20,21 @@ import urllib.request
 
 import pytest
 
-from board.sim import SimBoard
+from board.sim import SimBoard, load_topology_file
 from daemon.blocking import reset as reset_blocking
 from daemon.gateway import Gateway
 from daemon.topology import devices_from_simulation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_TOPOLOGY = os.path.join(REPO, "board", "topologies", "demo.json")
+REFERENCE_TOPOLOGY = os.path.join(REPO, "board", "topologies", "reference32.json")   # the 32-meter site
 
 # Scan only the addresses the test topologies use, to keep detection short.
 FAST_SCAN = {"discovery.last_address": 24}
 
 
 def demo_topology():
-    with open(DEMO_TOPOLOGY, encoding="utf-8") as handle:
-        return json.load(handle)
+    return load_topology_file(DEMO_TOPOLOGY)
 
 
 def demo_devices():

@@ -8,7 +8,7 @@ from conftest import running_gateway, topology_with, wait_for
 from daemon import curves as win
 from daemon import registry
 from daemon.curves import CurveService, decode_b30_items, decode_trend_items, decode_trend_settings, series_name
-from daemon.topology import Device
+from daemon.topology import devices_from_simulation
 from daemon.tsdb import Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE, Q_VALID
 from daemon.tsdb_service import Storage
 from daemon.tsdb_format import Geometry
@@ -117,17 +117,6 @@ OVERRIDES = {"poll.min_cycle_ms": 300, "poll.backoff_max_s": 1}
 CUT = (0xDC85E9, 0xA40001)
 
 
-def devices():
-    out = []
-    for bus, meters in (("digiware", DIGIWARE), ("rs485", RS485)):
-        for m in meters:
-            loads = None
-            if m.get("loads"):
-                loads = [{"load": n, "network": "3P+N", "name": "Load %d" % n} for n in range(1, m["loads"] + 1)]
-            out.append(Device(bus, m["address"], m["reference"], m["netid"], loads=loads))
-    return out
-
-
 async def polled(gateway):
     """Until every answering device was polled again (fresh values at the new clock).
 
@@ -151,7 +140,8 @@ def stored(storage, name):
 def test_a_six_hour_cut_is_back_filled_from_the_meters_caches(tmp_path):
     clock = ManualClock(T + 1)
     geometry = Geometry(256, 8784, segments=8, segment_bytes=1 << 20)
-    overrides = dict((d.netid, 10) for d in devices())                    # consumption every 10 min
+    topology = topology_with(DIGIWARE, RS485, baud=115200)
+    overrides = dict((m["netid"], 10) for m in DIGIWARE + RS485)          # consumption every 10 min
 
     async def step(gateway, seconds):
         clock.advance(seconds)
@@ -159,10 +149,9 @@ def test_a_six_hour_cut_is_back_filled_from_the_meters_caches(tmp_path):
         await gateway.curves.cycle()        # the gateway's own service; its lock serialises the background pass
 
     async def scenario():
-        topology = topology_with(DIGIWARE, RS485, baud=115200)
         async with running_gateway(tmp_path, topology, OVERRIDES, clock, storage_geometry=geometry,
                                    curve_overrides=overrides) as gw:
-            await gw.topology.replace(devices())
+            await gw.topology.replace(devices_from_simulation(topology))
             await polled(gw)
             storage, curves = gw.storage, gw.curves
             await curves.cycle()                                          # consumption baselines

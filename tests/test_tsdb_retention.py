@@ -3,20 +3,18 @@ into the store (simulated time, no bus, no sleeping)."""
 
 import array
 import calendar
-import json
 import os
 
 from board.base import ManualClock
+from board.sim import load_topology_file
 from board.simcurves import CurveCache
 from board.simmeter import SimMeter
+from conftest import REFERENCE_TOPOLOGY
 from daemon import catalogue
 from daemon import tsdb_format as fmt
 from daemon.curves import series_name
-from daemon.topology import Device
+from daemon.topology import devices_from_simulation
 from daemon.tsdb import CONSUMPTION_KEYS, LOAD_CURVE_KEYS, Series, TimeSeriesStore, geometry_from_settings
-
-REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "board", "topologies", "reference32.json")
 
 HOUR = 3600
 START = calendar.timegm((2023, 3, 1, 0, 0, 0))      # month 1 = March 2023
@@ -25,15 +23,7 @@ END = calendar.timegm((2024, 4, 1, 0, 0, 0))        # 13 months later
 
 
 def reference_devices():
-    with open(REFERENCE, encoding="utf-8") as handle:
-        topology = json.load(handle)
-    devices = []
-    for bus, spec in topology["buses"].items():
-        for meter in spec["meters"]:
-            loads = None
-            if meter.get("loads") is not None:
-                loads = [{"load": n, "network": "3P+N", "name": "Load %d" % n} for n in range(1, meter["loads"] + 1)]
-            devices.append(Device(bus, meter["address"], meter["reference"], meter["netid"], loads=loads))
+    devices = devices_from_simulation(load_topology_file(REFERENCE_TOPOLOGY))
     assert len(devices) == 32
     return devices
 
