@@ -261,7 +261,7 @@ class BusEngine:
                 counters.answers += 1
                 raise
             except rtu.FrameError as exc:
-                if "CRC" in str(exc):
+                if isinstance(exc, rtu.CrcError):
                     counters.crc_errors += 1
                 else:
                     counters.frame_errors += 1

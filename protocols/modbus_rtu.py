@@ -38,6 +38,10 @@ class FrameError(Exception):
     """A frame that cannot be trusted (bad CRC, bad length, wrong answer)."""
 
 
+class CrcError(FrameError):
+    """A frame whose CRC does not match: noise on the line, counted apart."""
+
+
 class ModbusException(Exception):
     """A well-formed exception response from a device."""
 
@@ -227,7 +231,7 @@ def parse_response(frame, unit, request_pdu):
     if len(frame) < 5:
         raise FrameError("short frame")
     if not check_crc(frame):
-        raise FrameError("bad CRC")
+        raise CrcError("bad CRC")
     if frame[0] != unit:
         raise FrameError("answer from unit %d, expected %d" % (frame[0], unit))
     function = request_pdu[0]
