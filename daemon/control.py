@@ -84,9 +84,7 @@ async def passthrough(gateway, address, pdu):
     device's own. Raises WriteRefused(POLICY/NO_DEVICE), BusTimeout,
     ModbusException.
     """
-    if pdu and pdu[0] in (rtu.WRITE_SINGLE_COIL, rtu.WRITE_SINGLE_REGISTER,
-                          rtu.WRITE_MULTIPLE_COILS, rtu.WRITE_MULTIPLE_REGISTERS) \
-            and not writes_allowed(gateway.settings):
+    if pdu and pdu[0] in rtu.WRITE_FUNCTIONS and not writes_allowed(gateway.settings):
         raise WriteRefused(POLICY, "writes to devices are disabled by the security policy")
     device = _device(gateway, address)
     return await gateway.engines[device.bus].request(address, pdu, PASSTHROUGH)

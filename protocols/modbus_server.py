@@ -21,8 +21,6 @@ from protocols.modbus_tables import GatewayTable, normalized_location, normalize
 log = logging.getLogger("gateway.modbus")
 
 SERVER_BUSY = 0x06
-WRITE_FUNCTIONS = (rtu.WRITE_SINGLE_COIL, rtu.WRITE_SINGLE_REGISTER, rtu.WRITE_MULTIPLE_COILS,
-                   rtu.WRITE_MULTIPLE_REGISTERS)
 READ_REGISTERS = (rtu.READ_HOLDING, rtu.READ_INPUT)
 _REFUSAL_CODES = {control.POLICY: rtu.ILLEGAL_FUNCTION, control.NO_DEVICE: rtu.GATEWAY_PATH_UNAVAILABLE,
                   control.NOT_WRITABLE: rtu.ILLEGAL_DATA_ADDRESS, control.BAD_VALUE: rtu.ILLEGAL_DATA_VALUE,
@@ -94,7 +92,7 @@ class ModbusHandler:
                 return self._exception(function, values)
             self.counters.from_cache += 1
             return rtu.read_response(function, values)
-        if function in WRITE_FUNCTIONS and normalized_location(start) is not None:
+        if function in rtu.WRITE_FUNCTIONS and normalized_location(start) is not None:
             return await self._normalized_write(unit, pdu, function, start, words)
         if function in READ_REGISTERS:
             cached = self._from_cache(device, start, count)
