@@ -23,7 +23,6 @@ import asyncio
 import os
 import socket
 import sys
-import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -32,10 +31,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "bacnet"))
 from bacnet_peer import ANALOG_INPUT, PROP, NodeBacnet  # noqa: E402
 import statistics  # noqa: E402
 
-from bench.common import free_port, load_reference, percentile  # noqa: E402
-from board.sim import SimBoard  # noqa: E402
-from daemon.gateway import Gateway  # noqa: E402
-from daemon.topology import devices_from_simulation  # noqa: E402
+from bench.common import free_port, percentile, reference_gateway  # noqa: E402
 from protocols.bacnet import BacnetService, points  # noqa: E402
 from protocols.bacnet.transport import REQUEST_RATE  # noqa: E402
 
@@ -83,20 +79,12 @@ async def cycles_during(gateway, cycles, work):
 
 
 async def measure(cycles, rp_count, rate):
-    topology = load_reference()
-    board = SimBoard(topology=topology)
-    state = tempfile.mkdtemp(prefix="bench-bacnet-")
     port = free_port(socket.SOCK_DGRAM)
-    gateway = Gateway(board, state, {"bacnet.enabled": True, "bacnet.port": port, "bacnet.bind": "127.0.0.1"})
-    service = BacnetService(gateway)
-    gateway.services.append(service)
-    devices = devices_from_simulation(topology)
-    await gateway.start()
-    node = NodeBacnet(free_port(socket.SOCK_DGRAM))
+    settings = {"bacnet.enabled": True, "bacnet.port": port, "bacnet.bind": "127.0.0.1"}
     phases = {}
-    try:
-        await gateway.topology.replace(devices)
-        await node.start()
+    async with reference_gateway(settings, [BacnetService]) as gateway, \
+            NodeBacnet(free_port(socket.SOCK_DGRAM)) as node:
+        service, devices = gateway.services[0], gateway.topology.devices
         await node.call("loop", jobs=rpm_jobs(devices, port), count=200)        # warm-up
         # the first digiware cycles after start are slower (measured up to 2x): wait until they settle
         digiware = gateway.pollers["digiware"]
@@ -123,9 +111,6 @@ async def measure(cycles, rp_count, rate):
         rp = {"paced": await node.call("loop", jobs=rp_jobs(devices, port), count=rp_count, rate=rate),
               "back to back": await node.call("loop", jobs=rp_jobs(devices, port), count=rp_count)}
         counters = dict(service.site.counters)
-    finally:
-        await node.close()
-        await gateway.stop()
     return phases, rp, counters
 
 

@@ -1,9 +1,16 @@
 """Helpers shared by the benchmarks: the reference site, running a gateway on it."""
 
+import asyncio
+import contextlib
 import os
+import socket
 import statistics
+import tempfile
 
-from board.sim import load_topology_file
+from board.sim import SimBoard, load_topology_file
+from daemon.gateway import Gateway
+from daemon.topology import devices_from_simulation
+from protocols import modbus_rtu as rtu
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(REPO, "board", "topologies", "reference32.json")
@@ -13,10 +20,42 @@ def load_reference():
     return load_topology_file(REFERENCE)
 
 
-def free_port(kind=None):
+@contextlib.asynccontextmanager
+async def reference_gateway(settings=None, services=()):
+    """A Gateway on the simulated reference site, in a fresh state dir, stopped on exit.
+
+    ``services`` make protocol services from the gateway (Gateway.services,
+    in order). The topology is preset (detection is not what we measure)
+    and every bus has polled it twice when the body runs; the site's bus
+    specs are ``gateway.board.topology``, its Devices ``gateway.topology.devices``.
+    """
+    topology = load_reference()
+    with tempfile.TemporaryDirectory(prefix="bench-") as state:
+        gateway = Gateway(SimBoard(topology=topology), state, dict(settings or {}))
+        for make in services:
+            gateway.services.append(make(gateway))
+        await gateway.start()
+        try:
+            await gateway.topology.replace(devices_from_simulation(topology))
+            while min(p.cycles for p in gateway.pollers.values()) < 2:
+                await asyncio.sleep(0.05)
+            yield gateway
+        finally:
+            await gateway.stop()
+
+
+def transaction_time(spec, registers):
+    """Wire-time lower bound of one read of ``registers`` on a bus described by ``spec`` (a topology's
+    bus): the request (8 bytes) and the answer (5 + 2 per register) on the line, the meter's
+    turnaround, the inter-frame silence."""
+    baud, parity, stop = spec.get("baud", 38400), spec.get("parity", "N"), spec.get("stop_bits", 1)
+    return (rtu.wire_time(8 + 5 + 2 * registers, baud, 8, parity, stop) + spec.get("turnaround_ms", 2) / 1000.0
+            + rtu.frame_gap(baud, 8, parity, stop))
+
+
+def free_port(kind=socket.SOCK_STREAM):
     """A free loopback port (TCP by default, UDP with kind=socket.SOCK_DGRAM)."""
-    import socket
-    with socket.socket(socket.AF_INET, kind or socket.SOCK_STREAM) as sock:
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 

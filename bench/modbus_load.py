@@ -5,8 +5,14 @@ sending one read at a time for a duration; prints JSON with the latencies."""
 import argparse
 import asyncio
 import json
+import os
 import struct
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import percentile  # noqa: E402
 
 
 async def connection(host, port, unit, start, count, until, latencies, errors):
@@ -35,12 +41,9 @@ async def main_async(args):
     await asyncio.gather(*[connection(args.host, args.port, args.unit, args.start, args.count, until,
                                       latencies, errors) for _ in range(args.connections)])
     elapsed = time.monotonic() - started
-    data = sorted(latencies)
-
-    def pct(p):
-        return data[min(len(data) - 1, int(p * len(data)))] if data else None
-    print(json.dumps({"requests": len(data), "errors": len(errors), "seconds": elapsed,
-                      "p50": pct(0.5), "p99": pct(0.99), "max": data[-1] if data else None}))
+    print(json.dumps({"requests": len(latencies), "errors": len(errors), "seconds": elapsed,
+                      "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
+                      "max": max(latencies, default=None)}))
 
 
 def main():

@@ -17,20 +17,14 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import REPO, free_port, load_reference, mean, percentile  # noqa: E402
-from board.sim import SimBoard  # noqa: E402
+from bench.common import REPO, free_port, mean, percentile, reference_gateway, transaction_time  # noqa: E402
 from daemon import catalogue  # noqa: E402
-from daemon.gateway import Gateway  # noqa: E402
-from daemon.topology import devices_from_simulation  # noqa: E402
 from protocols import modbus_rtu as rtu  # noqa: E402
 from protocols.modbus_tcp import ModbusTcpService  # noqa: E402
-
-
 
 
 async def cycles_over(poller, n):
@@ -56,17 +50,9 @@ async def passthrough_latencies(port, unit, n):
 
 
 async def run(seconds):
-    topology = load_reference()
     port = free_port()
-    gateway = Gateway(SimBoard(topology=topology), tempfile.mkdtemp(prefix="bench-mb-"),
-                      {"modbus.port": port, "modbus.bind": "127.0.0.1"})
-    gateway.services.append(ModbusTcpService(gateway))
-    await gateway.start()
-    try:
-        await gateway.topology.replace(devices_from_simulation(topology))
+    async with reference_gateway({"modbus.port": port, "modbus.bind": "127.0.0.1"}, [ModbusTcpService]) as gateway:
         digiware = gateway.pollers["digiware"]
-        while digiware.cycles < 2:
-            await asyncio.sleep(0.05)
         baseline = await cycles_over(digiware, 4)
         # phase 2: 32 clients on cached registers of an A-40 (RS485) and an I-35 (Digiware)
         before = dict(gateway.services[0].handler.counters.as_dict())
@@ -84,19 +70,17 @@ async def run(seconds):
         counters = gateway.services[0].handler.counters.as_dict()
         cached = counters["from_cache"] - before["from_cache"]
         # phase 3: pass-through on the RS485 bus (A-40 at 30), one at a time
-        spec = topology["buses"]["rs485"]
-        bound = rtu.wire_time(8 + 5 + 8, spec["baud"]) + spec["turnaround_ms"] / 1000.0
+        spec = gateway.board.topology["buses"]["rs485"]
+        bounds = transaction_time(spec, 4), transaction_time(spec, 125)
         through = await passthrough_latencies(port, 30, 100)
-        return baseline, loaded, result, cached, lag, through, bound
-    finally:
-        await gateway.stop()
+        return baseline, loaded, result, cached, lag, through, bounds
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
-    baseline, loaded, result, cached, lag, through, bound = asyncio.run(run(args.seconds))
+    baseline, loaded, result, cached, lag, through, (bound, longest_poll) = asyncio.run(run(args.seconds))
     rate = result["requests"] / result["seconds"]
     print("Modbus TCP, reference site (32 meters polling), 32 client connections for %.0f s" % result["seconds"])
     print("cached reads: %d requests, %.0f req/s, errors %d, from cache %d" % (result["requests"], rate,
@@ -110,7 +94,7 @@ def main():
           "ratio p50/bound %.2f" % (1000 * percentile(through, 0.5), 1000 * percentile(through, 0.99),
                                     1000 * bound, percentile(through, 0.5) / bound))
     print("  (a pass-through waits for the poll transaction already on the wire: up to one 125-register "
-          "read, %.1f ms)" % (1000 * (rtu.wire_time(8 + 5 + 250, 38400) + 0.002)))
+          "read, %.1f ms)" % (1000 * longest_poll))
     print("event-loop lag under load: p50 %.2f ms, p99 %.2f ms, max %.2f ms" % (lag["p50_ms"], lag["p99_ms"],
                                                                               lag["max_ms"]))
 

@@ -22,23 +22,12 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import load_reference, mean, percentile  # noqa: E402
-from board.sim import SimBoard  # noqa: E402
+from bench.common import mean, percentile, reference_gateway, transaction_time  # noqa: E402
 from daemon import meter_events as ev  # noqa: E402
-from daemon.gateway import Gateway  # noqa: E402
 from daemon.poller import plan_reads  # noqa: E402
-from daemon.topology import devices_from_simulation  # noqa: E402
-from protocols import modbus_rtu as rtu  # noqa: E402
-
-
-def transaction_time(spec, registers):
-    baud, parity, stop = spec.get("baud", 38400), spec.get("parity", "N"), spec.get("stop_bits", 1)
-    return (rtu.wire_time(8 + 5 + 2 * registers, baud, 8, parity, stop) + spec.get("turnaround_ms", 2) / 1000.0
-            + rtu.frame_gap(baud, 8, parity, stop))
 
 
 def event_checks(gateway, devices, bus):
@@ -49,31 +38,13 @@ def event_checks(gateway, devices, bus):
 
 def wire_bound(devices, spec):
     """Seconds one cycle of ``devices`` needs on a bus described by ``spec``."""
-    baud, parity, stop = spec.get("baud", 38400), spec.get("parity", "N"), spec.get("stop_bits", 1)
-    turnaround = spec.get("turnaround_ms", 2) / 1000.0
-    gap = rtu.frame_gap(baud, 8, parity, stop)
-    total, requests = 0.0, 0
-    for d in devices:
-        for read in plan_reads(d.reference, [(n, d.network(n)) for n in d.load_numbers()]):
-            nbytes = 8 + 5 + 2 * read.count
-            total += rtu.wire_time(nbytes, baud, 8, parity, stop) + turnaround + gap
-            requests += 1
-    return total, requests
+    reads = [read for d in devices for read in plan_reads(d.reference, [(n, d.network(n)) for n in d.load_numbers()])]
+    return sum(transaction_time(spec, read.count) for read in reads), len(reads)
 
 
 async def measure(cycles):
-    topology = load_reference()
-    board = SimBoard(topology=topology)
-    state = tempfile.mkdtemp(prefix="bench-poll-")
-    gateway = Gateway(board, state, {"http.port": 8080})
-    devices = devices_from_simulation(topology)
-    await gateway.start()
-    try:
-        await gateway.topology.replace(devices)
-        pollers = gateway.pollers
-        # warm up: every device answered once
-        while min(p.cycles for p in pollers.values()) < 2:
-            await asyncio.sleep(0.05)
+    async with reference_gateway() as gateway:
+        buses, devices, pollers = gateway.board.topology["buses"], gateway.topology.devices, gateway.pollers
         start_counts = dict((b, p.cycles) for b, p in pollers.items())
         start_classes = dict((b, list(gateway.engines[b].class_counts)) for b in pollers)
         start_checks = dict((b, event_checks(gateway, devices, b)) for b in pollers)
@@ -84,17 +55,15 @@ async def measure(cycles):
         for bus, poller in pollers.items():
             n = poller.cycles - start_counts[bus]
             times = list(poller.cycle_times)[-n:]
-            bound, requests = wire_bound([d for d in devices if d.bus == bus], topology["buses"][bus])
+            bound, requests = wire_bound([d for d in devices if d.bus == bus], buses[bus])
             checks = event_checks(gateway, devices, bus) - start_checks[bus]
-            check_time = checks / float(n) * transaction_time(topology["buses"][bus], ev.HEADER_WORDS)
+            check_time = checks / float(n) * transaction_time(buses[bus], ev.HEADER_WORDS)
             results[bus] = {"mean": mean(times), "p99": percentile(times, 0.99), "bound": bound,
                             "checks_per_cycle": checks / float(n), "check_time": check_time,
                             "requests": requests, "devices": len([d for d in devices if d.bus == bus]),
                             "errors": sum(c.timeouts + c.crc_errors for c in gateway.engines[bus].counters.values()),
                             "classes": [a - b for a, b in zip(gateway.engines[bus].class_counts, start_classes[bus])]}
         return results, gateway.looplag.summary()
-    finally:
-        await gateway.stop()
 
 
 def main():

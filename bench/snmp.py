@@ -31,16 +31,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import free_port, load_reference, percentile  # noqa: E402
-from daemon.topology import devices_from_simulation  # noqa: E402
+from bench.common import free_port, percentile, reference_gateway  # noqa: E402
 from protocols.snmp import ber  # noqa: E402
 
 V3 = ["-v3", "-u", "control", "-l", "authPriv", "-a", "SHA", "-A", "Control-2024", "-x", "AES", "-X", "Control-2024"]
 SYSTEM_SCALARS = [(1, 3, 6, 1, 2, 1, 1, n, 0) for n in (1, 2, 3, 4, 5, 6)]
-
-
-def free_udp_port():
-    return free_port(socket.SOCK_DGRAM)
 
 
 # ---------------------------------------------------------------- load client (separate process)
@@ -132,7 +127,7 @@ async def walk(port, credentials, root=".1"):
 # ---------------------------------------------------------------- the two agents
 
 async def start_snmpd(workdir):
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     conf = os.path.join(workdir, "snmpd.conf")
     with open(conf, "w", encoding="ascii") as handle:
         handle.write("agentAddress udp:127.0.0.1:%d\nrocommunity publicV2 127.0.0.1\n"
@@ -153,51 +148,42 @@ async def start_snmpd(workdir):
 
 
 async def measure(seconds):
-    from board.sim import SimBoard
-    from daemon.gateway import Gateway
     from protocols.snmp.agent import SnmpService
     from protocols.snmp import mibdef
 
-    topology = load_reference()
     workdir = tempfile.mkdtemp(prefix="bench-snmp-")
-    port = free_udp_port()
-    gateway = Gateway(SimBoard(topology=topology), os.path.join(workdir, "state"),
-                      {"snmp.enabled": True, "snmp.port": port, "snmp.bind": "127.0.0.1"})
-    service = SnmpService(gateway)
-    gateway.services.append(service)
-    await gateway.start()
-    snmpd = None
-    try:
-        await gateway.topology.replace(devices_from_simulation(topology))
-        while min(p.cycles for p in gateway.pollers.values()) < 2:
-            await asyncio.sleep(0.05)
-        service.index.refresh()
-        ours = [list(oid) for segment in service.index.segments for oid in segment.oids
-                if oid[:len(mibdef.METROLOGY)] == mibdef.METROLOGY]
-        snmpd, snmpd_port = await start_snmpd(workdir)
-        results = {"instances": service.index.size(), "metrology": len(ours)}
-        gateway.looplag.reset()
-        await asyncio.sleep(seconds)
-        results["idle_lag"] = gateway.looplag.summary()
-        scalars = [list(o) for o in SYSTEM_SCALARS]
-        results["snmpd_rate"] = await run_client(snmpd_port, scalars, seconds, 4)
-        gateway.looplag.reset()
-        results["ours_rate"] = await run_client(port, ours, seconds, 4)
-        results["ours_lag"] = gateway.looplag.summary()
-        results["ours_rate_system"] = await run_client(port, scalars, seconds, 4)
-        results["snmpd_lat"] = await run_client(snmpd_port, scalars, seconds, 1)
-        results["ours_lat"] = await run_client(port, ours, seconds, 1)
-        results["snmpd_walk"] = await walk(snmpd_port, ["-v2c", "-c", "publicV2"])
-        results["ours_walk"] = await walk(port, ["-v2c", "-c", "publicV2"])
-        results["snmpd_walk_v3"] = await walk(snmpd_port, V3)
-        results["ours_walk_v3"] = await walk(port, V3)
-        results["polling"] = dict((bus, p.cycles) for bus, p in gateway.pollers.items())
-        return results
-    finally:
-        if snmpd is not None:
-            snmpd.terminate()
-            await snmpd.wait()
-        await gateway.stop()
+    port = free_port(socket.SOCK_DGRAM)
+    settings = {"snmp.enabled": True, "snmp.port": port, "snmp.bind": "127.0.0.1"}
+    async with reference_gateway(settings, [SnmpService]) as gateway:
+        service = gateway.services[0]
+        snmpd = None
+        try:
+            service.index.refresh()
+            ours = [list(oid) for segment in service.index.segments for oid in segment.oids
+                    if oid[:len(mibdef.METROLOGY)] == mibdef.METROLOGY]
+            snmpd, snmpd_port = await start_snmpd(workdir)
+            results = {"instances": service.index.size(), "metrology": len(ours)}
+            gateway.looplag.reset()
+            await asyncio.sleep(seconds)
+            results["idle_lag"] = gateway.looplag.summary()
+            scalars = [list(o) for o in SYSTEM_SCALARS]
+            results["snmpd_rate"] = await run_client(snmpd_port, scalars, seconds, 4)
+            gateway.looplag.reset()
+            results["ours_rate"] = await run_client(port, ours, seconds, 4)
+            results["ours_lag"] = gateway.looplag.summary()
+            results["ours_rate_system"] = await run_client(port, scalars, seconds, 4)
+            results["snmpd_lat"] = await run_client(snmpd_port, scalars, seconds, 1)
+            results["ours_lat"] = await run_client(port, ours, seconds, 1)
+            results["snmpd_walk"] = await walk(snmpd_port, ["-v2c", "-c", "publicV2"])
+            results["ours_walk"] = await walk(port, ["-v2c", "-c", "publicV2"])
+            results["snmpd_walk_v3"] = await walk(snmpd_port, V3)
+            results["ours_walk_v3"] = await walk(port, V3)
+            results["polling"] = dict((bus, p.cycles) for bus, p in gateway.pollers.items())
+            return results
+        finally:
+            if snmpd is not None:
+                snmpd.terminate()
+                await snmpd.wait()
 
 
 def report(r, seconds):
