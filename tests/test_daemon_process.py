@@ -34,7 +34,9 @@ def daemon(tmp_path):
 
 def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     proc, base, pts_before = daemon
-    status, _ct, _body = http_get(base + "/api/status")
+    code, first = http_json(base + "/api/status")
+    assert code == 200 and first["gateway"]["board"] == "sim"
+    assert first["devices"] == [] and first["discovery"]["state"] == "idle"      # a fresh state dir: nothing yet
     code, body = http_json(base + "/api/discovery", {"mode": "full"})
     assert code == 202 and body["state"] == "running"
     code, body = http_json(base + "/api/discovery", {"mode": "full"})

@@ -282,12 +282,13 @@ def test_fuzzed_frames_neither_crash_nor_leak_connections(tmp_path):
     async def scenario():
         async with Setup(tmp_path) as s:
             s.service.frame_timeout = 0.2
-            sent = 0
+            sent = opened = 0
 
             async def worker(n):
-                nonlocal sent
+                nonlocal sent, opened
                 while sent < 10000:
                     reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+                    opened += 1
                     try:
                         for _ in range(50):
                             writer.write(mutate(rnd.choice(valid)))
@@ -302,8 +303,10 @@ def test_fuzzed_frames_neither_crash_nor_leak_connections(tmp_path):
                     finally:
                         writer.close()
             await asyncio.gather(*[worker(n) for n in range(8)])
-            assert sent >= 10000
             await wait_for(lambda: len(s.service.connections) == 0, guard=30)
+            stats = s.service.stats
+            assert stats["accepted"] + stats["refused"] == opened        # every connection was served or refused
+            assert stats["frames"] > 0 and stats["closed_bad_frame"] > 0  # the fuzz reached both paths
             async with s.client() as client:
                 rr = await client.read_holding_registers(0xC558, count=2, device_id=20)
                 assert not rr.isError()
