@@ -14,10 +14,7 @@ from conftest import free_udp_port, wait_for
 from snmp_support import (ACTIVE, ADDRESS, CLEARED, ENTERPRISE, INPUT, INPUT_NO, NUMBER, RAISED, SILENT_NETID,
                           SOURCE, VALUE, Site, TrapReceiver)
 
-def _set_inputs(gateway, address, bits):
-    meter = gateway.board.find_meter(address=address)
-    with meter.lock:
-        meter.inputs = bits
+IO10_NETID = 0xC0E45D                    # the IO-10 at address 15 in the demo site
 
 
 def test_alarm_trap_its_resend_and_its_clear_and_input_changes_v2c(tmp_path):
@@ -42,7 +39,7 @@ def test_alarm_trap_its_resend_and_its_clear_and_input_changes_v2c(tmp_path):
                 rc, values, text = await s.get(s.v2c(), row)
                 assert values[row].startswith("No Such Instance")
 
-                _set_inputs(s.gw, 15, 0b0101)
+                s.gw.board.configure_meter(IO10_NETID, inputs=0b0101)
                 await wait_for(lambda: rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "1", VALUE: "1"}) == 1
                                and rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "3", VALUE: "1"}) == 1)
                 assert rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "2"}) == 0
@@ -59,7 +56,7 @@ def test_v1_and_v3_traps(tmp_path, version):
             rx = TrapReceiver(tmp_path, s.service.engine_id().hex() if version == "v3" else None)
             rx.port = port
             async with rx:
-                _set_inputs(s.gw, 15, 0b0010)
+                s.gw.board.configure_meter(IO10_NETID, inputs=0b0010)
                 await wait_for(lambda: rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "2", VALUE: "1"}) == 1)
                 text = rx.log.read_text()
                 if version == "v1":
