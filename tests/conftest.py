@@ -54,6 +54,16 @@ def free_udp_port():
         return sock.getsockname()[1]
 
 
+def udp_port_is_free(port):
+    """Whether nothing listens on loopback UDP ``port`` (a service that closed its port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def topology_with(meters_digiware=(), meters_rs485=(), baud=38400):
     return {"buses": {
         "digiware": {"baud": baud, "turnaround_ms": 2, "meters": [dict(m) for m in meters_digiware]},

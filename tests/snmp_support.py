@@ -104,6 +104,10 @@ class Site(DemoSite):
         rc, out, err = await run("snmpget", "-On", "-OQ", "-Oe", *credentials, self.target, *oids)
         return rc, parse(out), out + err
 
+    async def set(self, credentials, *assignments):
+        """snmpset of ``assignments`` (OID, type, value, ...): (exit code, stdout, stderr)."""
+        return await run("snmpset", "-On", "-OQ", *credentials, self.target, *assignments)
+
 
 # ---------------------------------------------------------------- trap receiver (net-snmp's snmptrapd)
 
@@ -111,6 +115,7 @@ RAISED, CLEARED, ACTIVE, INPUT = ("%s.10.30.0.%d" % (ENTERPRISE, n) for n in (1,
 OBJ = "%s.10.30.5.%%d.0" % ENTERPRISE
 SOURCE, NUMBER, ADDRESS, INPUT_NO, VALUE = (OBJ % n for n in (2, 1, 9, 11, 12))
 SILENT_NETID = 0xDC85EA                  # the I-35 at address 5 in the demo site
+OF_5 = {SOURCE: "digiware:5", NUMBER: "3"}   # the varbinds of its system alarm 3 (Modbus slave timeout)
 
 
 class TrapReceiver:

@@ -5,7 +5,6 @@ so what BACnet serves must equal what the simulated meters hold.
 """
 
 import asyncio
-import socket
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ from bacnet_peer import (
     npdu, rpm_values, values_of,
 )
 from board.base import ManualClock
-from conftest import REPO, demo_devices, wait_for
+from conftest import REPO, demo_devices, udp_port_is_free, wait_for
 from daemon import catalogue, registry
 from protocols.bacnet import points
 
@@ -234,20 +233,12 @@ def test_time_synchronization_sets_the_clock_only_when_allowed(tmp_path):
 
 
 def test_the_service_follows_its_switches_and_the_topology(tmp_path):
-    def port_free(port):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-                return True
-            except OSError:
-                return False
-
     async def scenario():
         async with Site(tmp_path, clock=ManualClock(T0)) as s:
-            assert not port_free(s.port)
+            assert not udp_port_is_free(s.port)
             await s.gw.settings.set_many({"policy.bacnet": False})
             await wait_for(lambda: not s.service.running)
-            assert port_free(s.port)
+            assert udp_port_is_free(s.port)
             assert await s.node.call("whoIs", target=dict(s.gateway, net=0xFFFF), wait_ms=300) == []
             await s.gw.settings.set_many({"policy.bacnet": True})
             await wait_for(lambda: s.service.running and s.service.stack.settled())

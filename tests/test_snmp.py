@@ -7,11 +7,10 @@ simulated meters hold.
 
 import asyncio
 import os
-import socket
 import subprocess
 
 from board.base import ManualClock
-from conftest import free_udp_port, wait_for
+from conftest import free_udp_port, udp_port_is_free, wait_for
 from daemon import registry
 from protocols.snmp import MIB_FILE, mibdef
 from snmp_support import (
@@ -231,12 +230,9 @@ def test_set_needs_write_credentials_and_the_policy_and_reaches_the_meter(tmp_pa
         async with Site(tmp_path) as s:
             io10 = s.gw.board.find_meter(address=15)
 
-            async def snmpset(credentials, *assignments):
-                return await run("snmpset", "-On", "-OQ", *credentials, s.target, *assignments)
-
             # Policy off (the default): refused with noAccess, the meter unchanged.
             for credentials in (s.v2c("privateV2"), s.v3(*V3_WRITE)):
-                rc, out, err = await snmpset(credentials, out_1, "u", "1")
+                rc, out, err = await s.set(credentials, out_1, "u", "1")
                 assert rc != 0 and "noAccess" in out + err, out + err
             assert io10.outputs == 0
             await s.gw.settings.set_many({"policy.modbus_write": True})
@@ -244,19 +240,19 @@ def test_set_needs_write_credentials_and_the_policy_and_reaches_the_meter(tmp_pa
             # Read credentials: noAccess (v2c, v3) / noSuchName (v1); meter unchanged.
             for credentials, reason in ((s.v2c(), "noAccess"), (s.v3(*V3_READ), "noAccess"),
                                         (s.v1(), "noSuchName")):
-                rc, out, err = await snmpset(credentials, out_1, "u", "1")
+                rc, out, err = await s.set(credentials, out_1, "u", "1")
                 assert rc != 0 and reason in out + err, out + err
             assert io10.outputs == 0
 
             # Write credentials: the IO-10 output changes in the meter.
-            rc, out, err = await snmpset(s.v2c("privateV2"), out_1, "u", "1")
+            rc, out, err = await s.set(s.v2c("privateV2"), out_1, "u", "1")
             assert rc == 0, out + err
             assert io10.outputs & 1 == 1
             rc, values, text = await s.get(s.v2c(), out_1)
             assert values[out_1] == "1"
-            rc, out, err = await snmpset(s.v3(*V3_WRITE), out_1, "i", "0")
+            rc, out, err = await s.set(s.v3(*V3_WRITE), out_1, "i", "0")
             assert rc == 0 and io10.outputs & 1 == 0, out + err
-            rc, out, err = await snmpset(s.v1("private"), oid_of("out_2", 15, 0), "u", "1")
+            rc, out, err = await s.set(s.v1("private"), oid_of("out_2", 15, 0), "u", "1")
             assert rc == 0 and io10.outputs == 2, out + err
 
             # Refusals by object and value; nothing changes.
@@ -267,15 +263,15 @@ def test_set_needs_write_credentials_and_the_policy_and_reaches_the_meter(tmp_pa
                         ((oid_of("out_1", 99, 0), "u", "1"), "noCreation"),
                         ((SYSTEM + ".5.0", "s", "x" * 40), "wrongLength"))
             for assignment, reason in refusals:
-                rc, out, err = await snmpset(s.v2c("privateV2"), *assignment)
+                rc, out, err = await s.set(s.v2c("privateV2"), *assignment)
                 assert rc != 0 and reason in out + err, (assignment, out + err)
             # One bad varbind refuses the whole request (here the second one).
-            rc, out, err = await snmpset(s.v2c("privateV2"), out_1, "u", "1", SYSTEM + ".5.0", "s", "x" * 40)
+            rc, out, err = await s.set(s.v2c("privateV2"), out_1, "u", "1", SYSTEM + ".5.0", "s", "x" * 40)
             assert rc != 0 and "wrongLength" in out + err and "Failed object: " + "." + SYSTEM + ".5.0" in out + err
             assert io10.outputs == 2 and s.gw.settings.get("gateway.name") == "M-70"
 
             # MIB-II sysName / sysLocation / sysContact are the gateway's settings.
-            rc, out, err = await snmpset(s.v2c("privateV2"), SYSTEM + ".5.0", "s", "Board B2",
+            rc, out, err = await s.set(s.v2c("privateV2"), SYSTEM + ".5.0", "s", "Board B2",
                                          SYSTEM + ".6.0", "s", "Switchroom 3", SYSTEM + ".4.0", "s", "ops@site")
             assert rc == 0, out + err
             assert (s.gw.settings.get("gateway.name"), s.gw.settings.get("gateway.location"),
@@ -286,23 +282,14 @@ def test_set_needs_write_credentials_and_the_policy_and_reaches_the_meter(tmp_pa
     asyncio.run(body())
 
 
-def _port_is_free(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def test_switching_off_closes_the_port_at_once(tmp_path):
     async def body():
         async with Site(tmp_path) as s:
             port = s.port
-            assert not _port_is_free(port)
+            assert not udp_port_is_free(port)
             for change in ({"snmp.enabled": False}, {"policy.snmp": False}):
                 await s.gw.settings.set_many(change)
-                await wait_for(lambda: not s.service.running and _port_is_free(port))
+                await wait_for(lambda: not s.service.running and udp_port_is_free(port))
                 rc, _v, text = await s.get(s.v2c() + ["-r", "0", "-t", "0.5"], SYSTEM + ".5.0")
                 assert rc != 0 and "Timeout" in text
                 await s.gw.settings.set_many({"snmp.enabled": True, "policy.snmp": True})
@@ -315,7 +302,7 @@ def test_switching_off_closes_the_port_at_once(tmp_path):
             engine = s.service.snmp_engine
             await s.gw.settings.set_many({"snmp.port": new_port})
             await _wait_reopened(s, engine)
-            assert _port_is_free(port) and s.service.status()["port"] == new_port
+            assert udp_port_is_free(port) and s.service.status()["port"] == new_port
             s.port = new_port
             rc, values, text = await s.get(s.v2c(), SYSTEM + ".5.0")
             assert rc == 0, text

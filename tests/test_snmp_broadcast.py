@@ -27,7 +27,7 @@ import time
 
 from conftest import REPO, free_tcp_port, free_udp_port
 from daemon.topology import Topology, devices_from_simulation
-from snmp_support import ACTIVE, NUMBER, RAISED, SOURCE, TrapReceiver, need
+from snmp_support import ACTIVE, OF_5, RAISED, TrapReceiver, need
 
 LINK_ADDRESS = "169.254.45.55/16"      # link-local, on a veth pair that exists only in the namespace
 SITE = {"buses": {"digiware": {"baud": 38400, "turnaround_ms": 2, "meters": [
@@ -76,10 +76,9 @@ def test_broadcast_trap_arrives_in_a_network_namespace(tmp_path):
     env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(rx.dir))
     proc = subprocess.Popen(["unshare", "-n", "sh", "-c", script], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    of_5 = {SOURCE: "digiware:5", NUMBER: "3"}
     try:
         end = time.monotonic() + 60
-        while rx.count(RAISED, **of_5) + rx.count(ACTIVE, **of_5) < 1:
+        while rx.count(RAISED, **OF_5) + rx.count(ACTIVE, **OF_5) < 1:
             if proc.poll() is not None:
                 raise AssertionError("the namespace or the daemon failed (exit %s): %s"
                                      % (proc.returncode, proc.stderr.read()))

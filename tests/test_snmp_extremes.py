@@ -148,14 +148,11 @@ def test_a_device_min_max_reset_over_snmp_needs_write_rights_and_touches_only_th
             def addresses():
                 return set(k[0] for k in extremes._entries)
 
-            async def snmpset(credentials, *assignment):
-                return await run("snmpset", "-On", "-OQ", *credentials, s.target, *assignment)
-
             assert {4, 5, 11} <= addresses()
             rc, values, text = await s.get(s.v2c(), reset_5)
             assert values[reset_5] == "0", text
             # Refused: policy off (the default), read credentials, wrong value or type, no such device.
-            rc, out, err = await snmpset(s.v2c("privateV2"), reset_5, "i", "1")
+            rc, out, err = await s.set(s.v2c("privateV2"), reset_5, "i", "1")
             assert rc != 0 and "noAccess" in out + err, out + err
             await s.gw.settings.set_many({"policy.modbus_write": True})
             refusals = ((s.v2c(), (reset_5, "i", "1"), "noAccess"),
@@ -164,14 +161,14 @@ def test_a_device_min_max_reset_over_snmp_needs_write_rights_and_touches_only_th
                         (s.v2c("privateV2"), ("%s.10.30.2.1.14.99" % ENTERPRISE, "i", "1"), "noCreation"),
                         (s.v2c("privateV2"), ("%s.10.30.2.1.13.5" % ENTERPRISE, "i", "1"), "notWritable"))
             for credentials, assignment, reason in refusals:
-                rc, out, err = await snmpset(credentials, *assignment)
+                rc, out, err = await s.set(credentials, *assignment)
                 assert rc != 0 and reason in out + err, (assignment, out + err)
             assert extremes.resets == 0 and 5 in addresses()
 
             # Allowed: the I-35 at 5 loses its extremes, the others keep theirs.
             before_4 = dict((k, list(v)) for k, v in extremes._entries.items() if k[0] == 4)
             reset_at = s.gw.clock.time()
-            rc, out, err = await snmpset(s.v3(*V3_WRITE), reset_5, "i", "1")
+            rc, out, err = await s.set(s.v3(*V3_WRITE), reset_5, "i", "1")
             assert rc == 0, out + err
             assert extremes.resets == 1
             await wait_for(lambda: 5 in addresses())              # new extremes from the next poll

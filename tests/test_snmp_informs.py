@@ -13,9 +13,8 @@ import pytest
 
 from conftest import free_udp_port, wait_for
 from protocols.snmp import engine
-from snmp_support import NUMBER, RAISED, SILENT_NETID, SOURCE, Site, TrapReceiver
+from snmp_support import OF_5, RAISED, SILENT_NETID, Site, TrapReceiver
 
-OF_5 = {SOURCE: "digiware:5", NUMBER: "3"}
 V3_INFORM_USER = ("createUser control SHA Control-2024 AES Control-2024\n"     # the receiver's own engine ID
                   "authUser log control priv\n")
 

@@ -11,8 +11,8 @@ import asyncio
 import pytest
 
 from conftest import free_udp_port, wait_for
-from snmp_support import (ACTIVE, ADDRESS, CLEARED, ENTERPRISE, INPUT, INPUT_NO, NUMBER, RAISED, SILENT_NETID,
-                          SOURCE, VALUE, Site, TrapReceiver)
+from snmp_support import (ACTIVE, ADDRESS, CLEARED, ENTERPRISE, INPUT, INPUT_NO, OF_5, RAISED, SILENT_NETID, VALUE,
+                          Site, TrapReceiver)
 
 IO10_NETID = 0xC0E45D                    # the IO-10 at address 15 in the demo site
 
@@ -22,20 +22,19 @@ def test_alarm_trap_its_resend_and_its_clear_and_input_changes_v2c(tmp_path):
         async with TrapReceiver(tmp_path) as rx:
             settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": rx.port, "snmp.trap.period_s": 1}
             async with Site(tmp_path, settings) as s:
-                of_5 = {SOURCE: "digiware:5", NUMBER: "3"}
                 s.gw.board.configure_meter(SILENT_NETID, silent=True)
-                await wait_for(lambda: rx.count(RAISED, **of_5) == 1)
-                await wait_for(lambda: rx.count(ACTIVE, **of_5) >= 2)             # re-sent every period
+                await wait_for(lambda: rx.count(RAISED, **OF_5) == 1)
+                await wait_for(lambda: rx.count(ACTIVE, **OF_5) >= 2)             # re-sent every period
                 # While active, the alarm is a row of gwAlarmTable (index: number, source).
                 row = "%s.10.30.4.1.3.3.%s" % (ENTERPRISE, ".".join(str(b) for b in b"digiware:5"))
                 rc, values, text = await s.get(s.v2c(), row, "%s.10.30.1.7.0" % ENTERPRISE)
                 assert values[row] == '"Modbus slave timeout"' and values["%s.10.30.1.7.0" % ENTERPRISE] == "1"
 
                 s.gw.board.configure_meter(SILENT_NETID, silent=False)
-                await wait_for(lambda: rx.count(CLEARED, **of_5) == 1)
-                reminders = rx.count(ACTIVE, **of_5)
+                await wait_for(lambda: rx.count(CLEARED, **OF_5) == 1)
+                reminders = rx.count(ACTIVE, **OF_5)
                 await asyncio.sleep(2.5)                                          # > 2 trap periods
-                assert rx.count(ACTIVE, **of_5) == reminders and rx.count(RAISED, **of_5) == 1
+                assert rx.count(ACTIVE, **OF_5) == reminders and rx.count(RAISED, **OF_5) == 1
                 rc, values, text = await s.get(s.v2c(), row)
                 assert values[row].startswith("No Such Instance")
 
