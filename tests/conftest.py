@@ -26,6 +26,8 @@ from daemon.gateway import Gateway
 from daemon.topology import devices_from_simulation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:        # bench/ is a package of the repository, not installed: tests use its helpers
+    sys.path.append(REPO)
 DEMO_TOPOLOGY = os.path.join(REPO, "board", "topologies", "demo.json")
 REFERENCE_TOPOLOGY = os.path.join(REPO, "board", "topologies", "reference32.json")   # the 32-meter site
 

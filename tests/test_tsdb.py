@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from bench.storage import write_bytes
 from daemon import tsdb_format as fmt
 from daemon.tsdb import (Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_VALID, Series, StoreFull, TimeSeriesStore,
                          default_slots, geometry_from_settings)
@@ -22,14 +23,6 @@ T0 = calendar.timegm((2024, 1, 1, 0, 0, 0))      # a Monday
 
 def small(slots=16, points=300, segments=4, segment_bytes=8192):
     return Geometry(slots, points, segments=segments, segment_bytes=segment_bytes)
-
-
-def write_bytes():
-    with open("/proc/self/io") as handle:
-        for line in handle:
-            if line.startswith("write_bytes:"):
-                return int(line.split()[1])
-    raise AssertionError("no write_bytes in /proc/self/io")
 
 
 def values_of(data):
