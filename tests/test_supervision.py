@@ -3,7 +3,7 @@
 import asyncio
 import socket
 
-from conftest import running_gateway, topology_with
+from conftest import running_gateway, topology_with, wait_for
 from daemon import sdnotify
 from daemon.supervise import Supervised
 
@@ -20,10 +20,7 @@ def test_a_crashing_task_is_restarted_with_backoff_and_counted():
 
         task = Supervised("flaky", body, first_backoff=0.01)
         task.start()
-        for _ in range(200):
-            if len(runs) >= 3:
-                break
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: len(runs) >= 3)
         assert len(runs) == 3 and task.restarts == 2 and "boom 2" in task.last_error
         await task.stop()
     asyncio.run(scenario())
@@ -46,11 +43,8 @@ def test_a_poller_crash_does_not_stop_polling(tmp_path):
             poller._sync_topology = crash_once
             from daemon.topology import Device
             await gw.topology.replace([Device("digiware", 15, "IO-10", "C0E45D")])
-            for _ in range(500):
-                if poller.device_cycles[15] >= 2:
-                    break
-                await asyncio.sleep(0.02)
-            assert poller.device_cycles[15] >= 2 and poller.status()["restarts"] == 1
+            await wait_for(lambda: poller.device_cycles[15] >= 2)
+            assert poller.status()["restarts"] == 1
     asyncio.run(scenario())
 
 
