@@ -21,6 +21,7 @@ import urllib.request
 import pytest
 
 from board.sim import SimBoard, load_topology_file
+from daemon import catalogue
 from daemon.blocking import reset as reset_blocking
 from daemon.gateway import Gateway
 from daemon.topology import devices_from_simulation
@@ -54,6 +55,13 @@ def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def resolution(reference, load, key):
+    """How far a value the gateway read may be from what the simulated meter holds: the step of the
+    register behind ``key`` (an e48 energy counts in 10 units, bits are whole, others step by their multiplier)."""
+    _reg, kind, mult = catalogue.measurement_map(reference, load)[key]
+    return 10 if kind == "e48" else (1 if kind.startswith("bit") else abs(mult))
 
 
 def udp_port_is_free(port):

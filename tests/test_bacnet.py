@@ -16,8 +16,8 @@ from bacnet_peer import (
     npdu, rpm_values, values_of,
 )
 from board.base import ManualClock
-from conftest import REPO, demo_devices, udp_port_is_free, wait_for
-from daemon import catalogue, registry
+from conftest import REPO, demo_devices, resolution, udp_port_is_free, wait_for
+from daemon import registry
 from protocols.bacnet import points
 
 T0 = 1_700_000_000.0
@@ -32,9 +32,8 @@ def meter_value(s, address, load, key):
     within the register's resolution (frozen clock, so the meter does not move)."""
     meter = s.gw.board.find_meter(address=address)
     cached = s.gw.cache.get(address, load, key)
-    _reg, kind, mult = catalogue.measurement_map(meter.reference, load)[key]
-    resolution = 10 if kind == "e48" else (1 if kind.startswith("bit") else abs(mult))
-    assert cached.quality == "good" and abs(cached.value - meter.values(load)[key]) <= resolution
+    assert cached.quality == "good"
+    assert abs(cached.value - meter.values(load)[key]) <= resolution(meter.reference, load, key)
     return cached.value
 
 

@@ -4,7 +4,7 @@ import asyncio
 
 
 from board.base import ManualClock
-from conftest import detect, running_gateway, topology_with, wait_for
+from conftest import detect, resolution, running_gateway, topology_with, wait_for
 from daemon import catalogue
 from daemon.bus import DISCOVERY, PASSTHROUGH, POLL
 from daemon.poller import plan_reads
@@ -28,10 +28,7 @@ def cached_equals_meter(gw, meter, address):
         truth = meter.values(load)
         for key in gw.cache.keys(address, load):
             reading = gw.cache.get(address, load, key)
-            mapping = catalogue.measurement_map(meter.reference, load)
-            _reg, kind, mult = mapping[key]
-            resolution = 10 if kind == "e48" else (1 if kind.startswith("bit") else abs(mult))
-            if reading.value is None or abs(reading.value - truth[key]) > resolution:
+            if reading.value is None or abs(reading.value - truth[key]) > resolution(meter.reference, load, key):
                 mismatches.append((load, key, reading.value, truth[key]))
     return mismatches
 
