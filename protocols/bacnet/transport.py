@@ -26,13 +26,14 @@ and before any decoding:
 
 import asyncio
 import logging
-import socket
 from collections import Counter, deque
 
 from bacpypes3.comm import Server, bind
 from bacpypes3.ipv4.bvll import BVLLCodec
 from bacpypes3.ipv4.service import BIPNormal
 from bacpypes3.pdu import PDU, IPv4Address, LocalBroadcast, LocalStation
+
+from protocols.udpsock import BROADCAST, bind_udp
 
 log = logging.getLogger("gateway.bacnet")
 
@@ -146,18 +147,11 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
 
     async def open(self, host, port):
         loop = self._loop
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-            sock.bind((host, port))
-        except OSError:
-            sock.close()
-            raise
-        sock.setblocking(False)
+        sock = bind_udp(host, port, broadcast=True)
         await loop.create_datagram_endpoint(lambda: self, sock=sock)
         bound = sock.getsockname()
         self.local_address = IPv4Address(bound)
-        self.broadcast = ("255.255.255.255", bound[1])
+        self.broadcast = (BROADCAST, bound[1])
         self.discovery = TokenBucket(GLOBAL_RATE, GLOBAL_BURST, loop.time())
         self.requests = TokenBucket(REQUEST_RATE, REQUEST_BURST, loop.time())
         return bound

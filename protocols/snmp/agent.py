@@ -39,6 +39,7 @@ from protocols.snmp.fastpath import FastPath
 from protocols.snmp.instrum import AsyncSetResponder, IndexInstrum, to_pyasn1
 from protocols.snmp.traps import TrapSender
 from protocols.snmp.tree import OidIndex
+from protocols.udpsock import bind_udp
 
 log = logging.getLogger("gateway.snmp")
 
@@ -143,15 +144,8 @@ class SnmpService(SwitchedService):
         targets = await self._resolve_trap_targets()
         snmp_engine = await run_blocking(engine_mod.build, config, self.gateway.state_dir,
                                          self.gateway.identity["netid"], targets)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            if settings.get("snmp.trap.broadcast"):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-            sock.bind((settings.get("snmp.bind"), settings.get("snmp.port")))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        sock = bind_udp(settings.get("snmp.bind"), settings.get("snmp.port"),
+                        broadcast=settings.get("snmp.trap.broadcast"))
         snmp_context = context.SnmpContext(snmp_engine)
         snmp_context.unregister_context_name(b"")
         snmp_context.register_context_name(b"", IndexInstrum(self.index))
@@ -225,7 +219,7 @@ class SnmpService(SwitchedService):
             except OSError as exc:
                 log.warning("trap host %s cannot be resolved: %s", host, exc)
         if settings.get("snmp.trap.broadcast"):
-            targets.append(("255.255.255.255", settings.get("snmp.trap.port1")))
+            targets.append((engine_mod.BROADCAST, settings.get("snmp.trap.port1")))
         return targets
 
     def _transmit(self, notification, varbinds):
@@ -269,7 +263,7 @@ class SnmpService(SwitchedService):
         if bind not in ("", "0.0.0.0"):
             return bind
         for host, port in targets:
-            if host == "255.255.255.255":
+            if host == engine_mod.BROADCAST:
                 continue
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
                 try:

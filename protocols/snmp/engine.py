@@ -21,10 +21,10 @@ apart, until acknowledged. v1 has no inform (RFC 3584), and nobody
 acknowledges a broadcast: those always get traps (``notify_type``).
 """
 
-import json
 import os
 
-from daemon.atomicfile import atomic_write
+from daemon.atomicfile import read_json, write_json
+from protocols import udpsock
 
 AUTH = {"MD5": "USM_AUTH_HMAC96_MD5", "SHA": "USM_AUTH_HMAC96_SHA", "SHA224": "USM_AUTH_HMAC128_SHA224",
         "SHA256": "USM_AUTH_HMAC192_SHA256", "SHA384": "USM_AUTH_HMAC256_SHA384",
@@ -45,7 +45,7 @@ SETTING_KEYS = ("snmp.v1.read_community", "snmp.v1.write_community", "snmp.v2c.r
                 "snmp.trap.version", "snmp.trap.broadcast", "snmp.trap.host1", "snmp.trap.port1",
                 "snmp.trap.host2", "snmp.trap.port2", "snmp.trap.mode", "snmp.trap.inform_timeout_s",
                 "snmp.trap.inform_retries")
-BROADCAST = "255.255.255.255"
+BROADCAST = udpsock.BROADCAST
 
 
 def engine_id(netid):
@@ -57,12 +57,11 @@ def next_boots(state_dir):
     """snmpEngineBoots, kept in the state dir and increased at every engine start (RFC 3414)."""
     path = os.path.join(state_dir, "snmp-engine.json")
     try:
-        with open(path, encoding="utf-8") as handle:
-            boots = int(json.load(handle)["boots"])
-    except (OSError, ValueError, KeyError, TypeError):
+        boots = int(read_json(path, {})["boots"])
+    except (OSError, ValueError, KeyError, TypeError):   # none yet, or unreadable: count from 1 again
         boots = 0
     boots = boots + 1 if 0 <= boots < 2 ** 31 - 2 else 1
-    atomic_write(path, json.dumps({"boots": boots}).encode())
+    write_json(path, {"boots": boots})
     return boots
 
 
