@@ -20,6 +20,8 @@ from protocols.snmp import mibdef
 
 # (date, what changed), newest first: LAST-UPDATED is the newest.
 REVISIONS = (
+    ("202611230200Z", "One rule for a row's quality and age: gwLoadQuality is the worst quality of the row's "
+                      "values, gwLoadAge the age of its oldest value (it was the newest)."),
     ("202611230100Z", "gwDevMinMaxReset: a SET of 1 starts a new min/max observation period for a device."),
     ("202611230030Z", "Device alarms read from the meters: gwMeterAlarm covers threshold, logical, combined and "
                       "device alarms (gwTrapAlarmNumber = kind x 100 + index); gwPowerQualityEvent carries "
