@@ -9,8 +9,9 @@ import tempfile
 
 from board.sim import SimBoard, load_topology_file
 from daemon.gateway import Gateway
-from daemon.topology import devices_from_simulation
-from protocols import modbus_rtu as rtu
+from daemon.security.rights import Caller
+from daemon.state.topology import devices_from_simulation
+from core import modbus_rtu as rtu
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(REPO, "board", "topologies", "reference32.json")
@@ -24,8 +25,8 @@ def load_reference():
 async def reference_gateway(settings=None, services=()):
     """A Gateway on the simulated reference site, in a fresh state dir, stopped on exit.
 
-    ``services`` make protocol services from the gateway (Gateway.services,
-    in order). The topology is preset (detection is not what we measure)
+    ``services`` are protocol service classes (``name`` = their protocol),
+    each made with its door (Gateway.services, in order). The topology is preset (detection is not what we measure)
     and every bus has polled it twice when the body runs; the site's bus
     specs are ``gateway.board.topology``, its Devices ``gateway.topology.devices``.
     """
@@ -33,7 +34,7 @@ async def reference_gateway(settings=None, services=()):
     with tempfile.TemporaryDirectory(prefix="bench-") as state:
         gateway = Gateway(SimBoard(topology=topology), state, dict(settings or {}))
         for make in services:
-            gateway.services.append(make(gateway))
+            gateway.services.append(make(gateway.door(Caller(make.name))))
         await gateway.start()
         try:
             await gateway.topology.replace(devices_from_simulation(topology))

@@ -22,9 +22,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import REPO, free_port, mean, percentile, reference_gateway, transaction_time  # noqa: E402
-from daemon import catalogue  # noqa: E402
-from protocols import modbus_rtu as rtu  # noqa: E402
-from protocols.modbus_tcp import ModbusTcpService  # noqa: E402
+from core import catalogue  # noqa: E402
+from core import modbus_rtu as rtu  # noqa: E402
+from protocols.modbus.tcp import ModbusTcpService  # noqa: E402
 
 
 async def cycles_over(poller, n):

@@ -12,7 +12,7 @@ the measurement are the slower bus's. The gateway starts with an empty
 store, so the download of the meters' load-curve caches (curve priority, 1
 transaction per 32 poll reads) runs during the measurement: the bound does
 not count it, and its share is printed. The meters' event logs are checked
-every ``alarms.check_s`` (10 s) at poll priority (daemon/device_alarms.py):
+every ``alarms.check_s`` (10 s) at poll priority (daemon/runtime/device_alarms.py):
 one 3-register read per meter with a log; their wire time per cycle is
 printed, and a second ratio counts it in the bound. Also prints the
 event-loop lag measured by the daemon's own monitor during the run.
@@ -26,8 +26,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import mean, percentile, reference_gateway, transaction_time  # noqa: E402
-from daemon import meter_events as ev  # noqa: E402
-from daemon.poller import plan_reads  # noqa: E402
+from core import meter_events as ev  # noqa: E402
+from daemon.runtime.poller import plan_reads  # noqa: E402
 
 
 def event_checks(gateway, devices, bus):

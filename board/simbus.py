@@ -12,7 +12,7 @@ import select
 import threading
 import time
 
-from protocols import modbus_rtu as rtu
+from core import modbus_rtu as rtu
 
 
 class SimBus:

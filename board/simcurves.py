@@ -17,9 +17,9 @@ period averages of the model sampled at SAMPLES instants.
 import collections
 import math
 
-from daemon import catalogue, registry
-from daemon import curves as win
-from protocols import modbus_rtu as rtu
+from core import catalogue, registry
+from daemon.runtime import curves as win
+from core import modbus_rtu as rtu
 
 CAPACITY = 8760
 SAMPLES = 5

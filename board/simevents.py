@@ -1,4 +1,4 @@
-"""A simulated meter's alarm and event log (daemon/meter_events.py layout).
+"""A simulated meter's alarm and event log (core/meter_events.py layout).
 
 What the meter logs, like a real one configured with Easy Config:
 * threshold alarms on its own measurements (slots configured from the
@@ -16,9 +16,9 @@ overwritten, as in a meter. Called under the meter's lock.
 import collections
 import math
 
-from daemon import catalogue, registry
-from daemon import meter_events as ev
-from protocols import modbus_rtu as rtu
+from core import catalogue, registry
+from core import meter_events as ev
+from core import modbus_rtu as rtu
 
 CAPACITY = 256
 OPERATORS = (">", "<")

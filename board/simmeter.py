@@ -13,8 +13,8 @@ import random
 import threading
 
 from board import simcurves, simevents
-from daemon import catalogue, meter_events
-from protocols import modbus_rtu as rtu
+from core import catalogue, meter_events
+from core import modbus_rtu as rtu
 
 log = logging.getLogger("board.simmeter")
 

@@ -11,8 +11,8 @@ import signal
 import sys
 
 from board import make_board
-from daemon import settings as settings_mod
-from daemon.settings import SettingError, parse_assignment, parse_value
+from daemon.state import settings as settings_mod
+from daemon.state.settings import SettingError, parse_assignment, parse_value
 
 PORT_FLAGS = (("--http-port", "http.port"), ("--https-port", "https.port"), ("--modbus-port", "modbus.port"),
               ("--snmp-port", "snmp.port"), ("--bacnet-port", "bacnet.port"))
@@ -51,6 +51,7 @@ def overrides_from(args):
 
 def build(args, overrides):
     from daemon.gateway import Gateway
+    from daemon.security.rights import Caller
     from webconfig.app import make_app
     from webconfig.server import HttpServer
 
@@ -63,24 +64,34 @@ def build(args, overrides):
             ports[bus] = device
         board = make_board("rpi", **({"ports": ports} if ports else {}))
     gateway = Gateway(board, args.state_dir, overrides)
-    http = HttpServer(make_app(gateway), host=gateway.settings.get("http.bind"),
-                      port=gateway.settings.get("http.port"))
+    http = HttpServer(make_app(gateway.door(Caller("web", "user")), mount=board_routes(board)),
+                      host=gateway.settings.get("http.bind"), port=gateway.settings.get("http.port"))
     gateway.services.append(http)
-    for make in northbound_services():
-        gateway.services.append(make(gateway))
+    for protocol, make in northbound_services():
+        gateway.services.append(make(gateway.door(Caller(protocol))))
     return gateway, http
 
 
+def board_routes(board):
+    """The simulated board's HTTP routes (fault injection), mounted on the web app on that board only."""
+    if board.kind != "sim":
+        return None
+    from board import simroutes
+    return lambda app, web: simroutes.mount(app, board, web)
+
+
 def northbound_services():
-    """Factories of the switched northbound services (each opens/closes itself)."""
-    from protocols.modbus_rtu_slave import RtuSlaveService
-    from protocols.modbus_tcp import ModbusTcpService
+    """(protocol, factory) of the switched northbound services (each opens/closes itself, gets its door)."""
+    from protocols.modbus.rtu_slave import RtuSlaveService
+    from protocols.modbus.tcp import ModbusTcpService
     from protocols.bacnet import BacnetService
     from protocols.snmp.agent import SnmpService
-    return [ModbusTcpService, RtuSlaveService, SnmpService, BacnetService]
+    return [("modbus", ModbusTcpService), ("rtu_slave", RtuSlaveService), ("snmp", SnmpService),
+            ("bacnet", BacnetService)]
 
 
 async def run(args, overrides):
+    from daemon.security.rights import Caller
     gateway, http = build(args, overrides)
     logging.getLogger().setLevel(gateway.settings.get("log.level").upper())   # live changes: Gateway
     loop = asyncio.get_running_loop()
@@ -105,7 +116,7 @@ async def run(args, overrides):
         print("  %-8s bus    : %s at %d baud (Modbus RTU master)" % (bus, gateway.board.port_path(bus), engine.baud),
               flush=True)
     if args.discover:
-        gateway.discovery.start(args.discover)
+        gateway.door(Caller("cli")).start_detection(args.discover)
         print("  auto-detection  : %s, progress at /api/discovery" % args.discover.upper(), flush=True)
     await stop.wait()
     logging.getLogger("gateway").info("stopping")

@@ -10,28 +10,30 @@ import logging
 import os
 import random
 
-from board.base import BUS_NAMES, SystemClock
-from daemon import registry, sdnotify
-from daemon.alarms import Alarms, device_source
+from board.base import SystemClock
+from daemon import sdnotify
+from daemon.api import Door, Refused
+from daemon.security.rights import Caller
+from daemon.version import VERSION
+from daemon.state.alarms import Alarms
 from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
-from daemon.bus import BusEngine
-from daemon.cache import STALE, Cache
-from daemon.curves import CurveService
-from daemon.device_alarms import DeviceAlarms, EventReader
-from daemon.discovery import ALARM_CONFLICT, Discovery
-from daemon.extremes import Extremes
+from daemon.runtime.bus import BusEngine
+from daemon.state.cache import Cache
+from daemon.runtime.curves import CurveService
+from daemon.runtime.device_alarms import DeviceAlarms, EventReader
+from daemon.runtime.discovery import Discovery
+from daemon.state.extremes import Extremes
 from daemon.looplag import LoopLagMonitor
-from daemon.poller import BusPoller
-from daemon.secrets import SecretBox
-from daemon.settings import Settings
+from daemon.runtime.poller import BusPoller
+from daemon.security.secrets import SecretBox
+from daemon.state.settings import Settings
 from daemon.supervise import Supervised
-from daemon.tsdb_service import Storage
-from daemon.topology import Topology
+from daemon.storage.service import Storage
+from daemon.state.topology import Topology
 
 log = logging.getLogger("gateway")
 
-VERSION = "0.1.0"
 ADDR_BUTTON_HOLD_S = 3.0
 HEARTBEAT_S = 5.0
 
@@ -129,7 +131,7 @@ class Gateway:
         self.alarms.on_event(lambda record: self._update_leds())
         self._heartbeat.start()
         sdnotify.notify("READY=1")
-        log.info("gateway %s (NET ID %s) started on the %s board", self.settings.get("gateway.name"),
+        log.info("gateway %s %s (NET ID %s) started on the %s board", self.settings.get("gateway.name"), VERSION,
                  self.identity["netid"], self.board.kind)
 
     async def stop(self):
@@ -168,7 +170,10 @@ class Gateway:
     def _button(self, held_seconds):
         if held_seconds >= ADDR_BUTTON_HOLD_S:
             log.info("ADDR button held %.1f s: starting auto-detection", held_seconds)
-            self.discovery.start()
+            try:
+                self.door(Caller("button")).start_detection()
+            except Refused as exc:
+                log.info("ADDR button: %s", exc)
 
     def _setting_changed(self, name, value):
         if name == "log.level":
@@ -188,98 +193,15 @@ class Gateway:
         self.board.set_led("status", "on")
         self.board.set_led("alarm", "blink" if self.alarms.active else "off")
 
-    # ---------------------------------------------------------------- status
-
-    version = VERSION
+    # ---------------------------------------------------------------- for the door
 
     def uptime(self):
         return self.clock.time() - (self.started_at or self.clock.time())
 
-    def status_codes(self):
-        """{address: code} for the gateway Modbus table (protocols/modbus_tables.py).
+    def set_time(self, unix_time):
+        """Set the gateway's clock: the board's (system clock on a Pi, an offset on the simulated board)."""
+        self.board.set_system_time(unix_time)
 
-        An answering device is "stale" when one of its rows is, by the row
-        rule every protocol shares (``Cache.load_summary``: worst quality of
-        the row's values).
-        """
-        from protocols.modbus_tables import DEVICE_STATUS_CODES
-        cache = self.cache
-        codes = {}
-        for device in self.topology.devices:
-            state = self.device_status(device)
-            if state == "ok" and any(cache.load_summary(device.address, load)[0] == STALE
-                                     for load in cache.loads(device.address)):
-                state = "stale"
-            codes[device.address] = DEVICE_STATUS_CODES[state]
-        return codes
-
-    def data_ages(self):
-        """{address: seconds since its newest value} for devices with data."""
-        now = self.clock.time()
-        ages = {}
-        for device in self.topology.devices:
-            engine = self.engines.get(device.bus)
-            last = engine.counters[device.address].last_success if engine else None
-            if last is not None:
-                ages[device.address] = max(0.0, now - last)
-        return ages
-
-    def device_status(self, device):
-        if (ALARM_CONFLICT, device_source(device.bus, device.address)) in self.alarms.active:
-            return "conflict"
-        if self.cache.comm_lost(device.address):
-            return "comm_lost"
-        engine = self.engines.get(device.bus)
-        if engine is None:
-            return "unknown"
-        return "ok" if engine.counters[device.address].last_success else "unknown"
-
-    def status(self):
-        """The document behind GET /api/status (docs/status-api.md)."""
-        devices = []
-        for device in self.topology.devices:
-            engine = self.engines.get(device.bus)
-            values = {}
-            for load, readings in self.cache.snapshot(device.address).items():
-                out = {}
-                for key, reading in readings.items():
-                    row = registry.get(key)
-                    out[key] = dict(reading.as_dict(), unit=row[registry.UNIT], name=row[registry.NAME])
-                values[str(load)] = out
-            devices.append({
-                "address": device.address, "bus": device.bus, "reference": device.reference,
-                "name": device.name, "netid": device.netid, "area": device.area,
-                "status": self.device_status(device), "loads": device.loads,
-                "counters": engine.counters[device.address].as_dict() if engine else None,
-                "values": values,
-            })
-        buses = {}
-        for bus in BUS_NAMES:
-            prefix = "bus.%s." % bus
-            entry = {"port": self.board.port_path(bus), "baud": self.settings.get(prefix + "baud"),
-                     "parity": self.settings.get(prefix + "parity"),
-                     "stop_bits": self.settings.get(prefix + "stop_bits"),
-                     "mode": "master" if bus in self.engines else "slave"}
-            if bus in self.pollers:
-                entry.update(self.pollers[bus].status())
-                entry["queued"] = self.engines[bus].queued()
-            if bus in self.bus_errors:
-                entry["error"] = self.bus_errors[bus]
-            buses[bus] = entry
-        return {
-            "gateway": {"name": self.settings.get("gateway.name"), "reference": "M-70",
-                        "netid": self.identity["netid"], "serial": self.identity["serial"],
-                        "firmware": VERSION, "board": self.board.kind,
-                        "uptime_s": round(self.uptime(), 1),
-                        "time": self.clock.time(), "modbus_address": self.settings.get("gateway.modbus_address")},
-            "buses": buses,
-            "devices": devices,
-            "alarms": self.alarms.active_list(),
-            "device_alarms": dict(self.device_alarms.status(), reader=self.event_reader.status(),
-                                  list=self.device_alarms.active_list()),
-            "discovery": self.discovery.status() if self.discovery else None,
-            "loop_lag": self.looplag.summary(),
-            "services": dict((s.name, s.status()) for s in self.services if hasattr(s, "status")),
-            "storage": self.storage.status(),
-            "curves": self.curves.status(),
-        }
+    def door(self, caller):
+        """The one object a front end receives (daemon/api.py), bound to ``caller``."""
+        return Door(self, caller)

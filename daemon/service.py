@@ -9,7 +9,7 @@ Subclasses implement ``_open()`` and ``_close()``.
 import asyncio
 import logging
 
-from daemon.policy import service_enabled, service_keys
+from daemon.security.policy import service_enabled, service_keys
 
 log = logging.getLogger("gateway.service")
 
@@ -18,9 +18,9 @@ class SwitchedService:
     name = "service"
     reopen_keys = ()            # settings that need a close/open when they change
 
-    def __init__(self, gateway):
-        self.gateway = gateway
-        self.settings = gateway.settings
+    def __init__(self, door):
+        self.door = door                    # the gateway as this service may see it (daemon/api.py)
+        self.settings = door.settings_view()
         self.running = False
         self.last_error = None
         self._lock = asyncio.Lock()

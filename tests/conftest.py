@@ -21,10 +21,11 @@ import urllib.request
 import pytest
 
 from board.sim import SimBoard, load_topology_file
-from daemon import catalogue
+from core import catalogue
 from daemon.blocking import reset as reset_blocking
 from daemon.gateway import Gateway
-from daemon.topology import devices_from_simulation
+from daemon.security.rights import Caller
+from daemon.state.topology import devices_from_simulation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:        # bench/ is a package of the repository, not installed: tests use its helpers
@@ -97,12 +98,33 @@ async def running_gateway(state_dir, topology, overrides=None, clock=None, servi
     settings.update(overrides or {})
     gateway = Gateway(board, str(state_dir), settings, clock=clock, **gateway_options)
     for make in services or ():
-        gateway.services.append(make(gateway))
+        door = service_door(gateway, make)
+        gateway.services.append(make(door, board) if getattr(make, "with_board", False) else make(door))
     await gateway.start()
     try:
         yield gateway
     finally:
         await gateway.stop()
+
+
+def service_door(gateway, make):
+    """The door a service factory gets, as the composition root builds it: ``make.name`` is the
+    protocol (modbus, snmp, bacnet, rtu_slave, or web for ``web_server``)."""
+    protocol = make.name
+    return gateway.door(Caller(protocol, "user" if protocol == "web" else None))
+
+
+def web_server(port):
+    """A service factory: the web application on loopback ``port`` over its door, with the simulated
+    board's routes mounted as the composition root does (``daemon.__main__.board_routes``)."""
+    from daemon.__main__ import board_routes
+    from webconfig.app import make_app
+    from webconfig.server import HttpServer
+
+    def make(door, board):
+        return HttpServer(make_app(door, mount=board_routes(board)), host="127.0.0.1", port=port)
+    make.name, make.with_board = "web", True
+    return make
 
 
 def keeping_event_log(log, netid):
@@ -116,7 +138,7 @@ def keeping_event_log(log, netid):
 class DemoSite:
     """The demo site's gateway with one protocol service, its topology preset and every bus polled twice.
 
-    ``service`` makes the service from the gateway (Gateway.services[0]),
+    ``service`` makes the service from its door (Gateway.services[0]),
     ``settings`` are its own (port on loopback), ``overrides`` a test's
     changes. ``ready(stack)`` is the service's hook once polling is done: wait
     until it serves the site, start what the tests talk to it with (pushing

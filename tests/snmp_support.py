@@ -12,7 +12,8 @@ import shutil
 import pytest
 
 from conftest import DemoSite, free_udp_port, wait_for
-from protocols.snmp import MIB_FILE, make_service
+from protocols.snmp import MIB_FILE
+from protocols.snmp.agent import SnmpService
 
 T0 = 1_700_000_000.0
 ENTERPRISE = "1.3.6.1.4.1.4555"
@@ -76,7 +77,7 @@ class Site(DemoSite):
 
     def __init__(self, tmp_path, overrides=None, clock=None):
         self.port = free_udp_port()
-        super().__init__(tmp_path, make_service, {"snmp.enabled": True, "snmp.port": self.port,
+        super().__init__(tmp_path, SnmpService, {"snmp.enabled": True, "snmp.port": self.port,
                                                   "snmp.bind": "127.0.0.1", "poll.backoff_max_s": 1},
                          overrides, clock)
 

@@ -7,9 +7,9 @@ import os
 import pytest
 
 from board.base import ManualClock
-from daemon.alarms import Alarms
-from daemon.ringlog import SLOT, RingLog
-from daemon.settings import SettingError, Settings, parse_assignment
+from daemon.state.alarms import Alarms
+from daemon.state.ringlog import SLOT, RingLog
+from daemon.state.settings import SettingError, Settings, parse_assignment
 
 
 def test_event_log_never_grows_and_keeps_the_newest(tmp_path):
@@ -93,7 +93,7 @@ def test_a_hand_broken_settings_value_falls_back_to_its_default(tmp_path):
 
 
 def test_secret_settings_are_stored_encrypted_and_bound_to_their_name(tmp_path):
-    from daemon.secrets import SecretBox
+    from daemon.security.secrets import SecretBox
     box = SecretBox.for_state_dir(str(tmp_path))
     assert oct(os.stat(tmp_path / "device.key").st_mode & 0o777) == "0o600"
     path = str(tmp_path / "settings.json")

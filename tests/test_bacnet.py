@@ -17,7 +17,7 @@ from bacnet_peer import (
 )
 from board.base import ManualClock
 from conftest import REPO, demo_devices, resolution, udp_port_is_free, wait_for
-from daemon import registry
+from core import registry
 from protocols.bacnet import points
 
 T0 = 1_700_000_000.0

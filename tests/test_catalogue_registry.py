@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from daemon import catalogue, registry
-from daemon.poller import plan_reads
-from protocols import modbus_rtu as rtu
+from core import catalogue, registry
+from daemon.runtime.poller import plan_reads
+from core import modbus_rtu as rtu
 
 SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "SPEC.md")
 

@@ -5,7 +5,7 @@ import struct
 from hypothesis import given, settings, strategies as st
 from pymodbus.framer.rtu import FramerRTU
 
-from protocols import modbus_rtu as rtu
+from core import modbus_rtu as rtu
 
 KINDS_RANGES = {
     "u16": (0, 0xFFFF), "s16": (-0x8000, 0x7FFF), "u8": (0, 0xFF),

@@ -5,14 +5,14 @@ import asyncio
 from board.base import ManualClock
 from board.simmeter import SimMeter
 from conftest import running_gateway, topology_with, wait_for
-from daemon import curves as win
-from daemon import registry
-from daemon.curves import CurveService, decode_b30_items, decode_trend_items, decode_trend_settings, series_name
-from daemon.topology import devices_from_simulation
-from daemon.tsdb import Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE, Q_VALID
-from daemon.tsdb_service import Storage
-from daemon.tsdb_format import Geometry
-from protocols import modbus_rtu as rtu
+from daemon.runtime import curves as win
+from core import registry
+from daemon.runtime.curves import CurveService, decode_b30_items, decode_trend_items, decode_trend_settings, series_name
+from daemon.state.topology import devices_from_simulation
+from daemon.storage.store import Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE, Q_VALID
+from daemon.storage.service import Storage
+from daemon.storage.format import Geometry
+from core import modbus_rtu as rtu
 
 T = 1_700_002_800.0 - 1_700_002_800 % 3600          # an hour boundary
 LC_PAGE = win.B30_HEADER_WORDS + win.B30_ITEMS * win.B30_ITEM_WORDS

@@ -2,7 +2,7 @@
 
 The simulated meters log threshold alarms, logical alarms and injected
 power-quality events / device alarms (board/simevents.py) in the event-log
-window of daemon/meter_events.py; the gateway's reader (daemon/device_alarms.py)
+window of core/meter_events.py; the gateway's reader (daemon/runtime/device_alarms.py)
 fetches them over the simulated bus. Traps are received by net-snmp's
 snmptrapd on loopback.
 """
@@ -14,14 +14,12 @@ import os
 
 import pytest
 
-from conftest import (demo_devices, demo_topology, free_tcp_port, http_json, keeping_event_log, running_gateway,
-                      wait_for)
-from daemon import meter_events as ev
-from daemon.device_alarms import HISTORY_LOGGED
-from daemon.topology import Device
+from conftest import (demo_devices, demo_topology, free_tcp_port, http_json, keeping_event_log, running_gateway, service_door, wait_for, web_server)
+from core import meter_events as ev
+from daemon.runtime.device_alarms import HISTORY_LOGGED
+from daemon.state.topology import Device
+from protocols.snmp.agent import SnmpService
 from protocols.snmp.traps import TrapSender
-from webconfig.app import make_app
-from webconfig.server import HttpServer
 from snmp_support import ENTERPRISE, Site, TrapReceiver
 
 I35_AT_5, U30_AT_11, IO10_AT_15 = 0xDC85EA, 0xD5038A, 0xC0E45D
@@ -244,8 +242,7 @@ def test_simulation_api_sets_alarms_and_refuses_bad_input(tmp_path):
     port = free_tcp_port()
 
     async def body():
-        web = lambda gw: HttpServer(make_app(gw), host="127.0.0.1", port=port)   # noqa: E731
-        async with running_gateway(tmp_path / "state", demo_topology(), QUIET, services=[web]) as gw:
+        async with running_gateway(tmp_path / "state", demo_topology(), QUIET, services=[web_server(port)]) as gw:
             await _preset(gw)
             base = "http://127.0.0.1:%d" % port
             meter, device, engine = _meter_and_device(gw, I35_AT_5)
@@ -404,7 +401,7 @@ def test_an_alarm_ends_under_the_identity_it_started_with_and_removed_devices_en
         state = tmp_path / "state"
         async with running_gateway(state, demo_topology(), QUIET) as gw:
             await _preset(gw)
-            sender = TrapSender(gw)
+            sender = TrapSender(service_door(gw, SnmpService))
             at_11, moved_to_12 = Device("digiware", 11, "U-30", "D5038A"), Device("digiware", 12, "U-30", "D5038A")
             start = ev.decode_item(ev.encode_item(0, 753315200, ev.encode_cause(5, True, 0, 2, 3), 0, 0, 0), 0)
             end = ev.decode_item(ev.encode_item(1, 753315260, ev.encode_cause(5, False, 0, 2, 3), 0, 0, 0), 1)

@@ -27,7 +27,7 @@ def test_full_detection_finds_the_demo_topology_exactly(tmp_path):
             await detect(gw, "full")
             assert summary(gw) == EXPECTED_DEMO
             # the topology was stored and is read back by a new process
-            from daemon.topology import Topology
+            from daemon.state.topology import Topology
             assert [d.as_dict() for d in Topology(str(tmp_path / "s" / "topology.json")).devices] == \
                 gw.topology.as_list()
     asyncio.run(scenario())

@@ -24,11 +24,11 @@ TIMEOUT = 120
 
 # Modules that must stay importable under MicroPython (paths relative to REPO_ROOT).
 PURE_MODULES = [
-    "protocols/__init__.py",
-    "protocols/modbus_rtu.py",
-    "daemon/__init__.py",
-    "daemon/registry.py",
-    "daemon/meter_events.py",
+    "core/__init__.py",
+    "core/modbus_rtu.py",
+    "core/registry.py",
+    "core/catalogue.py",
+    "core/meter_events.py",
 ]
 
 SCRIPTS = sorted(PURE_DIR.glob("mp_*.py"))

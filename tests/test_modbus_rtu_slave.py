@@ -9,9 +9,9 @@ from pymodbus.pdu import ExceptionResponse
 
 from board.base import ManualClock
 from conftest import demo_devices, demo_topology, mbpoll, parse_mbpoll, running_gateway, wait_for
-from daemon import catalogue
-from protocols import modbus_rtu as rtu
-from protocols.modbus_rtu_slave import RtuSlaveService
+from core import catalogue
+from core import modbus_rtu as rtu
+from protocols.modbus.rtu_slave import RtuSlaveService
 
 T0 = 1_700_000_000.0
 

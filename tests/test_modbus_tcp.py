@@ -11,10 +11,10 @@ from pymodbus.pdu import ExceptionResponse
 
 from board.base import ManualClock
 from conftest import DemoSite, free_tcp_port, mbpoll, parse_mbpoll, wait_for
-from daemon import catalogue
-from protocols import modbus_rtu as rtu
-from protocols.modbus_tables import NORMALIZED_BASE
-from protocols.modbus_tcp import ModbusTcpService
+from core import catalogue
+from core import modbus_rtu as rtu
+from protocols.modbus.tables import NORMALIZED_BASE
+from protocols.modbus.tcp import ModbusTcpService
 
 T0 = 1_700_000_000.0
 IO10_OUT1_NORMALIZED = NORMALIZED_BASE + 156        # registry gw_offset of out_1, load 0
@@ -314,7 +314,7 @@ def test_fuzzed_frames_neither_crash_nor_leak_connections(tmp_path):
 
 
 def test_register_map_is_served_and_the_committed_copy_is_current(tmp_path):
-    from protocols.modbus_regmap import as_csv, as_markdown
+    from protocols.modbus.regmap import as_csv, as_markdown
     from conftest import REPO
     import os
     with open(os.path.join(REPO, "docs", "modbus-register-map.md"), encoding="utf-8") as f:

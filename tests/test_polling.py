@@ -5,10 +5,10 @@ import asyncio
 
 from board.base import ManualClock
 from conftest import detect, resolution, running_gateway, topology_with, wait_for
-from daemon import catalogue
-from daemon.bus import DISCOVERY, PASSTHROUGH, POLL
-from daemon.poller import plan_reads
-from protocols import modbus_rtu as rtu
+from core import catalogue
+from daemon.runtime.bus import DISCOVERY, PASSTHROUGH, POLL
+from daemon.runtime.poller import plan_reads
+from core import modbus_rtu as rtu
 
 T0 = 1_700_000_000.0
 
@@ -147,7 +147,7 @@ def test_queue_bound_refuses_instead_of_growing(tmp_path):
     async def scenario():
         async with running_gateway(tmp_path / "s", topo) as gw:
             engine = gw.engines["digiware"]
-            from daemon.bus import MAX_QUEUED, BusBusy
+            from daemon.runtime.bus import MAX_QUEUED, BusBusy
             futures = [engine.submit(15, rtu.read_request(3, 0, 1), DISCOVERY) for _ in range(MAX_QUEUED + 5)]
             refused = [f for f in futures if f.done() and isinstance(f.exception(), BusBusy)]
             assert len(refused) >= 5
@@ -159,7 +159,7 @@ def test_queue_bound_refuses_instead_of_growing(tmp_path):
 def test_curve_downloads_get_only_a_small_share_while_polling_waits(tmp_path):
     async def scenario():
         async with running_gateway(tmp_path / "s", IDLE_IO10) as gw:
-            from daemon.bus import BURSTS, CURVE
+            from daemon.runtime.bus import BURSTS, CURVE
             order = await served_order(gw, [(CURVE, "c", 3), (POLL, "p", 70)])
             first = order.index("c")
             second = order.index("c", first + 1)

@@ -8,9 +8,9 @@ import time
 from board.base import ManualClock
 from board.simbus import SimBus
 from board.simmeter import SimMeter
-from daemon import catalogue
-from daemon.discovery import parse_identification
-from protocols import modbus_rtu as rtu
+from core import catalogue
+from daemon.runtime.discovery import parse_identification
+from core import modbus_rtu as rtu
 
 T0 = 1_700_000_000.0   # 2023-11-14 22:13:20 UTC
 

@@ -11,7 +11,7 @@ import subprocess
 
 from board.base import ManualClock
 from conftest import free_udp_port, udp_port_is_free, wait_for
-from daemon import registry
+from core import registry
 from protocols.snmp import MIB_FILE, mibdef
 from snmp_support import (
     ENTERPRISE, METROLOGY, T0, V3_READ, V3_WRITE, Site, base_mib_dir, mib_path, need, parse, run,

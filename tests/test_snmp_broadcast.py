@@ -26,7 +26,7 @@ import sys
 import time
 
 from conftest import REPO, free_tcp_port, free_udp_port
-from daemon.topology import Topology, devices_from_simulation
+from daemon.state.topology import Topology, devices_from_simulation
 from snmp_support import ACTIVE, OF_5, RAISED, TrapReceiver, need
 
 LINK_ADDRESS = "169.254.45.55/16"      # link-local, on a veth pair that exists only in the namespace

@@ -11,9 +11,9 @@ import asyncio
 
 from board.base import ManualClock
 from conftest import wait_for
-from daemon import registry
-from daemon.extremes import MAX, MAX_TS, MIN, MIN_TS, Extremes, TRACKED_KINDS
-from daemon.topology import Device, Topology
+from core import registry
+from daemon.state.extremes import MAX, MAX_TS, MIN, MIN_TS, Extremes, TRACKED_KINDS
+from daemon.state.topology import Device, Topology
 from protocols.bacnet import points
 from protocols.snmp import mibdef
 from snmp_support import ENTERPRISE, METROLOGY, T0, V3_READ, V3_WRITE, Site, mib_path, run

@@ -41,7 +41,7 @@ def test_a_poller_crash_does_not_stop_polling(tmp_path):
                     raise RuntimeError("injected")
                 return original()
             poller._sync_topology = crash_once
-            from daemon.topology import Device
+            from daemon.state.topology import Device
             await gw.topology.replace([Device("digiware", 15, "IO-10", "C0E45D")])
             await wait_for(lambda: poller.device_cycles[15] >= 2)
             assert poller.status()["restarts"] == 1

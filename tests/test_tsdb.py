@@ -10,12 +10,12 @@ import threading
 import pytest
 
 from bench.storage import write_bytes
-from daemon import tsdb_format as fmt
-from daemon.tsdb import (Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_VALID, Series, StoreFull, TimeSeriesStore,
+from daemon.storage import format as fmt
+from daemon.storage.store import (Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_VALID, Series, StoreFull, TimeSeriesStore,
                          default_slots, geometry_from_settings)
-from daemon.tsdb_service import Storage
-from daemon.tsdb_format import Geometry
-from daemon.tsdb_query import bucket
+from daemon.storage.service import Storage
+from daemon.storage.format import Geometry
+from daemon.storage.query import bucket
 
 HOUR = 3600
 T0 = calendar.timegm((2024, 1, 1, 0, 0, 0))      # a Monday

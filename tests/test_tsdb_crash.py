@@ -16,8 +16,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from daemon.tsdb import Series, TimeSeriesStore  # noqa: E402
-from daemon.tsdb_format import Geometry  # noqa: E402
+from daemon.storage.store import Series, TimeSeriesStore  # noqa: E402
+from daemon.storage.format import Geometry  # noqa: E402
 
 KILLS = 60
 T0 = 1_700_000_000 // 87840 * 87840      # on a chunk boundary of both periods

@@ -10,11 +10,11 @@ from board.sim import load_topology_file
 from board.simcurves import CurveCache
 from board.simmeter import SimMeter
 from conftest import REFERENCE_TOPOLOGY
-from daemon import catalogue
-from daemon import tsdb_format as fmt
-from daemon.curves import series_name
-from daemon.topology import devices_from_simulation
-from daemon.tsdb import CONSUMPTION_KEYS, LOAD_CURVE_KEYS, Series, TimeSeriesStore, geometry_from_settings
+from core import catalogue
+from daemon.storage import format as fmt
+from daemon.runtime.curves import series_name
+from daemon.state.topology import devices_from_simulation
+from daemon.storage.store import CONSUMPTION_KEYS, LOAD_CURVE_KEYS, Series, TimeSeriesStore, geometry_from_settings
 
 HOUR = 3600
 START = calendar.timegm((2023, 3, 1, 0, 0, 0))      # month 1 = March 2023

@@ -9,7 +9,7 @@ The running daemon serves the same files at /api/files/modbus-register-map.csv a
 import argparse
 import sys
 
-from protocols.modbus_regmap import as_csv, as_markdown
+from protocols.modbus.regmap import as_csv, as_markdown
 
 
 def main(argv=None):

@@ -1,46 +1,33 @@
-"""The Bottle application: the read-only status API and page, detection control.
+"""The Bottle application: the status API and page, and the commands of the door over HTTP.
 
-Handlers run on the daemon's loop (webconfig/server.py calls the WSGI app
-inline), so they only read in-memory state or schedule work; they never
-block. Documented in docs/status-api.md.
+The application receives the door (``daemon/api.py``) and nothing else of the
+gateway; each request gets the door bound to its caller (``Caller("web",
+profile)``), so rights and the policy are checked behind it. Handlers run on
+the daemon's loop: synchronous ones only read memory, async ones
+(``jsonio.deferred``) await the door's commands without blocking the loop.
+Documented in docs/status-api.md.
 """
 
-import json
 import mimetypes
 import os
 
 import bottle
 
+from daemon import api
+from webconfig import jsonio
+from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
+
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-MAX_JSON_BODY = 4096
+# Until login and profiles exist (the web-configuration issue), every web
+# request acts with this profile: the rights the web had before the door.
+WEB_PROFILE = "admin"
+# The door's refusals -> HTTP status
+REFUSAL_STATUS = {api.RIGHTS: 403, api.POLICY: 403, api.NO_DEVICE: 404, api.NOT_FOUND: 404,
+                  api.NOT_WRITABLE: 405, api.BAD_VALUE: 400, api.BUSY: 409, api.NO_ANSWER: 504,
+                  api.DEVICE_REFUSED: 502, api.UNSUPPORTED: 501}
 # The page's assets change only with the software: a browser may keep them a
 # few minutes (no validators are sent, so an upgrade shows within that time).
 STATIC_CACHE_CONTROL = "max-age=300"
-
-
-def _json(data, status=200):
-    bottle.response.status = status
-    bottle.response.content_type = "application/json"
-    bottle.response.set_header("Cache-Control", "no-store")
-    return json.dumps(data, separators=(",", ":"))
-
-
-def _error(status, message):
-    return _json({"error": message}, status)
-
-
-def _body():
-    """The request's JSON object, or None when absent/invalid."""
-    raw = bottle.request.body.read(MAX_JSON_BODY + 1)
-    if not raw:
-        return {}
-    if len(raw) > MAX_JSON_BODY:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def load_static(directory=STATIC_DIR):
@@ -74,54 +61,122 @@ def _static(files, name):
     return data
 
 
-def make_app(gateway):
+def _refused(exc):
+    return REFUSAL_STATUS.get(exc.reason, 500), {"error": str(exc), "reason": exc.reason}
+
+
+def _caller_door(door):
+    """The door bound to this request's caller."""
+    return door.as_caller(api.Caller("web", WEB_PROFILE, peer=bottle.request.environ.get("REMOTE_ADDR")))
+
+
+def make_app(door, mount=None):
+    """The application over ``door``; ``mount(app, helpers)`` adds board routes (the simulated board's)."""
     app = bottle.Bottle()
     files = load_static()            # before the server starts: nothing touches the disk per request
     app.config["catchall"] = False   # errors reach the server: logged, short 500
 
     @app.get("/api/status")
     def status():
-        return _json(gateway.status())
+        return _json(door.status())
 
     @app.get("/api/discovery")
     def discovery_status():
-        return _json(gateway.discovery.status())
+        return _json(door.discovery_status())
 
     @app.post("/api/discovery")
     def discovery_start():
-        body = _body()
-        if body is None:
+        data = _body()
+        if data is None:
             return _error(400, "expected a JSON object such as {\"mode\": \"fast\"}")
-        mode = body.get("mode", gateway.settings.get("discovery.mode"))
+        mode = data.get("mode", door.setting("discovery.mode"))
         if mode not in ("fast", "full"):
             return _error(400, "mode must be \"fast\" or \"full\"")
-        if not gateway.discovery.start(mode):
-            return _error(409, "a detection is already running")
-        return _json(gateway.discovery.status(), 202)
+        try:
+            return _json(_caller_door(door).start_detection(mode), 202)
+        except api.Refused as exc:
+            status_code, answer = _refused(exc)
+            return _json(answer, status_code)
 
     @app.get("/api/events")
     def events():
-        return _json({"events": gateway.alarms.events()[-500:]})
+        return _json({"events": door.events(500)})
 
     @app.get("/api/alarms")
     def active_alarms():
         """System alarms and the device alarms read from the meters, active now."""
-        return _json({"system": gateway.alarms.active_list(), "devices": gateway.device_alarms.active_list()})
+        return _json({"system": door.system_alarms(), "devices": door.device_alarms()})
+
+    @app.post("/api/alarms/acknowledge")
+    def acknowledge():
+        """{"alarm": n, "source": "digiware:5"}: acknowledge an active system alarm."""
+        data = _body()
+        if data is None or type(data.get("alarm")) is not int or not isinstance(data.get("source"), str):
+            return _error(400, "expected {\"alarm\": number, \"source\": \"...\"}")
+        try:
+            _caller_door(door).acknowledge_alarm(data["alarm"], data["source"])
+        except api.Refused as exc:
+            status_code, answer = _refused(exc)
+            return _json(answer, status_code)
+        return _json({"ok": True})
+
+    @app.post("/api/counters/reset")
+    def reset_counters():
+        """{} for every device, {"address": n} for one: zero the communication counters."""
+        data = _body()
+        address = data.get("address") if data else None
+        if data is None or (address is not None and (type(address) is not int or not 1 <= address <= 247)):
+            return _error(400, "expected {} or {\"address\": 1..247}")
+        try:
+            _caller_door(door).reset_counters(address)
+        except api.Refused as exc:
+            status_code, answer = _refused(exc)
+            return _json(answer, status_code)
+        return _json({"ok": True})
+
+    @app.post("/api/settings")
+    @deferred
+    async def change_settings():
+        """{"name": value, ...}: every change valid and allowed, applied at once, or none (400/403)."""
+        data = _body()
+        caller_door = _caller_door(door)         # read the request before the first await
+        if not data:
+            return 400, {"error": "expected a JSON object of settings, e.g. {\"gateway.name\": \"M-70 A\"}"}
+        try:
+            await caller_door.set_settings(data)
+        except api.Refused as exc:
+            return _refused(exc)
+        return 200, {"ok": True, "changed": sorted(data)}
+
+    @app.post("/api/devices/<address:int>/<load:int>/<key>")
+    @deferred
+    async def write_value(address, load, key):
+        """{"value": v}: write one measurement of a device (IO-10 outputs) through the door."""
+        data = _body()
+        caller_door = _caller_door(door)
+        value = data.get("value") if data else None
+        if type(value) not in (int, float):
+            return 400, {"error": "expected {\"value\": number}"}
+        try:
+            written = await caller_door.write_value(address, load, key, value)
+        except api.Refused as exc:
+            return _refused(exc)
+        return 200, {"ok": True, "value": written}
 
     @app.get("/api/files")
     def generated_files():
-        return _json({"files": sorted(gateway.documents)})
+        return _json({"files": door.document_names()})
 
     @app.get("/api/files/<name>")
     def generated_file(name):
-        """Generated documents (register map, MIB, EDE...) registered by the services."""
-        entry = gateway.documents.get(name)
+        """Generated documents (register map, MIB, EDE...) published by the services."""
+        entry = door.document(name)
         if entry is None:
             return _error(404, "no generated file %r" % name)
-        content_type, render = entry
+        content_type, text = entry
         bottle.response.content_type = content_type
         bottle.response.set_header("Content-Disposition", "attachment; filename=\"%s\"" % name)
-        return render()
+        return text
 
     @app.get("/")
     def index():
@@ -131,8 +186,8 @@ def make_app(gateway):
     def static(name):
         return _static(files, name)
 
-    if gateway.board.kind == "sim":
-        _add_sim_routes(app, gateway)
+    if mount is not None:
+        mount(app, jsonio)
 
     @app.error(404)
     def not_found(_err):
@@ -143,86 +198,3 @@ def make_app(gateway):
         return _error(405, "method %s not allowed here" % bottle.request.method)
 
     return app
-
-
-def _add_sim_routes(app, gateway):
-    """Run-time control of the simulated meters (simulated board only)."""
-    from board.sim import parse_netid
-
-    def _sim_call(method, netid, **kwargs):
-        """Call a SimBoard method on a meter: 404 for no such meter, 400 for a refused change."""
-        try:
-            method(parse_netid(netid), **kwargs)
-        except KeyError as exc:
-            return _error(404, str(exc).strip("'\""))
-        except (ValueError, TypeError) as exc:
-            return _error(400, str(exc))
-        return _json({"ok": True})
-
-    @app.get("/api/sim/meters")
-    def sim_meters():
-        out = []
-        for bus, simbus in gateway.board.buses.items():
-            for m in simbus.meters:
-                out.append({"bus": bus, "reference": m.reference, "address": m.address, "netid": "%06X" % m.netid,
-                            "silent": m.silent, "extra_delay": m.extra_delay, "crc_error_rate": m.crc_error_rate,
-                            "outputs": m.outputs})
-        return _json({"meters": out})
-
-    @app.post("/api/sim/meters/<netid>")
-    def sim_configure(netid):
-        body = _body()
-        if body is None:
-            return _error(400, "expected a JSON object")
-        allowed = {"silent": bool, "extra_delay": (int, float), "crc_error_rate": (int, float), "address": int,
-                   "inputs": int}
-        changes = {}
-        for key, value in body.items():
-            if key not in allowed or not isinstance(value, allowed[key]) or isinstance(value, bool) != (key == "silent"):
-                return _error(400, "cannot set %r to %r" % (key, value))
-            changes[key] = value
-        if "crc_error_rate" in changes and not 0 <= changes["crc_error_rate"] <= 1:
-            return _error(400, "crc_error_rate must be within 0..1")
-        if "address" in changes and not 1 <= changes["address"] <= 247:
-            return _error(400, "address must be within 1..247")
-        if "inputs" in changes and not 0 <= changes["inputs"] <= 0xFF:
-            return _error(400, "inputs is a bit field within 0..255")
-        return _sim_call(gateway.board.configure_meter, netid, **changes)
-
-    @app.post("/api/sim/meters/<netid>/alarms")
-    def sim_alarms(netid):
-        """Configure a meter's alarms: {"alarms": [{slot, load, key, op, threshold, criticality}],
-        "logical_inputs": [n, ...]} (either may be left out)."""
-        body = _body()
-        if body is None or not set(body) <= {"alarms", "logical_inputs"}:
-            return _error(400, "expected {\"alarms\": [...], \"logical_inputs\": [...]}")
-        alarms, inputs = body.get("alarms"), body.get("logical_inputs")
-        if alarms is not None and not (isinstance(alarms, list) and all(isinstance(a, dict) for a in alarms)):
-            return _error(400, "alarms must be a list of objects")
-        if inputs is not None and not (isinstance(inputs, list) and all(type(n) is int for n in inputs)):
-            return _error(400, "logical_inputs must be a list of input numbers")
-        return _sim_call(gateway.board.configure_alarms, netid, alarms=alarms, logical_inputs=inputs)
-
-    @app.post("/api/sim/meters/<netid>/events")
-    def sim_event(netid):
-        """A power-quality event or a device alarm happens now: {kind, index, load, key, value,
-        duration_ms, start, criticality}."""
-        body = _body()
-        if body is None or not isinstance(body.get("kind"), str) or type(body.get("index")) is not int:
-            return _error(400, "expected {\"kind\": \"power_quality\"|\"device\", \"index\": n, ...}")
-        fields = {"kind": str, "index": int, "load": int, "key": str, "value": (int, float),
-                  "duration_ms": int, "start": bool, "criticality": str}
-        for key, value in body.items():
-            if key not in fields or not isinstance(value, fields[key]) or \
-                    (isinstance(value, bool) and fields[key] is not bool):
-                return _error(400, "cannot use %r = %r" % (key, value))
-        return _sim_call(gateway.board.inject_event, netid, **body)
-
-    @app.post("/api/sim/button")
-    def sim_button():
-        body = _body()
-        held = body.get("held_s") if body else None
-        if not isinstance(held, (int, float)) or isinstance(held, bool) or not 0 <= held <= 60:
-            return _error(400, "expected {\"held_s\": seconds}")
-        gateway.board.press_button(float(held))
-        return _json({"ok": True}, 202)

@@ -2,6 +2,11 @@
 
 A threaded server would break the one-loop rule, so the app (fast, in-memory handlers) is
 called inline; every input is bounded in size and time so no client can stall the loop or grow memory.
+
+The async seam: a handler that must await (a command through the door) puts an
+awaitable under ``environ[DEFERRED]`` and returns; the server then awaits it on
+the loop, bounded by ``handler_timeout``, and sends what it yields, a WSGI-like
+``(status, headers, body)``. No thread per request, nothing blocks the loop.
 """
 
 import asyncio
@@ -22,6 +27,7 @@ _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _STATUS = re.compile(r"[2-5][0-9][0-9] [^\x00-\x1f\x7f]*")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade"}
 LINGER_S = 1.0      # after a refusal, keep reading (and discarding) this long so the reply is not lost to a RST
+DEFERRED = "openm70.deferred"     # environ key of an async handler's awaitable (webconfig/jsonio.py)
 
 
 class HttpError(Exception):
@@ -48,11 +54,13 @@ def _plain(code, message, keep=False, head_only=False):
 
 class HttpServer:
     def __init__(self, app, host="127.0.0.1", port=0, max_connections=64, header_timeout=10.0,
-                 idle_timeout=30.0, max_header_bytes=16384, max_body_bytes=1048576, ssl_context=None):
+                 idle_timeout=30.0, max_header_bytes=16384, max_body_bytes=1048576, ssl_context=None,
+                 handler_timeout=30.0):
         self.app, self.host, self.port, self.ssl_context = app, host, port, ssl_context
         self.max_connections, self.max_header_bytes, self.max_body_bytes = (
             max_connections, max_header_bytes, max_body_bytes)
         self.header_timeout, self.idle_timeout = header_timeout, idle_timeout
+        self.handler_timeout = handler_timeout     # an async handler (a write to a meter) gets this long
         self._server, self._closing = None, False
         self._tasks = set()             # one handler task per accepted connection, for stop()
         self._open = 0                  # connections being served (rejected ones excluded)
@@ -145,7 +153,7 @@ class HttpServer:
                 return
             first = False
             environ = self._environ(writer, method, path, query, version, headers, body)
-            writer.write(self._respond(environ, keep))
+            writer.write(await self._respond(environ, keep))
             await self._drain(writer)
             if not keep:
                 return
@@ -245,13 +253,25 @@ class HttpServer:
             environ[key if name in ("content-type", "content-length") else "HTTP_" + key] = value
         return environ
 
-    def _respond(self, environ, keep):
-        """Run the app and encode its response; any failure becomes a logged 500."""
+    async def _respond(self, environ, keep):
+        """Run the app (and await its deferred part) and encode the response; a failure is a logged 500."""
         head_only = environ["REQUEST_METHOD"] == "HEAD"
         self._counts["requests"] += 1
         try:
-            return self._encode(*self._call_app(environ), head_only, keep)
+            response = self._call_app(environ)
+            pending = environ.pop(DEFERRED, None)
+            if pending is not None:
+                try:
+                    async with asyncio.timeout(self.handler_timeout):
+                        response = await pending
+                except TimeoutError:
+                    self._counts["timeouts"] += 1
+                    return _plain(504, "the gateway did not finish in time", keep, head_only)
+            return self._encode(*response, head_only, keep)
         except Exception:
+            pending = environ.pop(DEFERRED, None)
+            if pending is not None and hasattr(pending, "close"):
+                pending.close()         # never started: no "coroutine was never awaited" noise
             log.exception("WSGI app failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
             return _plain(500, "internal server error", keep, head_only)
 

@@ -8,8 +8,10 @@ unrecognized-service, any other unconfirmed request is dropped.
 WriteProperty is ours rather than bacpypes3's: its generic version writes
 any attribute of the object and reports an unknown property as an
 operational problem. Here only Binary Output Present_Value is writable,
-through the priority array and ``daemon.control.write_value`` (the one door
-for device writes, which checks the security policy).
+through the priority array and ``Door.write_value`` (the one door for device
+writes, which checks the security policy). A command is checked at every
+priority, winning or not: only active/inactive (or relinquish) enters the
+array, so relinquishing a slot can never uncover a value the meter refuses.
 """
 
 import asyncio
@@ -27,7 +29,7 @@ from bacpypes3.errors import ExecutionError, ObjectError, PropertyError
 from bacpypes3.netservice import NetworkServiceAccessPoint, NetworkServiceElement
 from bacpypes3.primitivedata import Null
 
-from daemon import control
+from daemon import api
 from protocols.bacnet import objects, rpm
 
 log = logging.getLogger("gateway.bacnet")
@@ -43,15 +45,18 @@ METER_SERVICES = {
 GATEWAY_SERVICES = dict(METER_SERVICES, TimeSynchronizationRequest="timeSynchronization",
                         UTCTimeSynchronizationRequest="utcTimeSynchronization")
 
-# daemon.control refusal -> BACnet (error class, error code)
+# the door's refusals -> BACnet (error class, error code)
 WRITE_ERRORS = {
-    control.POLICY: ("property", "writeAccessDenied"),
-    control.NOT_WRITABLE: ("property", "writeAccessDenied"),
-    control.NO_DEVICE: ("object", "unknownObject"),
-    control.BAD_VALUE: ("property", "valueOutOfRange"),
-    control.NO_ANSWER: ("communication", "timeout"),
-    control.DEVICE_REFUSED: ("device", "operationalProblem"),
+    api.POLICY: ("property", "writeAccessDenied"),
+    api.RIGHTS: ("property", "writeAccessDenied"),
+    api.NOT_WRITABLE: ("property", "writeAccessDenied"),
+    api.NO_DEVICE: ("object", "unknownObject"),
+    api.BAD_VALUE: ("property", "valueOutOfRange"),
+    api.NO_ANSWER: ("communication", "timeout"),
+    api.BUSY: ("device", "deviceBusy"),
+    api.DEVICE_REFUSED: ("device", "operationalProblem"),
 }
+BINARY_COMMANDS = (0, 1)          # inactive, active: the only values a Binary Output's array holds
 MINIMUM_ON_OFF_PRIORITY = 6       # reserved by the standard (Clause 19.2.1.1)
 WILDCARD_INSTANCE = 4194303
 DEVICE_TYPE = 8
@@ -245,6 +250,8 @@ class VirtualDeviceApplication(Application):
         except Exception:
             raise PropertyError("invalidDataType") from None
         command = None if isinstance(value, Null) else int(value)
+        if command is not None and command not in BINARY_COMMANDS:
+            raise PropertyError("valueOutOfRange")            # at every priority, winning or not
         await self.command(obj._point.key, priority, command)
         await self.response(SimpleAckPDU(context=apdu))
 
@@ -256,10 +263,10 @@ class VirtualDeviceApplication(Application):
             slots[priority - 1] = value
             effective = next((v for v in slots if v is not None), 0)   # relinquish default: inactive
             try:
-                await control.write_value(site.gateway, address, 0, key, effective, origin="bacnet")
-            except control.WriteRefused as refused:
+                await site.door.write_value(address, 0, key, effective)
+            except api.Refused as refused:
                 self.counters["writes_refused"] += 1
-                error_class, error_code = WRITE_ERRORS[refused.reason]
+                error_class, error_code = WRITE_ERRORS.get(refused.reason, ("device", "operationalProblem"))
                 raise ExecutionError(errorClass=error_class, errorCode=error_code) from None
             site.priorities[(address, key)] = slots
             self.counters["writes"] += 1

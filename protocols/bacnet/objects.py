@@ -87,8 +87,7 @@ vendor_info = VendorInfo(VENDOR_ID, ObjectType, VendorPropertyIdentifier)
 _NORMAL = EventState("normal")
 _FALSE = Boolean(False)
 _POLARITY = Polarity("normal")
-_RELIABILITY = dict((name, Reliability(name)) for name in
-                    set(rule[2] for rule in pts.QUALITY_MAP.values()))
+_RELIABILITY = dict((name, Reliability(name)) for name in pts.RELIABILITIES)
 _FLAGS = {False: StatusFlags([0, 0, 0, 0]), True: StatusFlags([0, 1, 0, 0])}
 _PRIORITY_ARRAY = ArrayOf(PriorityValue, _length=16)
 _UNSPECIFIED = DateTime(date=Date((255, 255, 255, 255)), time=Time((255, 255, 255, 255)))
@@ -133,7 +132,7 @@ class _Measured(_Generated):
         return self._view.reading(point.load, key or point.key)
 
     def _quality(self):
-        _value, fault, reliability = pts.present(self._reading())
+        _value, fault, reliability = pts.present(self._reading(), self._view.link())
         return fault, reliability
 
     statusFlags = property(lambda self: _FLAGS[self._quality()[0]])
@@ -157,7 +156,7 @@ class MeterAnalogInput(_Measured, AnalogInputObject):
         object.__setattr__(self, "units", EngineeringUnits(point.units))
 
     objectType = ObjectType("analog-input")
-    presentValue = property(lambda self: Real(pts.present(self._reading())[0]))
+    presentValue = property(lambda self: Real(pts.present(self._reading())[0]))     # the value whatever the link
     instantaneousTimestamp = property(lambda self: self._view.datetime(self._reading().timestamp))
 
     def _extreme(self, key, which):
@@ -171,7 +170,7 @@ warnings.filterwarnings("ignore", message="object type .* already registered", m
 
 
 class MinMaxAnalogInput(MeterAnalogInput):
-    """An AI of annex II's min/max column: extremes of the values seen since the daemon started (daemon/extremes.py)."""
+    """An AI of annex II's min/max column: extremes of the values seen since the daemon started (daemon/state/extremes.py)."""
     minPresValue = property(lambda self: Real(self._extreme(self._point.key, 0) or 0.0))
     maxPresValue = property(lambda self: Real(self._extreme(self._point.key, 2) or 0.0))
     minimumValueTimestamp = property(lambda self: self._view.datetime(self._extreme(self._point.key, 1)))
@@ -257,7 +256,8 @@ class VirtualDevice(_Generated, DeviceObject):
     localTime = property(lambda self: self._view.datetime(self._view.now()).time)
     utcOffset = property(lambda self: Integer(self._view.utc_offset()))
     daylightSavingsStatus = property(lambda self: Boolean(self._view.dst()))
-    statusFlags = property(lambda self: _FLAGS[False])
+    statusFlags = property(lambda self: _FLAGS[self._view.device_fault()])
+    reliability = property(lambda self: _RELIABILITY[self._view.device_reliability()])
 
 
 def _class_properties(cls):

@@ -8,8 +8,9 @@ catalogue map offers, one Binary Input per digital input (``in_k``) and one
 Binary Output per output (``out_k``).
 """
 
-from daemon import catalogue, registry
-from daemon.cache import COMM_LOST, GOOD, NOT_SUPPORTED, STALE
+from core import catalogue, registry
+from daemon.state import devstate
+from daemon.state.cache import COMM_LOST, GOOD, NOT_SUPPORTED, STALE
 
 ANALOG_INPUT = "analog-input"
 BINARY_INPUT = "binary-input"
@@ -29,10 +30,24 @@ AVERAGE_MM = frozenset(list(range(3, 15)) + list(range(21, 41)))
 # reliability say why. "not supported" reads 0 as the manual says.
 QUALITY_MAP = {
     GOOD: ("value", False, "no-fault-detected"),
-    STALE: ("last", True, "communication-failure"),
+    STALE: ("last", True, "unreliable-other"),
     COMM_LOST: ("last", True, "communication-failure"),
     NOT_SUPPORTED: ("zero", True, "no-sensor"),
 }
+
+# The one device summary (daemon/state/devstate.py) → the Device object's
+# (System_Status, fault flag of Status_Flags, Reliability). A meter whose link
+# is down or in doubt (comm_lost, conflict, unknown) also marks every one of
+# its objects with that Reliability: a value from an address two meters
+# answer at cannot be vouched for, however fresh.
+DEVICE_MAP = {
+    devstate.OK: ("operational", False, "no-fault-detected"),
+    devstate.STALE: ("operational", True, "unreliable-other"),
+    devstate.COMM_LOST: ("non-operational", True, "communication-failure"),
+    devstate.CONFLICT: ("non-operational", True, "configuration-error"),
+    devstate.UNKNOWN: ("non-operational", True, "communication-failure"),
+}
+RELIABILITIES = frozenset(rule[2] for rule in list(QUALITY_MAP.values()) + list(DEVICE_MAP.values()))
 
 
 class Point:
@@ -118,9 +133,15 @@ def device_instance(main_instance, address):
     return main_instance + address
 
 
-def present(reading):
-    """(present value, fault, reliability) of a cache Reading under QUALITY_MAP."""
+def present(reading, link=devstate.OK):
+    """(present value, fault, reliability) of a cache Reading under QUALITY_MAP.
+
+    ``link`` is the device's link state (``Door.device_link``): when it is not
+    ok, its Reliability wins over the value's own.
+    """
     rule, fault, reliability = QUALITY_MAP[reading.quality]
+    if link != devstate.OK and rule != "zero":
+        fault, reliability = True, DEVICE_MAP[link][2]
     if rule == "zero" or reading.value is None:
         return 0.0, fault, reliability
     return float(reading.value), fault, reliability

@@ -5,10 +5,10 @@ Opening builds the router and one virtual device per meter of the topology
 Changing the port, bind address, main instance or network number reopens.
 """
 
-import functools
 import logging
 
 from daemon.service import SwitchedService
+from protocols.bacnet import ede
 from protocols.bacnet.site import Site
 from protocols.bacnet.stack import BacnetStack
 
@@ -19,15 +19,14 @@ class BacnetService(SwitchedService):
     name = "bacnet"
     reopen_keys = ("bacnet.port", "bacnet.bind", "bacnet.main_instance", "bacnet.network")
 
-    def __init__(self, gateway):
-        SwitchedService.__init__(self, gateway)
-        self.site = Site(gateway)
+    def __init__(self, door):
+        SwitchedService.__init__(self, door)
+        self.site = Site(door)
         self.stack = None
         self.port = None
-        gateway.topology.on_change(self._topology_changed)
-        from tools import ede
-        gateway.documents["bacnet-ede.csv"] = ("text/csv; charset=utf-8", functools.partial(ede.ede_csv, gateway))
-        gateway.documents["bacnet-pics.md"] = ("text/markdown; charset=utf-8", functools.partial(ede.pics, gateway))
+        door.on_topology_change(self._topology_changed)
+        door.publish_document("bacnet-ede.csv", "text/csv; charset=utf-8", self._ede)
+        door.publish_document("bacnet-pics.md", "text/markdown; charset=utf-8", self._pics)
 
     async def _open(self):
         settings = self.settings
@@ -40,7 +39,7 @@ class BacnetService(SwitchedService):
             raise
         self.stack = stack
         self.port = bound[1]
-        await stack.sync(self.gateway.topology.devices)
+        await stack.sync(self.door.devices())
         await stack.announce()
 
     async def _close(self):
@@ -52,6 +51,12 @@ class BacnetService(SwitchedService):
     def _topology_changed(self, topology):
         if self.stack is not None:
             self.stack.sync(topology.devices)
+
+    def _ede(self):
+        return ede.ede_csv(self.door.setting, self.door.devices(), now=self.door.time())
+
+    def _pics(self):
+        return ede.pics(self.door.setting, self.door.devices())
 
     def status(self):
         out = SwitchedService.status(self)

@@ -1,9 +1,10 @@
 """The live data behind the BACnet objects: one view per virtual device.
 
 Objects ask their view for readings, names and clocks; the views read the
-gateway (settings, topology, cache, identity). Min/Max_Pres_Value and the
+gateway through the door (``daemon/api.py``): settings, devices, readings,
+the one device summary, identity, the one clock. Min/Max_Pres_Value and the
 averages' min/max of annex II come from the gateway's shared extremes
-(``daemon/extremes.py``: values seen since the daemon started, the same ones
+(``daemon/state/extremes.py``: values seen since the daemon started, the same ones
 SNMP table 23 serves). The ``Site`` keeps the one piece of state BACnet
 needs that nothing else does: the Binary Output priority arrays, in memory,
 empty when the service opens.
@@ -15,8 +16,9 @@ from collections import Counter
 
 from bacpypes3.basetypes import ObjectTypesSupported
 
-from daemon import catalogue
-from protocols.bacnet import objects
+from core import catalogue
+from daemon import api
+from protocols.bacnet import objects, points as pts
 from protocols.bacnet.apps import unix_time
 
 log = logging.getLogger("gateway.bacnet")
@@ -32,11 +34,9 @@ def _object_types_supported():
 
 
 class Site:
-    def __init__(self, gateway):
-        self.gateway = gateway
-        self.settings = gateway.settings
-        self.cache = gateway.cache
-        self.clock = gateway.clock
+    def __init__(self, door):
+        self.door = door
+        self.settings = door.settings_view()
         self.priorities = {}     # (address, key) -> 16 slots, None = relinquished
         self.object_types = _object_types_supported()
         self.command_lock = asyncio.Lock()
@@ -58,24 +58,20 @@ class Site:
         return objects.local_datetime(ts, self.offset_min())
 
     def time_sync(self, date_time, local):
-        """(UTC)TimeSynchronization: set the gateway clock when ``bacnet.time_sync`` allows.
+        """(UTC)TimeSynchronization: set the gateway clock through the door (``bacnet.time_sync``).
 
         Both services are unconfirmed, so a refusal cannot be answered: it is
         counted and logged, and the clock is left alone.
         """
-        if not self.settings.get("bacnet.time_sync"):
-            self.counters["time_sync_refused"] += 1
-            log.info("BACnet time synchronization ignored: bacnet.time_sync is off")
-            return
         ts = unix_time(date_time, self.offset_min() if local else 0)
         if ts is None:
             self.counters["time_sync_invalid"] += 1
             return
         try:
-            self.gateway.board.set_system_time(ts)
-        except (OSError, NotImplementedError) as exc:
-            self.counters["time_sync_failed"] += 1
-            log.warning("BACnet time synchronization could not set the clock: %s", exc)
+            self.door.set_time(ts)
+        except api.Refused as exc:
+            self.counters["time_sync_refused" if exc.reason in (api.POLICY, api.RIGHTS) else "time_sync_failed"] += 1
+            log.info("BACnet time synchronization not applied: %s", exc)
             return
         self.counters["time_sync_applied"] += 1
         log.info("clock set by BACnet %stime synchronization", "" if local else "UTC ")
@@ -90,7 +86,7 @@ class _View:
         self.object_ids = []
 
     def now(self):
-        return self.site.clock.time()
+        return self.site.door.time()
 
     def datetime(self, ts):
         return self.site.datetime(ts)
@@ -109,11 +105,10 @@ class _View:
         return self.object_ids
 
     def database_revision(self):
-        return self.site.gateway.topology.version
+        return self.site.door.topology_version()
 
     def firmware(self):
-        from daemon.gateway import VERSION
-        return VERSION
+        return self.site.door.identity()["firmware"]
 
 
 class GatewayView(_View):
@@ -130,10 +125,16 @@ class GatewayView(_View):
         return "M-70"
 
     def serial(self):
-        return self.site.gateway.identity["serial"]
+        return self.site.door.identity()["serial"]
 
     def system_status(self):
         return "operational"
+
+    def device_fault(self):
+        return False
+
+    def device_reliability(self):
+        return "no-fault-detected"
 
 
 class MeterView(_View):
@@ -159,15 +160,29 @@ class MeterView(_View):
     def serial(self):
         return self.device.netid
 
+    def _device_map(self):
+        """(System_Status, fault, Reliability) of the one device summary (points.DEVICE_MAP)."""
+        return pts.DEVICE_MAP[self.site.door.device_summary(self.address).state]
+
     def system_status(self):
-        return "non-operational" if self.site.cache.comm_lost(self.address) else "operational"
+        return self._device_map()[0]
+
+    def device_fault(self):
+        return self._device_map()[1]
+
+    def device_reliability(self):
+        return self._device_map()[2]
+
+    def link(self):
+        """The device's link state (ok, comm_lost, conflict, unknown): its objects' Reliability follows it."""
+        return self.site.door.device_link(self.address)
 
     def reading(self, load, key):
-        return self.site.cache.get(self.address, load, key)
+        return self.site.door.reading(self.address, load, key)
 
     def extremes(self, load, key):
         """(min, min_ts, max, max_ts) seen since the daemon started, or None."""
-        return self.site.gateway.extremes.get(self.address, load, key)
+        return self.site.door.extremes(self.address, load, key)
 
     def priority_slots(self, key):
         return self.site.priorities.get((self.address, key)) or [None] * 16

@@ -79,10 +79,10 @@ class SnmpService(SwitchedService):
     name = "snmp"
     reopen_keys = ("snmp.port", "snmp.bind") + engine_mod.SETTING_KEYS
 
-    def __init__(self, gateway):
-        SwitchedService.__init__(self, gateway)
-        self.traps = TrapSender(gateway)
-        self.index = OidIndex(gateway, self)
+    def __init__(self, door):
+        SwitchedService.__init__(self, door)
+        self.traps = TrapSender(door)
+        self.index = OidIndex(door, self)
         self.fast = FastPath(self.index)
         self.snmp_engine = None
         self.transport = None
@@ -102,7 +102,7 @@ class SnmpService(SwitchedService):
         from protocols.snmp import MIB_FILE
         with open(MIB_FILE, encoding="utf-8") as handle:    # read once, before the loop serves anything
             mib_text = handle.read()
-        gateway.documents["SOCOMEC-GATEWAY-MIB.txt"] = ("text/plain; charset=utf-8", lambda: mib_text)
+        door.publish_document("SOCOMEC-GATEWAY-MIB.txt", "text/plain; charset=utf-8", lambda: mib_text)
 
     # ------------------------------------------------------------ what the OID index reads
 
@@ -142,8 +142,8 @@ class SnmpService(SwitchedService):
         settings = self.settings
         config = dict((key, settings.get(key)) for key in engine_mod.SETTING_KEYS)
         targets = await self._resolve_trap_targets()
-        snmp_engine = await run_blocking(engine_mod.build, config, self.gateway.state_dir,
-                                         self.gateway.identity["netid"], targets)
+        snmp_engine = await run_blocking(engine_mod.build, config, self.door.state_path(engine_mod.BOOTS_FILE),
+                                         self.door.identity()["netid"], targets)
         sock = bind_udp(settings.get("snmp.bind"), settings.get("snmp.port"),
                         broadcast=settings.get("snmp.trap.broadcast"))
         snmp_context = context.SnmpContext(snmp_engine)
@@ -276,7 +276,7 @@ class SnmpService(SwitchedService):
     # ------------------------------------------------------------ status
 
     def engine_id(self):
-        return engine_mod.engine_id(self.gateway.identity["netid"])
+        return engine_mod.engine_id(self.door.identity()["netid"])
 
     def status(self):
         state = SwitchedService.status(self)

@@ -21,7 +21,6 @@ apart, until acknowledged. v1 has no inform (RFC 3584), and nobody
 acknowledges a broadcast: those always get traps (``notify_type``).
 """
 
-import os
 
 from daemon.atomicfile import read_json, write_json
 from protocols import udpsock
@@ -53,9 +52,11 @@ def engine_id(netid):
     return b"\x80\x00\x11\xcb\x04" + ("openm70-" + str(netid)).encode("ascii")
 
 
-def next_boots(state_dir):
-    """snmpEngineBoots, kept in the state dir and increased at every engine start (RFC 3414)."""
-    path = os.path.join(state_dir, "snmp-engine.json")
+BOOTS_FILE = "snmp-engine.json"       # in the state dir
+
+
+def next_boots(path):
+    """snmpEngineBoots, kept in ``path`` (the state dir's BOOTS_FILE) and increased at every engine start (RFC 3414)."""
     try:
         boots = int(read_json(path, {})["boots"])
     except (OSError, ValueError, KeyError, TypeError):   # none yet, or unreadable: count from 1 again
@@ -81,7 +82,7 @@ def notification_targets(config, trap_targets):
     return [("gw-notify-%d" % i, notify_type(config, host)) for i, (host, _port) in enumerate(trap_targets)]
 
 
-def build(config, state_dir, netid, trap_targets):
+def build(config, boots_path, netid, trap_targets):
     """A configured pysnmp SnmpEngine (no transport yet).
 
     ``config``: {setting name: value} for SETTING_KEYS; ``trap_targets``:
@@ -96,7 +97,7 @@ def build(config, state_dir, netid, trap_targets):
     (id_symbol, boots_symbol) = builder.import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineID", "snmpEngineBoots")
     id_symbol.syntax = id_symbol.syntax.clone(engine_id(netid))
     snmp_engine.snmpEngineID = id_symbol.syntax
-    boots_symbol.syntax = boots_symbol.syntax.clone(next_boots(state_dir))
+    boots_symbol.syntax = boots_symbol.syntax.clone(next_boots(boots_path))
 
     pc.add_context(snmp_engine, "")
     pc.add_vacm_view(snmp_engine, "all", "included", ALL, "")

@@ -123,7 +123,7 @@ class AsyncSetResponder(cmdrsp.SetCommandResponder):
             self.send_varbinds(snmpEngine, stateReference, "resourceUnavailable", 1, var_binds)
             return
         try:
-            writes = setops.plan(self.service.gateway, self.service.index, var_binds, access_check)
+            writes = setops.plan(self.service.door, self.service.index, var_binds, access_check)
         except setops.SetRefused as refused:
             self.service.note_set(refused.status)
             self.send_varbinds(snmpEngine, stateReference, refused.status, refused.index + 1, var_binds)
@@ -136,7 +136,7 @@ class AsyncSetResponder(cmdrsp.SetCommandResponder):
     async def _finish(self, snmp_engine, state_reference, writes, var_binds):
         status, index = 0, 0
         try:
-            await setops.apply(self.service.gateway, writes, "snmp")
+            await setops.apply(self.service.door, writes)
         except setops.SetRefused as refused:
             status, index = refused.status, refused.index + 1
         except Exception:

@@ -21,7 +21,7 @@ Layout (docs/snmp.md has the long form):
 
 import re
 
-from daemon import registry
+from core import registry
 
 MIB_NAME = "SOCOMEC-GATEWAY-MIB"
 
@@ -59,7 +59,7 @@ METROLOGY_TABLES = {
 }
 
 # Table 23: the minimum and maximum of every column of table 20 (the values
-# seen since the daemon started, daemon/extremes.py). Same service IDs as
+# seen since the daemon started, daemon/state/extremes.py). Same service IDs as
 # table 20; the extreme is a third index after address and load, so each
 # measurement keeps one column and the instances stay in OID order.
 EXTREMES_TABLE = 23
@@ -161,16 +161,19 @@ def metrology_tables():
 
 # Enumerations used by the gateway branch (value names as in the MIB).
 QUALITY = (("good", 1), ("stale", 2), ("commLost", 3), ("noData", 4))
-DEVICE_STATUS = (("ok", 1), ("commLost", 2), ("conflict", 3), ("unknown", 4))
+DEVICE_STATUS = (("ok", 1), ("commLost", 2), ("conflict", 3), ("unknown", 4), ("stale", 5))
 BUS = (("digiware", 1), ("rs485", 2))
 CRITICALITY = (("information", 1), ("nonCritical", 2), ("critical", 3))
 ALARM_STATE = (("raised", 1), ("cleared", 2), ("active", 3))
 
 ENUMS = {
-    "GwQuality": (QUALITY, "Quality of a row of values: good = fresh; stale = older than the poll "
-                           "staleness limit; commLost = the device stopped answering (last values are "
+    "GwQuality": (QUALITY, "Quality of a row of values: good = fresh; stale = older than the "
+                           "freshness limit (1.5 poll cycles, at least poll.stale_after_s); commLost = the device stopped answering (last values are "
                            "kept); noData = no value has arrived yet."),
-    "GwDeviceStatus": (DEVICE_STATUS, "Communication status of a downstream device."),
+    "GwDeviceStatus": (DEVICE_STATUS, "State of a downstream device, the same in every protocol: ok; commLost = "
+                                      "it stopped answering; conflict = another device answers at its address; "
+                                      "unknown = not answered yet; stale = it answers but a value is older "
+                                      "than the freshness limit."),
     "GwBus": (BUS, "The serial bus a device sits on."),
     "GwCriticality": (CRITICALITY, "Criticality of an alarm."),
     "GwAlarmState": (ALARM_STATE, "raised = the alarm started; cleared = it ended; active = still active, "

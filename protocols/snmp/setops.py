@@ -1,12 +1,12 @@
 """SET: check every varbind first, then act — on the meter through the one write door.
 
 A SetRequest changes nothing unless every varbind passes: write credentials
-(VACM write view), the security policy (``policy.modbus_write``), a
-writable object, a value of the right type and range. Only then are the
-writes sent: device values through ``daemon.control.write_value`` (the bus
-engine, pass-through priority), MIB-II sysContact/sysName/sysLocation
-through one ``settings.set_many``, gwDevMinMaxReset to the gateway's
-extremes (nothing reaches the device). Refusals map to RFC 3416 error statuses:
+(VACM write view), the door's rights and policy check (``policy.modbus_write``),
+a writable object, a value of the right type and range. Only then are the
+writes sent, through the door: device values with ``Door.write_value`` (the
+bus engine, pass-through priority), MIB-II sysContact/sysName/sysLocation
+with one ``Door.set_settings``, gwDevMinMaxReset with ``Door.reset_extremes``
+(nothing reaches the device). Refusals map to RFC 3416 error statuses:
 
 | cause                                   | error-status   |
 | --------------------------------------- | -------------- |
@@ -22,8 +22,8 @@ extremes (nothing reaches the device). Refusals map to RFC 3416 error statuses:
 from pyasn1.type import univ
 from pysnmp.proto import rfc1902
 
-from daemon import control, settings as settings_mod
-from daemon.policy import writes_allowed
+from daemon import api
+from daemon.state import settings as settings_mod
 
 _INTEGER_TYPES = (rfc1902.Integer32, rfc1902.Unsigned32, rfc1902.Gauge32, univ.Integer)
 
@@ -35,11 +35,14 @@ class SetRefused(Exception):
         self.index = index        # 0-based varbind index
 
 
-_CONTROL_STATUS = {control.POLICY: "noAccess", control.NO_DEVICE: "noCreation",
-                   control.NOT_WRITABLE: "notWritable", control.BAD_VALUE: "wrongValue"}
+# the door's refusals -> RFC 3416 error status
+_REFUSAL_STATUS = {api.POLICY: "noAccess", api.RIGHTS: "noAccess", api.NO_DEVICE: "noCreation",
+                   api.NOT_WRITABLE: "notWritable", api.BAD_VALUE: "wrongValue"}
+# what each kind of SET target asks of the door (rights and policy), before anything else
+_COMMAND = {"setting": "set_settings", "minmax_reset": "reset_extremes", "device": "write_value"}
 
 
-def plan(gateway, index, varbinds, access_check):
+def plan(door, index, varbinds, access_check):
     """Check every varbind; returns the list of writes or raises SetRefused.
 
     ``access_check(i, name, value)`` returns False when the credentials may
@@ -48,9 +51,13 @@ def plan(gateway, index, varbinds, access_check):
     writes = []
     for i, (name, value) in enumerate(varbinds):
         oid = tuple(name)
-        if not access_check(i, name, value) or not writes_allowed(gateway.settings):
+        if not access_check(i, name, value):
             raise SetRefused("noAccess", i)
         target = index.writer(oid)
+        try:
+            door.check(_COMMAND[target[0]] if target is not None else "write_value")
+        except api.Refused:
+            raise SetRefused("noAccess", i) from None
         if target is None:
             raise SetRefused("noCreation" if index.writable_object(oid) and index.get(oid) is None
                              else "notWritable", i)
@@ -59,13 +66,15 @@ def plan(gateway, index, varbinds, access_check):
                 raise SetRefused("wrongType", i)
             try:
                 text = bytes(value).decode("utf-8")
-                settings_mod.check_value(target[1], text)
-            except UnicodeDecodeError:
-                raise SetRefused("wrongValue", i) from None
-            except settings_mod.SettingError:
+                door.check_settings({target[1]: text})
+            except api.Refused as exc:
+                if exc.reason != api.BAD_VALUE:
+                    raise SetRefused("noAccess", i) from None
                 bounds = settings_mod.row(target[1])[settings_mod.BOUNDS]
                 status = "wrongLength" if not bounds[0] <= len(text) <= bounds[1] else "wrongValue"
                 raise SetRefused(status, i) from None
+            except UnicodeDecodeError:
+                raise SetRefused("wrongValue", i) from None
             writes.append(("setting", i, target[1], text))
         elif target[0] == "minmax_reset":
             if not isinstance(value, _INTEGER_TYPES) or isinstance(value, (rfc1902.TimeTicks, rfc1902.Counter32,
@@ -81,14 +90,14 @@ def plan(gateway, index, varbinds, access_check):
                 raise SetRefused("wrongType", i)
             number = int(value)
             try:
-                control.check_write(gateway, address, load, key, number)
-            except control.WriteRefused as exc:
-                raise SetRefused(_CONTROL_STATUS.get(exc.reason, "genErr"), i) from None
+                door.check_write(address, load, key, number)
+            except api.Refused as exc:
+                raise SetRefused(_REFUSAL_STATUS.get(exc.reason, "genErr"), i) from None
             writes.append(("device", i, (address, load, key), number))
     return writes
 
 
-async def apply(gateway, writes, origin):
+async def apply(door, writes):
     """Send the checked writes; raises SetRefused(commitFailed) when one fails."""
     changes = dict((w[2], w[3]) for w in writes if w[0] == "setting")
     for kind, i, target, value in writes:
@@ -96,17 +105,20 @@ async def apply(gateway, writes, origin):
             continue
         address, load, key = target
         try:
-            await control.write_value(gateway, address, load, key, value, origin)
-        except control.WriteRefused as exc:
+            await door.write_value(address, load, key, value)
+        except api.Refused as exc:
             # a device that did not answer or refused (no entry in the table): commitFailed
-            raise SetRefused(_CONTROL_STATUS.get(exc.reason, "commitFailed"), i) from None
-    for kind, _i, address, _value in writes:
+            raise SetRefused(_REFUSAL_STATUS.get(exc.reason, "commitFailed"), i) from None
+    for kind, i, address, _value in writes:
         if kind == "minmax_reset":
-            gateway.extremes.reset(address)
+            try:
+                door.reset_extremes(address)
+            except api.Refused:
+                raise SetRefused("commitFailed", i) from None
     if changes:
         try:
-            await gateway.settings.set_many(changes)
-        except (settings_mod.SettingError, OSError):
+            await door.set_settings(changes)
+        except (api.Refused, OSError):
             first = min(w[1] for w in writes if w[0] == "setting")
             raise SetRefused("commitFailed", first) from None
 

@@ -1,12 +1,12 @@
 """Notifications: what to send, when, and the re-sending of alarms still active.
 
 Sources:
-* system alarms — ``gateway.alarms.on_event``: gwAlarmRaised when one
+* system alarms — ``door.on_alarm_event``: gwAlarmRaised when one
   starts, gwAlarmCleared when it ends;
 * digital inputs — a cache subscription on the ``in_*`` values of load 0:
   gwInputChanged on every change after the first reading;
-* device alarms read from the meters' event logs — ``gateway.device_alarms``
-  (daemon/device_alarms.py): gwMeterAlarm for measurement, logical,
+* device alarms read from the meters' event logs — ``door.on_device_alarm_event``
+  (daemon/runtime/device_alarms.py): gwMeterAlarm for measurement, logical,
   combined and device alarms, gwPowerQualityEvent for EN 50160 events,
   each with state raised when it starts and cleared when it ends.
 
@@ -37,29 +37,28 @@ def _scalar(name):
 
 
 class TrapSender:
-    def __init__(self, gateway):
-        self.gateway = gateway
-        self.clock = gateway.clock
+    def __init__(self, door):
+        self.door = door
         self.active = {}               # (category, number, source) -> alarm dict + "due"
         self.version = 0               # bumps when the active set changes (alarm table)
         self.sent = collections.Counter()
         self.transmit = None           # set by the agent while it runs: transmit(notification, varbinds)
         self._inputs = {}              # (address, key) -> last state
         self._task = None
-        now = self.clock.time()
-        for (number, source), state in gateway.alarms.active.items():
+        now = self.door.time()
+        for (number, source), state in door.system_alarm_states():
             self._remember(self._system_record(number, source, state["since"], state.get("detail", "")), now)
-        gateway.alarms.on_event(self._alarm_event)
-        for alarm in gateway.device_alarms.active.values():
+        door.on_alarm_event(self._alarm_event)
+        for alarm in door.device_alarm_states():
             self._remember(self._device_record(alarm), now)
-        gateway.device_alarms.on_event(self._device_event)
-        gateway.cache.subscribe(self._cache_update)
+        door.on_device_alarm_event(self._device_event)
+        door.on_values(self._cache_update)
 
     # ------------------------------------------------------------ sources
 
     @staticmethod
     def _system_record(number, source, since, detail):
-        from daemon.alarms import SYSTEM_ALARMS
+        from daemon.state.alarms import SYSTEM_ALARMS
         name, criticality = SYSTEM_ALARMS[number]
         return {"category": "system", "alarm": number, "source": str(source), "name": name,
                 "criticality": criticality, "since": since, "detail": detail}
@@ -70,7 +69,7 @@ class TrapSender:
         alarm = self._system_record(record["alarm"], record["source"], record["ts"], record.get("detail", ""))
         key = ("system", alarm["alarm"], alarm["source"])
         if record["event"] == "raised":
-            self._remember(alarm, self.clock.time() + self.period())
+            self._remember(alarm, self.door.time() + self.period())
             self.send("gwAlarmRaised", alarm, "raised")
         else:
             self.active.pop(key, None)
@@ -91,7 +90,7 @@ class TrapSender:
 
     @staticmethod
     def _device_record(alarm):
-        """A device alarm (daemon/device_alarms.py) as the trap sender keeps it."""
+        """A device alarm (daemon/runtime/device_alarms.py) as the trap sender keeps it."""
         notification = "gwPowerQualityEvent" if alarm["kind"] == "power_quality" else "gwMeterAlarm"
         return dict(alarm, notification=notification, raw=int(alarm.get("raw") or 0))
 
@@ -101,7 +100,7 @@ class TrapSender:
         if state == "raised":
             if key in self.active:
                 return
-            self._remember(record, self.clock.time() + self.period())
+            self._remember(record, self.door.time() + self.period())
         elif self.active.pop(key, None) is not None:
             self.version += 1
         self.send(record["notification"], record, state)
@@ -116,7 +115,7 @@ class TrapSender:
     # ------------------------------------------------------------ sending
 
     def period(self):
-        return self.gateway.settings.get("snmp.trap.period_s")
+        return self.door.setting("snmp.trap.period_s")
 
     def send(self, notification, alarm, state):
         varbinds = [
@@ -126,7 +125,7 @@ class TrapSender:
             (_scalar("gwTrapCriticality"), ber.INTEGER, CRITICALITY.get(alarm["criticality"], 1)),
             (_scalar("gwTrapDetail"), ber.OCTET_STRING, text(alarm["detail"])),
             (_scalar("gwTrapCategory"), ber.OCTET_STRING, text(alarm["category"])),
-            (_scalar("gwTrapTime"), ber.OCTET_STRING, date_and_time(self.clock.time())),
+            (_scalar("gwTrapTime"), ber.OCTET_STRING, date_and_time(self.door.time())),
             (_scalar("gwTrapState"), ber.INTEGER, STATE[state]),
         ]
         if notification in ("gwMeterAlarm", "gwPowerQualityEvent"):
@@ -144,7 +143,7 @@ class TrapSender:
             (_scalar("gwTrapAddress"), ber.INTEGER, address),
             (_scalar("gwTrapInput"), ber.INTEGER, number),
             (_scalar("gwTrapValue"), ber.INTEGER, state),
-            (_scalar("gwTrapTime"), ber.OCTET_STRING, date_and_time(self.clock.time())),
+            (_scalar("gwTrapTime"), ber.OCTET_STRING, date_and_time(self.door.time())),
         ])
 
     def _transmit(self, notification, varbinds):
@@ -165,7 +164,7 @@ class TrapSender:
     def start(self, transmit):
         """The agent is open: send from now on, re-send active alarms when due."""
         self.transmit = transmit
-        now = self.clock.time()
+        now = self.door.time()
         for alarm in self.active.values():
             alarm["due"] = min(alarm["due"], now)      # a fresh agent tells what is still active
         self._task = asyncio.get_running_loop().create_task(self._resend_loop(), name="snmp-trap-resend")
@@ -181,7 +180,7 @@ class TrapSender:
             await asyncio.sleep(min(1.0, float(self.period())))
 
     def resend_due(self):
-        now = self.clock.time()
+        now = self.door.time()
         period = self.period()
         for alarm in list(self.active.values()):
             if alarm["due"] <= now:

@@ -14,10 +14,10 @@ encodes it with ber.py, the pysnmp path converts it to rfc1902 objects.
 import bisect
 import time
 
-from daemon.cache import COMM_LOST
-from daemon.extremes import MAX, MIN
-from daemon.registry import to_gateway_raw
-from protocols import modbus_rtu as rtu
+from daemon.state.cache import COMM_LOST
+from daemon.state.extremes import MAX, MIN
+from core.registry import to_gateway_raw
+from core import modbus_rtu as rtu
 from protocols.snmp import ber, mibdef
 
 TAGS = {mibdef.INT32: ber.INTEGER, mibdef.GAUGE: ber.GAUGE32, mibdef.COUNTER32: ber.COUNTER32,
@@ -38,7 +38,7 @@ def _by_daemon_name(pairs):
 
 
 QUALITY = _by_daemon_name(mibdef.QUALITY)              # good, stale, comm_lost, noData
-DEVICE_STATUS = _by_daemon_name(mibdef.DEVICE_STATUS)  # ok, comm_lost, conflict, unknown
+DEVICE_STATUS = _by_daemon_name(mibdef.DEVICE_STATUS)  # devstate's states but absent (no row)
 BUS = dict(mibdef.BUS)
 CRITICALITY = _by_daemon_name(mibdef.CRITICALITY)      # information, non-critical, critical
 
@@ -100,16 +100,16 @@ class Segment:
 class OidIndex:
     """Lookups for GET / GETNEXT / SET over all segments, in OID order."""
 
-    def __init__(self, gateway, agent):
-        self.gateway = gateway
+    def __init__(self, door, agent):
+        self.door = door
         self.agent = agent               # counters, uptime, engine values, active alarms
         self.columns = mibdef.metrology_columns()
         self.extremes_columns = mibdef.extremes_columns()
         self.segments = [
             Segment("system", self._system),
             Segment("snmp", self._snmp),
-            Segment("metrology", self._metrology, lambda: gateway.topology.version),
-            Segment("gateway", self._gateway_branch, lambda: gateway.topology.version),
+            Segment("metrology", self._metrology, door.topology_version),
+            Segment("gateway", self._gateway_branch, door.topology_version),
             Segment("alarms", self._alarms, agent.alarms_version),
             Segment("engine", self._engine),
             Segment("usm", self._usm),
@@ -192,19 +192,19 @@ class OidIndex:
     # ------------------------------------------------------------ builders
 
     def _system(self):
-        gw = self.gateway
-        settings = gw.settings
+        door = self.door
         base = mibdef.MIB2_SYSTEM
 
         def descr():
+            identity = door.identity()
             return ber.OCTET_STRING, text("%s: Socomec DIRIS Digiware M-70 compatible gateway, openm70-gateway %s, "
-                                          "%s board" % (settings.get("gateway.description"), gw.version,
-                                                        gw.board.kind))
+                                          "%s board" % (identity["description"], identity["firmware"],
+                                                        identity["board"]))
         yield base + (1, 0), descr
         yield base + (2, 0), lambda: (ber.OBJECT_IDENTIFIER, mibdef.SYS_OBJECT_ID)
         yield base + (3, 0), lambda: (ber.TIMETICKS, self.agent.uptime_ticks())
         for oid, name in SYSTEM_SETTINGS.items():
-            yield oid, (lambda name=name: (ber.OCTET_STRING, text(settings.get(name))))
+            yield oid, (lambda name=name: (ber.OCTET_STRING, text(door.setting(name))))
         yield base + (7, 0), lambda: (ber.INTEGER, 72)          # application + end-to-end
         yield base + (8, 0), lambda: (ber.TIMETICKS, 0)
 
@@ -217,20 +217,20 @@ class OidIndex:
     def _rows(self):
         """(device, load) of every metrology row, in index order."""
         rows = []
-        for device in sorted(self.gateway.topology.devices, key=lambda d: d.address):
+        for device in self.door.devices():
             for load in sorted(device.load_numbers()):
                 rows.append((device, load))
         return rows
 
     def _metrology(self):
-        cache = self.gateway.cache
+        reading = self.door.reading
         rows = self._rows()
         for column in self.columns:
             tag = TAGS[column.base]
             for device, load in rows:
                 oid = column.oid + (device.address, load)
-                yield oid, self._metrology_getter(cache, device.address, load, column.key, tag)
-        extremes = self.gateway.extremes
+                yield oid, self._metrology_getter(reading, device.address, load, column.key, tag)
+        extremes = self.door.extremes
         for column in self.extremes_columns:
             tag = TAGS[column.base]
             for device, load in rows:
@@ -239,13 +239,13 @@ class OidIndex:
                     yield oid, self._extreme_getter(extremes, device.address, load, column.key, number, tag)
 
     @staticmethod
-    def _metrology_getter(cache, address, load, key, tag):
+    def _metrology_getter(reading, address, load, key, tag):
         """A column's value at the gateway scale (registry.to_gateway_raw), saturated to its tag."""
         limits = LIMITS[tag]
         saturate = rtu.saturate
 
         def get():
-            value = cache.get(address, load, key).value
+            value = reading(address, load, key).value
             if value is None:
                 return tag, 0       # unsupported or not read yet: 0, as the manual says
             return tag, saturate(to_gateway_raw(key, value), limits)
@@ -259,28 +259,28 @@ class OidIndex:
         position = MIN if number == 1 else MAX
 
         def get():
-            entry = extremes.get(address, load, key)
+            entry = extremes(address, load, key)
             if entry is None:
                 return tag, 0
             return tag, saturate(to_gateway_raw(key, entry[position]), limits)
         return get
 
     def _gateway_branch(self):
-        gw = self.gateway
+        door = self.door
         identity = {
-            "gwReference": lambda: (ber.OCTET_STRING, b"M-70"),
-            "gwNetId": lambda: (ber.OCTET_STRING, text(gw.identity.get("netid"))),
-            "gwSerialNumber": lambda: (ber.OCTET_STRING, text(gw.identity.get("serial"))),
-            "gwFirmware": lambda: (ber.OCTET_STRING, text(gw.version)),
-            "gwModbusAddress": lambda: (ber.INTEGER, gw.settings.get("gateway.modbus_address")),
-            "gwDeviceCount": lambda: (ber.GAUGE32, len(gw.topology.devices)),
+            "gwReference": lambda: (ber.OCTET_STRING, text(door.identity()["product"])),
+            "gwNetId": lambda: (ber.OCTET_STRING, text(door.identity()["netid"])),
+            "gwSerialNumber": lambda: (ber.OCTET_STRING, text(door.identity()["serial"])),
+            "gwFirmware": lambda: (ber.OCTET_STRING, text(door.identity()["firmware"])),
+            "gwModbusAddress": lambda: (ber.INTEGER, door.setting("gateway.modbus_address")),
+            "gwDeviceCount": lambda: (ber.GAUGE32, len(door.devices())),
             "gwActiveAlarmCount": lambda: (ber.GAUGE32, len(self.agent.active_alarms())),
-            "gwSystemAlarmBits": lambda: (ber.GAUGE32, gw.alarms.bitfield()),
-            "gwTime": lambda: (ber.OCTET_STRING, date_and_time(gw.clock.time())),
+            "gwSystemAlarmBits": lambda: (ber.GAUGE32, door.alarm_bits()),
+            "gwTime": lambda: (ber.OCTET_STRING, date_and_time(door.time())),
         }
         for sub, name, _syntax, _access, _d in mibdef.IDENTITY_SCALARS:
             yield mibdef.IDENTITY + (sub, 0), identity[name]
-        devices = sorted(gw.topology.devices, key=lambda d: d.address)
+        devices = door.devices()
         for sub, name, _syntax, access, _d in mibdef.DEVICE_COLUMNS:
             if access == "not-accessible":
                 continue
@@ -294,20 +294,14 @@ class OidIndex:
                 yield mibdef.LOAD_ENTRY + (sub, device.address, load), self._load_getter(name, device, load)
 
     def _device_getter(self, name, device):
-        gw = self.gateway
+        door = self.door
+        address = device.address
 
         def counter(field):
             def get():
-                engine = gw.engines.get(device.bus)
-                if engine is None:
-                    return ber.COUNTER32, 0
-                return ber.COUNTER32, getattr(engine.counters[device.address], field) & 0xFFFFFFFF
+                counters = door.device_counters(address)
+                return ber.COUNTER32, (counters[field] if counters else 0) & 0xFFFFFFFF
             return get
-
-        def last_success():
-            engine = gw.engines.get(device.bus)
-            when = engine.counters[device.address].last_success if engine is not None else None
-            return ber.OCTET_STRING, date_and_time(when)
 
         getters = {
             "gwDevMinMaxReset": lambda: (ber.INTEGER, 0),
@@ -316,42 +310,43 @@ class OidIndex:
             "gwDevName": lambda: (ber.OCTET_STRING, text(device.name)),
             "gwDevNetId": lambda: (ber.OCTET_STRING, text(device.netid)),
             "gwDevArea": lambda: (ber.OCTET_STRING, text(device.area)),
-            "gwDevStatus": lambda: (ber.INTEGER, DEVICE_STATUS.get(gw.device_status(device),
+            "gwDevStatus": lambda: (ber.INTEGER, DEVICE_STATUS.get(door.device_summary(address).state,
                                                                    DEVICE_STATUS["unknown"])),
             "gwDevLoadCount": lambda: (ber.GAUGE32, len(device.load_numbers())),
             "gwDevRequests": counter("requests"),
             "gwDevTimeouts": counter("timeouts"),
             "gwDevCrcErrors": counter("crc_errors"),
             "gwDevExceptions": counter("exceptions"),
-            "gwDevLastSuccess": last_success,
+            "gwDevLastSuccess": lambda: (ber.OCTET_STRING,
+                                         date_and_time((door.device_counters(address) or {}).get("last_success"))),
         }
         return getters[name]
 
     def _load_getter(self, name, device, load):
-        gw = self.gateway
+        door = self.door
         entry = dict((x["load"], x) for x in device.loads).get(load, {})
 
         def quality():
             # Cache.load_summary is the one rule for a row (worst quality of
             # its values); GwQuality adds noData for a row where nothing
             # has arrived yet and the device is not known to be lost.
-            state, newest = gw.cache.load_summary(device.address, load)[:2]
+            state, newest = door.load_summary(device.address, load)[:2]
             if newest is None and state != COMM_LOST:
                 return ber.INTEGER, QUALITY["noData"]
             return ber.INTEGER, QUALITY.get(state, QUALITY["noData"])
 
         def age():
-            oldest = gw.cache.load_summary(device.address, load)[2]
+            oldest = door.load_summary(device.address, load)[2]
             if oldest is None:
                 return ber.GAUGE32, NEVER_AGE
-            return ber.GAUGE32, rtu.saturate(int(max(0.0, gw.clock.time() - oldest)), LIMITS[ber.GAUGE32])
+            return ber.GAUGE32, rtu.saturate(int(max(0.0, door.time() - oldest)), LIMITS[ber.GAUGE32])
 
         getters = {
             "gwLoadName": lambda: (ber.OCTET_STRING, text(entry.get("name") if load else device.name)),
             "gwLoadNetwork": lambda: (ber.OCTET_STRING, text(device.network(load) if load else "device")),
             "gwLoadQuality": quality,
             "gwLoadAge": age,
-            "gwLoadSupported": lambda: (ber.GAUGE32, gw.cache.load_summary(device.address, load)[3]),
+            "gwLoadSupported": lambda: (ber.GAUGE32, door.load_summary(device.address, load)[3]),
         }
         return getters[name]
 

@@ -7,8 +7,8 @@
 //
 // Each --module file (path relative to --root) is copied into the MicroPython
 // virtual filesystem under VROOT with the same relative path, and VROOT is put
-// on sys.path so that e.g. "protocols/modbus_rtu.py" is importable as
-// protocols.modbus_rtu.  The test script is then executed as __main__.
+// on sys.path so that e.g. "core/modbus_rtu.py" is importable as
+// core.modbus_rtu.  The test script is then executed as __main__.
 //
 // Exit status: 0 if the script ran to the end (or called sys.exit(0)),
 // 1 on an uncaught exception (MicroPython traceback printed to stderr),

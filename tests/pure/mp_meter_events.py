@@ -1,7 +1,7 @@
 # Runs under CPython and MicroPython (tests/test_micropython.py): plain asserts.
-# The meters' event-log records (daemon/meter_events.py): a gateway on a
+# The meters' event-log records (core/meter_events.py): a gateway on a
 # microcontroller would decode the same words.
-from daemon import meter_events as ev
+from core import meter_events as ev
 
 cause = ev.encode_cause(4, True, 0, 2, 1)                 # a dip starts, critical, on the network
 assert ev.decode_cause(cause) == (4, True, 0, 2, 1)

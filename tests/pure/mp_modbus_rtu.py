@@ -1,5 +1,5 @@
 # Runs under CPython and MicroPython (tests/test_micropython.py): plain asserts.
-from protocols import modbus_rtu as rtu
+from core import modbus_rtu as rtu
 
 # CRC of a known frame: read 10 holding registers at 0 from unit 1 (spec example).
 frame = rtu.request_frame(1, rtu.read_request(3, 0, 10))

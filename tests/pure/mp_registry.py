@@ -1,5 +1,5 @@
 # Runs under CPython and MicroPython (tests/test_micropython.py): plain asserts.
-from daemon import registry
+from core import registry
 
 assert registry.check_table() == [], registry.check_table()
 # Identifiers the manuals give (SPEC §2).

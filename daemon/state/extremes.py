@@ -21,7 +21,7 @@ What it is, and is not:
   starting a new observation period).
 """
 
-from daemon import registry
+from core import registry
 
 TRACKED_KINDS = ("inst", "avg", "thd")
 MIN, MIN_TS, MAX, MAX_TS = range(4)     # positions in an entry

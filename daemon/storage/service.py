@@ -1,15 +1,15 @@
 """The time-series store as a daemon service: opened at start, every call off the loop.
 
-``daemon/tsdb.py`` is the (blocking) store; this wraps it for the event
+``daemon/storage/store.py`` is the (blocking) store; this wraps it for the event
 loop: file I/O through ``daemon.blocking.run_blocking``, a status that never
 waits for the store, write errors turned into events.
 """
 
 import logging
 
-from daemon import tsdb_format as fmt
+from daemon.storage import format as fmt
 from daemon.blocking import BlockingQueueFull, run_blocking
-from daemon.tsdb import Q_VALID, TimeSeriesStore, geometry_from_settings
+from daemon.storage.store import Q_VALID, TimeSeriesStore, geometry_from_settings
 
 log = logging.getLogger("gateway.tsdb")
 

@@ -37,7 +37,7 @@ SCHEMA = (
     ("bus.rs485.timeout_ms", "int", 100, (10, 5000), "admin", False, True),
     ("bus.rs485.retries", "int", 1, (0, 5), "admin", False, True),
     ("poll.min_cycle_ms", "int", 0, (0, 3600000), "admin", False, True),
-    ("poll.stale_after_s", "int", 10, (1, 3600), "admin", False, True),
+    ("poll.stale_after_s", "int", 2, (1, 3600), "admin", False, True),      # floor of the freshness rule (cache.py)
     ("poll.backoff_max_s", "int", 60, (1, 3600), "admin", False, True),
     ("discovery.mode", "enum", "fast", ("fast", "full"), "admin", False, True),
     ("discovery.first_address", "int", 1, (1, 247), "admin", False, True),

@@ -35,13 +35,13 @@ import asyncio
 import logging
 import math
 
-from daemon import catalogue, registry
-from daemon.bus import CURVE, BusBusy, BusTimeout
-from daemon.cache import GOOD
+from core import catalogue, registry
+from daemon.runtime.bus import CURVE, BusBusy, BusTimeout
+from daemon.state.cache import GOOD
 from daemon.supervise import Supervised
-from daemon.tsdb import (CONSUMPTION_KEYS, LOAD_CURVE_KEYS, Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET,
+from daemon.storage.store import (CONSUMPTION_KEYS, LOAD_CURVE_KEYS, Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET,
                          Q_INCOMPLETE, Q_VALID, Series, setting)
-from protocols import modbus_rtu as rtu
+from core import modbus_rtu as rtu
 
 log = logging.getLogger("gateway.curves")
 

@@ -5,7 +5,7 @@ digits), area, and its loads (number, network type, name). The document is
 replaced atomically on every save (daemon/atomicfile.py).
 """
 
-from daemon import catalogue
+from core import catalogue
 from daemon.atomicfile import AtomicJSONStorage
 from daemon.blocking import run_blocking
 

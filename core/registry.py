@@ -215,7 +215,7 @@ def check_table():
     for row in MEASUREMENTS:
         if row[KIND] not in KIND_SNMP_TABLE:
             problems.append("unknown kind %s" % row[KIND])
-        from protocols.modbus_rtu import TYPE_WORDS     # pure too; imported here to keep the table import-free
+        from core.modbus_rtu import TYPE_WORDS     # pure too; imported here to keep the table import-free
         if row[GW_OFFSET] + TYPE_WORDS[row[GW_TYPE]] > GW_LOAD_WINDOW:
             problems.append("%s outside the load window" % row[KEY])
     mms = sorted(_BY_MM)

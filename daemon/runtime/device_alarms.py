@@ -2,7 +2,7 @@
 
 SPEC §6: measurement-threshold, logical, combined alarms, power-quality
 events and the devices' own alarms "are read from the devices and
-centralised". Each meter that keeps a log (daemon/meter_events.py) is asked
+centralised". Each meter that keeps a log (core/meter_events.py) is asked
 every ``alarms.check_s`` seconds for its next record number (one small
 read); new records are then fetched a page at a time, at the poll priority.
 
@@ -34,14 +34,14 @@ logged (if their start was not) and announced.
 import asyncio
 import logging
 
-from daemon import catalogue
-from daemon import meter_events as ev
-from daemon.alarms import device_source
+from core import catalogue
+from core import meter_events as ev
+from daemon.state.alarms import device_source
 from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
-from daemon.bus import POLL, BusBusy, BusTimeout
+from daemon.runtime.bus import POLL, BusBusy, BusTimeout
 from daemon.supervise import Supervised
-from protocols import modbus_rtu as rtu
+from core import modbus_rtu as rtu
 
 log = logging.getLogger("gateway.device_alarms")
 
@@ -74,7 +74,7 @@ class DeviceAlarms:
     """The active device alarms, their history (the gateway event log) and the read cursors."""
 
     def __init__(self, alarms, clock, cursor_path=None):
-        self.alarms = alarms              # daemon.alarms.Alarms: owns the event log
+        self.alarms = alarms              # daemon.state.alarms.Alarms: owns the event log
         self.clock = clock
         self.cursor_path = cursor_path
         self.active = {}                  # (netid, number, load) -> alarm dict

@@ -1,6 +1,6 @@
 """The register map of the gateway's own Modbus tables, as CSV or Markdown.
 
-Built from protocols/modbus_tables.py (gateway table) and daemon/registry.py
+Built from protocols/modbus/tables.py (gateway table) and core/registry.py
 (the normalized per-meter table); written by ``python -m tools.regmap`` and
 served by the daemon at /api/files/modbus-register-map.csv and .md.
 """
@@ -8,9 +8,9 @@ served by the daemon at /api/files/modbus-register-map.csv and .md.
 import csv
 import io
 
-from daemon import registry
-from protocols import modbus_rtu as rtu
-from protocols import modbus_tables as t
+from core import registry
+from core import modbus_rtu as rtu
+from protocols.modbus import tables as t
 
 HEADER = ("table", "unit_id", "register_hex", "register", "words", "type", "scale", "unit", "name", "description")
 

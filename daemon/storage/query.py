@@ -12,7 +12,7 @@ import heapq
 import math
 import time
 
-from daemon.tsdb_format import Q_VALID, quality_name
+from daemon.storage.format import Q_VALID, quality_name
 
 STEPS = ("hour", "day", "week", "month")
 

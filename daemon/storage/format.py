@@ -15,7 +15,7 @@ One preallocated file, three regions, all page aligned::
   live in the journal until their chunk is written in place; a torn record
   is detected by its CRC and is the only thing lost.
 
-Nothing here does I/O: the store (daemon/tsdb.py) reads and writes bytes.
+Nothing here does I/O: the store (daemon/storage/store.py) reads and writes bytes.
 """
 
 import array

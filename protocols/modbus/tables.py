@@ -12,11 +12,11 @@
   meter's native registers, which the gateway forwards or serves from cache.
 
 ``tools/regmap.py`` generates the CSV / Markdown register map from these rows
-and ``daemon/registry.py``; nothing else lists them.
+and ``core/registry.py``; nothing else lists them.
 """
 
-from daemon import registry
-from protocols import modbus_rtu as rtu
+from core import registry
+from core import modbus_rtu as rtu
 
 NORMALIZED_BASE = 0x1000
 MAX_LOADS = 7                          # load 0 (device) + 6 circuits
@@ -26,7 +26,7 @@ QUALITY_CODES = {"good": 0, "stale": 1, "comm_lost": 2, "not_supported": 3}
 DEVICE_STATUS_CODES = {"absent": 0, "ok": 1, "stale": 2, "comm_lost": 3, "conflict": 4, "unknown": 5}
 
 METER_QUALITY_BASE = 0x0100            # + address: DEVICE_STATUS_CODES
-METER_AGE_BASE = 0x0200                # + address: age of its newest data, s (0xFFFF = none)
+METER_AGE_BASE = 0x0200                # + address: age of its oldest value, s (0xFFFF = none)
 
 # register, words, type, name, description — values come from GatewayTable.values()
 GATEWAY_FIELDS = (
@@ -54,20 +54,22 @@ def _pack(kind, words, value):
 class GatewayTable:
     """Register image of the gateway table, built on demand from live state."""
 
-    def __init__(self, gateway):
-        self.gateway = gateway
+    def __init__(self, door):
+        self.door = door
 
     def values(self):
-        gw = self.gateway
-        status = gw.status_codes()
-        lost = sum(1 for code in status.values() if code == DEVICE_STATUS_CODES["comm_lost"])
-        bits = 1 | (2 if gw.alarms.active else 0) | (4 if gw.discovery and gw.discovery.running() else 0)
-        return {"vendor": "OPEN-M70", "product": "M-70", "firmware": gw.version,
-                "netid": int(gw.identity["netid"], 16),
-                "modbus_address": gw.settings.get("gateway.modbus_address"), "status": bits,
-                "alarms": gw.alarms.bitfield(), "heartbeat": int(gw.uptime()) & 0xFFFFFFFF,
-                "devices": len(gw.topology.devices), "lost": lost,
-                "time": max(0, rtu.unix_to_socomec(gw.clock.time()))}
+        door = self.door
+        summaries = door.device_summaries()
+        lost = sum(1 for s in summaries.values() if s.state == "comm_lost")
+        alarm_active, detecting = door.gateway_flags()
+        identity = door.identity()
+        return {"vendor": identity["vendor"], "product": identity["product"], "firmware": identity["firmware"],
+                "netid": int(identity["netid"], 16),
+                "modbus_address": identity["modbus_address"], "status": 1 | (2 if alarm_active else 0) | (
+                    4 if detecting else 0),
+                "alarms": door.alarm_bits(), "heartbeat": int(door.uptime()) & 0xFFFFFFFF,
+                "devices": len(summaries), "lost": lost,
+                "time": max(0, rtu.unix_to_socomec(door.time()))}
 
     def read(self, start, count):
         """Words or an exception code (02 outside the table)."""
@@ -79,11 +81,11 @@ class GatewayTable:
                 for i, w in enumerate(_pack(kind, words, values[name])):
                     image[reg + i] = w
         if end > METER_QUALITY_BASE and start < METER_AGE_BASE + 248:
-            status = self.gateway.status_codes()
-            ages = self.gateway.data_ages()
+            summaries = self.door.device_summaries()      # the one device summary (daemon/state/devstate.py)
             for address in range(248):
-                image[METER_QUALITY_BASE + address] = status.get(address, 0)
-                age = ages.get(address)
+                summary = summaries.get(address)
+                image[METER_QUALITY_BASE + address] = DEVICE_STATUS_CODES[summary.state] if summary else 0
+                age = summary.age if summary else None
                 image[METER_AGE_BASE + address] = 0xFFFF if age is None else min(0xFFFE, int(age))
         words = []
         for reg in range(start, end):
@@ -108,8 +110,9 @@ for _row in registry.MEASUREMENTS:
         _BY_OFFSET[_row[registry.GW_OFFSET] + _i] = (_row, _i)
 
 
-def normalized_read(cache, address, start, count, now):
+def normalized_read(door, address, start, count):
     """Words of the normalized table of one meter, from the cache (never the bus)."""
+    now = door.time()
     words = []
     rendered = {}
     for reg in range(start, start + count):
@@ -118,7 +121,7 @@ def normalized_read(cache, address, start, count, now):
             return rtu.ILLEGAL_DATA_ADDRESS
         load, within = where
         if within == QUALITY_OFFSET or within == AGE_OFFSET:
-            quality, _newest, oldest, _count = cache.load_summary(address, load)
+            quality, _newest, oldest, _count = door.load_summary(address, load)
             if within == QUALITY_OFFSET:
                 words.append(QUALITY_CODES[quality])
             else:
@@ -131,7 +134,7 @@ def normalized_read(cache, address, start, count, now):
         row, index = entry
         key = (load, row[registry.KEY])
         if key not in rendered:
-            reading = cache.get(address, load, row[registry.KEY])
+            reading = door.reading(address, load, row[registry.KEY])
             value = reading.value if reading.value is not None else 0
             kind = row[registry.GW_TYPE]
             raw = rtu.saturate(registry.to_gateway_raw(row[registry.KEY], value), rtu.TYPE_RANGE[kind])

@@ -18,13 +18,13 @@ given a free address by a broadcast addressed by NET ID.
 import asyncio
 import logging
 
-from daemon import catalogue
-from daemon.alarms import device_source
-from daemon.bus import DISCOVERY, BusGarbled, BusTimeout
+from core import catalogue
+from daemon.state.alarms import device_source
+from daemon.runtime.bus import DISCOVERY, BusGarbled, BusTimeout
 from daemon.supervise import cancel_and_wait
-from daemon.settings import check_value
-from daemon.topology import Device
-from protocols import modbus_rtu as rtu
+from daemon.state.settings import check_value
+from daemon.state.topology import Device
+from core import modbus_rtu as rtu
 
 log = logging.getLogger("gateway.discovery")
 

@@ -15,7 +15,7 @@ import logging
 import struct
 
 from daemon.service import SwitchedService
-from protocols.modbus_server import ModbusHandler
+from protocols.modbus.server import ModbusHandler
 
 log = logging.getLogger("gateway.modbus_tcp")
 
@@ -28,12 +28,12 @@ class ModbusTcpService(SwitchedService):
     name = "modbus"
     reopen_keys = ("modbus.port", "modbus.bind")
 
-    def __init__(self, gateway):
-        SwitchedService.__init__(self, gateway)
-        self.handler = ModbusHandler(gateway, own_units=(255,))
-        from protocols import modbus_regmap
-        gateway.documents["modbus-register-map.csv"] = ("text/csv; charset=utf-8", modbus_regmap.as_csv)
-        gateway.documents["modbus-register-map.md"] = ("text/markdown; charset=utf-8", modbus_regmap.as_markdown)
+    def __init__(self, door):
+        SwitchedService.__init__(self, door)
+        self.handler = ModbusHandler(door, own_units=(255,))
+        from protocols.modbus import regmap as modbus_regmap
+        door.publish_document("modbus-register-map.csv", "text/csv; charset=utf-8", modbus_regmap.as_csv)
+        door.publish_document("modbus-register-map.md", "text/markdown; charset=utf-8", modbus_regmap.as_markdown)
         self.server = None
         self.port = None
         self.connections = set()

@@ -15,11 +15,11 @@ import collections
 import logging
 import time
 
-from daemon import catalogue
-from daemon.alarms import device_source
-from daemon.bus import POLL, BusTimeout, BusBusy
+from core import catalogue
+from daemon.state.alarms import device_source
+from daemon.runtime.bus import POLL, BusTimeout, BusBusy
 from daemon.supervise import Supervised
-from protocols import modbus_rtu as rtu
+from core import modbus_rtu as rtu
 
 log = logging.getLogger("gateway.poller")
 
@@ -160,6 +160,7 @@ class BusPoller:
             if polled:
                 self.cycles += 1
                 self.cycle_times.append(elapsed)
+                self.cache.set_refresh_period(self.states, self.refresh_period())
             min_cycle = self.settings.get("poll.min_cycle_ms") / 1000.0
             wait = max(min_cycle - elapsed, 0.0 if polled else 0.2)
             await asyncio.sleep(wait)
@@ -239,11 +240,11 @@ class BusPoller:
         self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), True,
                         "%s %s does not answer" % (state.device.reference, state.device.netid))
 
-    def freshness_limit(self):
-        """Age under which a cached value counts as "fresh within one cycle"."""
+    def refresh_period(self):
+        """Seconds this bus takes to refresh a device: the larger of the last and the mean cycle."""
         if not self.cycle_times:
             return 0.0
-        return 1.5 * max(self.cycle_times[-1], sum(self.cycle_times) / len(self.cycle_times))
+        return max(self.cycle_times[-1], sum(self.cycle_times) / len(self.cycle_times))
 
     def status(self):
         times = list(self.cycle_times)

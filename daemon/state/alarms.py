@@ -13,7 +13,7 @@ import asyncio
 import logging
 
 from daemon.blocking import run_blocking
-from daemon.ringlog import RingLog
+from daemon.state.ringlog import RingLog
 
 log = logging.getLogger("gateway.alarms")
 
@@ -55,6 +55,8 @@ class Alarms:
                                     "confirmed": False}
             elif record.get("event") == "cleared":
                 self.active.pop(key, None)
+            elif record.get("event") == "acknowledged" and key in self.active:
+                self.active[key]["acknowledged"] = {"by": record.get("by"), "ts": record.get("ts")}
 
     def on_event(self, listener):
         """``listener(record)`` for every raised/cleared event (traps, mails, LEDs)."""
@@ -75,6 +77,16 @@ class Alarms:
         elif current is not None:
             del self.active[key]
             self._event("cleared", key, detail or current.get("detail", ""))
+
+    def acknowledge(self, number, source, by):
+        """Mark an active alarm as seen by ``by``; False when it is not active (nothing written)."""
+        state = self.active.get((number, str(source)))
+        if state is None:
+            return False
+        if state.get("acknowledged") is None:
+            state["acknowledged"] = {"by": by, "ts": self.clock.time()}
+            self._event("acknowledged", (number, str(source)), state.get("detail", ""), by=by)
+        return True
 
     def reconcile(self):
         """Clear restored alarms nobody confirmed since the restart."""
@@ -107,12 +119,13 @@ class Alarms:
             except Exception:      # a listener's fault must not lose the record for the others
                 log.exception("event listener failed on %r", record.get("event"))
 
-    def _event(self, event, key, detail):
+    def _event(self, event, key, detail, **extra):
         number, source = key
         name, criticality = SYSTEM_ALARMS[number]
         record = {"ts": self.clock.time(), "event": event, "alarm": number, "name": name,
                   "source": source, "criticality": criticality, "detail": detail,
                   "category": "system"}
+        record.update(extra)
         log.log(logging.WARNING if event == "raised" else logging.INFO,
                 "system alarm %d (%s) %s for %s %s", number, name, event, source, detail)
         self._append(record)
@@ -149,7 +162,8 @@ class Alarms:
             entry = out.setdefault(number, {"alarm": number, "name": SYSTEM_ALARMS[number][0],
                                             "criticality": SYSTEM_ALARMS[number][1], "sources": []})
             entry["sources"].append({"source": source, "since": state["since"], "detail": state["detail"],
-                                     "confirmed": state["confirmed"]})
+                                     "confirmed": state["confirmed"],
+                                     "acknowledged": state.get("acknowledged")})
         return [out[n] for n in sorted(out)]
 
     def bitfield(self):

@@ -17,7 +17,7 @@ Why this shape (figures in docs/storage.md and bench/RESULTS-storage.md):
   is detected (no close marker) and reported.
 
 ``TimeSeriesStore`` is blocking (file I/O); the daemon uses it through
-``daemon.tsdb_service.Storage``, which runs every call in
+``daemon.storage.service.Storage``, which runs every call in
 ``daemon.blocking.run_blocking`` and turns write errors into events while
 the daemon keeps running.
 """
@@ -29,14 +29,14 @@ import os
 import shutil
 import threading
 
-from daemon import registry
-from daemon import settings as settings_mod
-from daemon import tsdb_format as fmt
+from core import registry
+from daemon.state import settings as settings_mod
+from daemon.storage import format as fmt
 from daemon.atomicfile import fsync_directory, read_json, write_json
-from daemon.topology import Topology
-from daemon.tsdb_query import SeriesData, aggregate, iter_rows
+from daemon.state.topology import Topology
+from daemon.storage.query import SeriesData, aggregate, iter_rows
 # re-exported: callers (curves, web views) take the quality bits from here
-from daemon.tsdb_format import (Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE,  # noqa: F401
+from daemon.storage.format import (Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE,  # noqa: F401
                                 Q_MISSING, Q_VALID, Geometry, quality_name)
 
 log = logging.getLogger("gateway.tsdb")

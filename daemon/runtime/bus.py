@@ -20,7 +20,7 @@ import os
 import time
 
 from daemon.supervise import Supervised
-from protocols import modbus_rtu as rtu
+from core import modbus_rtu as rtu
 
 log = logging.getLogger("gateway.bus")
 
@@ -55,10 +55,14 @@ class DeviceCounters:
         self.reset()
 
     def reset(self):
+        self.reset_counts()
+        self.last_success = None
+
+    def reset_counts(self):
+        """Zero the counts (Diagnosis: reset communication counters); the last success is a fact, kept."""
         self.requests = self.answers = self.timeouts = 0
         self.crc_errors = self.frame_errors = self.exceptions = 0
         self.total_time = self.max_time = 0.0
-        self.last_success = None
 
     def as_dict(self):
         mean = self.total_time / self.answers if self.answers else 0.0
@@ -176,6 +180,12 @@ class BusEngine:
 
     async def write_registers(self, unit, start, words, priority=PASSTHROUGH, **kw):
         return await self.request(unit, rtu.write_registers_request(start, list(words)), priority, **kw)
+
+    def reset_counters(self, address=None):
+        """Zero the counts of one device or of every device on this bus."""
+        for unit, counters in self.counters.items():
+            if address is None or unit == address:
+                counters.reset_counts()
 
     def queued(self):
         return dict((CLASS_NAMES[i], len(q)) for i, q in enumerate(self._queues))

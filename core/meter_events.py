@@ -3,7 +3,7 @@
 Device alarms (SPEC §6: measurement thresholds, digital inputs, combined
 alarms, EN 50160 power-quality events, the device's own alarms) are
 recorded by the meters themselves, with the meter's time stamp; the gateway
-reads the log and centralises them (daemon/device_alarms.py). Reading a log
+reads the log and centralises them (daemon/runtime/device_alarms.py). Reading a log
 rather than a state bitmap is what catches a 60 ms voltage dip between two
 polls, and a record number per event is what lets the gateway resume after
 a cut or a restart without losing or repeating one.
@@ -34,8 +34,8 @@ DEVICE_ALARMS).
 Pure data and integer arithmetic: MicroPython-safe, like the registry.
 """
 
-from daemon import registry
-from protocols import modbus_rtu as rtu
+from core import registry
+from core import modbus_rtu as rtu
 
 COMMAND = 0x0270
 COMMAND_WORDS = 2

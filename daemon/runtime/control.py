@@ -1,18 +1,18 @@
-"""The one door for writes to devices (DESIGN.md: policy → bus → meter).
+"""Writes to devices and pass-through requests: target → bus → meter.
 
-Every protocol (Modbus TCP, SNMP SET, BACnet WriteProperty, the web) calls
-``write_value``; it checks the policy, the target and the value, sends the
-write with pass-through priority, and refreshes the cache with the value the
-device accepted. Refusals are ``WriteRefused`` with a reason each protocol
-maps to its own error (exception 01, noAccess, write-access-denied...).
+Only the door (``daemon/api.py``) calls this module, after it checked the
+caller's rights and the security policy. ``write_value`` checks the target
+and the value, sends the write with pass-through priority, and refreshes the
+cache with the value the device accepted. Refusals are ``WriteRefused`` with
+a reason the door passes on and each protocol maps to its own error
+(exception 01, noAccess, write-access-denied...).
 """
 
 import logging
 
-from daemon import catalogue
-from daemon.bus import PASSTHROUGH, BusTimeout
-from daemon.policy import writes_allowed
-from protocols import modbus_rtu as rtu
+from core import catalogue
+from daemon.runtime.bus import PASSTHROUGH, BusTimeout
+from core import modbus_rtu as rtu
 
 log = logging.getLogger("gateway.control")
 
@@ -40,9 +40,7 @@ def _device(gateway, address):
 
 
 def check_write(gateway, address, load, key, value):
-    """Raise WriteRefused unless this write may be sent; returns (device, register words)."""
-    if not writes_allowed(gateway.settings):
-        raise WriteRefused(POLICY, "writes to devices are disabled by the security policy")
+    """Raise WriteRefused unless this write can be sent; returns (device, register, words)."""
     device = _device(gateway, address)
     target = catalogue.write_target(device.reference, load, key)
     if target is None:
@@ -80,11 +78,8 @@ async def write_value(gateway, address, load, key, value, origin="?"):
 async def passthrough(gateway, address, pdu):
     """Forward a raw request PDU to a device (Modbus TCP gateway); response PDU.
 
-    Writes (function 5, 6, 15, 16) need the policy; other checks are the
-    device's own. Raises WriteRefused(POLICY/NO_DEVICE), BusTimeout,
-    ModbusException.
+    Checks are the device's own. Raises WriteRefused(NO_DEVICE), BusTimeout,
+    BusBusy, ModbusException.
     """
-    if pdu and pdu[0] in rtu.WRITE_FUNCTIONS and not writes_allowed(gateway.settings):
-        raise WriteRefused(POLICY, "writes to devices are disabled by the security policy")
     device = _device(gateway, address)
     return await gateway.engines[device.bus].request(address, pdu, PASSTHROUGH)

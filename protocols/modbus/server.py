@@ -13,18 +13,19 @@ Every path returns a response PDU; nothing raises to the transport.
 
 import logging
 
-from daemon import catalogue, control
-from daemon.bus import BusBusy, BusTimeout
-from protocols import modbus_rtu as rtu
-from protocols.modbus_tables import GatewayTable, normalized_location, normalized_read, normalized_write
+from core import catalogue, modbus_rtu as rtu
+from daemon import api
+from protocols.modbus.tables import GatewayTable, normalized_location, normalized_read, normalized_write
 
 log = logging.getLogger("gateway.modbus")
 
 SERVER_BUSY = 0x06
 READ_REGISTERS = (rtu.READ_HOLDING, rtu.READ_INPUT)
-_REFUSAL_CODES = {control.POLICY: rtu.ILLEGAL_FUNCTION, control.NO_DEVICE: rtu.GATEWAY_PATH_UNAVAILABLE,
-                  control.NOT_WRITABLE: rtu.ILLEGAL_DATA_ADDRESS, control.BAD_VALUE: rtu.ILLEGAL_DATA_VALUE,
-                  control.NO_ANSWER: rtu.GATEWAY_TARGET_FAILED, control.DEVICE_REFUSED: SERVER_BUSY}
+# the door's refusals -> exception codes (SPEC §3.1)
+_REFUSAL_CODES = {api.POLICY: rtu.ILLEGAL_FUNCTION, api.RIGHTS: rtu.ILLEGAL_FUNCTION,
+                  api.NO_DEVICE: rtu.GATEWAY_PATH_UNAVAILABLE, api.NOT_WRITABLE: rtu.ILLEGAL_DATA_ADDRESS,
+                  api.BAD_VALUE: rtu.ILLEGAL_DATA_VALUE, api.NO_ANSWER: rtu.GATEWAY_TARGET_FAILED,
+                  api.DEVICE_REFUSED: SERVER_BUSY, api.BUSY: SERVER_BUSY}
 
 
 class Counters:
@@ -36,14 +37,14 @@ class Counters:
 
 
 class ModbusHandler:
-    def __init__(self, gateway, own_units=()):
-        self.gateway = gateway
-        self.table = GatewayTable(gateway)
+    def __init__(self, door, own_units=()):
+        self.door = door
+        self.table = GatewayTable(door)
         self.own_units = tuple(own_units)     # extra unit IDs meaning "the gateway" (255 over TCP)
         self.counters = Counters()
 
     def is_gateway(self, unit):
-        return unit == self.gateway.settings.get("gateway.modbus_address") or unit in self.own_units
+        return unit == self.door.setting("gateway.modbus_address") or unit in self.own_units
 
     async def handle(self, unit, pdu):
         """Response PDU for request ``pdu`` to ``unit``."""
@@ -81,13 +82,13 @@ class ModbusHandler:
     # ---------------------------------------------------------------- meters
 
     async def _meter(self, unit, pdu):
-        gateway = self.gateway
+        door = self.door
         function, start, count, words = rtu.request_fields(pdu)
-        device = gateway.topology.device(unit)
-        if device is None or device.bus not in gateway.engines:
+        device = door.served_device(unit)
+        if device is None:
             return self._exception(function, rtu.GATEWAY_PATH_UNAVAILABLE)
         if function in READ_REGISTERS and normalized_location(start) is not None:
-            values = normalized_read(gateway.cache, unit, start, count, gateway.clock.time())
+            values = normalized_read(door, unit, start, count)
             if isinstance(values, int):
                 return self._exception(function, values)
             self.counters.from_cache += 1
@@ -95,35 +96,17 @@ class ModbusHandler:
         if function in rtu.WRITE_FUNCTIONS and normalized_location(start) is not None:
             return await self._normalized_write(unit, pdu, function, start, words)
         if function in READ_REGISTERS:
-            cached = self._from_cache(device, start, count)
+            cached = door.polled_registers(unit, start, count)    # fresh by the cache's one rule
             if cached is not None:
                 self.counters.from_cache += 1
                 return rtu.read_response(function, cached)
         self.counters.forwarded += 1
         try:
-            return await control.passthrough(gateway, unit, pdu)
-        except control.WriteRefused as exc:
-            return self._exception(function, _REFUSAL_CODES[exc.reason])
-        except BusBusy:
-            return self._exception(function, SERVER_BUSY)
-        except BusTimeout:
-            return self._exception(function, rtu.GATEWAY_TARGET_FAILED)
+            return await door.passthrough(unit, pdu)
+        except api.Refused as exc:
+            return self._exception(function, _REFUSAL_CODES.get(exc.reason, rtu.SERVER_DEVICE_FAILURE))
         except rtu.ModbusException as exc:
             return self._exception(function, exc.code)   # relay the meter's own answer
-
-    def _from_cache(self, device, start, count):
-        """Raw words when the poll cycle covers the read and they are fresh."""
-        gateway = self.gateway
-        if gateway.cache.comm_lost(device.address):
-            return None
-        found = gateway.cache.raw(device.address, start, count)
-        poller = gateway.pollers.get(device.bus)
-        if found is None or poller is None:
-            return None
-        words, ts = found
-        if gateway.clock.time() - ts > poller.freshness_limit():
-            return None
-        return list(words)
 
     async def _normalized_write(self, unit, pdu, function, start, words):
         """A write into the normalized table: one value at the gateway's type and scale."""
@@ -134,9 +117,9 @@ class ModbusHandler:
             return self._exception(function, rtu.ILLEGAL_DATA_ADDRESS)
         load, key, value = target
         try:
-            await control.write_value(self.gateway, unit, load, key, value, origin="modbus")
-        except control.WriteRefused as exc:
-            return self._exception(function, _REFUSAL_CODES[exc.reason])
+            await self.door.write_value(unit, load, key, value)
+        except api.Refused as exc:
+            return self._exception(function, _REFUSAL_CODES.get(exc.reason, rtu.SERVER_DEVICE_FAILURE))
         if function == rtu.WRITE_SINGLE_REGISTER:
             return pdu
         return pdu[:5]
@@ -168,12 +151,12 @@ class ModbusHandler:
         return bytes((function, 14, read_code, conformity, 0, 0, len(chosen))) + body
 
     def _identification_objects(self, unit):
-        gw = self.gateway
         if self.is_gateway(unit):
-            return {0: "OPEN-M70", 1: "M-70", 2: gw.version, 3: "https://example.invalid/open-m70",
-                    4: "Energy-metering gateway", 5: "M-70", 6: gw.settings.get("gateway.name"),
-                    0x80: gw.identity["netid"]}
-        device = gw.topology.device(unit)
+            identity = self.door.identity()
+            return {0: identity["vendor"], 1: identity["product"], 2: identity["firmware"],
+                    3: "https://example.invalid/open-m70", 4: "Energy-metering gateway", 5: identity["product"],
+                    6: identity["name"], 0x80: identity["netid"]}
+        device = self.door.device(unit)
         if device is None:
             return None
         return {0: "SOCOMEC", 1: device.reference, 2: "", 3: "", 4: device.product[catalogue.EXT_NAME],

@@ -14,7 +14,7 @@ Two tables:
 A new meter model is a new row, never new code.
 """
 
-from daemon import registry
+from core import registry
 
 IDENT_BASE = 0xC350      # "SOCO", family, product id, ... (socomec-registers §1)
 IDENT_WORDS = 70         # up to and including the NET ID at 0xC393..0xC394
@@ -115,7 +115,7 @@ _IO = {
 
 
 # Writable values per profile: key → (register, type, multiplier), like the
-# register maps. Writes go through daemon/control.py, which checks the policy first.
+# register maps. Writes go through daemon/runtime/control.py, which checks the policy first.
 WRITE_MAPS = {
     "digiware_io": {"out_1": (IO_OUTPUT_REGISTER, "u16", 1), "out_2": (IO_OUTPUT_REGISTER + 1, "u16", 1)},
     "atys": {"out_1": (IO_OUTPUT_REGISTER, "u16", 1), "out_2": (IO_OUTPUT_REGISTER + 1, "u16", 1)},
@@ -350,13 +350,13 @@ def type_words(kind):
         return 3
     if kind.startswith("bit"):
         return 1
-    from protocols.modbus_rtu import TYPE_WORDS
+    from core.modbus_rtu import TYPE_WORDS
     return TYPE_WORDS[kind]
 
 
 def decode(kind, words, multiplier):
     """Raw register words → engineering value (registry unit)."""
-    from protocols.modbus_rtu import decode_value
+    from core.modbus_rtu import decode_value
     if kind == "e48":
         return decode_value("u32", words) * 1000 + words[2] * 10
     if kind.startswith("bit"):
@@ -366,7 +366,7 @@ def decode(kind, words, multiplier):
 
 def encode(kind, value, multiplier):
     """Engineering value → raw register words (used by the simulated meters)."""
-    from protocols.modbus_rtu import encode_value
+    from core.modbus_rtu import encode_value
     if kind == "e48":
         wh = int(value)
         kwh, residual = divmod(wh, 1000)

@@ -18,8 +18,8 @@ import time
 
 from daemon.service import SwitchedService
 from daemon.supervise import cancel_and_wait
-from protocols import modbus_rtu as rtu
-from protocols.modbus_server import ModbusHandler
+from core import modbus_rtu as rtu
+from protocols.modbus.server import ModbusHandler
 
 log = logging.getLogger("gateway.rtu_slave")
 
@@ -32,8 +32,8 @@ class RtuSlaveService(SwitchedService):
 
     name = "rtu_slave"
 
-    def __init__(self, gateway):
-        SwitchedService.__init__(self, gateway)
+    def __init__(self, door):
+        SwitchedService.__init__(self, door)
         self.handler = None
         self.port = None
         self._buf = bytearray()
@@ -53,7 +53,7 @@ class RtuSlaveService(SwitchedService):
         baud = self.settings.get(prefix + "baud")
         parity = self.settings.get(prefix + "parity")
         stop_bits = self.settings.get(prefix + "stop_bits")
-        port = self.gateway.board.open_port("rs485", baud, parity, stop_bits)
+        port = self.door.open_serial_port("rs485", baud, parity, stop_bits)
         try:
             loop = asyncio.get_running_loop()
             loop.add_reader(port.fileno(), self._readable)
@@ -62,7 +62,7 @@ class RtuSlaveService(SwitchedService):
             raise
         self.port = port
         self.gap = rtu.frame_gap(baud, 8, parity, stop_bits)
-        self.handler = ModbusHandler(self.gateway, own_units=(self.settings.get(prefix + "address"),))
+        self.handler = ModbusHandler(self.door, own_units=(self.settings.get(prefix + "address"),))
         self._buf.clear()
         self._queue = asyncio.Queue(maxsize=8)
         self._task = loop.create_task(self._answer_loop(), name="rtu-slave")
@@ -134,7 +134,7 @@ class RtuSlaveService(SwitchedService):
             if unit == rtu.BROADCAST:
                 self.stats["broadcasts"] += 1
                 continue                        # nothing to execute for the gateway itself
-            if not self.handler.is_gateway(unit) and self.gateway.topology.device(unit) is None:
+            if not self.handler.is_gateway(unit) and self.door.device(unit) is None:
                 # Not ours: on a shared line another slave may own this address.
                 self.stats["ignored"] += 1
                 continue

@@ -4,6 +4,13 @@ Every value lands here once, with its timestamp, and is read from here by
 every protocol, page and logger. Quality is derived when read, from the
 value's age and the device's communication state, so it is never stale
 itself: good, stale, comm_lost, not_supported.
+
+**The one freshness rule.** A value is fresh while its age is at most
+``stale_limit(address)``: 1.5 times the time its bus takes to refresh it (the
+poll cycle the poller reports, the larger of the last and the mean), and
+never less than ``poll.stale_after_s`` (a floor, so a fast bus does not
+flicker). Quality (every protocol and page) and the native register reads
+that Modbus answers from the last poll (``fresh_raw``) use it alike.
 """
 
 GOOD = "good"
@@ -28,9 +35,12 @@ class Reading:
 
 
 class Cache:
-    def __init__(self, clock, stale_after=10.0):
+    FRESH_CYCLES = 1.5           # a value is stale once it missed its refresh by half a cycle
+
+    def __init__(self, clock, stale_after=2.0):
         self.clock = clock
-        self.stale_after = stale_after
+        self.stale_after = stale_after   # floor of the freshness limit, s (poll.stale_after_s)
+        self._refresh = {}       # address -> seconds its bus takes to refresh it (poll cycle)
         self._values = {}        # (address, load, key) -> (value, timestamp)
         self._supported = {}     # address -> {load: set(keys)}
         self._comm_lost = set()  # addresses whose device stopped answering
@@ -47,6 +57,24 @@ class Cache:
         """Keep the raw words of one poll read (Modbus TCP answers from them)."""
         self._raw.setdefault(address, {})[start] = (tuple(words), timestamp)
 
+    def set_refresh_period(self, addresses, seconds):
+        """The poller's measured cycle for these devices: the base of the freshness rule."""
+        for address in addresses:
+            self._refresh[address] = seconds
+
+    def stale_limit(self, address):
+        """Age (s) above which a value of this device is stale: the one freshness rule."""
+        return max(self.stale_after, self.FRESH_CYCLES * self._refresh.get(address, 0.0))
+
+    def fresh_raw(self, address, start, count):
+        """Polled words covering [start, start+count) when fresh by the one rule and the device answers."""
+        if address in self._comm_lost:
+            return None
+        found = self.raw(address, start, count)
+        if found is None or self.clock.time() - found[1] > self.stale_limit(address):
+            return None
+        return list(found[0])
+
     def raw(self, address, start, count):
         """(words, timestamp) of a polled block covering [start, start+count), or None."""
         for block_start, (words, ts) in self._raw.get(address, {}).items():
@@ -57,6 +85,7 @@ class Cache:
 
     def forget_device(self, address):
         self._raw.pop(address, None)
+        self._refresh.pop(address, None)
         self._supported.pop(address, None)
         self._comm_lost.discard(address)
         for k in [k for k in self._values if k[0] == address]:
@@ -110,7 +139,7 @@ class Cache:
         value, ts = entry
         if address in self._comm_lost:
             quality = COMM_LOST
-        elif self.clock.time() - ts > self.stale_after:
+        elif self.clock.time() - ts > self.stale_limit(address):
             quality = STALE
         else:
             quality = GOOD

@@ -1,0 +1,436 @@
+"""The door: the one object every front end receives (DESIGN.md, "The door").
+
+Modbus TCP and the RTU slave, SNMP, BACnet, the web application and, later,
+exporters and the MQTT publisher get a ``Door`` bound to who they are
+(``rights.Caller``) and nothing else of the gateway. *Queries* read the
+state (readings with quality and age, one summary per device, alarms,
+events, documents, service states); *commands* change it (settings, writes
+to devices, detection, acknowledgements, counter resets), and each command
+is checked here, once, against the caller's rights and the security policy
+(``daemon/security/rights.py``). A refusal is ``Refused(reason, message)``;
+each front end maps the reason to its own error.
+
+Only this module and the composition root (``daemon/gateway.py``) read the
+gateway's parts.
+"""
+
+import contextlib
+import logging
+import os
+
+from board.base import BUS_NAMES
+from core import modbus_rtu as rtu, registry
+from daemon.runtime import control
+from daemon.runtime.bus import BusBusy, BusTimeout
+from daemon.security import rights
+from daemon.security.rights import Caller
+from daemon.state import devstate, settings as settings_mod
+from daemon.state.alarms import device_source
+from daemon.state.cache import STALE
+from daemon.version import VERSION
+
+log = logging.getLogger("gateway.api")
+
+# refusal reasons (the write reasons are control's, so a protocol maps one set)
+RIGHTS = "rights"                    # the caller's profile or protocol may not do this
+POLICY = control.POLICY              # the security policy forbids it now
+NO_DEVICE = control.NO_DEVICE
+NOT_WRITABLE = control.NOT_WRITABLE
+BAD_VALUE = control.BAD_VALUE
+NO_ANSWER = control.NO_ANSWER
+DEVICE_REFUSED = control.DEVICE_REFUSED
+BUSY = "busy"                        # already running (a detection)
+NOT_FOUND = "not_found"              # no such alarm, document...
+UNSUPPORTED = "unsupported"          # the board cannot (set its clock, open a port)
+
+ALARM_CONFLICT = 4                   # system alarm numbers the summary reads (SPEC §6)
+
+
+class Refused(Exception):
+    """A command the door refuses: ``reason`` (one of the constants above) and a message for people."""
+
+    def __init__(self, reason, message):
+        Exception.__init__(self, message)
+        self.reason = reason
+
+
+@contextlib.contextmanager
+def _bus_refusals():
+    """The runtime's errors as the door's refusals, so front ends import nothing of the runtime."""
+    try:
+        yield
+    except control.WriteRefused as exc:
+        raise Refused(exc.reason, str(exc)) from None
+    except BusBusy:
+        raise Refused(BUSY, "the bus queue is full, try again") from None
+    except BusTimeout:
+        raise Refused(NO_ANSWER, "the device did not answer") from None
+
+
+__all__ = ["Caller", "Door", "Refused"]
+
+
+class SettingsView:
+    """The settings a front end may read and watch; changes go through ``Door.set_settings``."""
+    __slots__ = ("get", "on_change")
+
+    def __init__(self, store):
+        self.get = store.get
+        self.on_change = store.on_change
+
+
+class Door:
+    """The gateway as one front end sees it. Build with ``Door(gateway, caller)``; ``as_caller`` rebinds."""
+
+    def __init__(self, gateway, caller):
+        self._gw = gateway
+        self.caller = caller
+
+    def as_caller(self, caller):
+        """The same door for another caller (the web: one per request, with the session's profile)."""
+        return Door(self._gw, caller)
+
+    def check(self, command):
+        """Refused unless this caller may run ``command`` now (rights and policy; nothing is done)."""
+        self._check(command)
+
+    def _check(self, command):
+        refusal = rights.check(self._gw.settings, self.caller, command)
+        if refusal is not None:
+            reason, message = refusal
+            log.info("refused %s to %r: %s", command, self.caller, message)
+            raise Refused(reason, message)
+
+    # ================================================================ queries: the gateway
+
+    def time(self):
+        """The one clock (the board's, with any offset set by a time synchronization)."""
+        return self._gw.clock.time()
+
+    def uptime(self):
+        return self._gw.uptime()
+
+    def setting(self, name):
+        return self._gw.settings.get(name)
+
+    def on_setting_change(self, listener):
+        """``listener(name, value)`` after every applied change."""
+        self._gw.settings.on_change(listener)
+
+    def settings_view(self):
+        """Read-only settings (``get``, ``on_change``) for a service that reads many of its own."""
+        return SettingsView(self._gw.settings)
+
+    def identity(self):
+        gw = self._gw
+        get = gw.settings.get
+        return {"vendor": "OPEN-M70", "product": "M-70", "firmware": VERSION, "board": gw.board.kind,
+                "netid": gw.identity["netid"], "serial": gw.identity["serial"], "name": get("gateway.name"),
+                "description": get("gateway.description"), "location": get("gateway.location"),
+                "contact": get("gateway.contact"), "area": get("gateway.area"),
+                "modbus_address": get("gateway.modbus_address")}
+
+    def state_path(self, name):
+        """Where a service keeps a small state file of its own (SNMP engine boots) in the state dir."""
+        if "/" in name or name.startswith("."):
+            raise ValueError("a state file name, not a path: %r" % name)
+        return os.path.join(self._gw.state_dir, name)
+
+    def gateway_flags(self):
+        """(any system alarm active, detection running): the gateway table's status bits."""
+        discovery = self._gw.discovery
+        return bool(self._gw.alarms.active), bool(discovery is not None and discovery.running())
+
+    # ================================================================ queries: devices and values
+
+    def devices(self):
+        """The topology's devices, by address."""
+        return sorted(self._gw.topology.devices, key=lambda d: d.address)
+
+    def device(self, address):
+        return self._gw.topology.device(address)
+
+    def topology_version(self):
+        return self._gw.topology.version
+
+    def on_topology_change(self, listener):
+        self._gw.topology.on_change(listener)
+
+    def served_device(self, address):
+        """The device at ``address`` when a mastered bus reaches it, else None (Modbus routes by it)."""
+        device = self._gw.topology.device(address)
+        if device is None or device.bus not in self._gw.engines:
+            return None
+        return device
+
+    def reading(self, address, load, key):
+        """The latest ``Reading`` (value, timestamp, quality) of one measurement."""
+        return self._gw.cache.get(address, load, key)
+
+    def snapshot(self, address):
+        return self._gw.cache.snapshot(address)
+
+    def loads(self, address):
+        return self._gw.cache.loads(address)
+
+    def load_summary(self, address, load):
+        """(worst quality, newest ts, oldest ts, count) of one row: ``Cache.load_summary``."""
+        return self._gw.cache.load_summary(address, load)
+
+    def on_values(self, listener):
+        """``listener(address, load, values, ts)`` for every batch the pollers store."""
+        return self._gw.cache.subscribe(listener)
+
+    def polled_registers(self, address, start, count):
+        """A meter's native words from the last poll when they are fresh by the one rule, else None."""
+        return self._gw.cache.fresh_raw(address, start, count)
+
+    def extremes(self, address, load, key):
+        """(min, min_ts, max, max_ts) since start or the last reset, or None."""
+        return self._gw.extremes.get(address, load, key)
+
+    def device_link(self, address):
+        """The cheap part of the device summary: conflict, comm_lost, unknown, ok (``devstate.link_state``)."""
+        gw = self._gw
+        device = gw.topology.device(address)
+        if device is None:
+            return devstate.ABSENT
+        engine = gw.engines.get(device.bus)
+        return devstate.link_state((ALARM_CONFLICT, device_source(device.bus, address)) in gw.alarms.active,
+                                   gw.cache.comm_lost(address),
+                                   engine is not None and engine.counters[address].last_success is not None)
+
+    def device_summary(self, address):
+        """The one ``DeviceSummary`` of the device at ``address`` (state ``absent`` when there is none)."""
+        gw = self._gw
+        device = gw.topology.device(address)
+        if device is None:
+            return devstate.DeviceSummary(address, None, devstate.ABSENT, None, None, None)
+        cache = gw.cache
+        stale_rows, oldest = False, None
+        for load in cache.loads(address):
+            quality, _newest, row_oldest, _count = cache.load_summary(address, load)
+            stale_rows = stale_rows or quality == STALE
+            if row_oldest is not None and (oldest is None or row_oldest < oldest):
+                oldest = row_oldest
+        state = devstate.device_state(self.device_link(address), stale_rows)
+        counters = self.device_counters(address)
+        age = None if oldest is None else max(0.0, gw.clock.time() - oldest)
+        return devstate.DeviceSummary(address, device.bus, state, age, counters,
+                                      counters["last_success"] if counters else None)
+
+    def device_counters(self, address):
+        """The bus counters of one device (a dict, None off a mastered bus): cheaper than a summary."""
+        device = self._gw.topology.device(address)
+        engine = self._gw.engines.get(device.bus) if device is not None else None
+        return engine.counters[address].as_dict() if engine is not None else None
+
+    def device_summaries(self):
+        """{address: DeviceSummary} of every device of the topology."""
+        return dict((d.address, self.device_summary(d.address)) for d in self._gw.topology.devices)
+
+    # ================================================================ queries: alarms, events, documents
+
+    def system_alarms(self):
+        """Active system alarms grouped by number (``Alarms.active_list``)."""
+        return self._gw.alarms.active_list()
+
+    def system_alarm_states(self):
+        """[((number, source), state dict)] of the active system alarms (traps re-send them)."""
+        return list(self._gw.alarms.active.items())
+
+    def alarm_bits(self):
+        return self._gw.alarms.bitfield()
+
+    def on_alarm_event(self, listener):
+        """``listener(record)`` for every system alarm event (raised, cleared, acknowledged)."""
+        self._gw.alarms.on_event(listener)
+
+    def device_alarms(self):
+        return self._gw.device_alarms.active_list()
+
+    def device_alarm_states(self):
+        return list(self._gw.device_alarms.active.values())
+
+    def on_device_alarm_event(self, listener):
+        self._gw.device_alarms.on_event(listener)
+
+    def events(self, limit=500):
+        """The newest ``limit`` records of the event log, oldest first."""
+        return self._gw.alarms.events()[-limit:]
+
+    def discovery_status(self):
+        discovery = self._gw.discovery
+        return discovery.status() if discovery is not None else None
+
+    def publish_document(self, name, content_type, render):
+        """A generated file (register map, MIB, EDE) served at /api/files/<name>; ``render()`` → text."""
+        self._gw.documents[name] = (content_type, render)
+
+    def document_names(self):
+        return sorted(self._gw.documents)
+
+    def document(self, name):
+        """(content type, text) of a generated document, or None."""
+        entry = self._gw.documents.get(name)
+        if entry is None:
+            return None
+        content_type, render = entry
+        return content_type, render()
+
+    def service_states(self):
+        return dict((s.name, s.status()) for s in self._gw.services if hasattr(s, "status"))
+
+    def status(self):
+        """The document behind GET /api/status (docs/status-api.md)."""
+        gw = self._gw
+        devices = []
+        for device in self.devices():
+            summary = self.device_summary(device.address)
+            values = {}
+            for load, readings in gw.cache.snapshot(device.address).items():
+                out = {}
+                for key, reading in readings.items():
+                    name, unit = measurement(key)
+                    out[key] = dict(reading.as_dict(), unit=unit, name=name)
+                values[str(load)] = out
+            devices.append({
+                "address": device.address, "bus": device.bus, "reference": device.reference,
+                "name": device.name, "netid": device.netid, "area": device.area,
+                "status": summary.state, "age_s": None if summary.age is None else round(summary.age, 1),
+                "loads": device.loads, "counters": summary.counters, "values": values,
+            })
+        buses = {}
+        for bus in BUS_NAMES:
+            prefix = "bus.%s." % bus
+            entry = {"port": gw.board.port_path(bus), "baud": self.setting(prefix + "baud"),
+                     "parity": self.setting(prefix + "parity"), "stop_bits": self.setting(prefix + "stop_bits"),
+                     "mode": "master" if bus in gw.engines else "slave"}
+            if bus in gw.pollers:
+                entry.update(gw.pollers[bus].status())
+                entry["queued"] = gw.engines[bus].queued()
+            if bus in gw.bus_errors:
+                entry["error"] = gw.bus_errors[bus]
+            buses[bus] = entry
+        identity = self.identity()
+        return {
+            "gateway": {"name": identity["name"], "reference": identity["product"], "netid": identity["netid"],
+                        "serial": identity["serial"], "firmware": identity["firmware"], "board": identity["board"],
+                        "uptime_s": round(gw.uptime(), 1), "time": self.time(),
+                        "modbus_address": identity["modbus_address"]},
+            "buses": buses,
+            "devices": devices,
+            "alarms": self.system_alarms(),
+            "device_alarms": dict(gw.device_alarms.status(), reader=gw.event_reader.status(),
+                                  list=self.device_alarms()),
+            "discovery": self.discovery_status(),
+            "loop_lag": gw.looplag.summary(),
+            "services": self.service_states(),
+            "storage": gw.storage.status(),
+            "curves": gw.curves.status(),
+        }
+
+    # ================================================================ resources for one front end
+
+    def open_serial_port(self, bus, baud, parity, stop_bits):
+        """The RS485 port for the RTU slave (OSError when the board has none)."""
+        if self.caller.protocol != "rtu_slave":
+            raise Refused(RIGHTS, "only the RTU slave opens a serial port")
+        return self._gw.board.open_port(bus, baud, parity, stop_bits)
+
+    def port_path(self, bus):
+        return self._gw.board.port_path(bus)
+
+    # ================================================================ commands
+
+    def check_write(self, address, load, key, value):
+        """Refused unless this write may be sent now (SNMP checks every varbind before it writes)."""
+        self._check("write_value")
+        with _bus_refusals():
+            control.check_write(self._gw, address, load, key, value)
+
+    async def write_value(self, address, load, key, value):
+        """Write one registry value to a device with pass-through priority; the value now in the cache."""
+        self._check("write_value")
+        with _bus_refusals():
+            return await control.write_value(self._gw, address, load, key, value, origin=repr(self.caller))
+
+    async def passthrough(self, address, pdu):
+        """Forward a raw Modbus request PDU to a device; its answer PDU. Writes need the policy.
+
+        The meter's own exception answer is raised as ``modbus_rtu.ModbusException``.
+        """
+        if pdu and pdu[0] in rtu.WRITE_FUNCTIONS:
+            self._check("passthrough_write")
+        with _bus_refusals():
+            return await control.passthrough(self._gw, address, pdu)
+
+    def check_settings(self, changes):
+        """Refused unless every change may be made by this caller and is valid (nothing applied)."""
+        self._check("set_settings")
+        for name, value in changes.items():
+            try:
+                spec = settings_mod.row(name)
+                settings_mod.check_value(name, value)
+            except settings_mod.SettingError as exc:
+                raise Refused(BAD_VALUE, str(exc)) from None
+            if not rights.may_change_setting(self.caller, name, spec[settings_mod.PROFILE]):
+                raise Refused(RIGHTS, "%r may not change %s" % (self.caller, name))
+
+    async def set_settings(self, changes):
+        """Validate every change, then apply all at once (one atomic write) or none."""
+        self.check_settings(changes)
+        try:
+            await self._gw.settings.set_many(changes)
+        except settings_mod.SettingError as exc:
+            raise Refused(BAD_VALUE, str(exc)) from None
+        log.info("%r changed %s", self.caller, ", ".join(sorted(changes)))
+
+    def reset_extremes(self, address=None, load=None):
+        """Start a new min/max period: every device's, one device's or one load's."""
+        self._check("reset_extremes")
+        self._gw.extremes.reset(address, load)
+
+    def set_time(self, unix_time):
+        """Set the gateway's clock (BACnet TimeSynchronization, the web). Refused when the board cannot."""
+        self._check("set_time")
+        try:
+            self._gw.set_time(unix_time)
+        except (OSError, NotImplementedError, ValueError) as exc:
+            raise Refused(UNSUPPORTED, "the clock could not be set: %s" % exc) from None
+        log.info("clock set to %.3f by %r", unix_time, self.caller)
+
+    def start_detection(self, mode=None):
+        """Start an auto-detection (FAST/FULL); Refused(BUSY) while one runs."""
+        self._check("start_detection")
+        discovery = self._gw.discovery
+        if discovery is None:
+            raise Refused(UNSUPPORTED, "no bus to detect on")
+        try:
+            started = discovery.start(mode)
+        except settings_mod.SettingError as exc:
+            raise Refused(BAD_VALUE, str(exc)) from None
+        if not started:
+            raise Refused(BUSY, "a detection is already running")
+        log.info("auto-detection (%s) started by %r", discovery.mode, self.caller)
+        return discovery.status()
+
+    def acknowledge_alarm(self, number, source):
+        """Acknowledge an active system alarm; Refused(NOT_FOUND) when it is not active."""
+        self._check("acknowledge_alarm")
+        if not self._gw.alarms.acknowledge(number, source, repr(self.caller)):
+            raise Refused(NOT_FOUND, "system alarm %r is not active for %r" % (number, source))
+
+    def reset_counters(self, address=None):
+        """Zero the communication counters of one device or of all (last success is kept)."""
+        self._check("reset_counters")
+        for engine in self._gw.engines.values():
+            engine.reset_counters(address)
+        log.info("communication counters reset%s by %r",
+                 "" if address is None else " for address %d" % address, self.caller)
+
+
+def measurement(key):
+    """(name, unit) of a registry key, for pages and documents that show one."""
+    row = registry.get(key)
+    return row[registry.NAME], row[registry.UNIT]

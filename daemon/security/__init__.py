@@ -1,0 +1,1 @@
+"""The security policy, rights of callers, secrets at rest."""

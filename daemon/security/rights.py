@@ -1,0 +1,78 @@
+"""Who may do what: the one table the door checks every command against (SPEC §7.1, §8).
+
+A caller is a front end (``protocol``) and, for the web, the logged-in
+``profile``. Field protocols have no profiles: their credentials (write
+community, SNMPv3 write user, the RTU master on the wire) are checked by the
+protocol itself, and what the *policy* allows them is checked here. Every
+command also names the policy switch it needs, if any; the door refuses
+when the switch is off, whoever asks.
+"""
+
+from daemon.security.policy import SERVICE_SWITCHES, service_enabled
+
+PROFILES = ("user", "advanced", "totem", "admin", "cyber")       # SPEC §7.1, least to most
+FIELD_PROTOCOLS = ("modbus", "rtu_slave", "snmp", "bacnet")
+INTERNAL = ("button", "cli")     # the ADDR push button, the daemon's own command line
+
+# command: (web profiles allowed, field protocols allowed, policy switch needed by field protocols)
+COMMANDS = {
+    "write_value": (("admin", "cyber"), FIELD_PROTOCOLS, "policy.modbus_write"),
+    "passthrough_write": ((), ("modbus", "rtu_slave"), "policy.modbus_write"),
+    "set_settings": (("admin", "cyber"), ("snmp",), "policy.modbus_write"),
+    "reset_extremes": (("advanced", "admin", "cyber"), ("snmp",), "policy.modbus_write"),
+    "set_time": (("admin", "cyber"), ("bacnet",), "bacnet.time_sync"),
+    "start_detection": (("admin", "cyber"), (), None),
+    "acknowledge_alarm": (("advanced", "admin", "cyber"), (), None),
+    "reset_counters": (("advanced", "admin", "cyber"), (), None),
+}
+
+# The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
+PROTOCOL_SETTINGS = {"snmp": ("gateway.contact", "gateway.name", "gateway.location")}
+
+# A setting's schema row names the least profile that may change it.
+_SETTING_PROFILES = {"admin": ("admin", "cyber"), "cyber": ("cyber",)}
+
+# How policy switches read in a refusal.
+POLICY_WORDS = {"policy.modbus_write": "writes to devices are disabled by the security policy",
+                "bacnet.time_sync": "time synchronization over BACnet is disabled (bacnet.time_sync)"}
+
+
+class Caller:
+    """Who asks: the front end, the web profile, the client's address (for logs and the audit)."""
+    __slots__ = ("protocol", "profile", "peer")
+
+    def __init__(self, protocol, profile=None, peer=None):
+        if protocol == "web" and profile not in PROFILES:
+            raise ValueError("a web caller needs a profile of %s" % (PROFILES,))
+        self.protocol = protocol
+        self.profile = profile
+        self.peer = peer
+
+    def __repr__(self):
+        return "%s%s%s" % (self.protocol, "/" + self.profile if self.profile else "",
+                           " from %s" % self.peer if self.peer else "")
+
+
+def check(settings, caller, command):
+    """None when ``caller`` may run ``command`` now, else (reason, message): "rights" or "policy"."""
+    profiles, protocols, switch = COMMANDS[command]
+    if caller.protocol == "web":
+        if caller.profile not in profiles:
+            return "rights", "the %s profile may not %s" % (caller.profile, command.replace("_", " "))
+        return None
+    if caller.protocol in INTERNAL:
+        return None if command == "start_detection" else ("rights", "%s may not %s" % (caller.protocol, command))
+    if caller.protocol not in protocols:
+        return "rights", "%s may not %s" % (caller.protocol, command.replace("_", " "))
+    if caller.protocol in SERVICE_SWITCHES and not service_enabled(settings, caller.protocol):
+        return "policy", "%s is disabled" % caller.protocol
+    if switch is not None and not settings.get(switch):
+        return "policy", POLICY_WORDS.get(switch, "%s is off" % switch)
+    return None
+
+
+def may_change_setting(caller, name, setting_profile):
+    """True when ``caller`` may change setting ``name`` whose schema row names ``setting_profile``."""
+    if caller.protocol == "web":
+        return caller.profile in _SETTING_PROFILES.get(setting_profile, ())
+    return name in PROTOCOL_SETTINGS.get(caller.protocol, ())

@@ -1,0 +1,3 @@
+"""The software version, defined once (status, SNMP sysDescr, BACnet firmware, Modbus identification)."""
+
+VERSION = "0.1.0"
