@@ -20,6 +20,7 @@ from daemon.storage.store import Series, TimeSeriesStore  # noqa: E402
 from daemon.storage.format import Geometry  # noqa: E402
 
 KILLS = 60
+MIN_ACKS = 1464 * 5 // 4 // KILLS       # commits seen before a kill: 60 kills wrap the 1464-point rings
 T0 = 1_700_000_000 // 87840 * 87840      # on a chunk boundary of both periods
 # Small on purpose: the 1464-point rings wrap, and a journal much smaller than
 # what can be pending forces early chunk flushes, so kills land in every path.
@@ -79,13 +80,15 @@ def test_sigkill_at_random_instants_never_corrupts_and_loses_at_most_the_interva
         proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "writer", directory, str(start)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            first = proc.stdout.readline()
-            assert first, proc.stderr.read().decode()
+            # Let it commit a number of intervals first (a count, not a time, so a slow or
+            # loaded machine still wraps the rings), then kill it at a random instant.
+            seen = [proc.stdout.readline() for _ in range(rng.randint(MIN_ACKS, 2 * MIN_ACKS))]
+            assert all(seen), proc.stderr.read().decode()
             time.sleep(rng.uniform(0.0, 0.03))
         finally:
             proc.kill()
             proc.wait()
-        acks = [int(first)] + [int(x) for x in proc.stdout.read().split()]
+        acks = [int(x) for x in seen] + [int(x) for x in proc.stdout.read().split()]
         proc.stdout.close()
         proc.stderr.close()
         assert acks == list(range(start, start + len(acks)))
