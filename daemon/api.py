@@ -347,13 +347,13 @@ class Door:
         """Refused unless this write may be sent now (SNMP checks every varbind before it writes)."""
         self._check("write_value")
         with _bus_refusals():
-            control.check_write(self._gw, address, load, key, value)
+            control.check_write(self._gw.parts, address, load, key, value)
 
     async def write_value(self, address, load, key, value):
         """Write one registry value to a device with pass-through priority; the value now in the cache."""
         self._check("write_value")
         with _bus_refusals():
-            return await control.write_value(self._gw, address, load, key, value, origin=repr(self.caller))
+            return await control.write_value(self._gw.parts, address, load, key, value, origin=repr(self.caller))
 
     async def passthrough(self, address, pdu):
         """Forward a raw Modbus request PDU to a device; its answer PDU. Writes need the policy.
@@ -363,7 +363,7 @@ class Door:
         if pdu and pdu[0] in rtu.WRITE_FUNCTIONS:
             self._check("passthrough_write")
         with _bus_refusals():
-            return await control.passthrough(self._gw, address, pdu)
+            return await control.passthrough(self._gw.parts, address, pdu)
 
     def check_settings(self, changes):
         """Refused unless every change may be made by this caller and is valid (nothing applied)."""

@@ -25,6 +25,7 @@ from daemon.runtime.device_alarms import DeviceAlarms, EventReader
 from daemon.runtime.discovery import Discovery
 from daemon.state.extremes import Extremes
 from daemon.looplag import LoopLagMonitor
+from daemon.runtime.parts import Parts
 from daemon.runtime.poller import BusPoller
 from daemon.security.secrets import SecretBox
 from daemon.state.settings import Settings
@@ -58,7 +59,9 @@ class Gateway:
         self.board = board
         self.state_dir = state_dir
         os.makedirs(state_dir, exist_ok=True)
-        self.clock = clock or getattr(board, "clock", None) or SystemClock()
+        # the one clock: the board's (board/base.py Board.wall_clock; on the simulated board an OffsetClock
+        # over the injected clock, so set_system_time moves what every protocol, event and log reads)
+        self.clock = board.wall_clock(clock) if hasattr(board, "wall_clock") else clock or SystemClock()
         self.secret_box = SecretBox.for_state_dir(state_dir)
         self.settings = Settings(os.path.join(state_dir, "settings.json"), overrides, self.secret_box)
         self.identity = load_identity(state_dir)
@@ -67,14 +70,15 @@ class Gateway:
         self.cache = Cache(self.clock, self.settings.get("poll.stale_after_s"))
         self.storage = Storage(os.path.join(state_dir, "tsdb"), self.settings, self.clock,
                                on_event=self.alarms.record_event, geometry=storage_geometry)
-        self.curves = CurveService(self, self.storage, curve_overrides)
         self.topology = Topology(os.path.join(state_dir, "topology.json"))
+        self.engines = {}          # bus name -> BusEngine, filled by start()
+        self.parts = Parts(self.topology, self.engines, self.cache, self.settings, self.clock)   # for the runtime
+        self.curves = CurveService(self, self.storage, curve_overrides)
         self.device_alarms = DeviceAlarms(self.alarms, self.clock, os.path.join(state_dir, "event-cursors.json"))
-        self.event_reader = EventReader(self, self.device_alarms)
+        self.event_reader = EventReader(self.parts, self.device_alarms)
         self.extremes = Extremes(self.topology)          # min/max seen since start: BACnet, SNMP table 23
         self.cache.subscribe(self.extremes.on_update)
         self.looplag = LoopLagMonitor()
-        self.engines = {}
         self.pollers = {}
         self.bus_errors = {}       # bus name -> why its port could not be opened
         self.discovery = None

@@ -1,6 +1,7 @@
 """Writes to devices and pass-through requests: target → bus → meter.
 
-Only the door (``daemon/api.py``) calls this module, after it checked the
+Only the door (``daemon/api.py``) calls this module, with the runtime's
+``Parts`` (topology, engines, cache), after it checked the
 caller's rights and the security policy. ``write_value`` checks the target
 and the value, sends the write with pass-through priority, and refreshes the
 cache with the value the device accepted. Refusals are ``WriteRefused`` with
@@ -14,7 +15,7 @@ from core import catalogue
 from daemon.runtime.bus import PASSTHROUGH, BusTimeout
 from core import modbus_rtu as rtu
 
-log = logging.getLogger("gateway.control")
+log = logging.getLogger("parts.control")
 
 # reasons
 POLICY = "policy"                # writes are off in the security policy
@@ -31,17 +32,17 @@ class WriteRefused(Exception):
         self.reason = reason
 
 
-def _device(gateway, address):
+def _device(parts, address):
     """The topology device at ``address`` on a bus this gateway masters, or WriteRefused."""
-    device = gateway.topology.device(address)
-    if device is None or device.bus not in gateway.engines:
+    device = parts.topology.device(address)
+    if device is None or device.bus not in parts.engines:
         raise WriteRefused(NO_DEVICE, "no device at address %d" % address)
     return device
 
 
-def check_write(gateway, address, load, key, value):
+def check_write(parts, address, load, key, value):
     """Raise WriteRefused unless this write can be sent; returns (device, register, words)."""
-    device = _device(gateway, address)
+    device = _device(parts, address)
     target = catalogue.write_target(device.reference, load, key)
     if target is None:
         raise WriteRefused(NOT_WRITABLE, "%s of load %d of %s is not writable" % (key, load, device.reference))
@@ -55,10 +56,10 @@ def check_write(gateway, address, load, key, value):
     return device, register, words
 
 
-async def write_value(gateway, address, load, key, value, origin="?"):
+async def write_value(parts, address, load, key, value, origin="?"):
     """Write one registry value to a device; returns the value now in the cache."""
-    device, register, words = check_write(gateway, address, load, key, value)
-    engine = gateway.engines[device.bus]
+    device, register, words = check_write(parts, address, load, key, value)
+    engine = parts.engines[device.bus]
     try:
         if len(words) == 1:
             await engine.request(address, rtu.write_single_request(rtu.WRITE_SINGLE_REGISTER, register, words[0]),
@@ -71,15 +72,15 @@ async def write_value(gateway, address, load, key, value, origin="?"):
         raise WriteRefused(DEVICE_REFUSED, "device %d refused the write (exception %d)" % (address, exc.code)) \
             from None
     log.info("%s wrote %s=%r to %s@%d load %d", origin, key, value, device.reference, address, load)
-    gateway.cache.update(address, load, {key: value})
+    parts.cache.update(address, load, {key: value})
     return value
 
 
-async def passthrough(gateway, address, pdu):
+async def passthrough(parts, address, pdu):
     """Forward a raw request PDU to a device (Modbus TCP gateway); response PDU.
 
     Checks are the device's own. Raises WriteRefused(NO_DEVICE), BusTimeout,
     BusBusy, ModbusException.
     """
-    device = _device(gateway, address)
-    return await gateway.engines[device.bus].request(address, pdu, PASSTHROUGH)
+    device = _device(parts, address)
+    return await parts.engines[device.bus].request(address, pdu, PASSTHROUGH)

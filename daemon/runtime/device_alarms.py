@@ -258,8 +258,8 @@ class _ReaderState:
 class EventReader:
     """Reads the event log of every meter that keeps one; each bus on its own."""
 
-    def __init__(self, gateway, center):
-        self.gateway = gateway
+    def __init__(self, parts, center):
+        self.parts = parts                # topology, engines, cache, settings, clock (daemon/runtime/parts.py)
         self.center = center
         self.states = {}                  # netid -> _ReaderState
         self._locks = {}                  # netid -> lock: one reader of a meter's log at a time
@@ -274,16 +274,16 @@ class EventReader:
             await self._task.stop()
 
     async def _run(self):
-        await asyncio.gather(*[self._bus_loop(bus) for bus in list(self.gateway.engines)])
+        await asyncio.gather(*[self._bus_loop(bus) for bus in list(self.parts.engines)])
 
     async def _bus_loop(self, bus):
         """A slow bus (a long first contact, a busy line) never holds back the other's checks."""
-        engine = self.gateway.engines[bus]
+        engine = self.parts.engines[bus]
         while True:
-            devices = [d for d in self.gateway.topology.devices if has_event_log(d)]
+            devices = [d for d in self.parts.topology.devices if has_event_log(d)]
             self._forget_removed(devices)
             await self._check_bus(engine, [d for d in devices if d.bus == bus])
-            await asyncio.sleep(min(1.0, float(self.gateway.settings.get("alarms.check_s"))))
+            await asyncio.sleep(min(1.0, float(self.parts.settings.get("alarms.check_s"))))
 
     def _forget_removed(self, devices):
         wanted = set(d.netid for d in devices)
@@ -297,13 +297,13 @@ class EventReader:
     async def _check_bus(self, engine, devices):
         """Every due meter of a bus at once: the checks queue behind the poll reads
         already waiting, so one round costs one queue's wait, not one per meter."""
-        now = self.gateway.clock.time()
+        now = self.parts.clock.time()
         due = []
         for device in devices:
             state = self.states.setdefault(device.netid, _ReaderState())
-            if now < state.next_due or self.gateway.cache.comm_lost(device.address):
+            if now < state.next_due or self.parts.cache.comm_lost(device.address):
                 continue
-            state.next_due = now + self.gateway.settings.get("alarms.check_s")
+            state.next_due = now + self.parts.settings.get("alarms.check_s")
             due.append(self._check_one(engine, device, state, now))
         await asyncio.gather(*due)
 

@@ -14,16 +14,18 @@ PROFILES = ("user", "advanced", "totem", "admin", "cyber")       # SPEC §7.1, l
 FIELD_PROTOCOLS = ("modbus", "rtu_slave", "snmp", "bacnet")
 INTERNAL = ("button", "cli")     # the ADDR push button, the daemon's own command line
 
-# command: (web profiles allowed, field protocols allowed, policy switch needed by field protocols)
+# command: (web profiles allowed, field protocols allowed, policy switch, whom the switch binds).
+# "everyone": the web too (SPEC §1: a write to a device needs *Modbus write*, whoever asks);
+# "protocols": the field protocols only (an SNMP SET of sysName needs it, the Admin's form does not).
 COMMANDS = {
-    "write_value": (("admin", "cyber"), FIELD_PROTOCOLS, "policy.modbus_write"),
-    "passthrough_write": ((), ("modbus", "rtu_slave"), "policy.modbus_write"),
-    "set_settings": (("admin", "cyber"), ("snmp",), "policy.modbus_write"),
-    "reset_extremes": (("advanced", "admin", "cyber"), ("snmp",), "policy.modbus_write"),
-    "set_time": (("admin", "cyber"), ("bacnet",), "bacnet.time_sync"),
-    "start_detection": (("admin", "cyber"), (), None),
-    "acknowledge_alarm": (("advanced", "admin", "cyber"), (), None),
-    "reset_counters": (("advanced", "admin", "cyber"), (), None),
+    "write_value": (("admin", "cyber"), FIELD_PROTOCOLS, "policy.modbus_write", "everyone"),
+    "passthrough_write": ((), ("modbus", "rtu_slave"), "policy.modbus_write", "everyone"),
+    "set_settings": (("admin", "cyber"), ("snmp",), "policy.modbus_write", "protocols"),
+    "reset_extremes": (("advanced", "admin", "cyber"), ("snmp",), "policy.modbus_write", "protocols"),
+    "set_time": (("admin", "cyber"), ("bacnet",), "bacnet.time_sync", "protocols"),
+    "start_detection": (("admin", "cyber"), (), None, None),
+    "acknowledge_alarm": (("advanced", "admin", "cyber"), (), None, None),
+    "reset_counters": (("advanced", "admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
@@ -55,18 +57,20 @@ class Caller:
 
 def check(settings, caller, command):
     """None when ``caller`` may run ``command`` now, else (reason, message): "rights" or "policy"."""
-    profiles, protocols, switch = COMMANDS[command]
+    profiles, protocols, switch, binds = COMMANDS[command]
+    what = command.replace("_", " ")
     if caller.protocol == "web":
         if caller.profile not in profiles:
-            return "rights", "the %s profile may not %s" % (caller.profile, command.replace("_", " "))
+            return "rights", "the %s profile may not %s" % (caller.profile, what)
+    elif caller.protocol in INTERNAL:
+        if command != "start_detection":
+            return "rights", "%s may not %s" % (caller.protocol, what)
         return None
-    if caller.protocol in INTERNAL:
-        return None if command == "start_detection" else ("rights", "%s may not %s" % (caller.protocol, command))
-    if caller.protocol not in protocols:
-        return "rights", "%s may not %s" % (caller.protocol, command.replace("_", " "))
-    if caller.protocol in SERVICE_SWITCHES and not service_enabled(settings, caller.protocol):
+    elif caller.protocol not in protocols:
+        return "rights", "%s may not %s" % (caller.protocol, what)
+    elif caller.protocol in SERVICE_SWITCHES and not service_enabled(settings, caller.protocol):
         return "policy", "%s is disabled" % caller.protocol
-    if switch is not None and not settings.get(switch):
+    if switch is not None and (binds == "everyone" or caller.protocol != "web") and not settings.get(switch):
         return "policy", POLICY_WORDS.get(switch, "%s is off" % switch)
     return None
 
