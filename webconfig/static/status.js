@@ -6,6 +6,7 @@
 const POLL_MS = 2000;
 const QUALITIES = ["good", "stale", "comm_lost", "not_supported"];
 const DEVICE_STATES = ["ok", "comm_lost", "conflict", "unknown"];
+const NBSP = "\u00a0";
 
 let lastOk = null;      // browser time (ms) of the last successful update
 
@@ -106,14 +107,23 @@ function renderBuses(buses) {
   const items = Object.entries(buses).map(([name, bus]) => {
     const li = el("li");
     li.append(el("b", null, name));
-    const queued = Object.entries(bus.queued || {}).map(([k, n]) => k + " " + n).join(", ");
+    // no-break spaces keep a number with its label when the line wraps (a narrow screen)
+    const queued = Object.entries(bus.queued || {}).map(([k, n]) => k + NBSP + n).join(", ");
     li.append(document.createTextNode(
-      [bus.port, bus.baud ? bus.baud + " baud " + (bus.parity ?? "") + (bus.stop_bits ?? "") : "", bus.mode,
-       "cycle " + fmtMs(bus.cycle_ms), fmtNumber(bus.cycles) + " cycles",
+      [bus.port, bus.baud ? bus.baud + NBSP + "baud " + (bus.parity ?? "") + (bus.stop_bits ?? "") : "", bus.mode,
+       "cycle " + fmtMs(bus.cycle_ms), fmtNumber(bus.cycles) + NBSP + "cycles",
        queued ? "queued: " + queued : ""].filter(Boolean).join(" · ")));
     return li;
   });
   $("buses").replaceChildren(...items);
+}
+
+// A table inside its own horizontal scroller: a table wider than its card (a narrow screen, a long
+// name) scrolls there, never the page, and its cells are never cut off.
+function scroller(table) {
+  const box = el("div", "table-scroll");
+  box.append(table);
+  return box;
 }
 
 function renderDevice(dev, now) {
@@ -122,14 +132,23 @@ function renderDevice(dev, now) {
   title.append(badge(dev.status, DEVICE_STATES));
   card.append(title);
 
+  // Identity as a wrapping line; the communication counters as a narrow table of their own.
+  const meta = el("dl", "device-meta");
+  for (const [label, value] of [["Address", dev.address], ["Bus", dev.bus], ["Reference", dev.reference],
+                                ["NET ID", dev.netid]]) {
+    const div = el("div");
+    div.append(el("dt", null, label), el("dd", null, value ?? "—"));
+    meta.append(div);
+  }
+  card.append(meta);
+
   const c = dev.counters || {};
-  const info = el("table");
-  info.append(row(["Address", "Bus", "Reference", "NET ID", "Requests", "Timeouts", "CRC errors",
-                   "Exceptions", "Mean response"], true));
-  info.append(row([dev.address, dev.bus, dev.reference, dev.netid, [fmtNumber(c.requests), "num"],
-                   [fmtNumber(c.timeouts), "num"], [fmtNumber(c.crc_errors), "num"],
-                   [fmtNumber(c.exceptions), "num"], [fmtMs(c.mean_response_ms), "num"]]));
-  card.append(info);
+  const counters = el("table", "counters");
+  counters.append(el("caption", null, "Communication"));
+  counters.append(row(["Requests", "Timeouts", "CRC errors", "Exceptions", "Mean response"], true));
+  counters.append(row([[fmtNumber(c.requests), "num"], [fmtNumber(c.timeouts), "num"], [fmtNumber(c.crc_errors), "num"],
+                       [fmtNumber(c.exceptions), "num"], [fmtMs(c.mean_response_ms), "num"]]));
+  card.append(scroller(counters));
 
   const loads = new Map((dev.loads || []).map((l) => [String(l.load), l]));
   const values = dev.values || {};
@@ -138,14 +157,14 @@ function renderDevice(dev, now) {
     const load = loads.get(key);
     const label = key === "0" ? "Device values"
       : "Load " + key + (load && load.name ? " — " + load.name : "") + (load && load.network ? " (" + load.network + ")" : "");
-    const table = el("table");
+    const table = el("table", "values");
     table.append(el("caption", null, label));
     table.append(row(["Measurement", "Value", "Quality", "Age"], true));
     for (const [id, m] of Object.entries(values[key] || {})) {
       table.append(row([m.name || id, [fmtValue(m.value, m.unit), "num"], badge(m.quality, QUALITIES),
                         [typeof m.ts === "number" ? fmtAge(now - m.ts) : "—", "num"]]));
     }
-    card.append(table);
+    card.append(scroller(table));
   }
   if (!keys.length) card.append(el("p", "muted", "No values yet."));
   return card;
