@@ -18,7 +18,7 @@ import collections
 import math
 
 from core import catalogue, registry
-from daemon.runtime import curves as win
+from core import curve_windows as win
 from core import modbus_rtu as rtu
 
 CAPACITY = 8760

@@ -73,7 +73,7 @@ class Gateway:
         self.topology = Topology(os.path.join(state_dir, "topology.json"))
         self.engines = {}          # bus name -> BusEngine, filled by start()
         self.parts = Parts(self.topology, self.engines, self.cache, self.settings, self.clock)   # for the runtime
-        self.curves = CurveService(self, self.storage, curve_overrides)
+        self.curves = CurveService(self.parts, self.storage, curve_overrides)
         self.device_alarms = DeviceAlarms(self.alarms, self.clock, os.path.join(state_dir, "event-cursors.json"))
         self.event_reader = EventReader(self.parts, self.device_alarms)
         self.extremes = Extremes(self.topology)          # min/max seen since start: BACnet, SNMP table 23

@@ -114,6 +114,11 @@ def service_door(gateway, make):
     return gateway.door(Caller(protocol, "user" if protocol == "web" else None))
 
 
+def status_of(gateway):
+    """The /api/status document, as the web's door builds it."""
+    return gateway.door(Caller("web", "user")).status()
+
+
 def web_server(port):
     """A service factory: the web application on loopback ``port`` over its door, with the simulated
     board's routes mounted as the composition root does (``daemon.__main__.board_routes``)."""

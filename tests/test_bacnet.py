@@ -16,7 +16,7 @@ from bacnet_peer import (
     npdu, rpm_values, values_of,
 )
 from board.base import ManualClock
-from conftest import REPO, demo_devices, resolution, udp_port_is_free, wait_for
+from conftest import REPO, demo_devices, resolution, status_of, udp_port_is_free, wait_for
 from core import registry
 from protocols.bacnet import points
 
@@ -257,7 +257,7 @@ def test_the_service_follows_its_switches_and_the_topology(tmp_path):
             name = values_of(await s.node.call("rp", target=s.meter(11), type=DEVICE, instance=111,
                                                property=PROP["object_name"]))
             assert name == ["Frequency [111]"]
-            status = s.gw.status()["services"]["bacnet"]
+            status = status_of(s.gw)["services"]["bacnet"]
             assert status["running"] and status["devices"] == len(DEMO_ADDRESSES)
     asyncio.run(scenario())
 

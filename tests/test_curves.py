@@ -5,9 +5,10 @@ import asyncio
 from board.base import ManualClock
 from board.simmeter import SimMeter
 from conftest import running_gateway, topology_with, wait_for
-from daemon.runtime import curves as win
+from core import curve_windows as win
 from core import registry
-from daemon.runtime.curves import CurveService, decode_b30_items, decode_trend_items, decode_trend_settings, series_name
+from core.curve_windows import decode_b30_items, decode_trend_items, decode_trend_settings
+from daemon.runtime.curves import CurveService, series_name
 from daemon.state.topology import devices_from_simulation
 from daemon.storage.store import Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE, Q_VALID
 from daemon.storage.service import Storage
@@ -216,7 +217,7 @@ def test_a_six_hour_cut_is_back_filled_from_the_meters_caches(tmp_path):
             await storage.stop()
             gw.storage = Storage(str(tmp_path / "tsdb"), gw.settings, gw.clock, geometry=geometry)
             await gw.storage.start()
-            gw.curves = CurveService(gw, gw.storage, overrides)          # not started: the test drives it
+            gw.curves = CurveService(gw.parts, gw.storage, overrides)          # not started: the test drives it
             assert gw.storage.status()["recovery"]["clean_shutdown"]
             before = gw.cache.get(21, 1, "ea_pos").value
             await step(gw, 600)

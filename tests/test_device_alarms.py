@@ -14,7 +14,8 @@ import os
 
 import pytest
 
-from conftest import (demo_devices, demo_topology, free_tcp_port, http_json, keeping_event_log, running_gateway, service_door, wait_for, web_server)
+from conftest import (demo_devices, demo_topology, free_tcp_port, http_json, keeping_event_log,
+                      running_gateway, service_door, status_of, wait_for, web_server)
 from core import meter_events as ev
 from daemon.runtime.device_alarms import HISTORY_LOGGED
 from daemon.state.topology import Device
@@ -88,7 +89,7 @@ def test_meter_alarms_and_power_quality_events_reach_snmptrapd(tmp_path):
                 row = "%s.10.30.4.1.7.101.%s" % (ENTERPRISE, ".".join(str(b) for b in b"digiware:5:1"))
                 rc, values, text = await s.get(s.v2c(), row)
                 assert values[row] == '"measurement alarm"', text
-                assert [a["alarm"] for a in s.gw.status()["device_alarms"]["list"]] == [101]
+                assert [a["alarm"] for a in status_of(s.gw)["device_alarms"]["list"]] == [101]
 
                 # A higher threshold: the meter ends the alarm, the gateway sends the clear once.
                 board.configure_alarms(I35_AT_5, alarms=[{"slot": 1, "load": 1, "key": "i1", "op": ">",

@@ -29,6 +29,7 @@ PURE_MODULES = [
     "core/registry.py",
     "core/catalogue.py",
     "core/meter_events.py",
+    "core/curve_windows.py",
 ]
 
 SCRIPTS = sorted(PURE_DIR.glob("mp_*.py"))

@@ -4,7 +4,7 @@ import asyncio
 
 
 from board.base import ManualClock
-from conftest import detect, resolution, running_gateway, topology_with, wait_for
+from conftest import detect, resolution, running_gateway, status_of, topology_with, wait_for
 from core import catalogue
 from daemon.runtime.bus import DISCOVERY, PASSTHROUGH, POLL
 from daemon.runtime.poller import plan_reads
@@ -68,7 +68,7 @@ def test_silent_meter_raises_alarm_3_then_clears_and_others_keep_their_cycle(tmp
             gw.board.configure_meter(0xD5038A, silent=True)
             await wait_for(lambda: (3, "digiware:11") in gw.alarms.active)
             assert gw.cache.get(11, 0, "v1").quality == "comm_lost"
-            assert gw.status()["devices"][1]["status"] == "comm_lost"
+            assert status_of(gw)["devices"][1]["status"] == "comm_lost"
             timeouts = gw.engines["digiware"].counters[11].timeouts
             assert timeouts >= 2                                   # the request and its retry
             others = poller.device_cycles[4], poller.device_cycles[15]

@@ -13,19 +13,10 @@ histories downloaded from the meters' own caches, gaps back-filled.
   period boundaries. After a communication cut, the next download simply
   starts further back: that is the back-fill.
 
-Register windows (socomec-registers.md §4.2, convention 7; details marked
-[ours] are our reading of the tables, see docs/storage.md):
-
-* B-30 / Digiware load curves: command 0x8860 (start record, load index,
-  power type), then header 0x8870 (8 words) + data 0x8878 (24 items x 4
-  words: DATETIME, flags, U16 value x numerator/denominator) in one read.
-  A record is a page of 24 consecutive points; 65535 selects the newest.
-* A-14 / PMD-classic load curves: command 0xF000 (0x0001 reset the read
-  pointer, 0xFFFE acknowledge the batch, [ours] 0x0010 + type selects the
-  power type), header 0xF010 (6 words) + data 0xF016 (29 items) in one read.
-* B-30 average trends (histories): settings 0xA390 (12 x service ID U32 +
-  occurrence), command 0xA3FA (start record, item), header 0xA3FC + data
-  0xA400 (20 items: DATETIME, S32 at the registry's gateway scale).
+The meters' register windows (addresses, page layouts, item decoding) are
+pure facts shared with the simulated meters: core/curve_windows.py. This
+module is the service: scheduling, paging through the windows over the bus,
+turning items into store points.
 
 Point timestamps in the store are the *start* of each interval; meters
 stamp the end.
@@ -36,54 +27,25 @@ import logging
 import math
 
 from core import catalogue, registry
+from core import modbus_rtu as rtu
+from core.curve_windows import (A14_COMMAND, A14_HEADER, A14_HEADER_WORDS, A14_ITEM_WORDS, A14_ITEMS, A14_NEXT,
+                                A14_SELECT, B30_COMMAND, B30_HEADER, B30_HEADER_WORDS, B30_ITEM_WORDS, B30_ITEMS,
+                                FLAG_CLOCK_NOT_SET, FLAG_INCOMPLETE, LAST_RECORD, LC_WINDOW, POWER_TYPES,
+                                RECORD_NUMBERS, TREND_COMMAND, TREND_HEADER, TREND_HEADER_WORDS, TREND_ITEM_WORDS,
+                                TREND_ITEMS, TREND_SETTING_WORDS, TREND_SETTINGS, TREND_SLOTS, b30_ratio,
+                                decode_a14_header, decode_b30_items, decode_trend_items, decode_trend_settings,
+                                header_period)
 from daemon.runtime.bus import CURVE, BusBusy, BusTimeout
 from daemon.state.cache import GOOD
 from daemon.supervise import Supervised
-from daemon.storage.store import (CONSUMPTION_KEYS, LOAD_CURVE_KEYS, Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET,
-                         Q_INCOMPLETE, Q_VALID, Series, setting)
-from core import modbus_rtu as rtu
+from daemon.storage.store import (CONSUMPTION_KEYS, Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE,
+                                  Q_VALID, Series, setting)
 
 log = logging.getLogger("gateway.curves")
 
-# ---------------------------------------------------------------- register windows (pure facts)
-
-LAST_RECORD = 0xFFFF
-RECORD_NUMBERS = 0xFFFF          # record numbers run 0..65534
-EMPTY_FLAG = 0xFFFF              # [ours] item outside the meter's ring
-
-B30_COMMAND = 0x8860
-B30_HEADER = 0x8870
-B30_HEADER_WORDS = 8
-B30_ITEMS = 24
-B30_ITEM_WORDS = 4
-
-A14_COMMAND = 0xF000
-A14_HEADER = 0xF010
-A14_HEADER_WORDS = 6
-A14_ITEMS = 29
-A14_ITEM_WORDS = 4
-A14_RESET = 0x0001
-A14_NEXT = 0xFFFE
-A14_SELECT = 0x0010              # [ours] + power type
-A14_UNIT_CODES = (0, 0, 2, 2, 4)  # W, W, var, var, VA for P+, P-, Q+, Q-, S
-
-TREND_SETTINGS = 0xA390
-TREND_SLOTS = 12
-TREND_SETTING_WORDS = 3          # service ID (U32) + occurrence (load)
-TREND_COMMAND = 0xA3FA
-TREND_HEADER = 0xA3FC
-TREND_HEADER_WORDS = 4
-TREND_ITEMS = 20
-TREND_ITEM_WORDS = 4
-
-# Power types in window order 0..4 are the registry's load-curve rows in order.
-POWER_TYPES = LOAD_CURVE_KEYS
-# Which window a product's cache is read through, by catalogue profile.
-LC_WINDOW = {"digiware_load": "b30", "digiware_u": "b30", "pmd": "a14", "pmd_countis": "a14"}
-
-# Meter flags 0..3: full/incomplete period, clock set/not set.
-FLAG_QUALITY = {0: Q_VALID, 1: Q_VALID | Q_INCOMPLETE, 2: Q_VALID | Q_CLOCK_NOT_SET,
-                3: Q_VALID | Q_INCOMPLETE | Q_CLOCK_NOT_SET}
+# The meters' item flags as store quality bits (the store's bits are not core's business).
+FLAG_QUALITY = {0: Q_VALID, FLAG_INCOMPLETE: Q_VALID | Q_INCOMPLETE, FLAG_CLOCK_NOT_SET: Q_VALID | Q_CLOCK_NOT_SET,
+                FLAG_INCOMPLETE | FLAG_CLOCK_NOT_SET: Q_VALID | Q_INCOMPLETE | Q_CLOCK_NOT_SET}
 
 CHECK_S = 5.0                    # how often the service looks at the clock
 DEFAULT_PERIOD_S = 600           # meters' default recording period, until a header says otherwise
@@ -102,47 +64,6 @@ def parse_series_name(name):
     kind, netid, load, key = name.split("/")
     return kind, netid, int(load), key
 
-
-def decode_b30_items(words, count=B30_ITEMS):
-    """[(end unix time, flags, raw value)] of a B-30 load-curve page (empty items skipped)."""
-    out = []
-    for i in range(count):
-        w = words[i * B30_ITEM_WORDS:(i + 1) * B30_ITEM_WORDS]
-        if len(w) < B30_ITEM_WORDS or w[2] == EMPTY_FLAG:
-            continue
-        out.append((rtu.socomec_to_unix(rtu.decode_value("datetime", w)), w[2], w[3]))
-    return out
-
-
-def decode_trend_items(words, count=TREND_ITEMS):
-    """[(end unix time, S32 raw value)] of a trend page (DATETIME 0 = empty)."""
-    out = []
-    for i in range(count):
-        w = words[i * TREND_ITEM_WORDS:(i + 1) * TREND_ITEM_WORDS]
-        if len(w) < TREND_ITEM_WORDS:
-            continue
-        stamp = rtu.decode_value("datetime", w)
-        if stamp == 0:
-            continue
-        out.append((rtu.socomec_to_unix(stamp), rtu.decode_value("s32", w[2:4])))
-    return out
-
-
-def decode_trend_settings(words):
-    """[(slot, registry key, load)] of the meter's trend log (unknown IDs skipped)."""
-    out = []
-    for slot in range(TREND_SLOTS):
-        w = words[slot * TREND_SETTING_WORDS:(slot + 1) * TREND_SETTING_WORDS]
-        if len(w) < TREND_SETTING_WORDS:
-            break
-        service_id = rtu.decode_value("u32", w)
-        row = registry.by_data_id(service_id) if service_id else None
-        if row is not None:
-            out.append((slot, row[registry.KEY], w[2]))
-    return out
-
-
-# ---------------------------------------------------------------- the service
 
 class _DeviceState:
     def __init__(self, device):
@@ -166,10 +87,10 @@ class CurveService:
 
     name = "curves"
 
-    def __init__(self, gateway, storage, period_overrides=None):
-        self.gateway = gateway
+    def __init__(self, parts, storage, period_overrides=None):
+        self.parts = parts                # topology, engines, cache, settings, clock (daemon/runtime/parts.py)
         self.storage = storage
-        self.clock = gateway.clock
+        self.clock = parts.clock
         self.period_overrides = dict(period_overrides or {})   # NET ID -> consumption minutes
         self.states = {}
         self._series = {}
@@ -204,7 +125,7 @@ class CurveService:
             return
         async with self._running:
             now = self.clock.time()
-            devices = list(self.gateway.topology.devices)
+            devices = list(self.parts.topology.devices)
             wanted = set(d.netid for d in devices)
             for netid in list(self.states):
                 if netid not in wanted:
@@ -215,7 +136,7 @@ class CurveService:
             await self._consumption(devices, now)
             by_bus = {}
             for device in devices:
-                if device.bus in self.gateway.engines and self._caches(device):
+                if device.bus in self.parts.engines and self._caches(device):
                     by_bus.setdefault(device.bus, []).append(device)
             await asyncio.gather(*[self._download_bus(bus, group, now) for bus, group in by_bus.items()])
             if self.storage.store.pending_points():
@@ -243,12 +164,12 @@ class CurveService:
     # ------------------------------------------------------------ consumption
 
     def consumption_period(self, device):
-        minutes = self.period_overrides.get(device.netid) or setting(self.gateway.settings,
+        minutes = self.period_overrides.get(device.netid) or setting(self.parts.settings,
                                                                       "storage.consumption_period_min")
         return max(10, min(60, int(minutes))) * 60
 
     async def _consumption(self, devices, now):
-        cache = self.gateway.cache
+        cache = self.parts.cache
         for device in devices:
             state = self.states[device.netid]
             period = self.consumption_period(device)
@@ -306,10 +227,10 @@ class CurveService:
         return kinds if LC_WINDOW.get(row[catalogue.PROFILE]) else set()
 
     async def _download_bus(self, bus, devices, now):
-        engine = self.gateway.engines[bus]
+        engine = self.parts.engines[bus]
         for device in devices:
             state = self.states[device.netid]
-            if self.gateway.cache.comm_lost(device.address):
+            if self.parts.cache.comm_lost(device.address):
                 state.failures = max(state.failures, 1)     # due again as soon as it answers
                 state.next_due = 0.0
                 continue
@@ -367,7 +288,7 @@ class CurveService:
         return min(periods) if periods else DEFAULT_PERIOD_S
 
     def _quality(self, flags, end, period, now):
-        quality = FLAG_QUALITY.get(flags & 3, Q_VALID)
+        quality = FLAG_QUALITY.get(flags & (FLAG_INCOMPLETE | FLAG_CLOCK_NOT_SET), Q_VALID)
         if now - end > period + BACKFILL_GRACE_S:
             quality |= Q_BACKFILLED
         return quality
@@ -387,7 +308,7 @@ class CurveService:
             return words[:header_words], decode(words[header_words:])
 
         header, newest_items = await page(LAST_RECORD)
-        period = self._header_period(header)
+        period = header_period(header)
         if not period:
             return header, None, []
         last_number = (header[0] - 1) % RECORD_NUMBERS
@@ -405,10 +326,6 @@ class CurveService:
         collected = [item for found in reversed(pages) for item in found]
         return header, period, [item for item in collected if item[0] - period > floor]
 
-    @staticmethod
-    def _header_period(header):
-        return header[5] if len(header) == B30_HEADER_WORDS else header[3] * 60
-
     async def _b30_load_curve(self, engine, device, load, type_index, name, now):
         after = await self._newest_of(name)
         header, period, items = await self._paged(engine, device.address, [B30_COMMAND, load - 1, type_index],
@@ -417,7 +334,7 @@ class CurveService:
                                                   after, now)
         if not period:
             return None
-        ratio = header[6] / float(header[7] or 1)          # numerator / denominator rate
+        ratio = b30_ratio(header)
         series = self._series_for(name, period)
         for end, flags, raw in items:
             self._add(series, end - period, raw * ratio, self._quality(flags, end, period, now))
@@ -431,11 +348,10 @@ class CurveService:
         await engine.write_registers(address, A14_COMMAND, [A14_SELECT + type_index], priority=CURVE)
         period = None
         series = None
-        for _page in range(1 + setting(self.gateway.settings, "storage.points_per_series") // A14_ITEMS):
+        for _page in range(1 + setting(self.parts.settings, "storage.points_per_series") // A14_ITEMS):
             words = await engine.read_registers(address, A14_HEADER, A14_HEADER_WORDS + A14_ITEMS * A14_ITEM_WORDS,
                                                 priority=CURVE)
-            count, period_min, numerator, denominator = words[0], words[2], words[4], words[5] or 1
-            period = period_min * 60
+            count, period, numerator, denominator = decode_a14_header(words[:A14_HEADER_WORDS])
             if not count or not period:
                 break
             series = self._series_for(name, period)

@@ -1,1 +1,1 @@
-"""Fixed-size time-series storage: format, store (chunks + journal), queries, and the service that runs it off the loop."""
+"""Fixed-size time-series storage: format, store (slots + chunks), its journal and reads, queries, and the service that runs it off the loop."""

@@ -6,17 +6,21 @@ Why this shape (figures in docs/storage.md and bench/RESULTS-storage.md):
   never grows; each series owns a ring of ``points`` points, so the oldest
   points are overwritten in order, whatever the number of devices.
 * A series' ring is stored series-major in 4 KiB chunks, so a year of one
-  series is one contiguous read. Writing every value in place would dirty
-  one page per series per interval, so points first go to a journal (one
-  sequential, CRC-protected record per commit, i.e. per interval) and a chunk
-  is written in place once, when it is complete. Bytes written per sample =
-  one journal entry (7 bytes) + 1/chunk_points of a page (~5.6 bytes).
-* Power cuts: a torn journal record fails its CRC and is the only loss (the
-  interval being written); a torn chunk is rebuilt from the journal, which
-  keeps every point until its chunk is safely on disk. An unclean shutdown
-  is detected (no close marker) and reported.
+  series is one contiguous read. A chunk is filled in memory and written in
+  place once, when it is complete; until then its points live in the write
+  journal (daemon/storage/journal.py).
 
-``TimeSeriesStore`` is blocking (file I/O); the daemon uses it through
+Invariant kept here: the file never changes size; a slot's pages only ever
+hold chunks of the series the directory gives that slot (its incarnation),
+and the directory is saved before any journal record refers to a new slot;
+queued points reach memory, the journal and the disk only through
+``commit``, under the store lock.
+
+``TimeSeriesStore`` is this module (file, directory of slots, chunks, the
+write path: add / commit / apply / flush / close) combined with
+``JournalMixin`` (journal.py: records, replay, segments, retries) and
+``ReadsMixin`` (reads.py: reads, queries, export, status, snapshot). It is
+blocking (file I/O); the daemon uses it through
 ``daemon.storage.service.Storage``, which runs every call in
 ``daemon.blocking.run_blocking`` and turns write errors into events while
 the daemon keeps running.
@@ -26,7 +30,6 @@ import array
 import logging
 import math
 import os
-import shutil
 import threading
 
 from core import registry
@@ -34,7 +37,9 @@ from daemon.state import settings as settings_mod
 from daemon.storage import format as fmt
 from daemon.atomicfile import fsync_directory, read_json, write_json
 from daemon.state.topology import Topology
-from daemon.storage.query import SeriesData, aggregate, iter_rows
+# MAX_RETRY_BYTES re-exported: commit() names it, the journal keeps it
+from daemon.storage.journal import MAX_RETRY_BYTES, JournalMixin  # noqa: F401
+from daemon.storage.reads import ReadsMixin
 # re-exported: callers (curves, web views) take the quality bits from here
 from daemon.storage.format import (Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE,  # noqa: F401
                                 Q_MISSING, Q_VALID, Geometry, quality_name)
@@ -54,7 +59,6 @@ HISTORY_ITEMS_PER_DEVICE = 12
 
 STORE_FILE = "store.dat"
 DIRECTORY_FILE = "series.json"
-MAX_RETRY_BYTES = 4 << 20     # journal payload kept in memory while the disk refuses writes
 
 
 def setting(settings, name):
@@ -133,7 +137,7 @@ class _Slot:
 
 # ---------------------------------------------------------------- the store
 
-class TimeSeriesStore:
+class TimeSeriesStore(JournalMixin, ReadsMixin):
     """Blocking store on one preallocated file (+ a small series directory)."""
 
     def __init__(self, directory, geometry=None, clock=None):
@@ -275,7 +279,7 @@ class TimeSeriesStore:
         self.slots[slot.number] = None
         self.by_name.pop(slot.series.name, None)
 
-    # ------------------------------------------------------------ opening: scan + replay
+    # ------------------------------------------------------------ opening: scan (replay: journal.py)
 
     def _read_chunk(self, slot, number, page=None):
         """Decoded chunk ``number`` of ``slot`` from disk, None if absent, False if corrupt."""
@@ -322,109 +326,6 @@ class TimeSeriesStore:
             valid = [i for i, q in enumerate(quality) if q & Q_VALID]
             if valid:
                 slot.oldest = oldest_number * g.chunk_points + valid[0]
-
-    def _replay(self):
-        """Re-apply the journal, write completed chunks, find where to append."""
-        g = self.geometry
-        records = []
-        torn = []
-        ends = {}
-        self._seg_first = [None] * g.segments
-        for segment in range(g.segments):
-            data = os.pread(self.fd, g.segment_bytes, g.journal_offset + segment * g.segment_bytes)
-            found, end, torn_seq = fmt.scan_segment(data)
-            ends[segment] = end
-            for offset, seq, redo, generation, commit_time, payload in found:
-                records.append((seq, segment, redo, generation, commit_time, payload))
-            if found:
-                self._seg_first[segment] = found[0][1]
-            if torn_seq is not None:
-                torn.append((torn_seq, segment))
-        records.sort()
-        self._seg_refs = [set() for _ in range(g.segments)]
-        newest_seq = records[-1][0] if records else 0
-        redo_from = records[-1][2] if records else 0
-        clean = False
-        last_commit = None
-        applied = 0
-        replayed = 0
-        for seq, segment, _redo, generation, commit_time, payload in records:
-            last_commit = commit_time
-            clean = False
-            if seq < redo_from:
-                continue            # everything in it was already in place
-            replayed += 1
-            for op in fmt.decode_ops(payload, g.chunk_points):
-                if op[0] == "close":
-                    clean = True
-                    continue
-                applied += self._replay_op(op, generation, segment)
-        torn_records = [s for s, seg in torn if s == newest_seq + 1]
-        if records:
-            self._seq = newest_seq + 1
-            self._head = records[-1][1]
-            self._head_offset = ends[self._head]
-        else:
-            self._seq, self._head, self._head_offset = 1, 0, 0
-        flushed = self._flush_completed(replaying=True)
-        report = {"records": len(records), "records_replayed": replayed, "points_replayed": applied,
-                  "torn_records": len(torn_records), "bad_chunks": self.bad_chunks, "chunks_rewritten": flushed,
-                  "clean_shutdown": clean or not records, "last_commit": last_commit}
-        if records and not clean:
-            log.warning("time-series store: unclean shutdown detected; last complete commit at %s, "
-                        "%d torn record(s), %d corrupt chunk(s) rebuilt from the journal",
-                        last_commit, len(torn_records), self.bad_chunks)
-        return report
-
-    def _replay_op(self, op, generation, segment):
-        kind = op[0]
-        if kind == "span":
-            _k, n, first, values, quality = op
-            count = 0
-            for i, value in enumerate(array.array("f", values)):
-                number = first + i
-                slot = self.slots[number] if number < len(self.slots) else None
-                if slot is None or generation < slot.since:
-                    continue
-                chunk = self._apply(slot, n, value, quality[i], None)
-                if chunk is not None:
-                    self._hold(slot.number, chunk, segment)
-                    count += 1
-            return count
-        if kind == "close":
-            return 0
-        slot = self.slots[op[1]] if op[1] < len(self.slots) else None
-        if slot is None or generation < slot.since:
-            return 0
-        if kind == "chunk":
-            _k, _s, number, base, values, quality = op
-            chunk = self._chunk_for(slot, number)
-            if chunk is None:
-                return 0
-            chunk.values = array.array("f", values)
-            chunk.quality = bytearray(quality)
-            chunk.base = base
-            chunk.dirty = True
-            chunk.needs_image = False
-            self._hold(slot.number, chunk, segment)
-            self._note_points(slot, number, chunk)
-            return 1
-        if kind == "base":
-            _k, _s, number, base = op
-            chunk = slot.chunks.get(number)
-            if chunk is not None and math.isnan(chunk.base):
-                chunk.base = base
-                chunk.dirty = True
-            return 0
-        return 0
-
-    def _note_points(self, slot, number, chunk):
-        valid = [i for i, q in enumerate(chunk.quality) if q & Q_VALID]
-        if valid:
-            base = number * self.geometry.chunk_points
-            slot.newest = max(slot.newest if slot.newest is not None else -1, base + valid[-1])
-            slot.oldest = base + valid[0] if slot.oldest is None else min(slot.oldest, base + valid[0])
-            slot.current = max(slot.current if slot.current is not None else -1, number)
 
     # ------------------------------------------------------------ writing
 
@@ -567,15 +468,6 @@ class TimeSeriesStore:
             slot.current = number
         return chunk
 
-    def _hold(self, slot_number, chunk, segment):
-        chunk.segments.add(segment)
-        self._seg_refs[segment].add((slot_number, chunk.number))
-
-    def _release(self, slot_number, chunk):
-        for segment in chunk.segments:
-            self._seg_refs[segment].discard((slot_number, chunk.number))
-        chunk.segments.clear()
-
     def _completed(self):
         """Chunks to write in place: every kept chunk older than its slot's newest."""
         out = []
@@ -621,101 +513,12 @@ class TimeSeriesStore:
             del slot.chunks[chunk.number]
         return written
 
-    def _keep_for_retry(self, ops):
-        kept = 0
-        for payload, keys in reversed(ops):
-            kept += len(payload)
-            if kept > MAX_RETRY_BYTES:
-                self.stats["lost_points"] += max(1, len(payload) // fmt.POINT_BYTES)
-                continue
-            self._retry_ops.insert(0, (payload, keys))
-
     def _write_chunk(self, slot, chunk):
         page = fmt.encode_chunk(slot.number, slot.incarnation, chunk.number,
                                 chunk.base, chunk.values, chunk.quality)
         os.pwrite(self.fd, page, self.geometry.chunk_offset(slot.number, chunk.number))
         chunk.dirty = False
         self.stats["chunk_writes"] += 1
-
-    # ------------------------------------------------------------ journal
-
-    def _journal(self, ops):
-        """Append ops as records (each fits one segment), then make them durable."""
-        g = self.geometry
-        limit = g.segment_bytes - fmt.RECORD_HEADER.size
-        batch, keys, size = [], set(), 0
-        groups = []
-        for payload, op_keys in ops:
-            if len(payload) > limit:
-                raise ValueError("journal operation larger than a segment")
-            if size + len(payload) > limit and batch:
-                groups.append((b"".join(batch), keys))
-                batch, keys, size = [], set(), 0
-            batch.append(payload)
-            keys |= op_keys
-            size += len(payload)
-        if batch:
-            groups.append((b"".join(batch), keys))
-        now = self.clock.time() if self.clock else 0.0
-        for payload, op_keys in groups:
-            size = fmt.RECORD_HEADER.size + len(payload)
-            if self._head_offset + size > g.segment_bytes:
-                self._next_segment()
-            if self._head_offset == 0:
-                self._seg_first[self._head] = self._seq
-            record = fmt.encode_record(self._seq, self._redo(), self.generation, now, payload)
-            os.pwrite(self.fd, record, g.journal_offset + self._head * g.segment_bytes + self._head_offset)
-            self._head_offset += len(record)
-            self._seq += 1
-            self.stats["journal_bytes"] += len(record)
-            for slot_number, number in op_keys:
-                slot = self.slots[slot_number]
-                chunk = slot.chunks.get(number) if slot is not None else None
-                if chunk is not None:
-                    self._hold(slot_number, chunk, self._head)
-        os.fdatasync(self.fd)
-
-    def _redo(self):
-        """Oldest record sequence a recovery needs: the first record of the
-        oldest segment that still holds points not yet in place."""
-        live = [self._seg_first[g] for g, refs in enumerate(self._seg_refs) if refs]
-        live.append(self._seg_first[self._head] if self._seg_first[self._head] is not None else self._seq)
-        return min(x for x in live if x is not None)
-
-    def _next_segment(self):
-        """Move the head to the next segment; flush early what still lives there."""
-        nxt = (self._head + 1) % self.geometry.segments
-        if self._seg_refs[nxt]:
-            self._force_flush(nxt)
-        self._head = nxt
-        self._head_offset = 0
-
-    def _force_flush(self, segment):
-        """Write the chunks whose points are still only in ``segment`` (partial chunks).
-
-        Happens when series of very different periods share the journal: a
-        slow series' chunk would otherwise pin old segments. Its next write
-        in place then journals a full image first, so a torn page never
-        loses what was flushed here.
-        """
-        os.fdatasync(self.fd)      # the records written so far in this commit
-        keys = sorted(self._seg_refs[segment])
-        for slot_number, number in keys:
-            slot = self.slots[slot_number]
-            chunk = slot.chunks.get(number) if slot is not None else None
-            if chunk is None:
-                self._seg_refs[segment].discard((slot_number, number))
-                continue
-            self._write_chunk(slot, chunk)
-            self.stats["forced_flushes"] += 1
-        os.fdatasync(self.fd)
-        for slot_number, number in keys:
-            slot = self.slots[slot_number]
-            chunk = slot.chunks.get(number) if slot is not None else None
-            if chunk is not None:
-                self._release(slot_number, chunk)
-                chunk.needs_image = True
-        self._seg_refs[segment].clear()
 
     def close(self, clean=True):
         """Commit what is queued, mark a clean shutdown, close the file."""
@@ -729,192 +532,3 @@ class TimeSeriesStore:
             finally:
                 os.close(self.fd)
                 self.fd = None
-
-    # ------------------------------------------------------------ reading
-
-    def series(self):
-        """Names of the stored series with their period and kind."""
-        with self._lock:
-            return dict((s.series.name, {"period_s": s.series.period, "counter": s.series.counter})
-                        for s in self.slots if s is not None)
-
-    def newest(self, name):
-        """Start time of the newest point of ``name``, or None."""
-        with self._lock:
-            slot = self.by_name.get(name)
-            if slot is None or slot.newest is None:
-                return None
-            return slot.newest * slot.series.period
-
-    def last_index(self, name):
-        """Counter series: the index at the end of the newest point (None if unknown)."""
-        with self._lock:
-            slot = self.by_name.get(name)
-            if slot is None or slot.newest is None or not slot.series.counter:
-                return None
-            number = slot.newest // self.geometry.chunk_points
-            base, values, quality = self._chunk_content(slot, number)
-            if quality is None or math.isnan(base):
-                return None
-            total = base
-            for v, q in zip(values, quality):
-                if q & Q_VALID:
-                    total += v
-            return total
-
-    def _chunk_content(self, slot, number, ring=None):
-        """(base, array of values, quality bytes) of one chunk, or (nan, None, None).
-
-        ``ring``: the slot's whole ring already read (one pread for long reads).
-        """
-        chunk = slot.chunks.get(number)
-        if chunk is not None:
-            return chunk.base, chunk.values, chunk.quality
-        page = None
-        if ring is not None:
-            position = (number % self.geometry.chunks) * fmt.CHUNK_BYTES
-            page = ring[position:position + fmt.CHUNK_BYTES]
-        found = self._read_chunk(slot, number, page)
-        if not found:
-            return math.nan, None, None
-        base, values, quality = found
-        return base, array.array("f", values), quality
-
-    def read(self, name, start, end):
-        """Raw points of one series with start time in [start, end): SeriesData."""
-        with self._lock:
-            slot = self.by_name.get(name)
-            if slot is None:
-                raise KeyError("no series %r" % name)
-            return self._read_slot(slot, start, end)
-
-    def _read_slot(self, slot, start, end):
-        g = self.geometry
-        period = slot.series.period
-        n0 = -(-int(start) // period)
-        n1 = -(-int(end) // period) - 1
-        if slot.newest is not None:
-            n0 = max(n0, slot.newest - g.points + 1, slot.oldest if slot.oldest is not None else n0)
-            n1 = min(n1, slot.newest)
-        else:
-            n1 = n0 - 1
-        data = SeriesData(slot.series.name, period, slot.series.counter)
-        if n1 < n0:
-            data.start = n0 * period
-            return data
-        first, last = n0 // g.chunk_points, n1 // g.chunk_points
-        ring = None
-        if last > first:
-            ring = os.pread(self.fd, g.slot_bytes, g.chunk_offset(slot.number, 0))
-        values = array.array("f")
-        quality = bytearray()
-        bases = []
-        for number in range(first, last + 1):
-            base, chunk_values, chunk_quality = self._chunk_content(slot, number, ring)
-            if chunk_values is None:
-                chunk_values = array.array("f", bytes(4 * g.chunk_points))
-                chunk_quality = bytes(g.chunk_points)
-            lo = max(n0 - number * g.chunk_points, 0)
-            hi = min(n1 - number * g.chunk_points, g.chunk_points - 1)
-            if slot.series.counter:
-                running = base
-                for i in range(lo):
-                    if chunk_quality[i] & Q_VALID:
-                        running += chunk_values[i]
-                bases.append((len(values), running, hi - lo + 1))
-            values.extend(chunk_values[lo:hi + 1])
-            quality.extend(chunk_quality[lo:hi + 1])
-        data.fill(n0 * period, values, quality, bases if slot.series.counter else None)
-        return data
-
-    def query(self, names, start, end, step=None, utc_offset_s=0):
-        """{name: SeriesData}: raw points, or aggregated by "hour", "day", "week", "month"."""
-        out = {}
-        for name in names:
-            data = self.read(name, start, end)
-            out[name] = data if step in (None, "raw") else aggregate(data, step, utc_offset_s)
-        return out
-
-    def iter_chunks(self, name, start, end):
-        """SeriesData pieces of at most one chunk each (streaming reads)."""
-        with self._lock:
-            slot = self.by_name.get(name)
-            if slot is None:
-                raise KeyError("no series %r" % name)
-            period = slot.series.period
-            step = self.geometry.chunk_points * period
-        t = start
-        while t < end:
-            piece_end = min(end, (t // step + 1) * step)
-            with self._lock:
-                piece = self._read_slot(slot, t, piece_end)
-            yield piece
-            t = piece_end
-
-    def export(self, names, start, end):
-        """Iterator of (ts, [(value, quality name) or None per name]) in time order.
-
-        Reads one chunk per series at a time: memory stays bounded whatever
-        the range (a year of 192 circuits streams through a few MiB).
-        """
-        return iter_rows([self.iter_chunks(name, start, end) for name in names])
-
-    # ------------------------------------------------------------ status, snapshot
-
-    def status(self):
-        """Size, use, oldest/newest point, errors (takes the lock: see ``last_status``)."""
-        with self._lock:
-            self.last_status = self._compute_status()
-            return dict(self.last_status)
-
-    def _compute_status(self):
-        g = self.geometry
-        used = [s for s in self.slots if s is not None]
-        points = 0
-        oldest = newest = None
-        for s in used:
-            if s.newest is None:
-                continue
-            first = max(s.oldest if s.oldest is not None else s.newest, s.newest - g.points + 1)
-            points += s.newest - first + 1
-            t_old, t_new = first * s.series.period, s.newest * s.series.period
-            oldest = t_old if oldest is None else min(oldest, t_old)
-            newest = t_new if newest is None else max(newest, t_new)
-        live = sum(1 for refs in self._seg_refs if refs)
-        return {
-            "path": self.path, "size_bytes": g.file_size, "series": len(used), "series_capacity": g.slots,
-            "points_per_series": g.points, "use": round(points / float(g.slots * g.points), 6),
-            "oldest": oldest, "newest": newest, "write_errors": self.stats["write_errors"],
-            "last_error": self.last_error, "journal": {"segments": g.segments, "live_segments": live,
-                                                      "head": self._head},
-            "stats": dict(self.stats), "recovery": dict(self.recovery),
-            "geometry_mismatch": bool(self.requested_geometry is not None
-                                      and self.requested_geometry != g),
-        }
-
-    def snapshot(self, destination):
-        """A consistent copy of the store into ``destination`` (for backups).
-
-        Held under the store lock: commits wait, readers too; the copy opens
-        like the original (its journal replays what is not in place yet). It
-        is read through the store's own descriptor (no readahead: see
-        __init__) so copying does not make later writes more expensive.
-        """
-        os.makedirs(destination, exist_ok=True)
-        target = os.path.join(destination, STORE_FILE)
-        with self._lock:
-            os.fdatasync(self.fd)
-            out = os.open(target + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                size = self.geometry.file_size
-                step = 1 << 20
-                for offset in range(0, size, step):
-                    data = os.pread(self.fd, min(step, size - offset), offset)
-                    os.pwrite(out, data, offset)
-                os.fsync(out)
-            finally:
-                os.close(out)
-            os.replace(target + ".tmp", target)
-            if os.path.exists(self.dir_path):
-                shutil.copyfile(self.dir_path, os.path.join(destination, DIRECTORY_FILE))
-        return [target, os.path.join(destination, DIRECTORY_FILE)]
