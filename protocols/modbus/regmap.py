@@ -23,7 +23,7 @@ def rows():
            "Status of the meter at address n, at 0x0100 + n: " +
            ", ".join("%d %s" % (v, k) for k, v in sorted(t.DEVICE_STATUS_CODES.items(), key=lambda x: x[1])))
     yield ("gateway", "gateway address", "0x%04X" % t.METER_AGE_BASE, t.METER_AGE_BASE, 248, "u16", "", "s",
-           "meter_age[address]", "Age of the newest data of the meter at address n, at 0x0200 + n (65535 = none)")
+           "meter_age[address]", "Age of the oldest value of the meter at address n, s, at 0x0200 + n (65535 = none)")
     for row in sorted(registry.MEASUREMENTS, key=lambda r: r[registry.GW_OFFSET]):
         reg = t.NORMALIZED_BASE + row[registry.GW_OFFSET]
         scale = row[registry.GW_SCALE]
