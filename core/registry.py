@@ -25,19 +25,20 @@ KIND_SNMP_TABLE = {
     "io": 26,          # digital input / output states
 }
 
-# BACnet engineering units (ASHRAE 135 enumeration values).
-U_VOLTS = 5
-U_AMPERES = 3
-U_HERTZ = 27
-U_PERCENT = 98
-U_WATTS = 47
-U_VA = 9
-U_VAR = 11
-U_WH = 18
-U_VAH = 239
-U_VARH = 242
-U_NONE = 95
-U_PF = 15
+# BACnet engineering units (ASHRAE 135 clause 21, BACnetEngineeringUnits), for
+# values in the registry's UNIT: plain V, A, W, VA, var, Wh... never kilo-units.
+U_VOLTS = 5         # volts
+U_AMPERES = 3       # amperes
+U_HERTZ = 27        # hertz
+U_PERCENT = 98      # percent
+U_WATTS = 47        # watts
+U_VA = 8            # volt-amperes (9 is kilovolt-amperes)
+U_VAR = 11          # volt-amperes-reactive
+U_WH = 18           # watt-hours
+U_VAH = 239         # volt-ampere-hours
+U_VARH = 242        # volt-ampere-hours-reactive
+U_NONE = 95         # no-units
+U_PF = 15           # power-factor
 
 # Columns of MEASUREMENTS rows, by position.
 KEY = 0
@@ -215,7 +216,7 @@ def check_table():
     for row in MEASUREMENTS:
         if row[KIND] not in KIND_SNMP_TABLE:
             problems.append("unknown kind %s" % row[KIND])
-        from core.modbus_rtu import TYPE_WORDS     # pure too; imported here to keep the table import-free
+        from core.modbus_rtu import TYPE_WORDS  # pure too; imported here to keep the table import-free
         if row[GW_OFFSET] + TYPE_WORDS[row[GW_TYPE]] > GW_LOAD_WINDOW:
             problems.append("%s outside the load window" % row[KEY])
     mms = sorted(_BY_MM)

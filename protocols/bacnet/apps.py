@@ -19,7 +19,13 @@ import calendar
 import logging
 
 from bacpypes3.apdu import (
-    APDU, APCISequence, ComplexAckPDU, ConfirmedRequestPDU, RejectPDU, SimpleAckPDU, confirmed_request_types,
+    APDU,
+    APCISequence,
+    ComplexAckPDU,
+    ConfirmedRequestPDU,
+    RejectPDU,
+    SimpleAckPDU,
+    confirmed_request_types,
 )
 from bacpypes3.app import Application
 from bacpypes3.appservice import ApplicationServiceAccessPoint, ServerSSM
@@ -27,6 +33,7 @@ from bacpypes3.basetypes import BinaryPV, PropertyIdentifier, ServicesSupported
 from bacpypes3.comm import bind
 from bacpypes3.errors import ExecutionError, ObjectError, PropertyError
 from bacpypes3.netservice import NetworkServiceAccessPoint, NetworkServiceElement
+from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Null
 
 from daemon import api
@@ -61,6 +68,7 @@ MINIMUM_ON_OFF_PRIORITY = 6       # reserved by the standard (Clause 19.2.1.1)
 WILDCARD_INSTANCE = 4194303
 DEVICE_TYPE = 8
 YIELD_EVERY = 8                   # RPM elements computed between two yields to the loop
+BROADCAST_ADDRESSES = (Address.localBroadcastAddr, Address.remoteBroadcastAddr, Address.globalBroadcastAddr)
 SELECTIONS = {int(PropertyIdentifier("all")): "all", int(PropertyIdentifier("required")): "required",
               int(PropertyIdentifier("optional")): "optional"}
 
@@ -84,7 +92,9 @@ class GuardedASAP(ApplicationServiceAccessPoint):
     an unsegmented confirmed request for a service that does not exist, or
     whose parameters do not decode, is rejected (bacpypes3 would abort with
     reason "other"). A good one is decoded here and its server transaction
-    uses that (bacpypes3 decodes it inside the transaction).
+    uses that (bacpypes3 decodes it inside the transaction). A confirmed
+    request that came as a broadcast is ignored (clause 5.4.5.1): the
+    transport drops those before decoding; this catches any other way in.
     """
 
     counters = None                   # the Site's Counter, set by VirtualDeviceApplication.build
@@ -99,6 +109,9 @@ class GuardedASAP(ApplicationServiceAccessPoint):
         if not isinstance(apdu, ConfirmedRequestPDU):
             pdu.pduData = bytearray(data)       # decoding consumed it: give bacpypes3 a fresh copy
             return await ApplicationServiceAccessPoint.confirmation(self, pdu)
+        if pdu.pduDestination is not None and pdu.pduDestination.addrType in BROADCAST_ADDRESSES:
+            self.counters["confirmed_broadcast_ignored"] += 1
+            return
         if not apdu.apduSeg:
             reason = None
             if apdu.apduService not in confirmed_request_types:

@@ -20,6 +20,10 @@ and before any decoding:
 * a message for a network we do not reach is refused with
   Reject-Message-To-Network at once (bacpypes3 would look for a router and
   hold the datagram for seconds);
+* a confirmed request received as a broadcast (BVLC Original-Broadcast-NPDU
+  or Forwarded-NPDU, DNET 0xFFFF, or DNET with DLEN 0, a remote broadcast)
+  is ignored and counted, as clause 5.4.5.1 says: otherwise the gateway and
+  every meter behind it would answer it;
 * at most MAX_INFLIGHT datagrams are processed at once (one task each, so a
   slow one never holds the others back); beyond, they are dropped and counted.
 """
@@ -42,6 +46,9 @@ BVLC_TYPE = 0x81
 BVLC_FUNCTIONS = frozenset((0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C))
 NPDU_FUNCTIONS = frozenset((0x04, 0x09, 0x0A, 0x0B))          # functions that carry an NPDU
 FORWARDED_NPDU = 0x04
+# functions whose NPDU was broadcast on the IP network (Annex J.2.5, J.2.11); a
+# Distribute-Broadcast-To-Network (0x09) is for a BBMD: the BVLL layer NAKs it
+BROADCAST_FUNCTIONS = frozenset((FORWARDED_NPDU, 0x0B))
 MAX_DATAGRAM = 1497                     # BVLC (4..10) + NPDU header + 1476 APDU
 MAX_INFLIGHT = 64                       # datagrams being processed at once; more are dropped
 GLOBAL_NETWORK = 0xFFFF
@@ -81,31 +88,35 @@ class TokenBucket:
 def classify(data):
     """Walk the BVLC and NPDU headers without decoding anything.
 
-    Returns (problem, kind, dnet, routed): ``problem`` is the counter name of
-    what is wrong (None when well framed), ``kind`` the discovery kind if the
-    message is one, ``dnet`` the destination network (None if local) and
-    ``routed`` whether the sender is behind another router (SNET present).
+    Returns (problem, kind, dnet, routed, broadcast): ``problem`` is the
+    counter name of what is wrong (None when well framed), ``kind`` the
+    discovery kind if the message is one (CONFIRMED for a confirmed request),
+    ``dnet`` the destination network (None if local), ``routed`` whether the
+    sender is behind another router (SNET present) and ``broadcast`` whether
+    the message was sent to a broadcast address (local, remote or global).
     """
     size = len(data)
     if size < 4 or data[0] != BVLC_TYPE:
-        return "bad_bvlc", None, None, False
+        return "bad_bvlc", None, None, False, False
     function = data[1]
     if function not in BVLC_FUNCTIONS:
-        return "bad_bvlc", None, None, False
+        return "bad_bvlc", None, None, False, False
     if (data[2] << 8 | data[3]) != size or size > MAX_DATAGRAM:
-        return "bad_bvlc_length", None, None, False
+        return "bad_bvlc_length", None, None, False, False
     if function not in NPDU_FUNCTIONS:
-        return None, None, None, False
+        return None, None, None, False, False
     offset = 10 if function == FORWARDED_NPDU else 4
     dnet = None
+    broadcast = function in BROADCAST_FUNCTIONS
     try:
         if data[offset] != 0x01:
-            return "bad_npdu", None, None, False
+            return "bad_npdu", None, None, False, False
         control = data[offset + 1]
         p = offset + 2
         if control & 0x20:                  # DNET, DLEN, DADR
             dnet = data[p] << 8 | data[p + 1]
             p += 2
+            broadcast = broadcast or dnet == GLOBAL_NETWORK or data[p] == 0     # DLEN 0: remote broadcast
             p += 1 + data[p]
         if control & 0x08:                  # SNET, SLEN, SADR
             p += 2
@@ -119,10 +130,10 @@ def classify(data):
         else:
             kind = CONFIRMED if data[p] >> 4 == 0 else None
         if p >= size:
-            return "truncated_npdu", None, None, False
+            return "truncated_npdu", None, None, False, False
     except IndexError:
-        return "truncated_npdu", None, None, False
-    return None, kind, dnet, bool(control & 0x08)
+        return "truncated_npdu", None, None, False, False
+    return None, kind, dnet, bool(control & 0x08), broadcast
 
 
 class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
@@ -177,7 +188,7 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
 
     def datagram_received(self, data, addr):
         self.counters["datagrams"] += 1
-        problem, kind, dnet, routed = classify(data)
+        problem, kind, dnet, routed, broadcast = classify(data)
         if problem is not None:
             self.counters[problem] += 1
             return
@@ -186,6 +197,9 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
             if not routed:
                 self.transport.sendto(bytes((BVLC_TYPE, 0x0A, 0, 10, 0x01, 0x80, REJECT_MESSAGE_TO_NETWORK,
                                              REJECT_NOT_REACHABLE, dnet >> 8, dnet & 0xFF)), addr)
+            return
+        if kind is CONFIRMED and broadcast:
+            self.counters["confirmed_broadcast_ignored"] += 1      # clause 5.4.5.1: no answer
             return
         if kind in DISCOVERY:
             if not self._allow_discovery(addr):

@@ -13,12 +13,14 @@
 //   {"op": "rpm", "target", "specs": [{"type", "instance", "properties": [id, ...]}]}
 //   {"op": "wp", "target", "type", "instance", "property", "tag", "value", "priority"}
 //   {"op": "timeSync" | "timeSyncUTC", "target", "iso"}
+//   {"op": "enumNames", "enum": "EngineeringUnits"}       -> {"<value>": "<library's name>"}
 //   {"op": "loop", "jobs": [...], "count", "rate"}   (benchmark: sequential RP/RPM, latencies)
 import readline from 'node:readline';
 import bacnetPackage from '@bacnet-js/client';
 import baNpdu from '@bacnet-js/client/dist/lib/npdu.js';
 import baApdu from '@bacnet-js/client/dist/lib/apdu.js';
 import whoHasModule from '@bacnet-js/client/dist/lib/services/WhoHas.js';
+import baEnum from '@bacnet-js/client/dist/lib/enum.js';
 
 const Bacnet = bacnetPackage.default;        // CommonJS package: the client class is `default`
 const WhoHas = whoHasModule.default;
@@ -143,6 +145,12 @@ const ops = {
     client.timeSyncUTC(req.target, new Date(req.iso));
     await sleep(req.wait_ms ?? 200);
     return null;
+  },
+  async enumNames(req) {
+    // The library's own table of an ASHRAE 135 enumeration (a second source besides bacpypes3).
+    const table = baEnum[req.enum];
+    if (table === undefined) throw new Error(`no enumeration ${req.enum}`);
+    return Object.fromEntries(Object.entries(table).filter(([key]) => /^\d+$/.test(key)));
   },
 };
 
