@@ -1,38 +1,19 @@
 """The registry and catalogue tables: consistent, complete, and as SPEC says."""
 
-import os
-import re
 
 import pytest
 
 from core import catalogue, registry
 from daemon.runtime.poller import plan_reads
 from core import modbus_rtu as rtu
-
-SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "SPEC.md")
-
-
-def spec_mm_table():
-    """{MM: unit} parsed from the Analog Input table of SPEC §3.3."""
-    text = open(SPEC, encoding="utf-8").read()
-    section = text[text.index("Analog Input measurement index"):text.index("## 4.")]
-    table = {}
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        for i in (0, 3):
-            if len(cells) >= i + 3 and re.match(r"^\d+(–\d+)?$", cells[i]):
-                first, _, last = cells[i].partition("–")
-                for mm in range(int(first), int(last or first) + 1):
-                    table[mm] = cells[i + 2]
-    return table
-
+from spec_tables import SPEC_AI_TABLE
 
 def test_registry_table_is_consistent():
     assert registry.check_table() == []
 
 
 def test_bacnet_units_follow_the_spec_table():
-    table = spec_mm_table()
+    table = dict((mm, unit) for mm, (_name, unit) in SPEC_AI_TABLE.items())
     assert sorted(table) == list(range(62))
     for mm, unit in table.items():
         row = registry.by_bacnet_mm(mm)
