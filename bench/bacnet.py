@@ -28,8 +28,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tests", "bacnet"))
 
-from bacnet_peer import ANALOG_INPUT, PROP, NodeBacnet  # noqa: E402
 import statistics  # noqa: E402
+
+from bacnet_peer import ANALOG_INPUT, PROP, NodeBacnet  # noqa: E402
 
 from bench.common import free_port, percentile, reference_gateway  # noqa: E402
 from protocols.bacnet import BacnetService, points  # noqa: E402

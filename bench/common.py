@@ -8,10 +8,10 @@ import statistics
 import tempfile
 
 from board.sim import SimBoard, load_topology_file
+from core import modbus_rtu as rtu
 from daemon.gateway import Gateway
 from daemon.security.rights import Caller
 from daemon.state.topology import devices_from_simulation
-from core import modbus_rtu as rtu
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(REPO, "board", "topologies", "reference32.json")

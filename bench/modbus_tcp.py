@@ -22,8 +22,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import REPO, free_port, mean, percentile, reference_gateway, transaction_time  # noqa: E402
-from core import catalogue  # noqa: E402
-from core import modbus_rtu as rtu  # noqa: E402
+from core import (
+    catalogue,  # noqa: E402
+    modbus_rtu as rtu,  # noqa: E402
+)
 from protocols.modbus.tcp import ModbusTcpService  # noqa: E402
 
 

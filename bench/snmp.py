@@ -148,8 +148,8 @@ async def start_snmpd(workdir):
 
 
 async def measure(seconds):
-    from protocols.snmp.agent import SnmpService
     from protocols.snmp import mibdef
+    from protocols.snmp.agent import SnmpService
 
     workdir = tempfile.mkdtemp(prefix="bench-snmp-")
     port = free_port(socket.SOCK_DGRAM)

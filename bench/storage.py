@@ -31,8 +31,8 @@ import tracemalloc
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from daemon.storage.store import Series, TimeSeriesStore, geometry_from_settings  # noqa: E402
 from daemon.storage.format import Geometry  # noqa: E402
+from daemon.storage.store import Series, TimeSeriesStore, geometry_from_settings  # noqa: E402
 
 HOUR = 3600
 YEAR_START = calendar.timegm((2023, 4, 1, 0, 0, 0))

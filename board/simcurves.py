@@ -17,9 +17,7 @@ period averages of the model sampled at SAMPLES instants.
 import collections
 import math
 
-from core import catalogue, registry
-from core import curve_windows as win
-from core import modbus_rtu as rtu
+from core import catalogue, curve_windows as win, modbus_rtu as rtu, registry
 
 CAPACITY = 8760
 SAMPLES = 5

@@ -16,9 +16,7 @@ overwritten, as in a meter. Called under the meter's lock.
 import collections
 import math
 
-from core import catalogue, registry
-from core import meter_events as ev
-from core import modbus_rtu as rtu
+from core import catalogue, meter_events as ev, modbus_rtu as rtu, registry
 
 CAPACITY = 256
 OPERATORS = (">", "<")

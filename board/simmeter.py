@@ -13,8 +13,7 @@ import random
 import threading
 
 from board import simcurves, simevents
-from core import catalogue, meter_events
-from core import modbus_rtu as rtu
+from core import catalogue, meter_events, modbus_rtu as rtu
 
 log = logging.getLogger("board.simmeter")
 

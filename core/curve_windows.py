@@ -22,8 +22,7 @@ Register windows (socomec-registers.md §4.2, convention 7; details marked
 Times decoded here are the meters' stamps: the *end* of each interval.
 """
 
-from core import modbus_rtu as rtu
-from core import registry
+from core import modbus_rtu as rtu, registry
 
 LAST_RECORD = 0xFFFF
 RECORD_NUMBERS = 0xFFFF          # record numbers run 0..65534

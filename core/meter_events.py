@@ -34,8 +34,7 @@ DEVICE_ALARMS).
 Pure data and integer arithmetic: MicroPython-safe, like the registry.
 """
 
-from core import registry
-from core import modbus_rtu as rtu
+from core import modbus_rtu as rtu, registry
 
 COMMAND = 0x0270
 COMMAND_WORDS = 2

@@ -13,25 +13,25 @@ import random
 from board.base import SystemClock
 from daemon import sdnotify
 from daemon.api import Door, Refused
-from daemon.security.rights import Caller
-from daemon.version import VERSION
-from daemon.state.alarms import Alarms
 from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
+from daemon.looplag import LoopLagMonitor
 from daemon.runtime.bus import BusEngine
-from daemon.state.cache import Cache
 from daemon.runtime.curves import CurveService
 from daemon.runtime.device_alarms import DeviceAlarms, EventReader
 from daemon.runtime.discovery import Discovery
-from daemon.state.extremes import Extremes
-from daemon.looplag import LoopLagMonitor
 from daemon.runtime.parts import Parts
 from daemon.runtime.poller import BusPoller
+from daemon.security.rights import Caller
 from daemon.security.secrets import SecretBox
+from daemon.state.alarms import Alarms
+from daemon.state.cache import Cache
+from daemon.state.extremes import Extremes
 from daemon.state.settings import Settings
-from daemon.supervise import Supervised
-from daemon.storage.service import Storage
 from daemon.state.topology import Topology
+from daemon.storage.service import Storage
+from daemon.supervise import Supervised
+from daemon.version import VERSION
 
 log = logging.getLogger("gateway")
 

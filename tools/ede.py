@@ -17,6 +17,7 @@ from protocols.bacnet.ede import ede_csv, pics
 
 def _from_state_dir(state_dir):
     import os
+
     from daemon.state.settings import Settings
     from daemon.state.topology import Topology
     settings = Settings(os.path.join(state_dir, "settings.json"))

@@ -19,8 +19,8 @@ import logging
 import os
 import time
 
-from daemon.supervise import Supervised
 from core import modbus_rtu as rtu
+from daemon.supervise import Supervised
 
 log = logging.getLogger("gateway.bus")
 

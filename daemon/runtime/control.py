@@ -11,9 +11,8 @@ a reason the door passes on and each protocol maps to its own error
 
 import logging
 
-from core import catalogue
+from core import catalogue, modbus_rtu as rtu
 from daemon.runtime.bus import PASSTHROUGH, BusTimeout
-from core import modbus_rtu as rtu
 
 log = logging.getLogger("parts.control")
 

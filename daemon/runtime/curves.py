@@ -26,20 +26,54 @@ import asyncio
 import logging
 import math
 
-from core import catalogue, registry
-from core import modbus_rtu as rtu
-from core.curve_windows import (A14_COMMAND, A14_HEADER, A14_HEADER_WORDS, A14_ITEM_WORDS, A14_ITEMS, A14_NEXT,
-                                A14_SELECT, B30_COMMAND, B30_HEADER, B30_HEADER_WORDS, B30_ITEM_WORDS, B30_ITEMS,
-                                FLAG_CLOCK_NOT_SET, FLAG_INCOMPLETE, LAST_RECORD, LC_WINDOW, POWER_TYPES,
-                                RECORD_NUMBERS, TREND_COMMAND, TREND_HEADER, TREND_HEADER_WORDS, TREND_ITEM_WORDS,
-                                TREND_ITEMS, TREND_SETTING_WORDS, TREND_SETTINGS, TREND_SLOTS, b30_ratio,
-                                decode_a14_header, decode_b30_items, decode_trend_items, decode_trend_settings,
-                                header_period)
+from core import catalogue, modbus_rtu as rtu, registry
+from core.curve_windows import (
+    A14_COMMAND,
+    A14_HEADER,
+    A14_HEADER_WORDS,
+    A14_ITEM_WORDS,
+    A14_ITEMS,
+    A14_NEXT,
+    A14_SELECT,
+    B30_COMMAND,
+    B30_HEADER,
+    B30_HEADER_WORDS,
+    B30_ITEM_WORDS,
+    B30_ITEMS,
+    FLAG_CLOCK_NOT_SET,
+    FLAG_INCOMPLETE,
+    LAST_RECORD,
+    LC_WINDOW,
+    POWER_TYPES,
+    RECORD_NUMBERS,
+    TREND_COMMAND,
+    TREND_HEADER,
+    TREND_HEADER_WORDS,
+    TREND_ITEM_WORDS,
+    TREND_ITEMS,
+    TREND_SETTING_WORDS,
+    TREND_SETTINGS,
+    TREND_SLOTS,
+    b30_ratio,
+    decode_a14_header,
+    decode_b30_items,
+    decode_trend_items,
+    decode_trend_settings,
+    header_period,
+)
 from daemon.runtime.bus import CURVE, BusBusy, BusTimeout
 from daemon.state.cache import GOOD
+from daemon.storage.store import (
+    CONSUMPTION_KEYS,
+    Q_ACCUMULATED,
+    Q_BACKFILLED,
+    Q_CLOCK_NOT_SET,
+    Q_INCOMPLETE,
+    Q_VALID,
+    Series,
+    setting,
+)
 from daemon.supervise import Supervised
-from daemon.storage.store import (CONSUMPTION_KEYS, Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE,
-                                  Q_VALID, Series, setting)
 
 log = logging.getLogger("gateway.curves")
 

@@ -34,14 +34,12 @@ logged (if their start was not) and announced.
 import asyncio
 import logging
 
-from core import catalogue
-from core import meter_events as ev
-from daemon.state.alarms import device_source
+from core import catalogue, meter_events as ev, modbus_rtu as rtu
 from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
 from daemon.runtime.bus import POLL, BusBusy, BusTimeout
+from daemon.state.alarms import device_source
 from daemon.supervise import Supervised
-from core import modbus_rtu as rtu
 
 log = logging.getLogger("gateway.device_alarms")
 

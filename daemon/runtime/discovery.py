@@ -18,13 +18,12 @@ given a free address by a broadcast addressed by NET ID.
 import asyncio
 import logging
 
-from core import catalogue
-from daemon.state.alarms import device_source
+from core import catalogue, modbus_rtu as rtu
 from daemon.runtime.bus import DISCOVERY, BusGarbled, BusTimeout
-from daemon.supervise import cancel_and_wait
+from daemon.state.alarms import device_source
 from daemon.state.settings import check_value
 from daemon.state.topology import Device
-from core import modbus_rtu as rtu
+from daemon.supervise import cancel_and_wait
 
 log = logging.getLogger("gateway.discovery")
 

@@ -15,11 +15,10 @@ import collections
 import logging
 import time
 
-from core import catalogue
+from core import catalogue, modbus_rtu as rtu
+from daemon.runtime.bus import POLL, BusBusy, BusTimeout
 from daemon.state.alarms import device_source
-from daemon.runtime.bus import POLL, BusTimeout, BusBusy
 from daemon.supervise import Supervised
-from core import modbus_rtu as rtu
 
 log = logging.getLogger("gateway.poller")
 

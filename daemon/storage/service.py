@@ -7,8 +7,8 @@ waits for the store, write errors turned into events.
 
 import logging
 
-from daemon.storage import format as fmt
 from daemon.blocking import BlockingQueueFull, run_blocking
+from daemon.storage import format as fmt
 from daemon.storage.store import Q_VALID, TimeSeriesStore, geometry_from_settings
 
 log = logging.getLogger("gateway.tsdb")

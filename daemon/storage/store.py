@@ -33,16 +33,26 @@ import os
 import threading
 
 from core import registry
-from daemon.state import settings as settings_mod
-from daemon.storage import format as fmt
 from daemon.atomicfile import fsync_directory, read_json, write_json
+from daemon.state import settings as settings_mod
 from daemon.state.topology import Topology
+from daemon.storage import format as fmt
+
+# re-exported: callers (curves, web views) take the quality bits from here
+from daemon.storage.format import (  # noqa: F401
+    Q_ACCUMULATED,
+    Q_BACKFILLED,
+    Q_CLOCK_NOT_SET,
+    Q_INCOMPLETE,
+    Q_MISSING,
+    Q_VALID,
+    Geometry,
+    quality_name,
+)
+
 # MAX_RETRY_BYTES re-exported: commit() names it, the journal keeps it
 from daemon.storage.journal import MAX_RETRY_BYTES, JournalMixin  # noqa: F401
 from daemon.storage.reads import ReadsMixin
-# re-exported: callers (curves, web views) take the quality bits from here
-from daemon.storage.format import (Q_ACCUMULATED, Q_BACKFILLED, Q_CLOCK_NOT_SET, Q_INCOMPLETE,  # noqa: F401
-                                Q_MISSING, Q_VALID, Geometry, quality_name)
 
 log = logging.getLogger("gateway.tsdb")
 

@@ -19,15 +19,32 @@ import time as _time
 import warnings
 
 from bacpypes3.basetypes import (
-    BinaryPV, DateTime, DeviceStatus, EngineeringUnits, EventState, OptionalUnsigned, Polarity, PriorityValue,
+    AddressBinding,
+    BinaryPV,
+    DateTime,
+    DeviceStatus,
+    EngineeringUnits,
+    EventState,
+    OptionalUnsigned,
+    Polarity,
+    PriorityValue,
     PropertyIdentifier,
-    Reliability, Segmentation, StatusFlags,
+    Reliability,
+    Segmentation,
+    StatusFlags,
 )
 from bacpypes3.constructeddata import ArrayOf, ListOf
-from bacpypes3.basetypes import AddressBinding
 from bacpypes3.object import AnalogInputObject, BinaryInputObject, BinaryOutputObject, DeviceObject
 from bacpypes3.primitivedata import (
-    Boolean, CharacterString, Date, Integer, ObjectIdentifier, ObjectType, Real, Time, Unsigned,
+    Boolean,
+    CharacterString,
+    Date,
+    Integer,
+    ObjectIdentifier,
+    ObjectType,
+    Real,
+    Time,
+    Unsigned,
 )
 from bacpypes3.vendor import VendorInfo
 

@@ -8,8 +8,7 @@ served by the daemon at /api/files/modbus-register-map.csv and .md.
 import csv
 import io
 
-from core import registry
-from core import modbus_rtu as rtu
+from core import modbus_rtu as rtu, registry
 from protocols.modbus import tables as t
 
 HEADER = ("table", "unit_id", "register_hex", "register", "words", "type", "scale", "unit", "name", "description")

@@ -16,9 +16,9 @@ import logging
 import os
 import time
 
+from core import modbus_rtu as rtu
 from daemon.service import SwitchedService
 from daemon.supervise import cancel_and_wait
-from core import modbus_rtu as rtu
 from protocols.modbus.server import ModbusHandler
 
 log = logging.getLogger("gateway.rtu_slave")

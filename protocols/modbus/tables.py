@@ -15,8 +15,7 @@
 and ``core/registry.py``; nothing else lists them.
 """
 
-from core import registry
-from core import modbus_rtu as rtu
+from core import modbus_rtu as rtu, registry
 
 NORMALIZED_BASE = 0x1000
 MAX_LOADS = 7                          # load 0 (device) + 6 circuits

@@ -33,8 +33,7 @@ from pysnmp.proto import errind, rfc1902
 
 from daemon.blocking import run_blocking
 from daemon.service import SwitchedService
-from protocols.snmp import engine as engine_mod
-from protocols.snmp import mibdef
+from protocols.snmp import engine as engine_mod, mibdef
 from protocols.snmp.fastpath import FastPath
 from protocols.snmp.instrum import AsyncSetResponder, IndexInstrum, to_pyasn1
 from protocols.snmp.traps import TrapSender

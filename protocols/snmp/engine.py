@@ -88,9 +88,8 @@ def build(config, boots_path, netid, trap_targets):
     ``config``: {setting name: value} for SETTING_KEYS; ``trap_targets``:
     [(ip, port)] already resolved.
     """
-    from pysnmp.entity import config as pc
-    from pysnmp.entity import engine
     from pysnmp.carrier.asyncio.dgram import udp
+    from pysnmp.entity import config as pc, engine
 
     snmp_engine = engine.SnmpEngine()
     builder = snmp_engine.get_mib_builder()

@@ -14,10 +14,10 @@ encodes it with ber.py, the pysnmp path converts it to rfc1902 objects.
 import bisect
 import time
 
+from core import modbus_rtu as rtu
+from core.registry import to_gateway_raw
 from daemon.state.cache import COMM_LOST
 from daemon.state.extremes import MAX, MIN
-from core.registry import to_gateway_raw
-from core import modbus_rtu as rtu
 from protocols.snmp import ber, mibdef
 
 TAGS = {mibdef.INT32: ber.INTEGER, mibdef.GAUGE: ber.GAUGE32, mibdef.COUNTER32: ber.COUNTER32,
