@@ -48,7 +48,16 @@ class Board:
         pass
 
     # clock, network ----------------------------------------------------
+    def wall_clock(self, injected=None):
+        """The clock the gateway reads (Gateway.clock): the one time of its protocols, events and logs.
+
+        A real board's is the system clock, which ``set_system_time`` sets;
+        ``injected`` (a test's ManualClock) stands in for it.
+        """
+        return injected or SystemClock()
+
     def set_system_time(self, unix_time):
+        """Set the time ``wall_clock()`` reads."""
         raise NotImplementedError
 
     def start(self, loop):
@@ -84,3 +93,28 @@ class ManualClock:
     def advance(self, seconds):
         self.now += seconds
         self.mono += seconds
+
+
+class OffsetClock:
+    """A board's wall clock over a base clock: ``time()`` is the base's plus ``offset``.
+
+    The simulated board has no system clock of its own to set: a time
+    synchronization (``set``) moves the offset instead, and whatever reads this
+    clock (the gateway, hence every protocol, the event log and the logs)
+    follows. ``monotonic()`` is the base's: setting the time moves no interval.
+    The simulated meters keep the base clock (their own hardware clocks).
+    """
+
+    def __init__(self, base, offset=0.0):
+        self.base = base
+        self.offset = float(offset)
+
+    def time(self):
+        return self.base.time() + self.offset
+
+    def monotonic(self):
+        return self.base.monotonic()
+
+    def set(self, unix_time):
+        """From now on ``time()`` reads ``unix_time`` (and runs on with the base clock)."""
+        self.offset = float(unix_time) - self.base.time()

@@ -4,12 +4,16 @@ The daemon opens the slave end of each pty through pyserial exactly as it
 opens /dev/ttyAMA0 on a Pi; the meters of board/simmeter.py answer on the
 master end (board/simbus.py). LEDs, the ADDR button, the watchdog, the clock
 and the network are kept in memory so tests can look at them.
+
+Two clocks: ``hardware_clock`` (the system clock, or a test's ManualClock)
+runs the simulated meters, which are devices of their own; ``clock``, an
+OffsetClock over it, is the gateway's: ``set_system_time`` moves it alone.
 """
 
 import json
 import os
 
-from board.base import BUS_NAMES, Board, SystemClock
+from board.base import BUS_NAMES, Board, OffsetClock, SystemClock
 from board.nullmodem import NullModem, open_raw_pty
 from board.simbus import SimBus
 from board.simmeter import SimMeter
@@ -70,12 +74,12 @@ class SimBoard(Board):
 
     def __init__(self, topology=None, clock=None, seed=1):
         Board.__init__(self)
-        self.clock = clock or SystemClock()
+        self.hardware_clock = clock or SystemClock()     # the meters' (separate devices)
+        self.clock = OffsetClock(self.hardware_clock)     # the gateway's: set_system_time moves it
         self.topology = topology if isinstance(topology, dict) else (
             load_topology_file(topology) if topology else {"buses": {}})
         self.buses = {}
         self._fds = []
-        self.time_offset = 0.0
         self.watchdog_kicks = 0
         self._loop = None
         self.upstream = {}
@@ -87,7 +91,7 @@ class SimBoard(Board):
                 continue
             master, slave = open_raw_pty()
             self._fds += [master, slave]
-            simbus = make_simbus(master, bus, spec, self.clock, n, seed)
+            simbus = make_simbus(master, bus, spec, self.hardware_clock, n, seed)
             simbus.path = os.ttyname(slave)
             self.buses[bus] = simbus
         for simbus in self.buses.values():
@@ -145,7 +149,7 @@ class SimBoard(Board):
         """A power-quality event or a device alarm happens now on a meter (board/simevents.py)."""
         meter = self._event_log(netid)
         with meter.lock:
-            meter.events.inject(self.clock.time(), **event)
+            meter.events.inject(self.hardware_clock.time(), **event)      # the meter's own clock
         return meter
 
     def start(self, loop):
@@ -161,8 +165,20 @@ class SimBoard(Board):
     def kick_watchdog(self):
         self.watchdog_kicks += 1
 
+    @property
+    def time_offset(self):
+        """Seconds the gateway's clock is ahead of the hardware clock (set by ``set_system_time``)."""
+        return self.clock.offset
+
+    def wall_clock(self, injected=None):
+        """The gateway's clock: ``clock``, over the hardware clock; an injected clock must be that one
+        (the board built on it), so the gateway and the meters run on one time base."""
+        if injected is not None and injected is not self.hardware_clock:
+            raise ValueError("the simulated board runs on another clock: pass the same clock to SimBoard")
+        return self.clock
+
     def set_system_time(self, unix_time):
-        self.time_offset = unix_time - self.clock.time()
+        self.clock.set(unix_time)
 
     def close(self):
         for simbus in self.buses.values():

@@ -82,9 +82,9 @@ def board_routes(board):
 
 def northbound_services():
     """(protocol, factory) of the switched northbound services (each opens/closes itself, gets its door)."""
+    from protocols.bacnet import BacnetService
     from protocols.modbus.rtu_slave import RtuSlaveService
     from protocols.modbus.tcp import ModbusTcpService
-    from protocols.bacnet import BacnetService
     from protocols.snmp.agent import SnmpService
     return [("modbus", ModbusTcpService), ("rtu_slave", RtuSlaveService), ("snmp", SnmpService),
             ("bacnet", BacnetService)]
@@ -94,6 +94,7 @@ async def run(args, overrides):
     from daemon.security.rights import Caller
     gateway, http = build(args, overrides)
     logging.getLogger().setLevel(gateway.settings.get("log.level").upper())   # live changes: Gateway
+    log_on_gateway_time(gateway.clock)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -121,6 +122,25 @@ async def run(args, overrides):
     await stop.wait()
     logging.getLogger("gateway").info("stopping")
     await gateway.stop()
+
+
+def log_on_gateway_time(clock):
+    """Stamp log records with the gateway's clock when it is not the system clock (the simulated board,
+    whose time a synchronization moves by an offset): logs, event log and protocols tell one time."""
+    from board.base import SystemClock
+    if isinstance(clock, SystemClock):
+        return                                       # a Pi: the system clock is the gateway's
+    make_record = logging.getLogRecordFactory()
+    make_record = getattr(make_record, "system_factory", make_record)      # once, even if run() runs again
+
+    def factory(*args, **kwargs):
+        record = make_record(*args, **kwargs)
+        now = clock.time()
+        if abs(now - record.created) >= 0.001:       # the board's clock was set away from the system's
+            record.created, record.msecs = now, int((now - int(now)) * 1000) + 0.0
+        return record
+    factory.system_factory = make_record
+    logging.setLogRecordFactory(factory)
 
 
 def main(argv=None):

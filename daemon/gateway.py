@@ -99,7 +99,7 @@ class Gateway:
 
     async def start(self):
         loop = asyncio.get_running_loop()
-        self.started_at = self.clock.time()
+        self.started_at = self.clock.monotonic()       # uptime does not jump when the clock is set
         self.board.start(loop)
         self.board.on_button(self._button)
         self.looplag.start()
@@ -200,7 +200,8 @@ class Gateway:
     # ---------------------------------------------------------------- for the door
 
     def uptime(self):
-        return self.clock.time() - (self.started_at or self.clock.time())
+        now = self.clock.monotonic()
+        return now - (self.started_at if self.started_at is not None else now)
 
     def set_time(self, unix_time):
         """Set the gateway's clock: the board's (system clock on a Pi, an offset on the simulated board)."""

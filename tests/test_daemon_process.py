@@ -1,5 +1,6 @@
 """The daemon as a user runs it: ``python -m daemon`` in its own process."""
 
+import collections
 import json
 import os
 import signal
@@ -8,24 +9,52 @@ import sys
 import time
 
 import pytest
-
 from conftest import DEMO_TOPOLOGY, REPO, free_tcp_port, http_get, http_json, start_daemon, wait_until
 
 
-def pts_entries():
-    return set(os.listdir("/dev/pts"))
+def held_ptys(pid):
+    """The pseudo-terminals process ``pid`` holds open: Counter of ("master" | "slave", pts number) → fds.
+
+    A master is an fd on /dev/ptmx (its pts number is the ``tty-index`` of its
+    fdinfo), a slave an fd on /dev/pts/<n>. Only the process's own fds count:
+    other programs opening pseudo-terminals meanwhile change nothing here.
+    """
+    held = collections.Counter()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+            if target == "/dev/ptmx" or target.startswith("/dev/pts/ptmx"):
+                with open("/proc/%d/fdinfo/%s" % (pid, fd)) as info:
+                    index = [int(line.split()[1]) for line in info if line.startswith("tty-index:")]
+                assert index, "no tty-index in /proc/%d/fdinfo/%s" % (pid, fd)
+                held["master", index[0]] += 1
+            elif target.startswith("/dev/pts/"):
+                held["slave", int(target[len("/dev/pts/"):].split()[0])] += 1      # "N (deleted)" too
+        except FileNotFoundError:         # an fd closed while we looked
+            continue
+    return held
+
+
+def pty_identity(number):
+    """(inode, ctime) of /dev/pts/<number>, or None once it is gone: a pty another program opens later
+    under the same number is a new node (a later ctime), not ours left behind."""
+    try:
+        st = os.stat("/dev/pts/%d" % number)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_ctime_ns
 
 
 @pytest.fixture
 def daemon(tmp_path):
     port = free_tcp_port()
-    before = pts_entries()
     proc = start_daemon(tmp_path / "state", port, "--board", "sim", "--topology", DEMO_TOPOLOGY,
                         "--set", "discovery.last_address=24")
     base = "http://127.0.0.1:%d" % port
     try:
         wait_until(lambda: http_get(base + "/api/status")[0] == 200, guard=30)
-        yield proc, base, before
+        yield proc, base, held_ptys(proc.pid)        # the buses are open once the API answers
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -33,7 +62,7 @@ def daemon(tmp_path):
 
 
 def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
-    proc, base, pts_before = daemon
+    proc, base, ptys_at_start = daemon
     code, first = http_json(base + "/api/status")
     assert code == 200 and first["gateway"]["board"] == "sim"
     assert first["devices"] == [] and first["discovery"]["state"] == "idle"      # a fresh state dir: nothing yet
@@ -79,12 +108,26 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     assert code == 200 and ctype.startswith("text/html") and b"status.js" in html
     assert http_get(base + "/static/status.js")[0] == 200
 
+    # the daemon's own pseudo-terminals: one per simulated bus (the meters' master end and the port the
+    # gateway opens), the same fds as at start (none leaked during the run)
+    ptys = held_ptys(proc.pid)
+    assert ptys == ptys_at_start
+    ports = [bus["port"] for bus in doc["buses"].values()]
+    assert len(ports) == 2 and all(port.startswith("/dev/pts/") for port in ports), ports
+    numbers = set(number for _kind, number in ptys)
+    assert numbers == set(int(port[len("/dev/pts/"):]) for port in ports)
+    assert all(ptys["master", n] >= 1 and ptys["slave", n] >= 1 for n in numbers), ptys
+    ours = dict((n, pty_identity(n)) for n in numbers)
+    assert None not in ours.values()
+
     proc.send_signal(signal.SIGTERM)
     started = time.monotonic()
     assert proc.wait(timeout=10) == 0
     stop_s = time.monotonic() - started
     print("daemon stopped %.2f s after SIGTERM" % stop_s)
-    assert pts_entries() <= pts_before | set()              # no pseudo-terminal left behind
+    # no pseudo-terminal left behind: each of the daemon's is gone (or its number is another program's new one)
+    left = dict((n, ident) for n, ident in ours.items() if pty_identity(n) == ident)
+    assert left == {}, "pseudo-terminals left behind: %s" % sorted("/dev/pts/%d" % n for n in left)
     # storage flushed: the topology and the event log are there for the next start
     topo = json.loads((tmp_path / "state" / "topology.json").read_text())
     assert len(topo["devices"]) == 7                          # the last detection was FAST
