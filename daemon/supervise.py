@@ -19,7 +19,8 @@ async def cancel_and_wait(task):
     try:
         await task
     except asyncio.CancelledError:
-        pass
+        if asyncio.current_task().cancelling():
+            raise           # our caller is being cancelled too: that cancel is not ours to swallow
 
 
 class Supervised:

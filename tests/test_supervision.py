@@ -70,3 +70,34 @@ def test_heartbeat_kicks_watchdog_and_notifies_systemd(tmp_path, monkeypatch):
     assert {"READY=1", "WATCHDOG=1", "STOPPING=1"} <= messages
     monkeypatch.delenv("NOTIFY_SOCKET")
     assert sdnotify.notify("READY=1") is False
+
+
+def test_a_stop_that_lands_with_the_answer_bytes_still_stops_the_bus():
+    """engine.stop()'s cancel in the loop turn where the answer arrives (asyncio.wait_for lost it on 3.11,
+    CPython gh-86296): the bus task must end, or gateway.stop() waits forever."""
+    from board.sim import SimBoard
+    from conftest import demo_topology
+    from core import meter_events as ev, modbus_rtu as rtu
+    from daemon.runtime.bus import POLL, BusEngine
+
+    async def scenario():
+        board = SimBoard(topology=demo_topology())
+        engine = BusEngine("digiware", board.open_port("digiware", 38400, "N", 1))
+        engine.start()
+        loop, real, stopping = asyncio.get_running_loop(), engine._on_readable, []
+
+        def on_readable():
+            real()
+            if engine._rx and not stopping:           # the first answer bytes are in: the gateway stops now
+                stopping.append(loop.create_task(engine.stop()))
+        loop.remove_reader(engine._fd)
+        loop.add_reader(engine._fd, on_readable)
+        engine.submit(5, rtu.read_request(rtu.READ_HOLDING, ev.HEADER, ev.HEADER_WORDS), POLL)
+        await wait_for(lambda: stopping)
+        done, _ = await asyncio.wait(stopping, timeout=5)
+        if not done:                                      # a second cancel lets the lost one be cleaned up
+            engine._task._task.cancel()
+            await stopping[0]
+        await asyncio.to_thread(board.close)
+        assert done, "engine.stop() never returned: the bus task lost its cancellation"
+    asyncio.run(scenario())

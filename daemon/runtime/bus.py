@@ -317,7 +317,10 @@ class BusEngine:
                     return bytes(rx)      # something came: let the parser name the error
                 raise BusTimeout("no answer")
             self._rx_event.clear()
+            # Not asyncio.wait_for: on 3.11 it swallows a cancel that lands as the bytes arrive
+            # (CPython gh-86296; the answer is returned instead) and engine.stop() then waits forever.
             try:
-                await asyncio.wait_for(self._rx_event.wait(), remaining)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(remaining):
+                    await self._rx_event.wait()
+            except TimeoutError:
                 pass

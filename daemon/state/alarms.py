@@ -153,7 +153,8 @@ class Alarms:
 
     async def flush(self):
         if self._writer is not None:
-            await self._writer
+            # shielded: a caller cancelled while it waits must not cancel the shared writer mid-record
+            await asyncio.shield(self._writer)
 
     def active_list(self):
         """Active system alarms grouped by number, for status pages and protocols."""

@@ -78,26 +78,30 @@ class ModbusTcpService(SwitchedService):
     async def _serve(self, reader, writer):
         idle = self.settings.get("modbus.idle_timeout_s")
         while True:
-            try:
-                first = await asyncio.wait_for(reader.readexactly(1), idle)
-            except asyncio.TimeoutError:
+            try:       # asyncio.timeout, not wait_for: on 3.11 wait_for can lose a cancel (gh-86296)
+                async with asyncio.timeout(idle):
+                    first = await reader.readexactly(1)
+            except TimeoutError:
                 self.stats["closed_idle"] += 1
                 return
             try:
-                header = first + await asyncio.wait_for(reader.readexactly(MBAP.size - 1), self.frame_timeout)
+                async with asyncio.timeout(self.frame_timeout):
+                    header = first + await reader.readexactly(MBAP.size - 1)
                 transaction, protocol, length, unit = MBAP.unpack(header)
                 if protocol != 0 or length < 2 or length > MAX_LENGTH:
                     self.stats["closed_bad_frame"] += 1
                     return
-                pdu = await asyncio.wait_for(reader.readexactly(length - 1), self.frame_timeout)
-            except asyncio.TimeoutError:     # a frame trickling in: slowloris
+                async with asyncio.timeout(self.frame_timeout):
+                    pdu = await reader.readexactly(length - 1)
+            except TimeoutError:     # a frame trickling in: slowloris
                 self.stats["closed_bad_frame"] += 1
                 return
             self.stats["frames"] += 1
             answer = await self.handler.handle(unit, pdu)
             writer.write(MBAP.pack(transaction, 0, len(answer) + 1, unit) + answer)
             try:
-                await asyncio.wait_for(writer.drain(), self.frame_timeout)
-            except asyncio.TimeoutError:     # a client that does not read its answers
+                async with asyncio.timeout(self.frame_timeout):
+                    await writer.drain()
+            except TimeoutError:     # a client that does not read its answers
                 self.stats["closed_bad_frame"] += 1
                 return
