@@ -43,10 +43,24 @@ def load_topology_file(path):
 
 
 def make_meter(spec, clock, seed=0):
-    """A SimMeter from one meter entry of a topology file (faults included)."""
+    """A SimMeter from one meter entry of a topology file (faults included).
+
+    ``netid`` is the simulator's handle of the meter: the NET ID it reports
+    where its family has one (B-30 / Digiware), else the seed of its serial
+    number. ``network`` defaults to the product's first network type.
+    ``load_flows`` makes circuits export and/or sets their power factor:
+    ``[{"load": 2, "export": true, "pf": -0.85}]`` (pf signed as the meters
+    show it: - leading, + lagging).
+    """
     meter = SimMeter(spec["reference"], int(spec["address"]), parse_netid(spec["netid"]), clock,
-                     loads=spec.get("loads"), seed=seed, network=spec.get("network", "3P+N"),
+                     loads=spec.get("loads"), seed=seed, network=spec.get("network"),
                      nominal_w=float(spec.get("nominal_w", 20000)))
+    flows = spec.get("load_flows", [])
+    if not isinstance(flows, list) or not all(isinstance(f, dict) and set(f) <= {"load", "export", "pf"}
+                                              for f in flows):
+        raise ValueError("load_flows: expected [{\"load\": n, \"export\": bool, \"pf\": signed PF}]")
+    for flow in flows:
+        meter.configure_load(flow.get("load"), export=flow.get("export"), pf=flow.get("pf"))
     meter.silent = bool(spec.get("silent", False))
     meter.extra_delay = spec.get("extra_delay_ms", 0) / 1000.0
     meter.crc_error_rate = float(spec.get("crc_error_rate", 0))

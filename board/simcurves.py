@@ -5,7 +5,7 @@ ring of load-curve records (DATETIME, flag, P+, P-, Q+, Q-, S) at the
 meter's period (default 10 min, 1..60 allowed), 8 760 records deep, served
 through the B-30 window (0x8860 / 0x8870 / 0x8878) on Digiware/B-30 devices
 and the A-14 window (0xF000 / 0xF010 / 0xF016) on PMD-classic ones. Devices
-whose catalogue row lists "history" also keep the B-30 average-trend log
+whose simulated product keeps "history" (board/simregisters.py) also keep the B-30 average-trend log
 (0xA390 settings, 0xA3FA / 0xA3FC / 0xA400), 12 items.
 
 Records are computed from the meter's physical model when the meter's clock
@@ -17,7 +17,7 @@ period averages of the model sampled at SAMPLES instants.
 import collections
 import math
 
-from core import catalogue, curve_windows as win, modbus_rtu as rtu, registry
+from core import curve_windows as win, modbus_rtu as rtu, registry
 
 CAPACITY = 8760
 SAMPLES = 5
@@ -28,9 +28,9 @@ TREND_PER_LOAD = ("p", "q", "s")
 TREND_MORE_PER_LOAD = ("i1", "pf", "i2", "i3")
 
 
-def wanted(row):
-    """Does a product with this catalogue row keep any cache we simulate?"""
-    return bool(row[catalogue.CURVES]) and row[catalogue.PROFILE] in win.LC_WINDOW
+def wanted(product):
+    """Does this simulated product (board/simregisters.Product) keep any cache we simulate?"""
+    return bool(product.caches) and product.curve_window is not None
 
 
 class _Ring:
@@ -60,9 +60,8 @@ class CurveCache:
         if not 1 <= trend_period_min <= 60:
             raise ValueError("trend period must be 1..60 minutes")
         self.meter = meter
-        row = meter.row
-        self.window = win.LC_WINDOW.get(row[catalogue.PROFILE])
-        kinds = row[catalogue.CURVES]
+        self.window = meter.product.curve_window
+        kinds = meter.product.caches
         self.has_lc = "load_curve" in kinds and bool(meter.loads)
         self.has_trend = "history" in kinds
         self.capacity = capacity
@@ -99,8 +98,7 @@ class CurveCache:
             candidates += [(key, 0) for key in TREND_NETWORK]
         items = []
         for key, load in candidates:
-            network = meter.loads[load - 1].network if load else "3P+N"
-            if key in catalogue.measurement_map(meter.reference, load, network):
+            if key in meter.offered(load):
                 items.append((key, load))
         return items[:win.TREND_SLOTS]
 

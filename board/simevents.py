@@ -16,7 +16,7 @@ overwritten, as in a meter. Called under the meter's lock.
 import collections
 import math
 
-from core import catalogue, meter_events as ev, modbus_rtu as rtu, registry
+from core import meter_events as ev, modbus_rtu as rtu, registry
 
 CAPACITY = 256
 OPERATORS = (">", "<")
@@ -81,7 +81,7 @@ class EventLog:
             if len(set(slot.slot for slot in slots)) != len(slots):
                 raise ValueError("two alarms in the same slot")
         if logical_inputs is not None:
-            inputs = self.meter.row[catalogue.INPUTS]
+            inputs = self.meter.product.inputs
             if any(type(n) is not int for n in logical_inputs):
                 raise ValueError("inputs are numbered 1..%d" % inputs)
             wanted = set(logical_inputs)

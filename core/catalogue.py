@@ -17,15 +17,26 @@ A new meter model is a new row, never new code.
 from core import registry
 
 IDENT_BASE = 0xC350      # "SOCO", family, product id, ... (socomec-registers §1)
-IDENT_WORDS = 70         # up to and including the NET ID at 0xC393..0xC394
+# fixed 2026-12: was 70 words (to past the NET ID), which a COUNTIS or DIRIS A refuses with
+# exception 02: the block every family has is 66 words, 0xC350..0xC391 [OE-A10] [OE-A14]
+# [OE-E14] [OE-E23] [OE-E34]; only the B-30 / Digiware generation adds the resource version
+# (0xC392) and the NET ID (0xC393..0xC394) [OE-B30], read apart (IDENT_NETID_BASE).
+IDENT_WORDS = 66
+IDENT_NETID_BASE = 0xC392   # resource version (U16) + NET ID (U32_HEX) [OE-B30]
+IDENT_NETID_WORDS = 3
+IDENT_NETID = 67            # the NET ID's offset from IDENT_BASE (0xC393)
+# Profiles whose identification block carries a NET ID: the B-30 table [OE-B30]; the Digiware
+# modules by the same table generation (the U-30's field list names it, socomec-registers §3.3)
+# and the gateways (the NET ID printed on an M-70 [M70-FR]). DIRIS A / COUNTIS tables end at
+# 66 words: those devices have no NET ID (the gateway keys them by reference + serial number).
+NETID_PROFILES = ("gateway", "digiware_load", "digiware_u", "digiware_io")
 IDENT_FAMILY = 4         # offsets inside the identification block
 IDENT_PRODUCT = 5
 IDENT_SOFTWARE = 7
-IDENT_SERIAL = 8
+IDENT_SERIAL = 8         # AA_SS (U16_HEX), SST_L (U16_HEX), order part (U16) [OE-*]
 IDENT_VENDOR = 42
 IDENT_NAME = 50
 IDENT_EXT_NAME = 58
-IDENT_NETID = 67
 
 DIGIWARE_LOAD_BASE = 0x4800
 DIGIWARE_LOAD_STRIDE = 0x800
@@ -59,6 +70,20 @@ _PMD_INST = {
 _PMD_ENERGY = {  # A-14 / COUNTIS / A-40 column of 0xC650 (kWh, kvarh, kVAh)
     "ea_pos": (0xC652, "u32", 1000), "er_pos": (0xC654, "u32", 1000),
     "ea_neg": (0xC658, "u32", 1000), "er_neg": (0xC65A, "u32", 1000),
+}
+# fixed 2026-12: the COUNTIS E14/E23/E24 frequency is Hz/1000, not Hz/100 (the gateway read
+# 500.0 Hz on a 50 Hz network) [OE-E14] [OE-E23]; E13/E17/E18/E27/E28 by the same generation [ours].
+_COUNTIS_FREQ = {"freq": (0xC55E, "u32", 0.001)}
+# fixed 2026-12: the DIRIS A-10's totals at 0xC652.. are Reserved; its indexes are the partial
+# column 0xC65C.. (never reset by the gateway) [OE-A10], as OpenEMS reads them [OE-code].
+_A10_ENERGY = {
+    "ea_pos": (0xC65C, "u32", 1000), "er_pos": (0xC65E, "u32", 1000), "es": (0xC660, "u32", 1000),
+    "ea_neg": (0xC662, "u32", 1000), "er_neg": (0xC664, "u32", 1000),
+}
+# fixed 2026-12: COUNTIS E34/E44 keep Ea+, Er+, Ea- only (Es and Er- are Reserved) and count
+# the frequency in Hz/100 [OE-E34]; E33/E43/E44R/E47/E48/E53 by the same generation [ours].
+_E34_ENERGY = {
+    "ea_pos": (0xC652, "u32", 1000), "er_pos": (0xC654, "u32", 1000), "ea_neg": (0xC658, "u32", 1000),
 }
 _PMD_THD = {  # A-10 THD block, %/10
     "thd_u12": (0xC950, "u16", 0.1), "thd_u23": (0xC951, "u16", 0.1), "thd_u31": (0xC952, "u16", 0.1),
@@ -146,8 +171,12 @@ REGISTER_MAPS = {
     "gateway": ({}, None, ()),
     "pmd": (_merge(_PMD_INST, _PMD_ENERGY, _PMD_THD), None,
             ((0xC550, 74), (0xC650, 62), (0xC950, 9))),
-    "pmd_countis": (_merge(_PMD_INST, _PMD_ENERGY, {"es": (0xC656, "u32", 1000)}), None,
+    "pmd_a10": (_merge(_PMD_INST, _A10_ENERGY, _PMD_THD), None,
+                ((0xC550, 74), (0xC650, 62), (0xC950, 9))),
+    "pmd_countis": (_merge(_PMD_INST, _COUNTIS_FREQ, _PMD_ENERGY, {"es": (0xC656, "u32", 1000)}), None,
                     ((0xC550, 62), (0xC650, 62))),
+    "pmd_countis_e3x": (_merge(_PMD_INST, _E34_ENERGY), None,
+                        ((0xC550, 62), (0xC650, 62))),
     "digiware_load": ({}, _merge(_DW_INST, _DW_AVG, _DW_THD, _DW_ENERGY),
                       ((0x000, 92), (0x080, 93), (0x500, 109), (0x580, 66))),
     "digiware_u": (_U_NETWORK, None, ((0x9000, 40),)),
@@ -155,6 +184,12 @@ REGISTER_MAPS = {
     "atys": (dict((k, _PMD_INST[k]) for k in ("u12", "u23", "u31", "v1", "v2", "v3", "freq")), None,
              ((0xC550, 62),)),
 }
+
+# fixed 2026-12: measurements a product does not manage although its profile has them. The M-70
+# manual, annex I: "THD Inst I1 returns 0 for an I-30 or I-31 module", "THD_I1 ... not managed"
+# [M70-FR] (seed 004, lines 1120 and 1360).
+_THD_I = ("thd_i1", "thd_i2", "thd_i3", "thd_in")
+PRODUCT_EXCLUDES = {"I-30": _THD_I, "I-31": _THD_I}
 
 # Network types and the per-load measurements each allows (None = all).
 _PHASE2_3 = ("v2", "v3", "u12", "u23", "u31", "i2", "i3", "p2", "p3", "q2", "q3", "s2", "s3",
@@ -194,6 +229,15 @@ D, R, E = "digiware", "rs485", "ethernet"
 # reference, group, family code, product id [ours], extended name, profile,
 # loads, network types, FAST-detectable, curves cached in the meter, inputs,
 # outputs, bus it sits on
+# fixed 2026-12: profiles — A-10 and A-20 read the A-10 energy column ("pmd_a10") [OE-A10],
+# [ours] 6.4; E3x/E4x/E5x the E34/E44 table ("pmd_countis_e3x") [OE-E34].
+# fixed 2026-12: the I-30 has 3 loads (annex I: "Charge 1 : 1P + N - 1CT, Charge 2 ..., Charge 3"
+# of the I-30 at address 5, its load 3 read at ...10000.5.3) [M70-FR]; it was 1 ([ours] 6.5).
+# fixed 2026-12: caches — load curves only where the M-70 manual's table lists them (COUNTIS
+# Eci, E3x/E4x; DIRIS A-30, A40v3, A60, A80, A-40; B-30; I-31, I-61, I-35, I-45, I-35dc, S-135,
+# S-Datacenter), histories only on B-30, I-35, I-45, U-30, U-31dc, U-32dc, S-135, S-Datacenter,
+# A-40 [M70-FR] (socomec-registers §4.1): I-30, I-33, I-43, I-60, S-130, B-10, A14 and E53 keep
+# no load curve, the I-35 dc no history.
 PRODUCTS = (
     ("M-70", "Gateways", 400, 4770, "DIRIS M-70", "gateway", 0, N, True, N, 0, 0, E),
     ("M-50", "Gateways", 400, 4750, "DIRIS M-50", "gateway", 0, N, True, N, 0, 0, E),
@@ -203,19 +247,19 @@ PRODUCTS = (
     ("G-30/G-40", "Gateways", 400, 4630, "DIRIS G-30", "gateway", 0, N, True, N, 0, 0, E),
     ("G-50/G-60", "Gateways", 400, 4660, "DIRIS G-50", "gateway", 0, N, True, N, 0, 0, E),
     ("D-40", "DIRIS Digiware", 400, 4640, "DIRIS D-40", "gateway", 0, N, True, N, 0, 0, D),
-    ("I-30", "DIRIS Digiware", 400, 4230, "DIRIS I-30", "digiware_load", 1, _3PH, True, LC, 0, 0, D),
+    ("I-30", "DIRIS Digiware", 400, 4230, "DIRIS I-30", "digiware_load", 3, _3PH, True, N, 0, 0, D),
     ("I-30 dc", "DIRIS Digiware", 400, 4231, "DIRIS I-30DC", "digiware_load", 1, _1PH, True, LC, 0, 0, D),
     ("I-31", "DIRIS Digiware", 400, 4232, "DIRIS I-31", "digiware_load", 3, _3PH, True, LC, 0, 0, D),
-    ("I-33", "DIRIS Digiware", 400, 4233, "DIRIS I-33", "digiware_load", 3, _3PH, True, LC, 0, 0, D),
+    ("I-33", "DIRIS Digiware", 400, 4233, "DIRIS I-33", "digiware_load", 3, _3PH, True, N, 0, 0, D),
     ("I-35", "DIRIS Digiware", 400, 4235, "DIRIS I-35", "digiware_load", 3, _3PH, True, LCH, 0, 0, D),
-    ("I-35 dc", "DIRIS Digiware", 400, 4236, "DIRIS I-35DC", "digiware_load", 3, _1PH, True, LCH, 0, 0, D),
-    ("I-43", "DIRIS Digiware", 400, 4243, "DIRIS I-43", "digiware_load", 4, _3PH, True, LC, 0, 0, D),
+    ("I-35 dc", "DIRIS Digiware", 400, 4236, "DIRIS I-35DC", "digiware_load", 3, _1PH, True, LC, 0, 0, D),
+    ("I-43", "DIRIS Digiware", 400, 4243, "DIRIS I-43", "digiware_load", 4, _3PH, True, N, 0, 0, D),
     ("I-45", "DIRIS Digiware", 400, 4245, "DIRIS I-45", "digiware_load", 4, _3PH, True, LCH, 0, 0, D),
-    ("I-60", "DIRIS Digiware", 400, 4260, "DIRIS I-60", "digiware_load", 6, _3PH, True, LC, 0, 0, D),
+    ("I-60", "DIRIS Digiware", 400, 4260, "DIRIS I-60", "digiware_load", 6, _3PH, True, N, 0, 0, D),
     ("I-61", "DIRIS Digiware", 400, 4261, "DIRIS I-61", "digiware_load", 6, _3PH, True, LC, 0, 0, D),
     ("IO-10", "DIRIS Digiware", 400, 4410, "DIRIS IO-10", "digiware_io", 0, N, True, N, 4, 2, D),
     ("IO-20", "DIRIS Digiware", 400, 4420, "DIRIS IO-20", "digiware_io", 0, N, True, N, 2, 2, D),
-    ("S-130", "DIRIS Digiware", 400, 4530, "DIRIS S-130", "digiware_load", 4, _3PH, True, LC, 0, 0, D),
+    ("S-130", "DIRIS Digiware", 400, 4530, "DIRIS S-130", "digiware_load", 4, _3PH, True, N, 0, 0, D),
     ("S-135", "DIRIS Digiware", 400, 4535, "DIRIS S-135", "digiware_load", 4, _3PH, True, LCH, 0, 0, D),
     ("S-Datacenter", "DIRIS Digiware", 400, 4540, "DIRIS S-DC", "digiware_load", 6, _3PH, True, LCH, 0, 0, D),
     ("U-10", "DIRIS Digiware", 400, 4310, "DIRIS U-10", "digiware_u", 0, N, True, N, 0, 0, D),
@@ -224,16 +268,16 @@ PRODUCTS = (
     ("U-31 dc", "DIRIS Digiware", 400, 4331, "DIRIS U-31DC", "digiware_u", 0, N, True, H, 0, 0, D),
     ("U-32 dc", "DIRIS Digiware", 400, 4332, "DIRIS U-32DC", "digiware_u", 0, N, True, H, 0, 0, D),
     ("R-60", "DIRIS Digiware", 400, 4360, "DIRIS R-60", "digiware_io", 0, N, True, N, 0, 0, D),
-    ("B-10", "DIRIS B", 400, 4110, "DIRIS B-10", "digiware_load", 4, _3PH, True, LC, 0, 0, R),
+    ("B-10", "DIRIS B", 400, 4110, "DIRIS B-10", "digiware_load", 4, _3PH, True, N, 0, 0, R),
     ("B-30 RF", "DIRIS B", 400, 4131, "DIRIS B30RF", "digiware_load", 4, _3PH, True, LCH, 0, 0, R),
     ("B-30 RS485", "DIRIS B", 400, 4130, "DIRIS B30", "digiware_load", 4, _3PH, True, LCH, 0, 0, R),
-    ("A-10", "DIRIS A", 400, 4010, "DIRIS A-10", "pmd", 1, _3PH, False, N, 0, 0, R),
-    ("A-20", "DIRIS A", 400, 4020, "DIRIS A-20", "pmd", 1, _3PH, False, N, 0, 0, R),
+    ("A-10", "DIRIS A", 400, 4010, "DIRIS A-10", "pmd_a10", 1, _3PH, False, N, 0, 0, R),
+    ("A-20", "DIRIS A", 400, 4020, "DIRIS A-20", "pmd_a10", 1, _3PH, False, N, 0, 0, R),
     ("A-30", "DIRIS A", 400, 4030, "DIRIS A-30", "pmd", 1, _3PH, False, LC, 0, 0, R),
     ("A-40", "DIRIS A", 400, 4040, "DIRIS A-40", "pmd", 1, _3PH, True, LCH, 0, 0, R),
     ("A-40 Ethernet", "DIRIS A", 400, 4041, "DIRIS A-40E", "pmd", 1, _3PH, True, LCH, 0, 0, E),
     ("A-40 Profibus", "DIRIS A", 400, 4042, "DIRIS A-40P", "pmd", 1, _3PH, True, LCH, 0, 0, R),
-    ("A14", "DIRIS A", 400, 4014, "DIRIS A14", "pmd", 1, _3PH, False, LC, 0, 0, R),
+    ("A14", "DIRIS A", 400, 4014, "DIRIS A14", "pmd", 1, _3PH, False, N, 0, 0, R),
     ("A17", "DIRIS A", 400, 4017, "DIRIS A17", "pmd", 1, _3PH, False, N, 0, 0, R),
     ("A17 2In", "DIRIS A", 400, 4018, "DIRIS A17 2IN", "pmd", 1, _3PH, False, N, 2, 0, R),
     ("A17 THD", "DIRIS A", 400, 4019, "DIRIS A17 THD", "pmd", 1, _3PH, False, N, 0, 0, R),
@@ -256,14 +300,14 @@ PRODUCTS = (
     ("E24", "COUNTIS", 100, 1024, "COUNTIS E24", "pmd_countis", 1, _3PH, False, N, 0, 0, R),
     ("E27", "COUNTIS", 100, 1027, "COUNTIS E27", "pmd_countis", 1, _3PH, False, N, 0, 0, R),
     ("E28", "COUNTIS", 100, 1028, "COUNTIS E28", "pmd_countis", 1, _3PH, False, N, 0, 0, R),
-    ("E33", "COUNTIS", 100, 1033, "COUNTIS E33", "pmd_countis", 1, _3PH, False, LC, 0, 0, R),
-    ("E34", "COUNTIS", 100, 1034, "COUNTIS E34", "pmd_countis", 1, _3PH, False, LC, 0, 0, R),
-    ("E43", "COUNTIS", 100, 1043, "COUNTIS E43", "pmd_countis", 1, _3PH, False, LC, 0, 0, R),
-    ("E44", "COUNTIS", 100, 1044, "COUNTIS E44", "pmd_countis", 1, _3PH, False, LC, 0, 0, R),
-    ("E44R", "COUNTIS", 100, 1045, "COUNTIS E44R", "pmd_countis", 1, _3PH, False, LC, 0, 0, R),
-    ("E47", "COUNTIS", 100, 1047, "COUNTIS E47", "pmd_countis", 1, _3PH, False, LC, 0, 0, R),
-    ("E48", "COUNTIS", 100, 1048, "COUNTIS E48", "pmd_countis", 1, _3PH, False, LC, 0, 0, R),
-    ("E53", "COUNTIS", 100, 1053, "COUNTIS E53", "pmd_countis", 1, _3PH, False, LC, 0, 0, R),
+    ("E33", "COUNTIS", 100, 1033, "COUNTIS E33", "pmd_countis_e3x", 1, _3PH, False, LC, 0, 0, R),
+    ("E34", "COUNTIS", 100, 1034, "COUNTIS E34", "pmd_countis_e3x", 1, _3PH, False, LC, 0, 0, R),
+    ("E43", "COUNTIS", 100, 1043, "COUNTIS E43", "pmd_countis_e3x", 1, _3PH, False, LC, 0, 0, R),
+    ("E44", "COUNTIS", 100, 1044, "COUNTIS E44", "pmd_countis_e3x", 1, _3PH, False, LC, 0, 0, R),
+    ("E44R", "COUNTIS", 100, 1045, "COUNTIS E44R", "pmd_countis_e3x", 1, _3PH, False, LC, 0, 0, R),
+    ("E47", "COUNTIS", 100, 1047, "COUNTIS E47", "pmd_countis_e3x", 1, _3PH, False, LC, 0, 0, R),
+    ("E48", "COUNTIS", 100, 1048, "COUNTIS E48", "pmd_countis_e3x", 1, _3PH, False, LC, 0, 0, R),
+    ("E53", "COUNTIS", 100, 1053, "COUNTIS E53", "pmd_countis_e3x", 1, _3PH, False, N, 0, 0, R),
     ("ECI32", "COUNTIS", 100, 1132, "COUNTIS ECI32", "pmd_countis", 1, _3PH, False, LC, 0, 0, R),
     ("ECI3", "COUNTIS", 100, 1103, "COUNTIS ECI3", "pmd_countis", 1, _3PH, False, LC, 0, 0, R),
     ("ATyS p M", "Switches", 300, 3001, "ATYS P M", "atys", 0, N, False, N, 2, 2, R),
@@ -297,6 +341,17 @@ def identify(family_code, product_id, ext_name):
     return _BY_PRODUCT_ID.get((family_code, product_id))
 
 
+def serial_text(aa_ss, sst_l, order):
+    """The serial number of the identification words 0xC358..0xC35A as text: the two U16_HEX
+    parts in hex, the order part in decimal [OE-*] (the joined form is [ours])."""
+    return "%04X%04X%05d" % (aa_ss & 0xFFFF, sst_l & 0xFFFF, order & 0xFFFF)
+
+
+def has_netid(reference):
+    """Whether a product's identification carries a NET ID (0xC393, read apart: IDENT_NETID_BASE)."""
+    return _BY_REF[reference][PROFILE] in NETID_PROFILES
+
+
 def load_base(load):
     """First register of load ``load`` (1-based) on Digiware / B-30 devices."""
     return DIGIWARE_LOAD_BASE + (load - 1) * DIGIWARE_LOAD_STRIDE
@@ -317,6 +372,7 @@ def measurement_map(reference, load, network="3P+N"):
         return dict((k, v) for k, v in selected.items())
     if load < 1 or load > row[LOADS]:
         return {}
+    excluded = tuple(excluded) + PRODUCT_EXCLUDES.get(reference, ())
     if load_map is None:  # single-load PMD: the device map is load 1
         return dict((k, v) for k, v in device_map.items() if k not in excluded)
     base = load_base(load)

@@ -60,7 +60,8 @@ TREND_ITEM_WORDS = 4
 # Power types in window order 0..4 are the registry's load-curve rows in order.
 POWER_TYPES = tuple(row[registry.KEY] for row in registry.MEASUREMENTS if row[registry.KIND] == "load_curve")
 # Which window a product's cache is read through, by catalogue profile.
-LC_WINDOW = {"digiware_load": "b30", "digiware_u": "b30", "pmd": "a14", "pmd_countis": "a14"}
+LC_WINDOW = {"digiware_load": "b30", "digiware_u": "b30", "pmd": "a14", "pmd_a10": "a14", "pmd_countis": "a14",
+             "pmd_countis_e3x": "a14"}
 
 
 def header_period(header):

@@ -2,7 +2,11 @@
 
 import asyncio
 
-from conftest import demo_topology, detect, running_gateway, topology_with, wait_for
+from board.base import ManualClock
+from conftest import demo_topology, detect, running_gateway, status_of, topology_with, wait_for
+from core import modbus_rtu as rtu
+from daemon.runtime.bus import DISCOVERY
+from daemon.state.topology import devices_from_simulation
 
 EXPECTED_DEMO = [
     ("digiware", 4, "I-35", "DC85E9", [(1, "3P+N"), (2, "3P+N"), (3, "3P+N")]),
@@ -11,8 +15,8 @@ EXPECTED_DEMO = [
     ("digiware", 13, "IO-20", "C0E45C", []),
     ("digiware", 14, "I-35", "DC8601", [(1, "3P+N"), (2, "3P+N")]),
     ("digiware", 15, "IO-10", "C0E45D", []),
-    ("rs485", 20, "A-40", "A40001", [(1, "3P+N")]),
-    ("rs485", 21, "E23", "E23001", [(1, "3P+N")]),
+    ("rs485", 20, "A-40", "", [(1, "3P+N")]),             # DIRIS A and COUNTIS: no NET ID
+    ("rs485", 21, "E23", "", [(1, "3P+N")]),
 ]
 
 
@@ -26,6 +30,9 @@ def test_full_detection_finds_the_demo_topology_exactly(tmp_path):
         async with running_gateway(tmp_path / "s", demo_topology()) as gw:
             await detect(gw, "full")
             assert summary(gw) == EXPECTED_DEMO
+            # the keys are what a preset topology of the same site uses (curve series, cursors)
+            assert [d.uid for d in gw.topology.devices] == [d.uid for d in devices_from_simulation(demo_topology())]
+            assert [d.uid for d in gw.topology.devices][-2:] == ["A-40-A400010000001", "E23-E230010000001"]
             # the topology was stored and is read back by a new process
             from daemon.state.topology import Topology
             assert [d.as_dict() for d in Topology(str(tmp_path / "s" / "topology.json")).devices] == \
@@ -101,4 +108,66 @@ def test_progress_is_reported_while_scanning(tmp_path):
             else:
                 raise AssertionError("an unknown mode must be refused")
             assert gw.discovery.state == "done"
+    asyncio.run(scenario())
+
+
+RS485_PMDS = [{"reference": "E23", "address": 21, "netid": "E23001", "nominal_w": 9000},
+              {"reference": "A-40", "address": 20, "netid": "A40001", "nominal_w": 60000},
+              {"reference": "E14", "address": 22, "netid": "E14001", "nominal_w": 3000}]
+
+
+def test_full_detection_finds_countis_and_diris_a_whose_identification_ends_at_66_words(tmp_path):
+    clock = ManualClock(1_700_000_000.0)
+
+    async def scenario():
+        async with running_gateway(tmp_path / "s", topology_with((), RS485_PMDS), clock=clock) as gw:
+            engine = gw.engines["rs485"]
+            for address in (20, 21, 22):          # on the wire: exception 02 one word past the 66-word block
+                try:
+                    await engine.read_registers(address, 0xC350, 67, DISCOVERY, retries=0)
+                except rtu.ModbusException as exc:
+                    assert exc.code == rtu.ILLEGAL_DATA_ADDRESS
+                else:
+                    raise AssertionError("a read of 67 words at 0xC350 must be refused")
+            await detect(gw, "full")
+            found = dict((d.address, d) for d in gw.topology.devices)
+            assert sorted((a, d.reference, d.netid) for a, d in found.items()) == [
+                (20, "A-40", ""), (21, "E23", ""), (22, "E14", "")]
+            assert found[21].uid == "E23-E230010000001" and found[21].name == "E23@21"
+            assert found[22].loads == [{"load": 1, "network": "1P+N", "name": "Load 1"}]   # single phase only
+            await wait_for(lambda: all(gw.cache.get(a, 1, "freq").quality == "good" for a in (20, 21, 22)))
+            status = dict((d["address"], d) for d in status_of(gw)["devices"])
+            for address in (20, 21, 22):
+                meter = gw.board.find_meter(address=address)
+                freq = status[address]["values"]["1"]["freq"]["value"]
+                assert 49.9 < freq < 50.1, (address, freq)                    # not 500.0 Hz
+                assert abs(freq - meter.values(1)["freq"]) <= (0.001 if address != 20 else 0.01)
+                assert status[address]["netid"] == ""                         # no NET ID, not 000000
+            # FAST finds the A-40 (FAST-detectable) the same way, without its NET ID
+            await detect(gw, "fast")
+            assert [(d.address, d.netid) for d in gw.topology.devices] == [(20, "")]
+    asyncio.run(scenario())
+
+
+def test_a_device_without_net_id_keeps_its_address_and_the_others_move(tmp_path):
+    topo = topology_with((), [{"reference": "E23", "address": 21, "netid": "E23001"},
+                              {"reference": "B-30 RS485", "address": 21, "netid": "B30001", "loads": 1},
+                              {"reference": "E23", "address": 23, "netid": "E23002"},
+                              {"reference": "E24", "address": 23, "netid": "E24002"}])
+
+    async def scenario():
+        async with running_gateway(tmp_path / "s", topo) as gw:
+            raised = []
+            gw.alarms.on_event(lambda r: raised.append((r["alarm"], r["event"], r["source"])))
+            await detect(gw, "full")
+            devices = dict((d.uid, d) for d in gw.topology.devices)
+            # at 21: the E23 (no NET ID, cannot be moved by one) keeps it, the B-30 is moved by its NET ID
+            assert devices["E23-E230010000001"].address == 21
+            assert devices["B30001"].address not in (21, 23) and gw.board.find_meter(netid=0xB30001).address == \
+                devices["B30001"].address
+            assert (4, "raised", "rs485:21") in raised and (4, "cleared", "rs485:21") in raised
+            # at 23: two devices without a NET ID cannot be told apart: the conflict stays (alarm 4)
+            assert (4, "rs485:23") in gw.alarms.active and not any(d.address == 23 for d in devices.values())
+            await wait_for(lambda: gw.cache.get(21, 1, "i1").quality == "good")
+            await wait_for(lambda: gw.cache.get(devices["B30001"].address, 1, "i1").quality == "good")
     asyncio.run(scenario())

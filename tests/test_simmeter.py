@@ -8,9 +8,8 @@ import time
 from board.base import ManualClock
 from board.simbus import SimBus
 from board.simmeter import SimMeter
-from core import catalogue
+from core import catalogue, modbus_rtu as rtu
 from daemon.runtime.discovery import parse_identification
-from core import modbus_rtu as rtu
 
 T0 = 1_700_000_000.0   # 2023-11-14 22:13:20 UTC
 
@@ -45,10 +44,13 @@ def test_daily_profile_and_energy_integration():
 def test_registers_follow_the_socomec_tables():
     clock = ManualClock(T0)
     meter = SimMeter("I-35", 4, 0xDC85E9, clock, loads=3)
-    ident = parse_identification(meter.read_registers(catalogue.IDENT_BASE, catalogue.IDENT_WORDS))
+    # identification: 66 words every family has, then resource version + NET ID (B-30 generation)
+    ident = parse_identification(meter.read_registers(0xC350, 66), meter.read_registers(0xC392, 3))
     assert ident["netid"] == 0xDC85E9 and ident["vendor"] == "SOCOMEC" and ident["ext_name"] == "DIRIS I-35"
+    assert parse_identification(meter.read_registers(0xC350, 69))["netid"] == 0xDC85E9
+    assert meter.read_registers(0xC350, 70) == rtu.ILLEGAL_DATA_ADDRESS     # the block ends at 0xC394
     values = meter.values(2)
-    base = catalogue.load_base(2)                           # 0x5000
+    base = 0x5000                                           # load 2 = 0x4800 + 0x800 (socomec-registers §3.3)
     words = meter.read_registers(base + 26, 2)               # I1 of load 2, mA
     assert abs(rtu.decode_value("u32", words) / 1000.0 - values["i1"]) <= 0.0005
     freq = meter.read_registers(base + 10, 2)
@@ -91,7 +93,8 @@ def _exchange(fd, frame, guard=2.0):
 
 
 def test_simulated_bus_answers_with_wire_timing_and_collides_on_shared_addresses():
-    import pty, tty
+    import pty
+    import tty
     master, slave = pty.openpty()
     tty.setraw(master)
     tty.setraw(slave)
@@ -101,14 +104,14 @@ def test_simulated_bus_answers_with_wire_timing_and_collides_on_shared_addresses
     bus = SimBus(master, [a, b], baud=9600, turnaround=0.002)
     bus.start()
     try:
-        request = rtu.request_frame(4, rtu.read_request(3, catalogue.IDENT_BASE, 70))
+        request = rtu.request_frame(4, rtu.read_request(3, catalogue.IDENT_BASE, 66))
         answer = _exchange(slave, request)
-        assert rtu.parse_response(answer, 4, rtu.read_request(3, catalogue.IDENT_BASE, 70))
+        assert rtu.parse_response(answer, 4, rtu.read_request(3, catalogue.IDENT_BASE, 66))
         # (that the answer takes its wire time is measured, not asserted: bench/poll_cycle.py
         # would show a ratio below 1 against the wire-time bound if it did not)
         b.address = 4                                          # now two devices share address 4
         answer = _exchange(slave, request, guard=1.0)
-        assert answer and not rtu.check_crc(answer[:145])
+        assert answer and not rtu.check_crc(answer[:137])
         assert bus.stats["collisions"] == 1 and a.com_led and b.com_led
         a.silent = True                                        # only b answers again
         answer = _exchange(slave, request)
@@ -117,3 +120,102 @@ def test_simulated_bus_answers_with_wire_timing_and_collides_on_shared_addresses
         bus.stop()
         os.close(master)
         os.close(slave)
+
+
+def test_countis_and_diris_a_refuse_reads_past_their_66_word_identification_block():
+    # socomec-registers §1: 66 words on A-10/A-14/COUNTIS tables, the NET ID (0xC393) is B-30 only
+    for reference, address in (("E23", 21), ("A-40", 20), ("E14", 22), ("A-10", 23), ("E34", 24)):
+        meter = SimMeter(reference, address, 0xE23001, ManualClock(T0))
+        words = meter.read_registers(0xC350, 66)
+        assert words[:4] == [0x53, 0x4F, 0x43, 0x4F], reference                 # "SOCO", one char per word
+        ident = parse_identification(words)
+        assert ident["netid"] is None and ident["vendor"] == "SOCOMEC"
+        assert meter.read_registers(0xC350, 67) == rtu.ILLEGAL_DATA_ADDRESS, reference
+        assert meter.read_registers(0xC392, 3) == rtu.ILLEGAL_DATA_ADDRESS, reference
+        # the NET ID arbitration of ours does not concern them: they never go quiet
+        meter.broadcast_write(0xE020, [address, 0, 1, 0, 0])
+        assert not meter.muted
+
+
+def test_a_countis_e23_counts_its_frequency_in_thousandths_of_hertz():
+    meter = SimMeter("E23", 21, 0xE23001, ManualClock(T0))
+    raw = rtu.decode_value("u32", meter.read_registers(0xC55E, 2))         # [OE-E23] Hz/1000
+    assert 49_900 < raw < 50_100 and abs(raw / 1000.0 - meter.values(1)["freq"]) <= 0.0005
+    a40 = SimMeter("A-40", 20, 0xA40001, ManualClock(T0))
+    raw = rtu.decode_value("u32", a40.read_registers(0xC55E, 2))           # [OE-A10] Hz/100
+    assert 4_990 < raw < 5_010
+
+
+def test_an_exporting_leading_load_has_signed_registers_and_counts_exported_energy():
+    clock = ManualClock(T0 - (T0 % 86400) + 12 * 3600)
+    meter = SimMeter("I-35", 4, 0xDC85E9, clock, loads=3)
+    meter.configure_load(2, export=True, pf=0.9)           # quadrant III: P < 0, Q < 0, lagging
+    meter.configure_load(3, export=True, pf=-0.8)          # quadrant II: P < 0, Q > 0, leading
+    lagging, leading = meter.values(2), meter.values(3)
+    assert lagging["p"] < 0 and lagging["q"] < 0 and abs(lagging["pf"] - 0.9) < 1e-9 and lagging["pf_type"] == 2
+    assert leading["p"] < 0 and leading["q"] > 0 and abs(leading["pf"] + 0.8) < 1e-9 and leading["pf_type"] == 1
+    for values in (lagging, leading):
+        assert abs(values["s"] - math.hypot(values["p"], values["q"])) < 1e-6
+    base = 0x5800                                           # load 3
+    assert rtu.decode_value("s32", meter.read_registers(base + 44, 2)) == round(leading["p"])     # ΣP, W
+    assert rtu.decode_value("s32", meter.read_registers(base + 46, 2)) == round(leading["q"])     # ΣQ, var
+    assert rtu.decode_value("s16", meter.read_registers(base + 54, 1)) == -800                    # ΣPF /1000
+    assert meter.read_registers(base + 55, 1) == [1]                                            # leading
+    assert rtu.decode_value("s32", meter.read_registers(base + 50, 2)) == round(leading["q"])     # ΣQ leading
+    assert rtu.decode_value("s32", meter.read_registers(base + 48, 2)) == 0                       # ΣQ lagging
+    before = meter.values(2)
+    clock.advance(3600)
+    after = meter.values(2)
+    assert after["ea_pos"] == before["ea_pos"] and after["er_pos"] == before["er_pos"]
+    assert 0.8 * abs(after["p"]) < after["ea_neg"] - before["ea_neg"] < 1.2 * abs(after["p"])
+    assert after["er_neg"] > before["er_neg"]
+    a40 = SimMeter("A-40", 20, 0xA40001, clock)
+    a40.configure_load(1, export=True, pf=-0.5)
+    values = a40.values(1)
+    assert rtu.decode_value("s32", a40.read_registers(0xC568, 2)) == round(values["p"] / 10) < 0   # 10 W
+    assert rtu.decode_value("s32", a40.read_registers(0xC56E, 2)) == -500
+    for bad in ({"pf": 0}, {"pf": 1.5}, {"pf": float("nan")}, {"export": "yes"}):
+        try:
+            a40.configure_load(1, **bad)
+        except ValueError:
+            continue
+        raise AssertionError("accepted %r" % bad)
+    try:
+        a40.configure_load(2, export=True)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("an A-40 has one load")
+
+
+def test_topology_files_set_exporting_loads():
+    from board.sim import make_meter
+    meter = make_meter({"reference": "I-35", "address": 4, "netid": "DC85E9", "loads": 3,
+                        "load_flows": [{"load": 3, "export": True, "pf": -0.85}]}, ManualClock(T0))
+    assert meter.loads[2].export and meter.loads[2].pf == -0.85 and not meter.loads[0].export
+    for flows in ([{"load": 4, "export": True}], [{"load": 1, "sign": -1}], {"load": 1}):
+        try:
+            make_meter({"reference": "I-35", "address": 4, "netid": "DC85E9", "load_flows": flows},
+                       ManualClock(T0))
+        except ValueError:
+            continue
+        raise AssertionError("accepted %r" % (flows,))
+
+
+def test_the_simulator_offers_only_what_it_has_tables_for():
+    try:
+        SimMeter("ATyS p M", 3, 1, ManualClock(T0))
+    except KeyError:
+        pass
+    else:
+        raise AssertionError("no register table for an ATyS")
+    try:
+        SimMeter("I-35", 4, 1, ManualClock(T0), loads=4)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("an I-35 has 3 loads")
+    meter = SimMeter("I-35", 14, 0xDC8601, ManualClock(T0), loads=2)
+    # a load the module has but the site does not use: status 0 and zeros (convention 6.5)
+    assert meter.read_registers(0x5800, 92) == [0] * 92
+    assert meter.read_registers(0x3640, 2) == [0, 0] and meter.read_registers(0x3620, 2) == [1, 9]

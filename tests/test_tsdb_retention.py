@@ -37,14 +37,14 @@ def reference_series():
             mapping = catalogue.measurement_map(device.reference, load, device.network(load))
             for key in CONSUMPTION_KEYS:
                 if key in mapping:
-                    out.append(Series(series_name("consumption", device.netid, load, key), HOUR, counter=True))
+                    out.append(Series(series_name("consumption", device.uid, load, key), HOUR, counter=True))
             if load >= 1 and "load_curve" in row[catalogue.CURVES]:
-                out += [Series(series_name("load_curve", device.netid, load, key), HOUR) for key in LOAD_CURVE_KEYS]
+                out += [Series(series_name("load_curve", device.uid, load, key), HOUR) for key in LOAD_CURVE_KEYS]
         if "history" in row[catalogue.CURVES]:
-            meter = SimMeter(device.reference, device.address, int(device.netid, 16), ManualClock(START),
+            meter = SimMeter(device.reference, device.address, device.address, ManualClock(START),
                              loads=len(device.loads) or None)
             for key, load in CurveCache(meter).trend_items:
-                out.append(Series(series_name("history", device.netid, load, key), HOUR))
+                out.append(Series(series_name("history", device.uid, load, key), HOUR))
     return out
 
 

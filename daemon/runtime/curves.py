@@ -90,7 +90,8 @@ BACKFILL_GRACE_S = 60.0          # a point fetched later than period + this is "
 
 
 def series_name(kind, netid, load, key):
-    """"load_curve/DC85E9/1/lc_p_pos": kind, device NET ID, load (0 = device), registry key."""
+    """"load_curve/DC85E9/1/lc_p_pos": kind, device key (``Device.uid``: its NET ID, or reference +
+    serial number for a device without one), load (0 = device), registry key."""
     return "%s/%s/%d/%s" % (kind, netid, load, key)
 
 
@@ -101,7 +102,7 @@ def parse_series_name(name):
 
 class _DeviceState:
     def __init__(self, device):
-        self.netid = device.netid
+        self.netid = device.uid
         self.next_due = 0.0
         self.failures = 0
         self.last_ok = None
@@ -160,13 +161,13 @@ class CurveService:
         async with self._running:
             now = self.clock.time()
             devices = list(self.parts.topology.devices)
-            wanted = set(d.netid for d in devices)
+            wanted = set(d.uid for d in devices)
             for netid in list(self.states):
                 if netid not in wanted:
                     del self.states[netid]
             for device in devices:
-                if device.netid not in self.states:
-                    self.states[device.netid] = _DeviceState(device)
+                if device.uid not in self.states:
+                    self.states[device.uid] = _DeviceState(device)
             await self._consumption(devices, now)
             by_bus = {}
             for device in devices:
@@ -198,14 +199,14 @@ class CurveService:
     # ------------------------------------------------------------ consumption
 
     def consumption_period(self, device):
-        minutes = self.period_overrides.get(device.netid) or setting(self.parts.settings,
+        minutes = self.period_overrides.get(device.uid) or setting(self.parts.settings,
                                                                       "storage.consumption_period_min")
         return max(10, min(60, int(minutes))) * 60
 
     async def _consumption(self, devices, now):
         cache = self.parts.cache
         for device in devices:
-            state = self.states[device.netid]
+            state = self.states[device.uid]
             period = self.consumption_period(device)
             boundary = int(now // period) * period
             if state.consumption_boundary == boundary:
@@ -231,7 +232,7 @@ class CurveService:
                 await self._consumption_point(device, load, key, float(index), boundary, period)
 
     async def _consumption_point(self, device, load, key, index, boundary, period):
-        name = series_name("consumption", device.netid, load, key)
+        name = series_name("consumption", device.uid, load, key)
         series = self._series_for(name, period, counter=True)
         last = self._indexes.get(name)
         if last is None:
@@ -263,7 +264,7 @@ class CurveService:
     async def _download_bus(self, bus, devices, now):
         engine = self.parts.engines[bus]
         for device in devices:
-            state = self.states[device.netid]
+            state = self.states[device.uid]
             if self.parts.cache.comm_lost(device.address):
                 state.failures = max(state.failures, 1)     # due again as soon as it answers
                 state.next_due = 0.0
@@ -299,7 +300,7 @@ class CurveService:
         if "load_curve" in kinds and "load_curve" not in state.unsupported:
             for load in [n for n in device.load_numbers() if n >= 1]:
                 for type_index, key in enumerate(POWER_TYPES):
-                    name = series_name("load_curve", device.netid, load, key)
+                    name = series_name("load_curve", device.uid, load, key)
                     try:
                         if window == "b30":
                             period = await self._b30_load_curve(engine, device, load, type_index, name, now)
@@ -404,7 +405,7 @@ class CurveService:
                                             priority=CURVE)
         periods = []
         for slot, key, load in decode_trend_settings(words):
-            name = series_name("history", device.netid, load, key)
+            name = series_name("history", device.uid, load, key)
             after = await self._newest_of(name)
             _header, period, items = await self._paged(engine, device.address, [TREND_COMMAND, slot],
                                                        TREND_HEADER, TREND_HEADER_WORDS,

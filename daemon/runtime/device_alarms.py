@@ -49,6 +49,10 @@ HISTORY_LOGGED = 24              # records of a first-contact history kept in th
 RETRY_UNSUPPORTED_S = 3600.0     # a device that answers "no such register" is asked again this late
 
 
+# Meters are keyed by ``Device.uid`` (their NET ID; reference + serial number for a device
+# without one): cursors, the active set and the records' "netid" field.
+
+
 def has_event_log(device):
     return catalogue.product(device.reference)[catalogue.PROFILE] in ev.PROFILES
 
@@ -162,14 +166,14 @@ class DeviceAlarms:
     def apply(self, device, event, gen=0, announce=True, keep=True, history=None):
         """One decoded meter record: the active set, the event log (if ``keep``), the listeners."""
         number = ev.alarm_number(event["kind"], event["index"])
-        key = (device.netid, number, event["load"])
+        key = (device.uid, number, event["load"])
         ts = float(rtu.socomec_to_unix(event["datetime"]))
         name, detail = ev.describe(event)
         current = self.active.get(key)
         self.counters["records"] += 1
         alarm = {"alarm": number, "name": name, "detail": detail, "criticality": event["criticality"],
                  "category": ev.KINDS[ev.KIND_CODES[event["kind"]]][1], "kind": event["kind"],
-                 "address": device.address, "bus": device.bus, "netid": device.netid, "load": event["load"],
+                 "address": device.address, "bus": device.bus, "netid": device.uid, "load": event["load"],
                  "source": device_source(device.bus, device.address, event["load"]),
                  "value": ev.scaled(event["key"], event["raw_value"]), "raw": event["raw_value"], "since": ts,
                  "rec": event["rec"]}
@@ -212,14 +216,14 @@ class DeviceAlarms:
 
     def note(self, device, what, count=0, **extra):
         """A fact about a meter's log worth keeping: records lost or refused, log restarted."""
-        self.alarms.record_event(dict({"event": NOTE, "netid": device.netid, "address": device.address,
+        self.alarms.record_event(dict({"event": NOTE, "netid": device.uid, "address": device.address,
                                        "bus": device.bus, "detail": what, "count": count}, **extra))
         log.warning("%s@%d event log: %s", device.reference, device.address, what)
 
     def restarted(self, device, cursor, next_number):
         """The meter's numbering went backwards: its alarms end, its log is read again from 0."""
         self.counters["log_restarts"] += 1
-        self.forget(device.netid, "the meter's event log restarted")
+        self.forget(device.uid, "the meter's event log restarted")
         what = "the meter's log restarted (record %d after %d)" % (next_number, cursor.next)
         cursor.gen, cursor.next, cursor.history = cursor.gen + 1, 0, None
         self.note(device, what, restarted=True, gen=cursor.gen)
@@ -284,7 +288,7 @@ class EventReader:
             await asyncio.sleep(min(1.0, float(self.parts.settings.get("alarms.check_s"))))
 
     def _forget_removed(self, devices):
-        wanted = set(d.netid for d in devices)
+        wanted = set(d.uid for d in devices)
         for netid in list(self.states):
             if netid not in wanted:
                 del self.states[netid]
@@ -298,7 +302,7 @@ class EventReader:
         now = self.parts.clock.time()
         due = []
         for device in devices:
-            state = self.states.setdefault(device.netid, _ReaderState())
+            state = self.states.setdefault(device.uid, _ReaderState())
             if now < state.next_due or self.parts.cache.comm_lost(device.address):
                 continue
             state.next_due = now + self.parts.settings.get("alarms.check_s")
@@ -326,13 +330,13 @@ class EventReader:
 
     async def check_device(self, engine, device):
         """One look at a meter's log; fetches and applies every record it has not seen."""
-        lock = self._locks.setdefault(device.netid, asyncio.Lock())
+        lock = self._locks.setdefault(device.uid, asyncio.Lock())
         async with lock:
-            before = self._position(device.netid)
+            before = self._position(device.uid)
             try:
                 await self._check_device(engine, device)
             finally:       # what was applied before a timeout is kept too; an idle check writes nothing
-                if self._position(device.netid) != before:
+                if self._position(device.uid) != before:
                     await self.center.commit()
 
     def _position(self, netid):
@@ -341,12 +345,12 @@ class EventReader:
 
     async def _check_device(self, engine, device):
         center = self.center
-        state = self.states.setdefault(device.netid, _ReaderState())
+        state = self.states.setdefault(device.uid, _ReaderState())
         next_number, _ = ev.decode_header(await engine.read_registers(device.address, ev.HEADER, ev.HEADER_WORDS,
                                                                       priority=POLL))
-        cursor = center.cursors.get(device.netid)
+        cursor = center.cursors.get(device.uid)
         if cursor is None:                # first contact: what the meter holds now is history
-            cursor = center.cursors[device.netid] = Cursor(0, 0, next_number)
+            cursor = center.cursors[device.uid] = Cursor(0, 0, next_number)
         elif cursor.next > next_number:
             center.restarted(device, cursor, next_number)
         if next_number - cursor.next > ev.NUMBER_MASK:
@@ -374,7 +378,7 @@ class EventReader:
             cursor.next = first + len(items)
         if cursor.history is not None and cursor.next >= cursor.history:
             history_end, cursor.history = cursor.history, None
-            center.history_read(device.netid, cursor.gen, history_end)
+            center.history_read(device.uid, cursor.gen, history_end)
 
     def _lost(self, device, cursor, first):
         """Records between the cursor and ``first`` are gone (history excepted: never known)."""

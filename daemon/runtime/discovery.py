@@ -1,7 +1,12 @@
 """Auto-detection of the devices on both buses (SPEC §1), FAST and FULL.
 
 Each address of the scan range is asked for the identification block
-(0xC350, "SOCO"...). FAST keeps the devices the catalogue marks as
+(0xC350, "SOCO"...): the 66 words every family has (a COUNTIS or a DIRIS A
+answers exception 02 to a read past them). Only a product whose table
+carries a NET ID (B-30 / Digiware generation, ``catalogue.has_netid``) is
+then asked for it, at 0xC392 (resource version + NET ID); a device without
+one has no NET ID ("") and is keyed by reference + serial number
+(``Device.uid``). FAST keeps the devices the catalogue marks as
 FAST-detectable (Digiware modules, DIRIS B, DIRIS A-40); FULL keeps every
 known product, so it also finds the other DIRIS A and COUNTIS E on the
 RS485 port, and gives slower devices a longer answer time.
@@ -12,7 +17,10 @@ finds each device's NET ID by bisection ([ours], docs/architecture.md):
 a broadcast filter mutes the devices at that address whose NET ID is outside
 a range, a read tells whether none, one or several remain, and the range is
 halved until each device answers alone. Every device but the first is then
-given a free address by a broadcast addressed by NET ID.
+given a free address by a broadcast addressed by NET ID. A device without a
+NET ID cannot be moved that way: it keeps the address and every device with
+a NET ID there is moved; two devices without one stay in conflict (alarm 4
+stays raised: the per-module push-button resolution is theirs).
 """
 
 import asyncio
@@ -22,7 +30,7 @@ from core import catalogue, modbus_rtu as rtu
 from daemon.runtime.bus import DISCOVERY, BusGarbled, BusTimeout
 from daemon.state.alarms import device_source
 from daemon.state.settings import check_value
-from daemon.state.topology import Device
+from daemon.state.topology import Device, TopologyRefused
 from daemon.supervise import cancel_and_wait
 
 log = logging.getLogger("gateway.discovery")
@@ -32,19 +40,31 @@ FULL_TIMEOUT_FACTOR = 2.5
 NETID_MAX = 0xFFFFFF
 
 
-def parse_identification(words):
-    """Identification block words → dict, or None if it is not a Socomec device."""
-    if rtu.decode_string_16(words[0:4]) != "SOCO":
+def parse_identification(words, netid_words=None):
+    """Identification block words → dict, or None if it is not a Socomec device.
+
+    ``words``: from 0xC350, the 66-word block (or the B-30's 69, NET ID included);
+    ``netid_words``: the 3 words read at 0xC392 (resource version, NET ID), if any.
+    ``netid`` is None for a device whose identification has none.
+    """
+    if len(words) < catalogue.IDENT_WORDS or rtu.decode_string_16(words[0:4]) != "SOCO":
         return None
-    netid_words = words[catalogue.IDENT_NETID:catalogue.IDENT_NETID + 2]
+    netid = None
+    if netid_words is not None:
+        start = catalogue.IDENT_NETID - (catalogue.IDENT_NETID_BASE - catalogue.IDENT_BASE)
+        netid = rtu.decode_value("u32", netid_words[start:start + 2]) & NETID_MAX
+    elif len(words) >= catalogue.IDENT_NETID + 2:
+        netid = rtu.decode_value("u32", words[catalogue.IDENT_NETID:catalogue.IDENT_NETID + 2]) & NETID_MAX
+    serial = words[catalogue.IDENT_SERIAL:catalogue.IDENT_SERIAL + 3]
     return {
         "family": words[catalogue.IDENT_FAMILY],
         "product_id": words[catalogue.IDENT_PRODUCT],
         "software": words[catalogue.IDENT_SOFTWARE],
+        "serial": catalogue.serial_text(*serial),
         "vendor": rtu.decode_string_norm(words[catalogue.IDENT_VENDOR:catalogue.IDENT_VENDOR + 8]),
         "name": rtu.decode_string_norm(words[catalogue.IDENT_NAME:catalogue.IDENT_NAME + 8]),
         "ext_name": rtu.decode_string_norm(words[catalogue.IDENT_EXT_NAME:catalogue.IDENT_EXT_NAME + 8]),
-        "netid": rtu.decode_value("u32", netid_words) & NETID_MAX,
+        "netid": netid,
     }
 
 
@@ -66,6 +86,7 @@ class Discovery:
         self.conflicts = []
         self._task = None
         self._done = {}
+        self._anonymous = 0          # devices without a NET ID seen by the last conflict resolution
 
     def status(self):
         return {"state": self.state, "mode": self.mode, "progress": round(self.progress, 3),
@@ -131,6 +152,10 @@ class Discovery:
         except asyncio.CancelledError:
             self.state = "cancelled"
             raise
+        except TopologyRefused as exc:          # over a SPEC §1 limit: a clear refusal, no stack trace
+            log.warning("detection found a topology the gateway refuses: %s", exc)
+            self.state = "failed"
+            self.message = str(exc)
         except Exception as exc:
             log.exception("detection failed")
             self.state = "failed"
@@ -138,9 +163,9 @@ class Discovery:
 
     def _merge_names(self, devices):
         """Keep the names and areas users gave to devices found again."""
-        old = dict((d.netid, d) for d in self.topology.devices)
+        old = dict((d.uid, d) for d in self.topology.devices)
         for d in devices:
-            previous = old.get(d.netid)
+            previous = old.get(d.uid)
             if previous is not None and previous.reference == d.reference:
                 d.area = previous.area
                 if not previous.name.startswith(previous.reference + "@"):
@@ -150,7 +175,10 @@ class Discovery:
         return devices
 
     async def _identify(self, engine, address, timeout):
-        """Identification at ``address``: dict, None (nobody), _Garbled (collision)."""
+        """Identification at ``address``: dict, None (nobody), _Garbled (collision).
+
+        The 66 words every family has; then the NET ID, only from a product whose
+        table has one (a second read: exception 02 there means this one has none)."""
         try:
             words = await engine.read_registers(address, catalogue.IDENT_BASE, catalogue.IDENT_WORDS,
                                                 DISCOVERY, retries=0, timeout=timeout)
@@ -160,7 +188,22 @@ class Discovery:
             return None
         except rtu.ModbusException:
             return None
-        return parse_identification(words)
+        ident = parse_identification(words)
+        if ident is None:
+            return None
+        row = catalogue.identify(ident["family"], ident["product_id"], ident["ext_name"])
+        if row is None or not catalogue.has_netid(row[catalogue.REF]):
+            return ident
+        try:
+            extra = await engine.read_registers(address, catalogue.IDENT_NETID_BASE, catalogue.IDENT_NETID_WORDS,
+                                                DISCOVERY, retries=1, timeout=timeout)
+        except BusGarbled:
+            raise _Garbled() from None
+        except BusTimeout:
+            return None
+        except rtu.ModbusException:
+            return ident              # an older firmware without the NET ID words
+        return parse_identification(words, extra)
 
     async def _scan_bus(self, bus, engine, first, last, timeout, mode, total):
         """(devices found, addresses where several devices answer) on one bus."""
@@ -192,8 +235,11 @@ class Discovery:
         """Give every device sharing ``address`` its own; returns them as Devices."""
         self.message = "resolving the conflict at %s:%d" % (bus, address)
         netids = await self.resolve_conflict(engine, address, timeout)
+        anonymous = self._anonymous
         addresses = [address]
-        for netid in netids[1:]:
+        # the lowest NET ID keeps the address, unless a device without a NET ID (which cannot be
+        # moved by one) is there too: then it keeps it and every NET ID moves
+        for netid in (netids if anonymous else netids[1:]):
             new_address = self._free_address(taken | set(addresses))
             await engine.request(rtu.BROADCAST, rtu.write_registers_request(
                 catalogue.NETID_ASSIGN_REGISTER, rtu.encode_value("u32", netid) + [new_address]), DISCOVERY)
@@ -211,7 +257,7 @@ class Discovery:
             if device is not None:
                 device.loads = await self._read_loads(engine, device, timeout)
                 found.append(device)
-        if netids and clean == len(addresses):
+        if netids and clean == len(addresses) and anonymous <= 1:
             self.alarms.set(ALARM_CONFLICT, device_source(bus, address), False,
                             "resolved by NET ID: %s" % ", ".join("%06X" % n for n in netids))
             self.message = "conflict at %s:%d resolved (%d devices)" % (bus, address, len(netids))
@@ -250,7 +296,8 @@ class Discovery:
             return None
         if mode == "fast" and not row[catalogue.FAST]:
             return None
-        return Device(bus, address, row[catalogue.REF], "%06X" % ident["netid"])
+        netid = "" if ident["netid"] is None else "%06X" % ident["netid"]
+        return Device(bus, address, row[catalogue.REF], netid, serial=ident.get("serial", ""))
 
     @staticmethod
     def _free_address(taken):
@@ -265,8 +312,23 @@ class Discovery:
             DISCOVERY)
 
     async def resolve_conflict(self, engine, address, timeout):
-        """NET IDs of every device at ``address``, lowest first (bisection)."""
+        """NET IDs of every device at ``address`` that has one, lowest first (bisection).
+
+        A device without a NET ID ignores the filter and answers whatever the range:
+        an empty range tells whether one is there (``self._anonymous``: 0, 1, or 2
+        for "several"); each NET ID is then found as the one-value range where it
+        collides with it."""
         netids = []
+        self._anonymous = 0
+        await self._filter(engine, address, 1, 0)            # an empty range: every NET ID is muted
+        try:
+            alone = await self._identify(engine, address, timeout)
+        except _Garbled:
+            alone = "garbled"
+        if alone == "garbled":
+            self._anonymous = 2
+        elif alone is not None and alone["netid"] is None:
+            self._anonymous = 1
 
         async def search(lo, hi, depth):
             await self._filter(engine, address, lo, hi)
@@ -274,14 +336,17 @@ class Discovery:
                 ident = await self._identify(engine, address, timeout)
             except _Garbled:
                 if lo == hi or depth > 26:
+                    if lo == hi and self._anonymous:
+                        netids.append(lo)        # it collides with the device without a NET ID only
                     return
                 mid = (lo + hi) // 2
                 await search(lo, mid, depth + 1)
                 await search(mid + 1, hi, depth + 1)
                 return
-            if ident is not None:
+            if ident is not None and ident["netid"] is not None:
                 netids.append(ident["netid"])
 
-        await search(0, NETID_MAX, 0)
+        if self._anonymous < 2:                 # two devices without a NET ID collide in every range
+            await search(0, NETID_MAX, 0)
         await self._filter(engine, address, 0, NETID_MAX)   # everybody listens again
         return sorted(netids)

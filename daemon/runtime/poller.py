@@ -128,7 +128,7 @@ class BusPoller:
         for address in list(self.states):
             old = self.states[address]
             new = wanted.get(address)
-            if new is None or new.reference != old.device.reference or new.netid != old.device.netid:
+            if new is None or new.reference != old.device.reference or new.uid != old.device.uid:
                 del self.states[address]
                 self.cache.forget_device(address)
                 self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), False, "device removed")

@@ -38,7 +38,7 @@ class Extremes:
         self.resets = 0
         self._entries = {}           # (address, load, key) -> [min, min_ts, max, max_ts]
         self._seen_version = None
-        self._netids = {}            # address -> NET ID of the meter the entries belong to
+        self._netids = {}            # address -> key (Device.uid) of the meter the entries belong to
 
     # ------------------------------------------------------------ cache subscriber
 
@@ -91,7 +91,7 @@ class Extremes:
         if topology.version == self._seen_version:
             return
         self._seen_version = topology.version
-        netids = dict((d.address, d.netid) for d in topology.devices)
+        netids = dict((d.address, d.uid) for d in topology.devices)
         for address in set(self._netids) | set(k[0] for k in self._entries):
             if address not in netids or self._netids.get(address, netids[address]) != netids[address]:
                 self.forget(address)

@@ -1,29 +1,101 @@
 """The topology: the devices the gateway polls, persisted in tinydb.
 
 Each device: bus, Modbus address, product reference, name, NET ID (6 hex
-digits), area, and its loads (number, network type, name). The document is
-replaced atomically on every save (daemon/atomicfile.py).
+digits, or "" for a device whose identification has none: DIRIS A, COUNTIS),
+serial number, area, and its loads (number, network type, name).
+``Device.uid`` keys a device wherever the key must outlive its address (curve
+series, event-log cursors, "same device?" checks): its NET ID, or without one
+its reference and serial number ("E23-E230010000001"). The document is
+replaced atomically on every save, a good copy kept as
+``topology.json.bak`` (daemon/atomicfile.py); a file that is not a valid
+document is moved aside and that copy restored (``Topology.load_problem``).
+
+SPEC §1 limits, checked by ``check`` on every ``replace`` (detection, the
+web's devices page): at most 32 devices and 192 circuits (loads) in all, and
+at most 10 devices on a bus whose baud rate is 9600. A topology beyond them is
+refused whole with ``TopologyRefused`` (a ValueError) whose message says
+which limit, and the topology in place is kept. With the settings given, a
+change of a bus's baud rate to 9600 while more than 10 devices are on it is
+refused the same way (``Settings.add_check``).
 """
+
+import logging
 
 from core import catalogue
 from daemon.atomicfile import AtomicJSONStorage
 from daemon.blocking import run_blocking
+from daemon.state.settings import SettingError
+
+log = logging.getLogger("gateway.topology")
+
+MAX_DEVICES = 32            # SPEC §1 and §10
+MAX_CIRCUITS = 192
+SLOW_BAUD = 9600            # SPEC §1: "At 9600 baud at most 10 devices on that bus."
+MAX_DEVICES_SLOW = 10
+
+
+class TopologyRefused(ValueError):
+    """A topology the gateway cannot serve (SPEC §1 limits); the message says which limit."""
+
+
+def limit_problem(devices, baud_of=None):
+    """Why ``devices`` break a SPEC §1 limit (text), or None. ``baud_of(bus)``: the bus's baud rate."""
+    if len(devices) > MAX_DEVICES:
+        return "%d devices: the gateway serves at most %d devices" % (len(devices), MAX_DEVICES)
+    circuits = sum(len(d.loads) for d in devices)
+    if circuits > MAX_CIRCUITS:
+        return "%d circuits: the gateway serves at most %d circuits (loads)" % (circuits, MAX_CIRCUITS)
+    if baud_of is not None:
+        for bus in sorted(set(d.bus for d in devices)):
+            count = sum(1 for d in devices if d.bus == bus)
+            baud = baud_of(bus)
+            if baud is not None and baud <= SLOW_BAUD and count > MAX_DEVICES_SLOW:
+                return "%d devices on the %s bus at %d baud: at most %d devices on a bus at %d baud" % (
+                    count, bus, baud, MAX_DEVICES_SLOW, SLOW_BAUD)
+    return None
+
+
+def _document_shape(doc):
+    devices = doc.get("devices", {})
+    if not isinstance(devices, dict) or not all(isinstance(d, dict) for d in devices.values()):
+        raise ValueError("the devices table is not a table of documents")
 
 
 class Device:
-    __slots__ = ("bus", "address", "reference", "name", "netid", "area", "loads")
+    __slots__ = ("bus", "address", "reference", "name", "netid", "area", "loads", "serial")
 
-    def __init__(self, bus, address, reference, netid, name=None, area="", loads=None):
+    def __init__(self, bus, address, reference, netid, name=None, area="", loads=None, serial=""):
         self.bus = bus
         self.address = int(address)
         self.reference = reference
-        self.netid = netid.upper() if isinstance(netid, str) else "%06X" % netid
-        self.name = name or "%s@%d - %s" % (reference, self.address, self.netid)
+        if netid is None or netid == "":
+            self.netid = ""                      # no NET ID in its identification (DIRIS A, COUNTIS)
+        else:
+            self.netid = netid.upper() if isinstance(netid, str) else "%06X" % netid
+        self.serial = serial or ""
+        if name:
+            self.name = name
+        else:
+            self.name = "%s@%d - %s" % (reference, self.address, self.netid) if self.netid else \
+                "%s@%d" % (reference, self.address)
         self.area = area
         if loads is None:
-            loads = [{"load": n, "network": "3P+N", "name": "Load %d" % n}
-                     for n in range(1, catalogue.product(reference)[catalogue.LOADS] + 1)]
+            row = catalogue.product(reference)
+            networks = row[catalogue.NETWORKS]
+            network = networks[0] if len(networks) == 1 else "3P+N"     # a COUNTIS E14 is 1P+N only
+            loads = [{"load": n, "network": network, "name": "Load %d" % n}
+                     for n in range(1, row[catalogue.LOADS] + 1)]
         self.loads = loads
+
+    @property
+    def uid(self):
+        """The device's stable key: its NET ID, else reference + serial number (never "")."""
+        if self.netid:
+            return self.netid
+        ref = self.reference.replace(" ", "").replace("/", "-")
+        if self.serial:
+            return "%s-%s" % (ref, self.serial)
+        return "%s@%s:%d" % (ref, self.bus, self.address)
 
     @property
     def product(self):
@@ -44,13 +116,14 @@ class Device:
 
     def as_dict(self):
         return {"bus": self.bus, "address": self.address, "reference": self.reference, "name": self.name,
-                "netid": self.netid, "area": self.area, "loads": [dict(x) for x in self.loads]}
+                "netid": self.netid, "serial": self.serial, "area": self.area,
+                "loads": [dict(x) for x in self.loads]}
 
     @classmethod
     def from_dict(cls, data):
         catalogue.product(data["reference"])   # KeyError for an unknown reference
-        return cls(data["bus"], data["address"], data["reference"], data["netid"], data.get("name"),
-                   data.get("area", ""), data.get("loads"))
+        return cls(data["bus"], data["address"], data["reference"], data.get("netid", ""), data.get("name"),
+                   data.get("area", ""), data.get("loads"), data.get("serial", ""))
 
     def __repr__(self):
         return "<Device %s %s@%d %s>" % (self.bus, self.reference, self.address, self.netid)
@@ -60,7 +133,10 @@ def devices_from_simulation(topology):
     """The Devices a detection would find on a simulated-topology document.
 
     Benchmarks and tests preset the topology with it when detection is not
-    what they look at.
+    what they look at. A meter's ``netid`` there is the simulator's handle:
+    its NET ID where its product has one, else the seed of the serial number
+    the simulated meter reports ([ours] convention 6.3 of socomec-registers.md:
+    serial words (handle >> 8, (handle & 0xFF) << 8, 1)).
     """
     devices = []
     for bus, spec in topology.get("buses", {}).items():
@@ -69,32 +145,65 @@ def devices_from_simulation(topology):
             if meter.get("loads"):
                 loads = [{"load": n, "network": meter.get("network", "3P+N"), "name": "Load %d" % n}
                          for n in range(1, meter["loads"] + 1)]
-            devices.append(Device(bus, meter["address"], meter["reference"], meter["netid"], loads=loads))
+            handle = int(str(meter["netid"]), 16)
+            netid = "%06X" % handle if catalogue.has_netid(meter["reference"]) else ""
+            serial = catalogue.serial_text((handle >> 8) & 0xFFFF, (handle & 0xFF) << 8, 1)
+            devices.append(Device(bus, meter["address"], meter["reference"], netid, loads=loads, serial=serial))
     return devices
 
 
 class Topology:
-    MAX_DEVICES = 32
-    MAX_CIRCUITS = 192
+    MAX_DEVICES = MAX_DEVICES
+    MAX_CIRCUITS = MAX_CIRCUITS
 
-    def __init__(self, path=None):
+    def __init__(self, path=None, settings=None):
+        """``settings``: the bus baud rates (``bus.<bus>.baud``) for the 9600-baud rule; without them
+        only the totals are checked."""
         self.path = path
+        self.settings = settings
         self.devices = []
         self.version = 0
         self._listeners = []
+        self.load_problem = None       # what was wrong with the file when it was read (None: nothing)
         if path:
             self._load()
+        if settings is not None:
+            settings.add_check(self._check_settings)
+
+    def _problem(self, text):
+        log.warning("%s", text)
+        self.load_problem = text if self.load_problem is None else self.load_problem + "; " + text
 
     def _load(self):
-        data = AtomicJSONStorage(self.path).read() or {}
+        storage = AtomicJSONStorage(self.path, check=_document_shape)
+        data = storage.read() or {}
+        if storage.problem:
+            self.load_problem = storage.problem       # logged by the storage
         docs = data.get("devices", {})
         devices = []
-        for key in sorted(docs, key=lambda k: int(k)):
+        for key in sorted(docs, key=lambda k: (len(k), k)):          # tinydb ids: "1", "2", ... "10"
             try:
                 devices.append(Device.from_dict(docs[key]))
-            except (KeyError, ValueError, TypeError):
-                continue
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                self._problem("%s: device %s skipped: %r" % (self.path, key, exc))
+        # A stored topology beyond the limits (written before a limit or a baud change) is kept as it
+        # is, not cut at random; it is said, and the next replace must fit.
+        problem = limit_problem(devices, self._baud_of if self.settings is not None else None)
+        if problem:
+            self._problem("%s: %s" % (self.path, problem))
         self.devices = devices
+
+    def _baud_of(self, bus):
+        try:
+            return self.settings.get("bus.%s.baud" % bus)
+        except (KeyError, ValueError):          # a bus without settings: no baud rule
+            return None
+
+    def _check_settings(self, proposed):
+        """Settings.add_check: refuse a baud rate the devices on that bus cannot have."""
+        problem = limit_problem(self.devices, lambda bus: proposed.get("bus.%s.baud" % bus))
+        if problem and not limit_problem(self.devices, self._baud_of):
+            raise SettingError("refused: the topology would have %s" % problem)
 
     def on_change(self, listener):
         self._listeners.append(listener)
@@ -109,18 +218,23 @@ class Topology:
         return [d for d in self.devices if d.bus == bus]
 
     def check(self, devices):
-        """Refuse a topology the gateway cannot serve (SPEC §1 limits)."""
-        if len(devices) > self.MAX_DEVICES:
-            raise ValueError("at most %d devices" % self.MAX_DEVICES)
-        if sum(len(d.loads) for d in devices) > self.MAX_CIRCUITS:
-            raise ValueError("at most %d circuits" % self.MAX_CIRCUITS)
+        """Refuse a topology the gateway cannot serve: TopologyRefused, a message naming the limit.
+
+        SPEC §1: at most 32 devices and 192 circuits in all, at most 10 devices on a bus at 9600 baud
+        (when the settings are known); an address is used once across both buses.
+        """
+        problem = limit_problem(devices, self._baud_of if self.settings is not None else None)
+        if problem:
+            raise TopologyRefused("topology refused: %s" % problem)
         seen = set()
         for d in devices:
             if d.address in seen:
-                raise ValueError("address %d used twice" % d.address)
+                raise TopologyRefused("topology refused: address %d used twice" % d.address)
             seen.add(d.address)
 
     async def replace(self, devices):
+        """Check, write, then switch: a refused topology (TopologyRefused) changes nothing."""
+        devices = list(devices)
         self.check(devices)
         if self.path:
             await run_blocking(self._write, [d.as_dict() for d in devices])

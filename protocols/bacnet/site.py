@@ -158,7 +158,7 @@ class MeterView(_View):
         return self.device.reference
 
     def serial(self):
-        return self.device.netid
+        return self.device.netid or self.device.serial      # a DIRIS A / COUNTIS has no NET ID
 
     def _device_map(self):
         """(System_Status, fault, Reliability) of the one device summary (points.DEVICE_MAP)."""

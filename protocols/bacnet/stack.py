@@ -133,7 +133,7 @@ class BacnetStack:
             old = self.meters.pop(address, None)
             if old is not None and old[2] is not None:
                 self._detach(old[2])
-                if device is None or old[1] is None or old[1].view.device.netid != device.netid:
+                if device is None or old[1] is None or old[1].view.device.uid != device.uid:
                     self.site.forget(address)       # another meter: its extremes and commands go
             if device is not None:
                 try:
