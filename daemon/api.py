@@ -368,14 +368,17 @@ class Door:
     def check_settings(self, changes):
         """Refused unless every change may be made by this caller and is valid (nothing applied)."""
         self._check("set_settings")
-        for name, value in changes.items():
+        for name in changes:
             try:
                 spec = settings_mod.row(name)
-                settings_mod.check_value(name, value)
             except settings_mod.SettingError as exc:
                 raise Refused(BAD_VALUE, str(exc)) from None
             if not rights.may_change_setting(self.caller, name, spec[settings_mod.PROFILE]):
                 raise Refused(RIGHTS, "%r may not change %s" % (self.caller, name))
+        try:
+            self._gw.settings.check_many(changes)       # each value, then the cross-checks set_many applies
+        except settings_mod.SettingError as exc:
+            raise Refused(BAD_VALUE, str(exc)) from None
 
     async def set_settings(self, changes):
         """Validate every change, then apply all at once (one atomic write) or none."""

@@ -70,7 +70,7 @@ class Gateway:
         self.cache = Cache(self.clock, self.settings.get("poll.stale_after_s"))
         self.storage = Storage(os.path.join(state_dir, "tsdb"), self.settings, self.clock,
                                on_event=self.alarms.record_event, geometry=storage_geometry)
-        self.topology = Topology(os.path.join(state_dir, "topology.json"))
+        self.topology = Topology(os.path.join(state_dir, "topology.json"), settings=self.settings)
         self.engines = {}          # bus name -> BusEngine, filled by start()
         self.parts = Parts(self.topology, self.engines, self.cache, self.settings, self.clock)   # for the runtime
         self.curves = CurveService(self.parts, self.storage, curve_overrides)
@@ -99,6 +99,9 @@ class Gateway:
 
     async def start(self):
         loop = asyncio.get_running_loop()
+        for name, part in (("settings.json", self.settings), ("topology.json", self.topology)):
+            if part.load_problem:      # a damaged file was set aside on load: the event log says so
+                self.alarms.record_event({"event": "state-file", "file": name, "detail": part.load_problem})
         self.started_at = self.clock.monotonic()       # uptime does not jump when the clock is set
         self.board.start(loop)
         self.board.on_button(self._button)

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import shutil
 
 import pytest
 
@@ -115,3 +116,83 @@ def test_secret_settings_are_stored_encrypted_and_bound_to_their_name(tmp_path):
     swapped = Settings(path, secret_box=box)
     assert swapped.get("snmp.v2c.read_community") == "publicV2"
     assert Settings(path).get("snmp.v3.read_auth_password") == "Control-2024"   # no key: defaults
+
+
+def _stating(records, source):
+    """The event-log records that say the alarm of ``source`` is active."""
+    return [r for r in records if r.get("source") == source and r.get("event") in ("raised", "still_active")]
+
+
+def test_an_alarm_outlives_the_ring_that_recorded_it(tmp_path):
+    """Raised, then the ring wraps 2.5 times: a restart (even after a write torn by a power cut) restores it,
+    once, with its start time and acknowledgement; a cleared alarm is never brought back."""
+    path = str(tmp_path / "events.ring")
+    t0 = 1_700_000_000.0
+    clock = ManualClock(t0)
+    alarms = Alarms(clock, path, capacity=100)
+    alarms.set(3, "digiware:5", True, "silent")
+    alarms.acknowledge(3, "digiware:5", "admin")
+    alarms.set(4, "digiware:7", True, "conflict")
+    alarms.set(4, "digiware:7", False)
+    torn = []                                               # the alarms a restart finds after each torn write
+    cut = str(tmp_path / "cut.ring")
+    append = alarms.log.append
+
+    def append_cut_short(record):
+        """Before each write to the ring: a copy where a power cut tore the slot this write goes to."""
+        shutil.copyfile(path, cut)
+        with open(cut, "r+b") as f:
+            f.seek((alarms.log.next_seq - 1) % 100 * SLOT + 20)
+            f.write(b"\xff\xff\xff")
+        restored = Alarms(clock, cut, capacity=100)
+        torn.append((set(restored.active), restored.active.get((3, "digiware:5"), {}).get("since")))
+        return append(record)
+    alarms.log.append = append_cut_short
+    for n in range(250):                                    # 2.5 x the ring's 100 records
+        clock.advance(1)
+        alarms.record_event({"event": "note", "n": n})
+    assert len(torn) == 250 + 2                             # the notes and the two restatements
+    assert [n for n, found in enumerate(torn) if found != ({(3, "digiware:5")}, t0)] == []
+    assert alarms.restated == 2                             # once per wrap of the ring, not per write
+    records = RingLog(path, capacity=100).records()
+    assert len(records) == 100 and not any(r.get("event") == "raised" for r in records)   # "raised" overwritten
+    assert [r["since"] for r in _stating(records, "digiware:5")] == [t0]
+
+    restarted = Alarms(clock, path, capacity=100)
+    assert restarted.active == {(3, "digiware:5"): {"since": t0, "detail": "silent", "confirmed": False,
+                                                    "acknowledged": {"by": "admin", "ts": t0}}}
+    before = len(restarted.events())
+    restarted.set(3, "digiware:5", True, "silent")          # still silent: confirmed, nothing written
+    restarted.reconcile()
+    assert len(restarted.events()) == before and set(restarted.active) == {(3, "digiware:5")}
+    assert [a["alarm"] for a in restarted.active_list()] == [3]
+
+    restarted.set(3, "digiware:5", False)                   # ends: nothing keeps it any more
+    for n in range(150):
+        restarted.record_event({"event": "note", "n": n})
+    assert restarted.restated == 0
+    assert Alarms(clock, path, capacity=100).active == {}
+
+
+def test_the_event_log_writer_on_the_loop_keeps_active_alarms_too(tmp_path):
+    path = str(tmp_path / "events.ring")
+    clock = ManualClock(1_700_000_000.0)
+
+    async def scenario():
+        alarms = Alarms(clock, path, capacity=100)
+        alarms.set(3, "rs485:21", True, "silent")
+        for n in range(120):
+            alarms.record_event({"event": "note", "n": n})
+            if n == 60:
+                alarms.set(7, "client 10.0.0.9", True, "banned")     # raised and ended while the ring wraps
+            if n == 80:
+                alarms.set(7, "client 10.0.0.9", False)
+        await alarms.flush()
+        return alarms
+    alarms = asyncio.run(scenario())
+    assert alarms.restated == 1
+    restarted = Alarms(clock, path, capacity=100)
+    assert set(restarted.active) == {(3, "rs485:21")}
+    records = restarted.events()
+    assert len(_stating(records, "rs485:21")) == 1
+    assert [r["event"] for r in records if r.get("alarm") == 7] == ["raised", "cleared"]

@@ -116,6 +116,9 @@ RS485 = [{"reference": "A-40", "address": 20, "netid": "A40001", "nominal_w": 60
          {"reference": "E23", "address": 21, "netid": "E23001", "nominal_w": 9000}]
 OVERRIDES = {"poll.min_cycle_ms": 300, "poll.backoff_max_s": 1}
 CUT = (0xDC85E9, 0xA40001)
+# Series are keyed by Device.uid: the NET ID, or reference + serial number for the A-40 and the E23, which
+# have none (their simulated serial comes from the handle: A40001 -> A4000100 + order 00001)
+A40_KEY, E23_KEY = "A-40-A400010000001", "E23-E230010000001"
 
 
 async def polled(gateway):
@@ -142,7 +145,7 @@ def test_a_six_hour_cut_is_back_filled_from_the_meters_caches(tmp_path):
     clock = ManualClock(T + 1)
     geometry = Geometry(256, 8784, segments=8, segment_bytes=1 << 20)
     topology = topology_with(DIGIWARE, RS485, baud=115200)
-    overrides = dict((m["netid"], 10) for m in DIGIWARE + RS485)          # consumption every 10 min
+    overrides = dict((d.uid, 10) for d in devices_from_simulation(topology))   # consumption every 10 min
 
     async def step(gateway, seconds):
         clock.advance(seconds)
@@ -175,7 +178,7 @@ def test_a_six_hour_cut_is_back_filled_from_the_meters_caches(tmp_path):
             assert curves.status()["devices"]["DC85E9"]["failures"] == 0
 
             # load curves: no gap, and exactly what the meters hold
-            for address, netid, loads in ((4, "DC85E9", (1, 2, 3)), (20, "A40001", (1,))):
+            for address, netid, loads in ((4, "DC85E9", (1, 2, 3)), (20, A40_KEY, (1,))):
                 meter = gw.board.find_meter(address=address)
                 for load in loads:
                     for key in win.POWER_TYPES:
@@ -188,7 +191,7 @@ def test_a_six_hour_cut_is_back_filled_from_the_meters_caches(tmp_path):
                         cut_start = T + 1 + 3600
                         assert all(q & Q_BACKFILLED for t, _v, q in got if cut_start + 1800 < t < end - 7200)
             # histories: every trend item of every meter that keeps one
-            for address, netid in ((4, "DC85E9"), (20, "A40001"), (11, "D5038A")):
+            for address, netid in ((4, "DC85E9"), (20, A40_KEY), (11, "D5038A")):
                 meter = gw.board.find_meter(address=address)
                 for key, load in meter.curves.trend_items:
                     got = stored(storage, series_name("history", netid, load, key))
@@ -204,7 +207,7 @@ def test_a_six_hour_cut_is_back_filled_from_the_meters_caches(tmp_path):
             assert storage.store.last_index(name) == last_index
             # a meter that always answered: one point per 10-min boundary the gateway saw
             # (the clock jumped 30 min at a time during the cut: those carry 3 intervals)
-            steady = stored(storage, series_name("consumption", "E23001", 1, "ea_pos"))
+            steady = stored(storage, series_name("consumption", E23_KEY, 1, "ea_pos"))
             assert [(t, q) for t, _v, q in steady[:6]] == [(T + 600 * k, Q_VALID) for k in range(6)]
             assert all(q == Q_VALID | Q_ACCUMULATED for _t, _v, q in steady[6:18])
             assert abs(sum(v for _t, v, _q in steady) - (gw.cache.get(21, 1, "ea_pos").value - first_e23)) <= 1.0
@@ -222,7 +225,59 @@ def test_a_six_hour_cut_is_back_filled_from_the_meters_caches(tmp_path):
             before = gw.cache.get(21, 1, "ea_pos").value
             await step(gw, 600)
             after = gw.cache.get(21, 1, "ea_pos").value
-            last = stored(gw.storage, series_name("consumption", "E23001", 1, "ea_pos"))[-1]
+            last = stored(gw.storage, series_name("consumption", E23_KEY, 1, "ea_pos"))[-1]
             assert last[2] == Q_VALID and abs(last[1] - (after - before)) <= 0.5
 
+    asyncio.run(scenario())
+
+
+def test_a_new_consumption_period_applies_from_the_next_boundary_of_its_own_grid(tmp_path):
+    """storage.consumption_period_min (SPEC §4: 10-60 min) changes live: 60 -> 15 -> 60 min.
+
+    The first point after each change starts on a boundary of the new period and carries exactly the
+    energy consumed since the last reading (none counted twice, none lost); the series changes period,
+    so, as docs/storage.md says, its points start anew (counted in series_resets)."""
+    clock = ManualClock(T + 1)
+    geometry = Geometry(64, 8784, segments=8, segment_bytes=1 << 20)
+    topology = topology_with((), [RS485[1]], baud=115200)                  # the COUNTIS E23: consumption only
+
+    async def step(gateway, seconds):
+        clock.advance(seconds)
+        await polled(gateway)
+        await gateway.curves.cycle()
+
+    async def scenario():
+        async with running_gateway(tmp_path, topology, OVERRIDES, clock, storage_geometry=geometry) as gw:
+            await gw.topology.replace(devices_from_simulation(topology))
+            await polled(gw)
+            storage = gw.storage
+            await gw.curves.cycle()                                       # baseline at T (60 min by default)
+            await step(gw, 3600)                                          # T + 3601: the hour [T, T+3600)
+            (device_key,) = gw.curves.states                            # the E23's key in series names
+            name = series_name("consumption", device_key, 1, "ea_pos")
+            hourly = stored(storage, name)
+            assert [(t, q) for t, _v, q in hourly] == [(T, Q_VALID)]
+            series = [n for n in storage.store.series() if n.startswith("consumption/")]
+            resets = storage.store.stats["series_resets"]
+
+            index = gw.cache.get(21, 1, "ea_pos").value
+            await gw.settings.set_many({"storage.consumption_period_min": 15})
+            await gw.curves.cycle()                                       # T+3600 is this grid's boundary too
+            assert stored(storage, name) == hourly
+            await step(gw, 900)                                           # T + 4501
+            await step(gw, 900)                                           # T + 5401
+            quarter = stored(storage, name)
+            assert [(t, q) for t, _v, q in quarter] == [(T + 3600, Q_VALID), (T + 4500, Q_VALID)]
+            assert storage.store.read(name, 0, 2 ** 40).period == 900
+            now_index = gw.cache.get(21, 1, "ea_pos").value
+            assert abs(sum(v for _t, v, _q in quarter) - (now_index - index)) <= 1.0
+            assert storage.store.stats["series_resets"] == resets + len(series)
+
+            await gw.settings.set_many({"storage.consumption_period_min": 60})
+            await gw.curves.cycle()                                       # T+5401: inside the hour T+3600..
+            await step(gw, 1800)                                          # T + 7201: the hour's end
+            back = stored(storage, name)
+            assert [t for t, _v, _q in back] == [T + 3600]                # on the hour grid again
+            assert storage.store.read(name, 0, 2 ** 40).period == 3600
+            assert abs(back[0][1] - (gw.cache.get(21, 1, "ea_pos").value - now_index)) <= 1.0
     asyncio.run(scenario())

@@ -7,6 +7,15 @@ after a restart the alarms still open in the event log are restored as
 *unconfirmed*; a source that reports the condition again confirms it without
 a new "raised" event, and ``reconcile()`` clears those nobody confirmed. So a
 restart neither duplicates nor loses an alarm.
+
+The event log is a ring: an alarm active for longer than the ring takes to
+wrap would lose its "raised" record. The writer keeps the active set
+recoverable: before a write, an active alarm whose *stating* record (its
+"raised", or its latest "still_active" restatement) is the next or the
+one-after-next to be overwritten is re-recorded as "still_active" (its
+original ``since``, detail and acknowledgement) at the head. A write thus
+only ever overwrites a slot the active set no longer needs, so even a write
+torn by a power cut cannot take an active alarm with it.
 """
 
 import asyncio
@@ -29,6 +38,11 @@ SYSTEM_ALARMS = {
 }
 
 
+# Records that state an alarm is active: its start, and the re-recording that keeps it in the ring.
+STATING = ("raised", "still_active")
+_RESTATED_FIELDS = ("alarm", "name", "source", "criticality", "detail", "category")
+
+
 def device_source(bus, address, load=None):
     """How alarms name a device ("digiware:5") or one of its loads ("digiware:5:1")."""
     return "%s:%d" % (bus, address) if load is None else "%s:%d:%d" % (bus, address, load)
@@ -44,18 +58,27 @@ class Alarms:
         self._listeners = []
         self._pending = []        # records waiting to be written, in order
         self._writer = None
+        # (number, source) -> seq of the ring record that states the alarm (writer side only)
+        self._stating = {}
+        self.restated = 0         # "still_active" records written to keep the active set in the ring
+        self._crowded = False
         if self.log is not None:
             self._restore()
 
     def _restore(self):
         for record in self.log.records():
             key = (record.get("alarm"), record.get("source"))
-            if record.get("event") == "raised":
-                self.active[key] = {"since": record.get("ts"), "detail": record.get("detail", ""),
-                                    "confirmed": False}
-            elif record.get("event") == "cleared":
+            event = record.get("event")
+            if event in STATING and key[0] in SYSTEM_ALARMS:
+                self.active[key] = {"since": record.get("since", record.get("ts")),
+                                    "detail": record.get("detail", ""), "confirmed": False}
+                if record.get("acknowledged"):
+                    self.active[key]["acknowledged"] = record["acknowledged"]
+                self._stating[key] = record["seq"]
+            elif event == "cleared":
                 self.active.pop(key, None)
-            elif record.get("event") == "acknowledged" and key in self.active:
+                self._stating.pop(key, None)
+            elif event == "acknowledged" and key in self.active:
                 self.active[key]["acknowledged"] = {"by": record.get("by"), "ts": record.get("ts")}
 
     def on_event(self, listener):
@@ -135,7 +158,7 @@ class Alarms:
             loop = asyncio.get_running_loop()
         except RuntimeError:   # no loop (tools, unit tests): write now
             while self._pending:
-                self.log.append(self._pending.pop(0))
+                self._write(self._pending.pop(0))
             return
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_pending(), name="eventlog-writer")
@@ -144,12 +167,72 @@ class Alarms:
         while self._pending:
             record = self._pending[0]
             try:
-                await run_blocking(self.log.append, record)
+                await run_blocking(self._write, record)
             except Exception:   # disk trouble: keep the record in memory, retry later
                 log.exception("event log write failed")
                 await asyncio.sleep(1)
                 continue
             self._pending.pop(0)
+
+    # ------------------------------------------------------------ the writer (blocking: executor or no loop)
+
+    def _write(self, record):
+        """Append ``record``, first re-recording active alarms the ring is about to overwrite."""
+        self._keep_active()
+        seq = self.log.append(record)
+        key = (record.get("alarm"), record.get("source"))
+        if record.get("event") == "raised":
+            self._stating[key] = seq
+        elif record.get("event") == "cleared":
+            self._stating.pop(key, None)
+        return seq
+
+    def _needed(self, seq):
+        """Ring record ``seq`` if it is the only record stating an alarm still active, else None."""
+        if seq < 1:
+            return None
+        record = self.log.record(seq)
+        if record is None or record.get("event") not in STATING:
+            return None
+        key = (record.get("alarm"), record.get("source"))
+        # self.active is the loop's (ahead of the ring: an alarm cleared there has its
+        # "cleared" record queued behind this write, so its "raised" may go)
+        if self._stating.get(key) != seq or key not in self.active:
+            return None
+        return record
+
+    def _keep_active(self):
+        ring = self.log
+        if len(self._stating) * 2 > ring.capacity:
+            if not self._crowded:
+                log.error("%d active alarms in an event log of %d records: the oldest may be lost at a restart",
+                          len(self._stating), ring.capacity)
+                self._crowded = True
+            return
+        self._crowded = False
+        for _ in range(len(self._stating) + 1):
+            # the record the next write overwrites (only after an upgrade can it be needed),
+            # then the one after: restated now, into a slot nothing needs
+            for seq in (ring.next_seq - ring.capacity, ring.next_seq + 1 - ring.capacity):
+                victim = self._needed(seq)
+                if victim is not None:
+                    break
+            else:
+                return
+            self._restate(victim)
+
+    def _restate(self, victim):
+        key = (victim.get("alarm"), victim.get("source"))
+        since = victim.get("since", victim.get("ts"))
+        record = dict((k, victim[k]) for k in _RESTATED_FIELDS if k in victim)
+        record.update(event="still_active", ts=self.clock.time(), since=since)
+        state = self.active.get(key)
+        acknowledged = state.get("acknowledged") if state is not None and state.get("since") == since else None
+        acknowledged = acknowledged or victim.get("acknowledged")
+        if acknowledged:
+            record["acknowledged"] = dict(acknowledged)
+        self._stating[key] = self.log.append(record)
+        self.restated += 1
 
     async def flush(self):
         if self._writer is not None:

@@ -5,6 +5,9 @@ written into the slot after the newest one: header (magic, length, sequence,
 CRC32) + JSON. On open, every slot is checked; slots with a bad CRC (a write
 cut by a power loss) are ignored, so the log never needs repair and never
 grows. Reads and writes are blocking: callers go through daemon.blocking.
+Old records are overwritten in order; ``record(seq)`` lets a writer see what
+the next writes will overwrite (daemon/state/alarms.py re-records an alarm
+still active before its "raised" record goes).
 """
 
 import json
@@ -83,6 +86,13 @@ class RingLog:
             self._seq_in[slot] = seq
             self.next_seq = seq + 1
         return seq
+
+    def record(self, seq):
+        """The record of sequence ``seq`` while the ring still holds it, else None."""
+        with self._lock:
+            if self._seq_in.get((seq - 1) % self.capacity) != seq:
+                return None
+            return self._records.get(seq)
 
     def records(self):
         """All records, oldest first, each with its ``seq``."""

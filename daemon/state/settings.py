@@ -4,15 +4,24 @@ Every setting is one row: dotted name, type, default, bounds or choices, the
 profile allowed to change it, whether it is a secret, whether it applies
 live. The CLI's ``--set``, the web forms, validation and storage all read
 this table. Values are stored in ``state-dir/settings.json`` (tinydb,
-atomic replace); only values that differ from the default are kept.
+atomic replace, a good copy kept as ``settings.json.bak``); only
+values that differ from the default are kept.
+
+A settings file that is not a valid document is moved aside and its
+good copy restored (daemon/atomicfile.py); ``Settings.load_problem`` says
+what happened, naming the file, and so does the log. A single bad value in a
+good document falls back to its default, with a warning.
 """
 
 import asyncio
+import logging
 
 from tinydb import TinyDB
 
 from daemon.atomicfile import AtomicJSONStorage
 from daemon.blocking import run_blocking
+
+log = logging.getLogger("gateway.settings")
 
 # name, type, default, bounds (min, max) or choices, profile, secret, live
 SCHEMA = (
@@ -163,6 +172,13 @@ def parse_assignment(text):
     return key, parse_value(key, value)
 
 
+def _document_shape(doc):
+    """A settings document is {"settings": {id: {name, value | enc}}}: ValueError otherwise."""
+    table = doc.get("settings", {})
+    if not isinstance(table, dict) or not all(isinstance(entry, dict) for entry in table.values()):
+        raise ValueError("the settings table is not a table of documents")
+
+
 class Settings:
     """Current values: defaults, overlaid by the stored document, then overrides.
 
@@ -176,14 +192,21 @@ class Settings:
         self._stored = {}
         self._overrides = dict(overrides or {})
         self._listeners = []
+        self._checks = []
         self._lock = asyncio.Lock()
+        self.load_problem = None       # what was wrong with the file when it was read (None: nothing)
         if path:
             self._stored = self._read(path)
 
+    def _problem(self, text):
+        self.load_problem = text if self.load_problem is None else self.load_problem + "; " + text
+
     def _read(self, path):
-        db = TinyDB(path, storage=AtomicJSONStorage)
+        db = TinyDB(path, storage=AtomicJSONStorage, check=_document_shape)
         try:
             docs = db.table("settings").all()
+            if db.storage.problem:
+                self._problem(db.storage.problem)
         finally:
             db.close()
         stored = {}
@@ -197,13 +220,23 @@ class Settings:
                 if self.secret_box is None or "enc" not in doc:
                     continue          # a secret is never taken in clear from disk
                 value = self.secret_box.decrypt(name, doc["enc"])
+                if value is None:
+                    self._bad_value(path, name, "cannot be decrypted with this device's key")
+                    continue
             else:
                 value = doc.get("value")
             try:
                 stored[name] = check_value(name, value)
-            except SettingError:
-                continue   # a hand-edited bad value falls back to the default
+            except SettingError as exc:   # a hand-edited bad value falls back to the default, said
+                self._bad_value(path, name, str(exc))
         return stored
+
+    def _bad_value(self, path, name, why):
+        if why.startswith(name + ": "):
+            why = why[len(name) + 2:]
+        default = "(secret)" if row(name)[SECRET] else repr(row(name)[DEFAULT])
+        log.warning("%s: %s: %s: the default %s applies", path, name, why, default)
+        self._problem("%s: %s: %s" % (path, name, why))
 
     def get(self, name):
         if name in self._overrides:
@@ -222,9 +255,26 @@ class Settings:
         """``listener(name, value)`` after each change (live settings apply at once)."""
         self._listeners.append(listener)
 
+    def add_check(self, check):
+        """``check(proposed)`` before each change: ``proposed`` maps every setting to its value after the
+        change; it raises SettingError to refuse (a rule across settings and state, e.g. the topology's
+        10 devices at 9600 baud)."""
+        self._checks.append(check)
+
+    def check_many(self, values):
+        """The checked values of a change (each against the schema, then the whole against the checks);
+        SettingError for the first refusal. Nothing is applied."""
+        checked = dict((name, check_value(name, value)) for name, value in values.items())
+        if self._checks:
+            proposed = self.all()
+            proposed.update(checked)
+            for check in list(self._checks):
+                check(proposed)
+        return checked
+
     async def set_many(self, values):
         """Validate all, then store all, then notify: a bad value changes nothing."""
-        checked = dict((name, check_value(name, value)) for name, value in values.items())
+        checked = self.check_many(values)
         async with self._lock:
             new_stored = dict(self._stored)
             for name, value in checked.items():
