@@ -1,5 +1,6 @@
 """The fast path's BER codec (protocols/snmp/ber.py): round trips, exact encodings, garbage refused."""
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from protocols.snmp import ber
@@ -85,3 +86,19 @@ def test_refusals():
         except ber.BerError:
             continue
         raise AssertionError("accepted %r" % bad)
+
+
+def test_a_varbind_value_that_is_no_snmp_syntax_is_refused():
+    """A GET whose value has a constructed universal tag (0x2E) is not SNMP: the strict codec refuses it
+    (the datagram then goes to pysnmp, which counts a parse error) instead of echoing it back."""
+    from protocols.snmp import ber
+    oid = ber.tlv(ber.OBJECT_IDENTIFIER, bytes((0x2B, 6, 1, 2, 1, 1, 5, 0)))
+    for value, accepted in ((ber.tlv(ber.NULL, b""), True), (bytes((0x2E, 0)), False), (bytes((0x64, 0)), False)):
+        pdu = ber.tlv(ber.GET, ber.tlv(ber.INTEGER, b"\x01") + ber.tlv(ber.INTEGER, b"\x00")
+                      + ber.tlv(ber.INTEGER, b"\x00") + ber.tlv(ber.SEQUENCE, ber.tlv(ber.SEQUENCE, oid + value)))
+        message = ber.tlv(ber.SEQUENCE, ber.tlv(ber.INTEGER, b"\x00") + ber.tlv(ber.OCTET_STRING, b"public") + pdu)
+        if accepted:
+            assert ber.decode_request(message).oids == [(1, 3, 6, 1, 2, 1, 1, 5, 0)]
+        else:
+            with pytest.raises(ber.BerError):
+                ber.decode_request(message)

@@ -26,6 +26,11 @@ NO_SUCH_OBJECT = 0x80
 NO_SUCH_INSTANCE = 0x81
 END_OF_MIB_VIEW = 0x82
 
+# The ObjectSyntax tags a varbind value may carry (RFC 3416 §3 plus the exceptions):
+# anything else (a constructed tag, an unknown class) is not SNMP and is refused.
+VALUE_TAGS = frozenset((INTEGER, OCTET_STRING, NULL, OBJECT_IDENTIFIER, 0x40, COUNTER32, GAUGE32, TIMETICKS, 0x44,
+                        COUNTER64, NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW))
+
 # PDU tags
 GET = 0xA0
 GETNEXT = 0xA1
@@ -179,9 +184,11 @@ def decode_request(buf):
             raise BerError("varbind name")
         oids.append(decode_oid(buf, ostart, oend))
         raw_oids.append(bytes(buf[vbstart:oend]))
-        _tag, _s, value_end = read_tlv(buf, oend, vbend)
+        value_tag, _s, value_end = read_tlv(buf, oend, vbend)
         if value_end != vbend:
             raise BerError("varbind length")
+        if value_tag not in VALUE_TAGS:
+            raise BerError("varbind value tag 0x%02X" % value_tag)
         pos = vbend
     req.oids = oids
     req.raw_oids = raw_oids
