@@ -26,7 +26,8 @@ def parse_args(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting by its dotted name for this run (repeatable)")
     for flag, setting in PORT_FLAGS:
-        parser.add_argument(flag, type=int, metavar="PORT", help="override %s" % setting)
+        parser.add_argument(flag, type=int, metavar="PORT", help="override %s (0: any free port, shown at start)"
+                            % setting)
     parser.add_argument("--discover", choices=("fast", "full"), help="run an auto-detection at start")
     parser.add_argument("--port", action="append", default=[], metavar="BUS=DEVICE",
                         help="rpi board: serial device of a bus, e.g. digiware=/dev/ttyUSB0")
@@ -42,7 +43,9 @@ def overrides_from(args):
         overrides[key] = value
     for flag, setting in PORT_FLAGS:
         value = getattr(args, flag[2:].replace("-", "_"))
-        if value is not None:
+        if value == 0:            # any free port, bound by the service and shown in the start-up banner
+            overrides[setting] = 0
+        elif value is not None:
             overrides[setting] = parse_value(setting, str(value))
     if args.log_level is not None:
         overrides["log.level"] = args.log_level

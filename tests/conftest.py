@@ -10,6 +10,8 @@ import contextlib
 import copy
 import json
 import os
+import re
+import select
 import shutil
 import socket
 import subprocess
@@ -47,12 +49,22 @@ def demo_devices():
 
 
 def free_tcp_port():
+    """A loopback TCP port free at the time of the call (bind, read, close: another program may take it).
+
+    Not for our own servers: they bind port 0 and report the port they got
+    (``ModbusTcpService.status()["port"]``, ``SnmpService.port``,
+    ``BacnetService.port``, ``HttpServer.port``, the daemon's start-up banner
+    and /api/status). Only for what cannot bind 0 itself, and for a port
+    number that is itself the input under test (a change of ``snmp.port``).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 def free_udp_port():
+    """free_tcp_port for UDP: for peers that cannot bind port 0 themselves (the Node.js BACnet client
+    @bacnet-js/client takes its port as a number) and for a port number under test; never for our servers."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -119,16 +131,18 @@ def status_of(gateway):
     return gateway.door(Caller("web", "user")).status()
 
 
-def web_server(port):
-    """A service factory: the web application on loopback ``port`` over its door, with the simulated
-    board's routes mounted as the composition root does (``daemon.__main__.board_routes``)."""
+def web_server(port=0):
+    """A service factory: the web application on loopback ``port`` (0: the server binds a free one) over its
+    door, with the simulated board's routes mounted as the composition root does (``daemon.__main__.board_routes``).
+    Once the gateway started, ``make.server.port`` is the port the server bound."""
     from daemon.__main__ import board_routes
     from webconfig.app import make_app
     from webconfig.server import HttpServer
 
     def make(door, board):
-        return HttpServer(make_app(door, mount=board_routes(board)), host="127.0.0.1", port=port)
-    make.name, make.with_board = "web", True
+        make.server = HttpServer(make_app(door, mount=board_routes(board)), host="127.0.0.1", port=port)
+        return make.server
+    make.name, make.with_board, make.server = "web", True, None
     return make
 
 
@@ -193,14 +207,40 @@ async def detect(gateway, mode="full"):
 
 # ---------------------------------------------------------------- the daemon in its own process, over HTTP
 
-def start_daemon(state_dir, http_port, *args, log_level="warning"):
-    """``python -m daemon`` in its own process, HTTP on ``http_port`` and Modbus TCP on a free port, both on
-    loopback; ``args`` choose the board and the rest."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "daemon", "--state-dir", str(state_dir), "--http-port", str(http_port),
-         "--set", "http.bind=127.0.0.1", "--modbus-port", str(free_tcp_port()), "--set", "modbus.bind=127.0.0.1",
+def start_daemon(state_dir, *args, log_level="warning", guard=60.0):
+    """``python -m daemon`` in its own process, HTTP and Modbus TCP on loopback ports it binds itself (port 0);
+    ``args`` choose the board and the rest. Returns the process once its start-up banner named the web
+    server's port: ``proc.base`` is its URL; other services' ports are in /api/status ``services``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "--state-dir", str(state_dir), "--http-port", "0",
+         "--set", "http.bind=127.0.0.1", "--modbus-port", "0", "--set", "modbus.bind=127.0.0.1",
          "--log-level", log_level] + list(args),
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.http_port = _banner_http_port(proc, guard)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    proc.base = "http://127.0.0.1:%d" % proc.http_port
+    return proc
+
+
+def _banner_http_port(proc, guard):
+    """The port of "web status page : http://host:PORT/" in the daemon's start-up banner (read from the pipe's
+    descriptor, so nothing stays buffered in proc.stdout for a later communicate())."""
+    fd, seen, end = proc.stdout.fileno(), b"", time.monotonic() + guard
+    while True:
+        found = re.search(rb"web status page : http://[^\s/]+:(\d+)/", seen)
+        if found:
+            return int(found.group(1))
+        left = end - time.monotonic()
+        ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            raise AssertionError("no start-up banner from the daemon (exit code %s): %r\n%s" % (
+                proc.poll(), seen, proc.stderr.read() if proc.poll() is not None else ""))
+        seen += chunk
 
 
 def http_get(url):

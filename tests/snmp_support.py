@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from conftest import DemoSite, free_udp_port, wait_for
+from conftest import DemoSite, wait_for
 from protocols.snmp import MIB_FILE
 from protocols.snmp.agent import SnmpService
 
@@ -73,16 +73,20 @@ def parse(out):
 
 
 class Site(DemoSite):
-    """The demo site with the SNMP agent on a free loopback port."""
+    """The demo site with the SNMP agent on loopback port 0: the agent binds a free port and reports it."""
 
     def __init__(self, tmp_path, overrides=None, clock=None):
-        self.port = free_udp_port()
-        super().__init__(tmp_path, SnmpService, {"snmp.enabled": True, "snmp.port": self.port,
+        super().__init__(tmp_path, SnmpService, {"snmp.enabled": True, "snmp.port": 0,
                                                   "snmp.bind": "127.0.0.1", "poll.backoff_max_s": 1},
                          overrides, clock)
 
     async def ready(self, stack):
         await wait_for(lambda: self.service.running)
+
+    @property
+    def port(self):
+        """The port the agent bound (None while closed; a reopen on port 0 binds another)."""
+        return self.service.port
 
     @property
     def target(self):
@@ -119,13 +123,34 @@ SILENT_NETID = 0xDC85EA                  # the I-35 at address 5 in the demo sit
 OF_5 = {SOURCE: "digiware:5", NUMBER: "3"}   # the varbinds of its system alarm 3 (Modbus slave timeout)
 
 
+def udp_ports_of(pid):
+    """The local ports of the UDP sockets process ``pid`` holds (its own fds, matched by socket inode in its
+    network namespace's table): how a program that bound port 0 tells which port it got."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = set()
+    with open("/proc/%d/net/udp" % pid) as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].split(":")[1], 16))
+    return ports
+
+
 class TrapReceiver:
-    """snmptrapd on a free loopback port, logging to a file the test reads."""
+    """snmptrapd on loopback, logging to a file the test reads. It binds port 0 and ``port`` is the one it got,
+    once started (a test may instead set ``port`` before starting it, to a port it must use)."""
 
     def __init__(self, tmp_path, engine_id=None):
         self.dir = tmp_path / "snmptrapd"
         self.dir.mkdir(exist_ok=True)
-        self.port = free_udp_port()
+        self.port = None
         self.log = self.dir / "traps.log"
         if engine_id:      # SNMPv3 only: the read user, authenticated and encrypted, with our engine ID
             lines = ["createUser -e 0x%s control SHA Control-2024 AES Control-2024" % engine_id,
@@ -140,9 +165,13 @@ class TrapReceiver:
         env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(self.dir))
         self.proc = await asyncio.create_subprocess_exec(
             "snmptrapd", "-f", "-Lf", str(self.log), "-On", "-C", "-c", str(self.dir / "snmptrapd.conf"),
-            "udp:127.0.0.1:%d" % self.port, env=env,
+            "udp:127.0.0.1:%d" % (self.port or 0), env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await wait_for(lambda: self.log.exists() and "NET-SNMP version" in self.log.read_text())
+        if self.port is None:
+            ports = udp_ports_of(self.proc.pid)          # the listening socket is open once it logs its start
+            assert len(ports) == 1, "snmptrapd holds UDP ports %s" % ports
+            self.port = ports.pop()
         return self
 
     async def __aexit__(self, *exc):

@@ -20,7 +20,7 @@ import time
 import pytest
 from bacnet_support import MAIN, NodeBacnet  # noqa: I001 (first: it puts tests/bacnet on the path)
 from bacnet_peer import rpm_values
-from conftest import (DEMO_TOPOLOGY, demo_devices, demo_topology, free_tcp_port, free_udp_port, http_json, mbpoll,
+from conftest import (DEMO_TOPOLOGY, demo_devices, demo_topology, free_udp_port, http_json, mbpoll,
                       parse_mbpoll, running_gateway, start_daemon, wait_for, wait_until, web_server)
 
 from board.base import ManualClock, OffsetClock, SystemClock
@@ -67,20 +67,22 @@ def bacnet_local_time(dev):
 def test_a_time_synchronization_moves_the_time_of_every_path_but_not_the_meters(tmp_path, kind):
     injected = ManualClock(T0) if kind == "manual-clock" else None       # a test's clock, or none
     base = injected or SystemClock()          # the hardware clock: the meters keep it
-    bacnet_port, modbus_port, http_port = free_udp_port(), free_tcp_port(), free_tcp_port()
-    settings = {"bacnet.enabled": True, "bacnet.port": bacnet_port, "bacnet.bind": "127.0.0.1",
-                "time.utc_offset_min": UTC_OFFSET_MIN, "modbus.port": modbus_port, "modbus.bind": "127.0.0.1"}
-    web = "http://127.0.0.1:%d" % http_port
-    gateway = {"address": "127.0.0.1:%d" % bacnet_port}
+    # every server binds port 0 and tells the port it got
+    settings = {"bacnet.enabled": True, "bacnet.port": 0, "bacnet.bind": "127.0.0.1",
+                "time.utc_offset_min": UTC_OFFSET_MIN, "modbus.port": 0, "modbus.bind": "127.0.0.1"}
+    http = web_server()
 
     async def scenario():
         async with running_gateway(tmp_path / "state", demo_topology(), settings, clock=injected,
-                                   services=[BacnetService, ModbusTcpService, web_server(http_port)]) as gw:
+                                   services=[BacnetService, ModbusTcpService, http]) as gw:
             await gw.topology.replace(demo_devices())
             await wait_for(lambda: all(p.cycles >= 2 for p in gw.pollers.values()), guard=30)
-            bacnet = gw.services[0]
-            await wait_for(lambda: bacnet.stack is not None and bacnet.stack.settled())
-            async with NodeBacnet(free_udp_port()) as node:
+            bacnet, modbus = gw.services[0], gw.services[1]
+            await wait_for(lambda: bacnet.stack is not None and bacnet.stack.settled() and modbus.running)
+            gateway = {"address": "127.0.0.1:%d" % bacnet.port}
+            modbus_port = modbus.status()["port"]
+            web = "http://127.0.0.1:%d" % http.server.port
+            async with NodeBacnet(free_udp_port()) as node:     # the Node client cannot bind 0: a picked port
                 target = int(base.time()) + DAY
                 base_at_sync = base.time()
                 await node.call("timeSyncUTC", target=gateway, iso=iso_utc(target))
@@ -201,18 +203,20 @@ def logged_at(line):
 
 
 def test_the_daemon_logs_on_the_synchronized_time(tmp_path):
-    http_port, bacnet_port = free_tcp_port(), free_udp_port()
-    status_url = "http://127.0.0.1:%d/api/status" % http_port
-    proc = start_daemon(tmp_path / "state", http_port, "--board", "sim", "--topology", DEMO_TOPOLOGY,
-                        "--set", "bacnet.enabled=true", "--bacnet-port", str(bacnet_port),
+    proc = start_daemon(tmp_path / "state", "--board", "sim", "--topology", DEMO_TOPOLOGY,
+                        "--set", "bacnet.enabled=true", "--bacnet-port", "0",
                         "--set", "bacnet.bind=127.0.0.1", log_level="info")
+    status_url = proc.base + "/api/status"
     try:
-        wait_until(lambda: http_json(status_url)[1]["services"]["bacnet"].get("running"), guard=30)
+        def bacnet_running():
+            state = http_json(status_url)[1]["services"]["bacnet"]
+            return state if state.get("running") else None
+        bacnet_port = wait_until(bacnet_running, guard=30)["port"]      # bound to 0, reported in /api/status
         target = int(time.time()) + DAY
         sent_at = time.monotonic()
 
         async def synchronize():
-            async with NodeBacnet(free_udp_port()) as node:
+            async with NodeBacnet(free_udp_port()) as node:     # the Node client cannot bind 0: a picked port
                 await node.call("timeSyncUTC", target={"address": "127.0.0.1:%d" % bacnet_port}, iso=iso_utc(target))
         asyncio.run(synchronize())
         wait_until(lambda: http_json(status_url)[1]["gateway"]["time"] >= target, guard=10)

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import DEMO_TOPOLOGY, REPO, free_tcp_port, http_get, http_json, start_daemon, wait_until
+from conftest import DEMO_TOPOLOGY, REPO, http_get, http_json, start_daemon, wait_until
 
 
 def held_ptys(pid):
@@ -48,10 +48,9 @@ def pty_identity(number):
 
 @pytest.fixture
 def daemon(tmp_path):
-    port = free_tcp_port()
-    proc = start_daemon(tmp_path / "state", port, "--board", "sim", "--topology", DEMO_TOPOLOGY,
+    proc = start_daemon(tmp_path / "state", "--board", "sim", "--topology", DEMO_TOPOLOGY,
                         "--set", "discovery.last_address=24")
-    base = "http://127.0.0.1:%d" % port
+    base = proc.base                                 # the port the daemon bound and announced
     try:
         wait_until(lambda: http_get(base + "/api/status")[0] == 200, guard=30)
         yield proc, base, held_ptys(proc.pid)        # the buses are open once the API answers
@@ -81,12 +80,12 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
             all(v["quality"] == "good" and v["value"] is not None for v in readings) and doc
     doc = wait_until(all_good, guard=30)
     a40 = next(d for d in doc["devices"] if d["address"] == 20)
-    assert a40["reference"] == "A-40" and a40["netid"] == "A40001" and a40["bus"] == "rs485"
+    assert a40["reference"] == "A-40" and a40["netid"] == "" and a40["bus"] == "rs485"
     assert 200 < a40["values"]["1"]["v1"]["value"] < 260 and a40["values"]["1"]["v1"]["unit"] == "V"
     assert a40["counters"]["answers"] > 0
     assert doc["gateway"]["board"] == "sim" and len(doc["gateway"]["netid"]) == 6
     assert doc["loop_lag"]["samples"] > 0
-    assert doc["services"]["modbus"]["running"] is True
+    assert doc["services"]["modbus"]["running"] is True and doc["services"]["modbus"]["port"] > 0   # bound to 0
     assert doc["services"]["rtu_slave"]["running"] is False          # RS485 port is a master bus here
     code, _ct, csv_text = http_get(base + "/api/files/modbus-register-map.csv")
     assert code == 200 and csv_text.startswith(b"table,unit_id,register_hex")

@@ -14,8 +14,9 @@ import os
 
 import pytest
 
-from conftest import (demo_devices, demo_topology, free_tcp_port, http_json, keeping_event_log,
-                      running_gateway, service_door, status_of, wait_for, web_server)
+from board.base import ManualClock
+from conftest import (demo_devices, demo_topology, http_json, keeping_event_log, running_gateway, service_door,
+                      status_of, wait_for, web_server)
 from core import meter_events as ev
 from daemon.runtime.device_alarms import HISTORY_LOGGED
 from daemon.state.topology import Device
@@ -28,6 +29,7 @@ METER_ALARM, PQ_EVENT, ACTIVE_SYSTEM = ("%s.10.30.0.%d" % (ENTERPRISE, n) for n 
 OBJ = "%s.10.30.5.%%d.0" % ENTERPRISE
 NUMBER, SOURCE, CRITICALITY, STATE, ADDRESS, LOAD, VALUE, DURATION = (OBJ % n for n in (1, 2, 4, 8, 9, 10, 12, 13))
 RAISED, CLEARED, ACTIVE = "1", "2", "3"
+T0 = 1_700_000_000.0
 
 
 def _device_records(gateway, netid=None):
@@ -71,58 +73,98 @@ def test_records_round_trip_and_bad_records_are_refused():
 
 
 def test_meter_alarms_and_power_quality_events_reach_snmptrapd(tmp_path):
+    """On a ManualClock: the test moves the gateway's time, so the trap period is counted exactly (one reminder
+    per period), and every log is read when the test says (``look``) rather than after a wait."""
+    clock = ManualClock(T0)
+    period = 60
+
     async def body():
         async with TrapReceiver(tmp_path) as rx:
-            settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": rx.port, "snmp.trap.period_s": 1,
+            settings = {"snmp.trap.host1": "127.0.0.1", "snmp.trap.port1": rx.port, "snmp.trap.period_s": period,
                         "alarms.check_s": 1}
-            async with Site(tmp_path, settings) as s:
+            async with Site(tmp_path, settings, clock=clock) as s:
                 board = s.gw.board
-                # A threshold alarm configured in the I-35 at 5: I1 of load 1 above 1 mA (true at once).
-                board.configure_alarms(I35_AT_5, alarms=[{"slot": 1, "load": 1, "key": "i1", "op": ">",
-                                                          "threshold": 0.001, "criticality": "critical"}])
+
+                async def look(netid):
+                    """The gateway reads the meter's event log now (what its reader does every check_s)."""
+                    meter, device, engine = _meter_and_device(s.gw, netid)
+                    await s.gw.event_reader.check_device(engine, device)
+
+                def count(trap, **where):
+                    return rx.count(trap, **where)
+
+                # Threshold alarms configured in the I-35 at 5: I1 of loads 1 and 2 above 1 mA (true at once).
+                # Alarm 102 stays active to the end: its reminders show when the trap period has been served.
+                slot_1, slot_2 = ({"slot": n, "load": n, "key": "i1", "op": ">", "threshold": 0.001,
+                                   "criticality": "critical"} for n in (1, 2))
+                board.configure_alarms(I35_AT_5, alarms=[slot_1, slot_2])
+                await look(I35_AT_5)
                 alarm_101 = {NUMBER: "101", ADDRESS: "5", LOAD: "1", SOURCE: "digiware:5:1"}
-                await wait_for(lambda: rx.count(METER_ALARM, **dict(alarm_101, **{STATE: RAISED})) == 1)
-                trap = [vb for t, vb in rx.traps() if t == METER_ALARM][0]
+                alarm_102 = {NUMBER: "102", ADDRESS: "5", LOAD: "2", SOURCE: "digiware:5:2"}
+                await wait_for(lambda: count(METER_ALARM, **dict(alarm_101, **{STATE: RAISED})) == 1
+                               and count(METER_ALARM, **dict(alarm_102, **{STATE: RAISED})) == 1)
+                trap = [vb for t, vb in rx.traps() if t == METER_ALARM and vb[NUMBER] == "101"][0]
                 assert trap[CRITICALITY] == "3" and int(trap[VALUE]) > 1     # I1 in mA, the gateway scale
-                await wait_for(lambda: rx.count(METER_ALARM, **dict(alarm_101, **{STATE: ACTIVE})) >= 2)
+                # Re-sent once per trap period of the gateway's clock: two periods, two reminders each.
+                for reminders in (1, 2):
+                    clock.advance(period)
+                    await wait_for(lambda: count(METER_ALARM, **dict(alarm_101, **{STATE: ACTIVE})) == reminders
+                                   and count(METER_ALARM, **dict(alarm_102, **{STATE: ACTIVE})) == reminders)
                 # While active it is a row of gwAlarmTable and of the status document.
                 row = "%s.10.30.4.1.7.101.%s" % (ENTERPRISE, ".".join(str(b) for b in b"digiware:5:1"))
                 rc, values, text = await s.get(s.v2c(), row)
                 assert values[row] == '"measurement alarm"', text
-                assert [a["alarm"] for a in status_of(s.gw)["device_alarms"]["list"]] == [101]
+                assert [a["alarm"] for a in status_of(s.gw)["device_alarms"]["list"]] == [101, 102]
 
-                # A higher threshold: the meter ends the alarm, the gateway sends the clear once.
-                board.configure_alarms(I35_AT_5, alarms=[{"slot": 1, "load": 1, "key": "i1", "op": ">",
-                                                          "threshold": 100000, "criticality": "critical"}])
-                await wait_for(lambda: rx.count(METER_ALARM, **dict(alarm_101, **{STATE: CLEARED})) == 1)
-                reminders = rx.count(METER_ALARM, **dict(alarm_101, **{STATE: ACTIVE}))
+                # A higher threshold: the meter ends alarm 101, the gateway sends the clear once. The clock
+                # stood still since the last period: the clear comes after exactly those two reminders.
+                board.configure_alarms(I35_AT_5, alarms=[dict(slot_1, threshold=100000), slot_2])
+                await look(I35_AT_5)
+                await wait_for(lambda: count(METER_ALARM, **dict(alarm_101, **{STATE: CLEARED})) == 1)
+                assert count(METER_ALARM, **dict(alarm_101, **{STATE: ACTIVE})) == 2
                 rc, values, text = await s.get(s.v2c(), row)
                 assert values[row].startswith("No Such Instance")
 
                 # A 120 ms dip to 180.5 V on V1, logged by the U-30 at 11.
                 board.inject_event(U30_AT_11, kind="power_quality", index=1, key="v1", value=180.5,
                                    duration_ms=120)
+                await look(U30_AT_11)
                 dip = {NUMBER: "401", ADDRESS: "11", LOAD: "0"}
-                await wait_for(lambda: rx.count(PQ_EVENT, **dict(dip, **{STATE: CLEARED})) == 1)
-                assert rx.count(PQ_EVENT, **dict(dip, **{STATE: RAISED})) == 1
-                assert rx.count(PQ_EVENT, **dict(dip, **{STATE: CLEARED, DURATION: "120", VALUE: "18050"})) == 1
+                await wait_for(lambda: count(PQ_EVENT, **dict(dip, **{STATE: CLEARED})) == 1)
+                assert count(PQ_EVENT, **dict(dip, **{STATE: RAISED})) == 1
+                assert count(PQ_EVENT, **dict(dip, **{STATE: CLEARED, DURATION: "120", VALUE: "18050"})) == 1
 
                 # A logical alarm on input 2 of the IO-10 at 15.
                 board.configure_alarms(IO10_AT_15, logical_inputs=[2])
                 board.configure_meter(IO10_AT_15, inputs=0b10)
+                await look(IO10_AT_15)
                 logical = {NUMBER: "202", ADDRESS: "15"}
-                await wait_for(lambda: rx.count(METER_ALARM, **dict(logical, **{STATE: RAISED})) == 1)
+                await wait_for(lambda: count(METER_ALARM, **dict(logical, **{STATE: RAISED})) == 1)
                 board.configure_meter(IO10_AT_15, inputs=0)
-                await wait_for(lambda: rx.count(METER_ALARM, **dict(logical, **{STATE: CLEARED})) == 1)
+                await look(IO10_AT_15)
+                await wait_for(lambda: count(METER_ALARM, **dict(logical, **{STATE: CLEARED})) == 1)
 
-                await asyncio.sleep(2.5)                  # > 2 trap periods: no reminder for ended alarms
-                assert rx.count(METER_ALARM, **dict(alarm_101, **{STATE: ACTIVE})) == reminders
-                assert rx.count(METER_ALARM, **dict(alarm_101, **{STATE: RAISED})) == 1
+                # Two more periods: alarm 102 is reminded (so the re-sending ran at the new time), the ended
+                # ones are not. Then 102 ends; its clear comes after everything sent before it.
+                clock.advance(2 * period)
+                await wait_for(lambda: count(METER_ALARM, **dict(alarm_102, **{STATE: ACTIVE})) == 3)
+                board.configure_alarms(I35_AT_5, alarms=[])
+                await look(I35_AT_5)
+                await wait_for(lambda: count(METER_ALARM, **dict(alarm_102, **{STATE: CLEARED})) == 1)
+                sent = collections.Counter((t, vb.get(NUMBER), vb.get(STATE)) for t, vb in rx.traps()
+                                           if t in (METER_ALARM, PQ_EVENT))
+                assert sent == {(METER_ALARM, "101", RAISED): 1, (METER_ALARM, "101", ACTIVE): 2,
+                                (METER_ALARM, "101", CLEARED): 1, (METER_ALARM, "102", RAISED): 1,
+                                (METER_ALARM, "102", ACTIVE): 3, (METER_ALARM, "102", CLEARED): 1,
+                                (PQ_EVENT, "401", RAISED): 1, (PQ_EVENT, "401", CLEARED): 1,
+                                (METER_ALARM, "202", RAISED): 1, (METER_ALARM, "202", CLEARED): 1}, sent
                 # The event log holds each start and end once, with the meters' record numbers.
                 records = _device_records(s.gw)
                 seen = collections.Counter((r["netid"], r["rec"]) for r in records)
                 assert seen and max(seen.values()) == 1
-                assert [(r["alarm"], r["state"]) for r in records] == [
+                assert sorted((r["alarm"], r["state"]) for r in records if r["alarm"] in (101, 102)) == [
+                    (101, "end"), (101, "start"), (102, "end"), (102, "start")]
+                assert [(r["alarm"], r["state"]) for r in records if r["alarm"] != 102] == [
                     (101, "start"), (101, "end"), (401, "start"), (401, "end"), (202, "start"), (202, "end")]
     asyncio.run(body())
 
@@ -240,12 +282,12 @@ def test_a_restart_neither_repeats_nor_loses_a_record(tmp_path, cursor_file_lost
 
 
 def test_simulation_api_sets_alarms_and_refuses_bad_input(tmp_path):
-    port = free_tcp_port()
+    web = web_server()
 
     async def body():
-        async with running_gateway(tmp_path / "state", demo_topology(), QUIET, services=[web_server(port)]) as gw:
+        async with running_gateway(tmp_path / "state", demo_topology(), QUIET, services=[web]) as gw:
             await _preset(gw)
-            base = "http://127.0.0.1:%d" % port
+            base = "http://127.0.0.1:%d" % web.server.port          # bound to 0 by the server
             meter, device, engine = _meter_and_device(gw, I35_AT_5)
             slot = {"slot": 3, "load": 1, "key": "i1", "op": ">", "threshold": 0.001}
             refused = [

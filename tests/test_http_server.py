@@ -55,6 +55,14 @@ def serve(test, app=None, **options):
     return asyncio.run(main())
 
 
+async def wait_until_true(predicate, guard=5.0):
+    """Poll ``predicate`` on the loop until it holds; a guard that expires fails."""
+    end = asyncio.get_running_loop().time() + guard
+    while not predicate():
+        assert asyncio.get_running_loop().time() < end, "condition not reached within %.0f s" % guard
+        await asyncio.sleep(0.01)
+
+
 async def connect(server):
     return await asyncio.open_connection("127.0.0.1", server.port)
 
@@ -355,8 +363,7 @@ def test_silent_and_idle_connections_are_closed():
         await assert_closed(reader)             # idle keep-alive: closed after idle_timeout
         for w in (writer, silent_writer):
             w.close()
-        await asyncio.sleep(0.05)
-        assert server.stats["connections_open"] == 0
+        await wait_until_true(lambda: server.stats["connections_open"] == 0)
     serve(test, header_timeout=0.3, idle_timeout=0.3)
 
 
@@ -369,8 +376,7 @@ def test_stop_closes_open_connections_promptly():
         partial_reader, partial_writer = await connect(server)
         partial_writer.write(b"GET /echo HTTP/1.1\r\n")
         await partial_writer.drain()
-        await asyncio.sleep(0.05)
-        assert server.stats["connections_open"] == 2
+        await wait_until_true(lambda: server.stats["connections_open"] == 2)
         await asyncio.wait_for(server.stop(), 1.0)
         for reader in (idle_reader, partial_reader):
             await asyncio.wait_for(assert_closed(reader), 1.0)

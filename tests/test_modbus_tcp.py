@@ -1,6 +1,7 @@
 """Modbus TCP server/gateway, checked with independent clients (mbpoll, pymodbus)."""
 
 import asyncio
+import collections
 import contextlib
 import random
 import struct
@@ -10,7 +11,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
 from board.base import ManualClock
-from conftest import DemoSite, free_tcp_port, mbpoll, parse_mbpoll, wait_for
+from conftest import DemoSite, mbpoll, parse_mbpoll, wait_for
 from core import catalogue
 from core import modbus_rtu as rtu
 from protocols.modbus.tables import NORMALIZED_BASE
@@ -21,12 +22,20 @@ IO10_OUT1_NORMALIZED = NORMALIZED_BASE + 156        # registry gw_offset of out_
 
 
 class Setup(DemoSite):
-    """The demo site with Modbus TCP on a free loopback port; ``async with client()``: a pymodbus client."""
+    """The demo site with Modbus TCP on loopback port 0 (the service binds a free one and reports it in its
+    status); ``async with client()``: a pymodbus client."""
 
     def __init__(self, tmp_path, overrides=None, clock=None):
-        self.port = free_tcp_port()
-        super().__init__(tmp_path, ModbusTcpService, {"modbus.port": self.port, "modbus.bind": "127.0.0.1"},
+        super().__init__(tmp_path, ModbusTcpService, {"modbus.port": 0, "modbus.bind": "127.0.0.1"},
                          overrides, clock)
+
+    async def ready(self, stack):
+        await wait_for(lambda: self.service.running)
+
+    @property
+    def port(self):
+        """The port the service bound (None while closed; a reopen binds a new one)."""
+        return self.service.status()["port"]
 
     @contextlib.asynccontextmanager
     async def client(self):
@@ -179,10 +188,12 @@ def test_turning_modbus_off_closes_the_port_at_once(tmp_path):
     async def scenario():
         async with Setup(tmp_path) as s:
             async with s.client():
+                port = s.port
                 await s.gw.settings.set_many({"modbus.enabled": False})
                 await wait_for(lambda: not s.service.running)
+                assert s.port is None
                 with pytest.raises(OSError):
-                    await asyncio.open_connection("127.0.0.1", s.port)
+                    await asyncio.open_connection("127.0.0.1", port)
             await s.gw.settings.set_many({"modbus.enabled": True})
             await wait_for(lambda: s.service.running)
             async with s.client() as client:
@@ -255,8 +266,52 @@ def test_malformed_frames_get_exceptions_or_a_clean_close(tmp_path):
                 writer.close()
                 # everyone else was served throughout
                 assert not (await good.read_holding_registers(0xC558, count=2, device_id=20)).isError()
-            assert s.service.stats["closed_bad_frame"] >= 6
+            assert s.service.stats["closed_bad_frame"] == 7              # the six frames above and the slowloris
     asyncio.run(scenario())
+
+
+MBAP_MAX_LENGTH = 254            # Modbus TCP: unit + a PDU of at most 253 bytes
+EXCEPTION_CODES = {0x01, 0x02, 0x03, 0x04, 0x06, 0x0A, 0x0B}
+
+
+def whole_frames(stream):
+    """The requests a Modbus TCP server reads off ``stream`` (MBAP framing, Modbus Messaging on TCP/IP
+    §3.1.3), in order: (transaction, unit, function) of each whole frame, up to the first bad header or the
+    end of the bytes. Whether the stream stops at a bad header, a cut frame or a frame boundary."""
+    frames, at = [], 0
+    while len(stream) - at >= 7:
+        transaction, protocol, length, unit = struct.unpack(">HHHB", stream[at:at + 7])
+        if protocol != 0 or length < 2 or length > MBAP_MAX_LENGTH:
+            return frames, "bad header"
+        if len(stream) - at < 6 + length:
+            return frames, "cut"
+        frames.append((transaction, unit, stream[at + 7]))
+        at += 6 + length
+    return frames, "cut" if at < len(stream) else "boundary"
+
+
+def answers_in(stream):
+    """Split what the server sent back into MBAP answers; every byte must belong to a whole, well-formed one:
+    (transaction, unit, function, pdu)."""
+    answers, at = [], 0
+    while at < len(stream):
+        assert len(stream) - at >= 9, ("a cut answer", stream[at:])
+        transaction, protocol, length, unit = struct.unpack(">HHHB", stream[at:at + 7])
+        assert protocol == 0 and 3 <= length <= MBAP_MAX_LENGTH, ("bad MBAP header", stream[at:at + 7])
+        assert len(stream) - at >= 6 + length, ("a cut answer", stream[at:])
+        pdu = stream[at + 7:at + 6 + length]
+        function = pdu[0]
+        if function & 0x80:
+            assert len(pdu) == 2 and pdu[1] in EXCEPTION_CODES, ("bad exception answer", pdu)
+        elif function in (1, 2, 3, 4):
+            assert pdu[1] == len(pdu) - 2 and (function <= 2 or pdu[1] % 2 == 0), ("bad read answer", pdu)
+        elif function in (5, 6, 15, 16):
+            assert len(pdu) == 5, ("bad write answer", pdu)
+        else:
+            assert function == 0x2B, ("an answer with a function we never serve", pdu)
+        answers.append((transaction, unit, function, pdu))
+        at += 6 + length
+    return answers
 
 
 def test_fuzzed_frames_neither_crash_nor_leak_connections(tmp_path):
@@ -264,6 +319,7 @@ def test_fuzzed_frames_neither_crash_nor_leak_connections(tmp_path):
     valid = [mbap(1, 20, rtu.read_request(3, 0xC558, 2)), mbap(2, 1, rtu.read_request(3, 0, 8)),
              mbap(3, 15, rtu.write_single_request(6, catalogue.IO_OUTPUT_REGISTER, 1)),
              mbap(4, 99, rtu.read_request(4, 0, 1)), mbap(5, 4, b"\x2b\x0e\x01\x00")]
+    quiet = 1.0          # no byte for this long: every whole frame was answered (frame timeout: 0.2 s)
 
     def mutate(frame):
         data = bytearray(frame)
@@ -282,31 +338,53 @@ def test_fuzzed_frames_neither_crash_nor_leak_connections(tmp_path):
     async def scenario():
         async with Setup(tmp_path) as s:
             s.service.frame_timeout = 0.2
-            sent = opened = 0
+            sent = opened = answered = 0
+            ends = collections.Counter()
 
             async def worker(n):
-                nonlocal sent, opened
+                nonlocal sent, opened, answered
                 while sent < 10000:
                     reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
                     opened += 1
+                    stream, received = b"", b""
                     try:
                         for _ in range(50):
-                            writer.write(mutate(rnd.choice(valid)))
+                            frame = mutate(rnd.choice(valid))
+                            stream += frame
+                            writer.write(frame)
                             sent += 1
                         await writer.drain()
-                        try:
-                            await asyncio.wait_for(reader.read(65536), 0.05)
-                        except asyncio.TimeoutError:
-                            pass
+                        while True:                   # every answer, until the server closes or falls quiet
+                            try:
+                                chunk = await asyncio.wait_for(reader.read(65536), quiet)
+                            except asyncio.TimeoutError:
+                                end = "quiet"
+                                break
+                            if not chunk:
+                                end = "closed"
+                                break
+                            received += chunk
                     except ConnectionError:
-                        pass
+                        end = "reset"
                     finally:
                         writer.close()
+                    ends[end] += 1
+                    # Each answer is whole and well formed, and answers the request at its place in the
+                    # stream (same transaction and unit, its function or the function's exception).
+                    # The server answers whole frames one by one, up to a bad header, a cut frame or the end:
+                    # answers were sent before it closed (a reset only drops what we had not sent yet).
+                    requests, stop = whole_frames(stream)
+                    answers = answers_in(received)
+                    assert len(answers) == len(requests), (end, stop, answers, requests)   # none left out
+                    for (transaction, unit, function, pdu), (asked, of, code) in zip(answers, requests):
+                        assert (transaction, unit) == (asked, of) and function in (code, code | 0x80), (pdu, code)
+                    answered += len(answers)
             await asyncio.gather(*[worker(n) for n in range(8)])
             await wait_for(lambda: len(s.service.connections) == 0, guard=30)
             stats = s.service.stats
             assert stats["accepted"] + stats["refused"] == opened        # every connection was served or refused
             assert stats["frames"] > 0 and stats["closed_bad_frame"] > 0  # the fuzz reached both paths
+            assert answered == stats["frames"] > 0, (answered, stats, ends)    # every frame read was answered
             async with s.client() as client:
                 rr = await client.read_holding_registers(0xC558, count=2, device_id=20)
                 assert not rr.isError()

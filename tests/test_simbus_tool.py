@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 
-from conftest import DEMO_TOPOLOGY, REPO, free_tcp_port, http_json, start_daemon, wait_until
+from conftest import DEMO_TOPOLOGY, REPO, http_json, start_daemon, wait_until
 
 
 def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
@@ -19,11 +19,10 @@ def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
             bus, _, rest = line.partition(":")
             ports[bus] = rest.split(" on ")[1].strip()
         assert set(ports) == {"digiware", "rs485"}
-        http = free_tcp_port()
-        daemon = start_daemon(tmp_path / "state", http, "--board", "rpi", "--port", "digiware=" + ports["digiware"],
+        daemon = start_daemon(tmp_path / "state", "--board", "rpi", "--port", "digiware=" + ports["digiware"],
                               "--port", "rs485=" + ports["rs485"], "--set", "discovery.last_address=22",
                               "--discover", "fast")
-        base = "http://127.0.0.1:%d" % http
+        base = daemon.base
 
         def detected():
             doc = http_json(base + "/api/status")[1]
@@ -45,11 +44,10 @@ def test_rpi_board_daemon_polls_meters_served_by_the_simbus_tool(tmp_path):
 
 
 def test_a_missing_serial_port_leaves_the_rest_of_the_gateway_running(tmp_path):
-    http = free_tcp_port()
-    daemon = start_daemon(tmp_path / "state", http, "--board", "rpi", "--port", "digiware=/dev/does-not-exist",
+    daemon = start_daemon(tmp_path / "state", "--board", "rpi", "--port", "digiware=/dev/does-not-exist",
                           "--port", "rs485=/dev/neither", log_level="error")
     try:
-        doc = wait_until(lambda: http_json("http://127.0.0.1:%d/api/status" % http)[1], guard=30)
+        doc = wait_until(lambda: http_json(daemon.base + "/api/status")[1], guard=30)
         assert "does-not-exist" in doc["buses"]["digiware"]["error"]
         assert doc["buses"]["rs485"]["error"]
         daemon.send_signal(signal.SIGTERM)

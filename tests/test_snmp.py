@@ -39,6 +39,16 @@ scaled = registry.to_gateway_raw        # the integer the tables serve
 def test_values_at_the_manuals_oids_equal_the_meters(tmp_path):
     async def body():
         async with Site(tmp_path, clock=ManualClock(T0)) as s:
+            # Negative values, which the demo site never has on its own: load 1 of the I-35 at 4 exports
+            # (P < 0, and Q < 0 as it stays lagging), load 2 imports with a leading power factor (PF < 0,
+            # Q < 0). The values served below must carry the sign.
+            i35 = s.gw.board.find_meter(address=4)
+            i35.configure_load(1, export=True)
+            i35.configure_load(2, pf=-0.8)
+            poller = s.gw.pollers["digiware"]
+            await wait_for(lambda: s.gw.cache.get(4, 1, "p").value < 0 and s.gw.cache.get(4, 2, "pf").value < 0)
+            cycles = poller.device_cycles[4]
+            await wait_for(lambda: poller.device_cycles[4] >= cycles + 2)       # every block read since
             meter5 = s.gw.board.find_meter(address=5)
             manual = METROLOGY + ".20.1.10000.5.1"          # I1 of load 1 of the device at address 5
             for credentials in (s.v1(), s.v2c(), s.v3(*V3_READ)):
@@ -63,7 +73,9 @@ def test_values_at_the_manuals_oids_equal_the_meters(tmp_path):
             rc, values, text = await s.get(s.v2c(), *wanted)
             assert rc == 0, text
             assert dict((o, int(values[o])) for o in wanted) == wanted
-            assert any(v < 0 for k, v in wanted.items() if ".12010." in k) or all(v >= 0 for v in wanted.values())
+            signs = dict(((key, load), wanted[oid_of(key, 4, load)] > 0) for key in ("p", "q", "pf") for load in (1, 2))
+            assert signs == {("p", 1): False, ("q", 1): False, ("pf", 1): True,
+                             ("p", 2): True, ("q", 2): False, ("pf", 2): False}, signs
 
             # Other resolutions (A-40 powers in 10 W, energies in 10 Wh): the value the gateway read.
             cache = s.gw.cache
@@ -285,25 +297,27 @@ def test_set_needs_write_credentials_and_the_policy_and_reaches_the_meter(tmp_pa
 def test_switching_off_closes_the_port_at_once(tmp_path):
     async def body():
         async with Site(tmp_path) as s:
-            port = s.port
-            assert not udp_port_is_free(port)
             for change in ({"snmp.enabled": False}, {"policy.snmp": False}):
+                port = s.port                               # bound to 0: each opening gets its own
+                assert not udp_port_is_free(port)
                 await s.gw.settings.set_many(change)
                 await wait_for(lambda: not s.service.running and udp_port_is_free(port))
-                rc, _v, text = await s.get(s.v2c() + ["-r", "0", "-t", "0.5"], SYSTEM + ".5.0")
-                assert rc != 0 and "Timeout" in text
+                assert s.port is None and s.service.status()["port"] is None
+                rc, out, err = await run("snmpget", "-On", *s.v2c(), "-r", "0", "-t", "0.5",
+                                         "127.0.0.1:%d" % port, SYSTEM + ".5.0")
+                assert rc != 0 and "Timeout" in out + err
                 await s.gw.settings.set_many({"snmp.enabled": True, "policy.snmp": True})
                 await wait_for(lambda: s.service.running)
                 rc, values, text = await s.get(s.v2c(), SYSTEM + ".5.0")
                 assert rc == 0 and values[SYSTEM + ".5.0"] == '"M-70"', text
 
-            # A new port: answers there, the old one is closed.
-            new_port = free_udp_port()
+            # A new port: answers there, the old one is closed. The port number is the input under test
+            # here, so it is picked free beforehand (the one place a test names a port for our server).
+            port, new_port = s.port, free_udp_port()
             engine = s.service.snmp_engine
             await s.gw.settings.set_many({"snmp.port": new_port})
             await _wait_reopened(s, engine)
-            assert udp_port_is_free(port) and s.service.status()["port"] == new_port
-            s.port = new_port
+            assert udp_port_is_free(port) and s.service.status()["port"] == new_port == s.port
             rc, values, text = await s.get(s.v2c(), SYSTEM + ".5.0")
             assert rc == 0, text
     asyncio.run(body())

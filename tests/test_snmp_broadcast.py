@@ -25,11 +25,14 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, free_tcp_port, free_udp_port
+from conftest import REPO
 from daemon.state.topology import Topology, devices_from_simulation
 from snmp_support import ACTIVE, OF_5, RAISED, TrapReceiver, need
 
 LINK_ADDRESS = "169.254.45.55/16"      # link-local, on a veth pair that exists only in the namespace
+# The trap receiver's port: the daemon must know it before it starts, and nothing else binds ports in the
+# namespace the test creates, so a fixed number is free there. The daemon's own servers bind port 0.
+TRAP_PORT = 10162
 SITE = {"buses": {"digiware": {"baud": 38400, "turnaround_ms": 2, "meters": [
     {"reference": "I-35", "address": 5, "netid": "DC85EA", "loads": 3, "silent": True}]}}}
 
@@ -48,8 +51,8 @@ until grep -q 'NET-SNMP version' {log} 2>/dev/null; do
     sleep 0.05
 done
 exec {python} -m daemon --board sim --topology {topology} --state-dir {state} --log-level warning \\
-    --http-port {http_port} --set http.bind=127.0.0.1 --modbus-port {modbus_port} --set modbus.bind=127.0.0.1 \\
-    --set policy.bacnet=false --set snmp.enabled=true --set snmp.bind=0.0.0.0 --set snmp.port={snmp_port} \\
+    --http-port 0 --set http.bind=127.0.0.1 --modbus-port 0 --set modbus.bind=127.0.0.1 \\
+    --set policy.bacnet=false --set snmp.enabled=true --set snmp.bind=0.0.0.0 --snmp-port 0 \\
     --set snmp.trap.broadcast=true --set snmp.trap.port1={trap_port} --set poll.backoff_max_s=1
 """
 
@@ -64,6 +67,7 @@ def test_broadcast_trap_arrives_in_a_network_namespace(tmp_path):
     for tool in ("unshare", "ip", "snmptrapd"):
         need(tool)
     rx = TrapReceiver(tmp_path)          # its config (community trap) and log parser; started below
+    rx.port = TRAP_PORT
     topology = tmp_path / "site.json"
     topology.write_text(json.dumps(SITE))
     state = str(tmp_path / "state")
@@ -71,8 +75,7 @@ def test_broadcast_trap_arrives_in_a_network_namespace(tmp_path):
     script = SCRIPT.format(address=LINK_ADDRESS, log=shlex.quote(str(rx.log)),
                            conf=shlex.quote(str(rx.dir / "snmptrapd.conf")), trap_port=rx.port,
                            python=shlex.quote(sys.executable), topology=shlex.quote(str(topology)),
-                           state=shlex.quote(state), http_port=free_tcp_port(), modbus_port=free_tcp_port(),
-                           snmp_port=free_udp_port())
+                           state=shlex.quote(state))
     env = dict(os.environ, MIBS="", SNMP_PERSISTENT_DIR=str(rx.dir))
     proc = subprocess.Popen(["unshare", "-n", "sh", "-c", script], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

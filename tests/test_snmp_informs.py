@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from conftest import free_udp_port, wait_for
+from conftest import wait_for
 from protocols.snmp import engine
 from snmp_support import OF_5, RAISED, SILENT_NETID, Site, TrapReceiver
 
@@ -44,15 +44,17 @@ def test_inform_of_a_system_alarm_is_acknowledged(tmp_path, version):
 
 
 class Silent(asyncio.DatagramProtocol):
-    """A receiver on a free loopback port that reads and never answers (closed on leaving ``async with``)."""
+    """A receiver on loopback that reads and never answers (closed on leaving ``async with``); it binds
+    port 0 and ``port`` is the one it got."""
 
     def __init__(self):
-        self.port = free_udp_port()
+        self.port = None
         self.datagrams = 0
         self.transport = None
 
     async def __aenter__(self):
-        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", self.port))
+        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        self.port = self.transport.get_extra_info("sockname")[1]
         return self
 
     async def __aexit__(self, *exc):

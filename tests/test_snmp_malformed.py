@@ -6,8 +6,14 @@ being answered.
 """
 
 import asyncio
+import collections
 import random
 import socket
+
+from pyasn1.codec.ber import decoder
+from pyasn1.error import PyAsn1Error
+from pysnmp.proto import api
+from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
 
 from protocols.snmp import ber
 from protocols.snmp.fastpath import FastPath
@@ -44,14 +50,18 @@ class Client:
         except asyncio.TimeoutError:
             return None
 
-    def drain(self):
+    def arrived(self):
+        """Every datagram already in the socket's buffer."""
+        out = []
         while True:
             try:
-                self.sock.recv(70000)
+                out.append(self.sock.recv(70000))
             except BlockingIOError:
-                return
+                return out
 
-    async def request(self, oids, pdu=ber.GET, community=b"publicV2", version=1, **kw):
+    async def request(self, oids, pdu=ber.GET, community=b"publicV2", version=1, before=None, **kw):
+        """(decoded answer, bytes) of a request sent now. Answers to what this socket sent before arrive
+        first: each is appended to ``before``, or, without a list, is an error (nothing was to be answered)."""
         self.request_id += 1
         self.send(ber.encode_request(version, community, pdu, self.request_id, oids, **kw))
         while True:
@@ -60,12 +70,14 @@ class Client:
             try:
                 answer = ber.decode_response(data)
             except ber.BerError:
-                continue              # an answer to something else (a REPORT to a fuzzed v3 message)
-            if answer[0] == self.request_id:
+                answer = None
+            if answer is not None and answer[0] == self.request_id:
                 return answer, data
+            assert before is not None, ("an answer to something sent before came first", data)
+            before.append(data)
 
-    async def counter(self, oid):
-        (_rid, status, _index, varbinds), _d = await self.request([oid])
+    async def counter(self, oid, before=None):
+        (_rid, status, _index, varbinds), _d = await self.request([oid], before=before)
         assert status == 0
         return varbinds[0][2]
 
@@ -94,18 +106,18 @@ def test_truncated_wrong_and_huge_lengths_and_wrong_versions_get_no_answer(tmp_p
                         b"", b"\x00", b"\xff" * 1400]
                 for data in bad:
                     client.send(data)
-                    answer = await client.receive(0.05)
-                    if answer is not None:    # pysnmp may still read a damaged message it can decode
-                        assert ber.decode_response(answer)[0] == 77, (data, answer)
-                assert await client.counter(IN_ASN_PARSE_ERRS) > parse_errors + len(good) // 2
+                # The counter's answer proves the agent went through them all; what came before it can only
+                # be answers to a damaged message pysnmp could still read (request ID 77), never garbage.
+                before = []
+                assert await client.counter(IN_ASN_PARSE_ERRS, before) > parse_errors + len(good) // 2
+                assert [ber.decode_response(answer)[0] for answer in before] == [77] * len(before), before
 
                 bad_versions = await client.counter(IN_BAD_VERSIONS)
                 for version in (2, 4, 7, 1000):
                     client.send(ber.encode_request(version, b"publicV2", ber.GET, 78, [SYS_NAME]))
-                    assert await client.receive(0.2) is None
-                assert await client.counter(IN_BAD_VERSIONS) == bad_versions + 4
                 client.send(ber.encode_request(0, b"public", ber.GETBULK, 79, [SYS_NAME], 0, 5))  # no GETBULK in v1
-                assert await client.receive(0.2) is None
+                # answered first, so none of those five was answered; the four versions counted
+                assert await client.counter(IN_BAD_VERSIONS) == bad_versions + 4
                 (_rid, status, _i, varbinds), _d = await client.request([SYS_NAME])
                 assert status == 0 and varbinds[0][2] == b"M-70"
     asyncio.run(body())
@@ -167,6 +179,85 @@ def _mutations(rng, seeds, count):
         yield bytes(seed)
 
 
+COMMUNITIES = {b"public", b"private", b"publicV2", b"privateV2"}     # the defaults (SPEC §10)
+WINDOW = 20                  # fuzzed datagrams between two probes: at most this many wait in the agent's buffer
+
+
+def _parts(data):
+    """(PDU tag, [version, community, request ID, error status, error index, varbinds] as raw TLV contents)
+    of a v1/v2c message, by framing only (no value is decoded)."""
+    _tag, start, end = ber.read_tlv(data, 0, len(data))
+    assert end == len(data), data.hex()
+    parts = []
+    for _field in range(2):
+        _tag, s, e = ber.read_tlv(data, start, end)
+        parts.append(bytes(data[s:e]))
+        start = e
+    pdu_tag, s, pdu_end = ber.read_tlv(data, start, end)
+    assert pdu_end == end, data.hex()
+    while s < pdu_end:
+        _tag, vs, e = ber.read_tlv(data, s, pdu_end)
+        parts.append(bytes(data[vs:e]))
+        s = e
+    return pdu_tag, parts
+
+
+def is_echo(answer, requests):
+    """Whether ``answer`` is an error response "of identical form" to one of ``requests`` (RFC 1157 4.1.2,
+    RFC 3416 4.2.1): same version, community, request ID and variable bindings, only the PDU type and the
+    error status and index differing. Then its bindings are the request's, whatever those held."""
+    try:
+        tag, parts = _parts(answer)
+    except (ber.BerError, AssertionError):
+        return False
+    if tag != ber.RESPONSE or len(parts) != 6 or parts[3] in (b"", b"\x00"):
+        return False
+    for request in requests:
+        try:
+            _tag, asked = _parts(request)
+        except (ber.BerError, AssertionError):
+            continue
+        if len(asked) == 6 and asked[:3] + asked[5:] == parts[:3] + parts[5:]:
+            return True
+    return False
+
+
+def inspect_answer(data, requests):
+    """One datagram the agent sent back to a fuzzed one, decoded by pyasn1 (not by our codec): a whole SNMP
+    message; in v1/v2c a GetResponse with a configured community, in v3 a Report or a Response. Its kind.
+
+    The one answer pyasn1 may refuse: an error response that echoes bindings the agent accepted in a request
+    although they are no SNMP value (a GET binding of tag 0x2E, say), as the RFCs say an error response echoes
+    them. It is then checked to be exactly that echo of a request sent just before."""
+    try:
+        return _decoded_answer(data)
+    except PyAsn1Error:
+        assert is_echo(data, requests), ("an answer pyasn1 cannot read", data.hex())
+        return "echo of bindings that are no SNMP value"
+
+
+def _decoded_answer(data):
+    version = int(api.decodeMessageVersion(data))
+    if version == 3:
+        message, rest = decoder.decode(data, asn1Spec=SNMPv3Message())
+        assert rest == b"" and int(message["msgVersion"]) == 3, data.hex()
+        scoped = message["msgData"]
+        if scoped.getName() == "plaintext":
+            kind = scoped["plaintext"]["data"].getName()
+            assert kind in ("report", "response"), (kind, data.hex())
+            return "v3 " + kind
+        return "v3 encrypted"
+    assert version in (0, 1), data.hex()
+    module = api.PROTOCOL_MODULES[version]
+    message, rest = decoder.decode(data, asn1Spec=module.Message())
+    assert rest == b"", data.hex()
+    assert bytes(module.apiMessage.get_community(message)) in COMMUNITIES, data.hex()
+    pdu = module.apiMessage.get_pdu(message)
+    assert pdu.tagSet == module.GetResponsePDU.tagSet, data.hex()
+    assert 0 <= int(module.apiPDU.get_error_status(pdu)) <= 18, data.hex()
+    return "v%d response" % (version + 1 if version else 1)
+
+
 def test_ten_thousand_fuzzed_datagrams_while_valid_requests_keep_being_answered(tmp_path):
     async def body():
         loop = asyncio.get_running_loop()
@@ -181,15 +272,20 @@ def test_ten_thousand_fuzzed_datagrams_while_valid_requests_keep_being_answered(
                          ber.encode_request(1, b"privateV2", ber.SET, 7, [SYS_NAME], values=[ber.tlv(4, b"x")]),
                          ber.encode_request(0, b"public", ber.GET, 8, [SYS_NAME]),
                          _v3_discovery()]
-                answers = []
+                answers, kinds = [], collections.Counter()
                 datagrams = list(_mutations(rng, seeds, 10000))
-                for start in range(0, len(datagrams), 200):
-                    for data in datagrams[start:start + 200]:
+                # Paced by the probes: a window of fuzzed datagrams, then a valid GET from another socket whose
+                # answer proves the agent took the window in (no buffer overflow, so none lost on the way).
+                for start in range(0, len(datagrams), WINDOW):
+                    for data in datagrams[start:start + WINDOW]:
                         fuzz.send(data)
                     (_rid, status, _i, varbinds), _d = await probe.request([SYS_NAME])
                     answers.append((status, varbinds[0][2]))
-                    fuzz.drain()
-                assert answers == [(0, b"M-70")] * 50                 # every probe; fuzzed SETs changed nothing
+                    recent = datagrams[max(0, start - WINDOW):start + WINDOW]
+                    for data in fuzz.arrived():                             # what came back to the fuzz
+                        kinds[inspect_answer(data, recent)] += 1
+                assert answers == [(0, b"M-70")] * (10000 // WINDOW)     # every probe; fuzzed SETs changed nothing
+                assert kinds["v2 response"] + kinds["v1 response"] > 0 and kinds["v3 report"] > 0, kinds
                 assert s.service.running
                 rc, values, text = await s.get(s.v3(*V3_READ), "1.3.6.1.2.1.1.5.0")
                 assert rc == 0, text

@@ -10,8 +10,7 @@ import asyncio
 import json
 import os
 
-from conftest import (demo_devices, demo_topology, free_tcp_port, http_json, running_gateway, wait_for,
-                      web_server)
+from conftest import demo_devices, demo_topology, http_json, running_gateway, wait_for, web_server
 
 IO10 = 15                    # the IO-10 of the demo site, outputs out_1..out_n at load 0
 I35_AT_5 = 0xDC85EA
@@ -33,18 +32,19 @@ async def raw_post(port, path, payload):
 
 
 def test_settings_are_changed_whole_or_not_at_all_and_by_the_right_profile(tmp_path):
-    port = free_tcp_port()
+    web = web_server()          # binds port 0; web.server.port once started
 
     async def scenario():
-        async with running_gateway(tmp_path / "state", demo_topology(), services=[web_server(port)]) as gw:
+        async with running_gateway(tmp_path / "state", demo_topology(), services=[web]) as gw:
+            port = web.server.port
             status, answer = await post(port, "/api/settings", {"gateway.name": "Plant A", "gateway.location": "B2"})
             assert (status, answer) == (200, {"ok": True, "changed": ["gateway.location", "gateway.name"]})
             with open(tmp_path / "state" / "settings.json") as handle:
                 stored = handle.read()
             assert "Plant A" in stored and gw.settings.get("gateway.location") == "B2"
             # one bad value refuses the whole change: the good one is not applied either
-            status, answer = await post(port, "/api/settings", {"gateway.name": "Plant B", "modbus.port": 0})
-            assert status == 400 and "modbus.port" in answer["error"], answer
+            status, answer = await post(port, "/api/settings", {"gateway.name": "Plant B", "gateway.modbus_address": 0})
+            assert status == 400 and "gateway.modbus_address" in answer["error"], answer
             status, answer = await post(port, "/api/settings", {"no.such.setting": 1})
             assert status == 400 and "no.such.setting" in answer["error"]
             # the security policy belongs to the Cyber Security profile, not to the web's Admin
@@ -52,17 +52,18 @@ def test_settings_are_changed_whole_or_not_at_all_and_by_the_right_profile(tmp_p
             assert status == 403 and answer["reason"] == "rights", answer
             status, answer = await raw_post(port, "/api/settings", b"{not json")
             assert status == 400
-            assert gw.settings.get("gateway.name") == "Plant A" and gw.settings.get("modbus.port") == 502
+            assert gw.settings.get("gateway.name") == "Plant A" and gw.settings.get("gateway.modbus_address") == 1
             assert gw.settings.get("policy.modbus_write") is False
     asyncio.run(scenario())
 
 
 def test_a_write_to_a_meter_is_awaited_without_blocking_the_loop_and_needs_the_policy(tmp_path):
-    port = free_tcp_port()
+    web = web_server()          # binds port 0; web.server.port once started
 
     async def scenario():
         async with running_gateway(tmp_path / "state", demo_topology(), {"bus.digiware.timeout_ms": 400},
-                                   services=[web_server(port)]) as gw:
+                                   services=[web]) as gw:
+            port = web.server.port
             await gw.topology.replace(demo_devices())
             await wait_for(lambda: all(p.cycles >= 2 for p in gw.pollers.values()), guard=30)
             io10 = gw.board.find_meter(address=IO10)
@@ -100,11 +101,12 @@ def test_a_write_to_a_meter_is_awaited_without_blocking_the_loop_and_needs_the_p
 
 
 def test_alarms_are_acknowledged_and_counters_reset_by_the_door(tmp_path):
-    port = free_tcp_port()
+    web = web_server()          # binds port 0; web.server.port once started
 
     async def scenario():
         async with running_gateway(tmp_path / "state", demo_topology(), {"poll.backoff_max_s": 1},
-                                   services=[web_server(port)]) as gw:
+                                   services=[web]) as gw:
+            port = web.server.port
             await gw.topology.replace(demo_devices())
             await wait_for(lambda: all(p.cycles >= 2 for p in gw.pollers.values()), guard=30)
             status, answer = await post(port, "/api/alarms/acknowledge", {"alarm": 3, "source": "digiware:5"})
@@ -139,10 +141,11 @@ def test_alarms_are_acknowledged_and_counters_reset_by_the_door(tmp_path):
 
 
 def test_the_settings_file_is_untouched_by_a_refused_change(tmp_path):
-    port = free_tcp_port()
+    web = web_server()          # binds port 0; web.server.port once started
 
     async def scenario():
-        async with running_gateway(tmp_path / "state", demo_topology(), services=[web_server(port)]):
+        async with running_gateway(tmp_path / "state", demo_topology(), services=[web]):
+            port = web.server.port
             path = tmp_path / "state" / "settings.json"
             before = os.path.getmtime(path) if os.path.exists(path) else None
             status, _answer = await post(port, "/api/settings", {"gateway.name": ""})      # too short

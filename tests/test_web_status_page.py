@@ -17,7 +17,7 @@ import importlib.util
 import os
 import re
 
-from conftest import demo_devices, demo_topology, free_tcp_port, running_gateway, wait_for, web_server
+from conftest import demo_devices, demo_topology, running_gateway, wait_for, web_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -83,14 +83,14 @@ def test_status_page_fits_desktop_and_tablet_without_clipping(tmp_path):
     assert os.path.exists(CHROMIUM), "chromium missing: run `make test` (Debian package chromium)"
     assert importlib.util.find_spec("playwright"), "playwright missing: run `make test` (pip extra test)"
     from playwright.async_api import async_playwright
-    port = free_tcp_port()
+    web = web_server()                  # binds port 0
     shots = {}
 
     async def body():
-        async with running_gateway(tmp_path / "state", demo_topology(), QUIET, services=[web_server(port)]) as gw:
+        async with running_gateway(tmp_path / "state", demo_topology(), QUIET, services=[web]) as gw:
             await gw.topology.replace(demo_devices())
             await wait_for(lambda: all(p.cycles >= 2 for p in gw.pollers.values()), guard=30)
-            base = "http://127.0.0.1:%d" % port
+            base = "http://127.0.0.1:%d" % web.server.port
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:

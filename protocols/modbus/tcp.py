@@ -52,6 +52,7 @@ class ModbusTcpService(SwitchedService):
         await asyncio.gather(*self.connections, return_exceptions=True)
         await self.server.wait_closed()
         self.server = None
+        self.port = None                    # status(): no port while closed (a reopen may bind another)
 
     def status(self):
         out = SwitchedService.status(self)
