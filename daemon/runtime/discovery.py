@@ -180,30 +180,34 @@ class Discovery:
         The 66 words every family has; then the NET ID, only from a product whose
         table has one (a second read: exception 02 there means this one has none)."""
         try:
-            words = await engine.read_registers(address, catalogue.IDENT_BASE, catalogue.IDENT_WORDS,
-                                                DISCOVERY, retries=0, timeout=timeout)
-        except BusGarbled:
-            raise _Garbled() from None
-        except BusTimeout:
-            return None
+            words = await self._read(engine, address, catalogue.IDENT_BASE, catalogue.IDENT_WORDS, timeout, 0)
         except rtu.ModbusException:
             return None
-        ident = parse_identification(words)
+        ident = parse_identification(words) if words is not None else None
         if ident is None:
             return None
         row = catalogue.identify(ident["family"], ident["product_id"], ident["ext_name"])
         if row is None or not catalogue.has_netid(row[catalogue.REF]):
             return ident
         try:
-            extra = await engine.read_registers(address, catalogue.IDENT_NETID_BASE, catalogue.IDENT_NETID_WORDS,
-                                                DISCOVERY, retries=1, timeout=timeout)
+            extra = await self._read(engine, address, catalogue.IDENT_NETID_BASE, catalogue.IDENT_NETID_WORDS,
+                                     timeout, 1)
+        except rtu.ModbusException:
+            return ident              # an older firmware without the NET ID words
+        if extra is None:
+            return None
+        return parse_identification(words, extra)
+
+    @staticmethod
+    async def _read(engine, address, start, count, timeout, retries):
+        """Words of one detection read; None when nobody answers, _Garbled on a collision
+        (a device's exception answer passes as ``ModbusException``)."""
+        try:
+            return await engine.read_registers(address, start, count, DISCOVERY, retries=retries, timeout=timeout)
         except BusGarbled:
             raise _Garbled() from None
         except BusTimeout:
             return None
-        except rtu.ModbusException:
-            return ident              # an older firmware without the NET ID words
-        return parse_identification(words, extra)
 
     async def _scan_bus(self, bus, engine, first, last, timeout, mode, total):
         """(devices found, addresses where several devices answer) on one bus."""

@@ -1,9 +1,10 @@
 """The security policy as the rest of the code asks it (SPEC §8).
 
 A northbound service runs only while its configuration *and* the policy
-allow it (``snmp.enabled`` and ``policy.snmp``); writes to devices from any
-protocol need ``policy.modbus_write``. Changes apply at once: services
-watch the settings through ``daemon/service.py``.
+allow it (``snmp.enabled`` and ``policy.snmp``). Which commands need which
+policy switch (``policy.modbus_write`` for writes to devices, from any caller)
+is the door's rights table, ``daemon/security/rights.py``. Changes apply at
+once: services watch the settings through ``daemon/service.py``.
 """
 
 SERVICE_SWITCHES = {
@@ -24,6 +25,3 @@ def service_enabled(settings, service):
 def service_keys(service):
     return tuple(k for k in SERVICE_SWITCHES[service] if k)
 
-
-def writes_allowed(settings):
-    return bool(settings.get("policy.modbus_write"))
