@@ -14,6 +14,7 @@ import json
 import os
 
 from board.base import BUS_NAMES, Board, OffsetClock, SystemClock
+from board import simfaults
 from board.nullmodem import NullModem, open_raw_pty
 from board.simbus import SimBus
 from board.simmeter import SimMeter
@@ -35,6 +36,9 @@ def load_topology_file(path):
     for bus, spec in data.get("buses", {}).items():
         if bus not in BUS_NAMES:
             raise ValueError("%s: unknown bus %r" % (path, bus))
+        if not isinstance(spec, dict) or not isinstance(spec.get("meters", []), list) \
+                or not all(isinstance(meter, dict) for meter in spec.get("meters", [])):
+            raise ValueError("%s: bus %r: expected an object with a list of meter objects" % (path, bus))
         for meter in spec.get("meters", []):
             for field in ("reference", "address", "netid"):
                 if field not in meter:
@@ -52,7 +56,8 @@ def make_meter(spec, clock, seed=0):
     ``[{"load": 2, "export": true, "pf": -0.85}]`` (pf signed as the meters
     show it: - leading, + lagging).
     """
-    meter = SimMeter(spec["reference"], int(spec["address"]), parse_netid(spec["netid"]), clock,
+    address = simfaults.RUN_TIME["address"](spec["address"])
+    meter = SimMeter(spec["reference"], address, parse_netid(spec["netid"]), clock,
                      loads=spec.get("loads"), seed=seed, network=spec.get("network"),
                      nominal_w=float(spec.get("nominal_w", 20000)))
     flows = spec.get("load_flows", [])
@@ -61,9 +66,8 @@ def make_meter(spec, clock, seed=0):
         raise ValueError("load_flows: expected [{\"load\": n, \"export\": bool, \"pf\": signed PF}]")
     for flow in flows:
         meter.configure_load(flow.get("load"), export=flow.get("export"), pf=flow.get("pf"))
-    meter.silent = bool(spec.get("silent", False))
-    meter.extra_delay = spec.get("extra_delay_ms", 0) / 1000.0
-    meter.crc_error_rate = float(spec.get("crc_error_rate", 0))
+    for name, value in simfaults.from_topology(spec).items():
+        setattr(meter, name, value)
     if meter.events is not None and ("alarms" in spec or "logical_inputs" in spec):
         meter.events.configure(spec.get("alarms"), spec.get("logical_inputs"))
     return meter
@@ -75,9 +79,7 @@ def make_simbus(fd, name, spec, clock, index, seed=1):
     Seeds depend on the bus's place in BUS_NAMES, so the board and
     tools.simbus simulate the same meters for the same file.
     """
-    simbus = SimBus(fd, baud=spec.get("baud", 38400), parity=spec.get("parity", "N"),
-                    stop_bits=spec.get("stop_bits", 1), turnaround=spec.get("turnaround_ms", 2) / 1000.0,
-                    name=name, seed=seed + index)
+    simbus = SimBus(fd, name=name, seed=seed + index, **simfaults.line_from_topology(spec))
     for i, m in enumerate(spec.get("meters", [])):
         simbus.add(make_meter(m, clock, seed=seed * 100 + index * 40 + i))
     return simbus
@@ -97,17 +99,22 @@ class SimBoard(Board):
         self.watchdog_kicks = 0
         self._loop = None
         self.upstream = {}
-        for n, bus in enumerate(BUS_NAMES):
-            spec = self.topology.get("buses", {}).get(bus, {})
-            if spec.get("upstream"):
-                # The RS485 port in slave mode: an external master on the far end.
-                self.upstream[bus] = NullModem()
-                continue
-            master, slave = open_raw_pty()
-            self._fds += [master, slave]
-            simbus = make_simbus(master, bus, spec, self.hardware_clock, n, seed)
-            simbus.path = os.ttyname(slave)
-            self.buses[bus] = simbus
+        try:
+            for n, bus in enumerate(BUS_NAMES):
+                spec = self.topology.get("buses", {}).get(bus, {})
+                if spec.get("upstream"):
+                    # The RS485 port in slave mode: an external master on the far end.
+                    self.upstream[bus] = NullModem()
+                    continue
+                master, slave = open_raw_pty()
+                self._fds += [master, slave]
+                simbus = make_simbus(master, bus, spec, self.hardware_clock, n, seed)
+                simbus.path = os.ttyname(slave)
+                simbus.fds = (master, slave)
+                self.buses[bus] = simbus
+        except BaseException:          # a bad topology: nothing left open
+            self.close()
+            raise
         for simbus in self.buses.values():
             simbus.start()
 
@@ -134,12 +141,12 @@ class SimBoard(Board):
         return meter
 
     def configure_meter(self, netid, **changes):
-        """Run-time fault injection: silent, extra_delay, crc_error_rate, address, inputs."""
+        """Run-time fault injection: silent, extra_delay, crc_error_rate, address, inputs (board/simfaults.py);
+        all checked before anything changes."""
+        changes = simfaults.checked(changes)
         meter = self._meter(netid)
         with meter.lock:
             for key, value in changes.items():
-                if key not in ("silent", "extra_delay", "crc_error_rate", "address", "inputs"):
-                    raise ValueError("cannot change %s" % key)
                 if key == "inputs":
                     meter.set_inputs(value)
                 else:

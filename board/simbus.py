@@ -7,12 +7,16 @@ turnaround, and the answer is released only after its own wire time. So the
 master sees the same latency it would see on a real bus.
 """
 
+import logging
 import os
 import select
 import threading
 import time
 
+from board.simfaults import bus_delay
 from core import modbus_rtu as rtu
+
+log = logging.getLogger("board.simbus")
 
 
 class SimBus:
@@ -31,7 +35,7 @@ class SimBus:
         self.rng = random.Random(seed)
         self.lock = threading.RLock()
         self.stats = {"requests": 0, "bad_frames": 0, "collisions": 0, "answers": 0,
-                      "corrupted": 0, "broadcasts": 0}
+                      "corrupted": 0, "broadcasts": 0, "errors": 0}
         self._stop = threading.Event()
         self._thread = None
 
@@ -75,7 +79,7 @@ class SimBus:
                 if buf:  # silence ends a frame whose length we could not predict
                     frame = bytes(buf)
                     buf.clear()
-                    self._serve(frame)
+                    self._serve_safely(frame)
                 continue
             try:
                 chunk = os.read(self.fd, 512)
@@ -93,7 +97,18 @@ class SimBus:
                 buf[:] = rest
                 if frame is None:
                     break
-                self._serve(frame)
+                self._serve_safely(frame)
+
+    def _serve_safely(self, frame):
+        """Serve one frame; whatever goes wrong with it (a meter given a value it cannot use), the line lives
+        on for the next: the request goes unanswered and is counted in ``stats["errors"]``."""
+        try:
+            self._serve(frame)
+        except Exception:
+            self.stats["errors"] += 1
+            if self.stats["errors"] == 1:          # once per bus: a meter left so answers no request at all
+                log.exception("%s: a simulated meter could not answer (counted in stats['errors'] from now on)",
+                              self.name)
 
     def _serve(self, frame):
         self.stats["requests"] += 1
@@ -126,12 +141,12 @@ class SimBus:
                 answer = bytes(garbled)
                 if rtu.check_crc(answer):     # identical answers would pass: break them
                     answer = answer[:-1] + bytes(((answer[-1] ^ 0x5A),))
-                delay = max(m.extra_delay for m in targets)
+                delay = max(bus_delay(m.extra_delay) for m in targets)
                 corrupt_rate = 0.0
             else:
                 m = targets[0]
                 answer = rtu.add_crc(bytes((unit,)) + m.handle_pdu(pdu))
-                delay = m.extra_delay
+                delay = bus_delay(m.extra_delay)
                 corrupt_rate = m.crc_error_rate
         if corrupt_rate and self.rng.random() < corrupt_rate:
             pos = self.rng.randrange(1, len(answer))
@@ -140,10 +155,13 @@ class SimBus:
         # The request took len(frame) characters to arrive; the first byte of
         # the answer leaves after the turnaround, the rest len(answer)-1
         # characters later: the master sees the timing of a real line.
-        time.sleep(len(frame) * ct + self.turnaround + delay + ct)
+        # Waits end early when the bus stops (its descriptor is about to close).
+        if self._stop.wait(len(frame) * ct + self.turnaround + delay + ct):
+            return
         try:
             os.write(self.fd, answer[:1])
-            time.sleep((len(answer) - 1) * ct)
+            if self._stop.wait((len(answer) - 1) * ct):
+                return
             os.write(self.fd, answer[1:])
             self.stats["answers"] += 1
         except OSError:

@@ -34,8 +34,12 @@ def _check_number(name, value, key=None):
     """A finite engineering value whose raw form fits the record's S32."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError("%s must be a finite number" % name)
-    if abs(ev.raw_of(key, value)) > S32_MAX:
-        raise ValueError("%s out of range" % name)
+    try:
+        raw = ev.raw_of(key, value)
+    except OverflowError:         # finite, but past a float once scaled (1e308 V): out of range as well
+        raw = S32_MAX + 1
+    if abs(raw) > S32_MAX:
+        raise ValueError("%s out of range: its raw value must fit a signed 32-bit record" % name)
 
 
 class AlarmSlot:

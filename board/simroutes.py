@@ -6,6 +6,7 @@ Documented in README.md (Simulation routes). Board code does not import the
 web application: the JSON helpers are handed in.
 """
 
+from board import simfaults
 from board.sim import parse_netid
 
 
@@ -23,7 +24,7 @@ def mount(app, board, web):
             method(parse_netid(netid), **kwargs)
         except KeyError as exc:
             return _error(404, str(exc).strip("'\""))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             return _error(400, str(exc))
         return _json({"ok": True})
 
@@ -39,22 +40,15 @@ def mount(app, board, web):
 
     @app.post("/api/sim/meters/<netid>")
     def sim_configure(netid):
+        """Faults of a meter: {silent, extra_delay (s), crc_error_rate, address, inputs}; kinds and ranges in
+        board/simfaults.py, every one checked before anything changes."""
         body = _body()
         if body is None:
             return _error(400, "expected a JSON object")
-        allowed = {"silent": bool, "extra_delay": (int, float), "crc_error_rate": (int, float), "address": int,
-                   "inputs": int}
-        changes = {}
-        for key, value in body.items():
-            if key not in allowed or not isinstance(value, allowed[key]) or isinstance(value, bool) != (key == "silent"):
-                return _error(400, "cannot set %r to %r" % (key, value))
-            changes[key] = value
-        if "crc_error_rate" in changes and not 0 <= changes["crc_error_rate"] <= 1:
-            return _error(400, "crc_error_rate must be within 0..1")
-        if "address" in changes and not 1 <= changes["address"] <= 247:
-            return _error(400, "address must be within 1..247")
-        if "inputs" in changes and not 0 <= changes["inputs"] <= 0xFF:
-            return _error(400, "inputs is a bit field within 0..255")
+        try:
+            changes = simfaults.checked(body)
+        except ValueError as exc:
+            return _error(400, str(exc))
         return _sim_call(board.configure_meter, netid, **changes)
 
     @app.post("/api/sim/meters/<netid>/alarms")

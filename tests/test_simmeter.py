@@ -219,3 +219,78 @@ def test_the_simulator_offers_only_what_it_has_tables_for():
     # a load the module has but the site does not use: status 0 and zeros (convention 6.5)
     assert meter.read_registers(0x5800, 92) == [0] * 92
     assert meter.read_registers(0x3640, 2) == [0, 0] and meter.read_registers(0x3620, 2) == [1, 9]
+
+
+def test_a_meter_given_an_unusable_fault_value_directly_does_not_stop_its_bus():
+    from board.nullmodem import open_raw_pty
+    master, slave = open_raw_pty()
+    meter = SimMeter("I-35", 4, 0x111111, ManualClock(T0))
+    bus = SimBus(master, [meter], baud=38400)
+    bus.start()
+    try:
+        request = rtu.request_frame(4, rtu.read_request(3, catalogue.IDENT_BASE, 4))
+        # values the routes and topology files refuse, set on the meter itself: the bus sleeps no such delay
+        for delay in (float("nan"), -1.0, "slow", None, True):
+            meter.extra_delay = delay
+            answer = _exchange(slave, request)
+            assert rtu.check_crc(answer) and answer[:3] == b"\x04\x03\x08", (delay, answer)
+        meter.extra_delay = 0.0
+        meter.crc_error_rate = "often"           # not a number: serving this request fails, the line lives on
+        os.write(slave, request)
+        end = time.monotonic() + 20
+        while bus.stats["errors"] < 1 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert bus.stats["errors"] == 1
+        meter.crc_error_rate = 0.0
+        answer = _exchange(slave, request)
+        assert rtu.check_crc(answer) and len(answer) == 13          # exactly one answer: none to the failed one
+        assert bus._thread.is_alive() and bus.stats["answers"] == 6 and bus.stats["requests"] == 7
+        # a meter far too slow still lets its bus stop at once, writing nothing after its descriptor closes
+        meter.extra_delay = 10.0
+        os.write(slave, request)
+        end = time.monotonic() + 20
+        while bus.stats["requests"] < 8 and time.monotonic() < end:
+            time.sleep(0.01)
+        bus.stop()
+        assert not bus._thread.is_alive() and bus.stats["answers"] == 6
+    finally:
+        bus.stop()
+        os.close(master)
+        os.close(slave)
+
+
+def test_the_bus_sleeps_only_a_bounded_number_of_seconds_whatever_a_meter_holds():
+    from board.simfaults import MAX_EXTRA_DELAY_S, bus_delay
+    assert [bus_delay(v) for v in (0.2, float("inf"), 1e308, 10 ** 400, 11)] == [0.2] + [MAX_EXTRA_DELAY_S] * 4
+    assert [bus_delay(v) for v in (float("nan"), -1, float("-inf"), -10 ** 400, "1", None, True)] == [0.0] * 7
+
+
+def test_topology_files_with_impossible_faults_or_line_settings_are_refused():
+    import pytest
+    from board.sim import SimBoard, make_meter, make_simbus
+    good = {"reference": "I-35", "address": 4, "netid": "DC85E9"}
+    meter = make_meter(dict(good, extra_delay_ms=250, crc_error_rate=0.1, silent=True), ManualClock(T0))
+    assert (meter.extra_delay, meter.crc_error_rate, meter.silent) == (0.25, 0.1, True)
+    for fault, field in (({"extra_delay_ms": float("nan")}, "extra_delay_ms"),
+                         ({"extra_delay_ms": float("inf")}, "extra_delay_ms"),
+                         ({"extra_delay_ms": -1}, "extra_delay_ms"),
+                         ({"extra_delay_ms": 1e308}, "extra_delay_ms"),
+                         ({"extra_delay_ms": "slow"}, "extra_delay_ms"),
+                         ({"crc_error_rate": float("nan")}, "crc_error_rate"),
+                         ({"crc_error_rate": 2}, "crc_error_rate"),
+                         ({"silent": "false"}, "silent"),
+                         ({"address": float("inf")}, "address"),
+                         ({"address": 0}, "address")):
+        with pytest.raises(ValueError, match=field):
+            make_meter(dict(good, **fault), ManualClock(T0))
+    for line, field in (({"turnaround_ms": float("nan")}, "turnaround_ms"), ({"turnaround_ms": 1e308}, "turnaround_ms"),
+                        ({"baud": 0}, "baud"), ({"baud": 38400.5}, "baud"), ({"parity": "X"}, "parity"),
+                        ({"stop_bits": 3}, "stop_bits")):
+        with pytest.raises(ValueError, match=field):
+            make_simbus(-1, "digiware", dict(line, meters=[good]), ManualClock(T0), 0)
+    # refused while the board is being built: nothing it opened stays open
+    held = len(os.listdir("/proc/self/fd"))
+    bad = {"buses": {"digiware": {"meters": [good]}, "rs485": {"meters": [dict(good, extra_delay_ms=float("nan"))]}}}
+    with pytest.raises(ValueError, match="extra_delay_ms"):
+        SimBoard(topology=bad)
+    assert len(os.listdir("/proc/self/fd")) == held
