@@ -22,6 +22,15 @@ class Board:
         """Device path of the serial port behind ``bus`` ("digiware" / "rs485")."""
         raise NotImplementedError
 
+    def serve_upstream(self, bus):
+        """The gateway answers as a Modbus RTU slave on ``bus`` (``bus.rs485.mode`` = slave), before it opens
+        the port. Nothing to do on real hardware: the upstream master is wired to the port's terminals."""
+
+    def peer_path(self, bus):
+        """Device an external RTU master opens to reach the gateway's slave port on ``bus``, where the board
+        makes one (the simulated board's null-modem); None when the master is wired to the port."""
+        return None
+
     def open_port(self, bus, baud, parity="N", stop_bits=1):
         """A non-blocking pyserial port for ``bus``; the daemon reads it on its loop."""
         port = serial.Serial(self.port_path(bus), baudrate=baud, parity=parity,

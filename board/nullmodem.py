@@ -2,7 +2,9 @@
 
 Used when a bus of the simulated board is the *upstream* link of the RS485
 port in slave mode: the daemon opens one end like any serial port, and an
-external Modbus RTU master (mbpoll, pymodbus) opens ``peer_path``.
+external Modbus RTU master (mbpoll, pymodbus) opens ``peer_path``. Bytes
+that the far side has no room for are dropped and counted, as on a line with
+nobody listening: the cable's thread never waits on one side.
 """
 
 import os
@@ -26,7 +28,9 @@ class NullModem:
         self._slaves = (a_slave, b_slave)
         self.path = os.ttyname(a_slave)         # the daemon's end
         self.peer_path = os.ttyname(b_slave)    # the external master's end
-        self.bytes = {"to_peer": 0, "from_peer": 0}
+        self.bytes = {"to_peer": 0, "from_peer": 0, "dropped": 0}
+        for fd in (self._a_master, self._b_master):
+            os.set_blocking(fd, False)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="nullmodem", daemon=True)
         self._thread.start()
@@ -42,13 +46,14 @@ class NullModem:
                 try:
                     data = os.read(fd, 4096)
                 except OSError:
-                    continue      # the other side is not open (yet): EIO on a pty
+                    continue      # nothing after all, or the other side is not open (yet): EIO on a pty
                 target, counter = pairs[fd]
                 try:
-                    os.write(target, data)
-                    self.bytes[counter] += len(data)
-                except OSError:
-                    pass
+                    sent = os.write(target, data)
+                except OSError:   # full (nobody reads the far end) or closed
+                    sent = 0
+                self.bytes[counter] += sent
+                self.bytes["dropped"] += len(data) - sent
 
     def close(self):
         self._stop.set()

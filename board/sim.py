@@ -103,8 +103,7 @@ class SimBoard(Board):
             for n, bus in enumerate(BUS_NAMES):
                 spec = self.topology.get("buses", {}).get(bus, {})
                 if spec.get("upstream"):
-                    # The RS485 port in slave mode: an external master on the far end.
-                    self.upstream[bus] = NullModem()
+                    self.serve_upstream(bus)
                     continue
                 master, slave = open_raw_pty()
                 self._fds += [master, slave]
@@ -118,14 +117,30 @@ class SimBoard(Board):
         for simbus in self.buses.values():
             simbus.start()
 
+    def serve_upstream(self, bus):
+        """The gateway answers as a Modbus RTU slave on ``bus`` (``bus.rs485.mode`` = slave): the line's
+        simulated meters leave it (they would answer on the line the gateway now answers on) and a null-modem
+        takes its place, whose far end (``peer_path``) an external RTU master opens. Called before the
+        gateway opens the port; a bus already upstream stays as it is."""
+        if bus in self.upstream:
+            return
+        simbus = self.buses.pop(bus, None)
+        if simbus is not None:
+            simbus.stop()
+            for fd in simbus.fds:
+                self._fds.remove(fd)
+                os.close(fd)
+        self.upstream[bus] = NullModem()
+
     def port_path(self, bus):
         if bus in self.upstream:
             return self.upstream[bus].path
         return self.buses[bus].path
 
     def peer_path(self, bus):
-        """Serial device an external RTU master opens to talk to the gateway's ``bus``."""
-        return self.upstream[bus].peer_path
+        """Serial device an external RTU master opens to talk to the gateway's ``bus`` (None: not upstream)."""
+        modem = self.upstream.get(bus)
+        return modem.peer_path if modem is not None else None
 
     def find_meter(self, address=None, netid=None):
         for simbus in self.buses.values():

@@ -67,6 +67,8 @@ def build(args, overrides):
             ports[bus] = device
         board = make_board("rpi", **({"ports": ports} if ports else {}))
     gateway = Gateway(board, args.state_dir, overrides)
+    if gateway.settings.get("bus.rs485.mode") == "slave":
+        board.serve_upstream("rs485")        # the simulated board: a null-modem in place of that line's meters
     http = HttpServer(make_app(gateway.door(Caller("web", "user")), mount=board_routes(board)),
                       host=gateway.settings.get("http.bind"), port=gateway.settings.get("http.port"))
     gateway.services.append(http)
@@ -110,12 +112,12 @@ async def run(args, overrides):
     print("  status API      : http://%s:%d/api/status" % (shown, http.port), flush=True)
     for service in gateway.services[1:]:
         state = service.status()
-        if state.get("running"):
-            if state.get("port"):
-                where = "%s port %s" % (state.get("transport", "tcp").upper(), state["port"])
-            else:
-                where = gateway.board.port_path("rs485")
-            print("  %-16s: %s" % (service.name, where), flush=True)
+        if service.name == "rtu_slave":
+            for line in rtu_slave_banner(gateway, state):
+                print(line, flush=True)
+        elif state.get("running"):
+            print("  %-16s: %s port %s" % (service.name, state.get("transport", "tcp").upper(), state["port"]),
+                  flush=True)
     for bus, engine in gateway.engines.items():
         print("  %-8s bus    : %s at %d baud (Modbus RTU master)" % (bus, gateway.board.port_path(bus), engine.baud),
               flush=True)
@@ -125,6 +127,27 @@ async def run(args, overrides):
     await stop.wait()
     logging.getLogger("gateway").info("stopping")
     await gateway.stop()
+
+
+def rtu_slave_banner(gateway, state):
+    """The banner's lines about the RS485 port in slave mode: where an upstream RTU master reaches it (on the
+    simulated board, the far end of its null-modem) and an mbpoll line to try it with."""
+    settings = gateway.settings
+    if settings.get("bus.rs485.mode") != "slave":
+        return []
+    if not state.get("running"):
+        return ["  %-16s: not running (%s)" % ("rtu_slave", state.get("error") or "policy.modbus_slave is off")]
+    baud, parity, stop_bits = (settings.get("bus.rs485." + name) for name in ("baud", "parity", "stop_bits"))
+    unit = settings.get("bus.rs485.address")
+    line = "unit %d at %d baud %d%s%d" % (unit, baud, 8, parity, stop_bits)
+    peer = gateway.board.peer_path("rs485")
+    if peer is None:
+        return ["  %-16s: %s on %s" % ("rtu_slave", line, gateway.board.port_path("rs485"))]
+    mbpoll = "mbpoll -m rtu -b %d -P %s%s -a %d -0 -r 0 -c 16 -1 %s" % (
+        baud, {"N": "none", "E": "even", "O": "odd"}[parity], " -s 2" if stop_bits == 2 else "", unit, peer)
+    return ["  %-16s: %s; an RTU master opens %s (null-modem to %s)" % (
+                "rtu_slave", line, peer, gateway.board.port_path("rs485")),
+            "  %-16s: %s" % ("try it", mbpoll)]
 
 
 def log_on_gateway_time(clock):

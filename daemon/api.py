@@ -311,6 +311,8 @@ class Door:
                 entry["queued"] = gw.engines[bus].queued()
             if bus in gw.bus_errors:
                 entry["error"] = gw.bus_errors[bus]
+            if gw.board.peer_path(bus) is not None:      # the simulated board's null-modem, in slave mode
+                entry["slave_port"] = gw.board.peer_path(bus)
             buses[bus] = entry
         identity = self.identity()
         return {

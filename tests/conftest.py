@@ -233,6 +233,7 @@ def _banner_http_port(proc, guard):
     while True:
         found = re.search(rb"web status page : http://[^\s/]+:(\d+)/", seen)
         if found:
+            proc.banner = seen.decode("utf-8", "replace")      # what was read of the banner, for its other lines
             return int(found.group(1))
         left = end - time.monotonic()
         ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []

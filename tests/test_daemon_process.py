@@ -3,13 +3,18 @@
 import collections
 import json
 import os
+import re
+import select
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import DEMO_TOPOLOGY, REPO, http_get, http_json, start_daemon, wait_until
+from conftest import DEMO_TOPOLOGY, REPO, http_get, http_json, mbpoll, parse_mbpoll, start_daemon, wait_until
+from pymodbus.client import ModbusTcpClient
+
+from core import catalogue
 
 
 def held_ptys(pid):
@@ -143,3 +148,91 @@ def test_bad_command_lines_are_refused_clearly(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "daemon", "--board", "sim", "--state-dir", str(tmp_path)] + args,
                               cwd=REPO, capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def banner_match(proc, pattern, guard=30.0):
+    """The first match of ``pattern`` in the daemon's start-up banner: what start_daemon read of it, then more."""
+    fd, end = proc.stdout.fileno(), time.monotonic() + guard
+    while True:
+        found = re.search(pattern, proc.banner)
+        if found:
+            return found
+        left = end - time.monotonic()
+        ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            raise AssertionError("no %r in the start-up banner:\n%s" % (pattern, proc.banner))
+        proc.banner += chunk.decode("utf-8", "replace")
+
+
+def tcp_read(port, unit, register, count):
+    """Holding registers read over Modbus TCP by pymodbus, an independent client: words, or the exception code."""
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=10, retries=0)
+    assert client.connect()
+    try:
+        answer = client.read_holding_registers(register, count=count, device_id=unit)
+        return answer.exception_code if answer.isError() else list(answer.registers)
+    finally:
+        client.close()
+
+
+def test_a_newcomer_reaches_the_rtu_slave_of_the_demo_with_mbpoll(tmp_path):
+    """What the README says to do: start the demo with the RS485 port as slave, read the device an RTU master
+    opens from the banner, run mbpoll on it; the gateway answers what it serves over Modbus TCP."""
+    proc = start_daemon(tmp_path / "state", "--board", "sim", "--topology", DEMO_TOPOLOGY,
+                        "--set", "bus.rs485.mode=slave", "--set", "policy.modbus_slave=true",
+                        "--set", "discovery.last_address=24", "--discover", "fast")
+    try:
+        found = banner_match(proc, r"rtu_slave\s*: unit (\d+) at 38400 baud 8N1; an RTU master opens (/dev/\S+) ")
+        unit, peer = int(found.group(1)), found.group(2)
+        assert re.search(r"try it\s*: mbpoll -m rtu -b 38400 -P none -a %d .* %s\n" % (unit, re.escape(peer)),
+                         banner_match(proc, r"try it.*\n").group(0))
+
+        def detected():
+            doc = http_json(proc.base + "/api/status")[1]
+            return doc["discovery"]["state"] == "done" and all(d["status"] == "ok" for d in doc["devices"]) and doc
+        doc = wait_until(detected, guard=90)
+        rs485 = doc["buses"]["rs485"]
+        assert rs485["mode"] == "slave" and rs485["slave_port"] == peer and rs485["port"] != peer
+        assert doc["services"]["rtu_slave"]["running"] is True
+        # the demo's RS485 meters left the line the gateway answers on: only the Digiware bus was detected
+        assert [d["address"] for d in doc["devices"]] == [4, 5, 11, 13, 14, 15]
+        assert set(m["bus"] for m in http_json(proc.base + "/api/sim/meters")[1]["meters"]) == {"digiware"}
+        tcp_port, tcp_unit = doc["services"]["modbus"]["port"], doc["gateway"]["modbus_address"]
+
+        rtu = ("-m", "rtu", "-b", 38400, "-P", "none", "-o", 5)
+        # the gateway's own table (its identification), then an I-35's identification through the gateway
+        for rtu_unit, same_on_tcp, register, count in ((unit, tcp_unit, 0, 16), (4, 4, catalogue.IDENT_BASE, 66)):
+            out = mbpoll(*rtu, "-a", rtu_unit, "-r", register, "-c", count, peer)
+            assert out.returncode == 0, out.stdout + out.stderr
+            got = parse_mbpoll(out.stdout)
+            words = [got[register + i] & 0xFFFF for i in range(count)]
+            assert words == tcp_read(tcp_port, same_on_tcp, register, count) and any(words)
+        # an address the I-35 does not have: exception 02, framed so that mbpoll decodes it, as over TCP
+        out = mbpoll(*rtu, "-a", 4, "-r", 0x0100, "-c", 2, peer)
+        assert out.returncode != 0 and "Illegal data address" in out.stderr, out.stdout + out.stderr
+        assert tcp_read(tcp_port, 4, 0x0100, 2) == 2
+        # the demo's A-40 (address 20 on the RS485 line of the topology file) does not answer there any more
+        out = mbpoll("-m", "rtu", "-b", 38400, "-P", "none", "-o", 1, "-a", 20, "-r", catalogue.IDENT_BASE, "-c", 4,
+                     peer)
+        assert out.returncode != 0 and "timed out" in out.stderr, out.stdout + out.stderr
+        slave = http_json(proc.base + "/api/status")[1]["services"]["rtu_slave"]
+        assert slave["answers"] == 3 and slave["ignored"] >= 1 and slave["bad_crc"] == 0, slave
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_topology_file_with_an_impossible_fault_is_refused_at_start(tmp_path):
+    topology = json.loads(open(DEMO_TOPOLOGY).read())
+    topology["buses"]["rs485"]["meters"][0]["extra_delay_ms"] = float("nan")      # json writes NaN, and reads it
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(topology))
+    proc = subprocess.run([sys.executable, "-m", "daemon", "--board", "sim", "--topology", str(path), "--state-dir",
+                           str(tmp_path / "state"), "--http-port", "0", "--modbus-port", "0"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "extra_delay_ms must be a number within 0..10000 ms" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -118,3 +118,23 @@ def test_bad_crc_and_garbage_on_the_slave_port_are_ignored(tmp_path):
             assert len(data) == 21 and rtu.check_crc(data) and data[:3] == b"\x01\x03\x10"
             assert service.stats["bad_crc"] >= 1
     asyncio.run(scenario())
+
+
+def test_the_simulated_board_gives_a_slave_port_a_null_modem_instead_of_its_meters():
+    import os
+    from board.sim import SimBoard
+    board = SimBoard(topology=demo_topology())
+    try:
+        assert board.peer_path("rs485") is None and board.find_meter(address=20) is not None
+        held = len(os.listdir("/proc/self/fd"))
+        board.serve_upstream("rs485")
+        board.serve_upstream("rs485")                  # once is enough: a second call changes nothing
+        peer = board.peer_path("rs485")
+        assert peer.startswith("/dev/pts/") and peer != board.port_path("rs485")
+        assert "rs485" not in board.buses
+        assert board.find_meter(address=20) is None and board.find_meter(address=21) is None
+        assert board.find_meter(address=4) is not None and board.peer_path("digiware") is None
+        # the line's pty pair is closed, the null-modem holds two pairs
+        assert len(os.listdir("/proc/self/fd")) == held - 2 + 4
+    finally:
+        board.close()
