@@ -4,7 +4,7 @@ Topology files (``silent``, ``extra_delay_ms``, ``crc_error_rate``) and the
 simulator's HTTP routes (board/simroutes.py: ``silent``, ``extra_delay``,
 ``crc_error_rate``, ``address``, ``inputs``) both come through here. A NaN,
 an infinity or a delay of years would otherwise reach the simulated bus's
-thread (``time.sleep`` raises) and silence every meter of the line until a
+thread (its waits raise on them) and silence every meter of the line until a
 restart. The bus keeps its own guard (``bus_delay``) for values set on a
 meter directly. A topology's line settings (baud, turnaround), which the
 bus thread sleeps on as well, are checked here too.
