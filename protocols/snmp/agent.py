@@ -161,7 +161,7 @@ class SnmpService(SwitchedService):
                                          config["snmp.v2c.read_community"], config["snmp.v2c.write_community"],
                                          config["snmp.trap.community"])
         self.intake.v3.configure(bytes(snmp_engine.snmpEngineID), engine_mod.v3_users(config),
-                                 config["snmp.trap.version"] == "v3" and config["snmp.trap.mode"] == "inform")
+                                 engine_mod.inform_user(config))
         self.intake.counters.clear()
         transport = FrontTransport(self).open_server_mode(sock=sock)
         pc.add_transport(snmp_engine, udp.DOMAIN_NAME, transport)

@@ -166,9 +166,10 @@ def decode_head(buf):
     return version, bytes(buf[cstart:cend]), pdu_type, pstart, pend, start, cend
 
 
-def decode_request(buf):
-    """Decode one v1/v2c message carrying a GET, GETNEXT, GETBULK, SET or Response PDU (an inform's answer)."""
-    version, community, pdu_type, pstart, pend, head_start, cend = decode_head(buf)
+def decode_request(buf, head=None):
+    """Decode one v1/v2c message carrying a GET, GETNEXT, GETBULK, SET or Response PDU (an inform's answer);
+    ``head`` is decode_head(buf) when the caller already has it."""
+    version, community, pdu_type, pstart, pend, head_start, cend = head or decode_head(buf)
     if pdu_type not in (GET, GETNEXT, GETBULK, SET, RESPONSE):
         raise BerError("PDU type")
     if pdu_type == GETBULK and version == 0:

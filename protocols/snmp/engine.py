@@ -80,6 +80,13 @@ def v3_users(config):
     return levels
 
 
+def inform_user(config):
+    """The user name (bytes) v3 informs are sent as, or None when no v3 inform is sent."""
+    if config["snmp.trap.version"] == "v3" and config["snmp.trap.mode"] == "inform":
+        return config["snmp.v3.read_user"].encode("utf-8")
+    return None
+
+
 def notify_type(config, host):
     """'inform' or 'trap' for one receiver: v1 and broadcast always get traps."""
     if config["snmp.trap.mode"] == "inform" and config["snmp.trap.version"] != "v1" and host != BROADCAST:

@@ -50,7 +50,8 @@ class FastPath:
         """Response bytes, DROP, or PASS to let pysnmp process the datagram (a v1/v2c message)."""
         counters = self.counters
         try:
-            version, community, pdu_type = ber.decode_head(datagram)[:3]
+            head = ber.decode_head(datagram)
+            version, community, pdu_type = head[:3]
         except ber.BerError:
             return self._drop("snmpInASNParseErrs")
         if pdu_type == ber.RESPONSE:
@@ -62,7 +63,7 @@ class FastPath:
         if community not in allowed:
             return self._drop("snmpInBadCommunityNames")
         try:
-            req = ber.decode_request(datagram)
+            req = ber.decode_request(datagram, head)
         except ber.BerError:
             return self._drop("snmpInASNParseErrs")
         if pdu_type in (ber.SET, ber.RESPONSE):

@@ -12,7 +12,8 @@ pysnmp see a message only when the next step is cryptographic:
   with boots and time 0: the time synchronisation step of discovery), and a
   msgData of the form the flags announce (encrypted exactly when privFlag);
 - while v3 informs are on: another engine's ID in a message that is not
-  reportable (a receiver's answer to our inform).
+  reportable, from the trap user or (noAuthNoPriv) from no user: a
+  receiver's answer to our inform, or its report to pysnmp's discovery.
 
 Everything else is answered here with the report an authoritative engine owes
 (usmStatsUnknownEngineIDs — which is also how engine-ID discovery is answered —,
@@ -131,13 +132,14 @@ class V3Gate:
         self.max_size = max_size          # advertised as our msgMaxSize: what the intake accepts
         self.engine_id = b""
         self.users = {}                   # user name → security level (2 authNoPriv, 3 authPriv)
-        self.inform_answers = False
+        self.inform_user = None           # the user v3 informs are sent as, while they are on
 
-    def configure(self, engine_id, users, inform_answers):
-        """Our engine ID, {user name: level}, and whether v3 inform receivers may answer (their engine IDs)."""
+    def configure(self, engine_id, users, inform_user):
+        """Our engine ID, {user name: level}, and the user of v3 informs (None: none are sent), whose receivers
+        answer from their own engine IDs."""
         self.engine_id = engine_id
         self.users = dict(users)
-        self.inform_answers = inform_answers
+        self.inform_user = inform_user
 
     def check(self, datagram):
         counters = self.counters
@@ -157,7 +159,8 @@ class V3Gate:
             counters["snmpInvalidMsgs"] += 1        # privFlag without authFlag, or msgData not of the flags' form
             return DROP
         if head.engine_id != self.engine_id:
-            if self.inform_answers and head.engine_id and not head.flags & REPORTABLE:
+            if self.inform_user is not None and head.engine_id and not head.flags & REPORTABLE and (
+                    head.user == self.inform_user or (not head.user and level == 1)):
                 return PASS
             return self._refuse(datagram, head, "usmStatsUnknownEngineIDs")
         wanted = self.users.get(head.user)
