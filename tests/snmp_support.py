@@ -8,11 +8,12 @@ import glob
 import os
 import re
 import shutil
+import socket
 
 import pytest
 
 from conftest import DemoSite, wait_for
-from protocols.snmp import MIB_FILE
+from protocols.snmp import MIB_FILE, ber
 from protocols.snmp.agent import SnmpService
 
 T0 = 1_700_000_000.0
@@ -112,6 +113,89 @@ class Site(DemoSite):
     async def set(self, credentials, *assignments):
         """snmpset of ``assignments`` (OID, type, value, ...): (exit code, stdout, stderr)."""
         return await run("snmpset", "-On", "-OQ", *credentials, self.target, *assignments)
+
+
+# ---------------------------------------------------------------- a raw UDP client
+
+class Client:
+    """A raw UDP socket (closed on leaving ``with``): send bytes, wait a bounded time for an answer."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.address = ("127.0.0.1", port)
+        self.request_id = 1000
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendto(data, self.address)
+
+    async def receive(self, timeout):
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.sock_recv(self.sock, 70000), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    def arrived(self):
+        """Every datagram already in the socket's buffer."""
+        out = []
+        while True:
+            try:
+                out.append(self.sock.recv(70000))
+            except BlockingIOError:
+                return out
+
+    async def request(self, oids, pdu=ber.GET, community=b"publicV2", version=1, before=None, **kw):
+        """(decoded answer, bytes) of a request sent now. Answers to what this socket sent before arrive
+        first: each is appended to ``before``, or, without a list, is an error (nothing was to be answered)."""
+        self.request_id += 1
+        self.send(ber.encode_request(version, community, pdu, self.request_id, oids, **kw))
+        while True:
+            data = await self.receive(5.0)
+            assert data is not None, "no answer to a valid request"
+            try:
+                answer = ber.decode_response(data)
+            except ber.BerError:
+                answer = None
+            if answer is not None and answer[0] == self.request_id:
+                return answer, data
+            assert before is not None, ("an answer to something sent before came first", data)
+            before.append(data)
+
+    async def counter(self, oid, before=None):
+        (_rid, status, _index, varbinds), _d = await self.request([oid], before=before)
+        assert status == 0
+        return varbinds[0][2]
+
+
+# ---------------------------------------------------------------- raw SNMPv3 messages
+
+def v3_message(msg_id, flags, engine_id=b"", user=b"", scoped=None, encrypted=None, boots=0, engine_time=0,
+               model=3, max_size=65507):
+    """An SNMPv3 message built field by field (ber.py), valid or not as a test needs: ``scoped`` is a plaintext
+    scoped PDU's TLV, ``encrypted`` an encryptedPDU's octets (one of them)."""
+    usm = ber.tlv(ber.SEQUENCE, ber.tlv(4, engine_id) + ber.encode_integer(boots) + ber.encode_integer(engine_time)
+                  + ber.tlv(4, user) + ber.tlv(4, bytes(12) if flags & 1 else b"")
+                  + ber.tlv(4, bytes(8) if flags & 2 else b""))
+    header = ber.tlv(ber.SEQUENCE, ber.encode_integer(msg_id) + ber.encode_integer(max_size)
+                     + ber.tlv(4, bytes((flags,))) + ber.encode_integer(model))
+    data = scoped if encrypted is None else ber.tlv(4, encrypted)
+    return ber.tlv(ber.SEQUENCE, ber.encode_integer(3) + header + ber.tlv(4, usm) + data)
+
+
+def scoped_get(request_id, oids=(), context_engine_id=b""):
+    """A plaintext scoped PDU carrying a GET of ``oids``."""
+    varbinds = b"".join(ber.tlv(ber.SEQUENCE, ber.encode_oid(oid) + b"\x05\x00") for oid in oids)
+    pdu = ber.tlv(ber.GET, ber.encode_integer(request_id) + ber.encode_integer(0) + ber.encode_integer(0)
+                  + ber.tlv(ber.SEQUENCE, varbinds))
+    return ber.tlv(ber.SEQUENCE, ber.tlv(4, context_engine_id) + ber.tlv(4, b"") + pdu)
 
 
 # ---------------------------------------------------------------- trap receiver (net-snmp's snmptrapd)

@@ -5,11 +5,14 @@ turning either off closes the UDP port at once, changing the port, the bind
 address or any credential rebuilds the engine. One UDP socket serves
 requests and sends notifications.
 
-A datagram first meets the fast path (fastpath.py): v1/v2c read requests
-with a community of their version are answered there; a community unknown
-for its version is dropped and counted. Everything else — SNMPv3 (USM
-reports included), SET, whatever the strict decoder refuses — goes to
-pysnmp's dispatcher, whose responders read the same OID index (instrum.py).
+A datagram first meets the intake (intake.py), which reads it with our
+strict codec only: oversized, unreadable, wrong-version, wrong-community
+and malformed datagrams are dropped and counted; v1/v2c reads are answered
+by the fast path (fastpath.py); SNMPv3 messages that are not for our engine,
+a configured user and that user's security level get the USM report from
+the v3 gate (v3gate.py). pysnmp's dispatcher, whose responders read the same
+OID index (instrum.py), sees only well-formed SETs, inform acknowledgements
+and v3 messages whose next step is authentication.
 
 Informs (``snmp.trap.mode`` = inform, v2c/v3): pysnmp's notification
 originator re-sends each InformRequest on its own timer until the receiver
@@ -34,8 +37,8 @@ from pysnmp.proto import errind, rfc1902
 from daemon.blocking import run_blocking
 from daemon.service import SwitchedService
 from protocols.snmp import engine as engine_mod, mibdef
-from protocols.snmp.fastpath import FastPath
 from protocols.snmp.instrum import AsyncSetResponder, IndexInstrum, to_pyasn1
+from protocols.snmp.intake import Intake
 from protocols.snmp.traps import TrapSender
 from protocols.snmp.tree import OidIndex
 from protocols.udpsock import bind_udp
@@ -49,7 +52,7 @@ _COUNTER_MODULES = {"usm": "__SNMP-USER-BASED-SM-MIB", "snmp": "__SNMPv2-MIB"}
 
 
 class FrontTransport(udp.UdpTransport):
-    """pysnmp's UDP transport with the fast path in front of its dispatcher."""
+    """pysnmp's UDP transport with the intake in front of its dispatcher."""
 
     def __init__(self, service):
         udp.UdpTransport.__init__(self)
@@ -58,10 +61,11 @@ class FrontTransport(udp.UdpTransport):
     def datagram_received(self, datagram, transportAddress):
         service = self.service
         try:
-            answer = service.fast.handle(datagram)
-        except Exception:            # never let a datagram reach the loop's handler
-            log.exception("fast path failed")
-            answer = None
+            answer = service.intake.handle(datagram)
+        except Exception:            # never let a datagram reach the loop's handler, nor pysnmp unchecked
+            log.exception("SNMP intake failed")
+            service.dropped["intake_error"] += 1
+            answer = b""
         if answer is not None:
             if answer and self.transport is not None:
                 self.transport.sendto(answer, transportAddress)
@@ -70,7 +74,7 @@ class FrontTransport(udp.UdpTransport):
             self._callback_function(self, transportAddress, datagram)
         except Exception as exc:     # pyasn1 fails on some damaged BER with TypeError: still a parse error
             service.dropped["decoder_error"] += 1
-            service.fast.counters["snmpInASNParseErrs"] += 1
+            service.intake.counters["snmpInASNParseErrs"] += 1
             log.debug("pysnmp dropped a datagram from %s: %r", transportAddress, exc)
 
 
@@ -82,7 +86,7 @@ class SnmpService(SwitchedService):
         SwitchedService.__init__(self, door)
         self.traps = TrapSender(door)
         self.index = OidIndex(door, self)
-        self.fast = FastPath(self.index)
+        self.intake = Intake(self.index, self)
         self.snmp_engine = None
         self.transport = None
         self.port = None
@@ -106,7 +110,7 @@ class SnmpService(SwitchedService):
     # ------------------------------------------------------------ what the OID index reads
 
     def counter(self, name):
-        fast = self.fast.counters.get(name, 0)
+        fast = self.intake.counters.get(name, 0)
         if self.snmp_engine is None:
             return fast
         module = _COUNTER_MODULES["usm" if name.startswith("usm") else "snmp"]
@@ -153,9 +157,12 @@ class SnmpService(SwitchedService):
         cmdrsp.BulkCommandResponder(snmp_engine, snmp_context)
         self._set_responder = AsyncSetResponder(snmp_engine, snmp_context, self)
         self._originator = ntforg.NotificationOriginator()
-        self.fast.set_communities(config["snmp.v1.read_community"], config["snmp.v1.write_community"],
-                                  config["snmp.v2c.read_community"], config["snmp.v2c.write_community"])
-        self.fast.counters.clear()
+        self.intake.fast.set_communities(config["snmp.v1.read_community"], config["snmp.v1.write_community"],
+                                         config["snmp.v2c.read_community"], config["snmp.v2c.write_community"],
+                                         config["snmp.trap.community"])
+        self.intake.v3.configure(bytes(snmp_engine.snmpEngineID), engine_mod.v3_users(config),
+                                 engine_mod.inform_user(config))
+        self.intake.counters.clear()
         transport = FrontTransport(self).open_server_mode(sock=sock)
         pc.add_transport(snmp_engine, udp.DOMAIN_NAME, transport)
         try:
@@ -282,7 +289,7 @@ class SnmpService(SwitchedService):
         state.update({
             "port": self.port, "bind": self.settings.get("snmp.bind"), "transport": "udp",
             "engine_id": self.engine_id().hex(), "instances": self.index.size(),
-            "fast_path": dict(self.fast.counters), "dropped": dict(self.dropped),
+            "intake": dict(self.intake.counters), "dropped": dict(self.dropped),
             "set": dict(self.set_results), "traps_sent": dict(self.traps.sent),
             "trap_targets": ["%s:%d" % t for t in self.trap_targets],
             "notify_types": dict(("%s:%d" % t, kind) for t, (_n, kind) in zip(self.trap_targets,

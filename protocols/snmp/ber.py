@@ -7,9 +7,12 @@ common case — a well-formed v1/v2c GET, GETNEXT or GETBULK with a known
 community — with this codec; everything else goes to pysnmp untouched.
 
 The decoder accepts only what it fully understands (definite lengths, one-
-byte tags, minimal integers and sub-identifiers, no trailing bytes) and
-raises ``BerError`` otherwise, so the caller can hand the datagram to
-pysnmp, which answers or counts it as pysnmp always does.
+byte tags, minimal integers and sub-identifiers, no trailing bytes, a
+request-id within Integer32) and raises ``BerError`` otherwise; the intake
+(intake.py) then drops the datagram as a parse error — RFC 3417 §8 allows
+SNMP neither indefinite lengths nor constructed forms — so pyasn1 never
+spends time on what this codec refuses. The v3 gate (v3gate.py) reads
+SNMPv3 headers with the same primitives.
 """
 
 # universal and SNMP application tags
@@ -129,8 +132,9 @@ class Request:
                  "non_repeaters", "max_repetitions", "oids", "raw_oids", "raw_varbinds")
 
 
-def decode_request(buf):
-    """Decode one v1/v2c message carrying a GET, GETNEXT, GETBULK or SET PDU."""
+def _open_message(buf):
+    """(msgVersion, start of the message's contents, end of the version): the message must be one
+    definite-length SEQUENCE filling ``buf``."""
     end = len(buf)
     tag, pos, msg_end = read_tlv(buf, 0, end)
     if tag != SEQUENCE or msg_end != end:
@@ -138,22 +142,43 @@ def decode_request(buf):
     tag, vstart, vend = read_tlv(buf, pos, end)
     if tag != INTEGER:
         raise BerError("version")
-    version = decode_integer(buf, vstart, vend)
+    return decode_integer(buf, vstart, vend), pos, vend
+
+
+def message_version(buf):
+    """The msgVersion of a message (0 v1, 1 v2c, 3 v3), read strictly, or BerError."""
+    return _open_message(buf)[0]
+
+
+def decode_head(buf):
+    """(version, community, PDU tag, PDU start, PDU end, start and end of the version + community TLVs) of a
+    v1/v2c message: the part read before anything costly, so a wrong community is refused unread."""
+    end = len(buf)
+    version, start, vend = _open_message(buf)
     if version not in (0, 1):
         raise BerError("not v1/v2c")
     tag, cstart, cend = read_tlv(buf, vend, end)
     if tag != OCTET_STRING:
         raise BerError("community")
     pdu_type, pstart, pend = read_tlv(buf, cend, end)
-    if pdu_type not in (GET, GETNEXT, GETBULK, SET) or pend != end:
+    if pend != end:
+        raise BerError("PDU length")
+    return version, bytes(buf[cstart:cend]), pdu_type, pstart, pend, start, cend
+
+
+def decode_request(buf, head=None):
+    """Decode one v1/v2c message carrying a GET, GETNEXT, GETBULK, SET or Response PDU (an inform's answer);
+    ``head`` is decode_head(buf) when the caller already has it."""
+    version, community, pdu_type, pstart, pend, head_start, cend = head or decode_head(buf)
+    if pdu_type not in (GET, GETNEXT, GETBULK, SET, RESPONSE):
         raise BerError("PDU type")
     if pdu_type == GETBULK and version == 0:
         raise BerError("GETBULK in v1")
     req = Request()
     req.version = version
-    req.community = bytes(buf[cstart:cend])
+    req.community = community
     req.pdu_type = pdu_type
-    req.raw_head = bytes(buf[pos:cend])          # version + community TLVs
+    req.raw_head = bytes(buf[head_start:cend])          # version + community TLVs
     tag, rstart, rend = read_tlv(buf, pstart, pend)
     if tag != INTEGER or rend - rstart > 4:
         raise BerError("request-id")

@@ -70,6 +70,23 @@ def user_level(priv):
     return "authNoPriv" if priv == "none" else "authPriv"
 
 
+def v3_users(config):
+    """{user name: security level (2 authNoPriv, 3 authPriv)} of the configured v3 users; one name used twice
+    is one USM entry with the write user's settings (as ``build`` makes it)."""
+    levels = {}
+    for which in ("read", "write"):
+        prefix = "snmp.v3.%s_" % which
+        levels[config[prefix + "user"].encode("utf-8")] = 2 if config[prefix + "priv"] == "none" else 3
+    return levels
+
+
+def inform_user(config):
+    """The user name (bytes) v3 informs are sent as, or None when no v3 inform is sent."""
+    if config["snmp.trap.version"] == "v3" and config["snmp.trap.mode"] == "inform":
+        return config["snmp.v3.read_user"].encode("utf-8")
+    return None
+
+
 def notify_type(config, host):
     """'inform' or 'trap' for one receiver: v1 and broadcast always get traps."""
     if config["snmp.trap.mode"] == "inform" and config["snmp.trap.version"] != "v1" and host != BROADCAST:

@@ -1,15 +1,24 @@
-"""The v1/v2c read fast path: the common request answered without pyasn1.
+"""The v1/v2c intake: refusals before any costly decode, and the read fast path answered without pyasn1.
 
-A datagram that decodes as a v1/v2c GET, GETNEXT or GETBULK with a community
-valid *for that version* is answered here from the OID index; one with a
-community unknown for its version is dropped and counted
-(snmpInBadCommunityNames), as RFC 3584 asks. Everything else — SET, SNMPv3,
-anything this strict decoder does not accept — is handed to pysnmp
-unchanged, so pysnmp stays the authority on protocol edge cases.
+A v1/v2c datagram is read strictly (ber.py) up to its community and PDU tag
+first: a community unknown for its version is dropped and counted
+(snmpInBadCommunityNames, RFC 3584) without reading further; then the whole
+message must pass the strict decoder, or it is dropped as a parse error
+(snmpInASNParseErrs: RFC 3417 §8 allows neither indefinite lengths nor
+constructed forms, and request-id is an Integer32, RFC 3416 §3). A GET,
+GETNEXT or GETBULK is answered here from the OID index; only a well-formed
+SET (with a community of its version) and a Response with the trap community
+(an inform's acknowledgement) reach pysnmp, so pyasn1 never decodes what
+anyone could send without a community (issue 13). Other PDU types (traps to
+an agent) are dropped.
 
 Answers follow RFC 3416 (v2c exceptions noSuchObject / noSuchInstance /
 endOfMibView) and RFC 3584 for v1 (noSuchName, Counter64 objects invisible).
-GETBULK answers are bounded by ``max_varbinds`` and ``max_message``.
+GETBULK answers are bounded by ``max_varbinds`` and, since the default
+community is no credential, by ``bulk_factor`` × the request's size and one
+Ethernet MTU (``bulk_mtu``): a 44-byte request cannot draw 5.9 KB to a forged
+source address. RFC 3416 §4.2.3 lets the agent return fewer varbinds; a walk
+takes more round trips (each answer carries at least one repetition).
 """
 
 import collections
@@ -17,42 +26,61 @@ import collections
 from protocols.snmp import ber
 
 DROP = b""          # handled: nothing to send
+PASS = None         # pysnmp processes it
 
 
 class FastPath:
     max_varbinds = 256          # per GETBULK answer (net-snmp's own default is 100)
     max_message = 65507         # bytes: the largest UDP payload
+    bulk_mtu = 1472             # bytes: one Ethernet frame's UDP payload (RFC 3417 §3.2's recommended size)
+    bulk_factor = 8             # a GETBULK answer is at most this many times its request
 
-    def __init__(self, index):
+    def __init__(self, index, counters=None):
         self.index = index
-        self.communities = {0: (frozenset(), frozenset()), 1: (frozenset(), frozenset())}
-        self.counters = collections.Counter()
+        self.communities = {0: frozenset(), 1: frozenset()}
+        self.trap_communities = frozenset()
+        self.counters = collections.Counter() if counters is None else counters
 
-    def set_communities(self, v1_read, v1_write, v2c_read, v2c_write):
+    def set_communities(self, v1_read, v1_write, v2c_read, v2c_write, trap=""):
         enc = lambda s: frozenset([s.encode("utf-8")])  # noqa: E731
         self.communities = {0: enc(v1_read) | enc(v1_write), 1: enc(v2c_read) | enc(v2c_write)}
+        self.trap_communities = enc(trap)
 
     def handle(self, datagram):
-        """Response bytes, DROP, or None to let pysnmp process the datagram."""
-        try:
-            req = ber.decode_request(datagram)
-        except ber.BerError:
-            return None
+        """Response bytes, DROP, or PASS to let pysnmp process the datagram (a v1/v2c message)."""
         counters = self.counters
-        if req.community not in self.communities[req.version]:
-            counters["snmpInPkts"] += 1
-            counters["snmpInBadCommunityNames"] += 1
-            return DROP
-        if req.pdu_type == ber.SET:
-            return None
+        try:
+            head = ber.decode_head(datagram)
+            version, community, pdu_type = head[:3]
+        except ber.BerError:
+            return self._drop("snmpInASNParseErrs")
+        if pdu_type == ber.RESPONSE:
+            allowed = self.trap_communities
+        elif pdu_type in (ber.GET, ber.GETNEXT, ber.GETBULK, ber.SET):
+            allowed = self.communities[version]
+        else:
+            return self._drop("unexpected_pdu")
+        if community not in allowed:
+            return self._drop("snmpInBadCommunityNames")
+        try:
+            req = ber.decode_request(datagram, head)
+        except ber.BerError:
+            return self._drop("snmpInASNParseErrs")
+        if pdu_type in (ber.SET, ber.RESPONSE):
+            return PASS
         counters["snmpInPkts"] += 1
         counters["answered"] += 1
         self.index.refresh()
-        if req.pdu_type == ber.GET:
+        if pdu_type == ber.GET:
             return self._get(req)
-        if req.pdu_type == ber.GETNEXT:
+        if pdu_type == ber.GETNEXT:
             return self._next(req)
-        return self._bulk(req)
+        return self._bulk(req, min(self.max_message, self.bulk_mtu, self.bulk_factor * len(datagram)))
+
+    def _drop(self, counter):
+        self.counters["snmpInPkts"] += 1
+        self.counters[counter] += 1
+        return DROP
 
     # ------------------------------------------------------------ operations
 
@@ -105,12 +133,13 @@ class FastPath:
                 varbinds.append(ber.encode_varbind(found[1], ber.encode_value(found[2], found[3])))
         return self._finish(req, varbinds)
 
-    def _bulk(self, req):
+    def _bulk(self, req, limit):
+        """Non-repeaters, then repetitions while the answer stays within ``limit`` bytes (at least one)."""
         oids = req.oids
         non_repeaters = min(max(req.non_repeaters, 0), len(oids))
         repetitions = max(req.max_repetitions, 0)
         repeaters = len(oids) - non_repeaters
-        budget = self.max_message - len(req.raw_head) - len(req.raw_request_id) - 32
+        budget = limit - len(req.raw_head) - len(req.raw_request_id) - 32
         varbinds = []
         for i in range(non_repeaters):
             found = self._next_of(oids[i], False)
@@ -121,7 +150,7 @@ class FastPath:
             budget -= len(vb)
             varbinds.append(vb)
         if budget < 0:
-            return self._finish(req, varbinds)      # tooBig
+            return self._finish(req, varbinds)      # the non-repeaters alone (tooBig past max_message)
         if repeaters:
             repetitions = min(repetitions, max(1, (self.max_varbinds - non_repeaters) // repeaters))
         cursors = list(oids[non_repeaters:])
@@ -136,7 +165,7 @@ class FastPath:
                     cursors[j] = found[0]
                     vb = ber.encode_varbind(found[1], ber.encode_value(found[2], found[3]))
                 budget -= len(vb)
-                if budget < 0:
+                if budget < 0 and len(varbinds) > non_repeaters:
                     return self._finish(req, varbinds)   # truncated from the end (RFC 3416 4.2.3)
                 varbinds.append(vb)
             if all(ended):
