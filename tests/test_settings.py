@@ -34,6 +34,8 @@ SPEC_10_DEFAULTS = {
     "time.utc_offset_min": 0,
     # HTTPS: port 443
     "https.port": 443,
+    # Session: 3 attempts, 3600 s lock, 86400 s session
+    "session.max_attempts": 3, "session.lockout_s": 3600, "session.lifetime_s": 86400,
 }
 # SPEC §3.2 defaults: v1 public / private, v2c publicV2 / privateV2, trap community trap, v3 users control / admin.
 SPEC_3_2_DEFAULTS = {
@@ -49,7 +51,6 @@ SPEC_10_NOT_IN_SCHEMA = {
     "sntp.": "SNTP disabled; 0.pool.ntp.org:123; every 3600 s",
     "smtp.": "SMTP disabled; port 465; secure",
     "push.": "Data push none; site name SITE; server name = NET ID",
-    "session.": "Session 3 attempts, 3600 s lock, 86400 s session",
     "firewall.": "Firewall 1,000,000 bit/s, 2000 requests/s, 30 s ban; whitelist off, <=10 rules",
     "hierarchy.": "Hierarchies 10, 32 nodes and 50 circuits each",
     "photoview.": "Photoviews 21 pages, image <=10,485,760 bytes, <=1920x1080",
@@ -131,6 +132,10 @@ ROWS = {
     "policy.snmp": ("bool", True, None),
     "policy.bacnet": ("bool", True, None),
     "policy.modbus_slave": ("bool", True, None),
+    "session.max_attempts": ("int", 3, (1, 20)),
+    "session.lockout_s": ("int", 3600, (60, 86400)),
+    "session.lifetime_s": ("int", 86400, (60, 604800)),
+    "password.expiry_days": ("int", 365, (30, 3650)),                  # SPEC §7.1: yearly
     "events.capacity": ("int", 2000, (100, 100000)),
     "alarms.check_s": ("int", 10, (1, 3600)),
     "storage.points_per_series": ("int", 8784, (1464, 35136)),

@@ -99,6 +99,10 @@ SCHEMA = (
     ("policy.snmp", "bool", True, None, "cyber", False, True),
     ("policy.bacnet", "bool", True, None, "cyber", False, True),
     ("policy.modbus_slave", "bool", True, None, "cyber", False, True),
+    ("session.max_attempts", "int", 3, (1, 20), "cyber", False, True),          # failed logins before a lock
+    ("session.lockout_s", "int", 3600, (60, 86400), "cyber", False, True),      # how long a profile stays locked
+    ("session.lifetime_s", "int", 86400, (60, 604800), "cyber", False, True),   # idle time that ends a session
+    ("password.expiry_days", "int", 365, (30, 3650), "cyber", False, True),     # a password's life (alarm 8)
     ("events.capacity", "int", 2000, (100, 100000), "cyber", False, False),
     ("alarms.check_s", "int", 10, (1, 3600), "admin", False, True),
     ("storage.points_per_series", "int", 8784, (1464, 35136), "admin", False, False),
