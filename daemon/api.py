@@ -21,8 +21,9 @@ import os
 from board.base import BUS_NAMES
 from core import modbus_rtu as rtu, registry
 from daemon.runtime import control
+from daemon.blocking import BlockingQueueFull
 from daemon.runtime.bus import BusBusy, BusTimeout
-from daemon.security import rights
+from daemon.security import accounts, rights
 from daemon.security.rights import Caller
 from daemon.state import devstate, settings as settings_mod
 from daemon.state.alarms import device_source
@@ -42,16 +43,22 @@ DEVICE_REFUSED = control.DEVICE_REFUSED
 BUSY = "busy"                        # already running (a detection)
 NOT_FOUND = "not_found"              # no such alarm, document...
 UNSUPPORTED = "unsupported"          # the board cannot (set its clock, open a port)
+AUTH = accounts.AUTH                 # wrong password or passphrase, no (or an ended) session
+LOCKED = accounts.LOCKED             # a profile locked after failed logins, Totem not unlocked
+MUST_CHANGE = "must_change"          # the session's password must be changed before anything else
+STORAGE = accounts.STORAGE           # a state file could not be written: nothing changed
 
 ALARM_CONFLICT = 4                   # system alarm numbers the summary reads (SPEC §6)
 
 
 class Refused(Exception):
-    """A command the door refuses: ``reason`` (one of the constants above) and a message for people."""
+    """A command the door refuses: ``reason`` (one of the constants above), a message for people and,
+    for a form, ``details``: one message per problem (what a new password misses)."""
 
-    def __init__(self, reason, message):
+    def __init__(self, reason, message, details=None):
         Exception.__init__(self, message)
         self.reason = reason
+        self.details = list(details or ())
 
 
 @contextlib.contextmanager
@@ -65,6 +72,17 @@ def _bus_refusals():
         raise Refused(BUSY, "the bus queue is full, try again") from None
     except BusTimeout:
         raise Refused(NO_ANSWER, "the device did not answer") from None
+
+
+@contextlib.contextmanager
+def _account_refusals():
+    """The accounts' refusals (and a full executor) as the door's."""
+    try:
+        yield
+    except accounts.AccountRefused as exc:
+        raise Refused(exc.reason, str(exc), exc.details) from None
+    except BlockingQueueFull:
+        raise Refused(BUSY, "the gateway is busy, try again") from None
 
 
 __all__ = ["Caller", "Door", "Refused"]
@@ -433,6 +451,101 @@ class Door:
             engine.reset_counters(address)
         log.info("communication counters reset%s by %r",
                  "" if address is None else " for address %d" % address, self.caller)
+
+    # ================================================================ accounts and sessions (SPEC §7.1)
+
+    def session(self, session_id):
+        """The live session behind ``session_id`` as a dict (session, csrf, profile, must_change, language), or
+        None; a lookup counts as use (the idle time restarts)."""
+        session = self._gw.sessions.lookup(session_id)
+        return None if session is None else session.as_dict()
+
+    def session_caller(self, session_id, peer=None):
+        """The ``Caller`` a request with ``session_id`` acts as; Refused(AUTH) without a live session,
+        Refused(MUST_CHANGE) while its password must be changed (nothing else is allowed then)."""
+        session = self._gw.sessions.lookup(session_id)
+        if session is None:
+            raise Refused(AUTH, "not logged in, or the session ended")
+        if session.must_change:
+            raise Refused(MUST_CHANGE, "the password of the %s profile must be changed first"
+                          % accounts.PROFILE_NAMES[session.profile])
+        return Caller("web", session.profile, peer)
+
+    def csrf_ok(self, session_id, token):
+        """Whether ``token`` is the CSRF token of the live session ``session_id``."""
+        session = self._gw.sessions.lookup(session_id, touch=False)
+        return session is not None and self._gw.sessions.csrf_ok(session, token)
+
+    def account_state(self, profile):
+        """A profile's password state: default, expiry (wall time), seconds still locked, Totem's lock."""
+        return self._gw.accounts.state(profile)
+
+    async def login(self, profile, password="", language=None, replacing=None):
+        """Log ``profile`` in; the new session as ``session()`` returns it. The session ``replacing`` (the id
+        the client had before) ends: an id never survives a login. Refused(AUTH, LOCKED, BUSY, BAD_VALUE)."""
+        self._check("login")
+        if language is not None and not (isinstance(language, str) and 0 < len(language) <= 8
+                                         and language.replace("-", "").isalpha()):
+            raise Refused(BAD_VALUE, "a language is a short code such as en or fr")
+        with _account_refusals():
+            must_change = await self._gw.accounts.authenticate(profile, password, repr(self.caller))
+        self._gw.sessions.end(replacing)
+        return self._gw.sessions.create(profile, must_change, language, self.caller.peer).as_dict()
+
+    def logout(self, session_id):
+        """End the session (False when there was none)."""
+        return self._gw.sessions.end(session_id)
+
+    async def change_password(self, session_id, current, new, profile=None):
+        """Change a password from the session ``session_id``, proven by its own ``current`` password: its
+        profile's own (allowed even while a change is due), or, for Cyber Security, ``profile``'s. Every
+        session of the changed profile ends; the session to use from now on is returned (a new one when
+        the own password changed)."""
+        session = self._gw.sessions.lookup(session_id)
+        if session is None:
+            raise Refused(AUTH, "not logged in, or the session ended")
+        target = session.profile if profile is None else profile
+        caller = Caller("web", session.profile, self.caller.peer)
+        door = self.as_caller(caller)
+        if target == session.profile:
+            door._check("change_password")
+        else:
+            if session.must_change:
+                raise Refused(MUST_CHANGE, "change your own password first")
+            door._check("set_password")
+        with _account_refusals():
+            await self._gw.accounts.change_password(target, new, current, session.profile, repr(caller))
+        self._gw.sessions.end_profile(target)
+        if target != session.profile:
+            return session.as_dict()
+        return self._gw.sessions.create(target, False, session.language, self.caller.peer).as_dict()
+
+    async def unlock_totem(self):
+        """Let the Totem User profile log in (Cyber Security)."""
+        self._check("unlock_totem")
+        with _account_refusals():
+            await self._gw.accounts.set_totem_locked(False, repr(self.caller))
+
+    async def lock_totem(self):
+        """Lock the Totem User profile again; its sessions end (Cyber Security)."""
+        self._check("lock_totem")
+        with _account_refusals():
+            await self._gw.accounts.set_totem_locked(True, repr(self.caller))
+        self._gw.sessions.end_profile("totem")
+
+    async def generate_recovery_passphrase(self):
+        """A new one-time passphrase that recovers the Cyber Security password: shown once, kept hashed."""
+        self._check("generate_recovery_passphrase")
+        with _account_refusals():
+            return await self._gw.accounts.generate_passphrase(repr(self.caller))
+
+    async def recover_with_passphrase(self, passphrase, new_password):
+        """Set the Cyber Security password with the recovery passphrase, which is used up; Cyber Security's
+        sessions end. A wrong passphrase counts as a failed login of the profile."""
+        self._check("recover_password")
+        with _account_refusals():
+            await self._gw.accounts.recover(passphrase, new_password, repr(self.caller))
+        self._gw.sessions.end_profile("cyber")
 
 
 def measurement(key):

@@ -22,8 +22,10 @@ from daemon.runtime.device_alarms import DeviceAlarms, EventReader
 from daemon.runtime.discovery import Discovery
 from daemon.runtime.parts import Parts
 from daemon.runtime.poller import BusPoller
+from daemon.security.accounts import Accounts
 from daemon.security.rights import Caller
 from daemon.security.secrets import SecretBox
+from daemon.security.sessions import SessionTable
 from daemon.state.alarms import Alarms
 from daemon.state.cache import Cache
 from daemon.state.extremes import Extremes
@@ -78,6 +80,9 @@ class Gateway:
         self.event_reader = EventReader(self.parts, self.device_alarms)
         self.extremes = Extremes(self.topology)          # min/max seen since start: BACnet, SNMP table 23
         self.cache.subscribe(self.extremes.on_update)
+        self.accounts = Accounts(state_dir, self.clock, self.alarms, self.settings)      # profiles' passwords
+        self.sessions = SessionTable(self.clock, lambda: self.settings.get("session.lifetime_s"))
+        self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
         self.looplag = LoopLagMonitor()
         self.pollers = {}
         self.bus_errors = {}       # bus name -> why its port could not be opened
@@ -126,6 +131,8 @@ class Gateway:
             poller.start()
             self.pollers[bus] = poller
         self.discovery = Discovery(self.engines, self.topology, self.alarms, self.settings)
+        await self.accounts.start()
+        self._account_alarms.start()
         await self.storage.start()
         await self.curves.start()
         await self.event_reader.start()
@@ -147,6 +154,7 @@ class Gateway:
         if self._reconcile_handle is not None:
             self._reconcile_handle.cancel()
         await self._heartbeat.stop()
+        await self._account_alarms.stop()
         for service in reversed(self.services):
             try:
                 await service.stop()
@@ -171,6 +179,12 @@ class Gateway:
             self.board.kick_watchdog()
             sdnotify.notify("WATCHDOG=1")
             await asyncio.sleep(HEARTBEAT_S)
+
+    async def _account_alarm_loop(self):
+        """Alarm 8 follows the passwords' expiry and the lockouts' end on the gateway clock."""
+        while True:
+            await asyncio.sleep(float(self.settings.get("alarms.check_s")))
+            self.accounts.refresh_alarms()
 
     # ---------------------------------------------------------------- events
 

@@ -26,6 +26,14 @@ COMMANDS = {
     "start_detection": (("admin", "cyber"), (), None, None),
     "acknowledge_alarm": (("advanced", "admin", "cyber"), (), None, None),
     "reset_counters": (("advanced", "admin", "cyber"), (), None, None),
+    # accounts (SPEC §7.1): the web only; logging in and recovering with the passphrase need no profile yet
+    "login": (PROFILES, (), None, None),
+    "recover_password": (PROFILES, (), None, None),
+    "change_password": (("advanced", "totem", "admin", "cyber"), (), None, None),       # one's own
+    "set_password": (("cyber",), (), None, None),                                        # another profile's
+    "unlock_totem": (("cyber",), (), None, None),
+    "lock_totem": (("cyber",), (), None, None),
+    "generate_recovery_passphrase": (("cyber",), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
