@@ -275,6 +275,15 @@ def test_the_recovery_passphrase_recovers_the_cyber_password_once(tmp_path):
             assert not (await door.login("cyber", "Recovered-Pass1"))["must_change"]
             assert len(events(gw, "password-recovered")) == 1 and len(events(gw, "recovery-failed")) == 2
             assert not gw.accounts.has_recovery_passphrase()
+            # two uses at once: one recovers, the other is refused
+            cyber = await door.login("cyber", "Recovered-Pass1")
+            passphrase = await door.as_caller(door.session_caller(cyber["session"])).generate_recovery_passphrase()
+            results = await asyncio.gather(door.recover_with_passphrase(passphrase, "Racing-First-1"),
+                                           door.recover_with_passphrase(passphrase, "Racing-Second-2"),
+                                           return_exceptions=True)
+            assert sorted(type(r).__name__ for r in results) == ["NoneType", "Refused"], results
+            winner = "Racing-First-1" if results[0] is None else "Racing-Second-2"
+            assert not (await door.login("cyber", winner))["must_change"]
     asyncio.run(scenario())
 
 
@@ -369,4 +378,23 @@ def test_a_damaged_accounts_file_without_a_good_copy_seals_the_accounts_not_the_
         assert json.loads((state / "accounts.json").read_bytes())["sealed"]
         async with gateway(tmp_path, clock) as gw:
             assert events(gw, "accounts-file")[0]["sealed"] is True
+    asyncio.run(scenario())
+
+
+def test_when_the_accounts_cannot_be_written_failures_still_count_and_a_change_is_refused_unchanged(tmp_path):
+    """A directory where the atomic write's temporary file goes: every write fails (even as root)."""
+    async def scenario():
+        clock = ManualClock()
+        async with gateway(tmp_path, clock) as gw:
+            door = anonymous(gw)
+            admin = await set_own_password(door, "admin", STRONG["admin"])
+            os.mkdir(os.path.join(gw.state_dir, "accounts.json.tmp"))
+            await refused(lambda: door.change_password(admin["session"], STRONG["admin"], "Never-Saved-42"),
+                          api.STORAGE)
+            assert door.session(admin["session"]) is not None
+            assert not (await door.login("admin", STRONG["admin"]))["must_change"]      # the old one still works
+            for _ in range(3):
+                await refused(lambda: door.login("admin", "Full-Disk-Guess1"), api.AUTH)
+            await refused(lambda: door.login("admin", STRONG["admin"]), api.LOCKED)
+            assert (8, "lockout:admin") in gw.alarms.active and events(gw, "profile-locked")
     asyncio.run(scenario())
