@@ -62,3 +62,11 @@ def test_a_web_caller_without_a_profile_is_a_programming_error():
         Caller("web")
     with pytest.raises(ValueError):
         Caller("web", "root")
+
+
+# SPEC §7.1's table is cumulative: each profile "+" the one above, so Totem has Advanced User's rights
+@pytest.mark.parametrize("command", ["reset_counters", "acknowledge_alarm"])
+@pytest.mark.parametrize("profile, allowed", [("user", False), ("advanced", True), ("totem", True),
+                                              ("admin", True), ("cyber", True)])
+def test_resetting_counters_is_advanced_users_right_and_every_profile_above_it(command, profile, allowed):
+    assert (rights.check(Settings(), Caller("web", profile), command) is None) == allowed
