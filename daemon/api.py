@@ -53,7 +53,8 @@ ALARM_CONFLICT = 4                   # system alarm numbers the summary reads (S
 
 class Refused(Exception):
     """A command the door refuses: ``reason`` (one of the constants above), a message for people and,
-    for a form, ``details``: one message per problem (what a new password misses)."""
+    for a form, ``details``: one message per problem (what a new password misses; for settings, one dict
+    per refused field: field, catalogue key and parameters, English message — SettingError.details)."""
 
     def __init__(self, reason, message, details=None):
         Exception.__init__(self, message)
@@ -392,13 +393,13 @@ class Door:
             try:
                 spec = settings_mod.row(name)
             except settings_mod.SettingError as exc:
-                raise Refused(BAD_VALUE, str(exc)) from None
+                raise Refused(BAD_VALUE, str(exc), exc.details()) from None
             if not rights.may_change_setting(self.caller, name, spec[settings_mod.PROFILE]):
                 raise Refused(RIGHTS, "%r may not change %s" % (self.caller, name))
         try:
             self._gw.settings.check_many(changes)       # each value, then the cross-checks set_many applies
         except settings_mod.SettingError as exc:
-            raise Refused(BAD_VALUE, str(exc)) from None
+            raise Refused(BAD_VALUE, str(exc), exc.details()) from None
 
     async def set_settings(self, changes):
         """Validate every change, then apply all at once (one atomic write) or none."""

@@ -17,10 +17,11 @@ NORTHBOUND = ("protocols.modbus", "protocols.snmp", "protocols.bacnet", "webconf
 # What MicroPython offers of the standard library that the core may use.
 MICROPYTHON_STDLIB = ("struct", "sys", "math", "time")
 # daemon modules a protocol may use: the door, its service base, the loop's tools, data tables and the
-# state's constants (settings schema, alarm names, quality and device states, extreme slots), the version.
+# state's constants (settings schema, alarm names, quality and device states, extreme slots), the version,
+# the message catalogue.
 PROTOCOL_MAY_USE = ("daemon.api", "daemon.service", "daemon.supervise", "daemon.blocking", "daemon.atomicfile",
                     "daemon.version", "daemon.state.settings", "daemon.state.alarms", "daemon.state.cache",
-                    "daemon.state.devstate", "daemon.state.extremes", "daemon.security.rights")
+                    "daemon.state.devstate", "daemon.state.extremes", "daemon.security.rights", "daemon.i18n")
 
 
 def modules(*rooms):

@@ -12,6 +12,8 @@ import os
 import pytest
 
 from conftest import running_gateway, topology_with
+from daemon import api, i18n
+from daemon.security.rights import Caller
 from daemon.security.secrets import SecretBox
 from daemon.state import settings as settings_mod
 from daemon.state.settings import SettingError, Settings, check_value, parse_value
@@ -30,8 +32,18 @@ SPEC_10_DEFAULTS = {
     "snmp.trap.period_s": 3600,
     # BACnet: disabled; port 47808; main instance 100
     "bacnet.enabled": False, "bacnet.port": 47808, "bacnet.main_instance": 100,
-    # SNTP: ... UTC (the only SNTP part the schema has)
+    # SNTP: disabled; 0.pool.ntp.org:123; every 3600 s; UTC
+    "sntp.enabled": False, "sntp.server": "0.pool.ntp.org", "sntp.port": 123, "sntp.period_s": 3600,
     "time.utc_offset_min": 0,
+    # SMTP: disabled; port 465; secure
+    "smtp.enabled": False, "smtp.port": 465, "smtp.secure": True,
+    # Data push: none; site name SITE; server name = NET ID (empty: the NET ID)
+    "push.protocol": "none", "push.site_name": "SITE", "push.server_name": "",
+    # Ethernet (Pi): 192.168.0.4 / 255.255.255.0, gateway 192.168.0.1
+    "network.address": "192.168.0.4", "network.netmask": "255.255.255.0", "network.gateway": "192.168.0.1",
+    # Firewall: 1,000,000 bit/s, 2000 requests/s, 30 s ban; whitelist off (its <=10 rules are a table, not settings)
+    "firewall.max_bandwidth_bps": 1000000, "firewall.max_requests_per_s": 2000, "firewall.ban_s": 30,
+    "firewall.whitelist.enabled": False,
     # HTTPS: port 443
     "https.port": 443,
     # Session: 3 attempts, 3600 s lock, 86400 s session
@@ -47,11 +59,6 @@ SPEC_3_2_DEFAULTS = {
 SPEC_4_POINTS = 8784
 # SPEC §10 rows the schema has no setting for (reported, not invented): the prefixes such settings would take.
 SPEC_10_NOT_IN_SCHEMA = {
-    "network.": "Ethernet (Pi) 192.168.0.4 / 255.255.255.0, gateway 192.168.0.1",
-    "sntp.": "SNTP disabled; 0.pool.ntp.org:123; every 3600 s",
-    "smtp.": "SMTP disabled; port 465; secure",
-    "push.": "Data push none; site name SITE; server name = NET ID",
-    "firewall.": "Firewall 1,000,000 bit/s, 2000 requests/s, 30 s ban; whitelist off, <=10 rules",
     "hierarchy.": "Hierarchies 10, 32 nodes and 50 circuits each",
     "photoview.": "Photoviews 21 pages, image <=10,485,760 bytes, <=1920x1080",
 }
@@ -141,6 +148,75 @@ ROWS = {
     "storage.points_per_series": ("int", 8784, (1464, 35136)),
     "storage.consumption_period_min": ("int", 60, (10, 60)),           # SPEC §4: 10-60 min
     "log.level": ("enum", "info", ("debug", "info", "warning", "error")),
+    # issue 14: the settings of SPEC §5, §7.2, §8 and §10 that had none (wired by later issues)
+    "sntp.enabled": ("bool", False, None),                             # SPEC §10: SNTP disabled
+    "sntp.server": ("host", "0.pool.ntp.org", (1, 253)),               # SPEC §5: 0.pool.ntp.org; DNS names <= 253
+    "sntp.port": ("int", 123, (1, 65535)),                             # SPEC §5: 123
+    "sntp.period_s": ("int", 3600, (60, 86400)),                       # SPEC §5: 3600 s
+    "network.dhcp": ("bool", False, None),                             # SPEC §10: a static address by default
+    "network.address": ("ipv4", "192.168.0.4", (7, 15)),               # SPEC §10; "1.1.1.1" to "255.255.255.255"
+    "network.netmask": ("netmask", "255.255.255.0", (7, 15)),          # SPEC §10
+    "network.gateway": ("ipv4", "192.168.0.1", (0, 15)),               # SPEC §10; empty: no router
+    "network.dns1": ("ipv4", "", (0, 15)),
+    "network.dns2": ("ipv4", "", (0, 15)),
+    "network.domain": ("host", "", (0, 253)),
+    "network.proxy.enabled": ("bool", False, None),
+    "network.proxy.host": ("host", "", (0, 253)),
+    "network.proxy.port": ("int", 8080, (1, 65535)),
+    "network.vlan.enabled": ("bool", False, None),
+    "network.vlan.id": ("int", 1, (1, 4094)),                          # IEEE 802.1Q: 1..4094
+    "push.site_name": ("str", "SITE", (1, 32)),                        # SPEC §10: SITE
+    "push.server_name": ("str", "", (0, 32)),                          # SPEC §10: the NET ID (empty)
+    "push.protocol": ("enum", "none", ("none", "ftp", "http")),        # SPEC §10: none; §5: FTP(S), HTTP(S)
+    "push.host": ("host", "", (0, 253)),
+    "push.port": ("int", 21, (1, 65535)),
+    "push.user": ("str", "", (0, 64)),
+    "push.password": ("str", "", (0, 64)),
+    "push.folder": ("str", "", (0, 128)),
+    "push.secure": ("bool", False, None),
+    "push.tls_mode": ("enum", "explicit", ("explicit", "implicit")),   # SPEC §5: explicit or implicit TLS
+    "push.ftp_mode": ("enum", "passive", ("passive", "active")),       # SPEC §5: passive or active
+    "push.format": ("enum", "csv", ("csv", "ems")),                    # SPEC §5: CSV, EMS
+    "push.upload_log": ("bool", False, None),
+    "push.schedule.energy.mode": ("enum", "off", ("off", "every", "daily", "weekly")),     # SPEC §5
+    "push.schedule.energy.every_min": ("int", 60, (10, 10080)),        # 10 min (the shortest period) to a week
+    "push.schedule.energy.time": ("time", "00:00", (5, 5)),
+    "push.schedule.energy.weekday": ("enum", "mon", ("mon", "tue", "wed", "thu", "fri", "sat", "sun")),
+    "push.schedule.measurements.mode": ("enum", "off", ("off", "every", "daily", "weekly")),
+    "push.schedule.measurements.every_min": ("int", 60, (10, 10080)),
+    "push.schedule.measurements.time": ("time", "00:00", (5, 5)),
+    "push.schedule.measurements.weekday": ("enum", "mon", ("mon", "tue", "wed", "thu", "fri", "sat", "sun")),
+    "push.schedule.load_curves.mode": ("enum", "off", ("off", "every", "daily", "weekly")),
+    "push.schedule.load_curves.every_min": ("int", 60, (10, 10080)),
+    "push.schedule.load_curves.time": ("time", "00:00", (5, 5)),
+    "push.schedule.load_curves.weekday": ("enum", "mon", ("mon", "tue", "wed", "thu", "fri", "sat", "sun")),
+    "smtp.enabled": ("bool", False, None),                             # SPEC §10: disabled
+    "smtp.host": ("host", "", (0, 253)),
+    "smtp.port": ("int", 465, (1, 65535)),                             # SPEC §10: 465
+    "smtp.secure": ("bool", True, None),                               # SPEC §10: secure
+    "smtp.auth": ("bool", False, None),
+    "smtp.user": ("str", "", (0, 64)),
+    "smtp.password": ("str", "", (0, 64)),
+    "notify.sender": ("email", "", (0, 254)),                          # RFC 5321: an address is <= 254 characters
+    "notify.recipient1": ("email", "", (0, 254)),                      # SPEC §5: up to 3 recipients
+    "notify.recipient2": ("email", "", (0, 254)),
+    "notify.recipient3": ("email", "", (0, 254)),
+    "notify.language": ("enum", "en", ("en", "fr")),                   # SPEC §7: English and French
+    "notify.min_criticality": ("enum", "critical", ("information", "non_critical", "critical")),   # SPEC §5
+    "notify.min_interval_min": ("int", 60, (1, 1440)),
+    "bluetooth.enabled": ("bool", False, None),                        # SPEC §1: BLE disabled by default
+    "policy.banner": ("bool", False, None),
+    "policy.usb": ("bool", True, None),
+    "policy.bluetooth": ("bool", False, None),                         # SPEC §1: disabled (security policy)
+    "policy.cloud": ("bool", False, None),
+    "policy.ftps_mandatory": ("bool", False, None),
+    "policy.smtp": ("bool", True, None),
+    "policy.smtps_mandatory": ("bool", False, None),
+    "firewall.enabled": ("bool", True, None),
+    "firewall.max_bandwidth_bps": ("int", 1000000, (10000, 1000000000)),   # SPEC §10: 1,000,000 bit/s
+    "firewall.max_requests_per_s": ("int", 2000, (10, 100000)),        # SPEC §10: 2000 requests/s
+    "firewall.ban_s": ("int", 30, (1, 3600)),                          # SPEC §10: 30 s
+    "firewall.whitelist.enabled": ("bool", False, None),               # SPEC §10: whitelist off
 }
 
 
@@ -167,6 +243,25 @@ def test_spec_rows_the_schema_lacks_are_listed_not_invented():
             "%s now has settings: pin the SPEC §10 defaults (%s) in SPEC_10_DEFAULTS" % (prefix, what))
 
 
+# The text types that hold an address or a time: (accepted values, refused values), the longest allowed among them.
+HOST_253 = "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 61
+EMAIL_254 = "l" * 64 + "@" + "d" * 63 + "." + "e" * 63 + "." + "f" * 58 + ".fr"
+TYPED_TEXT = {
+    "ipv4": (["1.1.1.1", "192.168.0.4", "255.255.255.255"],
+             ["1.2.3", "256.1.1.1", "01.2.3.4", "1.2.3.4.5", " 1.2.3.4", "a.b.c.d", "1.2.3.4/24", "::1",
+              "1.2.3.4\n"]),
+    "netmask": (["255.255.255.0", "128.0.0.0", "255.255.255.255", "255.255.248.0"],
+                ["255.0.255.0", "0.0.0.0", "255.255.255.1", "1.2.3.4", "255.255.255", "24"]),
+    "host": (["a", "0.pool.ntp.org", "smtp-1.example.com", "10.0.0.1", HOST_253],
+             ["bad_host", "-a.example", "a-.example", "a..b", "a" * 64 + ".com", "999.1.1.1", "1.2.3",
+              "host name", HOST_253 + "d", "ex\u00e9mple.fr", "a.b."]),
+    "email": (["a@b.fr", "first.last+tag@example.com", EMAIL_254],
+              ["a@b", "@example.com", "a@", "a b@example.com", "a@@example.com", "a@example..com", "a@1.2.3.4",
+               ".a@example.com", "a.@example.com", "l" * 65 + "@example.com", EMAIL_254 + "r", "a@b.fr, c@d.fr"]),
+    "time": (["00:00", "07:30", "23:59"], ["24:00", "7:30", "12:60", "12h30", "12:3", "-1:00", "12:30:00"]),
+}
+
+
 def cases(name):
     """(value, accepted) around the row's bounds: below, at, above (each choice and one outside for enums)."""
     kind, _default, bounds = ROWS[name]
@@ -179,6 +274,9 @@ def cases(name):
         return ([("x" * (low - 1), False)] if low > 0 else []) + out
     if kind == "enum":
         return [(choice, True) for choice in bounds] + [(bounds[0].swapcase() + "?", False), ("", False)]
+    if kind in TYPED_TEXT:
+        good = [(value, True) for value in TYPED_TEXT[kind][0] if bounds[0] <= len(value) <= bounds[1]]
+        return good + [("", bounds[0] == 0), (5, False), (None, False)] + [(v, False) for v in TYPED_TEXT[kind][1]]
     return [(True, True), (False, True), (1, False), ("true", False), (None, False)]
 
 
@@ -216,6 +314,8 @@ def test_the_bounds_are_stored_and_read_back_and_one_value_beyond_changes_nothin
                 values[name] = "s" * max(bounds[end], 1)
             elif kind == "enum":
                 values[name] = bounds[-end]
+            elif kind in TYPED_TEXT:
+                values[name] = TYPED_TEXT[kind][0][-end]
             else:
                 values[name] = bool(end)
 
@@ -223,7 +323,7 @@ def test_the_bounds_are_stored_and_read_back_and_one_value_beyond_changes_nothin
             settings = Settings(path, secret_box=box)
             await settings.set_many(values)
             for name, (kind, _d, bounds) in ROWS.items():
-                if kind in ("int", "str"):
+                if kind in ("int", "str") or kind in TYPED_TEXT:
                     beyond = bounds[end] + (1 if end else -1) if kind == "int" else "s" * (bounds[1] + 1)
                     with pytest.raises(SettingError):
                         await settings.set_many({"gateway.area": "changed", name: beyond})
@@ -285,3 +385,133 @@ def test_the_gateway_starts_on_the_good_copies_of_broken_files(tmp_path):
             assert [d.netid for d in gw.topology.devices] == ["D5038A"]
             assert "settings.json" in gw.settings.load_problem and "topology.json" in gw.topology.load_problem
     asyncio.run(second())
+
+
+# What a form shows for each value type (a secret text is a password field whatever its name).
+KIND_OF_TYPE = {"bool": "checkbox", "int": "number", "enum": "select", "str": "text", "ipv4": "ip", "netmask": "ip",
+                "host": "hostname", "email": "email", "time": "time"}
+
+
+def test_every_row_has_a_form_field_a_screen_and_its_texts_in_english_and_french():
+    for spec in settings_mod.SCHEMA:
+        expected = "password" if spec.secret else KIND_OF_TYPE[spec.type]
+        assert spec.kind == expected and spec.kind in settings_mod.KINDS, spec.name
+        assert spec.secret is (spec.kind == "password"), spec.name
+        assert spec.page in settings_mod.PAGES and spec in settings_mod.page_rows(spec.page)
+        assert spec[:7] == (spec.name, spec.type, spec.default, spec.bounds, spec.profile, spec.secret, spec.live)
+        assert spec.profile in ("admin", "cyber") and isinstance(spec.live, bool)
+        keys = [spec.label, spec.help, "page.%s.title" % spec.page, "section.%s.%s.title" % (spec.page, spec.section)]
+        keys += [spec.choice(value) for value in spec.bounds] if spec.type == "enum" else []
+        for language in ("en", "fr"):
+            for key in keys:
+                assert i18n.has(key, language) and i18n.text(key, language).strip(), (key, language)
+        assert spec.label == "setting.%s.label" % spec.name and spec.help == "setting.%s.help" % spec.name
+    # every default passes its own row's check (a typo in a new default would not be caught elsewhere)
+    for spec in settings_mod.SCHEMA:
+        assert check_value(spec.name, spec.default) == spec.default, spec.name
+    # a screen's rows come in table order, its sections grouped
+    rows = settings_mod.page_rows("protocols.network")
+    assert [r.name for r in rows][:3] == ["network.dhcp", "network.address", "network.netmask"]
+    assert [r.section for r in rows] == ["ip"] * 7 + ["proxy"] * 3 + ["vlan"] * 2
+
+
+NEW_TYPES = {"ipv4": "network.address", "netmask": "network.netmask", "host": "sntp.server", "email": "notify.sender",
+             "time": "push.schedule.energy.time", "int": "sntp.port"}
+
+
+def test_a_bad_value_of_each_new_type_is_refused_with_its_message_and_nothing_is_saved(tmp_path):
+    path = tmp_path / "settings.json"
+    box = SecretBox.for_state_dir(str(tmp_path))
+    good = {"network.address": "10.1.2.3", "smtp.password": "s3cret", "push.schedule.energy.time": "06:15"}
+
+    async def scenario():
+        settings = Settings(str(path), secret_box=box)
+        await settings.set_many(good)
+        before = path.read_bytes()
+        for kind, name in NEW_TYPES.items():
+            bad_values = TYPED_TEXT[kind][1] if kind in TYPED_TEXT else [0, 65536, "123", 12.5]
+            for bad in bad_values:
+                with pytest.raises(SettingError) as info:
+                    await settings.set_many({"gateway.area": "changed", "smtp.host": "mail.example.com", name: bad})
+                assert [field for field, _message in info.value.fields] == [name], (name, bad)
+                english, french = info.value.text("en"), info.value.text("fr")
+                assert english == str(info.value) and english.startswith(name + ": ") and french != english
+                if kind in TYPED_TEXT and bad.strip() and bad.isprintable():
+                    assert repr(bad)[:30] in english and repr(bad)[:30] in french, (english, french)
+                assert path.read_bytes() == before, (name, bad)
+                assert settings.get("gateway.area") == "" and settings.get("smtp.host") == ""
+        assert dict((n, settings.get(n)) for n in good) == good
+    asyncio.run(scenario())
+    assert Settings(str(path), secret_box=box).get("smtp.password") == "s3cret"
+    # the forms' text: a stray blank around an address is dropped, not stored
+    assert parse_value("network.dns1", " 9.9.9.9 ") == "9.9.9.9" and parse_value("sntp.server", "pool.ntp.org\n")
+    with pytest.raises(SettingError) as info:
+        parse_value("sntp.port", "ntp")
+    assert str(info.value) == "sntp.port: expected an integer, got 'ntp'"
+    assert info.value.text("fr") == "sntp.port : nombre entier attendu, reçu 'ntp'"
+
+
+def test_a_form_with_several_bad_fields_gets_one_message_per_field_in_either_language():
+    settings = Settings()
+    form = {"gateway.name": "", "network.vlan.id": 4095, "notify.recipient1": "ops@example.com",
+            "notify.recipient2": "ops(at)example.com", "no.such.setting": 1, "notify.language": "de"}
+    with pytest.raises(SettingError) as info:
+        settings.check_many(form)
+    fields = dict(info.value.fields)
+    assert list(fields) == ["gateway.name", "network.vlan.id", "notify.recipient2", "no.such.setting",
+                            "notify.language"]
+    assert fields["network.vlan.id"].text("en") == "4095 is outside 1..4094"
+    assert fields["network.vlan.id"].text("fr") == "4095 est hors de la plage 1..4094"
+    assert fields["gateway.name"].text("en") == "text of 1 to 32 characters expected"
+    assert fields["gateway.name"].text("fr") == "texte de 1 à 32 caractères attendu"
+    assert fields["notify.language"].text("fr") == "'de' ne fait pas partie des choix : en, fr"
+    assert fields["no.such.setting"].text("en") == "unknown setting 'no.such.setting'"
+    english = str(info.value)
+    assert "network.vlan.id: 4095 is outside 1..4094" in english and "unknown setting 'no.such.setting'" in english
+    assert "notify.recipient2 : 'ops(at)example.com' n'est pas une adresse e-mail" in info.value.text("fr")
+    assert settings.get("notify.recipient1") == ""          # the good field of a refused form is not applied either
+    # an oversized field is quoted cut short: the answer to a megabyte is not a megabyte
+    for name, huge in (("network.domain", "a" * 1000000), ("notify.language", "é" * 1000000), ("x" * 1000000, 1)):
+        with pytest.raises(SettingError) as info:
+            settings.check_many({name: huge})
+        assert len(info.value.text("fr")) < 200 and len(str(info.value)) < 200
+    # a rule across settings (the topology's) stays a plain text, the same in both languages
+    plain = SettingError("refused: the topology would have 11 devices")
+    assert plain.fields == [] and plain.text("fr") == str(plain)
+
+
+def test_the_door_refuses_a_bad_form_with_each_fields_message_and_the_profile_rule_of_new_rows(tmp_path):
+    state = tmp_path / "state"
+
+    async def scenario():
+        async with running_gateway(state, topology_with(), {}) as gw:
+            admin = gw.door(Caller("web", "admin"))
+            await admin.set_settings({"network.address": "10.0.0.7", "notify.language": "fr"})
+            path = state / "settings.json"
+            before = path.read_bytes()
+            form = {"network.address": "10.0.0.300", "network.netmask": "255.255.0.255", "smtp.port": 0,
+                    "notify.recipient1": "someone@example.org"}
+            with pytest.raises(api.Refused) as info:
+                await admin.set_settings(form)
+            assert info.value.reason == api.BAD_VALUE
+            details = json.loads(json.dumps(info.value.details))           # plain data, ready for a JSON answer
+            assert [d["field"] for d in details] == ["network.address", "network.netmask", "smtp.port"]
+            french = [i18n.text(d["key"], "fr", **d["params"]) for d in details]
+            assert french == ["'10.0.0.300' n'est pas une adresse IPv4 telle que 192.168.0.4",
+                              "'255.255.0.255' n'est pas un masque de sous-réseau tel que 255.255.255.0",
+                              "0 est hors de la plage 1..65535"]
+            assert [d["message"] for d in details][2] == "0 is outside 1..65535"
+            assert path.read_bytes() == before and gw.settings.get("notify.recipient1") == ""
+            # the new rows' profiles: the firewall is Cyber Security's, the network the Admin's, the User nobody's
+            with pytest.raises(api.Refused) as info:
+                await admin.set_settings({"firewall.max_requests_per_s": 500})
+            assert info.value.reason == api.RIGHTS
+            with pytest.raises(api.Refused) as info:
+                await gw.door(Caller("web", "user")).set_settings({"network.dhcp": True})
+            assert info.value.reason == api.RIGHTS
+            await gw.door(Caller("web", "cyber")).set_settings({"firewall.max_requests_per_s": 500})
+            assert path.read_bytes() != before
+        async with running_gateway(state, topology_with(), {}) as gw:
+            assert gw.settings.get("firewall.max_requests_per_s") == 500 and gw.settings.get("notify.language") == "fr"
+            assert gw.settings.get("network.address") == "10.0.0.7" and gw.settings.load_problem is None
+    asyncio.run(scenario())

@@ -2,10 +2,18 @@
 
 Every setting is one row: dotted name, type, default, bounds or choices, the
 profile allowed to change it, whether it is a secret, whether it applies
-live. The CLI's ``--set``, the web forms, validation and storage all read
-this table. Values are stored in ``state-dir/settings.json`` (tinydb,
-atomic replace, a good copy kept as ``settings.json.bak``); only
-values that differ from the default are kept.
+live, and the form field that shows it; the rows sit under the screen
+(``page``) and the part of it (``section``) where the web shows them. Their
+label and help text are catalogue keys derived from the name
+(``setting.<name>.label``, ``.help``, ``.choice.<value>``: daemon/i18n.py).
+The CLI's ``--set``, the web forms, validation and storage all read this
+table. Values are stored in ``state-dir/settings.json`` (tinydb, atomic
+replace, a good copy kept as ``settings.json.bak``); only values that differ
+from the default are kept.
+
+A refusal names each refused setting with a catalogue message
+(``SettingError.fields``), so a form shows one message per field in the
+user's language; ``str()`` of it stays the English text the CLI prints.
 
 A settings file that is not a valid document is moved aside and its
 good copy restored (daemon/atomicfile.py); ``Settings.load_problem`` says
@@ -14,163 +22,420 @@ good document falls back to its default, with a warning.
 """
 
 import asyncio
+import collections
+import ipaddress
 import logging
+import re
 
 from tinydb import TinyDB
 
 from daemon.atomicfile import AtomicJSONStorage
 from daemon.blocking import run_blocking
+from daemon.i18n import Message
 
 log = logging.getLogger("gateway.settings")
 
-# name, type, default, bounds (min, max) or choices, profile, secret, live
-SCHEMA = (
-    ("gateway.name", "str", "M-70", (1, 32), "admin", False, True),
-    ("gateway.modbus_address", "int", 1, (1, 247), "admin", False, True),
-    ("gateway.area", "str", "", (0, 32), "admin", False, True),
-    ("gateway.location", "str", "", (0, 64), "admin", False, True),
-    ("gateway.contact", "str", "", (0, 64), "admin", False, True),
-    ("gateway.description", "str", "Energy-metering gateway", (0, 128), "admin", False, True),
-    ("time.utc_offset_min", "int", 0, (-720, 840), "admin", False, True),
-    ("time.dst", "bool", False, None, "admin", False, True),
-    ("bus.digiware.baud", "int", 38400, (9600, 115200), "admin", False, False),
-    ("bus.digiware.parity", "enum", "N", ("N", "E", "O"), "admin", False, False),
-    ("bus.digiware.stop_bits", "int", 1, (1, 2), "admin", False, False),
-    ("bus.digiware.timeout_ms", "int", 100, (10, 5000), "admin", False, True),
-    ("bus.digiware.retries", "int", 1, (0, 5), "admin", False, True),
-    ("bus.rs485.mode", "enum", "master", ("master", "slave"), "admin", False, False),
-    ("bus.rs485.baud", "int", 38400, (9600, 115200), "admin", False, False),
-    ("bus.rs485.parity", "enum", "N", ("N", "E", "O"), "admin", False, False),
-    ("bus.rs485.stop_bits", "int", 1, (1, 2), "admin", False, False),
-    ("bus.rs485.address", "int", 1, (1, 247), "admin", False, False),
-    ("bus.rs485.timeout_ms", "int", 100, (10, 5000), "admin", False, True),
-    ("bus.rs485.retries", "int", 1, (0, 5), "admin", False, True),
-    ("poll.min_cycle_ms", "int", 0, (0, 3600000), "admin", False, True),
-    ("poll.stale_after_s", "int", 2, (1, 3600), "admin", False, True),      # floor of the freshness rule (cache.py)
-    ("poll.backoff_max_s", "int", 60, (1, 3600), "admin", False, True),
-    ("discovery.mode", "enum", "fast", ("fast", "full"), "admin", False, True),
-    ("discovery.first_address", "int", 1, (1, 247), "admin", False, True),
-    ("discovery.last_address", "int", 247, (1, 247), "admin", False, True),
-    ("discovery.timeout_ms", "int", 60, (10, 5000), "admin", False, True),
-    ("discovery.auto_resolve", "bool", True, None, "admin", False, True),
-    ("http.port", "int", 80, (1, 65535), "cyber", False, False),
-    ("http.bind", "str", "0.0.0.0", (1, 64), "cyber", False, False),
-    ("https.port", "int", 443, (1, 65535), "cyber", False, False),
-    ("modbus.enabled", "bool", True, None, "cyber", False, True),
-    ("modbus.port", "int", 502, (1, 65535), "cyber", False, True),
-    ("modbus.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True),
-    ("modbus.max_connections", "int", 32, (1, 32), "cyber", False, True),
-    ("modbus.idle_timeout_s", "int", 60, (1, 3600), "admin", False, True),
-    ("snmp.enabled", "bool", False, None, "cyber", False, True),
-    ("snmp.port", "int", 161, (1, 65535), "cyber", False, True),
-    ("snmp.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True),
-    ("snmp.v1.read_community", "str", "public", (1, 32), "admin", True, True),
-    ("snmp.v1.write_community", "str", "private", (1, 32), "admin", True, True),
-    ("snmp.v2c.read_community", "str", "publicV2", (1, 32), "admin", True, True),
-    ("snmp.v2c.write_community", "str", "privateV2", (1, 32), "admin", True, True),
-    ("snmp.v3.read_user", "str", "control", (1, 32), "admin", False, True),
-    ("snmp.v3.read_auth", "enum", "SHA", ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"), "admin", False, True),
-    ("snmp.v3.read_auth_password", "str", "Control-2024", (8, 16), "admin", True, True),
-    ("snmp.v3.read_priv", "enum", "AES", ("none", "DES", "AES", "AES256"), "admin", False, True),
-    ("snmp.v3.read_priv_password", "str", "Control-2024", (8, 16), "admin", True, True),
-    ("snmp.v3.write_user", "str", "admin", (1, 32), "admin", False, True),
-    ("snmp.v3.write_auth", "enum", "SHA", ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"), "admin", False, True),
-    ("snmp.v3.write_auth_password", "str", "Admin-2024!", (8, 16), "admin", True, True),
-    ("snmp.v3.write_priv", "enum", "AES", ("none", "DES", "AES", "AES256"), "admin", False, True),
-    ("snmp.v3.write_priv_password", "str", "Admin-2024!", (8, 16), "admin", True, True),
-    ("snmp.trap.community", "str", "trap", (1, 32), "admin", True, True),
-    ("snmp.trap.version", "enum", "v2c", ("v1", "v2c", "v3"), "admin", False, True),
-    ("snmp.trap.broadcast", "bool", False, None, "admin", False, True),
-    ("snmp.trap.host1", "str", "", (0, 64), "admin", False, True),
-    ("snmp.trap.port1", "int", 162, (1, 65535), "admin", False, True),
-    ("snmp.trap.host2", "str", "", (0, 64), "admin", False, True),
-    ("snmp.trap.port2", "int", 162, (1, 65535), "admin", False, True),
-    ("snmp.trap.period_s", "int", 3600, (1, 86400), "admin", False, True),
-    ("snmp.trap.mode", "enum", "trap", ("trap", "inform"), "admin", False, True),
-    ("snmp.trap.inform_timeout_s", "int", 5, (1, 60), "admin", False, True),
-    ("snmp.trap.inform_retries", "int", 2, (0, 10), "admin", False, True),
-    ("bacnet.enabled", "bool", False, None, "cyber", False, True),
-    ("bacnet.port", "int", 47808, (1, 65535), "cyber", False, True),
-    ("bacnet.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True),
-    ("bacnet.main_instance", "int", 100, (0, 4194000), "admin", False, True),
-    ("bacnet.network", "int", 1000, (1, 65534), "admin", False, True),
-    ("bacnet.time_sync", "bool", True, None, "admin", False, True),
-    ("policy.modbus_write", "bool", False, None, "cyber", False, True),
-    ("policy.snmp", "bool", True, None, "cyber", False, True),
-    ("policy.bacnet", "bool", True, None, "cyber", False, True),
-    ("policy.modbus_slave", "bool", True, None, "cyber", False, True),
-    ("session.max_attempts", "int", 3, (1, 20), "cyber", False, True),          # failed logins before a lock
-    ("session.lockout_s", "int", 3600, (60, 86400), "cyber", False, True),      # how long a profile stays locked
-    ("session.lifetime_s", "int", 86400, (60, 604800), "cyber", False, True),   # idle time that ends a session
-    ("password.expiry_days", "int", 365, (30, 3650), "cyber", False, True),     # a password's life (alarm 8)
-    ("events.capacity", "int", 2000, (100, 100000), "cyber", False, False),
-    ("alarms.check_s", "int", 10, (1, 3600), "admin", False, True),
-    ("storage.points_per_series", "int", 8784, (1464, 35136), "admin", False, False),
-    ("storage.consumption_period_min", "int", 60, (10, 60), "admin", False, True),
-    ("log.level", "enum", "info", ("debug", "info", "warning", "error"), "admin", False, True),
+PARITY = ("N", "E", "O")
+AUTH = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")       # SPEC §3.2
+PRIV = ("none", "DES", "AES", "AES256")
+SCHEDULE = ("off", "every", "daily", "weekly")                        # SPEC §5: every X min, or at a time of day/week
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ANY_PORT = (1, 65535)
+
+# Value types: bool, int (bounds min, max), enum (choices), and text types whose bounds are a length
+# (min, max; min 0: may be empty): str, ipv4 (dotted quad), netmask, host (name or IPv4), email, time (HH:MM).
+TEXT_TYPES = ("str", "ipv4", "netmask", "host", "email", "time")
+# Form field kinds: what a form shows for a row.
+KINDS = ("text", "number", "select", "checkbox", "password", "ip", "hostname", "email", "time")
+
+# (page, section, rows); a row: name, type, default, bounds or choices, profile, secret, live, field kind.
+_TABLE = (
+    ("system.identification", "gateway", (
+        ("gateway.name", "str", "M-70", (1, 32), "admin", False, True, "text"),
+        ("gateway.modbus_address", "int", 1, (1, 247), "admin", False, True, "number"),
+        ("gateway.area", "str", "", (0, 32), "admin", False, True, "text"),
+        ("gateway.location", "str", "", (0, 64), "admin", False, True, "text"),
+        ("gateway.contact", "str", "", (0, 64), "admin", False, True, "text"),
+        ("gateway.description", "str", "Energy-metering gateway", (0, 128), "admin", False, True, "text"),
+    )),
+    ("protocols.field", "time", (
+        ("time.utc_offset_min", "int", 0, (-720, 840), "admin", False, True, "number"),
+        ("time.dst", "bool", False, None, "admin", False, True, "checkbox"),
+        ("sntp.enabled", "bool", False, None, "admin", False, True, "checkbox"),
+        ("sntp.server", "host", "0.pool.ntp.org", (1, 253), "admin", False, True, "hostname"),
+        ("sntp.port", "int", 123, ANY_PORT, "admin", False, True, "number"),
+        ("sntp.period_s", "int", 3600, (60, 86400), "admin", False, True, "number"),
+    )),
+    ("protocols.field", "digiware", (
+        ("bus.digiware.baud", "int", 38400, (9600, 115200), "admin", False, False, "number"),
+        ("bus.digiware.parity", "enum", "N", PARITY, "admin", False, False, "select"),
+        ("bus.digiware.stop_bits", "int", 1, (1, 2), "admin", False, False, "number"),
+        ("bus.digiware.timeout_ms", "int", 100, (10, 5000), "admin", False, True, "number"),
+        ("bus.digiware.retries", "int", 1, (0, 5), "admin", False, True, "number"),
+    )),
+    ("protocols.field", "rs485", (
+        ("bus.rs485.mode", "enum", "master", ("master", "slave"), "admin", False, False, "select"),
+        ("bus.rs485.baud", "int", 38400, (9600, 115200), "admin", False, False, "number"),
+        ("bus.rs485.parity", "enum", "N", PARITY, "admin", False, False, "select"),
+        ("bus.rs485.stop_bits", "int", 1, (1, 2), "admin", False, False, "number"),
+        ("bus.rs485.address", "int", 1, (1, 247), "admin", False, False, "number"),
+        ("bus.rs485.timeout_ms", "int", 100, (10, 5000), "admin", False, True, "number"),
+        ("bus.rs485.retries", "int", 1, (0, 5), "admin", False, True, "number"),
+    )),
+    ("system.advanced", "polling", (
+        ("poll.min_cycle_ms", "int", 0, (0, 3600000), "admin", False, True, "number"),
+        ("poll.stale_after_s", "int", 2, (1, 3600), "admin", False, True, "number"),   # floor of the freshness rule
+        ("poll.backoff_max_s", "int", 60, (1, 3600), "admin", False, True, "number"),
+    )),
+    ("devices.sources", "detection", (
+        ("discovery.mode", "enum", "fast", ("fast", "full"), "admin", False, True, "select"),
+        ("discovery.first_address", "int", 1, (1, 247), "admin", False, True, "number"),
+        ("discovery.last_address", "int", 247, (1, 247), "admin", False, True, "number"),
+        ("discovery.timeout_ms", "int", 60, (10, 5000), "admin", False, True, "number"),
+        ("discovery.auto_resolve", "bool", True, None, "admin", False, True, "checkbox"),
+    )),
+    ("security.https", "web", (
+        ("http.port", "int", 80, ANY_PORT, "cyber", False, False, "number"),
+        ("http.bind", "str", "0.0.0.0", (1, 64), "cyber", False, False, "text"),
+        ("https.port", "int", 443, ANY_PORT, "cyber", False, False, "number"),
+    )),
+    ("protocols.field", "modbus_tcp", (
+        ("modbus.enabled", "bool", True, None, "cyber", False, True, "checkbox"),
+        ("modbus.port", "int", 502, ANY_PORT, "cyber", False, True, "number"),
+        ("modbus.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True, "text"),
+        ("modbus.max_connections", "int", 32, (1, 32), "cyber", False, True, "number"),
+        ("modbus.idle_timeout_s", "int", 60, (1, 3600), "admin", False, True, "number"),
+    )),
+    ("protocols.field", "snmp", (
+        ("snmp.enabled", "bool", False, None, "cyber", False, True, "checkbox"),
+        ("snmp.port", "int", 161, ANY_PORT, "cyber", False, True, "number"),
+        ("snmp.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True, "text"),
+    )),
+    ("protocols.field", "snmp_communities", (
+        ("snmp.v1.read_community", "str", "public", (1, 32), "admin", True, True, "password"),
+        ("snmp.v1.write_community", "str", "private", (1, 32), "admin", True, True, "password"),
+        ("snmp.v2c.read_community", "str", "publicV2", (1, 32), "admin", True, True, "password"),
+        ("snmp.v2c.write_community", "str", "privateV2", (1, 32), "admin", True, True, "password"),
+    )),
+    ("protocols.field", "snmp_v3", (
+        ("snmp.v3.read_user", "str", "control", (1, 32), "admin", False, True, "text"),
+        ("snmp.v3.read_auth", "enum", "SHA", AUTH, "admin", False, True, "select"),
+        ("snmp.v3.read_auth_password", "str", "Control-2024", (8, 16), "admin", True, True, "password"),
+        ("snmp.v3.read_priv", "enum", "AES", PRIV, "admin", False, True, "select"),
+        ("snmp.v3.read_priv_password", "str", "Control-2024", (8, 16), "admin", True, True, "password"),
+        ("snmp.v3.write_user", "str", "admin", (1, 32), "admin", False, True, "text"),
+        ("snmp.v3.write_auth", "enum", "SHA", AUTH, "admin", False, True, "select"),
+        ("snmp.v3.write_auth_password", "str", "Admin-2024!", (8, 16), "admin", True, True, "password"),
+        ("snmp.v3.write_priv", "enum", "AES", PRIV, "admin", False, True, "select"),
+        ("snmp.v3.write_priv_password", "str", "Admin-2024!", (8, 16), "admin", True, True, "password"),
+    )),
+    ("protocols.field", "snmp_traps", (
+        ("snmp.trap.community", "str", "trap", (1, 32), "admin", True, True, "password"),
+        ("snmp.trap.version", "enum", "v2c", ("v1", "v2c", "v3"), "admin", False, True, "select"),
+        ("snmp.trap.broadcast", "bool", False, None, "admin", False, True, "checkbox"),
+        ("snmp.trap.host1", "str", "", (0, 64), "admin", False, True, "text"),
+        ("snmp.trap.port1", "int", 162, ANY_PORT, "admin", False, True, "number"),
+        ("snmp.trap.host2", "str", "", (0, 64), "admin", False, True, "text"),
+        ("snmp.trap.port2", "int", 162, ANY_PORT, "admin", False, True, "number"),
+        ("snmp.trap.period_s", "int", 3600, (1, 86400), "admin", False, True, "number"),
+        ("snmp.trap.mode", "enum", "trap", ("trap", "inform"), "admin", False, True, "select"),
+        ("snmp.trap.inform_timeout_s", "int", 5, (1, 60), "admin", False, True, "number"),
+        ("snmp.trap.inform_retries", "int", 2, (0, 10), "admin", False, True, "number"),
+    )),
+    ("protocols.field", "bacnet", (
+        ("bacnet.enabled", "bool", False, None, "cyber", False, True, "checkbox"),
+        ("bacnet.port", "int", 47808, ANY_PORT, "cyber", False, True, "number"),
+        ("bacnet.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True, "text"),
+        ("bacnet.main_instance", "int", 100, (0, 4194000), "admin", False, True, "number"),
+        ("bacnet.network", "int", 1000, (1, 65534), "admin", False, True, "number"),
+        ("bacnet.time_sync", "bool", True, None, "admin", False, True, "checkbox"),
+    )),
+    ("protocols.network", "ip", (        # SPEC §10: 192.168.0.4 / 255.255.255.0, gateway 192.168.0.1; on reboot
+        ("network.dhcp", "bool", False, None, "admin", False, False, "checkbox"),
+        ("network.address", "ipv4", "192.168.0.4", (7, 15), "admin", False, False, "ip"),
+        ("network.netmask", "netmask", "255.255.255.0", (7, 15), "admin", False, False, "ip"),
+        ("network.gateway", "ipv4", "192.168.0.1", (0, 15), "admin", False, False, "ip"),
+        ("network.dns1", "ipv4", "", (0, 15), "admin", False, False, "ip"),
+        ("network.dns2", "ipv4", "", (0, 15), "admin", False, False, "ip"),
+        ("network.domain", "host", "", (0, 253), "admin", False, False, "hostname"),
+    )),
+    ("protocols.network", "proxy", (
+        ("network.proxy.enabled", "bool", False, None, "admin", False, False, "checkbox"),
+        ("network.proxy.host", "host", "", (0, 253), "admin", False, False, "hostname"),
+        ("network.proxy.port", "int", 8080, ANY_PORT, "admin", False, False, "number"),
+    )),
+    ("protocols.network", "vlan", (
+        ("network.vlan.enabled", "bool", False, None, "admin", False, False, "checkbox"),
+        ("network.vlan.id", "int", 1, (1, 4094), "admin", False, False, "number"),       # IEEE 802.1Q
+    )),
+    ("protocols.data_push", "identification", (     # SPEC §10: site name SITE; server name = NET ID (empty here)
+        ("push.site_name", "str", "SITE", (1, 32), "admin", False, True, "text"),
+        ("push.server_name", "str", "", (0, 32), "admin", False, True, "text"),
+    )),
+    ("protocols.data_push", "server", (             # SPEC §5: FTP/FTPS (explicit, implicit; passive, active), HTTP(S)
+        ("push.protocol", "enum", "none", ("none", "ftp", "http"), "admin", False, True, "select"),
+        ("push.host", "host", "", (0, 253), "admin", False, True, "hostname"),
+        ("push.port", "int", 21, ANY_PORT, "admin", False, True, "number"),
+        ("push.user", "str", "", (0, 64), "admin", False, True, "text"),
+        ("push.password", "str", "", (0, 64), "admin", True, True, "password"),
+        ("push.folder", "str", "", (0, 128), "admin", False, True, "text"),
+        ("push.secure", "bool", False, None, "admin", False, True, "checkbox"),
+        ("push.tls_mode", "enum", "explicit", ("explicit", "implicit"), "admin", False, True, "select"),
+        ("push.ftp_mode", "enum", "passive", ("passive", "active"), "admin", False, True, "select"),
+        ("push.format", "enum", "csv", ("csv", "ems"), "admin", False, True, "select"),
+        ("push.upload_log", "bool", False, None, "admin", False, True, "checkbox"),
+    )),
+    ("devices.planning", "energy", (
+        ("push.schedule.energy.mode", "enum", "off", SCHEDULE, "admin", False, True, "select"),
+        ("push.schedule.energy.every_min", "int", 60, (10, 10080), "admin", False, True, "number"),
+        ("push.schedule.energy.time", "time", "00:00", (5, 5), "admin", False, True, "time"),
+        ("push.schedule.energy.weekday", "enum", "mon", WEEKDAYS, "admin", False, True, "select"),
+    )),
+    ("devices.planning", "measurements", (
+        ("push.schedule.measurements.mode", "enum", "off", SCHEDULE, "admin", False, True, "select"),
+        ("push.schedule.measurements.every_min", "int", 60, (10, 10080), "admin", False, True, "number"),
+        ("push.schedule.measurements.time", "time", "00:00", (5, 5), "admin", False, True, "time"),
+        ("push.schedule.measurements.weekday", "enum", "mon", WEEKDAYS, "admin", False, True, "select"),
+    )),
+    ("devices.planning", "load_curves", (
+        ("push.schedule.load_curves.mode", "enum", "off", SCHEDULE, "admin", False, True, "select"),
+        ("push.schedule.load_curves.every_min", "int", 60, (10, 10080), "admin", False, True, "number"),
+        ("push.schedule.load_curves.time", "time", "00:00", (5, 5), "admin", False, True, "time"),
+        ("push.schedule.load_curves.weekday", "enum", "mon", WEEKDAYS, "admin", False, True, "select"),
+    )),
+    ("protocols.email", "smtp", (                      # SPEC §10: disabled; port 465; secure
+        ("smtp.enabled", "bool", False, None, "admin", False, True, "checkbox"),
+        ("smtp.host", "host", "", (0, 253), "admin", False, True, "hostname"),
+        ("smtp.port", "int", 465, ANY_PORT, "admin", False, True, "number"),
+        ("smtp.secure", "bool", True, None, "admin", False, True, "checkbox"),
+        ("smtp.auth", "bool", False, None, "admin", False, True, "checkbox"),
+        ("smtp.user", "str", "", (0, 64), "admin", False, True, "text"),
+        ("smtp.password", "str", "", (0, 64), "admin", True, True, "password"),
+    )),
+    ("devices.notifications", "email", (              # SPEC §5: sender, up to 3 recipients, language, criticality
+        ("notify.sender", "email", "", (0, 254), "admin", False, True, "email"),
+        ("notify.recipient1", "email", "", (0, 254), "admin", False, True, "email"),
+        ("notify.recipient2", "email", "", (0, 254), "admin", False, True, "email"),
+        ("notify.recipient3", "email", "", (0, 254), "admin", False, True, "email"),
+        ("notify.language", "enum", "en", ("en", "fr"), "admin", False, True, "select"),
+        ("notify.min_criticality", "enum", "critical", ("information", "non_critical", "critical"), "admin", False,
+         True, "select"),
+        ("notify.min_interval_min", "int", 60, (1, 1440), "admin", False, True, "number"),
+    )),
+    ("protocols.bluetooth", "bluetooth", (
+        ("bluetooth.enabled", "bool", False, None, "admin", False, True, "checkbox"),
+    )),
+    ("security.policy", "banner", (
+        ("policy.banner", "bool", False, None, "cyber", False, True, "checkbox"),
+    )),
+    ("security.policy", "field_protocols", (
+        ("policy.modbus_write", "bool", False, None, "cyber", False, True, "checkbox"),
+        ("policy.snmp", "bool", True, None, "cyber", False, True, "checkbox"),
+        ("policy.bacnet", "bool", True, None, "cyber", False, True, "checkbox"),
+    )),
+    ("security.policy", "peripherals", (
+        ("policy.modbus_slave", "bool", True, None, "cyber", False, True, "checkbox"),
+        ("policy.usb", "bool", True, None, "cyber", False, True, "checkbox"),
+        ("policy.bluetooth", "bool", False, None, "cyber", False, True, "checkbox"),   # SPEC §1: BLE off by default
+    )),
+    ("security.policy", "data_push", (
+        ("policy.cloud", "bool", False, None, "cyber", False, True, "checkbox"),
+        ("policy.ftps_mandatory", "bool", False, None, "cyber", False, True, "checkbox"),
+    )),
+    ("security.policy", "email", (
+        ("policy.smtp", "bool", True, None, "cyber", False, True, "checkbox"),
+        ("policy.smtps_mandatory", "bool", False, None, "cyber", False, True, "checkbox"),
+    )),
+    ("security.policy", "session", (
+        ("session.max_attempts", "int", 3, (1, 20), "cyber", False, True, "number"),          # failed logins, a lock
+        ("session.lockout_s", "int", 3600, (60, 86400), "cyber", False, True, "number"),      # how long it lasts
+        ("session.lifetime_s", "int", 86400, (60, 604800), "cyber", False, True, "number"),   # idle time that ends one
+        ("password.expiry_days", "int", 365, (30, 3650), "cyber", False, True, "number"),     # a password's life
+    )),
+    ("security.firewall", "flood", (                  # SPEC §10: 1,000,000 bit/s, 2000 requests/s, 30 s ban
+        ("firewall.enabled", "bool", True, None, "cyber", False, True, "checkbox"),
+        ("firewall.max_bandwidth_bps", "int", 1000000, (10000, 1000000000), "cyber", False, True, "number"),
+        ("firewall.max_requests_per_s", "int", 2000, (10, 100000), "cyber", False, True, "number"),
+        ("firewall.ban_s", "int", 30, (1, 3600), "cyber", False, True, "number"),
+        ("firewall.whitelist.enabled", "bool", False, None, "cyber", False, True, "checkbox"),
+    )),
+    ("system.advanced", "storage", (
+        ("events.capacity", "int", 2000, (100, 100000), "cyber", False, False, "number"),
+        ("alarms.check_s", "int", 10, (1, 3600), "admin", False, True, "number"),
+        ("storage.points_per_series", "int", 8784, (1464, 35136), "admin", False, False, "number"),
+        ("storage.consumption_period_min", "int", 60, (10, 60), "admin", False, True, "number"),
+        ("log.level", "enum", "info", ("debug", "info", "warning", "error"), "admin", False, True, "select"),
+    )),
 )
 
-NAME, TYPE, DEFAULT, BOUNDS, PROFILE, SECRET, LIVE = range(7)
-_ROWS = dict((row[NAME], row) for row in SCHEMA)
+NAME, TYPE, DEFAULT, BOUNDS, PROFILE, SECRET, LIVE, KIND, PAGE, SECTION = range(10)
+
+
+class Setting(collections.namedtuple("Setting", "name type default bounds profile secret live kind page section")):
+    """One schema row (still a tuple: ``row[DEFAULT]`` reads as before), with its catalogue keys."""
+    __slots__ = ()
+
+    @property
+    def label(self):
+        return "setting.%s.label" % self.name
+
+    @property
+    def help(self):
+        return "setting.%s.help" % self.name
+
+    def choice(self, value):
+        """The catalogue key of one choice of an enum row (what a select shows for it)."""
+        return "setting.%s.choice.%s" % (self.name, value)
+
+
+SCHEMA = tuple(Setting(*(spec + (page, section))) for page, section, rows in _TABLE for spec in rows)
+_ROWS = dict((spec.name, spec) for spec in SCHEMA)
+PAGES = tuple(dict.fromkeys(spec.page for spec in SCHEMA))
+
+
+def page_rows(page):
+    """The rows one screen shows, in table order (sections in order of first appearance)."""
+    return tuple(spec for spec in SCHEMA if spec.page == page)
 
 
 class SettingError(ValueError):
-    """A setting name or value that the schema refuses (clear message)."""
+    """A setting name or value that the schema refuses (clear message).
+
+    ``message`` is a plain text (a rule across settings, as the topology's check raises), a
+    daemon.i18n.Message, or a list of them (one per refusal); ``str()`` is English. ``fields`` lists
+    (name, Message) per refused setting: a form shows each next to its field, in the user's language.
+    """
+
+    def __init__(self, message, fields=()):
+        self.messages = list(message) if isinstance(message, (list, tuple)) else [message]
+        self.fields = list(fields)
+        ValueError.__init__(self, "; ".join(str(m) for m in self.messages))
+
+    @classmethod
+    def of(cls, name, key, **params):
+        problem = Message(key, **params)
+        return cls(Message("error.field", name=name, problem=problem), [(name, problem)])
+
+    def details(self):
+        """The refused fields as plain (JSON-ready) data for a form: the field, its message's catalogue key and
+        parameters (to say it in the user's language) and the English text."""
+        return [{"field": name, "key": message.key, "params": dict(message.params), "message": str(message)}
+                for name, message in self.fields]
+
+    def text(self, language):
+        """The whole refusal in ``language`` ("en", "fr")."""
+        return "; ".join(m.text(language) if isinstance(m, Message) else str(m) for m in self.messages)
+
+
+def _shown(value):
+    """A refused value as a message quotes it: its repr, cut short (a form field may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "...'"
 
 
 def row(name):
     try:
         return _ROWS[name]
-    except KeyError:
-        raise SettingError("unknown setting %r" % name) from None
+    except (KeyError, TypeError):
+        message = Message("error.setting.unknown", name=_shown(name))
+        raise SettingError(message, [(name, message)]) from None
 
 
 def parse_value(name, text):
     """Text (CLI, form field) → typed value, checked against the schema."""
     spec = row(name)
-    kind = spec[TYPE]
+    kind = spec.type
     if kind == "bool":
         lowered = str(text).strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise SettingError("%s: expected true or false, got %r" % (name, text))
+        raise SettingError.of(name, "error.bool.parse", text=_shown(text))
     if kind == "int":
         try:
             value = int(str(text).strip(), 10)
         except ValueError:
-            raise SettingError("%s: expected an integer, got %r" % (name, text)) from None
+            raise SettingError.of(name, "error.int.parse", text=_shown(text)) from None
         return check_value(name, value)
+    if kind in ("ipv4", "netmask", "host", "email", "time"):
+        text = str(text).strip()          # a form's stray blank is not part of an address
     return check_value(name, str(text))
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]\Z")
+
+
+def _ipv4(text):
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _netmask(text):
+    if not _ipv4(text):
+        return False
+    bits = int(ipaddress.IPv4Address(text))
+    inverted = ~bits & 0xFFFFFFFF
+    return bits != 0 and inverted & (inverted + 1) == 0          # ones then zeros: 255.255.255.0, not 255.0.255.0
+
+
+def _host(text):
+    """A DNS name (RFC 1123 labels, not all digits at the end) or a dotted-quad IPv4 address."""
+    if _ipv4(text):
+        return True
+    labels = text.split(".")
+    return len(text) <= 253 and all(_HOST_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+
+
+def _email(text):
+    local, at, domain = text.rpartition("@")
+    return bool(at) and 0 < len(local) <= 64 and bool(_EMAIL_LOCAL.match(local)) and "." in domain and \
+        _host(domain) and not _ipv4(domain)
+
+
+_TEXT_CHECKS = {"ipv4": (_ipv4, "error.ipv4"), "netmask": (_netmask, "error.netmask"), "host": (_host, "error.host"),
+                "email": (_email, "error.email"), "time": (lambda text: bool(_TIME.match(text)), "error.time")}
 
 
 def check_value(name, value):
     spec = row(name)
-    kind, bounds = spec[TYPE], spec[BOUNDS]
+    kind, bounds = spec.type, spec.bounds
     if kind == "bool":
         if not isinstance(value, bool):
-            raise SettingError("%s: expected true or false" % name)
+            raise SettingError.of(name, "error.bool.type")
     elif kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SettingError("%s: expected an integer" % name)
+            raise SettingError.of(name, "error.int.type")
         if not bounds[0] <= value <= bounds[1]:
-            raise SettingError("%s: %d is outside %d..%d" % (name, value, bounds[0], bounds[1]))
+            raise SettingError.of(name, "error.int.range", value=value, min=bounds[0], max=bounds[1])
     elif kind == "enum":
-        if value not in bounds:
-            raise SettingError("%s: %r is not one of %s" % (name, value, ", ".join(bounds)))
-    elif kind == "str":
+        if not isinstance(value, str) or value not in bounds:
+            raise SettingError.of(name, "error.enum.choice", value=_shown(value), choices=", ".join(bounds))
+    elif kind in TEXT_TYPES:
         if not isinstance(value, str) or not bounds[0] <= len(value) <= bounds[1]:
-            raise SettingError("%s: text of %d to %d characters expected" % (name, bounds[0], bounds[1]))
-        if any(ord(c) < 32 for c in value):
-            raise SettingError("%s: control characters are not allowed" % name)
+            if kind == "str":
+                raise SettingError.of(name, "error.text.length", min=bounds[0], max=bounds[1])
+            if value == "":
+                raise SettingError.of(name, "error.text.required")
+            raise SettingError.of(name, _TEXT_CHECKS[kind][1], value=_shown(value))    # "1.2.3": not an address
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise SettingError.of(name, "error.text.control")
+        if kind in _TEXT_CHECKS and value:           # an empty value is allowed where the length allows it
+            check, key = _TEXT_CHECKS[kind]
+            if not check(value):
+                raise SettingError.of(name, key, value=_shown(value))
     return value
 
 
 def parse_assignment(text):
     """``key=value`` from the command line → (key, typed value)."""
     if "=" not in text:
-        raise SettingError("expected key=value, got %r" % text)
+        raise SettingError(Message("error.assignment", text=_shown(text)))
     key, value = text.split("=", 1)
     key = key.strip()
     return key, parse_value(key, value)
@@ -266,9 +531,18 @@ class Settings:
         self._checks.append(check)
 
     def check_many(self, values):
-        """The checked values of a change (each against the schema, then the whole against the checks);
-        SettingError for the first refusal. Nothing is applied."""
-        checked = dict((name, check_value(name, value)) for name, value in values.items())
+        """The checked values of a change (each against the schema, then the whole against the checks).
+        Nothing is applied. A SettingError names every refused field (a form shows one message per field);
+        the checks across settings run only on values that are each valid."""
+        checked, refusals = {}, []
+        for name, value in values.items():
+            try:
+                checked[name] = check_value(name, value)
+            except SettingError as exc:
+                refusals.append(exc)
+        if refusals:
+            raise SettingError([m for exc in refusals for m in exc.messages],
+                               [field for exc in refusals for field in exc.fields])
         if self._checks:
             proposed = self.all()
             proposed.update(checked)
@@ -299,7 +573,7 @@ class Settings:
         for i, (name, value) in enumerate(sorted(stored.items()), 1):
             if row(name)[SECRET]:
                 if self.secret_box is None:
-                    raise SettingError("%s is a secret and no device key is available" % name)
+                    raise SettingError.of(name, "error.secret.no_key")
                 docs[str(i)] = {"name": name, "enc": self.secret_box.encrypt(name, value)}
             else:
                 docs[str(i)] = {"name": name, "value": value}
