@@ -19,8 +19,8 @@ MICROPYTHON_STDLIB = ("struct", "sys", "math", "time")
 # daemon modules a protocol may use: the door, its service base, the loop's tools, data tables and the
 # state's constants (settings schema, alarm names, quality and device states, extreme slots), the version.
 PROTOCOL_MAY_USE = ("daemon.api", "daemon.service", "daemon.supervise", "daemon.blocking", "daemon.atomicfile",
-                    "daemon.version", "daemon.state.settings", "daemon.state.alarms", "daemon.state.cache",
-                    "daemon.state.devstate", "daemon.state.extremes", "daemon.security.rights")
+                    "daemon.listen", "daemon.limits", "daemon.version", "daemon.state.settings", "daemon.state.alarms",
+                    "daemon.state.cache", "daemon.state.devstate", "daemon.state.extremes", "daemon.security.rights")
 
 
 def modules(*rooms):
