@@ -8,6 +8,7 @@ in a child process (``SERVER_CHILD``), so the test's own client sockets are not 
 import asyncio
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -200,12 +201,22 @@ class ServerChild:
         self.proc = subprocess.Popen([sys.executable, "-c", SERVER_CHILD, str(nofile)], cwd=REPO,
                                      env=dict(os.environ, PYTHONPATH=REPO), text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.port = json.loads(self.proc.stdout.readline())["port"]
+        self.port = self._answer()["port"]
 
     def ask(self, command="stats"):
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
+        return self._answer()
+
+    def _answer(self, guard=60.0):
+        """The child's next line as JSON; a child that died or went silent fails the test (never hangs it)."""
+        if not select.select([self.proc.stdout], [], [], guard)[0]:
+            raise AssertionError("the server child did not answer within the %.0f s guard" % guard)
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(10)
+            raise AssertionError("the server child ended: %s" % self.proc.stderr.read())
+        return json.loads(line)
 
     def fds(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
