@@ -23,7 +23,9 @@ def mount(app, board, web):
             method(parse_netid(netid), **kwargs)
         except KeyError as exc:
             return _error(404, str(exc).strip("'\""))
-        except (ValueError, TypeError) as exc:
+        except TypeError:               # missing or unknown fields: Python's text would name our internals
+            return _error(400, "missing or unknown fields in the request")
+        except ValueError as exc:
             return _error(400, str(exc))
         return _json({"ok": True})
 

@@ -16,7 +16,7 @@ import textwrap
 
 import bottle
 
-from conftest import REPO
+from conftest import REPO, demo_topology, http_json, running_gateway, web_server
 from test_http_server import assert_closed, connect, get, read_response, request, serve, wait_until_true
 
 PIPELINED = 3000
@@ -144,6 +144,19 @@ def test_bare_lf_request_is_refused_at_once_not_timed_out():
         assert server.stats["timeouts"] == 0 and server.stats["bad_requests"] == 3
 
     serve(test, app=recording_app([]), header_timeout=3600)
+
+
+def test_a_400_names_no_python_internals(tmp_path):
+    """An alarm slot missing its fields (the simulator builds an object from them): a fixed text, not the
+    constructor's "missing 4 required positional arguments"."""
+    web = web_server()
+
+    async def body():
+        async with running_gateway(tmp_path / "state", demo_topology(), services=[web]):
+            url = "http://127.0.0.1:%d/api/sim/meters/DC85EA/alarms" % web.server.port
+            return await asyncio.to_thread(http_json, url, {"alarms": [{"slot": 3}]})
+
+    assert asyncio.run(body()) == (400, {"error": "missing or unknown fields in the request"})
 
 
 # ---------------------------------------------------------------- a server in a child process
