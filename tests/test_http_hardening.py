@@ -7,16 +7,18 @@ in a child process (``SERVER_CHILD``), so the test's own client sockets are not 
 
 import asyncio
 import json
+import logging
 import os
 import select
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
 
 import bottle
 
-from conftest import REPO, demo_topology, http_json, running_gateway, web_server
+from conftest import REPO, demo_topology, http_json, running_gateway, wait_for, web_server
 from test_http_server import assert_closed, connect, get, read_response, request, serve, wait_until_true
 
 PIPELINED = 3000
@@ -157,6 +159,41 @@ def test_a_400_names_no_python_internals(tmp_path):
             return await asyncio.to_thread(http_json, url, {"alarms": [{"slot": 3}]})
 
     assert asyncio.run(body()) == (400, {"error": "missing or unknown fields in the request"})
+
+
+def test_modbus_tcp_connection_churn_is_refused_quietly_and_leaves_no_descriptor(tmp_path, caplog):
+    """300 connects over Modbus TCP's cap of 4, held then dropped: each refused at once (EOF), one log line,
+    the process's descriptors back to their count; the 4 admitted clients are still answered."""
+    from protocols.modbus.tcp import ModbusTcpService
+    settings = {"modbus.port": 0, "modbus.bind": "127.0.0.1", "modbus.max_connections": 4}
+    read = struct.pack(">HHHBBHH", 1, 0, 6, 20, 3, 0xC558, 2)            # read 2 holding registers of unit 20
+
+    async def body():
+        async with running_gateway(tmp_path / "state", demo_topology(), settings, services=[ModbusTcpService]) as gw:
+            service = gw.services[0]
+            port = service.status()["port"]
+            base = len(os.listdir("/proc/self/fd"))
+            kept = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
+            await wait_for(lambda: service.stats["accepted"] == 4)
+            churn = [await asyncio.open_connection("127.0.0.1", port) for _ in range(300)]
+            for reader, _ in churn:
+                assert await reader.read(10) == b""                      # refused at once, cleanly
+            for reader, writer in kept:
+                writer.write(read)
+                transaction, _, length, unit = struct.unpack(">HHHB", await reader.readexactly(7))
+                function = (await reader.readexactly(length - 1))[0]
+                assert (transaction, unit, function & 0x7F) == (1, 20, 3)     # answered (a value or an exception)
+            for _, writer in kept + churn:
+                writer.close()
+            await wait_for(lambda: len(service.connections) == 0)
+            await wait_for(lambda: len(os.listdir("/proc/self/fd")) <= base)
+            return service.stats
+
+    with caplog.at_level(logging.INFO, logger="gateway.modbus_tcp"):
+        stats = asyncio.run(body())
+    assert stats["refused"] == 300 and stats["accepted"] == 4
+    lines = [r for r in caplog.records if r.name == "gateway.modbus_tcp"]
+    assert len(lines) == 1 and "refused over the cap 1" in lines[0].getMessage() and not lines[0].exc_info
 
 
 # ---------------------------------------------------------------- a server in a child process
