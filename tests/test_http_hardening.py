@@ -196,6 +196,28 @@ def test_modbus_tcp_connection_churn_is_refused_quietly_and_leaves_no_descriptor
     assert len(lines) == 1 and "refused over the cap 1" in lines[0].getMessage() and not lines[0].exc_info
 
 
+LIMITS_CHILD = textwrap.dedent("""
+    import resource, sys
+    from daemon.limits import fitted_cap, raise_descriptor_limit
+    soft, hard = map(int, sys.argv[1:3])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    print(raise_descriptor_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0], fitted_cap(64, "http"),
+          fitted_cap(32, "modbus"))
+""")
+
+
+def test_descriptor_limit_is_raised_to_4096_within_the_hard_limit_and_caps_fit_under_it():
+    def run(soft, hard):
+        out = subprocess.run([sys.executable, "-c", LIMITS_CHILD, str(soft), str(hard)], cwd=REPO, check=True,
+                             env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True).stdout
+        return tuple(map(int, out.split()))
+    assert run(1024, 8192) == (4096, 4096, 64, 32)          # systemd's default soft limit, raised
+    assert run(1024, 2000) == (2000, 2000, 64, 32)          # never above the hard limit
+    assert run(5000, 8192) == (5000, 5000, 64, 32)          # never lowered
+    assert run(256, 256) == (256, 256, 64, 32)              # 128 left: caps still fit
+    assert run(160, 160) == (160, 160, 16, 8)               # little left: the caps shrink, accept() never fails
+
+
 # ---------------------------------------------------------------- a server in a child process
 
 SERVER_CHILD = textwrap.dedent("""
