@@ -88,6 +88,40 @@ def test_another_client_is_answered_while_a_pipeline_is_served():
     assert [tag for tag in served if tag != "other"] == ["p%d" % i for i in range(PIPELINED)]   # in order
 
 
+def test_a_client_that_does_not_read_its_answers_is_not_served_further():
+    """Backpressure: 1,000 pipelined GETs of 32 KiB answers never read; while another client is served 300
+    times, the pipelined connection gets no more answers than the socket buffers and WRITE_BUFFER_HIGH hold.
+    Once read, every answer arrives, in order."""
+    from webconfig.server import WRITE_BUFFER_HIGH
+    served, count, size = [], 1000, 32768
+    app = recording_app(served)
+    app.route("/big", callback=lambda: served.append("big") or b"x" * size)
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        kernel_send_max = int(f.read().split()[2])
+    bound = (kernel_send_max + WRITE_BUFFER_HIGH + 65536) // size + 2    # + our small receive buffer
+
+    async def test(server):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(get(b"/big") * count)
+        other = await connect(server)
+        for _ in range(300):
+            await request(*other, get(b"/n?other"))
+        unread = served.count("big")
+        for i in range(count):
+            assert (await read_response(reader))[2] == b"x" * size, i
+        for w in (writer, other[1]):
+            w.close()
+        return unread
+
+    unread = serve(test, app=app, idle_timeout=300)
+    assert unread <= min(bound, count // 2), (unread, bound)
+    assert served.count("big") == count
+
+
 async def connect_from(server, address):
     return await asyncio.open_connection("127.0.0.1", server.port, local_addr=(address, 0))
 
