@@ -12,14 +12,12 @@ eviction, refusal) is decided before any task or buffer is spent on it.
 import asyncio
 import collections
 import errno
-import logging
 import socket
 import time
 
-PAUSE_S = 0.1               # accepting waits this long after accept() ran out of descriptors or memory
+PAUSE_S = 0.1               # accepting waits this long after accept() failed (EMFILE, ENFILE, ENOBUFS, ENOMEM...)
 LOG_PERIOD_S = 60.0         # at most one log line per period per tally
 BACKLOG = 128
-_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 class Tally:
@@ -54,7 +52,8 @@ class Listener:
         self.port = None
 
     def start(self, host, port):
-        self.sock = socket.create_server((host, port), backlog=BACKLOG)     # SO_REUSEADDR on POSIX
+        family = socket.AF_INET6 if ":" in (host or "") else socket.AF_INET
+        self.sock = socket.create_server((host, port), family=family, backlog=BACKLOG)     # SO_REUSEADDR on POSIX
         self.sock.setblocking(False)
         self.port = self.sock.getsockname()[1]
         self._task = asyncio.get_running_loop().create_task(self._accept())

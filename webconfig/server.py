@@ -104,7 +104,8 @@ class HttpServer:
         self._by_ip = {}                # client address -> its connections among them
         self._lingering = 0
         self._refusals = Tally(log, "HTTP connections")
-        self._counts = {"accepted": 0, "requests": 0, "rejected": 0, "evicted": 0, "bad_requests": 0, "timeouts": 0, "dropped": 0}
+        self._counts = {"accepted": 0, "requests": 0, "rejected": 0, "evicted": 0, "bad_requests": 0, "timeouts": 0,
+                        "dropped": 0}
 
     @property
     def stats(self):
