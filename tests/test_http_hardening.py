@@ -89,11 +89,11 @@ def test_another_client_is_answered_while_a_pipeline_is_served():
 
 
 def test_a_client_that_does_not_read_its_answers_is_not_served_further():
-    """Backpressure: 1,000 pipelined GETs of 32 KiB answers never read; while another client is served 300
+    """Backpressure: 600 pipelined GETs of 32 KiB answers, not read; while another client is served 300
     times, the pipelined connection gets no more answers than the socket buffers and WRITE_BUFFER_HIGH hold.
     Once read, every answer arrives, in order."""
     from webconfig.server import WRITE_BUFFER_HIGH
-    served, count, size = [], 1000, 32768
+    served, count, size = [], 600, 32768
     app = recording_app(served)
     app.route("/big", callback=lambda: served.append("big") or b"x" * size)
     with open("/proc/sys/net/ipv4/tcp_wmem") as f:
@@ -211,7 +211,7 @@ def test_modbus_tcp_connection_churn_is_refused_quietly_and_leaves_no_descriptor
             await wait_for(lambda: service.stats["accepted"] == 4)
             churn = [await asyncio.open_connection("127.0.0.1", port) for _ in range(300)]
             for reader, _ in churn:
-                assert await reader.read(10) == b""                      # refused at once, cleanly
+                assert await asyncio.wait_for(reader.read(10), 60) == b""      # refused at once, cleanly
             for reader, writer in kept:
                 writer.write(read)
                 transaction, _, length, unit = struct.unpack(">HHHB", await reader.readexactly(7))
