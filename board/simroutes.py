@@ -24,7 +24,9 @@ def mount(app, board, web):
             method(parse_netid(netid), **kwargs)
         except KeyError as exc:
             return _error(404, str(exc).strip("'\""))
-        except (ValueError, TypeError, OverflowError) as exc:
+        except TypeError:               # missing or unknown fields: Python's text would name our internals
+            return _error(400, "missing or unknown fields in the request")
+        except (ValueError, OverflowError) as exc:
             return _error(400, str(exc))
         return _json({"ok": True})
 

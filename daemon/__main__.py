@@ -11,6 +11,7 @@ import signal
 import sys
 
 from board import make_board
+from daemon.limits import raise_descriptor_limit
 from daemon.state import settings as settings_mod
 from daemon.state.settings import SettingError, parse_assignment, parse_value
 
@@ -178,6 +179,7 @@ def main(argv=None):
     except SettingError as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 2
+    raise_descriptor_limit()        # before any socket: a flood meets the servers' caps, not EMFILE (daemon/limits.py)
     try:
         asyncio.run(run(args, overrides))
     except (OSError, ValueError) as exc:

@@ -3,6 +3,24 @@
 A threaded server would break the one-loop rule, so the app (fast, in-memory handlers) is
 called inline; every input is bounded in size and time so no client can stall the loop or grow memory.
 
+Fairness and bounds (SPEC §11). A connection is served one request per turn of the loop: after
+each answer its task yields, so thousands of pipelined requests in one send are served in turn
+with every other client instead of back to back. Per connection, what is buffered is bounded by
+backpressure, not refusal: the reader stops reading the socket past twice ``max_header_bytes``
+of unread input, and a connection whose answers pile up past WRITE_BUFFER_HIGH unsent bytes is
+not served further until the client reads them (or is closed after ``idle_timeout``). Connections
+are capped in all (``max_connections``, fitted under the descriptor limit: daemon/limits.py) and
+per client address (``max_per_client``); when a cap is reached the oldest connection waiting
+for a request (idle keep-alive, or silent since it opened) is closed to make room, and only when
+none is idle is the newcomer refused with a 503. Refused sockets are closed at once, a few of them
+after a short linger so the 503 is not lost to a reset; refusals are counted and logged at most
+once a minute (daemon/listen.py), and running out of descriptors pauses accepting, quietly.
+
+The parser is ours, stricter than RFC 9112 requires where it may choose (docs/architecture.md):
+lines end with CR LF (a bare LF is refused at once with 400), no obs-fold, methods are
+case-sensitive (an unknown one, ``get`` included, is 501), origin or absolute form only, one
+Content-Length, no transfer codings. Its refusals are fixed texts, never Python's.
+
 The async seam: a handler that must await (a command through the door) puts an
 awaitable under ``environ[DEFERRED]`` and returns; the server then awaits it on
 the loop, bounded by ``handler_timeout``, and sends what it yields, a WSGI-like
@@ -15,8 +33,13 @@ import http
 import io
 import logging
 import re
+import socket
+import time
 from email.utils import formatdate
 from urllib.parse import unquote_to_bytes, urlsplit
+
+from daemon.limits import fitted_cap
+from daemon.listen import Listener, Tally, open_stream
 
 log = logging.getLogger("gateway.http")
 
@@ -26,7 +49,10 @@ _CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")       # control chars except HT
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _STATUS = re.compile(r"[2-5][0-9][0-9] [^\x00-\x1f\x7f]*")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade"}
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")     # case-sensitive (RFC 9110 §9.1)
 LINGER_S = 1.0      # after a refusal, keep reading (and discarding) this long so the reply is not lost to a RST
+MAX_LINGERING = 16  # refused connections (over a cap) lingering at once; past this they are closed at once
+WRITE_BUFFER_HIGH = 65536     # unsent answer bytes per connection before it waits for its client to read
 DEFERRED = "openm70.deferred"     # environ key of an async handler's awaitable (webconfig/jsonio.py)
 
 
@@ -52,73 +78,160 @@ def _plain(code, message, keep=False, head_only=False):
     return head.encode("ascii") + (b"" if head_only else body)
 
 
+class _Connection:
+    """One accepted connection: whose it is, and since when it waits for a request (None while busy)."""
+
+    __slots__ = ("ip", "task", "writer", "idle_since")
+
+    def __init__(self, ip):
+        self.ip, self.task, self.writer, self.idle_since = ip, None, None, None
+
+
 class HttpServer:
     def __init__(self, app, host="127.0.0.1", port=0, max_connections=64, header_timeout=10.0,
                  idle_timeout=30.0, max_header_bytes=16384, max_body_bytes=1048576, ssl_context=None,
-                 handler_timeout=30.0):
+                 handler_timeout=30.0, max_per_client=16):
         self.app, self.host, self.port, self.ssl_context = app, host, port, ssl_context
         self.max_connections, self.max_header_bytes, self.max_body_bytes = (
             max_connections, max_header_bytes, max_body_bytes)
+        self.max_per_client = max_per_client        # one address (a browser opens 6) cannot take every slot
         self.header_timeout, self.idle_timeout = header_timeout, idle_timeout
         self.handler_timeout = handler_timeout     # an async handler (a write to a meter) gets this long
-        self._server, self._closing = None, False
-        self._tasks = set()             # one handler task per accepted connection, for stop()
-        self._open = 0                  # connections being served (rejected ones excluded)
-        self._counts = {"requests": 0, "rejected": 0, "bad_requests": 0, "timeouts": 0}
+        self._listener, self._closing = None, False
+        self._cap = max_connections
+        self._tasks = set()             # connection and lingering-refusal tasks, for stop()
+        self._open = set()              # connections being served (refused ones excluded)
+        self._by_ip = {}                # client address -> its connections among them
+        self._lingering = 0
+        self._refusals = Tally(log, "HTTP connections")
+        self._counts = {"accepted": 0, "requests": 0, "rejected": 0, "evicted": 0, "bad_requests": 0, "timeouts": 0,
+                        "dropped": 0}
 
     @property
     def stats(self):
-        return {"connections_open": self._open, **self._counts}
+        idle = sum(conn.idle_since is not None for conn in self._open)
+        return {"connections_open": len(self._open), "connections_idle": idle, "connection_cap": self._cap,
+                **self._counts}
 
     async def start(self):
         self._closing = False
-        extra = {"ssl": self.ssl_context, "ssl_handshake_timeout": self.header_timeout} if self.ssl_context else {}
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.port,
-                                                  limit=self.max_header_bytes, **extra)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._cap = fitted_cap(self.max_connections, "http")
+        self._listener = Listener(self._on_socket, self._refusals)
+        self._listener.start(self.host, self.port)
+        self.port = self._listener.port
 
     async def stop(self):
         """Stop listening and abort every open connection right away."""
-        if self._server is None:
+        if self._listener is None:
             return
         self._closing = True
-        self._server.close()
+        await self._listener.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()       # each handler aborts its transport on the way out
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._server.wait_closed()
-        self._server = None
+        self._listener = None
 
-    async def _on_connect(self, reader, writer):
-        task = asyncio.current_task()
-        self._tasks.add(task)
-        clean = False
+    # ------------------------------------------------------------ admission: caps, eviction, refusal
+
+    def _on_socket(self, sock, peer):
+        """A new connection: served if there is room (made by closing the oldest idle one), else refused."""
+        ip = peer[0]
+        self._counts["accepted"] += 1
+        if not self._make_room(ip):
+            self._counts["rejected"] += 1
+            self._refusals.add("503 (every slot busy)")
+            self._refuse_socket(sock)
+            return
+        conn = _Connection(ip)
+        self._open.add(conn)
+        self._by_ip.setdefault(ip, set()).add(conn)
+        conn.task = asyncio.get_running_loop().create_task(self._run(conn, sock))
+        self._tasks.add(conn.task)
+
+    def _make_room(self, ip):
+        mine = self._by_ip.get(ip, ())
+        if len(mine) >= self.max_per_client:
+            return self._evict(mine)            # a client at its cap only ever displaces itself
+        if len(self._open) >= self._cap:
+            return self._evict(self._open)
+        return True
+
+    def _evict(self, candidates):
+        """Close the connection that has waited longest for a request; False if none is waiting."""
+        idle = [conn for conn in candidates if conn.idle_since is not None]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda conn: conn.idle_since)
+        self._forget(victim)
+        victim.writer.transport.close()     # as an idle timeout would: its task reads EOF and ends
+        self._counts["evicted"] += 1
+        return True
+
+    def _forget(self, conn):
+        self._open.discard(conn)
+        mine = self._by_ip.get(conn.ip)
+        if mine is not None:
+            mine.discard(conn)
+            if not mine:
+                del self._by_ip[conn.ip]
+
+    def _refuse_socket(self, sock):
+        """503 and close; a few refusals linger briefly so the reply is read, the rest close at once."""
+        if self.ssl_context is not None or self._lingering >= MAX_LINGERING:
+            sock.close()
+            return
         try:
-            if self._open >= self.max_connections:
-                self._counts["rejected"] += 1
-                await self._refuse(reader, writer, 503, "too many connections, try again later")
-            else:
-                self._open += 1
-                try:
-                    await self._serve(reader, writer)
-                finally:
-                    self._open -= 1
+            sock.send(_plain(503, "too many connections, try again later"))
+        except OSError:
+            sock.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._linger(sock))
+        self._tasks.add(task)
+
+    async def _linger(self, sock):
+        self._lingering += 1
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            async with asyncio.timeout(LINGER_S):
+                while await asyncio.get_running_loop().sock_recv(sock, 65536):
+                    pass
+        except (OSError, asyncio.CancelledError):
+            pass            # reset, LINGER_S over, or stop()
+        finally:
+            self._lingering -= 1
+            sock.close()
+            self._tasks.discard(asyncio.current_task())
+
+    # ------------------------------------------------------------ one connection
+
+    async def _run(self, conn, sock):
+        clean, writer = False, None
+        try:
+            async with asyncio.timeout(self.header_timeout):     # a TLS handshake is part of the first request
+                reader, writer = await open_stream(sock, self.max_header_bytes, self.ssl_context, self.header_timeout)
+            writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+            conn.writer = writer
+            await self._serve(conn, reader, writer)
             clean = True
-        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass        # peer vanished, stalled while we wrote, or stop(): nothing to answer
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            self._counts["dropped"] += 1     # peer vanished or reset, stalled while we wrote, or stop()
         except Exception:
             log.exception("HTTP connection handler failed")
         finally:
-            if clean and not self._closing:     # let the last reply flush, but not forever
-                writer.close()
-                try:
-                    async with asyncio.timeout(self.idle_timeout):
-                        await writer.wait_closed()
-                except BaseException:           # timeout, reset, or stop() cancelling us
-                    pass
-            writer.transport.abort()            # no-op if already closed
-            self._tasks.discard(task)
+            self._forget(conn)
+            if writer is None:
+                sock.close()
+            else:
+                if clean and not self._closing:     # let the last reply flush, but not forever
+                    writer.close()
+                    try:
+                        async with asyncio.timeout(self.idle_timeout):
+                            await writer.wait_closed()
+                    except BaseException:           # timeout, reset, or stop() cancelling us
+                        pass
+                writer.transport.abort()            # no-op if already closed
+            self._tasks.discard(conn.task)
 
     async def _drain(self, writer):
         async with asyncio.timeout(self.idle_timeout):
@@ -129,17 +242,18 @@ class HttpServer:
         writer.write(_plain(code, message))
         await self._drain(writer)
         if writer.can_write_eof():
-            writer.write_eof()
+            with contextlib.suppress(OSError):      # the peer may have reset already
+                writer.write_eof()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(LINGER_S):
                 while await reader.read(65536):
                     pass
 
-    async def _serve(self, reader, writer):
+    async def _serve(self, conn, reader, writer):
         first = True
         while True:
             try:
-                head = await self._read_head(reader, first)
+                head = await self._read_head(conn, reader, first)
                 if head is None:
                     return
                 method, path, query, version, headers = self._parse_head(head)
@@ -157,17 +271,22 @@ class HttpServer:
             await self._drain(writer)
             if not keep:
                 return
+            await asyncio.sleep(0)      # one request per turn: a pipelining client waits its turn like the others
 
-    async def _read_head(self, reader, first):
+    async def _read_head(self, conn, reader, first):
         """Request line and headers as bytes; None if the client went quiet or away."""
         start = b""
         try:
-            async with asyncio.timeout(self.header_timeout if first else self.idle_timeout):
-                start = await reader.read(1)
+            conn.idle_since = time.monotonic()      # waiting for a request: may be closed to make room
+            try:
+                async with asyncio.timeout(self.header_timeout if first else self.idle_timeout):
+                    start = await reader.read(1)
+            finally:
+                conn.idle_since = None
             if not start:
                 return None
             async with asyncio.timeout(self.header_timeout):      # from the first byte: no slowloris
-                rest = await reader.readuntil(b"\r\n\r\n")
+                return await self._read_lines(reader, start)
         except TimeoutError:
             if not start:
                 return None             # silent or idle connection: just close
@@ -177,7 +296,23 @@ class HttpServer:
             raise HttpError(431, f"request line and headers exceed {self.max_header_bytes} bytes") from None
         except asyncio.IncompleteReadError:
             return None
-        return (start + rest).lstrip(b"\r\n")       # RFC 9112 2.2: ignore stray CRLF before a request
+
+    async def _read_lines(self, reader, line):
+        """Lines up to the empty one, each checked as it comes: a bare LF is refused at once, not timed out."""
+        lines, size = [], 0
+        while True:
+            if line != b"\n":
+                line += await reader.readuntil(b"\n")
+            size += len(line)
+            if size > self.max_header_bytes:
+                raise HttpError(431, f"request line and headers exceed {self.max_header_bytes} bytes")
+            if not line.endswith(b"\r\n"):
+                raise HttpError(400, "malformed request: lines must end with CR LF")
+            if line != b"\r\n":
+                lines.append(line)
+            elif lines:
+                return b"".join(lines) + b"\r\n"
+            line = b""                  # RFC 9112 2.2: empty lines before a request line are ignored
 
     @staticmethod
     def _parse_head(head):
@@ -188,6 +323,8 @@ class HttpServer:
             raise HttpError(400, "malformed request line")
         if match.group(1) != "1":
             raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
+        if method not in METHODS:
+            raise HttpError(501, "method not implemented (methods are case-sensitive: " + ", ".join(METHODS) + ")")
         if target.startswith("/"):
             path, _, query = target.partition("?")
         elif target.lower().startswith(("http://", "https://")):

@@ -8,12 +8,19 @@ frame to arrive (slowloris). The PDU rules are the shared pure codec's.
 Framing errors a client cannot recover from (protocol id != 0, MBAP length
 outside 2..254) close that connection; well-framed but invalid requests get
 their exception. Requests on one connection are answered in order.
+
+Connection churn (SPEC §11): a connection over the cap (``modbus.max_connections``, fitted
+under the descriptor limit by daemon/limits.py) is closed as it is accepted, before any task or
+buffer is spent on it; refusals are counted and logged at most once a minute, and running out of
+descriptors pauses accepting instead of logging a traceback per attempt (daemon/listen.py).
 """
 
 import asyncio
 import logging
 import struct
 
+from daemon.limits import fitted_cap
+from daemon.listen import Listener, Tally, open_stream
 from daemon.service import SwitchedService
 from protocols.modbus.server import ModbusHandler
 
@@ -34,24 +41,24 @@ class ModbusTcpService(SwitchedService):
         from protocols.modbus import regmap as modbus_regmap
         door.publish_document("modbus-register-map.csv", "text/csv; charset=utf-8", modbus_regmap.as_csv)
         door.publish_document("modbus-register-map.md", "text/markdown; charset=utf-8", modbus_regmap.as_markdown)
-        self.server = None
+        self.listener = None
         self.port = None
         self.connections = set()
+        self.refusals = Tally(log, "Modbus TCP connections")
         self.frame_timeout = FRAME_TIMEOUT
         self.stats = {"accepted": 0, "refused": 0, "closed_bad_frame": 0, "closed_idle": 0, "frames": 0}
 
     async def _open(self):
-        self.server = await asyncio.start_server(self._client, self.settings.get("modbus.bind"),
-                                                 self.settings.get("modbus.port"), reuse_address=True)
-        self.port = self.server.sockets[0].getsockname()[1]
+        self.listener = Listener(self._on_socket, self.refusals)
+        self.listener.start(self.settings.get("modbus.bind"), self.settings.get("modbus.port"))
+        self.port = self.listener.port
 
     async def _close(self):
-        self.server.close()
+        await self.listener.stop()
         for task in list(self.connections):
             task.cancel()
         await asyncio.gather(*self.connections, return_exceptions=True)
-        await self.server.wait_closed()
-        self.server = None
+        self.listener = None
         self.port = None                    # status(): no port while closed (a reopen may bind another)
 
     def status(self):
@@ -60,21 +67,26 @@ class ModbusTcpService(SwitchedService):
         out["requests"] = self.handler.counters.as_dict()
         return out
 
-    async def _client(self, reader, writer):
-        task = asyncio.current_task()
-        if len(self.connections) >= self.settings.get("modbus.max_connections"):
+    def _on_socket(self, sock, _peer):
+        if len(self.connections) >= fitted_cap(self.settings.get("modbus.max_connections"), "modbus"):
             self.stats["refused"] += 1
-            writer.close()          # refused cleanly: the others are not touched
+            self.refusals.add("refused over the cap")
+            sock.close()            # refused cleanly and at once: the others are not touched
             return
         self.stats["accepted"] += 1
-        self.connections.add(task)
+        self.connections.add(asyncio.get_running_loop().create_task(self._client(sock)))
+
+    async def _client(self, sock):
+        writer = None
         try:
+            reader, writer = await open_stream(sock, 2 ** 16)
             await self._serve(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
+        except (asyncio.IncompleteReadError, OSError, asyncio.CancelledError):
+            pass            # reset, refused write, or _close()
         finally:
-            self.connections.discard(task)
-            writer.close()
+            self.connections.discard(asyncio.current_task())
+            if writer is not None:
+                writer.close()
 
     async def _serve(self, reader, writer):
         idle = self.settings.get("modbus.idle_timeout_s")
