@@ -68,7 +68,7 @@ def test_a_time_synchronization_moves_the_time_of_every_path_but_not_the_meters(
     injected = ManualClock(T0) if kind == "manual-clock" else None       # a test's clock, or none
     base = injected or SystemClock()          # the hardware clock: the meters keep it
     # every server binds port 0 and tells the port it got
-    settings = {"bacnet.enabled": True, "bacnet.port": 0, "bacnet.bind": "127.0.0.1",
+    settings = {"bacnet.enabled": True, "bacnet.port": 0, "bacnet.bind": "127.0.0.1", "bacnet.time_sync": True,
                 "time.utc_offset_min": UTC_OFFSET_MIN, "modbus.port": 0, "modbus.bind": "127.0.0.1"}
     http = web_server()
 

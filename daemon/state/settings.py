@@ -94,7 +94,7 @@ SCHEMA = (
     ("bacnet.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True),
     ("bacnet.main_instance", "int", 100, (0, 4194000), "admin", False, True),
     ("bacnet.network", "int", 1000, (1, 65534), "admin", False, True),
-    ("bacnet.time_sync", "bool", True, None, "admin", False, True),
+    ("bacnet.time_sync", "bool", False, None, "admin", False, True),
     ("policy.modbus_write", "bool", False, None, "cyber", False, True),
     ("policy.snmp", "bool", True, None, "cyber", False, True),
     ("policy.bacnet", "bool", True, None, "cyber", False, True),

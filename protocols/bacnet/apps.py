@@ -15,7 +15,6 @@ array, so relinquishing a slot can never uncover a value the meter refuses.
 """
 
 import asyncio
-import calendar
 import logging
 
 from bacpypes3.apdu import (
@@ -286,21 +285,14 @@ class VirtualDeviceApplication(Application):
 
     # time synchronization (the gateway device only) -----------------------------
     async def do_TimeSynchronizationRequest(self, apdu):
-        self.site.time_sync(apdu.time, local=True)
+        self.site.time_sync(apdu.time, local=True, source=peer(apdu.pduSource))
 
     async def do_UTCTimeSynchronizationRequest(self, apdu):
-        self.site.time_sync(apdu.time, local=False)
+        self.site.time_sync(apdu.time, local=False, source=peer(apdu.pduSource))
 
 
-def unix_time(date_time, offset_min):
-    """Unix time of a BACnet DateTime (local when ``offset_min`` is given); None if a field is unspecified."""
-    year, month, day, _dow = date_time.date
-    hour, minute, second, hundredth = date_time.time
-    if 255 in (year, month, day, hour, minute, second) or month > 12 or day > 31:
-        return None
-    hundredth = 0 if hundredth == 255 else hundredth
-    try:
-        ts = calendar.timegm((1900 + year, month, day, hour, minute, second, 0, 0, 0)) + hundredth / 100.0
-    except (ValueError, OverflowError):
-        return None
-    return ts - offset_min * 60
+def peer(address):
+    """How the event log names a BACnet sender: IP:port (the port even when it is 47808), else network:MAC."""
+    tup = getattr(address, "addrTuple", None)
+    return "%s:%d" % tup if tup else str(address)
+
