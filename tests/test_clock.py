@@ -204,7 +204,7 @@ def logged_at(line):
 
 def test_the_daemon_logs_on_the_synchronized_time(tmp_path):
     proc = start_daemon(tmp_path / "state", "--board", "sim", "--topology", DEMO_TOPOLOGY,
-                        "--set", "bacnet.enabled=true", "--bacnet-port", "0",
+                        "--set", "bacnet.enabled=true", "--bacnet-port", "0", "--set", "bacnet.time_sync=true",
                         "--set", "bacnet.bind=127.0.0.1", log_level="info")
     status_url = proc.base + "/api/status"
     try:

@@ -92,6 +92,7 @@ class Site:
             self._refused("time_sync_refused" if policy else "time_sync_failed", source, str(exc))
             return
         self.counters["time_sync_applied"] += 1
+        log.info("clock set by BACnet %stime synchronization from %s", "" if local else "UTC ", source)
 
     def _refused(self, counter, source, why):
         self.counters[counter] += 1
