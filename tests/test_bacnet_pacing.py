@@ -186,3 +186,15 @@ def test_waiting_hosts_get_equal_shares_of_work_whatever_their_requests_cost():
     queue.push("a", 50, "a1")
     assert queue.pop(lambda cost: False) is None and len(queue) == 1
     assert queue.pop(lambda cost: True) == "a1" and not queue
+
+
+def test_a_full_queue_makes_room_for_a_host_with_fewer_requests_waiting():
+    queue = FairQueue(quantum=40, per_host=8, total=4, deficit_cap=1600)
+    assert all(queue.push("flood", 21, ("flood", n)) for n in range(4)) and len(queue) == 4
+    # full: the quiet host's request takes the place of the flood's newest
+    assert queue.push("quiet", 21, ("quiet", 0)) and queue.evicted == 1 and len(queue) == 4
+    assert queue.push("quiet", 21, ("quiet", 1)) and queue.evicted == 2
+    assert not queue.push("quiet", 21, ("quiet", 2))        # 2 and 2: nobody has more waiting
+    # the newcomer was served first (it had nothing waiting), then turns alternate; the flood lost its newest
+    served = [queue.pop(lambda cost: True) for _ in range(4)]
+    assert served[0] == ("quiet", 0) and sorted(served) == [("flood", 0), ("flood", 1), ("quiet", 0), ("quiet", 1)]

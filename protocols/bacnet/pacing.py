@@ -5,7 +5,10 @@ units). When the budget is spent, requests wait per *host* and are served in
 deficit round robin: at each turn a waiting host is granted a quantum of
 work and is served while its grant covers its next request. So every host
 that waits gets the same share of the work, whether it asks for one value
-per request or for hundreds, and however many source ports it uses.
+per request or for hundreds, and however many source ports it uses. As in
+FQ-CoDel, a host that had nothing waiting starts at the head of the round
+with one quantum: an occasional cheap request is served next, not after a
+turn of every busy host.
 """
 
 from collections import deque
@@ -48,19 +51,30 @@ class FairQueue:
         self.ring = deque()         # hosts with requests waiting, the one whose turn it is first
         self.deficit = {}           # host -> work granted and not yet used
         self.size = 0
+        self.evicted = 0            # requests dropped from a longer queue to make room for another host's
 
     def __len__(self):
         return self.size
 
     def push(self, host, cost, item):
-        """Queue ``item``; False (nothing queued) when the queue or the host's share of it is full."""
+        """Queue ``item``; False (nothing queued) when the host's share is full, or when the queue is full and
+        no host has more waiting than this one (else that host's newest request makes room: many hosts
+        flooding together cannot keep a quiet one out)."""
         queue = self.queues.get(host)
-        if self.size >= self.total or (queue is not None and len(queue) >= self.per_host):
+        waiting = len(queue) if queue is not None else 0
+        if waiting >= self.per_host:
             return False
-        if queue is None:
-            queue = self.queues[host] = deque()
-            self.ring.append(host)
-            self.deficit[host] = 0
+        if self.size >= self.total:
+            longest = max(self.queues, key=lambda h: len(self.queues[h]))
+            if len(self.queues[longest]) <= waiting + 1:
+                return False
+            self.queues[longest].pop()
+            self.size -= 1
+            self.evicted += 1
+        if queue is None:                                   # a host that had nothing waiting goes first,
+            queue = self.queues[host] = deque()             # with one quantum: a quiet reader's cheap request
+            self.ring.appendleft(host)                      # does not wait for a round of the busy hosts
+            self.deficit[host] = self.quantum
         queue.append((cost, item))
         self.size += 1
         return True

@@ -124,29 +124,38 @@ def elements(object_type, refs, cls=None):
 
 
 def elements_asked(data, offset):
-    """Elements a confirmed request asks for, from its raw bytes (``offset``: its APDU): those of an RPM,
+    """Elements a confirmed request can make us compute, from its raw bytes (``offset``: its APDU): those of
+    an RPM, at most as many as its answer can hold (the rest is never computed: the answer is aborted);
     one for any other request (an RPM that does not parse is rejected before any work: one too)."""
     if offset + 4 <= len(data) and not data[offset] & 0x08 and data[offset + 3] == SERVICE_CHOICE:
         try:
-            return sum(elements(oid[0], refs) for oid, refs in parse_request(data[offset + 4:])) or 1
+            count = sum(elements(oid[0], refs) for oid, refs in parse_request(data[offset + 4:]))
         except (ValueError, IndexError):
-            pass
+            return 1
+        limit, _reason = answer_limit(data[offset] & 0x02, data[offset + 1] >> 4 & 0x07, data[offset + 1] & 0x0F)
+        return max(1, min(count, limit // ELEMENT_MIN_BYTES + 1))
     return 1
 
 
-def capacity(apdu):
-    """(bytes of ACK service data the client accepts, abort reason when more is needed)."""
+def answer_limit(segmented_accepted, max_segs, max_resp):
+    """(bytes of ACK service data a client accepts, abort reason when more is needed), from the request's
+    flag and codes (clause 20.1.2.4, 20.1.2.5)."""
     try:
-        size = decode_max_apdu_length_accepted(apdu.apduMaxResp)
+        size = decode_max_apdu_length_accepted(max_resp)
     except (ValueError, IndexError, TypeError):
         size = objects.MAX_APDU
-    if not apdu.apduSA:
+    if not segmented_accepted:
         return size, "segmentationNotSupported"
     try:
-        segments = decode_max_segments_accepted(apdu.apduMaxSegs)
+        segments = decode_max_segments_accepted(max_segs)
     except (IndexError, TypeError):
         segments = None
     return size * min(segments or MAX_ANSWER_SEGMENTS, MAX_ANSWER_SEGMENTS), "apduTooLong"
+
+
+def capacity(apdu):
+    """answer_limit of a decoded request."""
+    return answer_limit(apdu.apduSA, apdu.apduMaxSegs, apdu.apduMaxResp)
 
 
 def minimum_size(counts):

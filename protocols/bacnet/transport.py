@@ -19,11 +19,12 @@ and before any decoding:
   RPM's ALL counted as its object type's property count: ``elements``, set
   by the stack), paid from one bucket of WORK_RATE units/s. Beyond, a request
   waits in a short queue, at most 8 per *host* (an IP address: a client
-  rotating its source ports is still one client), then is dropped; waiting
-  hosts are served in deficit round robin, so each gets an equal share of
-  the work, whatever its requests cost: a host asking for expensive reads
-  back to back cannot take the loop from the bus engines, nor the turns of
-  the others;
+  rotating its source ports is still one client), then is dropped (when
+  the queue is full, the newest request of the host with most waiting makes
+  room for a host with fewer); waiting hosts are served in deficit round
+  robin, so each gets an equal share of the work, whatever its requests
+  cost: hosts asking for expensive reads back to back cannot take the loop
+  from the bus engines, nor the turns of the others;
 * a message for a network we do not reach is refused with
   Reject-Message-To-Network at once (bacpypes3 would look for a router and
   hold the datagram for seconds);
@@ -214,18 +215,27 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
             cost = REQUEST_COST + self.elements(data, apdu)
             self.counters["work_requested"] += cost
             if self.deferred or not self.work.take(self._loop.time(), cost):
+                evicted = self.deferred.evicted
                 if not self.deferred.push(addr[0], cost, (data, addr)):
                     self.counters["busy"] += 1
                     return
+                self.counters["busy"] += self.deferred.evicted - evicted     # another host's, to make room
                 self.counters["paced"] += 1
                 self._schedule_drain()
                 return
         self._start(data, addr)
 
     def _schedule_drain(self):
-        if self._drain_handle is None and self.deferred:
-            delay = max(MIN_DRAIN_DELAY, self.work.wait(self.deferred.head_cost()))
-            self._drain_handle = self._loop.call_later(delay, self._drain)
+        """Look at the queue again when the budget can pay the request whose turn it is (sooner if a
+        newcomer, first in turn, costs less than the one the drain was waiting for)."""
+        if not self.deferred:
+            return
+        when = self._loop.time() + max(MIN_DRAIN_DELAY, self.work.wait(self.deferred.head_cost()))
+        if self._drain_handle is not None:
+            if self._drain_handle.when() <= when:
+                return
+            self._drain_handle.cancel()
+        self._drain_handle = self._loop.call_at(when, self._drain)
 
     def _drain(self):
         self._drain_handle = None
