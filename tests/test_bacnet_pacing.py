@@ -8,7 +8,6 @@ process on another loopback address (127.0.0.2; the reader is 127.0.0.3).
 """
 
 import asyncio
-import json
 import sys
 import textwrap
 

@@ -318,4 +318,3 @@ def peer(address):
     """How the event log names a BACnet sender: IP:port (the port even when it is 47808), else network:MAC."""
     tup = getattr(address, "addrTuple", None)
     return "%s:%d" % tup if tup else str(address)
-
