@@ -416,13 +416,18 @@ class Door:
         self._gw.extremes.reset(address, load)
 
     def set_time(self, unix_time):
-        """Set the gateway's clock (BACnet TimeSynchronization, the web). Refused when the board cannot."""
+        """Set the gateway's clock (BACnet TimeSynchronization, the web). Refused when the board cannot.
+
+        Each change is an event-log record ("clock_set"): who (``by``, the caller with its address),
+        the time before (``old``) and after (``new``)."""
         self._check("set_time")
+        old = self._gw.clock.time()
         try:
             self._gw.set_time(unix_time)
-        except (OSError, NotImplementedError, ValueError) as exc:
+        except (OSError, NotImplementedError, ValueError, OverflowError) as exc:
             raise Refused(UNSUPPORTED, "the clock could not be set: %s" % exc) from None
-        log.info("clock set to %.3f by %r", unix_time, self.caller)
+        self._gw.alarms.record_event({"event": "clock_set", "by": repr(self.caller), "old": old, "new": unix_time})
+        log.info("clock set from %.3f to %.3f by %r", old, unix_time, self.caller)
 
     def start_detection(self, mode=None):
         """Start an auto-detection (FAST/FULL); Refused(BUSY) while one runs."""

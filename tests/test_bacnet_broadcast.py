@@ -148,7 +148,8 @@ def test_unconfirmed_broadcasts_still_work(tmp_path):
                 await nothing_answered_so_far(raw, s, invoke=230)
                 i_have = [d for kind, d in found if kind == "other" and d["apdu"][:2] == bytes((0x10, 1))]
                 assert sorted(d["source"] for d in i_have) == [(NET, b"\x0d"), (NET, b"\x0f")]
-                # UTCTimeSynchronization as a local broadcast sets the clock (bacnet.time_sync defaults to on)
+                # UTCTimeSynchronization as a local broadcast sets the clock (when bacnet.time_sync is on)
+                await s.gw.settings.set_many({"bacnet.time_sync": True})
                 raw.send(bvll(BVLC_ORIGINAL_BROADCAST, npdu(utc_time_synchronization(time.time()), False)), s.port)
                 await wait_for(lambda: counters["time_sync_applied"] == 1)
                 assert counters["confirmed_broadcast_ignored"] == 0

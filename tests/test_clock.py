@@ -68,7 +68,7 @@ def test_a_time_synchronization_moves_the_time_of_every_path_but_not_the_meters(
     injected = ManualClock(T0) if kind == "manual-clock" else None       # a test's clock, or none
     base = injected or SystemClock()          # the hardware clock: the meters keep it
     # every server binds port 0 and tells the port it got
-    settings = {"bacnet.enabled": True, "bacnet.port": 0, "bacnet.bind": "127.0.0.1",
+    settings = {"bacnet.enabled": True, "bacnet.port": 0, "bacnet.bind": "127.0.0.1", "bacnet.time_sync": True,
                 "time.utc_offset_min": UTC_OFFSET_MIN, "modbus.port": 0, "modbus.bind": "127.0.0.1"}
     http = web_server()
 
@@ -204,7 +204,7 @@ def logged_at(line):
 
 def test_the_daemon_logs_on_the_synchronized_time(tmp_path):
     proc = start_daemon(tmp_path / "state", "--board", "sim", "--topology", DEMO_TOPOLOGY,
-                        "--set", "bacnet.enabled=true", "--bacnet-port", "0",
+                        "--set", "bacnet.enabled=true", "--bacnet-port", "0", "--set", "bacnet.time_sync=true",
                         "--set", "bacnet.bind=127.0.0.1", log_level="info")
     status_url = proc.base + "/api/status"
     try:

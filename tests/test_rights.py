@@ -37,8 +37,8 @@ def test_field_protocols_need_their_service_and_the_policy():
     assert rights.check(Settings(**WRITES_ON), snmp, "start_detection")[0] == "rights"
     assert rights.check(Settings(**WRITES_ON), Caller("modbus"), "set_settings")[0] == "rights"
     bacnet = Caller("bacnet")
-    assert rights.check(Settings(bacnet__enabled=True), bacnet, "set_time") is None           # time_sync default on
-    assert rights.check(Settings(bacnet__enabled=True, bacnet__time_sync=False), bacnet, "set_time")[0] == "policy"
+    assert rights.check(Settings(bacnet__enabled=True), bacnet, "set_time")[0] == "policy"   # time_sync default off
+    assert rights.check(Settings(bacnet__enabled=True, bacnet__time_sync=True), bacnet, "set_time") is None
 
 
 def test_the_web_changes_settings_without_the_write_switch_a_protocol_needs():

@@ -134,7 +134,7 @@ ROWS = {
     "bacnet.bind": ("str", "0.0.0.0", (1, 64)),
     "bacnet.main_instance": ("int", 100, (0, 4194000)),
     "bacnet.network": ("int", 1000, (1, 65534)),                       # BACnet network numbers 1..65534
-    "bacnet.time_sync": ("bool", True, None),
+    "bacnet.time_sync": ("bool", False, None),                         # off: who may set the clock is a choice
     "policy.modbus_write": ("bool", False, None),
     "policy.snmp": ("bool", True, None),
     "policy.bacnet": ("bool", True, None),

@@ -148,7 +148,7 @@ _TABLE = (
         ("bacnet.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True, "text"),
         ("bacnet.main_instance", "int", 100, (0, 4194000), "admin", False, True, "number"),
         ("bacnet.network", "int", 1000, (1, 65534), "admin", False, True, "number"),
-        ("bacnet.time_sync", "bool", True, None, "admin", False, True, "checkbox"),
+        ("bacnet.time_sync", "bool", False, None, "admin", False, True, "checkbox"),
     )),
     ("protocols.network", "ip", (        # SPEC §10: 192.168.0.4 / 255.255.255.0, gateway 192.168.0.1; on reboot
         ("network.dhcp", "bool", False, None, "admin", False, False, "checkbox"),

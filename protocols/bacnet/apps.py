@@ -15,11 +15,11 @@ array, so relinquishing a slot can never uncover a value the meter refuses.
 """
 
 import asyncio
-import calendar
 import logging
 
 from bacpypes3.apdu import (
     APDU,
+    AbortPDU,
     APCISequence,
     ComplexAckPDU,
     ConfirmedRequestPDU,
@@ -212,16 +212,32 @@ class VirtualDeviceApplication(Application):
         """bacpypes3's version names vendor properties in ALL results by attribute name,
         which its standard PropertyIdentifier cannot encode, and builds several objects
         per value. Ours answers by number, in Property_List order, with one error element
-        per unknown object or property, and encodes the ACK directly (rpm.py)."""
+        per unknown object or property, and encodes the ACK directly (rpm.py).
+
+        An answer that cannot fit what the client accepts is aborted before any element
+        is computed (its size has a floor: rpm.minimum_size), or as soon as the answer
+        being built outgrows it; ``rpm_elements`` counts the elements computed."""
         specs = apdu.specs if isinstance(apdu, rpm.ReadPropertyMultipleRequest) else rpm.specs_of(apdu)
-        body, found, done = bytearray(), False, 0
+        resolved = []
         for oid, refs in specs:
             if oid == (DEVICE_TYPE, WILDCARD_INSTANCE) and self.device_object is not None:
                 oid = self.device_object.objectIdentifier
-            obj = self.objectIdentifier.get(oid)
+            resolved.append((oid, self.objectIdentifier.get(oid), refs))
+        limit, reason = rpm.capacity(apdu)
+        counts = [rpm.elements(oid[0], refs, type(obj)) if obj is not None else len(refs)
+                  for oid, obj, refs in resolved]
+        if rpm.minimum_size(counts) > limit:
+            await self._too_large(apdu, reason)
+            return
+        counters = self.counters
+        body, found, done = bytearray(), False, 0
+        for oid, obj, refs in resolved:
             found = found or obj is not None
             body += rpm.open_result(oid)
             for pid, index in refs:
+                if len(body) > limit:
+                    await self._too_large(apdu, reason)
+                    return
                 done += 1
                 if done % YIELD_EVERY == 0:
                     await asyncio.sleep(0)          # short steps: the bus engines' callbacks get their turn
@@ -230,9 +246,11 @@ class VirtualDeviceApplication(Application):
                     continue
                 selection = SELECTIONS.get(pid)
                 if selection is None:
+                    counters["rpm_elements"] += 1
                     body += await rpm.read_element(obj, pid, index)
                     continue
                 for name in objects.selection(type(obj), selection):
+                    counters["rpm_elements"] += 1
                     body += await rpm.read_element(obj, objects.vendor_number(name), None, skip_errors=True)
             body += rpm.CLOSE_RESULT
         if not found:
@@ -240,6 +258,10 @@ class VirtualDeviceApplication(Application):
         ack = ComplexAckPDU(context=apdu)
         ack.put_data(bytes(body))
         await self.response(ack)
+
+    async def _too_large(self, apdu, reason):
+        self.counters["rpm_too_large"] += 1
+        await self.response(AbortPDU(True, reason=reason, context=apdu))
 
     # WriteProperty ---------------------------------------------------------
     async def do_WritePropertyRequest(self, apdu):
@@ -286,21 +308,13 @@ class VirtualDeviceApplication(Application):
 
     # time synchronization (the gateway device only) -----------------------------
     async def do_TimeSynchronizationRequest(self, apdu):
-        self.site.time_sync(apdu.time, local=True)
+        self.site.time_sync(apdu.time, local=True, source=peer(apdu.pduSource))
 
     async def do_UTCTimeSynchronizationRequest(self, apdu):
-        self.site.time_sync(apdu.time, local=False)
+        self.site.time_sync(apdu.time, local=False, source=peer(apdu.pduSource))
 
 
-def unix_time(date_time, offset_min):
-    """Unix time of a BACnet DateTime (local when ``offset_min`` is given); None if a field is unspecified."""
-    year, month, day, _dow = date_time.date
-    hour, minute, second, hundredth = date_time.time
-    if 255 in (year, month, day, hour, minute, second) or month > 12 or day > 31:
-        return None
-    hundredth = 0 if hundredth == 255 else hundredth
-    try:
-        ts = calendar.timegm((1900 + year, month, day, hour, minute, second, 0, 0, 0)) + hundredth / 100.0
-    except (ValueError, OverflowError):
-        return None
-    return ts - offset_min * 60
+def peer(address):
+    """How the event log names a BACnet sender: IP:port (the port even when it is 47808), else network:MAC."""
+    tup = getattr(address, "addrTuple", None)
+    return "%s:%d" % tup if tup else str(address)

@@ -282,8 +282,10 @@ def _class_properties(cls):
             if name == "objectIdentifier" or inspect.getattr_static(cls, name, None) is not None]
 
 
-for _cls in (MeterAnalogInput, MinMaxAnalogInput, AveragedAnalogInput, MeterBinaryInput, MeterBinaryOutput,
-             VirtualDevice):
+OBJECT_CLASSES = (MeterAnalogInput, MinMaxAnalogInput, AveragedAnalogInput, MeterBinaryInput, MeterBinaryOutput,
+                  VirtualDevice)
+
+for _cls in OBJECT_CLASSES:
     extra = ("units",) if issubclass(_cls, MeterAnalogInput) else ()     # an instance attribute
     _cls.EXPOSED = tuple(n for n in _class_properties(_cls) if n != "propertyList") + extra
     _cls.propertyList = property(lambda self, _list=_exposed(_cls, _cls.EXPOSED): _list)

@@ -9,11 +9,20 @@ value [4] or error [5])). Values themselves are still encoded by bacpypes3
 (``value.encode()``), except Present_Value's REAL, the common case. A request
 this parser does not accept goes to bacpypes3's decoder (which rejects it if
 it is really malformed).
+
+Its cost is known from the request: the number of elements (an ALL,
+REQUIRED or OPTIONAL counting as the properties it expands to) and, since an
+element takes at least ELEMENT_MIN_BYTES in the ACK, a lower bound of the
+answer's size. The transport paces requests by ``elements_asked``; the
+application refuses an answer that cannot fit the client's maximum APDU (or
+its segments) before computing any element, and stops as soon as the answer
+being built outgrows it (a few unreadable properties of an ALL may be left
+out, so the bound is only a floor).
 """
 
 import struct
 
-from bacpypes3.apdu import ConfirmedRequestPDU
+from bacpypes3.apdu import ConfirmedRequestPDU, decode_max_apdu_length_accepted, decode_max_segments_accepted
 from bacpypes3.basetypes import ErrorClass, ErrorCode
 from bacpypes3.errors import ExecutionError
 from bacpypes3.primitivedata import Real
@@ -22,6 +31,10 @@ from protocols.bacnet import objects
 
 CLOSE_RESULT = b"\x1f"                  # closing tag 1 (listOfResults)
 SERVICE_CHOICE = 14
+SELECTION_IDS = {8: "all", 105: "required", 80: "optional"}      # PropertyIdentifier all / required / optional
+RESULT_MIN_BYTES = 7                    # object identifier [0] (5) + opening and closing tag 1
+ELEMENT_MIN_BYTES = 5                   # property [2] (1+1) + opening [4], a 1-byte value, closing [4]
+MAX_ANSWER_SEGMENTS = 16                # an answer is sent in at most this many segments, whatever the client says
 
 
 class ReadPropertyMultipleRequest(ConfirmedRequestPDU):
@@ -40,6 +53,9 @@ class ReadPropertyMultipleRequest(ConfirmedRequestPDU):
         self.apduService = apdu.apduService
         self.pduSource = apdu.pduSource
         self.pduDestination = None
+        self.apduSA = apdu.apduSA             # what the client accepts: segments, their number and size
+        self.apduMaxSegs = apdu.apduMaxSegs
+        self.apduMaxResp = apdu.apduMaxResp
 
 
 def _context(data, p, tag):
@@ -66,7 +82,7 @@ def parse_request(data):
         while data[p] != 0x1F:
             pid, p = _context(data, p, 0)
             index = None
-            if p < size and data[p] & 0xF8 == 0x18:
+            if p < size and 0x19 <= data[p] <= 0x1C:         # context tag 1, 1..4 octets (0x1F closes the list)
                 index, p = _context(data, p, 1)
             refs.append((pid, index))
         if not refs:
@@ -76,6 +92,75 @@ def parse_request(data):
     if not specs:
         raise ValueError("empty request")
     return specs
+
+
+def _largest_selections():
+    """{object type: {selection property id: the most properties it expands to}}, over our object classes."""
+    sizes = {}
+    for cls in objects.OBJECT_CLASSES:
+        per_type = sizes.setdefault(int(cls.objectType), {})
+        for pid, which in SELECTION_IDS.items():
+            per_type[pid] = max(per_type.get(pid, 0), len(objects.selection(cls, which)))
+    return sizes
+
+
+_SELECTION_SIZES = _largest_selections()
+
+
+def elements(object_type, refs, cls=None):
+    """Elements the references of one object ask for: one per property, a selection as many as it expands
+    to (for ``cls`` when the object is known, else the most any object of the type has)."""
+    sizes = _SELECTION_SIZES.get(object_type, {})
+    count = 0
+    for pid, _index in refs:
+        which = SELECTION_IDS.get(pid)
+        if which is None:
+            count += 1
+        elif cls is not None:
+            count += len(objects.selection(cls, which))
+        else:
+            count += sizes.get(pid, 1)
+    return count
+
+
+def elements_asked(data, offset):
+    """Elements a confirmed request can make us compute, from its raw bytes (``offset``: its APDU): those of
+    an RPM, at most as many as its answer can hold (the rest is never computed: the answer is aborted);
+    one for any other request (an RPM that does not parse is rejected before any work: one too)."""
+    if offset + 4 <= len(data) and not data[offset] & 0x08 and data[offset + 3] == SERVICE_CHOICE:
+        try:
+            count = sum(elements(oid[0], refs) for oid, refs in parse_request(data[offset + 4:]))
+        except (ValueError, IndexError):
+            return 1
+        limit, _reason = answer_limit(data[offset] & 0x02, data[offset + 1] >> 4 & 0x07, data[offset + 1] & 0x0F)
+        return max(1, min(count, limit // ELEMENT_MIN_BYTES + 1))
+    return 1
+
+
+def answer_limit(segmented_accepted, max_segs, max_resp):
+    """(bytes of ACK service data a client accepts, abort reason when more is needed), from the request's
+    flag and codes (clause 20.1.2.4, 20.1.2.5)."""
+    try:
+        size = decode_max_apdu_length_accepted(max_resp)
+    except (ValueError, IndexError, TypeError):
+        size = objects.MAX_APDU
+    if not segmented_accepted:
+        return size, "segmentationNotSupported"
+    try:
+        segments = decode_max_segments_accepted(max_segs)
+    except (IndexError, TypeError):
+        segments = None
+    return size * min(segments or MAX_ANSWER_SEGMENTS, MAX_ANSWER_SEGMENTS), "apduTooLong"
+
+
+def capacity(apdu):
+    """answer_limit of a decoded request."""
+    return answer_limit(apdu.apduSA, apdu.apduMaxSegs, apdu.apduMaxResp)
+
+
+def minimum_size(counts):
+    """The fewest bytes of an ACK with ``counts`` elements per object (each element at least ELEMENT_MIN_BYTES)."""
+    return sum(RESULT_MIN_BYTES + ELEMENT_MIN_BYTES * n for n in counts)
 
 
 def specs_of(decoded):

@@ -12,18 +12,24 @@ empty when the service opens.
 
 import asyncio
 import logging
+import time
 from collections import Counter
 
 from bacpypes3.basetypes import ObjectTypesSupported
 
 from core import catalogue
 from daemon import api
-from protocols.bacnet import objects, points as pts
-from protocols.bacnet.apps import unix_time
+from protocols.bacnet import objects, points as pts, timesync
+from protocols.bacnet.pacing import TokenBucket
 
 log = logging.getLogger("gateway.bacnet")
 
 OBJECT_TYPES = ("device", "analogInput", "binaryInput", "binaryOutput")
+# A supervisor synchronises the clock now and then (at start, hourly): more than this is
+# no synchronisation, and each change is an event-log record (a ring shared with the alarms)
+# and each refusal a log line of the door.
+CLOCK_CHANGES_RATE, CLOCK_CHANGES_BURST = 1 / 60.0, 5.0
+REFUSALS_LOGGED_RATE, REFUSALS_LOGGED_BURST = 1 / 10.0, 5.0     # log lines about refused synchronisations
 
 
 def _object_types_supported():
@@ -43,6 +49,9 @@ class Site:
         # Event counts of the whole BACnet service (transport, stack, apps, time
         # sync), shown in the status: a Counter so every site just adds 1.
         self.counters = Counter()
+        now = time.monotonic()              # not the gateway clock: that is what a synchronisation moves
+        self.clock_changes = TokenBucket(CLOCK_CHANGES_RATE, CLOCK_CHANGES_BURST, now)
+        self.refusals_logged = TokenBucket(REFUSALS_LOGGED_RATE, REFUSALS_LOGGED_BURST, now)
 
     def forget(self, address):
         """Another meter at ``address``: its commands go (the shared extremes follow the topology)."""
@@ -57,24 +66,38 @@ class Site:
     def datetime(self, ts):
         return objects.local_datetime(ts, self.offset_min())
 
-    def time_sync(self, date_time, local):
-        """(UTC)TimeSynchronization: set the gateway clock through the door (``bacnet.time_sync``).
+    def time_sync(self, date_time, local, source):
+        """(UTC)TimeSynchronization from ``source``: set the gateway clock through the door.
 
         Both services are unconfirmed, so a refusal cannot be answered: it is
-        counted and logged, and the clock is left alone.
+        counted and logged (a few lines, then only counted), and the clock is
+        left alone. Refused: an instant timesync.py does not accept, more
+        attempts than CLOCK_CHANGES_RATE allows (an attempt the switch then
+        refuses counts too), the switch ``bacnet.time_sync`` off (the
+        default). The door records each change in the event log: who
+        (protocol and ``source``), the time before and after.
         """
-        ts = unix_time(date_time, self.offset_min() if local else 0)
+        ts, problem = timesync.instant(date_time.date, date_time.time, self.offset_min() if local else 0)
         if ts is None:
-            self.counters["time_sync_invalid"] += 1
+            self._refused("time_sync_invalid", source, problem)
             return
+        if not self.clock_changes.take(time.monotonic()):     # before the door, which logs each refusal
+            self._refused("time_sync_limited", source, "more than %d in a row" % int(CLOCK_CHANGES_BURST))
+            return
+        door = self.door.as_caller(api.Caller(self.door.caller.protocol, peer=source))
         try:
-            self.door.set_time(ts)
+            door.set_time(ts)
         except api.Refused as exc:
-            self.counters["time_sync_refused" if exc.reason in (api.POLICY, api.RIGHTS) else "time_sync_failed"] += 1
-            log.info("BACnet time synchronization not applied: %s", exc)
+            policy = exc.reason in (api.POLICY, api.RIGHTS)
+            self._refused("time_sync_refused" if policy else "time_sync_failed", source, str(exc))
             return
         self.counters["time_sync_applied"] += 1
-        log.info("clock set by BACnet %stime synchronization", "" if local else "UTC ")
+        log.info("clock set by BACnet %stime synchronization from %s", "" if local else "UTC ", source)
+
+    def _refused(self, counter, source, why):
+        self.counters[counter] += 1
+        if self.refusals_logged.take(time.monotonic()):
+            log.info("BACnet time synchronization from %s not applied: %s", source, why)
 
 
 class _View:

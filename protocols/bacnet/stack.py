@@ -21,7 +21,7 @@ from bacpypes3.pdu import LocalStation
 from bacpypes3.vlan import VirtualNetwork
 from bacpypes3.vlan.link import VirtualLinkLayer
 
-from protocols.bacnet import apps, objects, points as pts
+from protocols.bacnet import apps, objects, points as pts, rpm
 from protocols.bacnet.site import GatewayView, MeterView
 from protocols.bacnet.transport import GuardedDatagramServer, GuardedLinkLayer
 
@@ -79,6 +79,7 @@ class BacnetStack:
         self.server = GuardedDatagramServer(self.counters)
         bound = await self.server.open(host, port)
         self.server.networks = frozenset((network,))
+        self.server.elements = rpm.elements_asked
         self.vlan = GuardedVirtualNetwork("openm70-bacnet-%d" % next(_names))
         self.vlan.counters = self.counters
         view = GatewayView(self.site, main_instance)

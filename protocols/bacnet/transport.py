@@ -14,9 +14,17 @@ and before any decoding:
   What-Is-Network-Number) spend tokens of a per-source and a global bucket,
   so a Who-Is flood costs a few microseconds per datagram and cannot turn
   into a flood of I-Am answers (each Who-Is may wake 1 + 32 devices);
-* confirmed requests are paced to REQUEST_RATE (the excess waits in a short
-  queue, at most 8 per client, then is dropped): a client reading back to
-  back cannot take the loop from the bus engines, nor the queue from others;
+* confirmed requests are paced by the work they ask for, not by their
+  number: each costs REQUEST_COST units plus one per element it reads (an
+  RPM's ALL counted as its object type's property count: ``elements``, set
+  by the stack), paid from one bucket of WORK_RATE units/s. Beyond, a request
+  waits in a short queue, at most 8 per *host* (an IP address: a client
+  rotating its source ports is still one client), then is dropped (when
+  the queue is full, the newest request of the host with most waiting makes
+  room for a host with fewer); waiting hosts are served in deficit round
+  robin, so each gets an equal share of the work, whatever its requests
+  cost: hosts asking for expensive reads back to back cannot take the loop
+  from the bus engines, nor the turns of the others;
 * a message for a network we do not reach is refused with
   Reject-Message-To-Network at once (bacpypes3 would look for a router and
   hold the datagram for seconds);
@@ -30,13 +38,13 @@ and before any decoding:
 
 import asyncio
 import logging
-from collections import Counter, deque
 
 from bacpypes3.comm import Server, bind
 from bacpypes3.ipv4.bvll import BVLLCodec
 from bacpypes3.ipv4.service import BIPNormal
 from bacpypes3.pdu import PDU, IPv4Address, LocalBroadcast, LocalStation
 
+from protocols.bacnet.pacing import FairQueue, TokenBucket
 from protocols.udpsock import BROADCAST, bind_udp
 
 log = logging.getLogger("gateway.bacnet")
@@ -60,57 +68,55 @@ SOURCE_RATE, SOURCE_BURST = 5.0, 10.0     # discovery requests / s per source ad
 GLOBAL_RATE, GLOBAL_BURST = 20.0, 40.0    # and for everybody together
 MAX_SOURCES = 1024
 CONFIRMED = ("confirmed", None)
-# Confirmed requests are paced: beyond REQUEST_RATE they wait (at most
-# MAX_DEFERRED of them) for their turn. Measured (bench/RESULTS-bacnet.md):
-# a client reading 20 values per RPM back to back, paced to 200/s, slows the
-# poll cycle by 3.9 % (target 5 %) and still reads 4000 values/s, the whole
-# 32-meter site faster than the buses refresh it.
-REQUEST_RATE, REQUEST_BURST = 200.0, 40.0
+# Confirmed requests are paced by work units: REQUEST_COST for the request
+# itself (decoding, transaction, answer: about what 20 elements of an RPM cost,
+# measured round trips) plus one per element read. The budget is what was
+# measured harmless (bench/RESULTS.md): REQUEST_RATE RPMs of 20 values per
+# second slow the poll cycle by 3.9 % (target 5 %); a ReadProperty alone then
+# gets about 380/s. A request costing more than the burst waits for a full
+# bucket and leaves it in debt: its real work is paid.
+REQUEST_RATE = 200.0                    # RPMs of TYPICAL_ELEMENTS values per second
+REQUEST_COST, TYPICAL_ELEMENTS = 20, 20
+WORK_RATE = REQUEST_RATE * (REQUEST_COST + TYPICAL_ELEMENTS)
+WORK_BURST = 40 * (REQUEST_COST + TYPICAL_ELEMENTS)
+QUANTUM = REQUEST_COST + TYPICAL_ELEMENTS     # work a waiting host is granted per round (deficit round robin)
 MAX_DEFERRED = 64
-MAX_DEFERRED_PER_SOURCE = 8             # one chatty client cannot fill the queue for the others
+MAX_DEFERRED_PER_HOST = 8               # one chatty host (any number of ports) cannot fill the queue for the others
+MIN_DRAIN_DELAY = 1.0 / REQUEST_RATE    # the queue is looked at no more often than this
 
 
-class TokenBucket:
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate, burst, now):
-        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, now
-
-    def take(self, now):
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+def one_element(_data, _offset):
+    """Elements a confirmed request asks for, when the stack tells no better."""
+    return 1
 
 
 def classify(data):
     """Walk the BVLC and NPDU headers without decoding anything.
 
-    Returns (problem, kind, dnet, routed, broadcast): ``problem`` is the
+    Returns (problem, kind, dnet, routed, broadcast, apdu): ``problem`` is the
     counter name of what is wrong (None when well framed), ``kind`` the
     discovery kind if the message is one (CONFIRMED for a confirmed request),
     ``dnet`` the destination network (None if local), ``routed`` whether the
-    sender is behind another router (SNET present) and ``broadcast`` whether
-    the message was sent to a broadcast address (local, remote or global).
+    sender is behind another router (SNET present), ``broadcast`` whether
+    the message was sent to a broadcast address (local, remote or global) and
+    ``apdu`` the offset of the APDU (or of the network message).
     """
     size = len(data)
     if size < 4 or data[0] != BVLC_TYPE:
-        return "bad_bvlc", None, None, False, False
+        return "bad_bvlc", None, None, False, False, None
     function = data[1]
     if function not in BVLC_FUNCTIONS:
-        return "bad_bvlc", None, None, False, False
+        return "bad_bvlc", None, None, False, False, None
     if (data[2] << 8 | data[3]) != size or size > MAX_DATAGRAM:
-        return "bad_bvlc_length", None, None, False, False
+        return "bad_bvlc_length", None, None, False, False, None
     if function not in NPDU_FUNCTIONS:
-        return None, None, None, False, False
+        return None, None, None, False, False, None
     offset = 10 if function == FORWARDED_NPDU else 4
     dnet = None
     broadcast = function in BROADCAST_FUNCTIONS
     try:
         if data[offset] != 0x01:
-            return "bad_npdu", None, None, False, False
+            return "bad_npdu", None, None, False, False, None
         control = data[offset + 1]
         p = offset + 2
         if control & 0x20:                  # DNET, DLEN, DADR
@@ -130,10 +136,10 @@ def classify(data):
         else:
             kind = CONFIRMED if data[p] >> 4 == 0 else None
         if p >= size:
-            return "truncated_npdu", None, None, False, False
+            return "truncated_npdu", None, None, False, False, None
     except IndexError:
-        return "truncated_npdu", None, None, False, False
-    return None, kind, dnet, bool(control & 0x08), broadcast
+        return "truncated_npdu", None, None, False, False, None
+    return None, kind, dnet, bool(control & 0x08), broadcast, p
 
 
 class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
@@ -146,9 +152,9 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         self.local_address = None
         self.broadcast = None
         self.inflight = set()
-        self.deferred = deque()
-        self.deferred_by_source = Counter()
-        self.requests = None
+        self.deferred = FairQueue(QUANTUM, MAX_DEFERRED_PER_HOST, MAX_DEFERRED, WORK_BURST)
+        self.work = None
+        self.elements = one_element         # (datagram, APDU offset) -> elements it asks for (set by the stack)
         self._drain_handle = None
         self.networks = frozenset()         # networks we route to (set by the stack)
         self.sources = {}
@@ -164,7 +170,7 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         self.local_address = IPv4Address(bound)
         self.broadcast = (BROADCAST, bound[1])
         self.discovery = TokenBucket(GLOBAL_RATE, GLOBAL_BURST, loop.time())
-        self.requests = TokenBucket(REQUEST_RATE, REQUEST_BURST, loop.time())
+        self.work = TokenBucket(WORK_RATE, WORK_BURST, loop.time())
         return bound
 
     def close(self):
@@ -174,7 +180,6 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         for task in list(self.inflight):
             task.cancel()
         self.deferred.clear()
-        self.deferred_by_source.clear()
         if self._drain_handle is not None:
             self._drain_handle.cancel()
             self._drain_handle = None
@@ -188,7 +193,7 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
 
     def datagram_received(self, data, addr):
         self.counters["datagrams"] += 1
-        problem, kind, dnet, routed, broadcast = classify(data)
+        problem, kind, dnet, routed, broadcast, apdu = classify(data)
         if problem is not None:
             self.counters[problem] += 1
             return
@@ -206,29 +211,41 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
                 self.counters["discovery_limited"] += 1
                 return
             self.counters["discovery_accepted"] += 1
-        elif kind is CONFIRMED and (self.deferred or not self.requests.take(self._loop.time())):
-            if len(self.deferred) >= MAX_DEFERRED or self.deferred_by_source[addr] >= MAX_DEFERRED_PER_SOURCE:
-                self.counters["busy"] += 1
+        elif kind is CONFIRMED:
+            cost = REQUEST_COST + self.elements(data, apdu)
+            self.counters["work_requested"] += cost
+            if self.deferred or not self.work.take(self._loop.time(), cost):
+                evicted = self.deferred.evicted
+                if not self.deferred.push(addr[0], cost, (data, addr)):
+                    self.counters["busy"] += 1
+                    return
+                self.counters["busy"] += self.deferred.evicted - evicted     # another host's, to make room
+                self.counters["paced"] += 1
+                self._schedule_drain()
                 return
-            self.counters["paced"] += 1
-            self.deferred.append((data, addr))
-            self.deferred_by_source[addr] += 1
-            if self._drain_handle is None:
-                self._drain_handle = self._loop.call_later(1.0 / REQUEST_RATE, self._drain)
-            return
         self._start(data, addr)
+
+    def _schedule_drain(self):
+        """Look at the queue again when the budget can pay the request whose turn it is (sooner if a
+        newcomer, first in turn, costs less than the one the drain was waiting for)."""
+        if not self.deferred:
+            return
+        when = self._loop.time() + max(MIN_DRAIN_DELAY, self.work.wait(self.deferred.head_cost()))
+        if self._drain_handle is not None:
+            if self._drain_handle.when() <= when:
+                return
+            self._drain_handle.cancel()
+        self._drain_handle = self._loop.call_at(when, self._drain)
 
     def _drain(self):
         self._drain_handle = None
         now = self._loop.time()
-        while self.deferred and self.requests.take(now):
-            data, addr = self.deferred.popleft()
-            self.deferred_by_source[addr] -= 1
-            if not self.deferred_by_source[addr]:
-                del self.deferred_by_source[addr]
-            self._start(data, addr)
-        if self.deferred:
-            self._drain_handle = self._loop.call_later(1.0 / REQUEST_RATE, self._drain)
+        while True:
+            item = self.deferred.pop(lambda cost: self.work.take(now, cost))
+            if item is None:
+                break
+            self._start(*item)
+        self._schedule_drain()
 
     def _start(self, data, addr):
         if len(self.inflight) >= MAX_INFLIGHT:

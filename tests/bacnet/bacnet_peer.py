@@ -127,6 +127,24 @@ def frame_read_property(invoke, obj_type, instance, prop, dnet=None, mac=None):
                      bytes((mac,)) if mac is not None else b""))
 
 
+def rpm_apdu(invoke, specs, max_resp=5, max_segs=None):
+    """ReadPropertyMultiple (service 14): ``specs`` = [(type, instance, [property ids])]. ``max_resp`` is the
+    clause 20.1.2.5 code (0 = 50 octets ... 5 = 1476); ``max_segs`` the 20.1.2.4 code of the segments the
+    client accepts (None: segmented response not accepted)."""
+    head = bytes((0x02 if max_segs is not None else 0x00, (max_segs or 0) << 4 | max_resp, invoke, 0x0E))
+    body = b""
+    for obj_type, instance, props in specs:
+        refs = b"".join(b"\x09" + bytes((p,)) if p < 256 else b"\x0a" + struct.pack(">H", p) for p in props)
+        body += b"\x0c" + object_id(obj_type, instance) + b"\x1e" + refs + b"\x1f"
+    return head + body
+
+
+def time_synchronization_apdu(date, time, utc=True):
+    """(UTC)TimeSynchronization (unconfirmed service 9 or 6) with raw fields: ``date`` = (year - 1900, month,
+    day, weekday), ``time`` = (hour, minute, second, hundredths); any octet, 255 = unspecified."""
+    return bytes((0x10, 9 if utc else 6, 0xA4)) + bytes(date) + b"\xb4" + bytes(time)
+
+
 def frame_who_is(low=None, high=None, dnet=0xFFFF):
     apdu = b"\x10\x08"
     if low is not None:
@@ -175,15 +193,22 @@ def parse_answer(data):
 
 
 class RawUdp(asyncio.DatagramProtocol):
-    """A loopback UDP socket, open inside ``async with``; answers land in a queue."""
+    """A loopback UDP socket, open inside ``async with``; answers land in a queue. ``host``: its address
+    (127.0.0.2, 127.0.0.3... are other hosts on loopback: Linux routes all of 127/8 to lo)."""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1"):
         self.answers = asyncio.Queue()
         self.transport = None
+        self.host = host
 
     async def __aenter__(self):
-        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=(self.host, 0))
         return self
+
+    @property
+    def address(self):
+        """(host, port) the gateway sees this socket as."""
+        return self.transport.get_extra_info("sockname")
 
     async def __aexit__(self, *exc):
         self.transport.close()
