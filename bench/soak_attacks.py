@@ -2,7 +2,9 @@
 
 Every attack is ``attack(target, n)``: ``target`` knows the daemon's ports and
 can restart it, ``n`` is the attack's size (the bench's table gives the full and
-the short size). It returns ``(requests sent, note)``. Attacks are bounded in
+the short size). It returns ``(requests sent, note)``, or ``(requests sent,
+note, applied)`` when it can see whether the gateway applied what it had to
+refuse: ``applied`` counts those (SPEC §11: bad input changes nothing). Attacks are bounded in
 count; where they wait (for a marker answer, a connection), they wait with
 generous guards, so a slow machine sends the same attack, only later.
 They are the ones that found issue 13's defects, written with raw sockets and
@@ -392,7 +394,8 @@ class _Marker:
                 check = lambda data: wire.snmp_response_id(data) == rid          # noqa: E731
             else:
                 invoke = self.n & 0xFF
-                self.sock.sendto(wire.read_property(invoke, wire.DEVICE, 100, wire.PROP_OBJECT_NAME), (LOCAL, self.port))
+                self.sock.sendto(wire.read_property(invoke, wire.DEVICE, 100, wire.PROP_OBJECT_NAME),
+                                 (LOCAL, self.port))
                 check = lambda data: wire.bacnet_answer(data) == ("complex", invoke)       # noqa: E731
             try:
                 while not check(self.sock.recv(65535)):
@@ -454,9 +457,14 @@ def _snmp_seeds():
             wire.snmp_message(1, "publicV2", wire.GETNEXT, 9, oids[:1]),
             wire.snmp_message(1, "publicV2", wire.GETBULK, 11, oids[:2], 1, 20),
             wire.snmp_message(1, "nobody", wire.SET, 12, oids[:1]),
-            wire.snmp_v3_message(5, b"", flags=0x04, scoped=wire.seq(wire.ber_str(b""), wire.ber_str(b""),
-                                                                      wire.tlv(wire.GET, wire.ber_int(5) + wire.ber_int(0)
-                                                                               + wire.ber_int(0) + wire.seq())))]
+            wire.snmp_v3_message(5, b"", flags=0x04, scoped=_scoped_get(5, []))]
+
+
+def _scoped_get(request_id, oids):
+    """A plaintext scoped PDU (empty context engine ID and name) carrying a GET of ``oids``."""
+    varbinds = wire.seq(*(wire.seq(wire.ber_oid(oid), wire.NULL) for oid in oids))
+    pdu = wire.tlv(wire.GET, wire.ber_int(request_id) + wire.ber_int(0) + wire.ber_int(0) + varbinds)
+    return wire.seq(wire.ber_str(b""), wire.ber_str(b""), pdu)
 
 
 def snmp_mutants(target, n):
@@ -479,11 +487,7 @@ def snmp_oversized(target, n):
     varbinds = b"".join(_indefinite(0x30, wire.ber_oid(oid) + wire.NULL) for oid in oids)
     indefinite = _indefinite(0x30, wire.ber_int(1) + wire.ber_str("wrong") + _indefinite(
         wire.GET, wire.ber_int(78) + wire.ber_int(0) + wire.ber_int(0) + _indefinite(0x30, varbinds)))
-    scoped = wire.seq(wire.ber_str(b""), wire.ber_str(b""), wire.tlv(wire.GET, wire.ber_int(79) + wire.ber_int(0)
-                                                                      + wire.ber_int(0) + wire.seq(*(
-                                                                          wire.seq(wire.ber_oid(o), wire.NULL)
-                                                                          for o in oids))))
-    v3 = wire.snmp_v3_message(80, b"user", b"\x80\x00\x00\x00\x01", flags=0x04, scoped=scoped)
+    v3 = wire.snmp_v3_message(80, b"user", b"\x80\x00\x00\x00\x01", flags=0x04, scoped=_scoped_get(79, oids))
     kinds = [wrong, indefinite, v3]
     sock = _udp()
     for i in range(n):
@@ -506,7 +510,8 @@ def snmp_v3_random(target, n):
 
     def make(i):
         user = "".join(rnd.choice(letters) for _ in range(rnd.randint(4, 16))).encode()
-        return wire.snmp_v3_message(rnd.randrange(1 << 31), user, b"", 0x07, bytes(rnd.randrange(256) for _ in range(64)),
+        encrypted = bytes(rnd.randrange(256) for _ in range(64))
+        return wire.snmp_v3_message(rnd.randrange(1 << 31), user, b"", 0x07, encrypted,
                                     priv=bytes(rnd.randrange(256) for _ in range(8)))
     lost = _flood(target, "snmp", n, make)
     return n, "%d markers unanswered" % lost
@@ -518,7 +523,8 @@ def _bacnet_seeds(target):
     mac, ais = target.bacnet_meter
     return [wire.read_property(1, wire.DEVICE, 100, wire.PROP_OBJECT_NAME),
             wire.read_property(2, wire.ANALOG_INPUT, ais[0], wire.PROP_PRESENT_VALUE, dnet=1000, mac=mac),
-            wire.read_property_multiple(3, [(wire.ANALOG_INPUT, a) for a in ais[:3]], wire.PROP_PRESENT_VALUE, 1000, mac),
+            wire.read_property_multiple(3, [(wire.ANALOG_INPUT, a) for a in ais[:3]], wire.PROP_PRESENT_VALUE,
+                                        1000, mac),
             wire.read_property(4, wire.DEVICE, 100, wire.PROP_OBJECT_LIST), wire.who_is(),
             wire.bvlc(wire.npdu(b"\x10\x07\x3d\x04\x00M-7", expecting_reply=False)),               # Who-Has
             wire.bvlc(b"\x01\x80\x00")]                                           # Who-Is-Router-To-Network
@@ -579,8 +585,10 @@ def bacnet_timesync(target, n):
     now = time.gmtime()
     _flood(target, "bacnet", 1, lambda i: wire.time_sync(now.tm_year, now.tm_mon, now.tm_mday, now.tm_wday + 1,
                                                           now.tm_hour, now.tm_min, now.tm_sec, utc=True))
+    applied = sum(k for (sent, seen), k in shown.items() if sent == seen and sent in (1901, 2154))
     return n, "clock's year after a sync to (year sent: year shown): %s; after a correct one: %s" % (
-        ", ".join("%s:%s×%d" % (sent, seen, k) for (sent, seen), k in sorted(shown.items(), key=str)), _year(target))
+        ", ".join("%s:%s×%d" % (sent, seen, k) for (sent, seen), k in sorted(shown.items(), key=str)),
+        _year(target)), applied
 
 
 def _year(target):

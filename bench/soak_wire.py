@@ -147,7 +147,8 @@ def context_unsigned(tag, value):
 
 
 def read_property(invoke, obj_type, instance, prop, dnet=None, mac=None):
-    apdu = bytes((0x00, 0x05, invoke & 0xFF, 0x0C)) + b"\x0c" + object_id(obj_type, instance) + context_unsigned(1, prop)
+    apdu = bytes((0x00, 0x05, invoke & 0xFF, 0x0C)) + b"\x0c" + object_id(obj_type, instance)
+    apdu += context_unsigned(1, prop)
     return bvlc(npdu(apdu, dnet, bytes((mac,)) if mac is not None else b""))
 
 
