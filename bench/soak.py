@@ -464,6 +464,8 @@ def main():
         parser.error("unknown attack(s) %s; known: %s" % (", ".join(sorted(unknown)),
                                                           ", ".join(name for name, *_ in ATTACKS)))
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    signal.signal(signal.SIGINT, signal.default_int_handler)          # also when started in the background
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))            # either way the daemon is stopped below
     workdir = tempfile.mkdtemp(prefix="soak-")
     bench = Bench(args.short, workdir)
     try:
