@@ -284,13 +284,14 @@ def probe_figures(results):
 
 
 class Bench:
+    """One daemon in ``workdir``, the quiet reference, then one measured row per attack (``run``)."""
+
     def __init__(self, short, workdir, lag=True):
         """``lag=False`` (the test suite's short run) skips what only the loop-lag and latency figures need:
         a fresh daemon before a row whose lag max is already above target, the light clients' extra second."""
         self.short, self.lag = short, lag
         self.daemon = Daemon(os.path.join(workdir, "state"), os.path.join(workdir, "daemon.log"))
-        self.baseline = {}
-        self.reference = None
+        self.baseline = {}                # bus -> mean poll cycle (ms) in the quiet reference
 
     def start(self):
         """The first start detects the site (FULL); when lag is measured, a plain restart then gives the rows a
@@ -302,10 +303,8 @@ class Bench:
 
     def quiet_reference(self, seconds):
         """The poll cycle per bus and the light clients' latencies with nothing but the light clients."""
-        row = self.measure("(quiet reference)", lambda target, n: (0, time.sleep(n) or "light clients only"),
-                           seconds, reference=True)
-        self.reference = row
-        return row
+        return self.measure("(quiet reference)", lambda target, n: (0, time.sleep(n) or "light clients only"),
+                            seconds, reference=True)
 
     def _fds_samples(self, count=5):
         samples = []
