@@ -61,7 +61,7 @@ NOFILE = 1024
 MB = 1024 * 1024
 
 # name, attack, full size, short size (the short size is about 1/50, never below what the attack needs to mean
-# anything: a few connections, one detection, one restart; the connect flood sends two waves of 1,000 so that a
+# anything: a few connections, one detection, one restart; the connect flood sends five waves of 1,000 so that a
 # traceback per dropped connection, issue 13 item 3, crosses the log budget; SNMPv3 sends 20,000 so that pysnmp's
 # ~700 bytes kept per datagram, item 4, cross the 5 MB bound. The SNMP rows come first, on a heap with no slack
 # left by other attacks: the one-off 6 MB an oversized datagram's decode takes (item 5) shows, the leak is not
@@ -76,7 +76,7 @@ ATTACKS = (
     ("http_huge_headers", attacks.http_huge_headers, 100, 4),
     ("http_huge_bodies", attacks.http_huge_bodies, 50, 2),
     ("http_keepalive_hoard", attacks.http_keepalive_hoard, 60, 3),
-    ("http_connect_flood", attacks.http_connect_flood, 10000, 2000),
+    ("http_connect_flood", attacks.http_connect_flood, 10000, 5000),
     ("modbus_mutants", attacks.modbus_mutants, 100000, 2000),
     ("modbus_churn", attacks.modbus_churn, 5000, 100),
     ("bacnet_mutants", attacks.bacnet_mutants, 100000, 2000),
