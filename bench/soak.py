@@ -265,11 +265,11 @@ def cycle_mean(before, after, bus, baseline):
     return (a["mean_cycle_ms"] * kept_a - b["mean_cycle_ms"] * kept_b + dropped * baseline) / new
 
 
-def false_errors(before, after):
-    """The rise of the meters' communication errors between two status summaries."""
+def false_errors(before, after, kind="errors"):
+    """The rise of the meters' communication errors (or only their timeouts) between two status summaries."""
     total = 0
-    for key, count in after["errors"].items():
-        was = before["errors"].get(key, 0)
+    for key, count in after[kind].items():
+        was = before[kind].get(key, 0)
         total += count - was if count >= was else count          # a restarted process counts from 0
     return total
 
@@ -382,6 +382,7 @@ class Bench:
             "lag_p99_ms": lag_p99, "lag_max_ms": lag_max,
             "probes": probe_figures(probes.results), "cycle_ratio": cycle,
             "false_errors": false_errors(before, after) if after else None,
+            "false_timeouts": false_errors(before, after, "timeouts") if after else None,
             "applied": applied[0] if applied else None,
             "note": "; ".join(notes + [note]),
         }

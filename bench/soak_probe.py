@@ -43,12 +43,14 @@ def http_status(port, timeout=10.0):
 
 def summary(doc):
     """What the bench keeps of a status document: loop lag, each bus's cycle figures, and per device its
-    communication errors (timeouts, bad CRCs, bad frames: the simulated meters never cause one, so each is false,
-    and each counts toward the "Modbus slave timeout" alarm)."""
+    timeouts and all its communication errors (timeouts, bad CRCs, bad frames: the simulated meters never cause
+    one, so each is false, and each counts toward the "Modbus slave timeout" alarm)."""
     return {"at": time.monotonic(), "loop_lag": doc["loop_lag"],
             "buses": dict((name, {"cycles": bus.get("cycles", 0), "cycle_ms": bus.get("cycle_ms"),
                                   "mean_cycle_ms": bus.get("mean_cycle_ms")})
                           for name, bus in doc["buses"].items()),
+            "timeouts": dict(("%s/%d" % (d["bus"], d["address"]), d["counters"].get("timeouts", 0))
+                             for d in doc["devices"]),
             "errors": dict(("%s/%d" % (d["bus"], d["address"]), sum(d["counters"].get(k, 0) for k in ERRORS))
                            for d in doc["devices"]),
             "time": doc["gateway"].get("time")}
