@@ -25,15 +25,16 @@ LOG_BUDGET = 100 * 1024
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
+def soak_run(tmp_path_factory):
+    """The short bench run once: (the bench, its daemon still running, for a row measured again; rows by name)."""
     bench = soak.Bench(short=True, workdir=str(tmp_path_factory.mktemp("soak")), lag=False)
     bench.start()
     try:
-        out = {}
+        rows = {}
         for row in bench.run():
             print(soak.format_row(row), "|", row["note"])
-            out[row["attack"]] = row
-        return out
+            rows[row["attack"]] = row
+        yield bench, rows
     finally:
         bench.stop()
 
@@ -57,17 +58,27 @@ def count_targets(row):
     return missed
 
 
-def test_the_quiet_reference_keeps_every_count(rows):
+def test_the_quiet_reference_keeps_every_count(soak_run):
     """Light clients only: every count-based target holds, and every light client was answered every time,
     so a row's failure below is its attack's, not the harness's."""
-    row = rows["(quiet reference)"]
+    row = soak_run[1]["(quiet reference)"]
     assert count_targets(row) == [], soak.format_row(row)
     for kind, probe in row["probes"].items():
         assert probe["asked"] > 0 and probe["failures"] == 0, (kind, probe)
 
 
 @pytest.mark.parametrize("name", [name for name, *_ in soak.ATTACKS])
-def test_an_attack_leaves_the_daemon_as_it_found_it(rows, name):
+def test_an_attack_leaves_the_daemon_as_it_found_it(soak_run, name):
+    bench, rows = soak_run
     row = rows[name]
     assert row["sent"] > 0, row
-    assert count_targets(row) == [], "%s\n%s" % (soak.format_row(row), row["note"])
+    missed = count_targets(row)
+    if missed and all("false meter timeouts" in m for m in missed):
+        # A meter also times out when the machine does not run the daemon for longer than the meter timeout
+        # (five other test runs share these two cores). The attack is measured once more: an attack that
+        # causes timeouts causes them again; a busy moment of the machine seldom comes back at the same place.
+        attack, size = next((attack, short) for n, attack, _full, short in soak.ATTACKS if n == name)
+        row = bench.measure(name, attack, size)
+        print(soak.format_row(row), "|", row["note"], "(measured again)")
+        missed = count_targets(row)
+    assert missed == [], "%s\n%s" % (soak.format_row(row), row["note"])
