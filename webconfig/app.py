@@ -24,8 +24,9 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 # The page's assets change only with the software: a browser may keep them a
 # few minutes (no validators are sent, so an upgrade shows within that time).
 STATIC_CACHE_CONTROL = "max-age=300"
-TEXT_PREFIX = "web."                 # the catalogue texts the pages show (GET /api/i18n/<language>)
-MAX_PASSWORD_FIELD = 1024            # longer is a malformed body (the accounts refuse beyond 128 anyway)
+TEXT_PREFIXES = ("web.", "language.")     # the catalogue texts the pages show (GET /api/i18n/<language>)
+MAX_PASSWORD_FIELD = 1024
+MAX_LANGUAGE_FIELD = 16              # "fr", "fr-CA", an Accept-Language tag; more is a malformed body            # longer is a malformed body (the accounts refuse beyond 128 anyway)
 
 
 def load_static(directory=STATIC_DIR):
@@ -78,9 +79,10 @@ def _bad_request(message):
 
 
 def catalogue_texts():
-    """{language: {key: text}} of the pages' texts, built once."""
-    return dict((language, dict((key, i18n.text(key, language)) for key in sorted(i18n.CATALOGUES["en"])
-                                if key.startswith(TEXT_PREFIX)))
+    """{language: {key: template}} of the pages' texts, built once (a page fills the ``{placeholders}``)."""
+    english = i18n.CATALOGUES[i18n.DEFAULT_LANGUAGE]
+    return dict((language, dict((key, i18n.CATALOGUES[language].get(key, english[key])) for key in sorted(english)
+                                if key.startswith(TEXT_PREFIXES)))
                 for language in i18n.LANGUAGES)
 
 
@@ -133,7 +135,8 @@ def make_app(door, mount=None):
         base, old, secure = auth.door(), auth.session_id(), auth.over_https()
         if not data or not isinstance(data.get("profile"), str) or data["profile"] not in rights.PROFILES \
                 or not _text_field(data, "password", required=False) \
-                or not (data.get("language") is None or isinstance(data.get("language"), str)):
+                or not (data.get("language") is None or (isinstance(data.get("language"), str)
+                                                         and 0 < len(data["language"]) <= MAX_LANGUAGE_FIELD)):
             return _bad_request("expected {\"profile\": one of %s, \"password\": \"...\", \"language\": \"en\"|\"fr\"}"
                                 % "/".join(rights.PROFILES))
         language = i18n.language_of(data.get("language") or auth.language())

@@ -58,9 +58,16 @@ _RULE = [(re.compile(r"at least (\d+) characters"), "web.rule.min_length", "min"
          (re.compile(r"differ from the current one"), "web.rule.differ", None)]
 
 
+def header(name, default=""):
+    """A request header as sent (latin-1 text, never decoded further: a byte that is not UTF-8 is no error)."""
+    key = "HTTP_" + name.upper().replace("-", "_")
+    return bottle.request.environ.get(key, default)
+
+
 def session_id():
     """The session id the client sent (a cookie), or None."""
-    return bottle.request.get_cookie(SESSION_COOKIE) or None
+    found = re.search(r"(?:^|;)\s*%s=([A-Za-z0-9_-]{1,128})\s*(?:;|$)" % SESSION_COOKIE, header("Cookie"))
+    return found.group(1) if found else None
 
 
 def peer():
@@ -73,7 +80,7 @@ def language():
     if ENVIRON_LANGUAGE not in environ:
         session = environ.get(ENVIRON_SESSION)
         asked = (session or {}).get("language") or bottle.request.query.get("lang") or \
-            bottle.request.get_header("Accept-Language", "")[:16]
+            header("Accept-Language")[:16]
         environ[ENVIRON_LANGUAGE] = i18n.language_of(asked)
     return environ[ENVIRON_LANGUAGE]
 
@@ -129,14 +136,13 @@ def refused(exc):
 
 def same_origin():
     """False when Origin (or, without it, Referer) names a host other than the one the request was sent to."""
-    request = bottle.request
-    source = request.get_header("Origin") or request.get_header("Referer")
+    source = header("Origin") or header("Referer")
     if not source:
         return True             # a script (curl, urllib) sends neither; the CSRF token still binds it
     if source == "null":
         return False
     parts = urlsplit(source)
-    host = request.get_header("Host", "")
+    host = header("Host")
     return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
 
 
@@ -187,7 +193,7 @@ class Access:
             return None
         if session is None:
             return refusal(api.AUTH, language(), "not logged in, or the session ended")
-        if changing and check_csrf and not self.base_door.csrf_ok(sid, bottle.request.get_header(CSRF_HEADER)):
+        if changing and check_csrf and not self.base_door.csrf_ok(sid, header(CSRF_HEADER, None)):
             return refusal("csrf", language())
         if access == "session":
             return None
