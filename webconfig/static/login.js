@@ -57,7 +57,6 @@ function showChange(profile) {
   who = profile;
   $("login-form").hidden = true;
   $("change-form").hidden = false;
-  $("heading").textContent = t("web.change.title");
   $("change-intro").textContent = t("web.change.intro", {profile: t("web.profile." + profile)});
   $("current").focus();
 }
