@@ -10,9 +10,11 @@ handler runs). A ``read`` route may name a ``command`` too (a generated
 file): the door checks it for the session's profile, or User's. The plugin resolves the
 caller once per request, before the handler, so a refusal changes nothing.
 
-Anonymous requests act as the User profile for ``read`` routes: User has no
-password (SPEC §7.1), so asking for an explicit User login would prove
-nothing and would cost a session per monitoring script. Anything above
+Every request acts as the User profile on ``read`` routes, logged in or not:
+User has no password (SPEC §7.1), so asking for an explicit User login would
+prove nothing and would cost a session per monitoring script; and a read
+does not count as a session's use, so a page left polling the status does
+not keep a session from idling out. Anything above
 User needs a session: 401 without one, 403 when its profile lacks the right.
 Every POST/PUT/DELETE except the login itself carries the session's token in
 ``X-CSRF-Token``; an ``Origin`` (or, without it, a ``Referer``) naming
@@ -173,9 +175,7 @@ class Access:
     def _admit(self, access, command, check_csrf):
         """None when the request may go on (its door and session set in the environ), else (status, answer)."""
         environ = bottle.request.environ
-        sid = session_id()
-        session = self.base_door.session(sid) if sid else None
-        environ[ENVIRON_SESSION] = session
+        environ[ENVIRON_SESSION] = None
         environ[ENVIRON_DOOR] = self.base_door.as_caller(Caller("web", "user", peer()))
         changing = bottle.request.method in STATE_CHANGING
         if changing and not same_origin():
@@ -183,14 +183,17 @@ class Access:
         if access == "public":
             return None
         if access == "read":
-            if session is not None and not session["must_change"]:
-                environ[ENVIRON_DOOR] = self.base_door.as_caller(Caller("web", session["profile"], peer()))
+            # Reads are User's and never look the session up: a looked-up session counts as used, and a
+            # status page polling every 2 s would keep an Admin logged in for ever.
             if command is not None:
                 try:
                     environ[ENVIRON_DOOR].check(command)
                 except api.Refused as exc:
                     return refused(exc)
             return None
+        sid = session_id()
+        session = self.base_door.session(sid) if sid else None
+        environ[ENVIRON_SESSION] = session
         if session is None:
             return refusal(api.AUTH, language(), "not logged in, or the session ended")
         if changing and check_csrf and not self.base_door.csrf_ok(sid, header(CSRF_HEADER, None)):
