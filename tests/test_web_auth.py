@@ -317,3 +317,60 @@ def test_malformed_logins_are_400_and_change_nothing(tmp_path):
                 assert status == 400, (body, answer)
             assert file_bytes(gw, "accounts.json") == before["accounts"]
     asyncio.run(scenario())
+
+
+def test_a_flood_of_logins_keeps_the_session_table_bounded_and_the_admin_logged_in(tmp_path):
+    web = web_server()
+
+    async def scenario():
+        async with running_gateway(tmp_path / "state", topology_with(), services=[web]) as gw:
+            base = "http://127.0.0.1:%d" % web.server.port
+            admin = await run(web_login, base, "admin")
+            cap = gw.sessions.cap
+
+            def flood():
+                for _ in range(3 * cap):
+                    assert WebClient(base).login("user")[0] == 200
+            await run(flood)
+            assert len(gw.sessions) <= cap
+            assert (await run(admin.post, "/api/settings", {"gateway.name": "Still here"}))[0] == 200
+    asyncio.run(scenario())
+
+
+def test_over_https_the_session_cookie_is_secure(tmp_path):
+    """The server's own TLS (a self-signed certificate made here with openssl): the cookie gets Secure."""
+    import ssl
+    import subprocess
+    import urllib.request
+
+    from daemon.__main__ import board_routes
+    from webconfig.app import make_app
+    from webconfig.server import HttpServer
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-days", "1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+
+    def make(door, board):
+        make.server = HttpServer(make_app(door, mount=board_routes(board)), host="127.0.0.1", port=0,
+                                 ssl_context=context)
+        return make.server
+    make.name, make.with_board = "web", True
+
+    def login(port):
+        client_context = ssl.create_default_context(cafile=str(cert))
+        client_context.check_hostname = False
+        request = urllib.request.Request("https://127.0.0.1:%d/api/login" % port, method="POST",
+                                         data=json.dumps({"profile": "user"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30, context=client_context) as response:
+            return response.status, response.headers["Set-Cookie"]
+
+    async def scenario():
+        async with running_gateway(tmp_path / "state", topology_with(), services=[make]):
+            return await run(login, make.server.port)
+
+    status, cookie = asyncio.run(scenario())
+    assert status == 200 and "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
