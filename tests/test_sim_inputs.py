@@ -96,6 +96,7 @@ def test_bad_fault_and_event_values_are_refused_and_the_meters_keep_answering(tm
                                        for name, bus in board.buses.items()), guard=30)
             assert all(bus._thread.is_alive() and bus.stats["errors"] == 0 for bus in board.buses.values())
             # a value within range is still taken (the refusals above were the values, not the route)
-            status, answer = await asyncio.to_thread(post_raw, admin, "/api/sim/meters/" + A40, b'{"extra_delay": 0.05}')
+            status, answer = await asyncio.to_thread(post_raw, admin, "/api/sim/meters/" + A40,
+                                                     b'{"extra_delay": 0.05}')
             assert (status, answer) == (200, {"ok": True}) and board.find_meter(netid=0xA40001).extra_delay == 0.05
     asyncio.run(scenario())

@@ -101,7 +101,8 @@ def test_admin_logs_in_with_the_default_password_and_must_change_it_by_keyboard(
     assert "Log in to the gateway" in login["text"] and login["lang"] == "en"
     assert "Change the password" in change["text"] and "The password of the Admin profile must be changed" in \
         change["text"]
-    assert problems == ["an upper-case letter", "a digit", "a special character (not a letter or a digit)"], problems
+    assert problems == ["an upper-case letter", "a digit", "a special character (not a letter or a digit)"], \
+        problems
     assert still_default                                    # the weak password changed nothing
     assert who == "Logged in as Admin" and logoff_visible and logoff_text == "Log off"
     assert sessions == 0                                    # Log off ended the session on the gateway
@@ -173,7 +174,8 @@ def test_the_french_pages_are_french_and_the_banner_shows_when_the_policy_asks(t
     for english in ("Log in", "Password", "Profile", "Language", "English", "Warning"):
         assert english not in login["text"], (english, login["text"])
     for words in ("Changer le mot de passe", "Mot de passe actuel", "Nouveau mot de passe",
-                  "Le nouveau mot de passe est refusé", "au moins 10 caractères", "une lettre majuscule", "un chiffre"):
+                  "Le nouveau mot de passe est refusé", "au moins 10 caractères", "une lettre majuscule",
+                  "un chiffre"):
         assert words in change["text"], (words, change["text"])
     assert "upper-case" not in change["text"] and "Change the password" not in change["text"]
     for probe in found.values():

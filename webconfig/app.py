@@ -25,8 +25,8 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 # few minutes (no validators are sent, so an upgrade shows within that time).
 STATIC_CACHE_CONTROL = "max-age=300"
 TEXT_PREFIXES = ("web.", "language.")     # the catalogue texts the pages show (GET /api/i18n/<language>)
-MAX_PASSWORD_FIELD = 1024
-MAX_LANGUAGE_FIELD = 16              # "fr", "fr-CA", an Accept-Language tag; more is a malformed body            # longer is a malformed body (the accounts refuse beyond 128 anyway)
+MAX_PASSWORD_FIELD = 1024            # longer is a malformed body (the accounts refuse beyond 128 anyway)
+MAX_LANGUAGE_FIELD = 16              # "fr", "fr-CA", an Accept-Language tag; more is a malformed body
 
 
 def load_static(directory=STATIC_DIR):
@@ -67,15 +67,14 @@ def _refused(exc, language=None):
     return auth.refusal(exc.reason, language, str(exc), exc.details)
 
 
-def _caller_door(_door=None):
+def _caller_door():
     """The door bound to this request's caller (the session's profile; User without one)."""
     return auth.door()
 
 
 def _bad_request(message):
     """A malformed request: 400 with the catalogue's words (and the precise English ones in English)."""
-    status, answer = auth.refusal("bad_request", auth.language(), message)
-    return status, answer
+    return auth.refusal("bad_request", auth.language(), message)
 
 
 def catalogue_texts():
