@@ -261,6 +261,81 @@ def http_json(url, body=None):
         return exc.code, json.loads(exc.read())
 
 
+# The passwords the harness gives the profiles at their forced first change (the rule: >= 10 characters with
+# upper and lower case, a digit and a special character).
+STRONG_PASSWORDS = {"advanced": "Advanced-Pass-2026", "totem": "Totem-Pass-2026!", "admin": "Admin-Pass-2026!",
+                    "cyber": "Cyber-Pass-2026!"}
+DEFAULT_PASSWORDS = {"advanced": "Advanced", "totem": "Totem", "admin": "Admin", "cyber": "Cyber"}   # the manual
+
+
+class WebClient:
+    """A browser-like client of the web API over real HTTP: keeps the session cookie and the CSRF token and
+    sends them (the token in X-CSRF-Token on every POST), as docs/status-api.md tells a script to."""
+
+    def __init__(self, base):
+        self.base, self.cookie, self.csrf, self.session = base.rstrip("/"), None, None, None
+
+    def request(self, method, path, body=None, headers=None, raw=None):
+        """(status, decoded JSON answer or the bytes, response headers)."""
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        sent = {"Content-Type": "application/json"}
+        if self.cookie:
+            sent["Cookie"] = "m70_session=" + self.cookie
+        if self.csrf and method != "GET":
+            sent["X-CSRF-Token"] = self.csrf
+        sent.update(headers or {})
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers=dict((k, v) for k, v in sent.items() if v is not None))
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, answer, got = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as exc:
+            status, answer, got = exc.code, exc.read(), exc.headers
+        cookie = re.search(r"m70_session=([^;]*)", got.get("Set-Cookie") or "")
+        if cookie:
+            self.cookie = cookie.group(1) or None
+        try:
+            answer = json.loads(answer)
+        except ValueError:
+            pass
+        return status, answer, got
+
+    def get(self, path):
+        return self.request("GET", path)[:2]
+
+    def post(self, path, body=None):
+        return self.request("POST", path, {} if body is None else body)[:2]
+
+    def login(self, profile, password="", language="en"):
+        status, answer = self.post("/api/login", {"profile": profile, "password": password, "language": language})
+        if status == 200:
+            self.csrf, self.session = answer["csrf"], answer
+        return status, answer
+
+    def change_password(self, current, new):
+        status, answer = self.post("/api/password", {"current": current, "new": new})
+        if status == 200:
+            self.csrf, self.session = answer["csrf"], answer
+        return status, answer
+
+
+def web_login(base, profile="admin", language="en"):
+    """A WebClient logged in as ``profile`` through the real routes. A profile still on its default password
+    is changed to STRONG_PASSWORDS[profile] first (the forced change); one changed before logs in with it."""
+    client = WebClient(base)
+    if profile == "user":
+        assert client.login("user", "", language)[0] == 200
+        return client
+    status, answer = client.login(profile, DEFAULT_PASSWORDS[profile], language)
+    if status == 401:
+        status, answer = client.login(profile, STRONG_PASSWORDS[profile], language)
+    assert status == 200, answer
+    if answer["must_change"]:
+        status, answer = client.change_password(DEFAULT_PASSWORDS[profile], STRONG_PASSWORDS[profile])
+        assert status == 200 and not answer["must_change"], answer
+    return client
+
+
 def wait_until(predicate, guard=60.0):
     """wait_for without an event loop (a daemon in its own process): the first true value of predicate();
     a refused connection counts as not yet."""

@@ -11,7 +11,8 @@ import sys
 import time
 
 import pytest
-from conftest import DEMO_TOPOLOGY, REPO, http_get, http_json, mbpoll, parse_mbpoll, start_daemon, wait_until
+from conftest import (DEMO_TOPOLOGY, REPO, http_get, http_json, mbpoll, parse_mbpoll, start_daemon, wait_until,
+                      STRONG_PASSWORDS, web_login)
 from pymodbus.client import ModbusTcpClient
 
 from core import catalogue
@@ -70,11 +71,13 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     code, first = http_json(base + "/api/status")
     assert code == 200 and first["gateway"]["board"] == "sim"
     assert first["devices"] == [] and first["discovery"]["state"] == "idle"      # a fresh state dir: nothing yet
-    code, body = http_json(base + "/api/discovery", {"mode": "full"})
+    assert http_json(base + "/api/discovery", {"mode": "full"})[0] == 401     # starting one needs a profile
+    admin = web_login(base, "admin")                       # the forced change of the default password included
+    code, body = admin.post("/api/discovery", {"mode": "full"})
     assert code == 202 and body["state"] == "running"
-    code, body = http_json(base + "/api/discovery", {"mode": "full"})
+    code, body = admin.post("/api/discovery", {"mode": "full"})
     assert code == 409                                     # one detection at a time
-    assert http_json(base + "/api/discovery", {"mode": "turbo"})[0] == 400
+    assert admin.post("/api/discovery", {"mode": "turbo"})[0] == 400
     wait_until(lambda: http_json(base + "/api/discovery")[1]["state"] == "done", guard=90)
 
     def all_good():
@@ -103,7 +106,8 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
 
     # the command-line way to run a detection against a running gateway
     tool = subprocess.run([sys.executable, "-m", "tools.detect", "--url", base, "--mode", "fast"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, M70_PASSWORD=STRONG_PASSWORDS["admin"]))
     assert tool.returncode == 0, tool.stderr
     assert "7 devices found" in tool.stdout and "A-40" in tool.stdout and "E23" not in tool.stdout
 

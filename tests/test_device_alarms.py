@@ -16,7 +16,7 @@ import pytest
 
 from board.base import ManualClock
 from conftest import (demo_devices, demo_topology, http_json, keeping_event_log, running_gateway, service_door,
-                      status_of, wait_for, web_server)
+                      status_of, wait_for, web_login, web_server)
 from core import meter_events as ev
 from daemon.runtime.device_alarms import HISTORY_LOGGED
 from daemon.state.topology import Device
@@ -288,6 +288,7 @@ def test_simulation_api_sets_alarms_and_refuses_bad_input(tmp_path):
         async with running_gateway(tmp_path / "state", demo_topology(), QUIET, services=[web]) as gw:
             await _preset(gw)
             base = "http://127.0.0.1:%d" % web.server.port          # bound to 0 by the server
+            admin = await asyncio.to_thread(web_login, base, "admin")   # the simulation routes need Admin
             meter, device, engine = _meter_and_device(gw, I35_AT_5)
             slot = {"slot": 3, "load": 1, "key": "i1", "op": ">", "threshold": 0.001}
             refused = [
@@ -317,14 +318,13 @@ def test_simulation_api_sets_alarms_and_refuses_bad_input(tmp_path):
                                                    "duration_ms": 2 ** 31}, 400),
             ]
             for path, payload, code in refused:
-                status, answer = await asyncio.to_thread(http_json, base + path, payload)
+                status, answer = await asyncio.to_thread(admin.post, path, payload)
                 assert status == code and answer.get("error"), (path, payload, answer)
             assert meter.events.slots == [] and meter.events.next_number == 0
 
-            assert (await asyncio.to_thread(http_json, base + "/api/sim/meters/DC85EA/alarms",
-                                            {"alarms": [slot]}))[0] == 200
+            assert (await asyncio.to_thread(admin.post, "/api/sim/meters/DC85EA/alarms", {"alarms": [slot]}))[0] == 200
             device_alarm = {"kind": "device", "index": 2, "load": 2, "criticality": "critical"}
-            assert (await asyncio.to_thread(http_json, base + "/api/sim/meters/DC85EA/events", device_alarm))[0] == 200
+            assert (await asyncio.to_thread(admin.post, "/api/sim/meters/DC85EA/events", device_alarm))[0] == 200
             await wait_for(lambda: meter.events.next_number == 2)     # the threshold alarm starts at the next poll
             await gw.event_reader.check_device(engine, device)
             status, answer = await asyncio.to_thread(http_json, base + "/api/alarms")

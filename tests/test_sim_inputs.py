@@ -8,10 +8,9 @@ names the field, nothing changes, and the meters go on answering.
 
 import asyncio
 import json
-import urllib.error
 import urllib.request
 
-from conftest import demo_devices, demo_topology, running_gateway, wait_for, web_server
+from conftest import demo_devices, demo_topology, running_gateway, wait_for, web_login, web_server
 
 U30, A40, I35_AT_5 = "D5038A", "A40001", "DC85EA"
 
@@ -55,14 +54,9 @@ BAD_ALARMS = [
 ]
 
 
-def post_raw(url, data):
-    """(status, decoded JSON answer) of a POST of raw bytes."""
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+def post_raw(client, path, data):
+    """(status, decoded JSON answer) of a POST of raw bytes by a logged-in client."""
+    return client.request("POST", path, raw=data)[:2]
 
 
 def get_json(url):
@@ -78,6 +72,7 @@ def test_bad_fault_and_event_values_are_refused_and_the_meters_keep_answering(tm
             await gw.topology.replace(demo_devices())
             await wait_for(lambda: all(p.cycles >= 2 for p in gw.pollers.values()), guard=30)
             base = "http://127.0.0.1:%d/api/sim/meters" % web.server.port
+            admin = await asyncio.to_thread(web_login, "http://127.0.0.1:%d" % web.server.port, "admin")
             board = gw.board
             before = await asyncio.to_thread(get_json, base)
             logs = dict((m.netid, m.events.next_number) for bus in board.buses.values() for m in bus.meters
@@ -87,7 +82,7 @@ def test_bad_fault_and_event_values_are_refused_and_the_meters_keep_answering(tm
             cases += [("/%s/events" % I35_AT_5, body, field) for body, field in BAD_EVENTS]
             cases += [("/%s/alarms" % I35_AT_5, body, field) for body, field in BAD_ALARMS]
             for path, body, field in cases:
-                status, answer = await asyncio.to_thread(post_raw, base + path, body)
+                status, answer = await asyncio.to_thread(post_raw, admin, "/api/sim/meters" + path, body)
                 assert status == 400, (path, body[:60], status, answer)
                 assert field in answer["error"] and "Traceback" not in answer["error"], (body[:60], answer)
             # nothing changed: the meters' faults, event logs and alarm slots are as they were
@@ -101,6 +96,7 @@ def test_bad_fault_and_event_values_are_refused_and_the_meters_keep_answering(tm
                                        for name, bus in board.buses.items()), guard=30)
             assert all(bus._thread.is_alive() and bus.stats["errors"] == 0 for bus in board.buses.values())
             # a value within range is still taken (the refusals above were the values, not the route)
-            status, answer = await asyncio.to_thread(post_raw, base + "/" + A40, b'{"extra_delay": 0.05}')
+            status, answer = await asyncio.to_thread(post_raw, admin, "/api/sim/meters/" + A40,
+                                                     b'{"extra_delay": 0.05}')
             assert (status, answer) == (200, {"ok": True}) and board.find_meter(netid=0xA40001).extra_delay == 0.05
     asyncio.run(scenario())

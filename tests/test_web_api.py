@@ -10,21 +10,34 @@ import asyncio
 import json
 import os
 
-from conftest import demo_devices, demo_topology, http_json, running_gateway, wait_for, web_server
+from conftest import demo_devices, demo_topology, http_json, running_gateway, wait_for, web_login, web_server
 
 IO10 = 15                    # the IO-10 of the demo site, outputs out_1..out_n at load 0
 I35_AT_5 = 0xDC85EA
+_admins = {}                 # port -> the Admin's logged-in client (each test's gateway is fresh)
+
+
+async def admin(port):
+    """The Admin's session on the gateway at ``port``: logged in (and its default password changed) once."""
+    if port not in _admins:
+        _admins[port] = await asyncio.to_thread(web_login, "http://127.0.0.1:%d" % port, "admin")
+    return _admins[port]
 
 
 async def post(port, path, body):
-    return await asyncio.to_thread(http_json, "http://127.0.0.1:%d%s" % (port, path), body)
+    """(status, answer) of a POST as the Admin, with its session cookie and CSRF token."""
+    client = await admin(port)
+    return await asyncio.to_thread(client.post, path, body)
 
 
 async def raw_post(port, path, payload):
-    """(status, JSON answer) of a POST whose body is ``payload`` bytes as given."""
+    """(status, JSON answer) of a POST (as the Admin) whose body is ``payload`` bytes as given."""
+    client = await admin(port)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                 b"Connection: close\r\n\r\n%s" % (path.encode(), len(payload), payload))
+                 b"Cookie: m70_session=%s\r\nX-CSRF-Token: %s\r\n"
+                 b"Connection: close\r\n\r\n%s" % (path.encode(), len(payload), client.cookie.encode(),
+                                                     client.csrf.encode(), payload))
     answer = await reader.read()
     writer.close()
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -37,6 +50,7 @@ def test_settings_are_changed_whole_or_not_at_all_and_by_the_right_profile(tmp_p
     async def scenario():
         async with running_gateway(tmp_path / "state", demo_topology(), services=[web]) as gw:
             port = web.server.port
+            _admins.pop(port, None)
             status, answer = await post(port, "/api/settings", {"gateway.name": "Plant A", "gateway.location": "B2"})
             assert (status, answer) == (200, {"ok": True, "changed": ["gateway.location", "gateway.name"]})
             with open(tmp_path / "state" / "settings.json") as handle:
@@ -64,6 +78,7 @@ def test_a_write_to_a_meter_is_awaited_without_blocking_the_loop_and_needs_the_p
         async with running_gateway(tmp_path / "state", demo_topology(), {"bus.digiware.timeout_ms": 400},
                                    services=[web]) as gw:
             port = web.server.port
+            _admins.pop(port, None)
             await gw.topology.replace(demo_devices())
             await wait_for(lambda: all(p.cycles >= 2 for p in gw.pollers.values()), guard=30)
             io10 = gw.board.find_meter(address=IO10)
@@ -107,6 +122,7 @@ def test_alarms_are_acknowledged_and_counters_reset_by_the_door(tmp_path):
         async with running_gateway(tmp_path / "state", demo_topology(), {"poll.backoff_max_s": 1},
                                    services=[web]) as gw:
             port = web.server.port
+            _admins.pop(port, None)
             await gw.topology.replace(demo_devices())
             await wait_for(lambda: all(p.cycles >= 2 for p in gw.pollers.values()), guard=30)
             status, answer = await post(port, "/api/alarms/acknowledge", {"alarm": 3, "source": "digiware:5"})
@@ -146,6 +162,7 @@ def test_the_settings_file_is_untouched_by_a_refused_change(tmp_path):
     async def scenario():
         async with running_gateway(tmp_path / "state", demo_topology(), services=[web]):
             port = web.server.port
+            _admins.pop(port, None)
             path = tmp_path / "state" / "settings.json"
             before = os.path.getmtime(path) if os.path.exists(path) else None
             status, _answer = await post(port, "/api/settings", {"gateway.name": ""})      # too short

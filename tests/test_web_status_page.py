@@ -73,8 +73,10 @@ async def _open_status_page(browser, base, width, height, shot):
             "n => Array.from(document.querySelectorAll('#devices .device')).filter("
             "d => /Quality/.test(d.textContent)).length >= n", arg=len(demo_devices()), timeout=20000)
         await page.wait_for_function("() => /Last update/.test(document.getElementById('last-update').textContent)")
+        await page.wait_for_function("() => document.getElementById('who').textContent")
         await page.screenshot(path=str(shot))             # what the user sees first, at this viewport
-        return await page.evaluate(LAYOUT_PROBE), await page.evaluate(VALUE_ROWS)
+        who = (await page.text_content("#who"), await page.is_visible("#login-link"), await page.is_visible("#logoff"))
+        return await page.evaluate(LAYOUT_PROBE), await page.evaluate(VALUE_ROWS), who
     finally:
         await page.close()
 
@@ -105,8 +107,10 @@ def test_status_page_fits_desktop_and_tablet_without_clipping(tmp_path):
 
     results = asyncio.run(body())
     print("screenshots:", *(str(s) for s in shots.values()))
-    for (width, height), (layout, values) in results.items():
+    for (width, height), (layout, values, who) in results.items():
         where = "%dx%d" % (width, height)
+        # nobody logged in: the page reads as the User profile and offers the login, not a Log off
+        assert who == ("Not logged in (User profile)", True, False), (where, who)
         assert layout["counterTables"] == len(demo_devices()) and layout["counterCells"] > 0, (where, layout)
         assert layout["scrollWidth"] <= layout["innerWidth"], (where, "the page scrolls sideways", layout)
         assert layout["problemCount"] == 0, (where, "cells not readable whole", layout)

@@ -2,7 +2,9 @@
 
 The application receives the door (``daemon/api.py``) and nothing else of the
 gateway; each request gets the door bound to its caller (``Caller("web",
-profile)``), so rights and the policy are checked behind it. Handlers run on
+profile)``, the session's profile, User without one: ``webconfig/auth.py``),
+and every route says what it needs, checked before its handler runs, so
+rights and the policy are checked on the server behind the door. Handlers run on
 the daemon's loop: synchronous ones only read memory, async ones
 (``jsonio.deferred``) await the door's commands without blocking the loop.
 Documented in docs/status-api.md.
@@ -13,21 +15,18 @@ import os
 
 import bottle
 
-from daemon import api
-from webconfig import jsonio
+from daemon import api, i18n
+from daemon.security import rights
+from webconfig import auth, jsonio
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-# Until login and profiles exist (the web-configuration issue), every web
-# request acts with this profile: the rights the web had before the door.
-WEB_PROFILE = "admin"
-# The door's refusals -> HTTP status
-REFUSAL_STATUS = {api.RIGHTS: 403, api.POLICY: 403, api.NO_DEVICE: 404, api.NOT_FOUND: 404,
-                  api.NOT_WRITABLE: 405, api.BAD_VALUE: 400, api.BUSY: 409, api.NO_ANSWER: 504,
-                  api.DEVICE_REFUSED: 502, api.UNSUPPORTED: 501}
 # The page's assets change only with the software: a browser may keep them a
 # few minutes (no validators are sent, so an upgrade shows within that time).
 STATIC_CACHE_CONTROL = "max-age=300"
+TEXT_PREFIXES = ("web.", "language.")     # the catalogue texts the pages show (GET /api/i18n/<language>)
+MAX_PASSWORD_FIELD = 1024            # longer is a malformed body (the accounts refuse beyond 128 anyway)
+MAX_LANGUAGE_FIELD = 16              # "fr", "fr-CA", an Accept-Language tag; more is a malformed body
 
 
 def load_static(directory=STATIC_DIR):
@@ -61,113 +60,139 @@ def _static(files, name):
     return data
 
 
-def _refused(exc):
-    return REFUSAL_STATUS.get(exc.reason, 500), {"error": str(exc), "reason": exc.reason}
+def _refused(exc, language=None):
+    """(status, answer) of the door's refusal; an async handler passes the language it read before awaiting."""
+    if language is None:
+        return auth.refused(exc)
+    return auth.refusal(exc.reason, language, str(exc), exc.details)
 
 
-def _caller_door(door):
-    """The door bound to this request's caller."""
-    return door.as_caller(api.Caller("web", WEB_PROFILE, peer=bottle.request.environ.get("REMOTE_ADDR")))
+def _caller_door():
+    """The door bound to this request's caller (the session's profile; User without one)."""
+    return auth.door()
+
+
+def _bad_request(message):
+    """A malformed request: 400 with the catalogue's words (and the precise English ones in English)."""
+    return auth.refusal("bad_request", auth.language(), message)
+
+
+def catalogue_texts():
+    """{language: {key: template}} of the pages' texts, built once (a page fills the ``{placeholders}``)."""
+    english = i18n.CATALOGUES[i18n.DEFAULT_LANGUAGE]
+    return dict((language, dict((key, i18n.CATALOGUES[language].get(key, english[key])) for key in sorted(english)
+                                if key.startswith(TEXT_PREFIXES)))
+                for language in i18n.LANGUAGES)
+
+
+def _session_answer(session):
+    """What a page or a script learns of its session: never the id (the cookie is HttpOnly)."""
+    return {"profile": session["profile"], "must_change": session["must_change"], "csrf": session["csrf"],
+            "language": i18n.language_of(session["language"])}
+
+
+def _text_field(data, name, required=True):
+    value = data.get(name)
+    if value is None and not required:
+        return True
+    return isinstance(value, str) and len(value) <= MAX_PASSWORD_FIELD
 
 
 def make_app(door, mount=None):
-    """The application over ``door``; ``mount(app, helpers)`` adds board routes (the simulated board's)."""
+    """The application over ``door`` (bound to User: the anonymous caller); ``mount(app, helpers)`` adds board
+    routes (the simulated board's: reading them is User-level, changing them needs the ``simulate`` right)."""
     app = bottle.Bottle()
     files = load_static()            # before the server starts: nothing touches the disk per request
+    texts = catalogue_texts()
     app.config["catchall"] = False   # errors reach the server: logged, short 500
+    app.install(auth.Access(door))
 
-    @app.get("/api/status")
+    # ---------------------------------------------------------------- sessions (SPEC §7.1)
+
+    @app.get("/api/session", access="public")
+    def who():
+        """Who this request is: the session's profile, or User when not logged in; the login page's options."""
+        session = door.session(auth.session_id()) if auth.session_id() else None
+        answer = {"logged_in": session is not None, "profiles": list(rights.PROFILES),
+                  "banner": bool(door.setting("policy.banner")), "language": auth.language()}
+        if session is None:
+            answer.update(profile="user", must_change=False)
+        else:
+            answer.update(_session_answer(session))
+        return _json(answer)
+
+    @app.get("/api/i18n/<language>", access="public")
+    def catalogue(language):
+        language = i18n.language_of(language)
+        return _json({"language": language, "texts": texts[language]})
+
+    @app.post("/api/login", access="public", csrf=False)
+    @deferred
+    async def login():
+        """{profile, password, language}: a new session (its id in the cookie, never the one sent before)."""
+        data = _body()
+        base, old, secure = auth.door(), auth.session_id(), auth.over_https()
+        if not data or not isinstance(data.get("profile"), str) or data["profile"] not in rights.PROFILES \
+                or not _text_field(data, "password", required=False) \
+                or not (data.get("language") is None or (isinstance(data.get("language"), str)
+                                                         and 0 < len(data["language"]) <= MAX_LANGUAGE_FIELD)):
+            return _bad_request("expected {\"profile\": one of %s, \"password\": \"...\", \"language\": \"en\"|\"fr\"}"
+                                % "/".join(rights.PROFILES))
+        language = i18n.language_of(data.get("language") or auth.language())
+        bottle.request.environ[auth.ENVIRON_LANGUAGE] = language
+        try:
+            session = await base.login(data["profile"], data.get("password") or "", language, replacing=old)
+        except api.Refused as exc:
+            return _login_refused(base, data["profile"], exc, language)
+        return 200, _session_answer(session), [("Set-Cookie", auth.session_cookie(session["session"], secure))]
+
+    @app.post("/api/logout", access="session")
+    def logout():
+        door.logout(auth.session_id())
+        bottle.response.set_header("Set-Cookie", auth.expired_cookie(auth.over_https()))
+        return _json({"ok": True})
+
+    @app.post("/api/password", access="session")
+    @deferred
+    async def change_password():
+        """{current, new[, profile]}: one's own password (also while it must be changed), or, for Cyber
+        Security, another profile's. The profile's sessions end; one's own goes on under a new id."""
+        data = _body()
+        base, sid, secure, language = auth.door(), auth.session_id(), auth.over_https(), auth.language()
+        if not data or not _text_field(data, "current") or not _text_field(data, "new") \
+                or not (data.get("profile") is None or data.get("profile") in rights.PROFILES):
+            return _bad_request("expected {\"current\": \"...\", \"new\": \"...\"}")
+        try:
+            session = await base.change_password(sid, data["current"], data["new"], data.get("profile"))
+        except api.Refused as exc:
+            return _refused(exc, language)
+        headers = [] if session["session"] == sid else [("Set-Cookie", auth.session_cookie(session["session"], secure))]
+        return 200, _session_answer(session), headers
+
+    # ---------------------------------------------------------------- what User sees
+
+    @app.get("/api/status", access="read")
     def status():
         return _json(door.status())
 
-    @app.get("/api/discovery")
+    @app.get("/api/discovery", access="read")
     def discovery_status():
         return _json(door.discovery_status())
 
-    @app.post("/api/discovery")
-    def discovery_start():
-        data = _body()
-        if data is None:
-            return _error(400, "expected a JSON object such as {\"mode\": \"fast\"}")
-        mode = data.get("mode", door.setting("discovery.mode"))
-        if mode not in ("fast", "full"):
-            return _error(400, "mode must be \"fast\" or \"full\"")
-        try:
-            return _json(_caller_door(door).start_detection(mode), 202)
-        except api.Refused as exc:
-            status_code, answer = _refused(exc)
-            return _json(answer, status_code)
-
-    @app.get("/api/events")
+    @app.get("/api/events", access="read")
     def events():
         return _json({"events": door.events(500)})
 
-    @app.get("/api/alarms")
+    @app.get("/api/alarms", access="read")
     def active_alarms():
         """System alarms and the device alarms read from the meters, active now."""
         return _json({"system": door.system_alarms(), "devices": door.device_alarms()})
 
-    @app.post("/api/alarms/acknowledge")
-    def acknowledge():
-        """{"alarm": n, "source": "digiware:5"}: acknowledge an active system alarm."""
-        data = _body()
-        if data is None or type(data.get("alarm")) is not int or not isinstance(data.get("source"), str):
-            return _error(400, "expected {\"alarm\": number, \"source\": \"...\"}")
-        try:
-            _caller_door(door).acknowledge_alarm(data["alarm"], data["source"])
-        except api.Refused as exc:
-            status_code, answer = _refused(exc)
-            return _json(answer, status_code)
-        return _json({"ok": True})
-
-    @app.post("/api/counters/reset")
-    def reset_counters():
-        """{} for every device, {"address": n} for one: zero the communication counters."""
-        data = _body()
-        address = data.get("address") if data else None
-        if data is None or (address is not None and (type(address) is not int or not 1 <= address <= 247)):
-            return _error(400, "expected {} or {\"address\": 1..247}")
-        try:
-            _caller_door(door).reset_counters(address)
-        except api.Refused as exc:
-            status_code, answer = _refused(exc)
-            return _json(answer, status_code)
-        return _json({"ok": True})
-
-    @app.post("/api/settings")
-    @deferred
-    async def change_settings():
-        """{"name": value, ...}: every change valid and allowed, applied at once, or none (400/403)."""
-        data = _body()
-        caller_door = _caller_door(door)         # read the request before the first await
-        if not data:
-            return 400, {"error": "expected a JSON object of settings, e.g. {\"gateway.name\": \"M-70 A\"}"}
-        try:
-            await caller_door.set_settings(data)
-        except api.Refused as exc:
-            return _refused(exc)
-        return 200, {"ok": True, "changed": sorted(data)}
-
-    @app.post("/api/devices/<address:int>/<load:int>/<key>")
-    @deferred
-    async def write_value(address, load, key):
-        """{"value": v}: write one measurement of a device (IO-10 outputs) through the door."""
-        data = _body()
-        caller_door = _caller_door(door)
-        value = data.get("value") if data else None
-        if type(value) not in (int, float):
-            return 400, {"error": "expected {\"value\": number}"}
-        try:
-            written = await caller_door.write_value(address, load, key, value)
-        except api.Refused as exc:
-            return _refused(exc)
-        return 200, {"ok": True, "value": written}
-
-    @app.get("/api/files")
+    @app.get("/api/files", access="read", command="read_document")
     def generated_files():
         return _json({"files": door.document_names()})
 
-    @app.get("/api/files/<name>")
+    @app.get("/api/files/<name>", access="read", command="read_document")
     def generated_file(name):
         """Generated documents (register map, MIB, EDE...) published by the services."""
         entry = door.document(name)
@@ -178,16 +203,104 @@ def make_app(door, mount=None):
         bottle.response.set_header("Content-Disposition", "attachment; filename=\"%s\"" % name)
         return text
 
-    @app.get("/")
+    # ---------------------------------------------------------------- commands (the door checks each)
+
+    @app.post("/api/discovery", access="command", command="start_detection")
+    def discovery_start():
+        data = _body()
+        if data is None:
+            return _error(400, "expected a JSON object such as {\"mode\": \"fast\"}")
+        mode = data.get("mode", door.setting("discovery.mode"))
+        if mode not in ("fast", "full"):
+            return _error(400, "mode must be \"fast\" or \"full\"")
+        try:
+            return _json(_caller_door().start_detection(mode), 202)
+        except api.Refused as exc:
+            status_code, answer = _refused(exc)
+            return _json(answer, status_code)
+
+    @app.post("/api/alarms/acknowledge", access="command", command="acknowledge_alarm")
+    def acknowledge():
+        """{"alarm": n, "source": "digiware:5"}: acknowledge an active system alarm."""
+        data = _body()
+        if data is None or type(data.get("alarm")) is not int or not isinstance(data.get("source"), str):
+            return _error(400, "expected {\"alarm\": number, \"source\": \"...\"}")
+        try:
+            _caller_door().acknowledge_alarm(data["alarm"], data["source"])
+        except api.Refused as exc:
+            status_code, answer = _refused(exc)
+            return _json(answer, status_code)
+        return _json({"ok": True})
+
+    @app.post("/api/counters/reset", access="command", command="reset_counters")
+    def reset_counters():
+        """{} for every device, {"address": n} for one: zero the communication counters."""
+        data = _body()
+        address = data.get("address") if data else None
+        if data is None or (address is not None and (type(address) is not int or not 1 <= address <= 247)):
+            return _error(400, "expected {} or {\"address\": 1..247}")
+        try:
+            _caller_door().reset_counters(address)
+        except api.Refused as exc:
+            status_code, answer = _refused(exc)
+            return _json(answer, status_code)
+        return _json({"ok": True})
+
+    @app.post("/api/settings", access="command", command="set_settings")
+    @deferred
+    async def change_settings():
+        """{"name": value, ...}: every change valid and allowed, applied at once, or none (400/403)."""
+        data = _body()
+        caller_door, language = _caller_door(), auth.language()     # read the request before the first await
+        if not data:
+            return 400, {"error": "expected a JSON object of settings, e.g. {\"gateway.name\": \"M-70 A\"}"}
+        try:
+            await caller_door.set_settings(data)
+        except api.Refused as exc:
+            return _refused(exc, language)
+        return 200, {"ok": True, "changed": sorted(data)}
+
+    @app.post("/api/devices/<address:int>/<load:int>/<key>", access="command", command="write_value")
+    @deferred
+    async def write_value(address, load, key):
+        """{"value": v}: write one measurement of a device (IO-10 outputs) through the door."""
+        data = _body()
+        caller_door, language = _caller_door(), auth.language()
+        value = data.get("value") if data else None
+        if type(value) not in (int, float):
+            return 400, {"error": "expected {\"value\": number}"}
+        try:
+            written = await caller_door.write_value(address, load, key, value)
+        except api.Refused as exc:
+            return _refused(exc, language)
+        return 200, {"ok": True, "value": written}
+
+    # ---------------------------------------------------------------- pages
+
+    @app.get("/", access="public")
     def index():
         return _static(files, "status.html")
 
-    @app.get("/static/<name>")
+    @app.get("/login", access="public")
+    def login_page():
+        return _static(files, "login.html")
+
+    @app.get("/password", access="public")
+    def password_page():
+        return _static(files, "login.html")
+
+    @app.get("/static/<name>", access="public")
     def static(name):
         return _static(files, name)
 
     if mount is not None:
+        before = len(app.routes)
         mount(app, jsonio)
+        for route in app.routes[before:]:        # the board's routes: changing the simulated world is a command
+            if route.method == "GET":
+                route.config["access"] = "read"
+            else:
+                route.config.update(access="command", command="simulate")
 
     @app.error(404)
     def not_found(_err):
@@ -198,3 +311,17 @@ def make_app(door, mount=None):
         return _error(405, "method %s not allowed here" % bottle.request.method)
 
     return app
+
+
+def _login_refused(base, profile, exc, language):
+    """A refused login in ``language``: a wrong password says so; a lock says for how long."""
+    status, answer = auth.refusal(exc.reason, language, str(exc), exc.details)
+    if exc.reason == api.AUTH:
+        answer["error"] = i18n.text("web.login.wrong", language)
+    elif exc.reason == api.LOCKED:
+        seconds = base.account_state(profile).get("locked_for") or 0
+        if seconds:
+            answer.update(seconds=seconds, error=i18n.text("web.login.locked", language, seconds=seconds))
+        else:
+            answer["error"] = i18n.text("web.login.totem_locked", language)
+    return status, answer

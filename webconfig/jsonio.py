@@ -7,7 +7,8 @@ loop's HTTP server awaits (``webconfig/server.py``, ``DEFERRED``): the handler
 runs on the daemon's loop, may await the door's commands, and no thread is
 spent per request. An async handler reads what it needs of the request
 *before* its first ``await`` (Bottle's request object belongs to the next
-request after that) and returns ``(status, data)``.
+request after that) and returns ``(status, data)``, or ``(status, data, headers)``
+to add headers (a session cookie).
 """
 
 import functools
@@ -61,7 +62,7 @@ def deferred(handler):
 
 
 async def _as_wsgi(coroutine):
-    status, data = await coroutine
+    status, data, *extra = await coroutine
     payload = encode(data).encode("utf-8")
-    headers = [("Content-Type", JSON_TYPE), ("Cache-Control", "no-store")]
+    headers = [("Content-Type", JSON_TYPE), ("Cache-Control", "no-store")] + list(extra[0] if extra else ())
     return "%d %s" % (status, bottle.HTTP_CODES.get(status, "Unknown")), headers, payload

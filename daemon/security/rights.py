@@ -26,6 +26,10 @@ COMMANDS = {
     "start_detection": (("admin", "cyber"), (), None, None),
     "acknowledge_alarm": (("advanced", "totem", "admin", "cyber"), (), None, None),
     "reset_counters": (("advanced", "totem", "admin", "cyber"), (), None, None),
+    # the published documents (register map, MIB, EDE): what any integrator's tool reads, no secret in them
+    "read_document": (PROFILES, (), None, None),
+    # the simulated board's fault injection (present on that board only): it changes what the meters say
+    "simulate": (("admin", "cyber"), (), None, None),
     # accounts (SPEC §7.1): the web only; logging in and recovering with the passphrase need no profile yet
     "login": (PROFILES, (), None, None),
     "recover_password": (PROFILES, (), None, None),

@@ -221,5 +221,31 @@ async function poll() {
   }
 }
 
+// Who is logged in (the session, in its language from the catalogue) and the Log off button. The
+// gateway checks every request itself; this only shows who the requests are made as.
+async function showSession() {
+  try {
+    const session = await (await fetch("/api/session", {cache: "no-store"})).json();
+    const texts = (await (await fetch("/api/i18n/" + session.language, {cache: "no-store"})).json()).texts;
+    const t = (key, params) => Object.entries(params || {}).reduce(
+      (text, [name, value]) => text.split("{" + name + "}").join(value), texts[key] || key);
+    if (session.logged_in && session.must_change) { location.assign("/login"); return; }
+    $("who").textContent = session.logged_in ? t("web.session.as", {profile: t("web.profile." + session.profile)})
+      : t("web.session.anonymous");
+    $("logoff").textContent = t("web.session.logoff");
+    $("login-link").textContent = t("web.session.login");
+    $("logoff").hidden = !session.logged_in;
+    $("login-link").hidden = session.logged_in;
+    $("logoff").onclick = async () => {
+      await fetch("/api/logout", {method: "POST", headers: {"Content-Type": "application/json",
+                                                             "X-CSRF-Token": session.csrf}, body: "{}"});
+      location.assign("/login");
+    };
+  } catch (err) {
+    $("who").textContent = "";
+  }
+}
+
 setInterval(showLastUpdate, 1000);
+showSession();
 poll();
