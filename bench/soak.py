@@ -113,7 +113,8 @@ class Daemon:
         args = [sys.executable, "-m", "daemon", "--board", "sim", "--topology", DEMO, "--state-dir", self.state,
                 "--http-port", str(self.ports["http"]), "--modbus-port", str(self.ports["modbus"]),
                 "--snmp-port", str(self.ports["snmp"]), "--bacnet-port", str(self.ports["bacnet"]),
-                "--set", "snmp.enabled=true", "--set", "bacnet.enabled=true", "--set", "discovery.last_address=24"]
+                "--set", "snmp.enabled=true", "--set", "bacnet.enabled=true", "--set", "discovery.last_address=24",
+                "--set", "bacnet.time_sync=true"]      # off by default: on, so the absurd dates meet the checks
         for service in ("http", "modbus", "snmp", "bacnet"):
             args += ["--set", "%s.bind=127.0.0.1" % service]
         if discover:

@@ -602,14 +602,46 @@ def _year(target):
 
 # ------------------------------------------------------------------ detections and restarts
 
-def _post(target, path, body):
+# The demo's Admin logs in with the manual's default password once, which forces a change to this one.
+ADMIN_DEFAULT, ADMIN_PASSWORD = "Admin", "Soak-bench-2026!"
+
+
+def _call(target, path, body, headers=None):
+    """POST a JSON body; (status, decoded answer or {}, response headers)."""
     request = urllib.request.Request("http://%s:%d%s" % (LOCAL, target.ports["http"], path),
-                                     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+                                     data=json.dumps(body).encode(),
+                                     headers=dict({"Content-Type": "application/json"}, **(headers or {})))
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
+            status, data, got = response.status, response.read(), response.headers
     except urllib.error.HTTPError as exc:
-        return exc.code
+        status, data, got = exc.code, exc.read(), exc.headers
+    try:
+        return status, json.loads(data), got
+    except ValueError:
+        return status, {}, got
+
+
+def _admin_session(target):
+    """Headers of an Admin session (cookie and CSRF token), logged in as a script does (docs/status-api.md)."""
+    def login(password):
+        status, answer, got = _call(target, "/api/login", {"profile": "admin", "password": password})
+        cookie = (got.get("Set-Cookie") or "").split(";")[0]
+        return status, answer, {"Cookie": cookie, "X-CSRF-Token": answer.get("csrf", "")}
+    status, answer, headers = login(ADMIN_PASSWORD)
+    if status != 200:
+        status, answer, headers = login(ADMIN_DEFAULT)
+    if status == 200 and answer.get("must_change"):
+        status, answer, got = _call(target, "/api/password", {"current": ADMIN_DEFAULT, "new": ADMIN_PASSWORD},
+                                    headers)
+        cookie = (got.get("Set-Cookie") or "").split(";")[0] or headers["Cookie"]
+        headers = {"Cookie": cookie, "X-CSRF-Token": answer.get("csrf", headers["X-CSRF-Token"])}
+    return headers
+
+
+def _post(target, path, body):
+    """POST as Admin (a new session each time: the daemon may have been restarted); the answer's status."""
+    return _call(target, path, body, _admin_session(target))[0]
 
 
 def _discovery(target):
