@@ -3,10 +3,14 @@
 import asyncio
 
 from board.base import ManualClock
+import pytest
+
 from conftest import demo_topology, detect, running_gateway, status_of, topology_with, wait_for
 from core import modbus_rtu as rtu
+from daemon.api import Refused
 from daemon.runtime.bus import DISCOVERY
-from daemon.state.topology import devices_from_simulation
+from daemon.security.rights import Caller
+from daemon.state.topology import Device, Topology, devices_from_simulation
 
 EXPECTED_DEMO = [
     ("digiware", 4, "I-35", "DC85E9", [(1, "3P+N"), (2, "3P+N"), (3, "3P+N")]),
@@ -143,9 +147,11 @@ def test_full_detection_finds_countis_and_diris_a_whose_identification_ends_at_6
                 assert 49.9 < freq < 50.1, (address, freq)                    # not 500.0 Hz
                 assert abs(freq - meter.values(1)["freq"]) <= (0.001 if address != 20 else 0.01)
                 assert status[address]["netid"] == ""                         # no NET ID, not 000000
-            # FAST finds the A-40 (FAST-detectable) the same way, without its NET ID
+            # FAST finds the A-40 (FAST-detectable) the same way, without its NET ID; the E23 and E14 it does
+            # not look for, but they answer its reads and are known: found, not removed
             await detect(gw, "fast")
-            assert [(d.address, d.netid) for d in gw.topology.devices] == [(20, "")]
+            assert [(d.address, d.netid, d.not_found) for d in gw.topology.devices] == [
+                (20, "", False), (21, "", False), (22, "", False)]
     asyncio.run(scenario())
 
 
@@ -171,3 +177,55 @@ def test_a_device_without_net_id_keeps_its_address_and_the_others_move(tmp_path)
             await wait_for(lambda: gw.cache.get(21, 1, "i1").quality == "good")
             await wait_for(lambda: gw.cache.get(devices["B30001"].address, 1, "i1").quality == "good")
     asyncio.run(scenario())
+
+
+def renamed(device, name, area):
+    return Device(device.bus, device.address, device.reference, device.netid, name, area, device.loads, device.serial)
+
+
+def test_a_fast_detection_keeps_what_it_does_not_find_and_a_synchronise_removes_it(tmp_path):
+    """FULL, the user names two meters, one meter falls silent, FAST: every device is still there with its
+    name and area, the silent one flagged "not found" (in /api/status too, and after a restart); only a
+    synchronise, which a profile without the right is refused, removes it."""
+    async def scenario():
+        async with running_gateway(tmp_path / "s", demo_topology()) as gw:
+            await detect(gw, "full")
+            named = {4: ("Feeder 1", "Hall A"), 21: ("Boiler room", "Basement")}      # 21: the COUNTIS, FULL only
+            await gw.topology.replace([renamed(d, *named[d.address]) if d.address in named else d
+                                       for d in gw.topology.devices])
+            gw.board.configure_meter(0xD5038A, silent=True)                           # the U-30 at 11
+            await detect(gw, "fast")
+            devices = dict((d.address, d) for d in gw.topology.devices)
+            assert [a for a, _d in EXPECTED_DEMO_ADDRESSES] == sorted(devices)
+            assert [(a, (devices[a].name, devices[a].area)) for a in sorted(named)] == sorted(named.items())
+            assert [a for a, d in sorted(devices.items()) if d.not_found] == [11]
+            assert gw.discovery.status()["changes"]["not_found"] == ["D5038A"]
+            assert "1 not found (kept)" in gw.discovery.status()["message"]
+            status = dict((d["address"], d) for d in status_of(gw)["devices"])
+            assert [a for a, d in sorted(status.items()) if d["not_found"]] == [11]
+            assert status[4]["name"] == "Feeder 1" and status[21]["area"] == "Basement"
+            assert [d.not_found for d in Topology(str(tmp_path / "s" / "topology.json")).devices] == \
+                [d.not_found for d in gw.topology.devices]                              # stored with the topology
+
+            with pytest.raises(Refused) as refused:
+                gw.door(Caller("web", "advanced")).start_detection("fast", synchronise=True)
+            assert refused.value.reason == "rights" and not gw.discovery.running()
+            with pytest.raises(Refused):
+                gw.door(Caller("button")).start_detection("fast", synchronise=True)
+            gw.door(Caller("web", "admin")).start_detection("fast", synchronise=True)
+            await gw.discovery.wait()
+            assert gw.discovery.state == "done", gw.discovery.status()
+            devices = dict((d.address, d) for d in gw.topology.devices)
+            assert sorted(devices) == [a for a, _d in EXPECTED_DEMO_ADDRESSES if a != 11]
+            assert gw.discovery.status()["changes"]["removed"] == ["D5038A"]
+            assert (devices[4].name, devices[21].name) == ("Feeder 1", "Boiler room")
+            assert not any(d.not_found for d in devices.values())
+
+            # the meter answers again: the next detection adds it back (with the name the gateway makes)
+            gw.board.configure_meter(0xD5038A, silent=False)
+            await detect(gw, "fast")
+            assert gw.topology.device(11).name == "U-30@11 - D5038A" and not gw.topology.device(11).not_found
+    asyncio.run(scenario())
+
+
+EXPECTED_DEMO_ADDRESSES = [(d[1], d) for d in EXPECTED_DEMO]
