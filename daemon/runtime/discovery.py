@@ -158,8 +158,7 @@ class Discovery:
                     for address in conflicts:
                         devices += await self._resolve(bus, engine, address, timeout, mode, taken)
             merged, changes = merge_detected(self.topology.devices, devices, set(self.engines), remove_missing)
-            if [d.as_dict() for d in merged] != self.topology.as_list():     # the same site: nothing to rebuild
-                await self.topology.replace(merged)
+            await self.topology.replace(merged)          # the same site again: no change, nothing rebuilt
             self.changes = changes
             self.found = len(devices)
             self.state = "done"

@@ -290,15 +290,22 @@ class Topology:
             seen.add(d.address)
 
     async def replace(self, devices):
-        """Check, write, then switch: a refused topology (TopologyRefused) changes nothing."""
+        """Check, write, then switch: a refused topology (TopologyRefused) changes nothing.
+
+        The same devices again (a detection of an unchanged site) change nothing either: no write, no new
+        version, no listener called, so nothing downstream is rebuilt. True when the topology changed."""
         devices = list(devices)
         self.check(devices)
+        docs = [d.as_dict() for d in devices]
+        if docs == self.as_list():
+            return False
         if self.path:
-            await run_blocking(self._write, [d.as_dict() for d in devices])
+            await run_blocking(self._write, docs)
         self.devices = list(devices)
         self.version += 1
         for listener in list(self._listeners):
             listener(self)
+        return True
 
     def _write(self, docs):
         AtomicJSONStorage(self.path).write({"devices": dict((str(i), d) for i, d in enumerate(docs, 1))})
