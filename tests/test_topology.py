@@ -164,3 +164,7 @@ def test_a_detection_merges_names_areas_and_load_names_and_flags_what_it_did_not
                                      remove_missing=True)
     assert [d.uid for d in merged] == ["D5038A", "E23-E230010000001"]
     assert sorted(changes["removed"]) == ["C0E45C", "DC85E9"]
+    # an address the detection did not scan: left as it is, even by a synchronise
+    far = Device("digiware", 40, "U-30", "D50040", "Far away")
+    merged, changes = merge_detected(merged + [far], [], {"digiware"}, remove_missing=True, addresses=range(1, 25))
+    assert [d.uid for d in merged] == ["E23-E230010000001", "D50040"] and changes["removed"] == ["D5038A"]

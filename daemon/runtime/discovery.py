@@ -157,7 +157,8 @@ class Discovery:
                 for (bus, engine), (_found, conflicts) in zip(self.engines.items(), results):
                     for address in conflicts:
                         devices += await self._resolve(bus, engine, address, timeout, mode, taken)
-            merged, changes = merge_detected(self.topology.devices, devices, set(self.engines), remove_missing)
+            merged, changes = merge_detected(self.topology.devices, devices, set(self.engines), remove_missing,
+                                             range(first, last + 1))
             await self.topology.replace(merged)          # the same site again: no change, nothing rebuilt
             self.changes = changes
             self.found = len(devices)

@@ -139,17 +139,18 @@ def _auto_named(device):
     return device.name.startswith(device.reference + "@")
 
 
-def merge_detected(known, found, scanned_buses, remove_missing=False):
+def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=None):
     """The topology after a detection: (devices by address, changes).
 
-    ``found`` are the devices the detection identified on ``scanned_buses``.
+    ``found`` are the devices the detection identified on ``scanned_buses``
+    (at ``addresses``, a range; None: every address).
     A found device already known (same ``uid`` and reference) is updated
     (bus, address, NET ID, serial, loads), keeping the user's name, area and
     load names; a new one is added. A known device of a scanned bus that was
     not found is kept, flagged ``not_found``, unless ``remove_missing`` (a
     synchronise) or unless a found device now answers at its address (that
-    address is the found one's). Devices of buses not scanned are left as they
-    are. ``changes``: uids ``added``, ``updated``, ``not_found``, ``removed``.
+    address is the found one's). Devices the detection did not look for (another
+    bus, an address outside the range) are left as they are. ``changes``: uids ``added``, ``updated``, ``not_found``, ``removed``.
     """
     by_uid = dict((d.uid, d) for d in known)
     merged, matched = [], set()
@@ -172,7 +173,7 @@ def merge_detected(known, found, scanned_buses, remove_missing=False):
     for old in known:
         if old.uid in matched:
             continue
-        if old.bus not in scanned_buses:
+        if old.bus not in scanned_buses or (addresses is not None and old.address not in addresses):
             merged.append(old)
         elif remove_missing or old.address in taken:
             changes["removed"].append(old.uid)
