@@ -289,6 +289,7 @@ def test_detections_back_to_back_leave_nothing_behind_and_rebuild_only_what_chan
             snmp, bacnet = gw.services[0], gw.services[1]
             await detect(gw, "full")
             await wait_for(lambda: bacnet.stack.settled() and len(bacnet.stack.meters) == 5)
+            await wait_for(lambda: sorted(gw.pollers["digiware"].states) == [1, 2, 3])     # the poller planned them
             await walk(snmp)
             version = gw.topology.version
             metrology = dict((seg.name, seg) for seg in snmp.index.segments)["metrology"]
