@@ -317,6 +317,7 @@ class Door:
                 "address": device.address, "bus": device.bus, "reference": device.reference,
                 "name": device.name, "netid": device.netid, "area": device.area,
                 "status": summary.state, "age_s": None if summary.age is None else round(summary.age, 1),
+                "not_found": device.not_found,
                 "loads": device.loads, "counters": summary.counters, "values": values,
             })
         buses = {}
@@ -429,19 +430,25 @@ class Door:
         self._gw.alarms.record_event({"event": "clock_set", "by": repr(self.caller), "old": old, "new": unix_time})
         log.info("clock set from %.3f to %.3f by %r", old, unix_time, self.caller)
 
-    def start_detection(self, mode=None):
-        """Start an auto-detection (FAST/FULL); Refused(BUSY) while one runs."""
+    def start_detection(self, mode=None, synchronise=False):
+        """Start an auto-detection (FAST/FULL); Refused(BUSY) while one runs.
+
+        A detection adds and updates devices; ``synchronise`` also removes the devices it does not find
+        (a command of its own in the rights table)."""
         self._check("start_detection")
+        if synchronise:
+            self._check("synchronise_topology")
         discovery = self._gw.discovery
         if discovery is None:
             raise Refused(UNSUPPORTED, "no bus to detect on")
         try:
-            started = discovery.start(mode)
+            started = discovery.start(mode, remove_missing=bool(synchronise))
         except settings_mod.SettingError as exc:
             raise Refused(BAD_VALUE, str(exc)) from None
         if not started:
             raise Refused(BUSY, "a detection is already running")
-        log.info("auto-detection (%s) started by %r", discovery.mode, self.caller)
+        log.info("auto-detection (%s%s) started by %r", discovery.mode, ", synchronise" if synchronise else "",
+                 self.caller)
         return discovery.status()
 
     def acknowledge_alarm(self, number, source):

@@ -109,7 +109,8 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, M70_PASSWORD=STRONG_PASSWORDS["admin"]))
     assert tool.returncode == 0, tool.stderr
-    assert "7 devices found" in tool.stdout and "A-40" in tool.stdout and "E23" not in tool.stdout
+    # FAST after FULL: the COUNTIS (FULL only) is kept, found as it answers (issue 13: a detection does not delete)
+    assert "8 devices found (0 new)" in tool.stdout and "A-40" in tool.stdout and "E23" in tool.stdout
 
     # the page a newcomer opens, with local assets only
     code, ctype, html = http_get(base + "/")
@@ -138,7 +139,7 @@ def test_demo_shows_live_meters_and_stops_cleanly_on_sigterm(daemon, tmp_path):
     assert left == {}, "pseudo-terminals left behind: %s" % sorted("/dev/pts/%d" % n for n in left)
     # storage flushed: the topology and the event log are there for the next start
     topo = json.loads((tmp_path / "state" / "topology.json").read_text())
-    assert len(topo["devices"]) == 7                          # the last detection was FAST
+    assert len(topo["devices"]) == 8 and not any(d["not_found"] for d in topo["devices"].values())   # FAST kept E23
     assert (tmp_path / "state" / "events.ring").stat().st_size > 0
     # the store keeps its preallocated size through a whole run
     size_after = (tmp_path / "state" / "tsdb" / "store.dat").stat().st_size

@@ -6,7 +6,7 @@ import asyncio
 from board.base import ManualClock
 from conftest import detect, resolution, running_gateway, status_of, topology_with, wait_for
 from core import catalogue
-from daemon.runtime.bus import DISCOVERY, PASSTHROUGH, POLL
+from daemon.runtime.bus import BURSTS, CLASS_NAMES, CURVE, DISCOVERY, PASSTHROUGH, POLL, ClassQueues, _Transaction
 from daemon.runtime.poller import plan_reads
 from core import modbus_rtu as rtu
 
@@ -167,4 +167,81 @@ def test_curve_downloads_get_only_a_small_share_while_polling_waits(tmp_path):
             second = order.index("c", first + 1)
             assert second - first - 1 == BURSTS[CURVE] == 32      # 32 poll reads between two curve reads
             assert order.count("c") == 3                          # and curves still progress
+    asyncio.run(scenario())
+
+
+def check_fair_shares(order):
+    """The fairness rule on a service order where every class always waited: (a) a class is passed by at
+    most BURSTS[k] + k - 1 transactions of higher classes between two of its own, (b) over the window each
+    class gets at least a count of K // (2 * (BURSTS[k] + k)), (c) curve downloads no more than their small
+    share, and pass-through still most of the bus."""
+    window = len(order)
+    for klass in (POLL, CURVE, DISCOVERY):
+        passed, worst = 0, 0
+        for served in order:
+            if served == klass:
+                worst, passed = max(worst, passed), 0
+            elif served < klass:
+                passed += 1
+        worst = max(worst, passed)
+        assert worst <= BURSTS[klass] + klass - 1, (CLASS_NAMES[klass], worst)
+        assert order.count(klass) >= window // (2 * (BURSTS[klass] + klass)), (CLASS_NAMES[klass], order.count(klass))
+    assert order.count(CURVE) <= window // BURSTS[CURVE] + 1
+    assert order.count(PASSTHROUGH) >= window // 2
+
+
+def test_every_class_gets_its_share_when_all_four_wait():
+    """The engine's pick order with all four classes loaded all the time (the old rule promoted only the next
+    class down: under pass-through and poll, curve downloads and discovery never went)."""
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        queues = ClassQueues()
+
+        def add(klass):
+            queues.push(_Transaction(15, b"\x03", loop.create_future(), 0, 0.1, klass))
+        for klass in range(len(CLASS_NAMES)):
+            add(klass)
+        order = []
+        for _ in range(400):
+            tx = queues.pick()
+            order.append(tx.klass)
+            add(tx.klass)                  # its class is at once loaded again
+        check_fair_shares(order)
+        # a request whose caller gave up is dropped, not counted as a turn
+        queues = ClassQueues()
+        add(POLL)
+        add(DISCOVERY)
+        gone = _Transaction(15, b"\x03", loop.create_future(), 0, 0.1, POLL)
+        queues.push(gone)
+        gone.future.cancel()
+        assert [queues.pick().klass, queues.pick().klass, queues.pick()] == [POLL, DISCOVERY, None]
+    asyncio.run(scenario())
+
+
+def test_every_class_gets_its_share_on_a_real_bus(tmp_path):
+    """The same on the simulated RS485 line: each class keeps two requests queued (one refilled as each is
+    answered), and the order the IO-10 answers them in keeps every share."""
+    async def scenario():
+        async with running_gateway(tmp_path / "s", IDLE_IO10) as gw:
+            engine = gw.engines["digiware"]
+            order, futures, window = [], [], 240
+
+            def submit(klass):
+                future = engine.submit(15, rtu.read_request(3, catalogue.IO_BASE, 4), klass)
+                future.add_done_callback(lambda f: served(klass, f))
+                futures.append(future)
+
+            def served(klass, future):        # answered or not (a slow machine may time one out), it had its turn
+                if future.cancelled() or len(order) >= window:
+                    return
+                order.append(klass)
+                submit(klass)
+            for klass in range(len(CLASS_NAMES)):
+                submit(klass)
+                submit(klass)
+            await wait_for(lambda: len(order) >= window, guard=60)
+            for future in futures:
+                future.cancel()
+            check_fair_shares(order)
+            assert engine.counters[15].answers >= window // 2          # the IO-10 did answer on the line
     asyncio.run(scenario())

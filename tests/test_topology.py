@@ -15,7 +15,7 @@ import pytest
 
 from conftest import running_gateway, topology_with
 from daemon.state.settings import SettingError, Settings
-from daemon.state.topology import Device, Topology, TopologyRefused
+from daemon.state.topology import Device, Topology, TopologyRefused, merge_detected
 
 SPEC_DEVICES, SPEC_CIRCUITS = 32, 192
 SLOW_BAUD, SPEC_DEVICES_AT_SLOW_BAUD = 9600, 10
@@ -135,3 +135,36 @@ def test_a_topology_file_that_is_not_json_restores_the_good_copy(tmp_path, caplo
     empty = Topology(str(path))
     assert empty.devices == [] and "no good copy" in empty.load_problem
     assert (tmp_path / "topology.json.corrupt").read_bytes() == b"{not json"
+
+
+def test_a_detection_merges_names_areas_and_load_names_and_flags_what_it_did_not_find():
+    loads = [{"load": 1, "network": "3P", "name": "Pump"}, {"load": 2, "network": "3P+N", "name": "Lights"}]
+    known = [Device("digiware", 4, "I-35", "DC85E9", "Feeder", "Hall", loads),
+             Device("digiware", 7, "U-30", "D5038A", "Voltages", "Hall"),
+             Device("digiware", 9, "IO-10", "C0E45D", "Doors"),
+             Device("rs485", 21, "E23", "", "Boiler", serial="E230010000001")]
+    found = [Device("digiware", 5, "I-35", "DC85E9", loads=[{"load": 1, "network": "1P+N", "name": "Load 1"}]),
+             Device("digiware", 9, "IO-20", "C0E45C")]             # another device now answers at 9
+    merged, changes = merge_detected(known, found, {"digiware"})
+    by_uid = dict((d.uid, d) for d in merged)
+    # moved to 5, loads as detected (load 2 was disabled), the user's names kept
+    feeder = by_uid["DC85E9"]
+    assert (feeder.address, feeder.name, feeder.area) == (5, "Feeder", "Hall")
+    assert feeder.loads == [{"load": 1, "network": "1P+N", "name": "Pump"}]
+    assert (by_uid["D5038A"].address, by_uid["D5038A"].name, by_uid["D5038A"].not_found) == (7, "Voltages", True)
+    assert "C0E45D" not in by_uid and by_uid["C0E45C"].address == 9    # its address answers for another device
+    assert by_uid["E23-E230010000001"] is known[3]                      # a bus not scanned: left as it is
+    assert changes == {"added": ["C0E45C"], "updated": ["DC85E9"], "not_found": ["D5038A"], "removed": ["C0E45D"]}
+    assert [d.address for d in merged] == [5, 7, 9, 21]
+    # found again: the flag goes; a synchronise removes what is not found
+    merged, changes = merge_detected(merged, [Device("digiware", 7, "U-30", "D5038A")], {"digiware"})
+    assert not [d for d in merged if d.not_found and d.uid == "D5038A"]
+    assert dict((d.uid, d.name) for d in merged)["D5038A"] == "Voltages"
+    merged, changes = merge_detected(merged, [Device("digiware", 7, "U-30", "D5038A")], {"digiware"},
+                                     remove_missing=True)
+    assert [d.uid for d in merged] == ["D5038A", "E23-E230010000001"]
+    assert sorted(changes["removed"]) == ["C0E45C", "DC85E9"]
+    # an address the detection did not scan: left as it is, even by a synchronise
+    far = Device("digiware", 40, "U-30", "D50040", "Far away")
+    merged, changes = merge_detected(merged + [far], [], {"digiware"}, remove_missing=True, addresses=range(1, 25))
+    assert [d.uid for d in merged] == ["E23-E230010000001", "D50040"] and changes["removed"] == ["D5038A"]

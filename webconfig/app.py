@@ -213,8 +213,11 @@ def make_app(door, mount=None):
         mode = data.get("mode", door.setting("discovery.mode"))
         if mode not in ("fast", "full"):
             return _error(400, "mode must be \"fast\" or \"full\"")
+        synchronise = data.get("synchronise", False)
+        if not isinstance(synchronise, bool):
+            return _error(400, "synchronise must be true or false")
         try:
-            return _json(_caller_door().start_detection(mode), 202)
+            return _json(_caller_door().start_detection(mode, synchronise=synchronise), 202)
         except api.Refused as exc:
             status_code, answer = _refused(exc)
             return _json(answer, status_code)

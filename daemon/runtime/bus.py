@@ -6,9 +6,10 @@ one transaction on the wire, timing stated in one place).
 * The answer is read as soon as its expected length is in (no need to wait
   for the silence), checked (CRC, unit, function, length) and retried.
 * Priority classes: pass-through (northbound requests) > poll > curve
-  download > discovery. A higher class cannot starve a lower one: after
-  ``BURSTS[class]`` transactions in a row served while a lower class waited,
-  the oldest waiting request of the next class down goes first.
+  download > discovery. A higher class cannot starve a lower one, whatever
+  else waits (``ClassQueues``): each waiting class counts the transactions of
+  higher classes served ahead of it, and once ``BURSTS[class]`` have passed it,
+  its oldest request goes first.
 * Per-device counters: requests, timeouts, CRC errors, exceptions,
   response time mean/max, last success.
 """
@@ -27,8 +28,8 @@ log = logging.getLogger("gateway.bus")
 PASSTHROUGH, POLL, CURVE, DISCOVERY = 0, 1, 2, 3
 CLASS_NAMES = ("passthrough", "poll", "curve", "discovery")
 FAIRNESS_BURST = 4
-# How many transactions of higher classes may pass a waiting request of each
-# class before it goes first. Curve downloads get a small share only: polling
+# How many transactions of higher classes may pass a waiting class before its
+# oldest request goes first. Curve downloads get a small share only: polling
 # keeps the bus busy all the time, and a back-fill of months of load curves
 # must not double the poll cycle (it did, at one curve read per poll read).
 BURSTS = {POLL: FAIRNESS_BURST, CURVE: 8 * FAIRNESS_BURST, DISCOVERY: FAIRNESS_BURST}
@@ -84,6 +85,57 @@ class _Transaction:
         self.klass = klass
 
 
+class ClassQueues:
+    """The waiting transactions of one bus, one bounded queue per priority class, and the fairness rule.
+
+    Highest class first, except that every waiting class counts the transactions of higher classes
+    served while it waits (``passed``); when its count reaches ``BURSTS[class]`` it is due, and the
+    highest due class goes first. Due classes are served before any other, in class order, so a
+    waiting request of class k is passed by at most ``BURSTS[k] + k - 1`` transactions: a count, not
+    a clock, so the order is deterministic. A class whose queue runs dry starts counting afresh.
+    """
+
+    def __init__(self, bursts=None, limit=MAX_QUEUED):
+        self.bursts = dict(BURSTS if bursts is None else bursts)
+        self.limit = limit
+        self.passed = [0] * len(CLASS_NAMES)
+        self._queues = [collections.deque() for _ in CLASS_NAMES]
+
+    def full(self, klass):
+        return len(self._queues[klass]) >= self.limit
+
+    def push(self, tx):
+        self._queues[tx.klass].append(tx)
+
+    def lengths(self):
+        return [len(q) for q in self._queues]
+
+    def drain(self):
+        """Every waiting transaction, the queues emptied (the bus stops)."""
+        for queue in self._queues:
+            while queue:
+                yield queue.popleft()
+
+    def pick(self):
+        """The next transaction to put on the wire, or None when nothing waits."""
+        queues = self._queues
+        for queue in queues:                  # a caller that gave up leaves its request behind: drop it here
+            while queue and queue[0].future.done():
+                queue.popleft()
+        waiting = [k for k, q in enumerate(queues) if q]
+        if not waiting:
+            self.passed = [0] * len(queues)
+            return None
+        due = [k for k in waiting[1:] if self.passed[k] >= self.bursts[k]]
+        chosen = due[0] if due else waiting[0]
+        for k in range(len(queues)):
+            if not queues[k] or k == chosen:
+                self.passed[k] = 0
+            elif k > chosen:
+                self.passed[k] += 1
+        return queues[chosen].popleft()
+
+
 class BusEngine:
     """Modbus RTU master on one serial port."""
 
@@ -101,12 +153,11 @@ class BusEngine:
         self.gap = rtu.frame_gap(baud, 8, parity, stop_bits)
         self.counters = collections.defaultdict(DeviceCounters)
         self.class_counts = [0, 0, 0, 0]
-        self._queues = [collections.deque() for _ in CLASS_NAMES]
+        self._queues = ClassQueues()
         self._wakeup = asyncio.Event()
         self._rx = bytearray()
         self._rx_event = asyncio.Event()
         self._last_activity = 0.0
-        self._streak = 0
         self._task = None
         self._fd = port.fileno()
         self._closed = False
@@ -127,11 +178,9 @@ class BusEngine:
             asyncio.get_running_loop().remove_reader(self._fd)
         except (ValueError, OSError):
             pass
-        for queue in self._queues:
-            while queue:
-                tx = queue.popleft()
-                if not tx.future.done():
-                    tx.future.set_exception(BusTimeout("bus stopped"))
+        for tx in self._queues.drain():
+            if not tx.future.done():
+                tx.future.set_exception(BusTimeout("bus stopped"))
         self.port.close()
 
     def _on_readable(self):
@@ -162,12 +211,11 @@ class BusEngine:
         if self._closed:
             future.set_exception(BusTimeout("bus stopped"))
             return future
-        queue = self._queues[priority]
-        if len(queue) >= MAX_QUEUED:
+        if self._queues.full(priority):
             future.set_exception(BusBusy("%s queue of %s is full" % (CLASS_NAMES[priority], self.name)))
             return future
-        queue.append(_Transaction(unit, bytes(pdu), future, self.retries if retries is None else retries,
-                                  self.timeout if timeout is None else timeout, priority))
+        self._queues.push(_Transaction(unit, bytes(pdu), future, self.retries if retries is None else retries,
+                                       self.timeout if timeout is None else timeout, priority))
         self._wakeup.set()
         return future
 
@@ -188,25 +236,11 @@ class BusEngine:
                 counters.reset_counts()
 
     def queued(self):
-        return dict((CLASS_NAMES[i], len(q)) for i, q in enumerate(self._queues))
-
-    # ---------------------------------------------------------------- scheduling
-
-    def _pick(self):
-        """Next transaction: highest class first, with the fairness rule."""
-        waiting = [i for i, q in enumerate(self._queues) if q]
-        if not waiting:
-            return None
-        top = waiting[0]
-        if len(waiting) > 1 and self._streak >= BURSTS[waiting[1]]:
-            self._streak = 0
-            return self._queues[waiting[1]].popleft()
-        self._streak = self._streak + 1 if len(waiting) > 1 else 0
-        return self._queues[top].popleft()
+        return dict(zip(CLASS_NAMES, self._queues.lengths()))
 
     async def _run(self):
         while True:
-            tx = self._pick()
+            tx = self._queues.pick()
             if tx is None:
                 self._wakeup.clear()
                 await self._wakeup.wait()

@@ -21,6 +21,13 @@ given a free address by a broadcast addressed by NET ID. A device without a
 NET ID cannot be moved that way: it keeps the address and every device with
 a NET ID there is moved; two devices without one stay in conflict (alarm 4
 stays raised: the per-module push-button resolution is theirs).
+
+The result is merged into the topology (``topology.merge_detected``): new
+devices are added, known ones updated with their names and areas kept, and
+a device not found is kept and flagged ``not_found`` unless the detection
+was started to *synchronise* (``remove_missing``). FAST looks only for the
+FAST-detectable products, but a known device of another product that answers
+is found all the same.
 """
 
 import asyncio
@@ -30,7 +37,7 @@ from core import catalogue, modbus_rtu as rtu
 from daemon.runtime.bus import DISCOVERY, BusGarbled, BusTimeout
 from daemon.state.alarms import device_source
 from daemon.state.settings import check_value
-from daemon.state.topology import Device, TopologyRefused
+from daemon.state.topology import Device, TopologyRefused, merge_detected
 from daemon.supervise import cancel_and_wait
 
 log = logging.getLogger("gateway.discovery")
@@ -84,25 +91,31 @@ class Discovery:
         self.found = 0
         self.message = ""
         self.conflicts = []
+        self.synchronise = False
+        self.changes = {}
         self._task = None
         self._done = {}
+        self._known = {}             # uid -> Device of the topology when the detection started
         self._anonymous = 0          # devices without a NET ID seen by the last conflict resolution
 
     def status(self):
         return {"state": self.state, "mode": self.mode, "progress": round(self.progress, 3),
-                "found": self.found, "message": self.message, "conflicts": list(self.conflicts)}
+                "found": self.found, "message": self.message, "conflicts": list(self.conflicts),
+                "synchronise": self.synchronise, "changes": dict((k, list(v)) for k, v in self.changes.items())}
 
     def running(self):
         return self._task is not None and not self._task.done()
 
-    def start(self, mode=None):
-        """Start a detection in the background; False if one is already running."""
+    def start(self, mode=None, remove_missing=False):
+        """Start a detection in the background; False if one is already running.
+
+        ``remove_missing``: synchronise, i.e. also remove the devices of the scanned buses it does not find."""
         if self.running():
             return False
         mode = mode or self.settings.get("discovery.mode")
         check_value("discovery.mode", mode)          # SettingError (a ValueError) for anything else
         self.state, self.mode, self.progress, self.message = "running", mode, 0.0, "starting"
-        self._task = asyncio.get_running_loop().create_task(self.run(mode), name="discovery")
+        self._task = asyncio.get_running_loop().create_task(self.run(mode, remove_missing), name="discovery")
         return True
 
     async def wait(self):
@@ -112,13 +125,16 @@ class Discovery:
     async def stop(self):
         await cancel_and_wait(self._task)
 
-    async def run(self, mode):
+    async def run(self, mode, remove_missing=False):
         self.mode = mode
+        self.synchronise = bool(remove_missing)
         self.state = "running"
         self.progress = 0.0
         self.found = 0
         self.conflicts = []
+        self.changes = {}
         self.message = "scanning"
+        self._known = dict((d.uid, d) for d in self.topology.devices)
         first = self.settings.get("discovery.first_address")
         last = self.settings.get("discovery.last_address")
         timeout = self.settings.get("discovery.timeout_ms") / 1000.0
@@ -141,14 +157,17 @@ class Discovery:
                 for (bus, engine), (_found, conflicts) in zip(self.engines.items(), results):
                     for address in conflicts:
                         devices += await self._resolve(bus, engine, address, timeout, mode, taken)
-            devices = self._merge_names(devices)
-            devices.sort(key=lambda d: d.address)
-            await self.topology.replace(devices)
+            merged, changes = merge_detected(self.topology.devices, devices, set(self.engines), remove_missing,
+                                             range(first, last + 1))
+            await self.topology.replace(merged)          # the same site again: no change, nothing rebuilt
+            self.changes = changes
             self.found = len(devices)
             self.state = "done"
             self.progress = 1.0
-            self.message = "%d devices found" % len(devices)
-            log.info("detection (%s) found %d devices", mode, len(devices))
+            self.message = "%d devices found (%d new), %d not found%s, %d removed" % (
+                len(devices), len(changes["added"]), len(changes["not_found"]),
+                " (kept)" if changes["not_found"] else "", len(changes["removed"]))
+            log.info("detection (%s%s): %s", mode, ", synchronise" if remove_missing else "", self.message)
         except asyncio.CancelledError:
             self.state = "cancelled"
             raise
@@ -160,19 +179,6 @@ class Discovery:
             log.exception("detection failed")
             self.state = "failed"
             self.message = str(exc)
-
-    def _merge_names(self, devices):
-        """Keep the names and areas users gave to devices found again."""
-        old = dict((d.uid, d) for d in self.topology.devices)
-        for d in devices:
-            previous = old.get(d.uid)
-            if previous is not None and previous.reference == d.reference:
-                d.area = previous.area
-                if not previous.name.startswith(previous.reference + "@"):
-                    d.name = previous.name
-                if len(previous.loads) == len(d.loads):
-                    d.loads = previous.loads
-        return devices
 
     async def _identify(self, engine, address, timeout):
         """Identification at ``address``: dict, None (nobody), _Garbled (collision).
@@ -229,7 +235,7 @@ class Discovery:
             elif ident is not None:
                 device = self._device(bus, address, ident, mode)
                 if device is not None:
-                    device.loads = await self._read_loads(engine, device, timeout)
+                    await self._set_loads(engine, device, timeout)
                     found.append(device)
             self._done[bus] += 1
             self.progress = 0.95 * sum(self._done.values()) / float(total)
@@ -259,7 +265,7 @@ class Discovery:
             taken.add(probe)
             device = self._device(bus, probe, ident, mode)
             if device is not None:
-                device.loads = await self._read_loads(engine, device, timeout)
+                await self._set_loads(engine, device, timeout)
                 found.append(device)
         if netids and clean == len(addresses) and anonymous <= 1:
             self.alarms.set(ALARM_CONFLICT, device_source(bus, address), False,
@@ -267,18 +273,28 @@ class Discovery:
             self.message = "conflict at %s:%d resolved (%d devices)" % (bus, address, len(netids))
         return found
 
+    async def _set_loads(self, engine, device, timeout):
+        """The device's loads: as read from a multi-load module, else as the topology knows them
+        (a user's network types), else the catalogue's."""
+        loads = await self._read_loads(engine, device, timeout)
+        known = self._known.get(device.uid)
+        if loads is None and known is not None and known.reference == device.reference:
+            loads = [dict(x) for x in known.loads]
+        if loads is not None:
+            device.loads = loads
+
     async def _read_loads(self, engine, device, timeout):
-        """The loads a multi-load module has enabled, with their network types."""
+        """The loads a multi-load module has enabled, with their network types; None when it cannot tell."""
         row = device.product
         if row[catalogue.PROFILE] != "digiware_load":
-            return device.loads
+            return None
         loads = []
         for n in range(1, row[catalogue.LOADS] + 1):
             start = catalogue.LOAD_SETTINGS_BASE + (n - 1) * catalogue.LOAD_SETTINGS_STRIDE
             try:
                 enabled, code = await engine.read_registers(device.address, start, 2, DISCOVERY, timeout=timeout)
             except (BusTimeout, rtu.ModbusException):
-                return device.loads      # cannot tell: keep the catalogue's loads
+                return None
             if enabled:
                 loads.append({"load": n, "network": catalogue.LOAD_TYPE_NETWORK.get(code, "3P+N"),
                               "name": "Load %d" % n})
@@ -298,10 +314,11 @@ class Discovery:
             return None
         if row[catalogue.PROFILE] == "gateway":
             return None
-        if mode == "fast" and not row[catalogue.FAST]:
-            return None
         netid = "" if ident["netid"] is None else "%06X" % ident["netid"]
-        return Device(bus, address, row[catalogue.REF], netid, serial=ident.get("serial", ""))
+        device = Device(bus, address, row[catalogue.REF], netid, serial=ident.get("serial", ""))
+        if mode == "fast" and not row[catalogue.FAST] and device.uid not in self._known:
+            return None                  # FAST does not add it; a known one answering is found
+        return device
 
     @staticmethod
     def _free_address(taken):

@@ -81,10 +81,15 @@ def decode_read(read, words):
     return out
 
 
+def _loads_key(device):
+    """What a device's poll plan depends on besides its reference: its loads and their network types."""
+    return [(n, device.network(n)) for n in device.load_numbers()]
+
+
 class DeviceState:
     def __init__(self, device):
         self.device = device
-        self.plan = plan_reads(device.reference, [(n, device.network(n)) for n in device.load_numbers()])
+        self.plan = plan_reads(device.reference, _loads_key(device))
         self.failures = 0
         self.next_try = 0.0
 
@@ -133,16 +138,19 @@ class BusPoller:
                 self.cache.forget_device(address)
                 self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), False, "device removed")
         for address, device in wanted.items():
-            if address not in self.states:
-                state = DeviceState(device)
-                self.states[address] = state
-                supported = collections.defaultdict(set)
-                for read in state.plan:
-                    for load, key, _o, _k, _m in read.items:
-                        supported[load].add(key)
-                self.cache.declare_device(address, supported)
-            else:
-                self.states[address].device = device
+            old = self.states.get(address)
+            if old is not None and _loads_key(old.device) == _loads_key(device):
+                old.device = device              # a new name or area: the plan stands
+                continue
+            state = DeviceState(device)          # new, or its loads changed: plan it again
+            if old is not None:
+                state.failures, state.next_try = old.failures, old.next_try
+            self.states[address] = state
+            supported = collections.defaultdict(set)
+            for read in state.plan:
+                for load, key, _o, _k, _m in read.items:
+                    supported[load].add(key)
+            self.cache.declare_device(address, supported)
 
     def source(self, address):
         return device_source(self.bus_name, address)

@@ -24,6 +24,7 @@ COMMANDS = {
     "reset_extremes": (("advanced", "totem", "admin", "cyber"), ("snmp",), "policy.modbus_write", "protocols"),
     "set_time": (("admin", "cyber"), ("bacnet",), "bacnet.time_sync", "protocols"),
     "start_detection": (("admin", "cyber"), (), None, None),
+    "synchronise_topology": (("admin", "cyber"), (), None, None),     # a detection that also removes devices
     "acknowledge_alarm": (("advanced", "totem", "admin", "cyber"), (), None, None),
     "reset_counters": (("advanced", "totem", "admin", "cyber"), (), None, None),
     # the published documents (register map, MIB, EDE): what any integrator's tool reads, no secret in them

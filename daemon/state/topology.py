@@ -2,7 +2,8 @@
 
 Each device: bus, Modbus address, product reference, name, NET ID (6 hex
 digits, or "" for a device whose identification has none: DIRIS A, COUNTIS),
-serial number, area, and its loads (number, network type, name).
+serial number, area, its loads (number, network type, name), and whether
+the last detection failed to find it (``not_found``).
 ``Device.uid`` keys a device wherever the key must outlive its address (curve
 series, event-log cursors, "same device?" checks): its NET ID, or without one
 its reference and serial number ("E23-E230010000001"). The document is
@@ -17,6 +18,9 @@ refused whole with ``TopologyRefused`` (a ValueError) whose message says
 which limit, and the topology in place is kept. With the settings given, a
 change of a bus's baud rate to 9600 while more than 10 devices are on it is
 refused the same way (``Settings.add_check``).
+
+A detection adds and updates, it does not delete (``merge_detected``): what
+the user named and placed stays until a *synchronise* asks for removals.
 """
 
 import logging
@@ -62,9 +66,9 @@ def _document_shape(doc):
 
 
 class Device:
-    __slots__ = ("bus", "address", "reference", "name", "netid", "area", "loads", "serial")
+    __slots__ = ("bus", "address", "reference", "name", "netid", "area", "loads", "serial", "not_found")
 
-    def __init__(self, bus, address, reference, netid, name=None, area="", loads=None, serial=""):
+    def __init__(self, bus, address, reference, netid, name=None, area="", loads=None, serial="", not_found=False):
         self.bus = bus
         self.address = int(address)
         self.reference = reference
@@ -86,6 +90,7 @@ class Device:
             loads = [{"load": n, "network": network, "name": "Load %d" % n}
                      for n in range(1, row[catalogue.LOADS] + 1)]
         self.loads = loads
+        self.not_found = bool(not_found)         # kept, but the last detection did not find it
 
     @property
     def uid(self):
@@ -117,16 +122,69 @@ class Device:
     def as_dict(self):
         return {"bus": self.bus, "address": self.address, "reference": self.reference, "name": self.name,
                 "netid": self.netid, "serial": self.serial, "area": self.area,
-                "loads": [dict(x) for x in self.loads]}
+                "loads": [dict(x) for x in self.loads], "not_found": self.not_found}
 
     @classmethod
     def from_dict(cls, data):
         catalogue.product(data["reference"])   # KeyError for an unknown reference
         return cls(data["bus"], data["address"], data["reference"], data.get("netid", ""), data.get("name"),
-                   data.get("area", ""), data.get("loads"), data.get("serial", ""))
+                   data.get("area", ""), data.get("loads"), data.get("serial", ""), data.get("not_found", False))
 
     def __repr__(self):
         return "<Device %s %s@%d %s>" % (self.bus, self.reference, self.address, self.netid)
+
+
+def _auto_named(device):
+    """Whether the device still has the name the gateway made (it then follows the address)."""
+    return device.name.startswith(device.reference + "@")
+
+
+def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=None):
+    """The topology after a detection: (devices by address, changes).
+
+    ``found`` are the devices the detection identified on ``scanned_buses``
+    (at ``addresses``, a range; None: every address).
+    A found device already known (same ``uid`` and reference) is updated
+    (bus, address, NET ID, serial, loads), keeping the user's name, area and
+    load names; a new one is added. A known device of a scanned bus that was
+    not found is kept, flagged ``not_found``, unless ``remove_missing`` (a
+    synchronise) or unless a found device now answers at its address (that
+    address is the found one's). Devices the detection did not look for (another
+    bus, an address outside the range) are left as they are. ``changes``: uids ``added``, ``updated``, ``not_found``, ``removed``.
+    """
+    by_uid = dict((d.uid, d) for d in known)
+    merged, matched = [], set()
+    changes = {"added": [], "updated": [], "not_found": [], "removed": []}
+    for new in found:
+        old = by_uid.get(new.uid)
+        if old is None or old.reference != new.reference or new.uid in matched:
+            merged.append(new)
+            changes["added"].append(new.uid)
+            continue
+        matched.add(new.uid)
+        load_names = dict((x["load"], x.get("name")) for x in old.loads)
+        loads = [dict(x, name=load_names.get(x["load"]) or x.get("name")) for x in new.loads]
+        device = Device(new.bus, new.address, new.reference, new.netid, None if _auto_named(old) else old.name,
+                        old.area, loads, new.serial or old.serial)
+        if device.as_dict() != old.as_dict():
+            changes["updated"].append(new.uid)
+        merged.append(device)
+    taken = set(d.address for d in merged)
+    for old in known:
+        if old.uid in matched:
+            continue
+        if old.bus not in scanned_buses or (addresses is not None and old.address not in addresses):
+            merged.append(old)
+        elif remove_missing or old.address in taken:
+            changes["removed"].append(old.uid)
+            continue
+        else:
+            merged.append(Device(old.bus, old.address, old.reference, old.netid, old.name, old.area,
+                                 [dict(x) for x in old.loads], old.serial, not_found=True))
+            changes["not_found"].append(old.uid)
+        taken.add(old.address)
+    merged.sort(key=lambda d: d.address)
+    return merged, changes
 
 
 def devices_from_simulation(topology):
@@ -233,15 +291,22 @@ class Topology:
             seen.add(d.address)
 
     async def replace(self, devices):
-        """Check, write, then switch: a refused topology (TopologyRefused) changes nothing."""
+        """Check, write, then switch: a refused topology (TopologyRefused) changes nothing.
+
+        The same devices again (a detection of an unchanged site) change nothing either: no write, no new
+        version, no listener called, so nothing downstream is rebuilt. True when the topology changed."""
         devices = list(devices)
         self.check(devices)
+        docs = [d.as_dict() for d in devices]
+        if docs == self.as_list():
+            return False
         if self.path:
-            await run_blocking(self._write, [d.as_dict() for d in devices])
+            await run_blocking(self._write, docs)
         self.devices = list(devices)
         self.version += 1
         for listener in list(self._listeners):
             listener(self)
+        return True
 
     def _write(self, docs):
         AtomicJSONStorage(self.path).write({"devices": dict((str(i), d) for i, d in enumerate(docs, 1))})
