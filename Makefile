@@ -30,7 +30,8 @@ test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	npm ci --silent --prefix tests/micropython
 	npm ci --silent --prefix tests/bacnet
+	npm ci --silent --prefix tests/web
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) state tests/micropython/node_modules tests/bacnet/node_modules
+	rm -rf $(VENV) state tests/micropython/node_modules tests/bacnet/node_modules tests/web/node_modules

@@ -22,6 +22,7 @@ from webconfig import auth
 from webconfig.jsonio import MAX_JSON_BODY, body as _body, deferred, reply as _json
 
 COMMAND = "set_settings"                 # what the configuration menus need (Admin, Cyber Security)
+MENUS = ("devices", "protocols", "system", "security")      # SPEC §7.2's order; a page's menu is its name's head
 SECRET_SET, SECRET_UNSET = "set", "not set"
 
 
@@ -33,9 +34,14 @@ def _may_change(caller, spec):
     return rights.may_change_setting(caller, spec.name, spec.profile)
 
 
+def _menu_order(page):
+    return MENUS.index(_menu(page)) if _menu(page) in MENUS else len(MENUS)
+
+
 def visible_pages(caller):
-    """The schema's pages ``caller`` may change at least one setting of, in schema order."""
-    return [page for page in schema.PAGES if any(_may_change(caller, spec) for spec in schema.page_rows(page))]
+    """The schema's pages ``caller`` may change at least one setting of, by menu, in schema order within one."""
+    pages = [page for page in schema.PAGES if any(_may_change(caller, spec) for spec in schema.page_rows(page))]
+    return sorted(pages, key=_menu_order)       # a stable sort: the schema's order within a menu
 
 
 def _field(door, caller, spec, language):

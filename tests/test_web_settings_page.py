@@ -1,0 +1,240 @@
+"""The configuration page (``GET /settings``) in a real headless Chromium, driven by Playwright (issue 14).
+
+As tests/test_web_login_page.py: Debian's ``/usr/bin/chromium`` on the gateway's loop, the gateway on a
+loopback port, sessions made through the real login routes (conftest's web_login) and handed to the browser
+as its cookie. Switching SNMP on from the Protocols page makes the agent answer net-snmp's ``snmpget`` at
+once; a bad value shows its field's message and saves nothing (read back through the API); the French page
+is French; the User profile gets the 403 page. axe-core (tests/web, npm) checks every page of the list.
+Screenshots in both languages go to tests/results/ (git-ignored).
+"""
+
+import asyncio
+import importlib.util
+import os
+
+from conftest import REPO, running_gateway, topology_with, wait_for, web_login, web_server
+from protocols.snmp.agent import SnmpService
+from snmp_support import run as snmp_run
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RESULTS = os.path.join(REPO, "tests", "results")
+AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
+SYS_NAME = "1.3.6.1.2.1.1.5.0"
+
+# Every visible text of the page, whether each form field has a label that names it, the page's width.
+PAGE_PROBE = r"""() => {
+  const visible = (node) => node.offsetParent !== null;
+  const fields = Array.from(document.querySelectorAll("input, select")).filter(visible);
+  const unlabelled = fields.filter((f) => !(f.labels && f.labels.length && f.labels[0].textContent.trim()));
+  const doc = document.documentElement;
+  return {text: document.body.innerText, lang: doc.lang, unlabelled: unlabelled.map((f) => f.id),
+          fields: fields.length, scrollWidth: doc.scrollWidth, innerWidth: window.innerWidth};
+}"""
+AXE_RUN = r"""async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
+    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
+}"""
+FORM_READY = "() => document.querySelectorAll('#sections fieldset').length > 0"
+
+
+def _browser_ready():
+    assert os.path.exists(CHROMIUM), "chromium missing: run `make test` (Debian package chromium)"
+    assert importlib.util.find_spec("playwright"), "playwright missing: run `make test` (pip extra test)"
+    assert os.path.exists(AXE), "axe-core missing: run `make test` (npm ci --prefix tests/web)"
+
+
+def _shot(name):
+    os.makedirs(RESULTS, exist_ok=True)
+    return os.path.join(RESULTS, name)
+
+
+async def _with_browser(tmp_path, overrides, scenario, services=()):
+    from playwright.async_api import async_playwright
+    web = web_server()
+    async with running_gateway(tmp_path / "state", topology_with(), overrides, services=[web] + list(services)) as gw:
+        base = "http://127.0.0.1:%d" % web.server.port
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                return await scenario(gw, base, browser)
+            finally:
+                await browser.close()
+
+
+async def _page_as(browser, base, profile, language="en", width=1920, height=1080):
+    """A browser page whose cookie is a session of ``profile`` logged in through the real routes; and the client."""
+    client = await asyncio.to_thread(web_login, base, profile, language)
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    if client.cookie:
+        await context.add_cookies([{"name": "m70_session", "value": client.cookie, "url": base}])
+    return await context.new_page(), client
+
+
+def _field(name):
+    return '[name="%s"]' % name
+
+
+async def _axe(page):
+    await page.add_script_tag(path=AXE)
+    return await page.evaluate(AXE_RUN)
+
+
+def test_switching_snmp_on_from_the_protocols_page_makes_the_agent_answer_snmpget(tmp_path):
+    _browser_ready()
+    overrides = {"snmp.enabled": False, "snmp.port": 0, "snmp.bind": "127.0.0.1"}
+
+    async def scenario(gw, base, browser):
+        agent = gw.services[1]
+        # Admin sees the switch but may not change it (the schema gives snmp.enabled to Cyber Security)
+        page, _admin = await _page_as(browser, base, "admin")
+        await page.goto(base + "/settings?page=protocols.field", wait_until="load")
+        await page.wait_for_function(FORM_READY)
+        admin_disabled = await page.is_disabled(_field("snmp.enabled"))
+        admin_may_trap = await page.is_enabled(_field("snmp.trap.port1"))
+        await page.context.close()
+        page, cyber = await _page_as(browser, base, "cyber")
+        await page.goto(base + "/settings?page=protocols.field", wait_until="load")
+        await page.wait_for_function(FORM_READY)
+        running_before = agent.running
+        await page.check(_field("snmp.enabled"))
+        await page.fill(_field("snmp.v2c.read_community"), "public")
+        await page.click("#save")
+        await page.wait_for_selector("#message.ok")
+        confirmation = await page.text_content("#message-text")
+        await page.screenshot(path=_shot("settings-protocols-en-1920x1080.png"), full_page=True)
+        await wait_for(lambda: agent.running and agent.port, guard=30)
+        rc, out, err = await snmp_run("snmpget", "-On", "-v2c", "-c", "public", "-r", "1", "-t", "2",
+                                      "127.0.0.1:%d" % agent.port, SYS_NAME)
+        status, answer = await asyncio.to_thread(cyber.get, "/api/settings/page/protocols.field")
+        fields = dict((f["name"], f) for s in answer["sections"] for f in s["fields"])
+        checked_after_reload = await page.is_checked(_field("snmp.enabled"))
+        secret_box_empty = await page.input_value(_field("snmp.v2c.read_community"))
+        violations = await _axe(page)
+        return (admin_disabled, admin_may_trap, running_before, confirmation, rc, out + err, status, fields,
+                checked_after_reload, secret_box_empty, violations)
+
+    (admin_disabled, admin_may_trap, running_before, confirmation, rc, text, status, fields, checked,
+     secret_box, violations) = asyncio.run(_with_browser(tmp_path, overrides, scenario, [SnmpService]))
+    assert admin_disabled and admin_may_trap
+    assert not running_before
+    assert confirmation == "Saved; the changes apply now."
+    assert rc == 0 and '"M-70"' in text, text
+    assert status == 200 and fields["snmp.enabled"]["value"] is True
+    assert fields["snmp.v2c.read_community"]["set"] == "set" and "value" not in fields["snmp.v2c.read_community"]
+    assert checked and secret_box == ""                  # the form shows what was saved; a secret never comes back
+    assert violations == [], violations
+
+
+def test_a_bad_value_shows_its_fields_message_and_nothing_is_saved(tmp_path):
+    _browser_ready()
+
+    async def scenario(gw, base, browser):
+        page, admin = await _page_as(browser, base, "admin", width=768, height=1024)
+        await page.goto(base + "/settings?page=protocols.network", wait_until="load")
+        await page.wait_for_function(FORM_READY)
+        before = gw.settings.all()
+        await page.fill(_field("network.address"), "999.1.2.3")
+        await page.fill(_field("network.vlan.id"), "70000")
+        await page.fill(_field("network.domain"), "site.example")       # valid, but the form is all or nothing
+        await page.click("#save")
+        await page.wait_for_selector("#message.bad")
+        refused = {
+            "address": await page.text_content('[id="error-network.address"]'),
+            "vlan": await page.text_content('[id="error-network.vlan.id"]'),
+            "domain": await page.text_content('[id="error-network.domain"]'),
+            "invalid": await page.get_attribute(_field("network.address"), "aria-invalid"),
+            "described": await page.get_attribute(_field("network.address"), "aria-describedby"),
+            "focused": await page.evaluate("() => document.activeElement.name"),
+            "message": await page.text_content("#message-text"),
+        }
+        probe = await page.evaluate(PAGE_PROBE)
+        await page.screenshot(path=_shot("settings-refused-en-768x1024.png"), full_page=True)
+        status, answer = await asyncio.to_thread(admin.get, "/api/settings/page/protocols.network")
+        read_back = dict((f["name"], f.get("value")) for s in answer["sections"] for f in s["fields"])
+        after_refusal = gw.settings.all()
+        # corrected: saved, and the page says the network applies after a restart
+        await page.fill(_field("network.address"), "192.168.0.40")
+        await page.fill(_field("network.vlan.id"), "40")
+        await page.click("#save")
+        await page.wait_for_selector("#message.ok")
+        saved = (await page.text_content("#message-text"), await page.text_content("#restart-note"),
+                 await page.get_attribute(_field("network.address"), "aria-invalid"))
+        # Cancel puts back what is saved
+        await page.fill(_field("network.domain"), "other.example")
+        await page.click("#cancel")
+        await page.wait_for_function("() => document.querySelector('[name=\"network.domain\"]').value === "
+                                     "'site.example'")
+        return before, after_refusal, refused, probe, read_back, saved, gw.settings.get("network.address")
+
+    before, after_refusal, refused, probe, read_back, saved, address = asyncio.run(
+        _with_browser(tmp_path, None, scenario))
+    assert after_refusal == before
+    assert refused["address"] == "'999.1.2.3' is not an IPv4 address such as 192.168.0.4", refused
+    assert refused["vlan"] == "70000 is outside 1..4094" and refused["domain"] == ""
+    assert refused["invalid"] == "true" and "error-network.address" in refused["described"].split()
+    assert refused["focused"] == "network.address"
+    assert refused["message"] == "Nothing was saved: correct the fields marked below."
+    assert read_back["network.address"] == "192.168.0.4" and read_back["network.vlan.id"] == 1
+    assert read_back["network.domain"] == ""
+    assert probe["scrollWidth"] <= probe["innerWidth"] and probe["unlabelled"] == [], probe      # usable at 768 px
+    assert saved[0] == "Saved; some changes apply only after a restart of the gateway."
+    assert saved[1].startswith("Restart the gateway to apply: ") and saved[2] is None, saved
+    assert address == "192.168.0.40"
+
+
+def test_the_french_page_is_french_and_every_page_passes_axe(tmp_path):
+    _browser_ready()
+
+    async def scenario(gw, base, browser):
+        page, _cyber = await _page_as(browser, base, "cyber", "fr")
+        await page.goto(base + "/settings?page=protocols.field", wait_until="load")
+        await page.wait_for_function(FORM_READY)
+        await page.wait_for_function("() => document.documentElement.lang === 'fr'")
+        french = await page.evaluate(PAGE_PROBE)
+        await page.screenshot(path=_shot("settings-protocols-fr-1920x1080.png"), full_page=True)
+        links = await page.eval_on_selector_all("#menus a", "links => links.map((a) => a.getAttribute('href'))")
+        checked = {}
+        for href in links:
+            await page.goto(base + href, wait_until="load")
+            await page.wait_for_function(FORM_READY)
+            probe = await page.evaluate(PAGE_PROBE)
+            checked[href] = (await _axe(page), probe["unlabelled"], probe["fields"])
+        await page.set_viewport_size({"width": 768, "height": 1024})
+        await page.goto(base + "/settings?page=devices.notifications", wait_until="load")
+        await page.wait_for_function(FORM_READY)
+        narrow = await page.evaluate(PAGE_PROBE)
+        await page.screenshot(path=_shot("settings-notifications-fr-768x1024.png"), full_page=True)
+        return french, links, checked, narrow
+
+    french, links, checked, narrow = asyncio.run(_with_browser(tmp_path, None, scenario))
+    for words in ("Protocoles terrain", "Activation SNMP", "Enregistrer", "Annuler", "Protocoles", "Cybersécurité",
+                  "Connecté en tant que Cyber Sécurité", "Aucune"):
+        assert words in french["text"], words
+    for english in ("Save", "Cancel", "Field protocols", "SNMP activation", "Logged in"):
+        assert english not in french["text"], english
+    assert french["lang"] == "fr"
+    assert len(links) >= 10 and "/settings?page=devices.notifications" in links
+    for href, (violations, unlabelled, fields) in checked.items():
+        assert violations == [] and unlabelled == [] and fields > 0, (href, violations, unlabelled)
+    assert narrow["scrollWidth"] <= narrow["innerWidth"] and narrow["unlabelled"] == [], narrow
+
+
+def test_the_user_profile_gets_the_refusal_page_and_an_anonymous_browser_the_login_page(tmp_path):
+    _browser_ready()
+
+    async def scenario(gw, base, browser):
+        page, _user = await _page_as(browser, base, "user")
+        response = await page.goto(base + "/settings?page=protocols.field", wait_until="load")
+        refused = (response.status, await page.text_content("#forbidden"), await page.query_selector("#sections"))
+        await page.screenshot(path=_shot("settings-user-refused-en.png"))
+        anonymous = await (await browser.new_context()).new_page()
+        await anonymous.goto(base + "/settings", wait_until="load")
+        return refused, anonymous.url
+
+    refused, landed = asyncio.run(_with_browser(tmp_path, None, scenario))
+    assert refused[0] == 403 and refused[1] == "The User profile cannot open the configuration pages." and \
+        refused[2] is None
+    assert landed.endswith("/login")

@@ -1,0 +1,263 @@
+// The configuration pages: one page that draws any page of the settings schema from the gateway's JSON
+// (GET /api/settings/page/<page>) and saves a form all or nothing (POST, with the session's CSRF token).
+// The gateway checks every value and right itself and answers in the session's language; this page only
+// shows what it is told. Text goes in through textContent, never innerHTML.
+"use strict";
+
+let texts = {};
+let csrf = null;
+let current = null;          // the page document last loaded (its fields' saved values)
+
+function $(id) { return document.getElementById(id); }
+
+function t(key, params) {
+  let text = texts[key] || key;
+  for (const [name, value] of Object.entries(params || {})) text = text.split("{" + name + "}").join(String(value));
+  return text;
+}
+
+function el(tag, attrs, text) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value === true ? "" : value);
+  }
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+async function getJson(url) {
+  const response = await fetch(url, {credentials: "same-origin", cache: "no-store"});
+  let answer = {};
+  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
+  return [response.status, answer];
+}
+
+async function postJson(url, body) {
+  const response = await fetch(url, {method: "POST", credentials: "same-origin", cache: "no-store",
+                                     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+                                     body: JSON.stringify(body)});
+  let answer = {};
+  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
+  return [response.status, answer];
+}
+
+function say(kind, text, note) {
+  $("message").className = "message" + (kind ? " " + kind : "");
+  $("message-text").textContent = text || "";
+  $("restart-note").textContent = note || "";
+  $("restart-note").hidden = !note;
+}
+
+// ---------------------------------------------------------------- the left list of pages
+
+function drawMenus(pages, chosen) {
+  const menus = $("menus");
+  menus.replaceChildren();
+  let list = null, menu = null;
+  for (const entry of pages) {
+    if (entry.menu !== menu) {
+      menu = entry.menu;
+      const title = el("h3", {id: "menu-" + menu}, entry.menu_title);
+      list = el("ul", {"aria-labelledby": "menu-" + menu});
+      menus.append(title, list);
+    }
+    const link = el("a", {href: "/settings?page=" + encodeURIComponent(entry.page),
+                          "aria-current": entry.page === chosen ? "page" : null}, entry.title);
+    const item = el("li");
+    item.append(link);
+    list.append(item);
+  }
+}
+
+// ---------------------------------------------------------------- one field of the form
+
+const IPV4 = "((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+const HOSTNAME = "[A-Za-z0-9]([A-Za-z0-9\\-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9\\-]{0,61}[A-Za-z0-9])?)*";
+
+function control(field, id, describedBy) {
+  const common = {id, name: field.name, "aria-describedby": describedBy, disabled: !field.editable};
+  if (field.kind === "checkbox") {
+    const input = el("input", Object.assign({type: "checkbox"}, common));
+    input.checked = field.value === true;
+    return input;
+  }
+  if (field.kind === "select") {
+    const select = el("select", common);
+    for (const choice of field.choices || []) select.append(el("option", {value: choice.value}, choice.label));
+    select.value = field.value;
+    return select;
+  }
+  const attrs = Object.assign({}, common, {maxlength: field.maxlength, required: field.minlength > 0});
+  if (field.kind === "number") Object.assign(attrs, {type: "number", min: field.min, max: field.max, step: 1,
+                                                     inputmode: "numeric", maxlength: null});
+  else if (field.kind === "password") Object.assign(attrs, {type: "password", autocomplete: "new-password",
+                                                            required: false});
+  else if (field.kind === "ip") Object.assign(attrs, {type: "text", pattern: IPV4, inputmode: "decimal",
+                                                      spellcheck: "false", autocomplete: "off"});
+  else if (field.kind === "hostname") Object.assign(attrs, {type: "text", pattern: HOSTNAME, spellcheck: "false",
+                                                            autocapitalize: "off", autocomplete: "off"});
+  else if (field.kind === "email") Object.assign(attrs, {type: "email", autocomplete: "off"});
+  else if (field.kind === "time") Object.assign(attrs, {type: "time"});
+  else Object.assign(attrs, {type: "text", autocomplete: "off"});
+  const input = el("input", attrs);
+  input.value = field.secret || field.value === undefined || field.value === null ? "" : String(field.value);
+  return input;
+}
+
+function drawField(field) {
+  const id = "in-" + field.name;
+  const ids = {help: "help-" + field.name, error: "error-" + field.name, note: "note-" + field.name};
+  const notes = [];
+  if (field.secret) notes.push(t(field.set === "set" ? "web.settings.secret_set" : "web.settings.secret_unset"));
+  if (!field.editable) notes.push(t("web.settings.readonly"));
+  const describedBy = [ids.help, ids.error].concat(notes.length ? [ids.note] : []).join(" ");
+  const box = el("div", {class: field.kind === "checkbox" ? "field check" : "field", "data-field": field.name});
+  const label = el("label", {for: id}, field.label);
+  if (!field.live) label.append(el("span", {class: "tag"}, "(" + t("web.settings.restart_tag") + ")"));
+  const input = control(field, id, describedBy);
+  if (field.kind === "checkbox") box.append(input, label);
+  else box.append(label, input);
+  box.append(el("p", {class: "help", id: ids.help}, field.help));
+  if (notes.length) box.append(el("p", {class: "note", id: ids.note}, notes.join(" ")));
+  box.append(el("p", {class: "error", id: ids.error}));
+  return box;
+}
+
+function drawPage(doc) {
+  current = doc;
+  $("page-title").textContent = doc.title;
+  document.title = doc.title + " · " + t("web.settings.title");
+  const sections = $("sections");
+  sections.replaceChildren();
+  let editable = 0;
+  for (const section of doc.sections) {
+    const fieldset = el("fieldset", {id: "section-" + section.section});
+    fieldset.append(el("legend", null, section.title));
+    for (const field of section.fields) {
+      fieldset.append(drawField(field));
+      if (field.editable) editable += 1;
+    }
+    sections.append(fieldset);
+  }
+  $("save").disabled = editable === 0;
+}
+
+// ---------------------------------------------------------------- saving
+
+function fields() {
+  return current ? current.sections.flatMap((section) => section.fields) : [];
+}
+
+function formValue(field, input) {
+  if (field.kind === "checkbox") return input.checked;
+  if (field.kind === "number") return /^-?[0-9]+$/.test(input.value.trim()) ? parseInt(input.value, 10) : input.value;
+  return input.value;
+}
+
+// Only what the form changed: an empty secret keeps the stored one, an untouched field is not sent.
+function changes() {
+  const out = {};
+  for (const field of fields()) {
+    const input = $("in-" + field.name);
+    if (!field.editable || !input) continue;
+    const value = formValue(field, input);
+    if (field.secret ? value !== "" : value !== field.value) out[field.name] = value;
+  }
+  return out;
+}
+
+function clearErrors() {
+  for (const field of fields()) {
+    const input = $("in-" + field.name);
+    if (input) input.removeAttribute("aria-invalid");
+    const error = $("error-" + field.name);
+    if (error) error.textContent = "";
+  }
+}
+
+function showRefusal(answer) {
+  const general = [];
+  let first = null;
+  for (const message of answer.messages || []) {
+    const error = message.field ? $("error-" + message.field) : null;
+    if (error) {
+      error.textContent = message.message;
+      $("in-" + message.field).setAttribute("aria-invalid", "true");
+      first = first || $("in-" + message.field);
+    } else {
+      general.push(message.field ? message.field + ": " + message.message : message.message);
+    }
+  }
+  // the fields say what is wrong; the whole refusal's text only when no field could show it
+  say("bad", [t("web.settings.refused")].concat(first ? general : [answer.error].concat(general))
+    .filter(Boolean).join(" "));
+  if (first) first.focus();
+}
+
+function labelOf(name) {
+  const field = fields().find((f) => f.name === name);
+  return field ? field.label : name;
+}
+
+async function save(event) {
+  event.preventDefault();
+  clearErrors();
+  const body = changes();
+  if (!Object.keys(body).length) { say("", t("web.settings.nothing")); return; }
+  $("save").disabled = true;
+  say("", t("web.settings.saving"));
+  try {
+    const [status, answer] = await postJson("/api/settings/page/" + encodeURIComponent(current.page), body);
+    if (status === 401) { location.assign("/login"); return; }
+    if (status !== 200) { showRefusal(answer); return; }
+    await loadPage(current.page);
+    if (answer.restart.length) {
+      say("ok", t("web.settings.saved_restart"),
+          t("web.settings.restart_note", {names: answer.restart.map(labelOf).join(", ")}));
+    } else {
+      say("ok", t("web.settings.saved_live"));
+    }
+  } catch (err) {
+    say("bad", t("web.settings.load_failed", {error: err.message}));
+  } finally {
+    $("save").disabled = false;
+  }
+}
+
+async function cancel() {
+  await loadPage(current.page);
+  say("", t("web.settings.cancelled"));
+}
+
+// ---------------------------------------------------------------- start
+
+async function loadPage(page) {
+  const [status, doc] = await getJson("/api/settings/page/" + encodeURIComponent(page));
+  if (status === 401) { location.assign("/login"); return false; }
+  if (status !== 200) { say("bad", t("web.settings.load_failed", {error: doc.error || status})); return false; }
+  drawPage(doc);
+  return true;
+}
+
+async function start() {
+  const [, session] = await getJson("/api/session");
+  if (!session.logged_in || session.must_change) { location.assign("/login"); return; }
+  csrf = session.csrf;
+  texts = (await getJson("/api/i18n/" + session.language))[1].texts || {};
+  document.documentElement.lang = session.language;
+  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
+  $("who").textContent = t("web.session.as", {profile: t("web.profile." + session.profile)});
+  say("", t("web.settings.loading"));
+  const [status, answer] = await getJson("/api/settings/pages");
+  if (status === 401) { location.assign("/login"); return; }
+  if (status !== 200) { say("bad", answer.error || String(status)); return; }
+  const asked = new URLSearchParams(location.search).get("page");
+  const known = answer.pages.map((entry) => entry.page);
+  const page = known.includes(asked) ? asked : known[0];
+  drawMenus(answer.pages, page);
+  if (page && await loadPage(page)) say("", "");
+}
+
+$("form").addEventListener("submit", save);
+$("cancel").addEventListener("click", cancel);
+start().catch((err) => say("bad", t("web.settings.load_failed", {error: err.message})));
