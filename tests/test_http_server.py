@@ -409,6 +409,9 @@ class _Assets(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
+        if tag == "a":          # a link to another page of the gateway (/login, /settings) is no asset
+            assert attrs.get("href", "").startswith("/") and not attrs["href"].startswith("//"), attrs
+            return
         for key in ("src", "href"):
             if attrs.get(key):
                 self.refs.append(attrs[key])
