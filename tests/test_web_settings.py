@@ -117,7 +117,8 @@ def test_every_page_answers_each_profile_as_the_rights_say(tmp_path):
             assert field["editable"] == (name == CYBER or spec.profile == "admin"), (name, spec.name)
             assert field["live"] == spec.live and field["kind"] == spec.kind and field["label"] and field["help"]
     snmp = dict((f["name"], f) for s in pages[ADMIN, "protocols.field"]["sections"] for f in s["fields"])
-    assert snmp["snmp.enabled"]["editable"] is False and snmp["snmp.trap.port1"]["editable"] is True
+    # switching a service on is configuration (Admin); its port is network exposure (Cyber Security, SPEC §8)
+    assert snmp["snmp.enabled"]["editable"] is True and snmp["snmp.port"]["editable"] is False
     assert (snmp["snmp.port"]["min"], snmp["snmp.port"]["max"]) == (1, 65535)
     assert snmp["bus.rs485.parity"]["choices"] == [{"value": "N", "label": "None"}, {"value": "E", "label": "Even"},
                                                    {"value": "O", "label": "Odd"}], snmp["bus.rs485.parity"]
@@ -238,20 +239,20 @@ def test_a_field_the_profile_may_not_change_is_refused_and_nothing_is_saved(tmp_
         admin, cyber = await run(web_login, base, "admin"), await run(web_login, base, "cyber")
         before = saved(gw)
         mixed = await run(admin.post, "/api/settings/page/protocols.field",
-                          {"snmp.enabled": True, "snmp.trap.port1": 1000})
+                          {"snmp.port": 1161, "snmp.trap.port1": 1000})
         other = await run(admin.post, "/api/settings/page/security.policy", {"policy.banner": True})
         middle = saved(gw)
         allowed = await run(cyber.post, "/api/settings/page/protocols.field",
-                            {"snmp.enabled": True, "snmp.trap.port1": 1000})
-        return before, middle, mixed, other, allowed, gw.settings.get("snmp.enabled")
+                            {"snmp.port": 1161, "snmp.trap.port1": 1000})
+        return before, middle, mixed, other, allowed, gw.settings.get("snmp.port")
 
     before, middle, mixed, other, allowed, enabled = with_site(tmp_path, scenario)
     assert middle == before
     assert mixed[0] == 403 and mixed[1]["reason"] == "rights" and mixed[1]["messages"] == [
-        {"field": "snmp.enabled", "message": "your profile may not change this setting"}], mixed
+        {"field": "snmp.port", "message": "your profile may not change this setting"}], mixed
     assert other[0] == 403 and other[1]["reason"] == "rights"
-    assert allowed == (200, {"ok": True, "live": ["snmp.enabled", "snmp.trap.port1"], "restart": [],
-                             "unchanged": []}) and enabled is True
+    assert allowed == (200, {"ok": True, "live": ["snmp.port", "snmp.trap.port1"], "restart": [],
+                             "unchanged": []}) and enabled == 1161
 
 
 def test_the_pages_speak_the_sessions_language(tmp_path):

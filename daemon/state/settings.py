@@ -100,14 +100,14 @@ _TABLE = (
         ("https.port", "int", 443, ANY_PORT, "cyber", False, False, "number"),
     )),
     ("protocols.field", "modbus_tcp", (
-        ("modbus.enabled", "bool", True, None, "cyber", False, True, "checkbox"),
+        ("modbus.enabled", "bool", True, None, "admin", False, True, "checkbox"),
         ("modbus.port", "int", 502, ANY_PORT, "cyber", False, True, "number"),
         ("modbus.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True, "text"),
         ("modbus.max_connections", "int", 32, (1, 32), "cyber", False, True, "number"),
         ("modbus.idle_timeout_s", "int", 60, (1, 3600), "admin", False, True, "number"),
     )),
     ("protocols.field", "snmp", (
-        ("snmp.enabled", "bool", False, None, "cyber", False, True, "checkbox"),
+        ("snmp.enabled", "bool", False, None, "admin", False, True, "checkbox"),
         ("snmp.port", "int", 161, ANY_PORT, "cyber", False, True, "number"),
         ("snmp.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True, "text"),
     )),
@@ -143,7 +143,7 @@ _TABLE = (
         ("snmp.trap.inform_retries", "int", 2, (0, 10), "admin", False, True, "number"),
     )),
     ("protocols.field", "bacnet", (
-        ("bacnet.enabled", "bool", False, None, "cyber", False, True, "checkbox"),
+        ("bacnet.enabled", "bool", False, None, "admin", False, True, "checkbox"),
         ("bacnet.port", "int", 47808, ANY_PORT, "cyber", False, True, "number"),
         ("bacnet.bind", "str", "0.0.0.0", (1, 64), "cyber", False, True, "text"),
         ("bacnet.main_instance", "int", 100, (0, 4194000), "admin", False, True, "number"),
