@@ -229,3 +229,32 @@ def test_frames_sent_before_the_client_half_closes_are_all_answered(tmp_path):
             writer.close()
             await wait_for(lambda: len(s.service.connections) == 0)
     asyncio.run(scenario())
+
+
+def test_greedy_clients_are_held_to_a_share_of_the_loop_while_the_buses_poll(tmp_path):
+    """16 closed-loop clients from four hosts read the gateway table back to back while both buses complete
+    three more poll cycles: the server holds them to its share of the loop (turns waited for credit), and
+    every read is answered, in order."""
+    async def scenario():
+        async with Setup(tmp_path) as s:
+            pollers = list(s.gw.pollers.values())
+            goal = [poller.cycles + 3 for poller in pollers]
+            done = asyncio.Event()
+            answered = [0]
+
+            async def greedy(i):
+                conn = await connect_from(s.port, "127.0.0.%d" % (2 + i % 4))
+                transaction = 0
+                while not done.is_set():
+                    transaction = (transaction + 1) & 0xFFFF
+                    assert (await exchange_on(*conn, mbap(transaction, 255, GATEWAY_READ)))[:9] == \
+                        gateway_answer(transaction)
+                    answered[0] += 1
+                conn[1].close()
+
+            clients = asyncio.gather(*[greedy(i) for i in range(16)])
+            await wait_for(lambda: all(p.cycles >= g for p, g in zip(pollers, goal)), guard=120)
+            done.set()
+            await clients
+            assert answered[0] > 0 and s.service.status()["turns_deferred"] > 0
+    asyncio.run(scenario())
