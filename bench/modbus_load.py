@@ -1,6 +1,7 @@
 """Load generator for bench/modbus_tcp.py: N Modbus TCP connections in their
 own process (so the client's work does not run on the gateway's loop), each
-sending one read at a time for a duration; prints JSON with the latencies."""
+sending one read at a time for a duration; prints JSON with the latencies.
+The connections come from --sources in turn (the server caps connections per client address)."""
 
 import argparse
 import asyncio
@@ -15,8 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import percentile  # noqa: E402
 
 
-async def connection(host, port, unit, start, count, until, latencies, errors):
-    reader, writer = await asyncio.open_connection(host, port)
+async def connection(host, port, source, unit, start, count, until, latencies, errors):
+    reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
     pdu = struct.pack(">BHH", 3, start, count)
     transaction = 0
     try:
@@ -38,8 +39,9 @@ async def main_async(args):
     latencies, errors = [], []
     until = time.monotonic() + args.seconds
     started = time.monotonic()
-    await asyncio.gather(*[connection(args.host, args.port, args.unit, args.start, args.count, until,
-                                      latencies, errors) for _ in range(args.connections)])
+    sources = args.sources.split(",")
+    await asyncio.gather(*[connection(args.host, args.port, sources[i % len(sources)], args.unit, args.start,
+                                      args.count, until, latencies, errors) for i in range(args.connections)])
     elapsed = time.monotonic() - started
     print(json.dumps({"requests": len(latencies), "errors": len(errors), "seconds": elapsed,
                       "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
@@ -55,6 +57,8 @@ def main():
     parser.add_argument("--unit", type=int, required=True)
     parser.add_argument("--start", type=int, required=True)
     parser.add_argument("--count", type=int, default=6)
+    parser.add_argument("--sources", default="127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4",
+                        help="client addresses, used in turn (comma-separated)")
     asyncio.run(main_async(parser.parse_args()))
 
 

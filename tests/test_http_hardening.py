@@ -197,7 +197,8 @@ def test_a_400_names_no_python_internals(tmp_path):
 
 def test_modbus_tcp_connection_churn_is_refused_quietly_and_leaves_no_descriptor(tmp_path, caplog):
     """300 connects over Modbus TCP's cap of 4, held then dropped: each refused at once (EOF), one log line,
-    the process's descriptors back to their count; the 4 admitted clients are still answered."""
+    the process's descriptors back to their count; the 4 admitted clients, each with a request under way
+    (an idle one would be closed to make room), are still answered."""
     from protocols.modbus.tcp import ModbusTcpService
     settings = {"modbus.port": 0, "modbus.bind": "127.0.0.1", "modbus.max_connections": 4}
     read = struct.pack(">HHHBBHH", 1, 0, 6, 20, 3, 0xC558, 2)            # read 2 holding registers of unit 20
@@ -207,13 +208,17 @@ def test_modbus_tcp_connection_churn_is_refused_quietly_and_leaves_no_descriptor
             service = gw.services[0]
             port = service.status()["port"]
             base = len(os.listdir("/proc/self/fd"))
+            service.frame_timeout = 3600
             kept = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
             await wait_for(lambda: service.stats["accepted"] == 4)
+            for _, writer in kept:
+                writer.write(read[:3])
+            await wait_for(lambda: service.status()["connections_idle"] == 0)
             churn = [await asyncio.open_connection("127.0.0.1", port) for _ in range(300)]
             for reader, _ in churn:
                 assert await asyncio.wait_for(reader.read(10), 60) == b""      # refused at once, cleanly
             for reader, writer in kept:
-                writer.write(read)
+                writer.write(read[3:])
                 transaction, _, length, unit = struct.unpack(">HHHB", await reader.readexactly(7))
                 function = (await reader.readexactly(length - 1))[0]
                 assert (transaction, unit, function & 0x7F) == (1, 20, 3)     # answered (a value or an exception)

@@ -164,22 +164,38 @@ def test_gateway_table_and_device_identification(tmp_path):
     asyncio.run(scenario())
 
 
-def test_32_clients_read_at_once_and_the_33rd_is_refused(tmp_path):
+def test_32_clients_read_at_once_and_the_33rd_is_refused_while_none_is_idle(tmp_path):
+    """SPEC §3.1: 32 connections (8 from each of four hosts: the per-address cap) are served at once. While
+    every one of them has a request under way, the 33rd is refused cleanly; once they wait for requests again,
+    a 33rd takes the place of the connection that has waited longest (a SCADA host that rebooted gets in)."""
     async def scenario():
         async with Setup(tmp_path) as s:
-            async with contextlib.AsyncExitStack() as stack:
-                clients = [await stack.enter_async_context(s.client()) for _ in range(32)]
-                results = await asyncio.gather(*[c.read_holding_registers(0xC558, count=6, device_id=20)
-                                                  for c in clients])
-                assert all(not r.isError() for r in results)
-                reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
-                data = await asyncio.wait_for(reader.read(10), 5)
-                assert data == b""                                       # closed at once, cleanly
-                writer.close()
-                assert s.service.stats["refused"] == 1
-                results = await asyncio.gather(*[c.read_holding_registers(0x0000, count=8, device_id=1)
-                                                  for c in clients])
-                assert all(not r.isError() for r in results)
+            s.service.frame_timeout = 3600      # the half-sent requests below wait for the test, not for a clock
+            clients = [await connect_from(s.port, "127.0.0.%d" % (1 + i // 8)) for i in range(32)]
+            await wait_for(lambda: s.service.stats["accepted"] == 32)
+            frame = mbap(7, 20, rtu.read_request(3, 0xC558, 6))
+            for _, writer in clients:
+                writer.write(frame)
+            for reader, _ in clients:
+                assert (await read_answer(reader))[:9] == frame[:2] + b"\x00\x00\x00\x0f\x14\x03\x0c"
+            for _, writer in clients:
+                writer.write(frame[:3])                                  # a request begun: not idle
+            await wait_for(lambda: s.service.status()["connections_idle"] == 0)
+            reader, writer = await connect_from(s.port, "127.0.0.5")
+            assert await asyncio.wait_for(reader.read(10), 20) == b""     # closed at once, cleanly
+            writer.close()
+            assert s.service.stats["refused"] == 1
+            for reader, writer in clients:                               # answered in turn: the first waits longest
+                writer.write(frame[3:])
+                assert (await read_answer(reader))[:2] == frame[:2]
+            reader, writer = await connect_from(s.port, "127.0.0.5")
+            assert (await exchange_on(reader, writer, mbap(9, 255, rtu.read_request(3, 0, 8))))[:2] == b"\x00\x09"
+            assert await asyncio.wait_for(clients[0][0].read(10), 20) == b""      # it made room
+            assert s.service.stats["evicted"] == 1 and s.service.stats["refused"] == 1
+            for reader, writer in clients[1:]:
+                assert (await exchange_on(reader, writer, frame))[:2] == frame[:2]
+            for _, w in clients + [(reader, writer)]:
+                w.close()
             await wait_for(lambda: len(s.service.connections) == 0)
     asyncio.run(scenario())
 
@@ -219,6 +235,21 @@ async def exchange(port, frame, expect_answer=True, guard=5.0):
         return header + await reader.readexactly(length - 1)
     finally:
         writer.close()
+
+
+async def connect_from(port, address):
+    """A connection to the server from ``address`` (127.0.0.x: another host as the server sees it)."""
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(address, 0))
+
+
+async def read_answer(reader, guard=20.0):
+    header = await asyncio.wait_for(reader.readexactly(7), guard)
+    return header + await asyncio.wait_for(reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1), guard)
+
+
+async def exchange_on(reader, writer, frame):
+    writer.write(frame)
+    return await read_answer(reader)
 
 
 def exception_of(answer):

@@ -48,6 +48,15 @@ class ModbusHandler:
 
     async def handle(self, unit, pdu):
         """Response PDU for request ``pdu`` to ``unit``."""
+        answer = self.answer_now(unit, pdu)
+        if answer is None:
+            answer = await self.answer_later(unit, pdu)
+        return answer
+
+    def answer_now(self, unit, pdu):
+        """The response PDU when no wait is needed (gateway table, cache, refusals); None when the request
+        must wait for a bus or a write: then ``answer_later``. Lets a server answer most requests without
+        a task of their own."""
         self.counters.requests += 1
         function = pdu[0] if pdu else 0
         code = rtu.validate_request_pdu(pdu)
@@ -58,8 +67,17 @@ class ModbusHandler:
                 return self._device_identification(unit, pdu)
             if self.is_gateway(unit):
                 return self._gateway_table(pdu)
-            return await self._meter(unit, pdu)
+            return self._meter_now(unit, pdu)
         except Exception:   # the boundary: a bug answers 04, never kills the server
+            log.exception("request %r to unit %d", pdu[:8], unit)
+            return self._exception(function, rtu.SERVER_DEVICE_FAILURE)
+
+    async def answer_later(self, unit, pdu):
+        """The response PDU of a request ``answer_now`` left to the bus or a write."""
+        function = pdu[0]
+        try:
+            return await self._meter_later(unit, pdu)
+        except Exception:   # the boundary, as above
             log.exception("request %r to unit %d", pdu[:8], unit)
             return self._exception(function, rtu.SERVER_DEVICE_FAILURE)
 
@@ -81,11 +99,10 @@ class ModbusHandler:
 
     # ---------------------------------------------------------------- meters
 
-    async def _meter(self, unit, pdu):
+    def _meter_now(self, unit, pdu):
         door = self.door
-        function, start, count, words = rtu.request_fields(pdu)
-        device = door.served_device(unit)
-        if device is None:
+        function, start, count, _words = rtu.request_fields(pdu)
+        if door.served_device(unit) is None:
             return self._exception(function, rtu.GATEWAY_PATH_UNAVAILABLE)
         if function in READ_REGISTERS and normalized_location(start) is not None:
             values = normalized_read(door, unit, start, count)
@@ -93,16 +110,20 @@ class ModbusHandler:
                 return self._exception(function, values)
             self.counters.from_cache += 1
             return rtu.read_response(function, values)
-        if function in rtu.WRITE_FUNCTIONS and normalized_location(start) is not None:
-            return await self._normalized_write(unit, pdu, function, start, words)
         if function in READ_REGISTERS:
             cached = door.polled_registers(unit, start, count)    # fresh by the cache's one rule
             if cached is not None:
                 self.counters.from_cache += 1
                 return rtu.read_response(function, cached)
+        return None
+
+    async def _meter_later(self, unit, pdu):
+        function, start, _count, words = rtu.request_fields(pdu)
+        if function in rtu.WRITE_FUNCTIONS and normalized_location(start) is not None:
+            return await self._normalized_write(unit, pdu, function, start, words)
         self.counters.forwarded += 1
         try:
-            return await door.passthrough(unit, pdu)
+            return await self.door.passthrough(unit, pdu)
         except api.Refused as exc:
             return self._exception(function, _REFUSAL_CODES.get(exc.reason, rtu.SERVER_DEVICE_FAILURE))
         except rtu.ModbusException as exc:
