@@ -18,7 +18,7 @@ import textwrap
 
 import bottle
 
-from conftest import REPO, demo_topology, http_json, running_gateway, wait_for, web_server
+from conftest import REPO, demo_topology, running_gateway, wait_for, web_login, web_server
 from test_http_server import assert_closed, connect, get, read_response, request, serve, wait_until_true
 
 PIPELINED = 3000
@@ -189,8 +189,8 @@ def test_a_400_names_no_python_internals(tmp_path):
 
     async def body():
         async with running_gateway(tmp_path / "state", demo_topology(), services=[web]):
-            url = "http://127.0.0.1:%d/api/sim/meters/DC85EA/alarms" % web.server.port
-            return await asyncio.to_thread(http_json, url, {"alarms": [{"slot": 3}]})
+            admin = await asyncio.to_thread(web_login, "http://127.0.0.1:%d" % web.server.port, "admin")
+            return await asyncio.to_thread(admin.post, "/api/sim/meters/DC85EA/alarms", {"alarms": [{"slot": 3}]})
 
     assert asyncio.run(body()) == (400, {"error": "missing or unknown fields in the request"})
 
