@@ -164,8 +164,9 @@ def test_a_client_that_never_reads_is_closed_after_the_idle_timeout(tmp_path):
 
 
 def test_one_address_cannot_take_every_slot(tmp_path):
-    """Idle connections beyond an address's cap close its own oldest; a newcomer from another address gets
-    into a full server by closing the oldest idle connection of all; a busy connection is never closed."""
+    """Idle connections beyond an address's cap close its own oldest (a host that rebooted gets back in); a
+    newcomer from another address into a full server is refused (SPEC §3.1) and closes nobody's connection;
+    once a place is free it gets in."""
     async def scenario():
         async with Setup(tmp_path, {"modbus.max_connections": 8}) as s:
             s.service.max_per_address = 4
@@ -182,14 +183,18 @@ def test_one_address_cannot_take_every_slot(tmp_path):
                 assert await asyncio.wait_for(reader.read(10), 20) == b""
             hoard[5][1].write(mbap(1, 255, GATEWAY_READ)[:3])       # one is busy: a request under way
             await wait_for(lambda: s.service.status()["connections_idle"] == 7)
-            newcomer = await connect_from(s.port, "127.0.0.4")     # the server is full
-            assert (await exchange_on(*newcomer, mbap(77, 255, GATEWAY_READ)))[:9] == gateway_answer(77)
-            assert stats["evicted"] == 5 and stats["refused"] == 0
-            assert await asyncio.wait_for(hoard[2][0].read(10), 20) == b""   # the oldest idle of all made room
+            refused = await connect_from(s.port, "127.0.0.4")      # the server is full
+            assert await asyncio.wait_for(refused[0].read(10), 20) == b""
+            refused[1].close()
+            assert stats["evicted"] == 4 and stats["refused"] == 1
             hoard[5][1].write(mbap(1, 255, GATEWAY_READ)[3:])
             assert (await read_answer(hoard[5][0]))[:9] == gateway_answer(1)
-            for conn in hoard[3:5] + hoard[8:]:
+            for conn in hoard[2:5] + hoard[8:]:                     # every kept connection still served
                 assert (await exchange_on(*conn, mbap(5, 255, GATEWAY_READ)))[:9] == gateway_answer(5)
+            hoard[2][1].close()
+            await wait_for(lambda: len(s.service.connections) == 7)
+            newcomer = await connect_from(s.port, "127.0.0.4")     # a place is free
+            assert (await exchange_on(*newcomer, mbap(77, 255, GATEWAY_READ)))[:9] == gateway_answer(77)
             for _, w in hoard + [newcomer]:
                 w.close()
             await wait_for(lambda: len(s.service.connections) == 0)

@@ -21,11 +21,12 @@ reads them; one stalled for ``modbus.idle_timeout_s`` is closed, as is one that 
 A frame must be whole within FRAME_TIMEOUT of its first byte (a length field that lies, a slowloris).
 
 Connections (SPEC §3.1: at most ``modbus.max_connections``, fitted under the descriptor limit by
-daemon/limits.py; at most MAX_PER_ADDRESS from one client address). A newcomer over a cap takes the
-place of the connection that has waited longest for a request, its own address's when that address is
-at its cap, anyone's when the server is full (SCADA keeps idle connections open, and a host that
-rebooted must not wait for its dead ones to time out); only when none is idle is it refused, closed as
-it is accepted, before any buffer is spent on it. Refusals and evictions are counted and logged at most
+daemon/limits.py; at most MAX_PER_ADDRESS from one client address, so one host cannot take every
+place). A newcomer from an address at its cap takes the place of that address's connection that has
+waited longest for a request (a host that rebooted must not wait for its dead connections to time out);
+it never displaces another host's connection: when the server is full the newcomer is refused, as
+SPEC §3.1 says, closed as it is accepted, before any buffer is spent on it, and idle connections make
+room by timing out. Refusals and evictions are counted and logged at most
 once a minute, and running out of descriptors pauses accepting instead of logging a traceback per
 attempt (daemon/listen.py).
 """
@@ -365,9 +366,7 @@ class ModbusTcpService(SwitchedService):
         mine = self._by_ip.get(ip, ())
         if len(mine) >= min(self.max_per_address, cap):
             return self._evict(mine)            # an address at its cap only ever displaces itself
-        if len(self.connections) >= cap:
-            return self._evict(self.connections)
-        return True
+        return len(self.connections) < cap      # full: the 33rd is refused (SPEC §3.1), nobody is evicted
 
     def _evict(self, candidates):
         """Close the connection that has waited longest for a request; False if none is waiting."""
