@@ -93,7 +93,7 @@ def _read_codes(sock, want=1, guard=15.0):
 
 
 def _tally(codes):
-    return " ".join("%s×%d" % (code, count) for code, count in sorted(collections.Counter(codes).items()))
+    return " ".join("%s×%d" % (code, count) for code, count in sorted(collections.Counter(codes).items(), key=str))
 
 
 def _request(path="/api/status", method="GET", extra=""):

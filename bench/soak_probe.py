@@ -25,11 +25,14 @@ from bench import soak_wire as wire
 PERIOD = 0.2
 ERRORS = ("timeouts", "crc_errors", "frame_errors")
 TIMEOUTS = {"http": 10.0, "modbus": 5.0, "snmp": 2.0, "bacnet": 2.0}
+# The well-behaved clients are another host than the attacker (127.0.0.1), as on a LAN: the per-address caps
+# are there so that one host's connections cannot lock the others out (Linux routes all of 127/8 to lo).
+CLIENT_HOST = "127.0.0.2"
 
 
 def http_status(port, timeout=10.0):
     """GET /api/status on a fresh connection: the decoded document (an HTTP error raises)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(CLIENT_HOST, 0))
     try:
         conn.request("GET", "/api/status", headers={"Connection": "close"})
         response = conn.getresponse()
@@ -62,7 +65,8 @@ class _Modbus:
 
     def ask(self):
         if self.sock is None:
-            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUTS["modbus"])
+            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUTS["modbus"],
+                                                 source_address=(CLIENT_HOST, 0))
         self.tid = (self.tid + 1) & 0xFFFF
         self.sock.sendall(wire.read_holding(self.tid, 255, 0, 8))
         answer = b""
@@ -84,7 +88,7 @@ class _Datagram:
     def __init__(self, port, kind):
         self.address, self.kind = ("127.0.0.1", port), kind
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((CLIENT_HOST, 0))
         self.sock.settimeout(TIMEOUTS[kind])
         self.n = random.randrange(1, 1000)
 

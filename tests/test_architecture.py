@@ -20,9 +20,9 @@ MICROPYTHON_STDLIB = ("struct", "sys", "math", "time")
 # state's constants (settings schema, alarm names, quality and device states, extreme slots), the version,
 # the message catalogue.
 PROTOCOL_MAY_USE = ("daemon.api", "daemon.service", "daemon.supervise", "daemon.blocking", "daemon.atomicfile",
-                    "daemon.listen", "daemon.limits", "daemon.version", "daemon.state.settings", "daemon.state.alarms",
-                    "daemon.state.cache", "daemon.state.devstate", "daemon.state.extremes", "daemon.security.rights",
-                    "daemon.i18n")
+                    "daemon.listen", "daemon.limits", "daemon.loopshare", "daemon.version", "daemon.state.settings",
+                    "daemon.state.alarms", "daemon.state.cache", "daemon.state.devstate", "daemon.state.extremes",
+                    "daemon.security.rights", "daemon.i18n")
 
 
 def modules(*rooms):

@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 
 import bottle
 
@@ -65,6 +66,29 @@ def test_pipelined_requests_are_served_one_per_turn_of_the_loop():
     serve(test, app=app)
     assert len(served) == PIPELINED
     assert all(a < b for a, b in zip(served, served[1:])), "requests served back to back without yielding"
+
+
+def test_expensive_pipelined_requests_take_at_most_the_servers_share_of_the_loop():
+    """Each request costs 2 ms of loop, twice the share's burst: nearly every one waits for the credit its
+    predecessor overdrew to be earned back (the loop sleeps in its selector meanwhile, and the buses run)."""
+    def spin():
+        end = time.monotonic() + 0.002
+        while time.monotonic() < end:
+            pass
+        return "s"
+
+    app = recording_app([])
+    app.route("/spin", callback=spin)
+    count = 50
+
+    async def test(server):
+        reader, writer = await connect(server)
+        writer.write(get(b"/spin") * count)
+        await read_answers(reader, count, [])
+        writer.close()
+        assert server.stats["turns_deferred"] >= count // 2, server.stats     # without the share: 0
+
+    serve(test, app=app)
 
 
 def test_another_client_is_answered_while_a_pipeline_is_served():

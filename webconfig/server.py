@@ -40,6 +40,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from daemon.limits import fitted_cap
 from daemon.listen import Listener, Tally, open_stream
+from daemon.loopshare import LoopShare
 
 log = logging.getLogger("gateway.http")
 
@@ -104,6 +105,7 @@ class HttpServer:
         self._by_ip = {}                # client address -> its connections among them
         self._lingering = 0
         self._refusals = Tally(log, "HTTP connections")
+        self._share = LoopShare()       # the clients together: at most half the loop's time (daemon/loopshare.py)
         self._counts = {"accepted": 0, "requests": 0, "rejected": 0, "evicted": 0, "bad_requests": 0, "timeouts": 0,
                         "dropped": 0}
 
@@ -111,7 +113,7 @@ class HttpServer:
     def stats(self):
         idle = sum(conn.idle_since is not None for conn in self._open)
         return {"connections_open": len(self._open), "connections_idle": idle, "connection_cap": self._cap,
-                **self._counts}
+                "turns_deferred": self._share.deferred, **self._counts}
 
     async def start(self):
         self._closing = False
@@ -267,6 +269,7 @@ class HttpServer:
                 return
             first = False
             environ = self._environ(writer, method, path, query, version, headers, body)
+            await self._share.ready()
             writer.write(await self._respond(environ, keep))
             await self._drain(writer)
             if not keep:
@@ -395,7 +398,11 @@ class HttpServer:
         head_only = environ["REQUEST_METHOD"] == "HEAD"
         self._counts["requests"] += 1
         try:
-            response = self._call_app(environ)
+            started = time.monotonic()
+            try:
+                response = self._call_app(environ)
+            finally:
+                self._share.charge(time.monotonic() - started)
             pending = environ.pop(DEFERRED, None)
             if pending is not None:
                 try:
