@@ -17,7 +17,7 @@ import bottle
 
 from daemon import api, i18n
 from daemon.security import rights
-from webconfig import auth, jsonio
+from webconfig import auth, diagnosis, jsonio
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -295,6 +295,8 @@ def make_app(door, mount=None):
     @app.get("/static/<name>", access="public")
     def static(name):
         return _static(files, name)
+
+    diagnosis.mount(app, lambda name: _static(files, name))
 
     if mount is not None:
         before = len(app.routes)
