@@ -40,12 +40,15 @@ function bytes(n) {
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
   return (i ? n.toFixed(1) : String(n)) + "\u00a0" + units[i];
 }
-function age(seconds) {
+function duration(seconds) {
   if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "—";
   const s = Math.max(0, seconds);
-  const text = s < 10 ? s.toFixed(1) + " s" : s < 120 ? Math.round(s) + " s" : s < 7200 ? Math.round(s / 60) + " min"
+  return s < 10 ? s.toFixed(1) + " s" : s < 120 ? Math.round(s) + " s" : s < 7200 ? Math.round(s / 60) + " min"
     : s < 172800 ? Math.round(s / 3600) + " h" : Math.round(s / 86400) + " d";
-  return t("web.diagnosis.ago", {age: text});
+}
+function age(seconds) {
+  const text = duration(seconds);
+  return text === "—" ? text : t("web.diagnosis.ago", {age: text});
 }
 function dateTime(epoch) {
   return typeof epoch === "number" ? new Date(epoch * 1000).toLocaleString(document.documentElement.lang) : "—";
@@ -66,7 +69,7 @@ function renderGateway(doc) {
                                                                   size: bytes(st.size_bytes)}) : "—";
   if (st.write_errors) storage += " · " + t("web.diagnosis.storage_errors", {count: st.write_errors});
   const rows = [["name", gw.name], ["serial", gw.serial], ["netid", gw.netid], ["firmware", gw.firmware],
-                ["datetime", dateTime(gw.time)], ["uptime", age(gw.uptime_s).replace(/^[^0-9]*/, "")], ["ip", ip],
+                ["datetime", dateTime(gw.time)], ["uptime", duration(gw.uptime_s)], ["ip", ip],
                 ["storage", storage]];
   $("gateway").tBodies[0].replaceChildren(...rows.map(([key, value]) => {
     const quality = key === "storage" && !st.available ? mark("bad", t("web.diagnosis.quality.unavailable"))
@@ -122,8 +125,9 @@ function renderDevices(doc) {
     status.append(mark(DEVICE_CLASS[d.status] || "warn", t("web.diagnosis.device." + d.status)));
     if (d.not_found) status.append(el("span", "note", t("web.diagnosis.not_found")));
     const c = d.counters || {};
-    const last = d.last_success === null || d.last_success === undefined ? t("web.diagnosis.never")
-      : dateTime(d.last_success) + " (" + age(d.last_success_age_s + (docAge() || 0)) + ")";
+    const last = el("span", null, d.last_success === null || d.last_success === undefined ? t("web.diagnosis.never")
+      : age(d.last_success_age_s + (docAge() || 0)));
+    if (typeof d.last_success === "number") last.append(el("span", "note", dateTime(d.last_success)));
     cells(tr, [name, [d.bus + " " + d.address, "num"], status, [num(c.requests), "num requests"],
                [num(c.answers), "num answers"], [num(c.timeouts), "num"], [num(c.crc_errors), "num"],
                [num(c.exceptions), "num"], [ms(c.mean_response_ms), "num"], [ms(c.max_response_ms), "num"], last]);
