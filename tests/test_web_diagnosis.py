@@ -18,9 +18,11 @@ import importlib.util
 import json
 import os
 import re
+import time
 
-from conftest import (REPO, WebClient, demo_devices, demo_topology, running_gateway, wait_for, web_login,
-                      web_server)
+from conftest import (REPO, STRONG_PASSWORDS, WebClient, demo_devices, demo_topology, running_gateway, wait_for,
+                      web_login, web_server)
+from daemon.security.rights import Caller
 from protocols.modbus.tcp import ModbusTcpService
 
 CHROMIUM = "/usr/bin/chromium"
@@ -62,7 +64,6 @@ def requests_by_address(gw):
 
 
 def _user():
-    from daemon.security.rights import Caller
     return Caller("web", "user")
 
 
@@ -207,7 +208,6 @@ def test_syslog_export_is_rfc5424_one_line_per_event_as_get_events(tmp_path):
 
 
 def _utc_date(ts):
-    import time
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
@@ -245,7 +245,6 @@ PAGE_PROBE = r"""() => {
 
 async def _login_in_browser(context, base, profile):
     """Log the browser context in with the harness's strong password (the forced change done over HTTP first)."""
-    from conftest import STRONG_PASSWORDS
     await call(web_login, base, profile)                    # the default password changed once
     answer = await context.request.post(base + "/api/login", data=json.dumps(
         {"profile": profile, "password": STRONG_PASSWORDS[profile], "language": "en"}),

@@ -108,7 +108,8 @@ function renderIndicators(doc) {
      docAge()],
   ];
   $("indicators").tBodies[0].replaceChildren(...rows.map(([key, value, ok, a]) => cells(el("tr", "indicator-" + key), [
-    t("web.diagnosis." + key), value, ok && value !== null ? freshness() : mark("bad", t("web.diagnosis.quality.unavailable")),
+    t("web.diagnosis." + key), value,
+    ok && value !== null ? freshness() : mark("bad", t("web.diagnosis.quality.unavailable")),
     age(a)])));
 }
 
@@ -152,7 +153,8 @@ function render() {
   renderServices(lastDoc);
   renderIndicators(lastDoc);
   renderDevices(lastDoc);
-  $("updated").textContent = t("web.diagnosis.updated", {time: new Date(lastOk).toLocaleTimeString(document.documentElement.lang)});
+  const when = new Date(lastOk).toLocaleTimeString(document.documentElement.lang);
+  $("updated").textContent = t("web.diagnosis.updated", {time: when});
 }
 
 async function poll() {
@@ -187,7 +189,8 @@ async function command(path, body, done) {
     const response = await fetch(path, {method: "POST", cache: "no-store", body: JSON.stringify(body),
       headers: {"Content-Type": "application/json", "X-CSRF-Token": session.csrf || ""}});
     const answer = await response.json().catch(() => ({}));
-    $("action-result").textContent = response.ok ? done : t("web.diagnosis.refused", {reason: answer.error || response.status});
+    $("action-result").textContent = response.ok ? done
+      : t("web.diagnosis.refused", {reason: answer.error || response.status});
   } catch (err) {
     $("action-result").textContent = t("web.diagnosis.refused", {reason: err.message || String(err)});
   } finally {
@@ -199,7 +202,8 @@ async function command(path, body, done) {
 async function start() {
   const lang = new URLSearchParams(location.search).get("lang");
   try {
-    session = await (await fetch("/api/session" + (lang ? "?lang=" + encodeURIComponent(lang) : ""), {cache: "no-store"})).json();
+    const query = lang ? "?lang=" + encodeURIComponent(lang) : "";
+    session = await (await fetch("/api/session" + query, {cache: "no-store"})).json();
     texts = (await (await fetch("/api/i18n/" + session.language, {cache: "no-store"})).json()).texts;
     mayDo = (await (await fetch("/api/diagnosis/rights", {cache: "no-store"})).json()).may || {};
   } catch (err) {
