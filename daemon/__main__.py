@@ -128,6 +128,7 @@ async def run(args, overrides):
     await stop.wait()
     logging.getLogger("gateway").info("stopping")
     await gateway.stop()
+    return gateway.reboot_requested            # who asked for a reboot (Diagnosis), else None
 
 
 def rtu_slave_banner(gateway, state):
@@ -181,13 +182,16 @@ def main(argv=None):
         return 2
     raise_descriptor_limit()        # before any socket: a flood meets the servers' caps, not EMFILE (daemon/limits.py)
     try:
-        asyncio.run(run(args, overrides))
+        rebooting = asyncio.run(run(args, overrides))
     except (OSError, ValueError) as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 1
     finally:
         from daemon.blocking import reset
         reset()
+    if rebooting:
+        from daemon.api import REBOOT_EXIT
+        return REBOOT_EXIT          # systemd (Restart=always) starts the daemon again: the web's reboot
     return 0
 
 

@@ -14,14 +14,16 @@ Only this module and the composition root (``daemon/gateway.py``) read the
 gateway's parts.
 """
 
+import asyncio
 import contextlib
 import logging
 import os
+import signal
 
 from board.base import BUS_NAMES
 from core import modbus_rtu as rtu, registry
 from daemon.runtime import control
-from daemon.blocking import BlockingQueueFull
+from daemon.blocking import BlockingQueueFull, run_blocking
 from daemon.runtime.bus import BusBusy, BusTimeout
 from daemon.security import accounts, rights
 from daemon.security.rights import Caller
@@ -49,6 +51,8 @@ MUST_CHANGE = "must_change"          # the session's password must be changed be
 STORAGE = accounts.STORAGE           # a state file could not be written: nothing changed
 
 ALARM_CONFLICT = 4                   # system alarm numbers the summary reads (SPEC §6)
+REBOOT_EXIT = 75                     # the daemon's exit code after a reboot asked for: systemd starts it again
+REBOOT_DELAY_S = 1.0                 # the answer to the reboot request leaves before the daemon stops
 
 
 class Refused(Exception):
@@ -275,8 +279,9 @@ class Door:
         self._gw.device_alarms.on_event(listener)
 
     def events(self, limit=500):
-        """The newest ``limit`` records of the event log, oldest first."""
-        return self._gw.alarms.events()[-limit:]
+        """The newest ``limit`` records of the event log (all of them for None), oldest first."""
+        records = self._gw.alarms.events()
+        return records if limit is None else records[-limit:]
 
     def discovery_status(self):
         discovery = self._gw.discovery
@@ -299,6 +304,38 @@ class Door:
 
     def service_states(self):
         return dict((s.name, s.status()) for s in self._gw.services if hasattr(s, "status"))
+
+    # ================================================================ queries: diagnosis (SPEC §7.2)
+
+    def diagnosis(self):
+        """The document behind GET /api/diagnosis, without the board's load figures (``system_load``): who the
+        gateway is, its services, the event loop's lag, the time-series store's use, and every device's
+        communication counters with the age of its last success (docs/status-api.md)."""
+        gw = self._gw
+        now = gw.clock.time()
+        identity = self.identity()
+        devices = []
+        for device in self.devices():
+            summary = self.device_summary(device.address)
+            last = summary.last_success
+            devices.append({"address": device.address, "bus": device.bus, "reference": device.reference,
+                            "name": device.name, "netid": device.netid, "status": summary.state,
+                            "not_found": device.not_found, "counters": summary.counters, "last_success": last,
+                            "last_success_age_s": None if last is None else round(max(0.0, now - last), 1)})
+        return {"gateway": {"name": identity["name"], "serial": identity["serial"], "netid": identity["netid"],
+                            "firmware": identity["firmware"], "board": identity["board"], "time": now,
+                            "uptime_s": round(gw.uptime(), 1), "dhcp": bool(self.setting("network.dhcp")),
+                            "address": self.setting("network.address")},
+                "services": self.service_states(), "loop_lag": gw.looplag.summary(), "storage": gw.storage.status(),
+                "devices": devices}
+
+    async def system_load(self):
+        """CPU, RAM and state-filesystem indicators of the board with their time ``ts`` (daemon/sysload.py:
+        read off the loop, at most once a second); Refused(BUSY) while the blocking executor is full."""
+        try:
+            return await self._gw.system_load.figures(run_blocking, self._gw.clock.time)
+        except BlockingQueueFull:
+            raise Refused(BUSY, "the gateway is busy, try again") from None
 
     def status(self):
         """The document behind GET /api/status (docs/status-api.md)."""
@@ -464,6 +501,30 @@ class Door:
             engine.reset_counters(address)
         log.info("communication counters reset%s by %r",
                  "" if address is None else " for address %d" % address, self.caller)
+
+    async def reboot(self):
+        """Restart the gateway (Diagnosis); the event log records who asked ("reboot", ``by``). On a Pi the
+        daemon stops cleanly and exits with REBOOT_EXIT for systemd (Restart=always) to start it again; the
+        simulated board has no supervisor to bring a process back, so there the northbound services are
+        closed and opened again in this process (the web server, answering this request, stays).
+        Returns ``{"action": "exit"}`` or ``{"action": "services", "restarted": [names]}``."""
+        self._check("reboot")
+        gw = self._gw
+        gw.alarms.record_event({"event": "reboot", "name": "reboot requested", "by": repr(self.caller),
+                                "source": "gateway", "criticality": "information",
+                                "detail": "daemon restart" if gw.board.kind == "rpi" else "services restart"})
+        log.warning("reboot asked by %r", self.caller)
+        if gw.board.kind == "rpi":
+            gw.reboot_requested = repr(self.caller)
+            asyncio.get_running_loop().call_later(REBOOT_DELAY_S, os.kill, os.getpid(), signal.SIGTERM)
+            return {"action": "exit"}
+        restarted = []
+        for service in gw.services:
+            if hasattr(service, "apply"):          # the switched services (daemon/service.py)
+                await service.stop()
+                await service.apply()
+                restarted.append(service.name)
+        return {"action": "services", "restarted": restarted}
 
     # ================================================================ accounts and sessions (SPEC §7.1)
 

@@ -33,6 +33,7 @@ from daemon.state.settings import Settings
 from daemon.state.topology import Topology
 from daemon.storage.service import Storage
 from daemon.supervise import Supervised
+from daemon.sysload import SystemLoad
 from daemon.version import VERSION
 
 log = logging.getLogger("gateway")
@@ -84,6 +85,8 @@ class Gateway:
         self.sessions = SessionTable(self.clock, lambda: self.settings.get("session.lifetime_s"))
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
         self.looplag = LoopLagMonitor()
+        self.system_load = SystemLoad(state_dir)         # CPU / RAM / storage indicators (Diagnosis)
+        self.reboot_requested = None     # who asked for a restart (Door.reboot): the daemon exits with REBOOT_EXIT
         self.pollers = {}
         self.bus_errors = {}       # bus name -> why its port could not be opened
         self.discovery = None

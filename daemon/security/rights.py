@@ -27,6 +27,9 @@ COMMANDS = {
     "synchronise_topology": (("admin", "cyber"), (), None, None),     # a detection that also removes devices
     "acknowledge_alarm": (("advanced", "totem", "admin", "cyber"), (), None, None),
     "reset_counters": (("advanced", "totem", "admin", "cyber"), (), None, None),
+    # Diagnosis (SPEC §7.2): the event log as a syslog file is what User already reads; a reboot is Admin's
+    "export_events": (PROFILES, (), None, None),
+    "reboot": (("admin", "cyber"), (), None, None),
     # the published documents (register map, MIB, EDE): what any integrator's tool reads, no secret in them
     "read_document": (PROFILES, (), None, None),
     # the simulated board's fault injection (present on that board only): it changes what the meters say
