@@ -171,8 +171,11 @@ def time_sync(year, month, day, weekday, hour, minute, second, utc=False):
 
 
 def bacnet_answer(data):
-    """(kind, invoke) of a BACnet answer (kind: complex / ack / error / reject / abort / iam / other) or None."""
+    """(kind, invoke) of a BACnet answer (kind: complex / ack / error / reject / abort / iam / net / bvlc-result /
+    other) or None for a datagram that is not a well-formed B/IP message."""
     try:
+        if data[0] == 0x81 and data[1] == 0x00 and len(data) == 6:
+            return "bvlc-result", None          # Annex J.2.1: the answer to a BVLC function we do not serve
         if data[0] != 0x81 or struct.unpack(">H", data[2:4])[0] != len(data) or data[4] != 0x01:
             return None
         control, p = data[5], 6
