@@ -12,6 +12,7 @@ import sys
 
 from board import make_board
 from daemon.limits import raise_descriptor_limit
+from daemon.memory import return_large_blocks
 from daemon.state import settings as settings_mod
 from daemon.state.settings import SettingError, parse_assignment, parse_value
 
@@ -181,6 +182,7 @@ def main(argv=None):
         print("error: %s" % exc, file=sys.stderr)
         return 2
     raise_descriptor_limit()        # before any socket: a flood meets the servers' caps, not EMFILE (daemon/limits.py)
+    return_large_blocks()           # Argon2's 19 MiB per password check goes back to the system (daemon/memory.py)
     try:
         rebooting = asyncio.run(run(args, overrides))
     except (OSError, ValueError) as exc:
