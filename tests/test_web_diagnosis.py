@@ -16,23 +16,19 @@ Screenshots go to tests/results/ (git-ignored).
 import asyncio
 import calendar
 import contextlib
-import importlib.util
 import json
 import os
 import re
 import time
 
 import pytest
-
-from conftest import (REPO, STRONG_PASSWORDS, WebClient, demo_devices, demo_topology, running_gateway, start_daemon,
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_ready, shot
+from conftest import (STRONG_PASSWORDS, WebClient, demo_devices, demo_topology, running_gateway, start_daemon,
                       wait_for, web_login, web_server)
+
 from daemon.security.rights import Caller
 from protocols.modbus.tcp import ModbusTcpService
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-RESULTS = os.path.join(REPO, "tests", "results")
 # a meter that stops answering on a busy machine is retried every second, so every device's counts keep growing
 SETTINGS = {"alarms.check_s": 3600, "modbus.port": 0, "modbus.bind": "127.0.0.1", "poll.backoff_max_s": 1}
 MANY_REQUESTS = 15        # the slowest-polled meter needs seconds to reach this, and as long again after a reset:
@@ -253,16 +249,6 @@ def _utc_date(ts):
 # ---------------------------------------------------------------- the page in a browser
 
 
-def _browser_ready():
-    assert os.path.exists(CHROMIUM), "chromium missing: run `make test` (Debian package chromium)"
-    assert importlib.util.find_spec("playwright"), "playwright missing: run `make test` (pip extra test)"
-
-
-def _shot(name):
-    os.makedirs(RESULTS, exist_ok=True)
-    return os.path.join(RESULTS, name)
-
-
 # In the page: the devices' rows (address, status text, requests), which buttons show, every row's quality
 # and age cells, the page's width against the viewport.
 PAGE_PROBE = r"""() => {
@@ -301,7 +287,7 @@ async def _open(context, base, path, width, height):
 
 
 def test_page_shows_live_counters_and_offers_commands_by_profile_in_english_and_french(tmp_path):
-    _browser_ready()
+    browser_ready()
     from playwright.async_api import async_playwright
     silent = next(d for d in demo_devices() if d.netid)
 
@@ -323,19 +309,19 @@ def test_page_shows_live_counters_and_offers_commands_by_profile_in_english_and_
                         "Number(tr.querySelector('td.requests').textContent) > before[tr.dataset.address])",
                         arg=dict((str(r["address"]), r["requests"]) for r in first["rows"]), timeout=90000)
                     out["user"] = first, await page.evaluate(PAGE_PROBE)
-                    await page.screenshot(path=_shot("diagnosis-en-1920x1080.png"), full_page=True)
+                    await page.screenshot(path=shot("diagnosis-en-1920x1080.png"), full_page=True)
                     await page.set_viewport_size({"width": 768, "height": 1024})
                     out["user-768"] = await page.evaluate(PAGE_PROBE)
-                    await page.screenshot(path=_shot("diagnosis-en-768x1024.png"), full_page=True)
+                    await page.screenshot(path=shot("diagnosis-en-768x1024.png"), full_page=True)
                     await context.close()
                     # French
                     context = await browser.new_context()
                     page = await _open(context, base, "/diagnosis?lang=fr", 1920, 1080)
                     await page.wait_for_function("() => document.documentElement.lang === 'fr'")
                     out["fr"] = await page.evaluate(PAGE_PROBE)
-                    await page.screenshot(path=_shot("diagnosis-fr-1920x1080.png"), full_page=True)
+                    await page.screenshot(path=shot("diagnosis-fr-1920x1080.png"), full_page=True)
                     await page.set_viewport_size({"width": 768, "height": 1024})
-                    await page.screenshot(path=_shot("diagnosis-fr-768x1024.png"), full_page=True)
+                    await page.screenshot(path=shot("diagnosis-fr-768x1024.png"), full_page=True)
                     await context.close()
                     # Advanced: the Reset buttons; one device's reset through the page
                     context = await browser.new_context()
@@ -358,7 +344,7 @@ def test_page_shows_live_counters_and_offers_commands_by_profile_in_english_and_
                     await page.wait_for_selector("#reboot:not([hidden])")
                     await page.click("#reboot")
                     await page.wait_for_selector("#reboot-dialog[open]")
-                    await page.screenshot(path=_shot("diagnosis-en-reboot-dialog.png"))
+                    await page.screenshot(path=shot("diagnosis-en-reboot-dialog.png"))
                     await page.click("#reboot-cancel")
                     cancelled = len(reboot_events(gw))
                     await page.click("#reboot")

@@ -10,36 +10,11 @@ and change pages in both languages go to tests/results/ (git-ignored).
 """
 
 import asyncio
-import importlib.util
-import os
 
-from conftest import REPO, running_gateway, topology_with, web_server
+from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
+from conftest import running_gateway, topology_with, web_server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-RESULTS = os.path.join(REPO, "tests", "results")
 STRONG = "Admin-Pass-2026!"
-
-# Every visible text of the page and whether each form field has a label that names it.
-PAGE_PROBE = r"""() => {
-  const visible = (node) => node.offsetParent !== null;
-  const fields = Array.from(document.querySelectorAll("input, select")).filter(visible);
-  const unlabelled = fields.filter((f) => !(f.labels && f.labels.length && f.labels[0].textContent.trim()));
-  const doc = document.documentElement;
-  return {text: document.body.innerText, lang: doc.lang, unlabelled: unlabelled.map((f) => f.id),
-          fields: fields.length, scrollWidth: doc.scrollWidth, innerWidth: window.innerWidth};
-}"""
-
-
-def _browser_ready():
-    assert os.path.exists(CHROMIUM), "chromium missing: run `make test` (Debian package chromium)"
-    assert importlib.util.find_spec("playwright"), "playwright missing: run `make test` (pip extra test)"
-
-
-def _shot(name):
-    os.makedirs(RESULTS, exist_ok=True)
-    return os.path.join(RESULTS, name)
 
 
 async def _with_browser(tmp_path, overrides, scenario):
@@ -56,14 +31,14 @@ async def _with_browser(tmp_path, overrides, scenario):
 
 
 def test_admin_logs_in_with_the_default_password_and_must_change_it_by_keyboard(tmp_path):
-    _browser_ready()
+    browser_ready()
 
     async def scenario(gw, base, browser):
         page = await browser.new_page(viewport={"width": 1920, "height": 1080})
         await page.goto(base + "/login?lang=en", wait_until="load")
         await page.wait_for_function("() => document.getElementById('profile').options.length === 5")
         login = await page.evaluate(PAGE_PROBE)
-        await page.screenshot(path=_shot("login-en-1920x1080.png"))
+        await page.screenshot(path=shot("login-en-1920x1080.png"))
         # by keyboard only: the profile list, then the password, Enter submits
         await page.focus("#profile")
         await page.select_option("#profile", "admin")
@@ -78,7 +53,7 @@ def test_admin_logs_in_with_the_default_password_and_must_change_it_by_keyboard(
         await page.press("#confirm", "Enter")
         await page.wait_for_function("() => document.querySelectorAll('#change-problems li').length > 0")
         problems = await page.eval_on_selector_all("#change-problems li", "items => items.map(i => i.textContent)")
-        await page.screenshot(path=_shot("change-en-1920x1080.png"))
+        await page.screenshot(path=shot("change-en-1920x1080.png"))
         still_default = gw.accounts.state("admin")["default"]
         await page.fill("#new", STRONG)
         await page.fill("#confirm", STRONG)
@@ -88,7 +63,7 @@ def test_admin_logs_in_with_the_default_password_and_must_change_it_by_keyboard(
         who = await page.text_content("#who")
         logoff_visible = await page.is_visible("#logoff")
         logoff_text = await page.text_content("#logoff")
-        await page.screenshot(path=_shot("status-admin-1920x1080.png"))
+        await page.screenshot(path=shot("status-admin-1920x1080.png"))
         await page.click("#logoff")
         await page.wait_for_url(base + "/login")
         return login, change, problems, still_default, who, logoff_visible, logoff_text, len(gw.sessions)
@@ -109,7 +84,7 @@ def test_admin_logs_in_with_the_default_password_and_must_change_it_by_keyboard(
 
 
 def test_three_wrong_logins_lock_the_profile_and_say_for_how_long(tmp_path):
-    _browser_ready()
+    browser_ready()
 
     async def scenario(gw, base, browser):
         page = await browser.new_page(viewport={"width": 768, "height": 1024})
@@ -137,7 +112,7 @@ def test_three_wrong_logins_lock_the_profile_and_say_for_how_long(tmp_path):
 
 
 def test_the_french_pages_are_french_and_the_banner_shows_when_the_policy_asks(tmp_path):
-    _browser_ready()
+    browser_ready()
 
     async def scenario(gw, base, browser):
         found = {}
@@ -146,7 +121,7 @@ def test_the_french_pages_are_french_and_the_banner_shows_when_the_policy_asks(t
             await page.goto(base + "/login?lang=fr", wait_until="load")
             await page.wait_for_function("() => document.documentElement.lang === 'fr'")
             found[("login", width)] = await page.evaluate(PAGE_PROBE)
-            await page.screenshot(path=_shot("login-fr-%dx%d.png" % (width, height)))
+            await page.screenshot(path=shot("login-fr-%dx%d.png" % (width, height)))
             if width == 1920:
                 await page.select_option("#profile", "admin")
                 await page.fill("#password", "Admin")
@@ -158,12 +133,12 @@ def test_the_french_pages_are_french_and_the_banner_shows_when_the_policy_asks(t
                 await page.click("#change-submit")
                 await page.wait_for_function("() => document.querySelectorAll('#change-problems li').length > 0")
                 found[("change", width)] = await page.evaluate(PAGE_PROBE)
-                await page.screenshot(path=_shot("change-fr-%dx%d.png" % (width, height)))
+                await page.screenshot(path=shot("change-fr-%dx%d.png" % (width, height)))
             await page.close()
         page = await browser.new_page(viewport={"width": 768, "height": 1024})
         await page.goto(base + "/login?lang=en", wait_until="load")
         await page.wait_for_function("() => document.getElementById('profile').options.length === 5")
-        await page.screenshot(path=_shot("login-en-768x1024.png"))
+        await page.screenshot(path=shot("login-en-768x1024.png"))
         return found
 
     found = asyncio.run(_with_browser(tmp_path, {"policy.banner": True}, scenario))

@@ -9,46 +9,22 @@ Screenshots in both languages go to tests/results/ (git-ignored).
 """
 
 import asyncio
-import importlib.util
 import os
 
+from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
 from conftest import REPO, running_gateway, topology_with, wait_for, web_login, web_server
 from protocols.snmp.agent import SnmpService
 from snmp_support import run as snmp_run
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-RESULTS = os.path.join(REPO, "tests", "results")
 AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
 
-# Every visible text of the page, whether each form field has a label that names it, the page's width.
-PAGE_PROBE = r"""() => {
-  const visible = (node) => node.offsetParent !== null;
-  const fields = Array.from(document.querySelectorAll("input, select")).filter(visible);
-  const unlabelled = fields.filter((f) => !(f.labels && f.labels.length && f.labels[0].textContent.trim()));
-  const doc = document.documentElement;
-  return {text: document.body.innerText, lang: doc.lang, unlabelled: unlabelled.map((f) => f.id),
-          fields: fields.length, scrollWidth: doc.scrollWidth, innerWidth: window.innerWidth};
-}"""
 AXE_RUN = r"""async () => {
   const result = await axe.run(document, {resultTypes: ["violations"]});
   return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
     .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
 }"""
 FORM_READY = "() => document.querySelectorAll('#sections fieldset').length > 0"
-
-
-def _browser_ready():
-    assert os.path.exists(CHROMIUM), "chromium missing: run `make test` (Debian package chromium)"
-    assert importlib.util.find_spec("playwright"), "playwright missing: run `make test` (pip extra test)"
-    assert os.path.exists(AXE), "axe-core missing: run `make test` (npm ci --prefix tests/web)"
-
-
-def _shot(name):
-    os.makedirs(RESULTS, exist_ok=True)
-    return os.path.join(RESULTS, name)
 
 
 async def _with_browser(tmp_path, overrides, scenario, services=()):
@@ -83,7 +59,7 @@ async def _axe(page):
 
 
 def test_switching_snmp_on_from_the_protocols_page_makes_the_agent_answer_snmpget(tmp_path):
-    _browser_ready()
+    browser_ready(AXE)
     overrides = {"snmp.enabled": False, "snmp.port": 0, "snmp.bind": "127.0.0.1"}
 
     async def scenario(gw, base, browser):
@@ -100,7 +76,7 @@ def test_switching_snmp_on_from_the_protocols_page_makes_the_agent_answer_snmpge
         await page.click("#save")
         await page.wait_for_selector("#message.ok")
         confirmation = await page.text_content("#message-text")
-        await page.screenshot(path=_shot("settings-protocols-en-1920x1080.png"), full_page=True)
+        await page.screenshot(path=shot("settings-protocols-en-1920x1080.png"), full_page=True)
         await wait_for(lambda: agent.running and agent.port, guard=30)
         rc, out, err = await snmp_run("snmpget", "-On", "-v2c", "-c", "public", "-r", "1", "-t", "2",
                                       "127.0.0.1:%d" % agent.port, SYS_NAME)
@@ -125,7 +101,7 @@ def test_switching_snmp_on_from_the_protocols_page_makes_the_agent_answer_snmpge
 
 
 def test_a_bad_value_shows_its_fields_message_and_nothing_is_saved(tmp_path):
-    _browser_ready()
+    browser_ready(AXE)
 
     async def scenario(gw, base, browser):
         page, admin = await _page_as(browser, base, "admin", width=768, height=1024)
@@ -147,7 +123,7 @@ def test_a_bad_value_shows_its_fields_message_and_nothing_is_saved(tmp_path):
             "message": await page.text_content("#message-text"),
         }
         probe = await page.evaluate(PAGE_PROBE)
-        await page.screenshot(path=_shot("settings-refused-en-768x1024.png"), full_page=True)
+        await page.screenshot(path=shot("settings-refused-en-768x1024.png"), full_page=True)
         status, answer = await asyncio.to_thread(admin.get, "/api/settings/page/protocols.network")
         read_back = dict((f["name"], f.get("value")) for s in answer["sections"] for f in s["fields"])
         after_refusal = gw.settings.all()
@@ -182,7 +158,7 @@ def test_a_bad_value_shows_its_fields_message_and_nothing_is_saved(tmp_path):
 
 
 def test_the_french_page_is_french_and_every_page_passes_axe(tmp_path):
-    _browser_ready()
+    browser_ready(AXE)
 
     async def scenario(gw, base, browser):
         page, _cyber = await _page_as(browser, base, "cyber", "fr")
@@ -190,7 +166,7 @@ def test_the_french_page_is_french_and_every_page_passes_axe(tmp_path):
         await page.wait_for_function(FORM_READY)
         await page.wait_for_function("() => document.documentElement.lang === 'fr'")
         french = await page.evaluate(PAGE_PROBE)
-        await page.screenshot(path=_shot("settings-protocols-fr-1920x1080.png"), full_page=True)
+        await page.screenshot(path=shot("settings-protocols-fr-1920x1080.png"), full_page=True)
         links = await page.eval_on_selector_all("#menus a", "links => links.map((a) => a.getAttribute('href'))")
         checked = {}
         for href in links:
@@ -202,7 +178,7 @@ def test_the_french_page_is_french_and_every_page_passes_axe(tmp_path):
         await page.goto(base + "/settings?page=devices.notifications", wait_until="load")
         await page.wait_for_function(FORM_READY)
         narrow = await page.evaluate(PAGE_PROBE)
-        await page.screenshot(path=_shot("settings-notifications-fr-768x1024.png"), full_page=True)
+        await page.screenshot(path=shot("settings-notifications-fr-768x1024.png"), full_page=True)
         return french, links, checked, narrow
 
     french, links, checked, narrow = asyncio.run(_with_browser(tmp_path, None, scenario))
@@ -219,13 +195,13 @@ def test_the_french_page_is_french_and_every_page_passes_axe(tmp_path):
 
 
 def test_the_user_profile_gets_the_refusal_page_and_an_anonymous_browser_the_login_page(tmp_path):
-    _browser_ready()
+    browser_ready(AXE)
 
     async def scenario(gw, base, browser):
         page, _user = await _page_as(browser, base, "user")
         response = await page.goto(base + "/settings?page=protocols.field", wait_until="load")
         refused = (response.status, await page.text_content("#forbidden"), await page.query_selector("#sections"))
-        await page.screenshot(path=_shot("settings-user-refused-en.png"))
+        await page.screenshot(path=shot("settings-user-refused-en.png"))
         anonymous = await (await browser.new_context()).new_page()
         await anonymous.goto(base + "/settings", wait_until="load")
         return refused, anonymous.url

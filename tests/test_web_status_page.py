@@ -13,15 +13,11 @@ Screenshots of both viewports are saved in the test's tmp directory
 """
 
 import asyncio
-import importlib.util
-import os
 import re
 
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_ready
 from conftest import demo_devices, demo_topology, running_gateway, wait_for, web_server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORTS = [(1920, 1080), (1024, 768)]
 QUIET = {"alarms.check_s": 3600}
 
@@ -82,8 +78,7 @@ async def _open_status_page(browser, base, width, height, shot):
 
 
 def test_status_page_fits_desktop_and_tablet_without_clipping(tmp_path):
-    assert os.path.exists(CHROMIUM), "chromium missing: run `make test` (Debian package chromium)"
-    assert importlib.util.find_spec("playwright"), "playwright missing: run `make test` (pip extra test)"
+    browser_ready()
     from playwright.async_api import async_playwright
     web = web_server()                  # binds port 0
     shots = {}

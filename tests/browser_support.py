@@ -1,0 +1,35 @@
+"""What the browser tests share: Debian's Chromium under Playwright, where screenshots go, a page probe."""
+
+import importlib.util
+import os
+
+from conftest import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RESULTS = os.path.join(REPO, "tests", "results")        # screenshots for a reviewer (git-ignored)
+
+# Every visible text of the page, whether each form field has a label that names it, the page's width.
+PAGE_PROBE = r"""() => {
+  const visible = (node) => node.offsetParent !== null;
+  const fields = Array.from(document.querySelectorAll("input, select")).filter(visible);
+  const unlabelled = fields.filter((f) => !(f.labels && f.labels.length && f.labels[0].textContent.trim()));
+  const doc = document.documentElement;
+  return {text: document.body.innerText, lang: doc.lang, unlabelled: unlabelled.map((f) => f.id),
+          fields: fields.length, scrollWidth: doc.scrollWidth, innerWidth: window.innerWidth};
+}"""
+
+
+def browser_ready(*files):
+    """Chromium and Playwright are installed (and any of ``files`` the test injects into pages)."""
+    assert os.path.exists(CHROMIUM), "chromium missing: run `make test` (Debian package chromium)"
+    assert importlib.util.find_spec("playwright"), "playwright missing: run `make test` (pip extra test)"
+    for path in files:
+        assert os.path.exists(path), "%s missing: run `make test` (npm ci --prefix tests/web)" % path
+
+
+def shot(name):
+    """Where the screenshot ``name`` goes."""
+    os.makedirs(RESULTS, exist_ok=True)
+    return os.path.join(RESULTS, name)
