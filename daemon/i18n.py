@@ -1,8 +1,9 @@
 """The message catalogue: every label, help text and refusal in English and French.
 
-One JSON file per language (``daemon/locale/<language>.json``: key → text with
-``{name}`` placeholders), read once at import; no build step, no gettext
-tools. It lives in the daemon, not the web, because the daemon's own refusals
+One folder per language (``daemon/locale/<language>/*.json``: key → text with
+``{name}`` placeholders, one file per area of the product so that pages built in
+parallel do not edit the same file), merged and read once at import; a key in two
+files is an error. No build step, no gettext tools. It lives in the daemon, not the web, because the daemon's own refusals
 (a setting's bounds, a form field's type) are catalogue texts too and the web
 may import daemon constants but not the other way round.
 
@@ -25,13 +26,25 @@ LOCALE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale")
 _WARNED_MAX = 512            # the "logged once" memory is bounded: a language name comes from outside
 
 
+def catalogue_files(language):
+    """The catalogue files of ``language``, in a fixed order."""
+    folder = os.path.join(LOCALE_DIR, language)
+    return [os.path.join(folder, name) for name in sorted(os.listdir(folder)) if name.endswith(".json")]
+
+
 def _load(language):
-    path = os.path.join(LOCALE_DIR, language + ".json")
-    with open(path, encoding="utf-8") as handle:
-        table = json.load(handle)
-    if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
-        raise ValueError("%s: a catalogue is one JSON object of key: text" % path)
-    return table
+    merged = {}
+    for path in catalogue_files(language):
+        with open(path, encoding="utf-8") as handle:
+            table = json.load(handle)
+        if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                  for k, v in table.items()):
+            raise ValueError("%s: a catalogue is one JSON object of key: text" % path)
+        twice = sorted(set(table) & set(merged))
+        if twice:
+            raise ValueError("%s: keys already in another file: %s" % (path, ", ".join(twice[:5])))
+        merged.update(table)
+    return merged
 
 
 CATALOGUES = dict((language, _load(language)) for language in LANGUAGES)

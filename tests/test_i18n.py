@@ -112,8 +112,10 @@ def test_french_is_french_where_the_words_differ():
 
 def test_the_catalogue_files_are_plain_utf8_json_of_texts():
     for language in i18n.LANGUAGES:
-        with open(os.path.join(i18n.LOCALE_DIR, language + ".json"), "rb") as handle:
-            table = json.loads(handle.read().decode("utf-8"))
+        table = {}
+        for path in i18n.catalogue_files(language):
+            with open(path, "rb") as handle:
+                table.update(json.loads(handle.read().decode("utf-8")))
         assert table == i18n.CATALOGUES[language]
         assert all(isinstance(value, str) and "\x00" not in value for value in table.values())
 
@@ -154,3 +156,15 @@ def test_a_message_waits_for_its_language_and_nests(language):
                 "fr": "network.vlan.id : 4095 est hors de la plage 1..4094"}[language]
     assert whole.text(language) == expected
     assert str(whole) == "network.vlan.id: 4095 is outside 1..4094"
+
+
+def test_every_language_has_the_same_catalogue_files_and_no_key_twice(tmp_path, monkeypatch):
+    names = dict((language, [os.path.basename(p) for p in i18n.catalogue_files(language)]) for language in i18n.LANGUAGES)
+    assert names["fr"] == names["en"] and "core.json" in names["en"]
+    for language in i18n.LANGUAGES:
+        (tmp_path / language).mkdir()
+        (tmp_path / language / "a.json").write_text('{"x.one": "1"}')
+        (tmp_path / language / "b.json").write_text('{"x.one": "2"}')
+    monkeypatch.setattr(i18n, "LOCALE_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="x.one"):
+        i18n._load("en")
