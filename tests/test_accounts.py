@@ -190,13 +190,33 @@ def test_a_burst_of_logins_costs_at_most_the_attempts_left_in_checks(tmp_path):
 
 # ---------------------------------------------------------------- expiry and alarm 8
 
+def test_alarm_8_stays_raised_while_any_profile_keeps_the_manuals_password_and_says_which(tmp_path):
+    """SPEC §6: alarm 8 while default passwords are not yet changed; one source naming the profiles left."""
+    async def scenario():
+        async with gateway(tmp_path, ManualClock()) as gw:
+            door = anonymous(gw)
+            key = (8, accounts.DEFAULTS_SOURCE)
+            assert key in gw.alarms.active
+            assert gw.alarms.active[key]["detail"].endswith("Advanced User, Totem User, Admin, Cyber Security")
+            sessions = {}
+            for profile in ("advanced", "admin", "cyber"):
+                sessions[profile] = await set_own_password(door, profile, STRONG[profile])
+            assert gw.alarms.active[key]["detail"].endswith(": Totem User")
+            await door.as_caller(door.session_caller(sessions["cyber"]["session"])).unlock_totem()
+            await set_own_password(door, "totem", STRONG["totem"])
+            assert key not in gw.alarms.active
+            raised = [e for e in gw.alarms.events() if e.get("alarm") == 8 and e.get("source") == key[1]]
+            assert [e["event"] for e in raised] == ["raised", "cleared"]
+    asyncio.run(scenario())
+
+
 def test_a_password_raises_alarm_8_fifteen_days_before_it_expires_not_sixteen(tmp_path):
     async def scenario():
         clock = ManualClock()
         async with gateway(tmp_path, clock, **{"alarms.check_s": 1}) as gw:
             door = anonymous(gw)
             await set_own_password(door, "admin", STRONG["admin"])
-            assert not [k for k in gw.alarms.active if k[0] == 8]
+            assert not [k for k in gw.alarms.active if k[0] == 8 and k[1] != accounts.DEFAULTS_SOURCE]
 
             async def next_checks(n=2):
                 seen = gw.accounts.alarm_checks
@@ -208,7 +228,7 @@ def test_a_password_raises_alarm_8_fifteen_days_before_it_expires_not_sixteen(tm
             clock.advance(DAY)
             await wait_for(lambda: (8, "expiry:admin") in gw.alarms.active, guard=30)
             assert "expires on" in gw.alarms.active[(8, "expiry:admin")]["detail"]
-            assert [k for k in gw.alarms.active if k[0] == 8] == [(8, "expiry:admin")]
+            assert [k for k in gw.alarms.active if k[0] == 8] == [(8, accounts.DEFAULTS_SOURCE), (8, "expiry:admin")]
             # expired: the login succeeds only to change it, which clears the alarm
             clock.advance(15 * DAY)
             session = await door.login("admin", STRONG["admin"])

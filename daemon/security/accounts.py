@@ -46,6 +46,7 @@ DEFAULT_PASSWORDS = {"advanced": "Advanced", "totem": "Totem", "admin": "Admin",
 PROFILE_NAMES = {"user": "User", "advanced": "Advanced User", "totem": "Totem User", "admin": "Admin",
                  "cyber": "Cyber Security"}
 ALARM_PASSWORD = 8                  # SPEC §6
+DEFAULTS_SOURCE = "defaults"        # alarm 8's source while a profile still has the manual's password
 EXPIRY_WARNING_DAYS = 15            # alarm 8 from 15 days before a password expires
 DAY_S = 86400
 MIN_LENGTH = 10
@@ -440,11 +441,16 @@ class Accounts:
     # ---------------------------------------------------------------- alarm 8 and the event log
 
     def refresh_alarms(self):
-        """Alarm 8 from the profiles' state (SPEC §6): a locked profile, a password expiring within 15 days."""
+        """Alarm 8 from the profiles' state (SPEC §6): default passwords not yet changed (one source naming the
+        profiles, so a fresh gateway raises one alarm, not three), a locked profile, a password expiring within
+        15 days."""
         self.alarm_checks += 1
         if self.sealed is not None:
             return
         now = self.clock.time()
+        defaults = [PROFILE_NAMES[p] for p in PASSWORD_PROFILES if self._profiles[p]["default"]]
+        self.alarms.set(ALARM_PASSWORD, DEFAULTS_SOURCE, bool(defaults),
+                        "default password not yet changed: %s" % ", ".join(defaults) if defaults else "")
         for profile in PASSWORD_PROFILES:
             locked_for = self._locked_for(profile, now)
             self.alarms.set(ALARM_PASSWORD, "lockout:" + profile, locked_for > 0,

@@ -97,6 +97,8 @@ class Alarms:
                 self._event("raised", key, detail)
             else:
                 current["confirmed"] = True
+                if detail:
+                    current["detail"] = detail      # what it says follows the cause (which profiles, which date)
         elif current is not None:
             del self.active[key]
             self._event("cleared", key, detail or current.get("detail", ""))
