@@ -139,6 +139,7 @@ async function start() {
   } else {
     $("password").focus();
   }
+  document.documentElement.dataset.ready = "1";            // drawn once: what a benchmark waits for
 }
 
 start();
