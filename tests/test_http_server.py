@@ -5,6 +5,7 @@ Each test runs its own event loop with ``asyncio.run`` and talks to a server on
 """
 
 import asyncio
+import gzip
 import http.client
 import logging
 import re
@@ -428,3 +429,47 @@ def test_status_page_assets_are_local_and_present():
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"(?i)https?://", text), f"external URL in {path.name}"
         assert not re.search(r"(?i)src\s*=\s*[\"']//|url\(\s*[\"']?//|@import", text), f"external ref in {path.name}"
+
+
+def test_text_and_json_are_gzipped_for_clients_that_accept_it_and_assets_are_compressed_once():
+    """RFC 9110 §12.5.3: gzip only when Accept-Encoding allows it; curl --compressed (an independent decoder)
+    gets the same bytes as a client that asked for none; small or binary answers are left as they are."""
+    page = ("<p>" + "metering gateway " * 200 + "</p>").encode()
+    app = make_app()
+
+    @app.get("/asset")
+    def asset():
+        bottle.response.content_type = "text/html; charset=utf-8"
+        bottle.response.set_header("Cache-Control", "max-age=300")
+        return page                                    # the same bytes object every time, like the page assets
+
+    @app.get("/picture")
+    def picture():
+        bottle.response.content_type = "image/png"
+        return b"\x89PNG" + bytes(4000)
+
+    async def test(server):
+        reader, writer = await connect(server)
+        for accept, gzipped in ((b"gzip, deflate, br", True), (b"", False), (b"gzip;q=0", False),
+                                (b"*;q=0, gzip", True), (b"br", False), (b"*", True), (b"x-gzip; q=0.5", True)):
+            extra = b"Accept-Encoding: " + accept + b"\r\n" if accept else b""
+            status, headers, body = await request(reader, writer, get(b"/asset", extra))
+            assert status == 200 and (headers.get("content-encoding") == "gzip") == gzipped, accept
+            if gzipped:
+                assert headers["vary"] == "Accept-Encoding" and len(body) < len(page) // 10
+                assert gzip.decompress(body) == page
+            else:
+                assert body == page
+        assert len(server._gzipped) == 1                # compressed once, served from what was kept
+        status, headers, body = await request(reader, writer, get(b"/picture", b"Accept-Encoding: gzip\r\n"))
+        assert "content-encoding" not in headers and body[:4] == b"\x89PNG"
+        status, headers, body = await request(reader, writer, get(b"/echo?short", b"Accept-Encoding: gzip\r\n"))
+        assert "content-encoding" not in headers and body == b"get short"
+        writer.close()
+        curl = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "--compressed", "-D", "-", "http://127.0.0.1:%d/asset" % server.port,
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await curl.communicate()
+        head, _, decoded = out.partition(b"\r\n\r\n")
+        assert b"content-encoding: gzip" in head.lower() and decoded == page
+    serve(test, app)

@@ -29,6 +29,7 @@ the loop, bounded by ``handler_timeout``, and sends what it yields, a WSGI-like
 
 import asyncio
 import contextlib
+import gzip
 import http
 import io
 import logging
@@ -54,7 +55,30 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")     # cas
 LINGER_S = 1.0      # after a refusal, keep reading (and discarding) this long so the reply is not lost to a RST
 MAX_LINGERING = 16  # refused connections (over a cap) lingering at once; past this they are closed at once
 WRITE_BUFFER_HIGH = 65536     # unsent answer bytes per connection before it waits for its client to read
+COMPRESS_MIN = 1024          # smaller answers are sent as they are (gzip's header would eat the gain)
+GZIP_KEPT = 128              # compressed page assets kept (each asset once; they are a few dozen)
+_COMPRESSIBLE = ("application/json", "application/javascript", "image/svg+xml", "application/xml")
 DEFERRED = "openm70.deferred"     # environ key of an async handler's awaitable (webconfig/jsonio.py)
+
+
+def _accepts_gzip(header):
+    """Whether an Accept-Encoding value accepts gzip: named (or x-gzip), else "*", with a q-value above 0."""
+    weights = {}
+    for item in header.split(","):
+        name, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        weights[name.strip().lower()] = q
+    for name in ("gzip", "x-gzip", "*"):
+        if name in weights:
+            return weights[name] > 0
+    return False
 
 
 class HttpError(Exception):
@@ -105,6 +129,7 @@ class HttpServer:
         self._by_ip = {}                # client address -> its connections among them
         self._lingering = 0
         self._refusals = Tally(log, "HTTP connections")
+        self._gzipped = {}              # id(asset body) -> (body, its gzip): page assets compressed once
         self._share = LoopShare()       # the clients together: at most half the loop's time (daemon/loopshare.py)
         self._counts = {"accepted": 0, "requests": 0, "rejected": 0, "evicted": 0, "bad_requests": 0, "timeouts": 0,
                         "dropped": 0}
@@ -411,13 +436,44 @@ class HttpServer:
                 except TimeoutError:
                     self._counts["timeouts"] += 1
                     return _plain(504, "the gateway did not finish in time", keep, head_only)
-            return self._encode(*response, head_only, keep)
+            return self._encode(*self._compressed(environ, *response), head_only, keep)
         except Exception:
             pending = environ.pop(DEFERRED, None)
             if pending is not None and hasattr(pending, "close"):
                 pending.close()         # never started: no "coroutine was never awaited" noise
             log.exception("WSGI app failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
             return _plain(500, "internal server error", keep, head_only)
+
+    def _compressed(self, environ, status, headers, body):
+        """gzip for a client that accepts it (RFC 9110 §12.5.3), text and JSON of COMPRESS_MIN bytes or more.
+
+        A body the app marks cacheable (the page assets: the same bytes object every time) is compressed once,
+        at the highest level, and kept; a dynamic one (JSON) is compressed at level 1 on each answer (a 65 KB
+        status document: about half a millisecond, charged to the clients' share of the loop like the rest)."""
+        if len(body) < COMPRESS_MIN or not _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")):
+            return status, headers, body
+        kind, cacheable = "", False
+        for name, value in headers:
+            lower = name.lower()
+            if lower == "content-encoding":
+                return status, headers, body
+            if lower == "content-type":
+                kind = value.split(";", 1)[0].strip().lower()
+            elif lower == "cache-control":
+                cacheable = "max-age" in value
+        if not (kind.startswith("text/") or kind in _COMPRESSIBLE):
+            return status, headers, body
+        started = time.monotonic()
+        kept = self._gzipped.get(id(body)) if cacheable else None
+        if kept is not None and kept[0] is body:
+            packed = kept[1]
+        else:
+            packed = gzip.compress(body, 9 if cacheable else 1, mtime=0)
+            if cacheable and len(self._gzipped) < GZIP_KEPT:
+                self._gzipped[id(body)] = (body, packed)        # the body is kept too: its id stays its own
+        self._share.charge(time.monotonic() - started)
+        headers = [h for h in headers if h[0].lower() != "content-length"]
+        return status, headers + [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")], packed
 
     def _call_app(self, environ):
         started, chunks = [], []
