@@ -15,6 +15,7 @@ from daemon.limits import raise_descriptor_limit
 from daemon.memory import return_large_blocks
 from daemon.state import settings as settings_mod
 from daemon.state.settings import SettingError, parse_assignment, parse_value
+from daemon.upgrade import trial
 
 PORT_FLAGS = (("--http-port", "http.port"), ("--https-port", "https.port"), ("--modbus-port", "modbus.port"),
               ("--snmp-port", "snmp.port"), ("--bacnet-port", "bacnet.port"))
@@ -126,10 +127,21 @@ async def run(args, overrides):
     if args.discover:
         gateway.door(Caller("cli")).start_detection(args.discover)
         print("  auto-detection  : %s, progress at /api/discovery" % args.discover.upper(), flush=True)
+    on_trial = trial.trial_of()
+    watcher = loop.create_task(trial.watch(gateway, *on_trial, stop)) if on_trial else None
     await stop.wait()
     logging.getLogger("gateway").info("stopping")
+    failed = watcher is not None and watcher.done() and not watcher.cancelled() and watcher.exception() is None \
+        and watcher.result() == "failed"
+    if watcher is not None:
+        watcher.cancel()
     await gateway.stop()
-    return gateway.reboot_requested            # who asked for a reboot (Diagnosis), else None
+    if failed:
+        return trial.TRIAL_FAILED_EXIT          # the launcher rolls back at the next start
+    if gateway.reboot_requested:               # who asked for a reboot (Diagnosis)
+        from daemon.api import REBOOT_EXIT
+        return REBOOT_EXIT                     # systemd (Restart=always) starts the daemon again: the web's reboot
+    return 0
 
 
 def rtu_slave_banner(gateway, state):
@@ -184,17 +196,13 @@ def main(argv=None):
     raise_descriptor_limit()        # before any socket: a flood meets the servers' caps, not EMFILE (daemon/limits.py)
     return_large_blocks()           # Argon2's 19 MiB per password check goes back to the system (daemon/memory.py)
     try:
-        rebooting = asyncio.run(run(args, overrides))
+        return asyncio.run(run(args, overrides))
     except (OSError, ValueError) as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 1
     finally:
         from daemon.blocking import reset
         reset()
-    if rebooting:
-        from daemon.api import REBOOT_EXIT
-        return REBOOT_EXIT          # systemd (Restart=always) starts the daemon again: the web's reboot
-    return 0
 
 
 if __name__ == "__main__":

@@ -140,6 +140,10 @@ class HttpServer:
         return {"connections_open": len(self._open), "connections_idle": idle, "connection_cap": self._cap,
                 "turns_deferred": self._share.deferred, **self._counts}
 
+    def status(self):
+        """As the other services say it (the upgrade trial checks every service runs)."""
+        return {"enabled": True, "running": self._listener is not None, "port": self.port}
+
     async def start(self):
         self._closing = False
         self._cap = fitted_cap(self.max_connections, "http")

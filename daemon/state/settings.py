@@ -259,6 +259,10 @@ _TABLE = (
         ("firewall.ban_s", "int", 30, (1, 3600), "cyber", False, True, "number"),
         ("firewall.whitelist.enabled", "bool", False, None, "cyber", False, True, "checkbox"),
     )),
+    ("system.upgrade", "trial", (       # daemon/upgrade/trial.py: when a new software slot is kept or rolled back
+        ("upgrade.healthy_after_s", "int", 60, (5, 3600), "cyber", False, False, "number"),
+        ("upgrade.trial_timeout_s", "int", 600, (5, 7200), "cyber", False, False, "number"),
+    )),
     ("system.advanced", "storage", (
         ("events.capacity", "int", 2000, (100, 100000), "cyber", False, False, "number"),
         ("alarms.check_s", "int", 10, (1, 3600), "admin", False, True, "number"),
