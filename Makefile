@@ -6,12 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages: the build/run base, then what the tests drive (real peers).
 BASE_DEBS := python3-venv python3-dev gcc
-TEST_DEBS := snmp snmpd snmptrapd mbpoll erlang-snmp smitools iproute2 chromium curl nftables
+TEST_DEBS := snmp snmpd snmptrapd mbpoll erlang-snmp smitools iproute2 chromium curl nftables systemd
 DEMO_ARGS := --board sim --topology board/topologies/demo.json --state-dir state/demo \
              --http-port 8080 --https-port 8443 --modbus-port 5020 --snmp-port 1161 --bacnet-port 47808 \
              --discover full --set discovery.last_address=32 --set snmp.enabled=true --set bacnet.enabled=true
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean install
 
 $(BIN)/python:
 	sh tools/system-packages.sh $(BASE_DEBS)
@@ -32,6 +32,11 @@ test: $(BIN)/python
 	npm ci --silent --prefix tests/bacnet
 	npm ci --silent --prefix tests/web
 	$(BIN)/python -m pytest
+
+# On a Raspberry Pi, as root: /opt/open-m70 (slot A, launcher, venv), /var/lib/open-m70, the openm70 user,
+# the hardened systemd unit, enabled and started (tools/install.py, docs/upgrade.md)
+install: venv
+	$(BIN)/python -m tools.install
 
 clean:
 	rm -rf $(VENV) state tests/micropython/node_modules tests/bacnet/node_modules tests/web/node_modules

@@ -261,7 +261,7 @@ def test_a_healthy_trial_becomes_the_active_slot_and_survives_a_damaged_state_fi
     assert slots.healthy("A") is False and slots.healthy("B") is True
     assert slots.boot() == ("B", "active")
     assert slots.state()["previous"] == "A"
-    (root / "slots.json").write_bytes(b"\x00garbage")                # a damaged card
+    (root / "slots" / "slots.json").write_bytes(b"\x00garbage")                # a damaged card
     assert slots.boot() == ("B", "active")                          # the good copy written with the decision
     # the next upgrade goes into A, the slot not running
     manifest, staging = stage(build(tree, private, version="0.3.0"), public, tmp_path, installed="0.2.0")

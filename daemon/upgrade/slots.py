@@ -3,7 +3,10 @@
 Under the installation root (``/opt/open-m70`` on the Pi)::
 
     slots/A/  slots/B/      a complete software tree each, with slot.json (version, when installed)
-    slots.json              {"active": "A", "trial": null, "trial_boots": 0, "previous": null}
+    slots/slots.json        {"active": "A", "trial": null, "trial_boots": 0, "previous": null}
+
+``slots/`` is the only part of the installation the daemon's user may write (the launcher and the Python
+environment beside it are root's: deploy/open-m70.service.in).
 
 An upgrade is written into the slot that is not active (``install``) and named
 the *trial*. At the next start the launcher (``boot``, run by systemd before
@@ -48,11 +51,12 @@ class Slots:
     def state(self):
         """The decisions so far; a damaged file gives way to its good copy (written with each decision), and
         with neither, slot A, the one the installation writes."""
-        state, _problem = read_json_recovering(os.path.join(self.root, STATE_FILE), _check_state)
+        state, _problem = read_json_recovering(os.path.join(self.folder, STATE_FILE), _check_state)
         return state or {"active": "A", "trial": None, "trial_boots": 0, "previous": None}
 
     def _save(self, state):
-        write_json(os.path.join(self.root, STATE_FILE), state, backup=True)
+        os.makedirs(self.folder, exist_ok=True)
+        write_json(os.path.join(self.folder, STATE_FILE), state, backup=True)
 
     def version(self, slot):
         """The version installed in ``slot`` (None when the slot is empty)."""
