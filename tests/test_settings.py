@@ -147,6 +147,8 @@ ROWS = {
     "alarms.check_s": ("int", 10, (1, 3600)),
     "storage.points_per_series": ("int", 8784, (1464, 35136)),
     "storage.consumption_period_min": ("int", 60, (10, 60)),           # SPEC §4: 10-60 min
+    "upgrade.healthy_after_s": ("int", 60, (5, 3600)),                 # issue 15: a trial slot kept after
+    "upgrade.trial_timeout_s": ("int", 600, (5, 7200)),                # ... or rolled back after
     "log.level": ("enum", "info", ("debug", "info", "warning", "error")),
     # issue 14: the settings of SPEC §5, §7.2, §8 and §10 that had none (wired by later issues)
     "sntp.enabled": ("bool", False, None),                             # SPEC §10: SNTP disabled
