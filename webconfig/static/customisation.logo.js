@@ -13,7 +13,8 @@
       img.className = "company-logo";
       img.src = "/customisation/logo?v=" + pictures.logo.version;
       img.alt = "";                              // decorative: the page's title says where one is
-      img.style.cssText = "max-height:48px;max-width:200px;width:auto;height:auto;display:block;";
+      img.style.cssText = "max-height:48px;max-width:200px;width:auto;height:auto;display:block;flex:none;" +
+        (header.tagName === "HEADER" ? "margin-right:12px;" : "margin-bottom:10px;");
       header.prepend(img);
     }
     if (pictures.background && document.body.dataset.background === "yes") {
