@@ -327,6 +327,10 @@ def test_the_customisation_page_uploads_previews_refuses_and_removes_and_the_log
         wide = await page.evaluate(PAGE_PROBE)
         violations = {"en-1920": await _axe(page)}
         await page.screenshot(path=shot("customisation-en-1920x1080.png"), full_page=True)
+        await page.set_viewport_size({"width": 768, "height": 1024})
+        narrow_en = await page.evaluate(PAGE_PROBE)
+        await page.screenshot(path=shot("customisation-en-768x1024.png"), full_page=True)
+        await page.set_viewport_size({"width": 1920, "height": 1080})
         # the logo in the other pages' headers, the background behind the login page
         headers = {}
         for path in ("/", "/settings", "/diagnosis"):
@@ -355,10 +359,11 @@ def test_the_customisation_page_uploads_previews_refuses_and_removes_and_the_log
                    stored(gw, "logo"))
         await page_fr.set_viewport_size({"width": 1920, "height": 1080})
         await page_fr.screenshot(path=shot("customisation-fr-1920x1080.png"), full_page=True)
-        return (logo_png, empty, preview, facts, too_wide, fake, still, wide, violations, headers, narrow, removed)
+        return (logo_png, empty, preview, facts, too_wide, fake, still, wide, violations, headers, narrow, removed,
+                narrow_en)
 
     (logo_png, empty, preview, facts, too_wide, fake, still, wide, violations, headers, narrow,
-     removed) = asyncio.run(_with_browser(tmp_path, scenario))
+     removed, narrow_en) = asyncio.run(_with_browser(tmp_path, scenario))
     assert empty == "No picture (default)"
     assert preview == [360, 120, "Preview of the Company logo"]
     assert facts.startswith("PNG, 360x120 pixels")
@@ -366,6 +371,7 @@ def test_the_customisation_page_uploads_previews_refuses_and_removes_and_the_log
     assert "not a PNG or JPEG picture" in fake
     assert still == logo_png                                 # the refused files left the stored logo as it was
     assert wide["unlabelled"] == [] and wide["scrollWidth"] <= wide["innerWidth"], wide
+    assert narrow_en["scrollWidth"] <= narrow_en["innerWidth"], narrow_en
     assert set(headers.values()) == {"HEADER"}, headers
     assert "Logo de l'entreprise" in narrow["text"] and "Envoyer" in narrow["text"] and narrow["lang"] == "fr"
     assert narrow["unlabelled"] == [] and narrow["scrollWidth"] <= narrow["innerWidth"], narrow
