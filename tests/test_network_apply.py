@@ -216,3 +216,74 @@ def test_a_board_that_cannot_write_refuses_the_change_and_nothing_is_saved(tmp_p
     (status, answer), address = asyncio.run(_site(tmp_path, scenario))
     assert status == 503 and answer["reason"] == "storage", answer
     assert address == "192.168.0.4"
+
+
+# ---------------------------------------------------------------- the settings page's reboot prompt, in Chromium
+
+def test_the_network_page_refuses_an_unusable_gateway_then_saves_and_prompts_for_a_reboot(tmp_path):
+    from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
+    from conftest import REPO
+    from playwright.async_api import async_playwright
+    axe = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
+    browser_ready(axe)
+    field = '[name="%s"]'.__mod__
+
+    async def page_as(browser, base, profile, language, width, height):
+        client = await run(web_login, base, profile, language)
+        context = await browser.new_context(viewport={"width": width, "height": height})
+        await context.add_cookies([{"name": "m70_session", "value": client.cookie, "url": base}])
+        page = await context.new_page()
+        await page.goto(base + "/settings?page=protocols.network", wait_until="load")
+        await page.wait_for_function("() => document.querySelectorAll('#sections fieldset').length > 0")
+        return page
+
+    async def scenario(gw, base):
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await page_as(browser, base, "admin", "en", 1920, 1080)
+                await page.fill(field("network.address"), "10.20.30.40")
+                await page.fill(field("network.netmask"), "255.255.255.0")
+                await page.click("#save")                       # the gateway 192.168.0.1 is outside 10.20.30.0/24
+                await page.wait_for_selector("#message.bad")
+                refused = (await page.text_content('[id="error-network.gateway"]'),
+                           await page.is_hidden("#reboot-banner"), gw.board.network_applied)
+                await page.fill(field("network.gateway"), "10.20.30.1")
+                await page.click("#save")
+                await page.wait_for_selector("#reboot-banner:not([hidden])")
+                banner = await page.text_content("#reboot-text")
+                applied = gw.board.network
+                await page.screenshot(path=shot("settings-network-reboot-en-1920x1080.png"), full_page=True)
+                await page.add_script_tag(path=axe)
+                violations = await page.evaluate("""async () => (await axe.run(document)).violations
+                    .filter((v) => v.impact === "critical" || v.impact === "serious").map((v) => v.id)""")
+                answers = iter([False, True])
+                page.on("dialog", lambda dialog: asyncio.ensure_future(
+                    dialog.accept() if next(answers) else dialog.dismiss()))
+                await page.click("#reboot-now")
+                await page.wait_for_function("() => document.getElementById('reboot-result').textContent !== ''")
+                declined = (await page.text_content("#reboot-result"),
+                            [e for e in gw.alarms.events() if e.get("event") == "reboot"])
+                await page.click("#reboot-now")
+                await page.wait_for_function("() => document.getElementById('reboot-result').textContent"
+                                             ".includes('restarting')")
+                rebooted = [e for e in gw.alarms.events() if e.get("event") == "reboot"]
+                french = await page_as(browser, base, "cyber", "fr", 768, 1024)
+                await french.fill(field("network.domain"), "usine.example")
+                await french.click("#save")
+                await french.wait_for_selector("#reboot-banner:not([hidden])")
+                narrow = await french.evaluate(PAGE_PROBE)
+                await french.screenshot(path=shot("settings-network-reboot-fr-768x1024.png"), full_page=True)
+                return refused, banner, applied, violations, declined, rebooted, narrow
+            finally:
+                await browser.close()
+
+    refused, banner, applied, violations, declined, rebooted, narrow = asyncio.run(_site(tmp_path, scenario))
+    assert refused == ("the gateway 192.168.0.1 is outside the network 10.20.30.0/24 of the address and mask", True, 0)
+    assert banner == "Network settings saved; they take effect after a reboot."
+    assert applied["address"] == "10.20.30.40" and applied["gateway"] == "10.20.30.1"
+    assert violations == []
+    assert declined == ("No reboot: the new network settings wait for the next one.", [])
+    assert len(rebooted) == 1 and "admin" in rebooted[0]["by"]
+    assert "Paramètres réseau enregistrés ; ils s'appliquent après un redémarrage." in narrow["text"]
+    assert "Redémarrer maintenant" in narrow["text"] and narrow["scrollWidth"] <= narrow["innerWidth"]

@@ -276,7 +276,7 @@ async function rebootNow() {
   try {
     const [status, answer] = await postJson("/api/reboot", {});
     if (status === 401) { location.assign("/login"); return; }
-    $("reboot-result").textContent = status === 200 ? t("web.network.reboot_started") :
+    $("reboot-result").textContent = status >= 200 && status < 300 ? t("web.network.reboot_started") :
       t("web.network.reboot_refused", {error: answer.error || status});
   } catch (err) {
     $("reboot-result").textContent = t("web.network.reboot_refused", {error: err.message});
