@@ -333,13 +333,16 @@ def test_the_customisation_page_uploads_previews_refuses_and_removes_and_the_log
         await page.set_viewport_size({"width": 1920, "height": 1080})
         # the logo in the other pages' headers, the background behind the login page
         headers = {}
-        for path in ("/", "/settings", "/diagnosis"):
+        for path in ("/", "/diagnosis", "/settings"):
             await page.goto(base + path, wait_until="load")
             await page.wait_for_function("() => { const i = document.getElementById('company-logo');"
                                          " return i && i.complete && i.naturalWidth > 0; }")
             headers[path] = await page.evaluate("() => document.getElementById('company-logo').closest('header, main')"
                                                 ".tagName")
             await page.screenshot(path=shot("customisation-logo-on-%s-en-1920x1080.png" % (path.strip("/") or "status")))
+        await page.wait_for_load_state("networkidle")                   # /settings, the loop's last: its links
+        links = (await page.is_visible("#customisation-link"), await page.is_hidden("#accounts-link"))
+
         login = await browser.new_page(viewport={"width": 1920, "height": 1080})
         await login.goto(base + "/login", wait_until="load")
         await login.wait_for_function("() => document.getElementById('company-logo') && "
@@ -360,10 +363,11 @@ def test_the_customisation_page_uploads_previews_refuses_and_removes_and_the_log
         await page_fr.set_viewport_size({"width": 1920, "height": 1080})
         await page_fr.screenshot(path=shot("customisation-fr-1920x1080.png"), full_page=True)
         return (logo_png, empty, preview, facts, too_wide, fake, still, wide, violations, headers, narrow, removed,
-                narrow_en)
+                narrow_en, links)
 
     (logo_png, empty, preview, facts, too_wide, fake, still, wide, violations, headers, narrow,
-     removed, narrow_en) = asyncio.run(_with_browser(tmp_path, scenario))
+     removed, narrow_en, links) = asyncio.run(_with_browser(tmp_path, scenario))
+    assert links == (True, True)                 # Admin: the customisation page, not the accounts page
     assert empty == "No picture (default)"
     assert preview == [360, 120, "Preview of the Company logo"]
     assert facts.startswith("PNG, 360x120 pixels")

@@ -188,6 +188,8 @@ async function start() {
   if (session.logged_in && session.profile !== "user" && (session.must_change || location.pathname === "/password")) {
     csrf = session.csrf;
     showChange(session.profile);
+  } else if (location.hash === "#recover") {
+    showRecover(true);
   } else {
     $("password").focus();
   }
