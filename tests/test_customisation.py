@@ -382,3 +382,32 @@ def test_the_customisation_page_uploads_previews_refuses_and_removes_and_the_log
     assert violations == {"en-1920": [], "fr-768": []}, violations
     assert removed[0] == "Logo de l'entreprise supprimé : l'affichage par défaut s'applique."
     assert removed[1] == "Aucune image (par défaut)" and removed[2] is None
+
+
+def test_damaged_pictures_are_refused_never_crash_the_parser():
+    """Seeded random damage (bytes changed, cut, repeated) to a PNG and a JPEG: each is taken with its true
+    size or refused with a PictureRefused, never another exception."""
+    import random
+    rng = random.Random(14)
+    originals = [("image/png", png(48, 20)), ("image/jpeg", jpeg(64, 32))]
+    outcomes = {"taken": 0, "refused": 0}
+    for _ in range(3000):
+        declared, data = rng.choice(originals)
+        data = bytearray(data)
+        for _edit in range(rng.randint(1, 4)):
+            where = rng.randrange(len(data))
+            kind = rng.random()
+            if kind < 0.5:
+                data[where] = rng.randrange(256)
+            elif kind < 0.75:
+                del data[where:where + rng.randint(1, 16)]
+            else:
+                data[where:where] = data[where:where + rng.randint(1, 16)]
+        try:
+            info = pictures.check("logo", declared, bytes(data))
+        except pictures.PictureRefused:
+            outcomes["refused"] += 1
+        else:
+            assert 0 < info["width"] <= 1024 and 0 < info["height"] <= 512
+            outcomes["taken"] += 1
+    assert outcomes["refused"] > 1500, outcomes
