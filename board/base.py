@@ -69,6 +69,12 @@ class Board:
         """Set the time ``wall_clock()`` reads."""
         raise NotImplementedError
 
+    def apply_network(self, config, state_dir):
+        """Make ``config`` (board/netconfig.py: address or DHCP, mask, gateway, DNS, domain, VLAN) the system's
+        network configuration from the next boot on; ``state_dir`` is the daemon's state directory. Blocking
+        (files): the daemon calls it in its executor. Returns what was written, for the log."""
+        raise NotImplementedError
+
     def start(self, loop):
         """Called once the daemon loop runs (button polling, etc.)."""
 

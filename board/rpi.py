@@ -11,6 +11,7 @@ import os
 import struct
 import time
 
+from board import netconfig
 from board.base import Board
 
 TIOCSRS485 = 0x542F
@@ -22,7 +23,7 @@ class RpiBoard(Board):
     kind = "rpi"
 
     def __init__(self, ports=None, leds_dir="/sys/class/leds", button_gpio=None,
-                 watchdog="/dev/watchdog", **_ignored):
+                 watchdog="/dev/watchdog", network_root="/", interface="eth0", **_ignored):
         Board.__init__(self)
         self.ports = ports or {"digiware": "/dev/ttyAMA0", "rs485": "/dev/ttyAMA1"}
         self.leds_dir = leds_dir
@@ -31,6 +32,8 @@ class RpiBoard(Board):
         self._watchdog = None
         self._loop = None
         self._pressed_at = None
+        self.network_root = network_root          # "/" on the Pi; a tests' tmp directory
+        self.interface = interface
 
     def port_path(self, bus):
         return self.ports[bus]
@@ -94,6 +97,11 @@ class RpiBoard(Board):
 
     def set_system_time(self, unix_time):
         time.clock_settime(time.CLOCK_REALTIME, unix_time)
+
+    def apply_network(self, config, state_dir):
+        """NetworkManager keyfiles under ``network_root`` (board/netconfig.py: why keyfiles, what is written);
+        they take effect at the next boot."""
+        return netconfig.write_keyfiles(self.network_root, config, self.interface)
 
     def close(self):
         if self._watchdog is not None:

@@ -19,6 +19,8 @@ from board.nullmodem import NullModem, open_raw_pty
 from board.simbus import SimBus
 from board.simmeter import SimMeter
 
+NETWORK_FILE = "sim-network.json"      # the network configuration the simulated board was given
+
 
 def parse_netid(text):
     value = int(str(text), 16)
@@ -99,6 +101,8 @@ class SimBoard(Board):
         self.watchdog_kicks = 0
         self._loop = None
         self.upstream = {}
+        self.network = None             # the last network configuration applied (apply_network)
+        self.network_applied = 0
         try:
             for n, bus in enumerate(BUS_NAMES):
                 spec = self.topology.get("buses", {}).get(bus, {})
@@ -215,6 +219,20 @@ class SimBoard(Board):
 
     def set_system_time(self, unix_time):
         self.clock.set(unix_time)
+
+    def apply_network(self, config, state_dir):
+        """The simulated board has no system network to change: it records ``config`` (``network``, and
+        ``NETWORK_FILE`` in the state directory, written atomically) for tests and GET /api/sim/network."""
+        path = os.path.join(state_dir, NETWORK_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(config, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        self.network = json.loads(json.dumps(config))
+        self.network_applied += 1
+        return [path]
 
     def close(self):
         for simbus in self.buses.values():

@@ -82,6 +82,11 @@ def mount(app, board, web):
                 return _error(400, "cannot use %r = %r" % (key, value))
         return _sim_call(board.inject_event, netid, **body)
 
+    @app.get("/api/sim/network")
+    def sim_network():
+        """The network configuration the gateway last gave the board (None before any), and how many times."""
+        return _json({"network": board.network, "applied": board.network_applied})
+
     @app.post("/api/sim/button")
     def sim_button():
         body = _body()

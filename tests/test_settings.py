@@ -488,7 +488,8 @@ def test_the_door_refuses_a_bad_form_with_each_fields_message_and_the_profile_ru
     async def scenario():
         async with running_gateway(state, topology_with(), {}) as gw:
             admin = gw.door(Caller("web", "admin"))
-            await admin.set_settings({"network.address": "10.0.0.7", "notify.language": "fr"})
+            await admin.set_settings({"network.address": "10.0.0.7", "network.gateway": "10.0.0.1",   # one subnet
+                                      "notify.language": "fr"})
             path = state / "settings.json"
             before = path.read_bytes()
             form = {"network.address": "10.0.0.300", "network.netmask": "255.255.0.255", "smtp.port": 0,

@@ -42,6 +42,9 @@ COMMANDS = {
     "unlock_totem": (("cyber",), (), None, None),
     "lock_totem": (("cyber",), (), None, None),
     "generate_recovery_passphrase": (("cyber",), (), None, None),
+    # issue 14: the accounts page's overview (each profile's state), the customisation pictures (SPEC §7.2)
+    "manage_accounts": (("cyber",), (), None, None),
+    "customise": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).

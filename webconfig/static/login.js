@@ -42,6 +42,7 @@ async function loadTexts(lang) {
   for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
   document.title = t("web.login.title");
   $("rule").textContent = t("web.change.rule", {min: MIN_LENGTH});
+  $("recover-rule").textContent = t("web.change.rule", {min: MIN_LENGTH});
   $("language").value = lang;
   for (const option of $("profile").options) option.textContent = t("web.profile." + option.value);
   if (who) $("change-intro").textContent = t("web.change.intro", {profile: t("web.profile." + who)});
@@ -65,6 +66,7 @@ async function login(event) {
   event.preventDefault();
   const button = $("login-submit");
   button.disabled = true;
+  $("login-message").className = "message";
   $("login-message").textContent = t("web.login.busy");
   try {
     const profile = $("profile").value;
@@ -114,6 +116,53 @@ async function change(event) {
   }
 }
 
+// ---------------------------------------------------------------- recovery of the Cyber Security password
+
+function showRecover(shown) {
+  $("login-form").hidden = shown;
+  $("recover-form").hidden = !shown;
+  $("recover-text").textContent = "";
+  $("recover-problems").replaceChildren();
+  if (shown) $("passphrase").focus();
+  else $("password").focus();
+}
+
+async function recover(event) {
+  event.preventDefault();
+  $("recover-problems").replaceChildren();
+  $("recover-message").className = "message";
+  if ($("recover-new").value !== $("recover-confirm").value) {
+    $("recover-text").textContent = t("web.change.mismatch");
+    $("recover-confirm").focus();
+    return;
+  }
+  $("recover-submit").disabled = true;
+  try {
+    const [status, answer] = await postJson("/api/recover", {passphrase: $("passphrase").value,
+                                                             new: $("recover-new").value});
+    if (status === 200) {
+      $("recover-form").reset();
+      showRecover(false);
+      $("profile").value = "cyber";
+      passwordFieldFor("cyber");
+      $("login-message").className = "message ok";
+      $("login-message").textContent = t("web.recover.done");
+      return;
+    }
+    const problems = (answer.messages || []).map((m) => (typeof m === "string" ? m : m.message));
+    if (status === 401) $("recover-text").textContent = t("web.recover.wrong");
+    else $("recover-text").textContent = problems.length ? t("web.change.refused") : (answer.error || "");
+    for (const problem of problems) {
+      const item = document.createElement("li");
+      item.textContent = problem;
+      $("recover-problems").append(item);
+    }
+    (status === 401 ? $("passphrase") : $("recover-new")).focus();
+  } finally {
+    $("recover-submit").disabled = false;
+  }
+}
+
 async function start() {
   const session = await getJson("/api/session?lang=" + chosenLanguage());
   const lang = session.logged_in ? session.language : chosenLanguage();
@@ -133,9 +182,14 @@ async function start() {
   });
   $("login-form").addEventListener("submit", login);
   $("change-form").addEventListener("submit", change);
+  $("recover-form").addEventListener("submit", recover);
+  $("forgot").addEventListener("click", (event) => { event.preventDefault(); showRecover(true); });
+  $("recover-back").addEventListener("click", (event) => { event.preventDefault(); showRecover(false); });
   if (session.logged_in && session.profile !== "user" && (session.must_change || location.pathname === "/password")) {
     csrf = session.csrf;
     showChange(session.profile);
+  } else if (location.hash === "#recover") {
+    showRecover(true);
   } else {
     $("password").focus();
   }

@@ -211,6 +211,7 @@ async function save(event) {
     if (status === 401) { location.assign("/login"); return; }
     if (status !== 200) { showRefusal(answer); return; }
     await loadPage(current.page);
+    showRebootBanner(answer.restart.some((name) => name.startsWith("network.")));
     if (answer.restart.length) {
       say("ok", t("web.settings.saved_restart"),
           t("web.settings.restart_note", {names: answer.restart.map(labelOf).join(", ")}));
@@ -247,6 +248,7 @@ async function start() {
   document.documentElement.lang = session.language;
   for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
   $("who").textContent = t("web.session.as", {profile: t("web.profile." + session.profile)});
+  getJson("/api/accounts").then(([status]) => { $("accounts-link").hidden = status !== 200; });   // the rights decide
   say("", t("web.settings.loading"));
   const [status, answer] = await getJson("/api/settings/pages");
   if (status === 401) { location.assign("/login"); return; }
@@ -259,6 +261,33 @@ async function start() {
   document.documentElement.dataset.ready = "1";            // drawn once: what a benchmark waits for
 }
 
+// ---------------------------------------------------------------- network settings: the reboot prompt
+
+function showRebootBanner(shown) {
+  if (!shown) return;                      // once shown it stays until the page is left: the change still waits
+  $("reboot-result").textContent = "";
+  $("reboot-banner").hidden = false;
+}
+
+async function rebootNow() {
+  if (!window.confirm(t("web.network.reboot_confirm"))) {
+    $("reboot-result").textContent = t("web.network.reboot_cancelled");
+    return;
+  }
+  $("reboot-now").disabled = true;
+  try {
+    const [status, answer] = await postJson("/api/reboot", {});
+    if (status === 401) { location.assign("/login"); return; }
+    $("reboot-result").textContent = status >= 200 && status < 300 ? t("web.network.reboot_started") :
+      t("web.network.reboot_refused", {error: answer.error || status});
+  } catch (err) {
+    $("reboot-result").textContent = t("web.network.reboot_refused", {error: err.message});
+  } finally {
+    $("reboot-now").disabled = false;
+  }
+}
+
+$("reboot-now").addEventListener("click", rebootNow);
 $("form").addEventListener("submit", save);
 $("cancel").addEventListener("click", cancel);
 start().catch((err) => say("bad", t("web.settings.load_failed", {error: err.message})));
