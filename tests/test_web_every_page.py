@@ -45,6 +45,8 @@ PAGES = (
     ("login", "/login", None),
     ("password", "/password", "admin"),
     ("diagnosis", "/diagnosis", "user"),
+    ("customisation", "/customisation", "admin"),
+    ("accounts", "/accounts", "cyber"),
 )
 
 

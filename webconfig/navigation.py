@@ -15,6 +15,8 @@ PAGES = (
     ("status", "/", "anyone"),
     ("diagnosis", "/diagnosis", "anyone"),
     ("settings", "/settings", "set_settings"),
+    ("customisation", "/customisation", "customise"),
+    ("accounts", "/accounts", "manage_accounts"),
     ("password", "/password", "password"),
 )
 
