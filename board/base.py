@@ -75,6 +75,14 @@ class Board:
         (files): the daemon calls it in its executor. Returns what was written, for the log."""
         raise NotImplementedError
 
+    def system_reboot_needed(self):
+        """Whether a restart of the daemon is not enough for what was changed (network settings on a Pi)."""
+        return False
+
+    def request_system_reboot(self, state_dir):
+        """Ask the system to reboot once the daemon has stopped (a board that can: the Pi). Blocking (a file)."""
+        raise NotImplementedError
+
     def start(self, loop):
         """Called once the daemon loop runs (button polling, etc.)."""
 

@@ -14,6 +14,8 @@ import time
 from board import netconfig
 from board.base import Board
 
+REBOOT_REQUEST = "reboot-requested"        # watched by deploy/open-m70-reboot.path
+
 TIOCSRS485 = 0x542F
 SER_RS485_ENABLED = 1
 SER_RS485_RTS_ON_SEND = 2
@@ -101,7 +103,17 @@ class RpiBoard(Board):
     def apply_network(self, config, state_dir):
         """NetworkManager keyfiles under ``network_root`` (board/netconfig.py: why keyfiles, what is written);
         they take effect at the next boot."""
-        return netconfig.write_keyfiles(self.network_root, config, self.interface)
+        written = netconfig.write_keyfiles(self.network_root, config, self.interface)
+        self._network_written = True
+        return written
+
+    def system_reboot_needed(self):
+        return getattr(self, "_network_written", False)
+
+    def request_system_reboot(self, state_dir):
+        """The request file that deploy/open-m70-reboot.path watches: root's oneshot unit removes it and reboots
+        the system (the daemon itself has no right to reboot, and needs none)."""
+        netconfig._atomic_write(os.path.join(state_dir, REBOOT_REQUEST), "network settings changed\n")
 
     def close(self):
         if self._watchdog is not None:

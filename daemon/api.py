@@ -545,10 +545,14 @@ class Door:
         Returns ``{"action": "exit"}`` or ``{"action": "services", "restarted": [names]}``."""
         self._check("reboot")
         gw = self._gw
+        system = gw.board.kind == "rpi" and gw.board.system_reboot_needed()      # network settings: the system
         gw.alarms.record_event({"event": "reboot", "name": "reboot requested", "by": repr(self.caller),
                                 "source": "gateway", "criticality": "information",
-                                "detail": "daemon restart" if gw.board.kind == "rpi" else "services restart"})
+                                "detail": "system reboot (network settings)" if system else
+                                "daemon restart" if gw.board.kind == "rpi" else "services restart"})
         log.warning("reboot asked by %r", self.caller)
+        if system:
+            await run_blocking(gw.board.request_system_reboot, gw.state_dir)
         if gw.board.kind == "rpi":
             gw.reboot_requested = repr(self.caller)
             asyncio.get_running_loop().call_later(REBOOT_DELAY_S, os.kill, os.getpid(), signal.SIGTERM)

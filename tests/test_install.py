@@ -36,6 +36,11 @@ def test_make_install_layout_and_a_unit_systemd_accepts(tmp_path):
     assert directives["ProtectSystem"] == "strict" and directives["PrivateTmp"] == "yes"
     assert "@" not in directives["ExecStart"] and str(prefix) in directives["ExecStart"]
 
+    for name in ("open-m70-reboot.path", "open-m70-reboot.service"):
+        checked = subprocess.run(["systemd-analyze", "verify", str(tmp_path / name)], capture_output=True, text=True)
+        assert checked.returncode == 0 and checked.stderr == "", (name, checked.stderr)
+        assert str(state / "reboot-requested") in (tmp_path / name).read_text()
+
     broken = tmp_path / "broken.service"             # the check can fail: a unit systemd does not accept
     broken.write_text(text.replace("Type=notify", "Type=notify-please"))
     checked = subprocess.run(["systemd-analyze", "verify", str(broken)], capture_output=True, text=True)

@@ -16,7 +16,7 @@ import os
 import stat
 import uuid
 
-from conftest import WebClient, running_gateway, topology_with, web_login, web_server
+from conftest import REPO, WebClient, running_gateway, topology_with, web_login, web_server
 
 from board import netconfig
 from board.rpi import RpiBoard
@@ -222,7 +222,6 @@ def test_a_board_that_cannot_write_refuses_the_change_and_nothing_is_saved(tmp_p
 
 def test_the_network_page_refuses_an_unusable_gateway_then_saves_and_prompts_for_a_reboot(tmp_path):
     from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-    from conftest import REPO
     from playwright.async_api import async_playwright
     axe = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
     browser_ready(axe)
@@ -287,3 +286,18 @@ def test_the_network_page_refuses_an_unusable_gateway_then_saves_and_prompts_for
     assert len(rebooted) == 1 and "admin" in rebooted[0]["by"]
     assert "Paramètres réseau enregistrés ; ils s'appliquent après un redémarrage." in narrow["text"]
     assert "Redémarrer maintenant" in narrow["text"] and narrow["scrollWidth"] <= narrow["innerWidth"]
+
+
+def test_after_network_settings_the_pi_asks_for_a_system_reboot_through_the_watched_file(tmp_path):
+    """The daemon restart alone would not apply keyfiles (NetworkManager reads them at boot): once the Pi board
+    wrote them, a reboot is a system reboot, asked by the file deploy/open-m70-reboot.path watches."""
+    board = RpiBoard(network_root=str(tmp_path))
+    state = tmp_path / "state"
+    state.mkdir()
+    assert board.system_reboot_needed() is False                 # nothing written: a daemon restart is enough
+    board.apply_network(_config(), str(state))
+    assert board.system_reboot_needed() is True
+    board.request_system_reboot(str(state))
+    assert sorted(os.listdir(state)) == ["reboot-requested"]     # written whole (no temporary file left)
+    with open(os.path.join(REPO, "deploy", "open-m70-reboot.path.in")) as handle:
+        assert "PathExists=@STATE@/reboot-requested" in handle.read()

@@ -29,6 +29,7 @@ from tools.package import REPO, tracked_files
 
 PREFIX, STATE, USER = "/opt/open-m70", "/var/lib/open-m70", "openm70"
 UNIT = "etc/systemd/system/open-m70.service"
+UNITS = ("open-m70.service", "open-m70-reboot.path", "open-m70-reboot.service")
 LAUNCHER_FILES = ("daemon/__init__.py", "daemon/atomicfile.py", "daemon/upgrade/__init__.py",
                   "daemon/upgrade/launch.py", "daemon/upgrade/slots.py")
 GROUPS = ("dialout", "gpio")          # the RS485 ports, the ADDR button and LEDs (those that exist)
@@ -78,12 +79,13 @@ def install(root="/", prefix=PREFIX, state=STATE, user=USER, python=None, system
     else:
         subprocess.run([sys.executable, "-m", "venv", os.path.join(here, "venv")], check=True)
         subprocess.run([venv_python, "-m", "pip", "install", "-q"] + requirements(tree), check=True)
-    with open(os.path.join(tree, "deploy", "open-m70.service.in")) as handle:
-        unit = render_unit(handle.read(), prefix, state, user)
     unit_path = unit_path or os.path.join(root, UNIT)
     os.makedirs(os.path.dirname(unit_path), exist_ok=True)
-    with open(unit_path, "w") as handle:
-        handle.write(unit)
+    for name in UNITS:               # the gateway, and root's reboot-on-request pair beside it
+        with open(os.path.join(tree, "deploy", name + ".in")) as handle:
+            text = render_unit(handle.read(), prefix, state, user)
+        with open(os.path.join(os.path.dirname(unit_path), name) if name != UNITS[0] else unit_path, "w") as out:
+            out.write(text)
     if system:
         _system_setup(prefix, state, user)
     return unit_path
@@ -99,7 +101,7 @@ def _system_setup(prefix, state, user):
             subprocess.run(["usermod", "-a", "-G", group, user], check=True)
     subprocess.run(["chown", "-R", "%s:%s" % (user, user), os.path.join(prefix, "slots"), state], check=True)
     subprocess.run(["systemctl", "daemon-reload"], check=True)
-    subprocess.run(["systemctl", "enable", "--now", "open-m70.service"], check=True)
+    subprocess.run(["systemctl", "enable", "--now", "open-m70.service", "open-m70-reboot.path"], check=True)
 
 
 def main(argv=None):
