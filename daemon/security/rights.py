@@ -42,6 +42,9 @@ COMMANDS = {
     "unlock_totem": (("cyber",), (), None, None),
     "lock_totem": (("cyber",), (), None, None),
     "generate_recovery_passphrase": (("cyber",), (), None, None),
+    # the Devices pages (SPEC §7.2): sources added, edited, deleted, refreshed; circuits; custom usages
+    "edit_topology": (("admin", "cyber"), (), None, None),
+    "edit_usages": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).

@@ -2,8 +2,9 @@
 
 Each device: bus, Modbus address, product reference, name, NET ID (6 hex
 digits, or "" for a device whose identification has none: DIRIS A, COUNTIS),
-serial number, area, its loads (number, network type, name), and whether
-the last detection failed to find it (``not_found``).
+serial number, area, its loads (number, network type, name; the Circuits
+page adds ``fluid`` and ``usage``, absent from older files: daemon/state/usages.py
+says what they read as), and whether the last detection failed to find it (``not_found``).
 ``Device.uid`` keys a device wherever the key must outlive its address (curve
 series, event-log cursors, "same device?" checks): its NET ID, or without one
 its reference and serial number ("E23-E230010000001"). The document is
@@ -23,6 +24,7 @@ A detection adds and updates, it does not delete (``merge_detected``): what
 the user named and placed stays until a *synchronise* asks for removals.
 """
 
+import asyncio
 import logging
 
 from core import catalogue
@@ -139,6 +141,10 @@ def _auto_named(device):
     return device.name.startswith(device.reference + "@")
 
 
+auto_named = _auto_named             # the Devices pages' edits follow the same rule (daemon/state/devicefields.py)
+PERSON_LOAD_FIELDS = ("name", "fluid", "usage")     # what a person sets on a load; a detection keeps them
+
+
 def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=None):
     """The topology after a detection: (devices by address, changes).
 
@@ -162,8 +168,9 @@ def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=
             changes["added"].append(new.uid)
             continue
         matched.add(new.uid)
-        load_names = dict((x["load"], x.get("name")) for x in old.loads)
-        loads = [dict(x, name=load_names.get(x["load"]) or x.get("name")) for x in new.loads]
+        kept = dict((x["load"], x) for x in old.loads)
+        loads = [dict(x, **dict((k, kept[x["load"]][k]) for k in PERSON_LOAD_FIELDS
+                                if kept.get(x["load"], {}).get(k))) for x in new.loads]
         device = Device(new.bus, new.address, new.reference, new.netid, None if _auto_named(old) else old.name,
                         old.area, loads, new.serial or old.serial)
         if device.as_dict() != old.as_dict():
@@ -223,6 +230,7 @@ class Topology:
         self.version = 0
         self._listeners = []
         self.load_problem = None       # what was wrong with the file when it was read (None: nothing)
+        self.edit_lock = asyncio.Lock()  # a read-change-replace from the Devices pages, one at a time
         if path:
             self._load()
         if settings is not None:
