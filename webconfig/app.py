@@ -17,7 +17,7 @@ import bottle
 
 from daemon import api, i18n
 from daemon.security import rights
-from webconfig import auth, diagnosis, jsonio, settings_pages
+from webconfig import auth, devices_pages, diagnosis, jsonio, settings_pages
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -298,6 +298,7 @@ def make_app(door, mount=None):
 
     settings_pages.mount(app, door, lambda name: _static(files, name))
     diagnosis.mount(app, lambda name: _static(files, name))
+    devices_pages.mount(app, door, lambda name: _static(files, name))
 
     if mount is not None:
         before = len(app.routes)
