@@ -152,7 +152,8 @@ def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=
     (at ``addresses``, a range; None: every address).
     A found device already known (same ``uid`` and reference) is updated
     (bus, address, NET ID, serial, loads), keeping the user's name, area and
-    load names; a new one is added. A known device of a scanned bus that was
+    load names, fluids and usages (so is one added by hand without its NET ID or
+    serial number, keyed by its place, when the same product answers there); a new one is added. A known device of a scanned bus that was
     not found is kept, flagged ``not_found``, unless ``remove_missing`` (a
     synchronise) or unless a found device now answers at its address (that
     address is the found one's). Devices the detection did not look for (another
@@ -161,13 +162,21 @@ def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=
     by_uid = dict((d.uid, d) for d in known)
     merged, matched = [], set()
     changes = {"added": [], "updated": [], "not_found": [], "removed": []}
+    # a device added by hand without its NET ID or serial number is keyed by its place: the one found there,
+    # of the same product, is that device (its name, area and circuits are kept)
+    by_place = dict(((d.bus, d.address, d.reference), d) for d in known if not d.netid and not d.serial)
     for new in found:
         old = by_uid.get(new.uid)
-        if old is None or old.reference != new.reference or new.uid in matched:
+        if old is not None and (old.reference != new.reference or new.uid in matched):
+            old = None
+        if old is None:
+            placed = by_place.get((new.bus, new.address, new.reference))
+            old = placed if placed is not None and placed.uid not in matched else None
+        if old is None:
             merged.append(new)
             changes["added"].append(new.uid)
             continue
-        matched.add(new.uid)
+        matched.update((old.uid, new.uid))
         kept = dict((x["load"], x) for x in old.loads)
         loads = [dict(x, **dict((k, kept[x["load"]][k]) for k in PERSON_LOAD_FIELDS
                                 if kept.get(x["load"], {}).get(k))) for x in new.loads]

@@ -137,7 +137,7 @@ function drawRows() {
     const tr = el("tr", {"data-id": row.id, class: (row.gateway ? "gateway" : "") + (selected.has(row.id) ? " selected" : "")});
     for (const [key, label] of columns()) {
       if (key === "select") {
-        const td = el("td", {"data-label": t("web.devices.select_row", {name: row.label})});
+        const td = el("td", {class: "select", "data-label": t("web.devices.select_row", {name: row.label})});
         if (selectable(row)) {
           const id = "select-" + row.id.replace(/[^A-Za-z0-9-]/g, "_");
           const box = el("input", {type: "checkbox", id, "data-id": row.id});
@@ -606,7 +606,7 @@ async function start() {
   for (const node of document.querySelectorAll("[data-view]")) node.hidden = node.dataset.view !== VIEW;
   for (const id of ["select-page", "select-all", "select-none", "selected-count"]) $(id).hidden = VIEW === "usages";
   $("actions").hidden = VIEW === "usages";
-  $("detect-mode").value = "fast";
+  if (VIEW !== "sources") $("search-help").textContent = t("web.devices.search_help_" + VIEW);
   drawHead();
   say("", t("web.devices.loading"));
   if (await load()) say("", "");
