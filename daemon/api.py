@@ -479,6 +479,8 @@ class Door:
         discovery = self._gw.discovery
         if discovery is None:
             raise Refused(UNSUPPORTED, "no bus to detect on")
+        if self._gw.topology.edit_lock.locked():      # a Devices page's change (a refresh reads the bus) goes first
+            raise Refused(BUSY, "the devices are being changed: try again when it is saved")
         try:
             started = discovery.start(mode, remove_missing=bool(synchronise))
         except settings_mod.SettingError as exc:

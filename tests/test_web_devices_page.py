@@ -135,6 +135,14 @@ def test_sources_add_by_hand_and_a_full_detection_with_its_progress_bar(tmp_path
             await page.click('#rows tr[data-id="%d"] button:has-text("Refresh")' % HAND_ADDED)
             await page.wait_for_function("() => document.getElementById('message').textContent.includes('answered')")
             seen["refreshed"] = await page.text_content("#message")
+            # delete it again: select its row, confirm
+            await page.check('#rows tr[data-id="%d"] input[type=checkbox]' % HAND_ADDED)
+            await page.click("#delete")
+            seen["confirm"] = await page.text_content("#confirm-text")
+            await page.click("#confirm-yes")
+            await page.wait_for_function("() => document.getElementById('message').textContent.includes('deleted')")
+            seen["deleted"] = (await page.text_content("#message"), await status_device(admin, HAND_ADDED),
+                               await page.query_selector('#rows tr[data-id="%d"]' % HAND_ADDED))
             # at 768 px: cards, no sideways scrolling
             await page.set_viewport_size({"width": 768, "height": 1024})
             seen["narrow"] = await page.evaluate(PAGE_PROBE)
@@ -159,6 +167,8 @@ def test_sources_add_by_hand_and_a_full_detection_with_its_progress_bar(tmp_path
     kept = seen["after_detection"][0]               # the detection found it there: the same device, named as it was
     assert (kept["name"], kept["area"], kept["netid"] != "") == ("Kitchen feeder", "Building B", True)
     assert seen["refreshed"] == "Kitchen feeder: answered, identification read again"
+    assert seen["confirm"] == "Delete 1 device(s): Kitchen feeder? Their circuits go with them."
+    assert seen["deleted"] == ("1 device(s) deleted.", [], None)
     assert seen["narrow"]["scrollWidth"] <= seen["narrow"]["innerWidth"], seen["narrow"]
 
 

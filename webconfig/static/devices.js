@@ -588,7 +588,10 @@ async function load() {
   return true;
 }
 
-function dialogOpen() { return $("form-dialog").open || $("confirm-dialog").open; }
+// a live reload redraws the rows: not while a dialog is open or the keyboard is in the table
+function busy() {
+  return $("form-dialog").open || $("confirm-dialog").open || $("rows").contains(document.activeElement);
+}
 
 async function start() {
   const [, session] = await request("GET", "/api/session");
@@ -612,7 +615,7 @@ async function start() {
   if (await load()) say("", "");
   if (VIEW === "sources") {
     $("detect-mode").value = data.detection.mode;
-    setInterval(() => { if (!dialogOpen() && !detecting && !document.hidden) load(); }, LIVE_MS);
+    setInterval(() => { if (!busy() && !detecting && !document.hidden) load(); }, LIVE_MS);
   }
 }
 
