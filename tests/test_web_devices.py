@@ -346,3 +346,24 @@ def test_a_topology_file_written_before_fluids_and_usages_still_loads(tmp_path):
     path.write_text(json.dumps(old))
     topology = Topology(str(path))
     assert topology.load_problem is None and topology.devices[0].loads == old["devices"]["1"]["loads"]
+
+
+def test_an_eleventh_device_on_a_bus_at_9600_baud_is_refused(tmp_path):
+    async def scenario():
+        async with site(tmp_path, {"bus.rs485.baud": 9600}) as (gw, base):
+            admin = await call(web_login, base, "admin")
+            statuses, address = [], 30
+            while len(gw.topology.on_bus("rs485")) < 10:
+                statuses.append((await call(admin.post, "/api/devices/sources",
+                                            {"bus": "rs485", "address": address, "reference": "E23"}))[0])
+                address += 1
+            before = topology_bytes(gw)
+            eleventh = await call(admin.post, "/api/devices/sources", {"bus": "rs485", "address": 60, "reference": "E23"})
+            moved = await call(admin.post, "/api/devices/sources/4", {"bus": "rs485"})      # the same rule on an edit
+            return statuses, before, topology_bytes(gw), eleventh, moved
+
+    statuses, before, after, eleventh, moved = asyncio.run(scenario())
+    assert statuses and set(statuses) == {200}
+    assert after == before
+    for status, answer in (eleventh, moved):
+        assert status == 400 and fields_of(answer) == {"bus": "at most 10 devices on the rs485 bus at 9600 baud"}, answer
