@@ -45,6 +45,9 @@ COMMANDS = {
     # issue 14: the accounts page's overview (each profile's state), the customisation pictures (SPEC §7.2)
     "manage_accounts": (("cyber",), (), None, None),
     "customise": (("admin", "cyber"), (), None, None),
+    # the Devices pages (SPEC §7.2): sources added, edited, deleted, refreshed; circuits; custom usages
+    "edit_topology": (("admin", "cyber"), (), None, None),
+    "edit_usages": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).

@@ -2,8 +2,9 @@
 
 Each device: bus, Modbus address, product reference, name, NET ID (6 hex
 digits, or "" for a device whose identification has none: DIRIS A, COUNTIS),
-serial number, area, its loads (number, network type, name), and whether
-the last detection failed to find it (``not_found``).
+serial number, area, its loads (number, network type, name; the Circuits
+page adds ``fluid`` and ``usage``, absent from older files: daemon/state/usages.py
+says what they read as), and whether the last detection failed to find it (``not_found``).
 ``Device.uid`` keys a device wherever the key must outlive its address (curve
 series, event-log cursors, "same device?" checks): its NET ID, or without one
 its reference and serial number ("E23-E230010000001"). The document is
@@ -23,6 +24,7 @@ A detection adds and updates, it does not delete (``merge_detected``): what
 the user named and placed stays until a *synchronise* asks for removals.
 """
 
+import asyncio
 import logging
 
 from core import catalogue
@@ -139,6 +141,10 @@ def _auto_named(device):
     return device.name.startswith(device.reference + "@")
 
 
+auto_named = _auto_named             # the Devices pages' edits follow the same rule (daemon/state/devicefields.py)
+PERSON_LOAD_FIELDS = ("name", "fluid", "usage")     # what a person sets on a load; a detection keeps them
+
+
 def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=None):
     """The topology after a detection: (devices by address, changes).
 
@@ -146,7 +152,8 @@ def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=
     (at ``addresses``, a range; None: every address).
     A found device already known (same ``uid`` and reference) is updated
     (bus, address, NET ID, serial, loads), keeping the user's name, area and
-    load names; a new one is added. A known device of a scanned bus that was
+    load names, fluids and usages (so is one added by hand without its NET ID or
+    serial number, keyed by its place, when the same product answers there); a new one is added. A known device of a scanned bus that was
     not found is kept, flagged ``not_found``, unless ``remove_missing`` (a
     synchronise) or unless a found device now answers at its address (that
     address is the found one's). Devices the detection did not look for (another
@@ -155,15 +162,24 @@ def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=
     by_uid = dict((d.uid, d) for d in known)
     merged, matched = [], set()
     changes = {"added": [], "updated": [], "not_found": [], "removed": []}
+    # a device added by hand without its NET ID or serial number is keyed by its place: the one found there,
+    # of the same product, is that device (its name, area and circuits are kept)
+    by_place = dict(((d.bus, d.address, d.reference), d) for d in known if not d.netid and not d.serial)
     for new in found:
         old = by_uid.get(new.uid)
-        if old is None or old.reference != new.reference or new.uid in matched:
+        if old is not None and (old.reference != new.reference or new.uid in matched):
+            old = None
+        if old is None:
+            placed = by_place.get((new.bus, new.address, new.reference))
+            old = placed if placed is not None and placed.uid not in matched else None
+        if old is None:
             merged.append(new)
             changes["added"].append(new.uid)
             continue
-        matched.add(new.uid)
-        load_names = dict((x["load"], x.get("name")) for x in old.loads)
-        loads = [dict(x, name=load_names.get(x["load"]) or x.get("name")) for x in new.loads]
+        matched.update((old.uid, new.uid))
+        kept = dict((x["load"], x) for x in old.loads)
+        loads = [dict(x, **dict((k, kept[x["load"]][k]) for k in PERSON_LOAD_FIELDS
+                                if kept.get(x["load"], {}).get(k))) for x in new.loads]
         device = Device(new.bus, new.address, new.reference, new.netid, None if _auto_named(old) else old.name,
                         old.area, loads, new.serial or old.serial)
         if device.as_dict() != old.as_dict():
@@ -223,6 +239,7 @@ class Topology:
         self.version = 0
         self._listeners = []
         self.load_problem = None       # what was wrong with the file when it was read (None: nothing)
+        self.edit_lock = asyncio.Lock()  # a read-change-replace from the Devices pages, one at a time
         if path:
             self._load()
         if settings is not None:

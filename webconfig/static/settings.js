@@ -67,6 +67,17 @@ function drawMenus(pages, chosen) {
     item.append(link);
     list.append(item);
   }
+  // the Devices pages (sources list, circuits, usages: /devices/...), for a profile that has the Devices menu
+  if (!pages.some((entry) => entry.menu === "devices") || $("devices-pages")) return;
+  const box = el("div", {id: "devices-pages"});
+  const links = el("ul", {"aria-labelledby": "devices-pages-title"});
+  for (const view of ["sources", "circuits", "usages"]) {
+    const item = el("li");
+    item.append(el("a", {href: "/devices/" + view}, t("web.devices.link." + view)));
+    links.append(item);
+  }
+  box.append(el("h3", {id: "devices-pages-title"}, t("web.devices.nav")), links);
+  menus.before(box);
 }
 
 // ---------------------------------------------------------------- one field of the form
