@@ -52,11 +52,13 @@ PATH_BUDGET_BYTES = 300 * 1024
 REFERENCE = "/static/login.css"
 
 # The path, as data: (name, path). "login" is the login page and the login itself (its form leads to "/");
-# "settings:*" is one row per configuration page the profile gets from GET /api/settings/pages. The devices
-# pages add their rows here when they exist.
+# "settings:*" is one row per configuration page the profile gets from GET /api/settings/pages.
 PATH = (
     ("login", "/login"),
     ("status", "/"),
+    ("sources", "/devices/sources"),
+    ("circuits", "/devices/circuits"),
+    ("usages", "/devices/usages"),
     ("settings:*", "/settings?page={page}"),
     ("diagnosis", "/diagnosis"),
 )

@@ -759,11 +759,8 @@ class Door:
     # Refused(BAD_VALUE) with one detail per field (daemon/state/devicefields.py).
 
     def _usages(self):
-        """The usages store of this gateway (made on first use: daemon/state/usages.py)."""
-        store = getattr(self._gw, "usages", None)
-        if store is None:
-            store = self._gw.usages = usages_mod.Usages(self._gw.state_dir)
-        return store
+        """The usages store of this gateway (daemon/state/usages.py, read when the gateway is built)."""
+        return self._gw.usages
 
     def _baud_or_none(self, bus):
         try:

@@ -31,6 +31,7 @@ from daemon.state.cache import Cache
 from daemon.state.extremes import Extremes
 from daemon.state.settings import Settings
 from daemon.state.topology import Topology
+from daemon.state.usages import Usages
 from daemon.storage.service import Storage
 from daemon.supervise import Supervised
 from daemon.sysload import SystemLoad
@@ -83,6 +84,7 @@ class Gateway:
         self.cache.subscribe(self.extremes.on_update)
         self.accounts = Accounts(state_dir, self.clock, self.alarms, self.settings)      # profiles' passwords
         self.sessions = SessionTable(self.clock, lambda: self.settings.get("session.lifetime_s"))
+        self.usages = Usages(state_dir)                  # predefined and custom usages (the Devices pages)
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
         self.looplag = LoopLagMonitor()
         self.system_load = SystemLoad(state_dir)         # CPU / RAM / storage indicators (Diagnosis)

@@ -45,6 +45,9 @@ PAGES = (
     ("login", "/login", None),
     ("password", "/password", "admin"),
     ("diagnosis", "/diagnosis", "user"),
+    ("sources", "/devices/sources", "admin"),
+    ("circuits", "/devices/circuits", "admin"),
+    ("usages", "/devices/usages", "admin"),
     ("customisation", "/customisation", "admin"),
     ("accounts", "/accounts", "cyber"),
 )

@@ -75,7 +75,7 @@ def parse_identification(words, netid_words=None):
     }
 
 
-class _Garbled(Exception):
+class Garbled(Exception):
     pass
 
 
@@ -180,8 +180,12 @@ class Discovery:
             self.state = "failed"
             self.message = str(exc)
 
-    async def _identify(self, engine, address, timeout):
-        """Identification at ``address``: dict, None (nobody), _Garbled (collision).
+    def know(self, devices):
+        """The devices a module's loads are taken from when the module cannot tell them (a refresh of one)."""
+        self._known = dict((d.uid, d) for d in devices)
+
+    async def identify(self, engine, address, timeout):
+        """Identification at ``address``: dict, None (nobody), Garbled (collision).
 
         The 66 words every family has; then the NET ID, only from a product whose
         table has one (a second read: exception 02 there means this one has none)."""
@@ -206,12 +210,12 @@ class Discovery:
 
     @staticmethod
     async def _read(engine, address, start, count, timeout, retries):
-        """Words of one detection read; None when nobody answers, _Garbled on a collision
+        """Words of one detection read; None when nobody answers, Garbled on a collision
         (a device's exception answer passes as ``ModbusException``)."""
         try:
             return await engine.read_registers(address, start, count, DISCOVERY, retries=retries, timeout=timeout)
         except BusGarbled:
-            raise _Garbled() from None
+            raise Garbled() from None
         except BusTimeout:
             return None
 
@@ -223,9 +227,9 @@ class Discovery:
             ident = None
             for _attempt in range(2):   # one retry tells a noisy frame from a collision
                 try:
-                    ident = await self._identify(engine, address, timeout)
+                    ident = await self.identify(engine, address, timeout)
                     break
-                except _Garbled:
+                except Garbled:
                     ident = "garbled"
             if ident == "garbled":
                 conflicts.append(address)
@@ -233,9 +237,9 @@ class Discovery:
                 self.alarms.set(ALARM_CONFLICT, device_source(bus, address), True,
                                 "several devices answer at address %d" % address)
             elif ident is not None:
-                device = self._device(bus, address, ident, mode)
+                device = self.device_from(bus, address, ident, mode)
                 if device is not None:
-                    await self._set_loads(engine, device, timeout)
+                    await self.set_loads(engine, device, timeout)
                     found.append(device)
             self._done[bus] += 1
             self.progress = 0.95 * sum(self._done.values()) / float(total)
@@ -263,9 +267,9 @@ class Discovery:
                 continue
             clean += 1
             taken.add(probe)
-            device = self._device(bus, probe, ident, mode)
+            device = self.device_from(bus, probe, ident, mode)
             if device is not None:
-                await self._set_loads(engine, device, timeout)
+                await self.set_loads(engine, device, timeout)
                 found.append(device)
         if netids and clean == len(addresses) and anonymous <= 1:
             self.alarms.set(ALARM_CONFLICT, device_source(bus, address), False,
@@ -273,7 +277,7 @@ class Discovery:
             self.message = "conflict at %s:%d resolved (%d devices)" % (bus, address, len(netids))
         return found
 
-    async def _set_loads(self, engine, device, timeout):
+    async def set_loads(self, engine, device, timeout):
         """The device's loads: as read from a multi-load module, else as the topology knows them
         (a user's network types), else the catalogue's."""
         loads = await self._read_loads(engine, device, timeout)
@@ -302,11 +306,11 @@ class Discovery:
 
     async def _identify_quiet(self, engine, address, timeout):
         try:
-            return await self._identify(engine, address, timeout)
-        except _Garbled:
+            return await self.identify(engine, address, timeout)
+        except Garbled:
             return None
 
-    def _device(self, bus, address, ident, mode):
+    def device_from(self, bus, address, ident, mode):
         row = catalogue.identify(ident["family"], ident["product_id"], ident["ext_name"])
         if row is None:
             log.warning("%s:%d: unknown product %r (%d/%d)", bus, address, ident["ext_name"],
@@ -343,8 +347,8 @@ class Discovery:
         self._anonymous = 0
         await self._filter(engine, address, 1, 0)            # an empty range: every NET ID is muted
         try:
-            alone = await self._identify(engine, address, timeout)
-        except _Garbled:
+            alone = await self.identify(engine, address, timeout)
+        except Garbled:
             alone = "garbled"
         if alone == "garbled":
             self._anonymous = 2
@@ -354,8 +358,8 @@ class Discovery:
         async def search(lo, hi, depth):
             await self._filter(engine, address, lo, hi)
             try:
-                ident = await self._identify(engine, address, timeout)
-            except _Garbled:
+                ident = await self.identify(engine, address, timeout)
+            except Garbled:
                 if lo == hi or depth > 26:
                     if lo == hi and self._anonymous:
                         netids.append(lo)        # it collides with the device without a NET ID only

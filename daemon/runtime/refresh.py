@@ -8,7 +8,7 @@ are taken again, the names, area, fluids and usages a person gave are kept),
 another product, nobody, or several devices at once (a collision).
 """
 
-from daemon.runtime.discovery import FULL_TIMEOUT_FACTOR, Discovery, _Garbled
+from daemon.runtime.discovery import FULL_TIMEOUT_FACTOR, Discovery, Garbled
 from daemon.state.topology import PERSON_LOAD_FIELDS, Device, auto_named
 
 SAME, OTHER, SILENT, CONFLICT, UNKNOWN = "same", "other_product", "silent", "conflict", "unknown"
@@ -17,25 +17,25 @@ SAME, OTHER, SILENT, CONFLICT, UNKNOWN = "same", "other_product", "silent", "con
 async def identify(discovery, engine, device):
     """(outcome, the device as found or None): one of SAME, OTHER, SILENT, CONFLICT, UNKNOWN."""
     probe = Discovery(discovery.engines, discovery.topology, discovery.alarms, discovery.settings)
-    probe._known = {device.uid: device}              # loads a module cannot tell are taken from the topology
+    probe.know([device])                             # loads a module cannot tell are taken from the topology
     timeout = discovery.settings.get("discovery.timeout_ms") / 1000.0 * FULL_TIMEOUT_FACTOR
     ident = CONFLICT
     for _attempt in range(2):                        # one retry tells a noisy frame from a collision, as a detection
         try:
-            ident = await probe._identify(engine, device.address, timeout)
+            ident = await probe.identify(engine, device.address, timeout)
             break
-        except _Garbled:
+        except Garbled:
             continue
     if ident == CONFLICT:
         return CONFLICT, None
     if ident is None:
         return SILENT, None
-    found = probe._device(device.bus, device.address, ident, "full")
+    found = probe.device_from(device.bus, device.address, ident, "full")
     if found is None:
         return UNKNOWN, None
     if found.reference != device.reference:
         return OTHER, found
-    await probe._set_loads(engine, found, timeout)
+    await probe.set_loads(engine, found, timeout)
     return SAME, found
 
 

@@ -613,6 +613,7 @@ async function start() {
   drawHead();
   say("", t("web.devices.loading"));
   if (await load()) say("", "");
+  document.documentElement.dataset.ready = "1";      // first data drawn (bench/web_pages.py waits for it)
   if (VIEW === "sources") {
     $("detect-mode").value = data.detection.mode;
     setInterval(() => { if (!busy() && !detecting && !document.hidden) load(); }, LIVE_MS);
