@@ -140,9 +140,10 @@ class HttpServer:
         return {"connections_open": len(self._open), "connections_idle": idle, "connection_cap": self._cap,
                 "turns_deferred": self._share.deferred, **self._counts}
 
-    def status(self):
-        """As the other services say it (the upgrade trial checks every service runs)."""
-        return {"enabled": True, "running": self._listener is not None, "port": self.port}
+    @property
+    def listening(self):
+        """Whether it accepts connections (the upgrade trial checks the web server runs)."""
+        return self._listener is not None
 
     async def start(self):
         self._closing = False

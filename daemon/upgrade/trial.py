@@ -37,6 +37,10 @@ def unhealthy(gateway):
         if poller.cycles < 1 and gateway.topology.on_bus(bus):
             reasons.append("the %s bus has not completed a poll cycle" % bus)
     for service in gateway.services:
+        if not hasattr(service, "status"):           # the web server
+            if not service.listening:
+                reasons.append("the web server is not listening")
+            continue
         state = service.status()
         if state.get("enabled", True) and not state.get("running", True):
             reasons.append("%s is not running" % service.name)
