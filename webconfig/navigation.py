@@ -17,6 +17,7 @@ PAGES = (
     ("settings", "/settings", "set_settings"),
     ("customisation", "/customisation", "customise"),
     ("accounts", "/accounts", "manage_accounts"),
+    ("system", "/system", "backup"),
     ("password", "/password", "password"),
 )
 

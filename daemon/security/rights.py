@@ -45,6 +45,12 @@ COMMANDS = {
     # issue 14: the accounts page's overview (each profile's state), the customisation pictures (SPEC §7.2)
     "manage_accounts": (("cyber",), (), None, None),
     "customise": (("admin", "cyber"), (), None, None),
+    # issue 15: the System page (WEBVIEW-M manual §9: Admin and Cyber Security)
+    "backup": (("admin", "cyber"), (), None, None),
+    "restore": (("admin", "cyber"), (), None, None),
+    "reset_topology": (("admin", "cyber"), (), None, None),
+    "factory_reset": (("admin", "cyber"), (), None, None),
+    "upgrade": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
