@@ -2,7 +2,7 @@
 
 A *configuration* backup holds the settings and the topology; a *full* one
 adds a consistent snapshot of the time-series store and the event log. The
-tar (plain, members in this order)::
+tar (gzip level 1: the store's file is mostly empty space; members in this order)::
 
     backup.json     {"product", "format", "kind", "version", "created", "netid"}
     settings.json   {"settings": {name: value}}   the stored values, secrets in clear
@@ -61,8 +61,8 @@ def _json_bytes(doc):
 
 
 def write_tar(path, meta, settings_values, topology_docs, series_dir=None, events_path=None):
-    """The plain tar of a backup at ``path``; its size."""
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as archive:
+    """The compressed tar of a backup at ``path``; its size."""
+    with tarfile.open(path, "w:gz", compresslevel=1, format=tarfile.PAX_FORMAT) as archive:
         _add_bytes(archive, META, _json_bytes(meta))
         _add_bytes(archive, SETTINGS, _json_bytes({"settings": settings_values}))
         _add_bytes(archive, TOPOLOGY, _json_bytes({"devices": topology_docs}))
@@ -106,7 +106,7 @@ def read_backup(source_path, password, work_dir):
     found = {}
     series = None
     try:
-        with tarfile.open(clear, "r:") as archive:
+        with tarfile.open(clear, "r:gz") as archive:
             for index, member in enumerate(archive):
                 if index >= MAX_MEMBERS:
                     raise BackupProblem("damaged", "the backup holds more members than a backup has")
@@ -127,7 +127,7 @@ def read_backup(source_path, password, work_dir):
                         shutil.copyfileobj(data, out, 1 << 20)
                 else:
                     raise BackupProblem("damaged", "unexpected member %r" % name[:80])
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, EOFError, OSError) as exc:
         raise BackupProblem("damaged", "the backup's archive is damaged (%s)" % exc) from None
     finally:
         os.unlink(clear)
