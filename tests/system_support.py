@@ -6,10 +6,10 @@ import base64
 import contextlib
 import os
 
+from conftest import demo_devices, demo_topology, running_gateway, wait_for, web_server
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import demo_devices, demo_topology, running_gateway, wait_for, web_server
 from daemon.storage.format import Geometry
 
 SETTINGS = {"alarms.check_s": 3600}
