@@ -68,6 +68,7 @@ class Uploads:
         self.routes = dict(routes)
         self.folder = door.spool_dir()
         self.spooling = 0
+        self.abandoned = 0                 # uploads whose client went away before the end of the body
         self._names = itertools.count(1)
         shutil.rmtree(self.folder, ignore_errors=True)      # what a stopped daemon left half received
 
@@ -98,11 +99,10 @@ class Uploads:
         """Read ``length`` body bytes into a new spool file; the Spooled file, or None if the client went away.
         HttpError 408 when the client stalls past ``timeout`` between reads."""
         self.spooling += 1
-        path, fd = None, None
+        name = "upload-%d-%d" % (os.getpid(), next(self._names))
+        path, fd = os.path.join(self.folder, name), None       # set first: a cancelled open leaves no file behind
         try:
-            name = "upload-%d-%d" % (os.getpid(), next(self._names))
             fd = await run_blocking(_open_spool, self.folder, name)
-            path = os.path.join(self.folder, name)
             left = length
             while left:
                 pending = bytearray()
@@ -123,6 +123,7 @@ class Uploads:
         except BlockingQueueFull:
             raise HttpError(503, "the gateway is busy, try again") from None
         except asyncio.IncompleteReadError:
+            self.abandoned += 1
             return None
         finally:
             self.spooling -= 1
