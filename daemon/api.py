@@ -33,6 +33,7 @@ from daemon.state import (devicefields, devstate, settings as settings_mod, topo
                           usages as usages_mod)
 from daemon.state.alarms import device_source
 from daemon.state.cache import STALE
+from daemon.system.service import SystemRefused
 from daemon.version import VERSION
 
 log = logging.getLogger("gateway.api")
@@ -52,6 +53,7 @@ AUTH = accounts.AUTH                 # wrong password or passphrase, no (or an e
 LOCKED = accounts.LOCKED             # a profile locked after failed logins, Totem not unlocked
 MUST_CHANGE = "must_change"          # the session's password must be changed before anything else
 STORAGE = accounts.STORAGE           # a state file could not be written: nothing changed
+SYSTEM = "system"                    # a backup, restore or upgrade refused: ``Refused.why`` says why (issue 15)
 
 ALARM_CONFLICT = 4                   # system alarm numbers the summary reads (SPEC §6)
 REBOOT_EXIT = 75                     # the daemon's exit code after a reboot asked for: systemd starts it again
@@ -974,6 +976,69 @@ class Door:
         async with self._gw.topology.edit_lock:        # no circuit gets it while it goes
             in_use = devicefields.usage_count(self._gw.topology.devices, key)
             await self._usage_change(self._usages().delete, key, in_use)
+
+    # ================================================================ the System page (issue 15)
+    # daemon/system/service.py does the work; its own refusals come out as Refused(SYSTEM) with ``why`` (a
+    # backup's "password", "damaged", "foreign", a package's reason, "no_slots", "busy"...) for the page.
+
+    def start_backup(self, kind, password):
+        """Start making a ``kind`` backup ("configuration" or "full") encrypted under ``password``; the job."""
+        self._check("backup")
+        with _system_refusals():
+            return self._gw.system.start_backup(kind, password, repr(self.caller))
+
+    def backup_job(self, job_id):
+        """The backup job ``job_id`` (state, phase, done, total, file, size) or None."""
+        self._check("backup")
+        return self._gw.system.job(job_id)
+
+    def backup_file(self, job_id):
+        """(file name, path) of the finished backup ``job_id``, or None."""
+        self._check("backup")
+        return self._gw.system.backup_path(job_id)
+
+    async def restore_backup(self, path, password):
+        """Restore the uploaded backup at ``path`` (all or nothing); what was restored."""
+        self._check("restore")
+        with _system_refusals():
+            return await self._gw.system.restore(path, password, repr(self.caller))
+
+    async def reset_topology(self):
+        """Forget every device (detection finds them again); how many were removed."""
+        self._check("reset_topology")
+        return await self._gw.system.reset_topology(repr(self.caller))
+
+    async def factory_reset(self):
+        """Everything back to the factory state at the next start (daemon/system/reset.py), then restart."""
+        self._check("factory_reset")
+        await self._gw.system.factory_reset(repr(self.caller))
+        return await self.reboot()
+
+    def upgrade_state(self):
+        """The running version and the slots ({active, trial, slots}), None without an installation."""
+        self._check("upgrade")
+        return {"version": VERSION, "slots": self._gw.system.slots()}
+
+    async def install_upgrade(self, path):
+        """Verify the uploaded package at ``path`` and install it into the inactive slot; {version, slot}."""
+        self._check("upgrade")
+        with _system_refusals():
+            return await self._gw.system.upgrade(path, repr(self.caller))
+
+    def spool_dir(self):
+        """Where the web spools an uploaded body (a backup, a package) while it arrives."""
+        return os.path.join(self._gw.state_dir, "spool")
+
+
+@contextlib.contextmanager
+def _system_refusals():
+    """The System page's own refusals (daemon/system/service.py SystemRefused) as Refused(SYSTEM) with ``why``."""
+    try:
+        yield
+    except SystemRefused as exc:
+        refused = Refused(SYSTEM, str(exc))
+        refused.why = exc.why
+        raise refused from None
 
 
 def measurement(key):

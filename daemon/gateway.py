@@ -35,6 +35,9 @@ from daemon.state.usages import Usages
 from daemon.storage.service import Storage
 from daemon.supervise import Supervised
 from daemon.sysload import SystemLoad
+from daemon.system import reset
+from daemon.system.service import SystemOps
+from daemon.upgrade.launch import ROOT_ENV
 from daemon.version import VERSION
 
 log = logging.getLogger("gateway")
@@ -59,10 +62,12 @@ def load_identity(state_dir):
 
 
 class Gateway:
-    def __init__(self, board, state_dir, overrides=None, clock=None, storage_geometry=None, curve_overrides=None):
+    def __init__(self, board, state_dir, overrides=None, clock=None, storage_geometry=None, curve_overrides=None,
+                 release_key=None, install_root=None):
         self.board = board
         self.state_dir = state_dir
         os.makedirs(state_dir, exist_ok=True)
+        factory_reset = reset.finish(state_dir) if reset.pending(state_dir) else None    # before any part reads
         # the one clock: the board's (board/base.py Board.wall_clock; on the simulated board an OffsetClock
         # over the injected clock, so set_system_time moves what every protocol, event and log reads)
         self.clock = board.wall_clock(clock) if hasattr(board, "wall_clock") else clock or SystemClock()
@@ -98,6 +103,13 @@ class Gateway:
         self._reconcile_handle = None
         self._heartbeat = Supervised("heartbeat", self._heartbeat_loop)
         self.settings.on_change(self._setting_changed)
+        # the System page (issue 15): the release key is the build's (a test's own), the root the launcher's
+        self.system = SystemOps(self, release_key, install_root if install_root is not None
+                                else os.environ.get(ROOT_ENV))
+        if factory_reset is not None:
+            self.alarms.record_event({"event": "factory-reset-done", "name": "factory reset done", "category": "system",
+                                      "source": "gateway", "criticality": "information",
+                                      "detail": "removed: %s" % ", ".join(factory_reset)})
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -136,6 +148,9 @@ class Gateway:
             poller.start()
             self.pollers[bus] = poller
         self.discovery = Discovery(self.engines, self.topology, self.alarms, self.settings)
+        if await self.settings.seal_stored():       # an older file's clear secrets, sealed now
+            self.alarms.record_event({"event": "secrets-sealed", "category": "security", "source": "gateway",
+                                      "detail": "secrets found in clear in settings.json are now sealed"})
         await self.accounts.start()
         self._account_alarms.start()
         await self.storage.start()

@@ -18,7 +18,7 @@ import bottle
 from daemon import api, i18n
 from daemon.security import rights
 from webconfig import (accounts_pages, auth, customisation, devices_pages, diagnosis, jsonio, navigation,
-                       settings_pages)
+                       settings_pages, system_pages, uploads)
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -303,6 +303,8 @@ def make_app(door, mount=None):
     customisation.mount(app, door, lambda name: _static(files, name))        # logo, background (SPEC §7.2)
     accounts_pages.mount(app, door, lambda name: _static(files, name))       # Cyber Security's accounts page
     devices_pages.mount(app, door, lambda name: _static(files, name))
+    system_pages.mount(app, door, lambda name: _static(files, name))         # backup, restore, resets, upgrade
+    app.uploads = uploads.Uploads(door, system_pages.STREAMED)    # their bodies spooled to disk (webconfig/server.py)
 
     if mount is not None:
         before = len(app.routes)

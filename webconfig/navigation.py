@@ -18,6 +18,7 @@ PAGES = (
     ("settings", "/settings", "set_settings"),
     ("customisation", "/customisation", "customise"),
     ("accounts", "/accounts", "manage_accounts"),
+    ("system", "/system", "backup"),
     ("password", "/password", "password"),
 )
 

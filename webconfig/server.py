@@ -59,6 +59,7 @@ COMPRESS_MIN = 1024          # smaller answers are sent as they are (gzip's head
 GZIP_KEPT = 128              # compressed page assets kept (each asset once; they are a few dozen)
 _COMPRESSIBLE = ("application/json", "application/javascript", "image/svg+xml", "application/xml")
 DEFERRED = "openm70.deferred"     # environ key of an async handler's awaitable (webconfig/jsonio.py)
+UPLOAD = "openm70.upload"         # environ key of a streamed route's spooled body (webconfig/uploads.py)
 
 
 def _accepts_gzip(header):
@@ -131,6 +132,7 @@ class HttpServer:
         self._refusals = Tally(log, "HTTP connections")
         self._gzipped = {}              # id(asset body) -> (body, its gzip): page assets compressed once
         self._share = LoopShare()       # the clients together: at most half the loop's time (daemon/loopshare.py)
+        self.uploads = getattr(app, "uploads", None)      # streamed bodies (webconfig/uploads.py), if the app has any
         self._counts = {"accepted": 0, "requests": 0, "rejected": 0, "evicted": 0, "bad_requests": 0, "timeouts": 0,
                         "dropped": 0}
 
@@ -289,8 +291,9 @@ class HttpServer:
                 if head is None:
                     return
                 method, path, query, version, headers = self._parse_head(head)
-                keep, length = self._check(version, headers)
-                body = await self._read_body(reader, writer, version, headers, length)
+                most = None if self.uploads is None else self.uploads.admit(method, path, headers, conn.ip)
+                keep, length = self._check(version, headers, most)
+                body = await self._read_body(reader, writer, version, headers, length, most is not None)
                 if body is None:
                     return
             except HttpError as err:
@@ -300,7 +303,11 @@ class HttpServer:
             first = False
             environ = self._environ(writer, method, path, query, version, headers, body)
             await self._share.ready()
-            writer.write(await self._respond(environ, keep))
+            try:
+                writer.write(await self._respond(environ, keep))
+            finally:
+                if not isinstance(body, bytes):         # a spooled upload: its file goes with the answer
+                    self.uploads.discard(body)
             await self._drain(writer)
             if not keep:
                 return
@@ -375,8 +382,9 @@ class HttpServer:
             headers[name] = headers[name] + ", " + value if name in headers else value
         return method, unquote_to_bytes(path).decode("latin-1"), query, version, headers
 
-    def _check(self, version, headers):
-        """Validate framing headers; returns (keep connection open, body length)."""
+    def _check(self, version, headers, most=None):
+        """Validate framing headers; returns (keep connection open, body length). ``most``: a streamed route's
+        own maximum in place of ``max_body_bytes``."""
         if version == "HTTP/1.1" and "host" not in headers:
             raise HttpError(400, "missing Host header")
         if "transfer-encoding" in headers:
@@ -386,16 +394,19 @@ class HttpServer:
         length = headers.get("content-length", "0")
         if not (length.isascii() and length.isdigit()):
             raise HttpError(400, "invalid Content-Length")
-        if len(length) > 18 or int(length) > self.max_body_bytes:
-            raise HttpError(413, f"request body exceeds {self.max_body_bytes} bytes")
+        most = self.max_body_bytes if most is None else most
+        if len(length) > 18 or int(length) > most:
+            raise HttpError(413, f"request body exceeds {most} bytes")
         tokens = {t.strip() for t in headers.get("connection", "").lower().split(",")}
         return version == "HTTP/1.1" and "close" not in tokens, int(length)
 
-    async def _read_body(self, reader, writer, version, headers, length):
-        if not length:
+    async def _read_body(self, reader, writer, version, headers, length, spool=False):
+        if not length and not spool:
             return b""
         if version == "HTTP/1.1" and headers.get("expect", "").lower() == "100-continue":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if spool:           # written to a file as it arrives (webconfig/uploads.py), never held whole
+            return await self.uploads.receive(reader, length, self.idle_timeout)
         try:
             async with asyncio.timeout(self.idle_timeout):
                 return await reader.readexactly(length)
@@ -413,9 +424,11 @@ class HttpServer:
             "SERVER_NAME": str(server[0]), "SERVER_PORT": str(server[1]), "SERVER_PROTOCOL": version,
             "REMOTE_ADDR": str(peer[0]), "REMOTE_PORT": str(peer[1]),
             "wsgi.version": (1, 0), "wsgi.url_scheme": "https" if self.ssl_context else "http",
-            "wsgi.input": io.BytesIO(body), "wsgi.errors": _LogErrors(), "wsgi.multithread": False,
-            "wsgi.multiprocess": False, "wsgi.run_once": False,
+            "wsgi.input": io.BytesIO(body if isinstance(body, bytes) else b""), "wsgi.errors": _LogErrors(),
+            "wsgi.multithread": False, "wsgi.multiprocess": False, "wsgi.run_once": False,
         }
+        if not isinstance(body, bytes):
+            environ[UPLOAD] = body
         for name, value in headers.items():
             if "_" in name:
                 continue            # "X_Y" and "X-Y" would collide in the environ; drop the spoofable one

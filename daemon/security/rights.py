@@ -48,6 +48,12 @@ COMMANDS = {
     # the Devices pages (SPEC §7.2): sources added, edited, deleted, refreshed; circuits; custom usages
     "edit_topology": (("admin", "cyber"), (), None, None),
     "edit_usages": (("admin", "cyber"), (), None, None),
+    # issue 15: the System page (WEBVIEW-M manual §9: Admin and Cyber Security)
+    "backup": (("admin", "cyber"), (), None, None),
+    "restore": (("admin", "cyber"), (), None, None),
+    "reset_topology": (("admin", "cyber"), (), None, None),
+    "factory_reset": (("admin", "cyber"), (), None, None),
+    "upgrade": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).

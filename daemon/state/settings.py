@@ -468,6 +468,7 @@ class Settings:
         self._checks = []
         self._lock = asyncio.Lock()
         self.load_problem = None       # what was wrong with the file when it was read (None: nothing)
+        self.needs_sealing = False     # the file holds a secret in clear (an older version's): seal_stored()
         if path:
             self._stored = self._read(path)
 
@@ -489,13 +490,16 @@ class Settings:
                 secret = row(name)[SECRET]
             except SettingError:
                 continue
-            if secret:
-                if self.secret_box is None or "enc" not in doc:
-                    continue          # a secret is never taken in clear from disk
-                value = self.secret_box.decrypt(name, doc["enc"])
-                if value is None:
+            if secret and "enc" in doc:
+                value = self.secret_box.decrypt(name, doc["enc"]) if self.secret_box is not None else None
+                if value is None:    # another gateway's key, or a damaged one: the secret reads as unset
                     self._bad_value(path, name, "cannot be decrypted with this device's key")
                     continue
+            elif secret:
+                if self.secret_box is None or "value" not in doc:
+                    continue
+                value = doc.get("value")      # an older file's clear secret: taken, and sealed at the next save
+                self.needs_sealing = True
             else:
                 value = doc.get("value")
             try:
@@ -567,10 +571,58 @@ class Settings:
                 self._overrides.pop(name, None)
             if self.path:
                 await run_blocking(self._write, self.path, self._documents(new_stored))
+                self.needs_sealing = False
             self._stored = new_stored
         for name, value in checked.items():
             for listener in list(self._listeners):
                 listener(name, value)
+
+    def stored(self):
+        """The values kept in the file (those that differ from their defaults), secrets in clear: what a backup
+        carries (encrypted under its own password) so it restores onto another gateway with another key."""
+        return dict(self._stored)
+
+    async def seal_stored(self):
+        """Rewrite the file when it holds a secret in clear (an older version's file): sealed from now on."""
+        if not self.needs_sealing or not self.path:
+            return False
+        async with self._lock:
+            await run_blocking(self._write, self.path, self._documents(self._stored))
+            self.needs_sealing = False
+        return True
+
+    def check_stored(self, values):
+        """The checked values of a whole stored document (a restored backup): every name known and valid, the
+        cross-setting checks passed on the result; SettingError otherwise, nothing applied."""
+        checked, refusals = {}, []
+        for name, value in values.items():
+            try:
+                checked[name] = check_value(name, value)
+            except SettingError as exc:
+                refusals.append(exc)
+        if refusals:
+            raise SettingError([m for exc in refusals for m in exc.messages],
+                               [field for exc in refusals for field in exc.fields])
+        proposed = dict((spec[NAME], checked.get(spec[NAME], spec[DEFAULT])) for spec in SCHEMA)
+        for check in list(self._checks):
+            check(proposed)
+        return dict((name, value) for name, value in checked.items() if value != row(name)[DEFAULT])
+
+    async def replace_stored(self, values):
+        """Replace every stored value by ``values`` (a restored backup; the rest back to defaults) in one
+        atomic write, secrets sealed under this gateway's key; listeners hear each setting whose value changed.
+        Command-line overrides stay for this run."""
+        checked = self.check_stored(values)
+        async with self._lock:
+            before = self.all()
+            if self.path:
+                await run_blocking(self._write, self.path, self._documents(checked))
+            self._stored = checked
+            self.needs_sealing = False
+        after = self.all()
+        for name in sorted(name for name in after if after[name] != before[name]):
+            for listener in list(self._listeners):
+                listener(name, after[name])
 
     def _documents(self, stored):
         docs = {}
