@@ -1,13 +1,6 @@
-"""Encryption of what must not be read in clear: secrets at rest and backup files (issue 15).
+"""Encrypted backup files (issue 15); the secrets at rest are daemon/security/secrets.py's.
 
-**Secrets at rest** (``SecretBox``): FTP, SMTP, SNMPv3 and MQTT passwords and
-private keys are stored as ``enc:1:<nonce>:<ciphertext>`` (base64url), AES-256-GCM
-under the *device key*, 32 random bytes in a file of their own (mode 0600) kept
-apart from the configuration, so the configuration file alone reveals none of
-them. The setting's name is the associated data: a ciphertext copied onto
-another setting does not decrypt.
-
-**Backup files** (``encrypt_stream`` / ``decrypt_stream``): a password-derived key
+``encrypt_stream`` / ``decrypt_stream``: a password-derived key
 (Argon2id, the parameters of the account passwords) and AES-256-GCM over chunks
 of CHUNK bytes, so a full backup with its time series is written and read with
 bounded memory and a progress figure::
@@ -28,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import struct
 
@@ -36,7 +28,6 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-PREFIX = "enc:1:"
 KEY_BYTES = 32
 MAGIC = b"OM70BAK1\n"
 PRODUCT = "open-m70"
@@ -47,25 +38,7 @@ KDF = {"name": "argon2id", "time_cost": 2, "memory_kib": 19 * 1024, "parallelism
 _KEY_CHECK = b"open-m70 backup key check"
 
 
-# ---------------------------------------------------------------- secrets at rest
-
-def load_device_key(path):
-    """The device key at ``path``, made (32 random bytes, mode 0600) the first time."""
-    try:
-        with open(path, "rb") as handle:
-            key = handle.read()
-    except FileNotFoundError:
-        key = secrets.token_bytes(KEY_BYTES)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return key
-    if len(key) != KEY_BYTES:
-        raise ValueError("%s is not a device key (%d bytes, %d expected)" % (path, len(key), KEY_BYTES))
-    return key
-
+# ---------------------------------------------------------------- backup files
 
 def _b64(data):
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
@@ -74,36 +47,6 @@ def _b64(data):
 def _unb64(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
-
-class SecretBox:
-    """Seal and open one setting's secret under the device key."""
-
-    def __init__(self, key):
-        self._aead = AESGCM(key)
-
-    @staticmethod
-    def is_sealed(value):
-        return isinstance(value, str) and value.startswith(PREFIX)
-
-    def seal(self, name, value):
-        """``value`` (text) as stored for the setting ``name``; "" stays "" (no secret set)."""
-        if value == "" or self.is_sealed(value):
-            return value
-        nonce = secrets.token_bytes(12)
-        return PREFIX + _b64(nonce) + ":" + _b64(self._aead.encrypt(nonce, value.encode("utf-8"), name.encode()))
-
-    def open(self, name, stored):
-        """The clear text of a stored secret; ValueError when it was not sealed for ``name`` by this device."""
-        if not self.is_sealed(stored):
-            return stored
-        try:
-            nonce, sealed = (_unb64(part) for part in stored[len(PREFIX):].split(":"))
-            return self._aead.decrypt(nonce, sealed, name.encode()).decode("utf-8")
-        except (ValueError, InvalidTag, UnicodeDecodeError):
-            raise ValueError("the stored secret of %s cannot be opened with this device's key" % name) from None
-
-
-# ---------------------------------------------------------------- backup files
 
 class BackupRefused(ValueError):
     """reason: "password" (wrong password), "damaged" (changed or truncated), "foreign" (not our backup)."""
