@@ -50,6 +50,7 @@ PAGES = (
     ("usages", "/devices/usages", "admin"),
     ("customisation", "/customisation", "admin"),
     ("accounts", "/accounts", "cyber"),
+    ("system", "/system", "admin"),
 )
 
 
