@@ -45,6 +45,8 @@ COMMANDS = {
     # issue 14: the accounts page's overview (each profile's state), the customisation pictures (SPEC §7.2)
     "manage_accounts": (("cyber",), (), None, None),
     "customise": (("admin", "cyber"), (), None, None),
+    # issue 15: the web certificate and the CA store of the gateway's own TLS clients (Cyber Security's menu)
+    "manage_certificates": (("cyber",), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
