@@ -13,10 +13,13 @@ Pi and not on the simulated board, whose tests and developers talk plain HTTP on
 """
 
 import ipaddress
+import logging
 import re
 from urllib.parse import quote
 
 from webconfig.server import HttpServer
+
+log = logging.getLogger("gateway.http")
 
 REDIRECT_STATUS = "308 Permanent Redirect"
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
@@ -40,13 +43,25 @@ class HttpsServer(HttpServer):
             self.ssl_context = context          # read per accepted connection (webconfig/server.py _run)
 
     async def start(self):
+        """Serve HTTPS, or say why not (no certificate, the port taken or privileged): the plain HTTP pages
+        and every other service go on, and the status and the upgrade trial see it is not running."""
+        self.error = None
         self.ssl_context = self._door.web_ssl_context()
         if self.ssl_context is None:            # no certificate could be loaded or made: said in the log
+            self.error = "no web certificate"
             return
-        await super().start()
+        try:
+            await super().start()
+        except OSError as exc:
+            self._listener = None               # never listened: not running, nothing to stop
+            self.error = "port %s: %s" % (self.port, exc.strerror or exc)
+            log.error("HTTPS not served: %s", self.error)
 
     def status(self):
-        return dict(super().status(), transport="https")
+        state = dict(super().status(), transport="https")
+        if getattr(self, "error", None):
+            state["error"] = self.error
+        return state
 
 
 def redirect_wanted(setting, board_kind):

@@ -226,6 +226,7 @@ class WebTls:
             if fingerprint_id(info) in known:
                 continue
             known.add(fingerprint_id(info))
+            info["id"] = fingerprint_id(info)
             pems.append(certificate.public_bytes(Encoding.PEM))
             added.append(info)
         if len(pems) > MAX_CA_STORE:
