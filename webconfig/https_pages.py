@@ -45,8 +45,12 @@ def _upload(kind, language):
 
 
 def _page_data(door):
+    """What the page shows: the certificate, the store, and whether (and on which port) HTTPS is served now."""
+    served = door.service_states().get("https", {})
     return {"web": door.web_certificate(), "cas": door.ca_certificates(), "time": door.time(),
-            "https_port": door.setting("https.port"), "redirect": door.setting("https.redirect")}
+            "https": {"running": bool(served.get("running")), "port": served.get("port") or door.setting("https.port"),
+                      "error": served.get("error")},
+            "redirect": door.setting("https.redirect")}
 
 
 def mount(app, door, static):

@@ -65,7 +65,7 @@ function showRefusal(answer, fields, messageId) {
   if (first) $(first).focus();
 }
 
-function drawWeb(web, port) {
+function drawWeb(web, https, time) {
   $("web-state").textContent = t("web.https.state_" + web.state);
   $("web-state").className = "state " + stateClass(web.state);
   $("web-subject").textContent = web.subject;
@@ -74,7 +74,10 @@ function drawWeb(web, port) {
   $("web-not-after").textContent = when(web.not_after);
   $("web-self-signed").textContent = web.self_signed ? t("web.https.yes") : t("web.https.no");
   $("web-sha256").textContent = web.sha256;
-  $("web-port").textContent = t("web.https.served_on", {port});
+  $("web-port").textContent = https.running ? t("web.https.served_on", {port: https.port}) :
+    t("web.https.not_served", {port: https.port, error: https.error || "—"});
+  $("web-port").className = https.running ? "help" : "error";
+  $("web-read").textContent = t("web.https.as_of", {time: when(time)});
 }
 
 function cell(text, cls) {
@@ -100,8 +103,10 @@ function drawStore(cas) {
     const name = document.createElement("th");
     name.scope = "row";
     name.textContent = ca.subject;
-    row.append(name, cell(ca.issuer), cell(when(ca.not_after)), cell(t("web.https.state_" + ca.state), stateClass(ca.state)));
+    row.append(name, cell(ca.issuer), cell(when(ca.not_after), "nowrap"),
+               cell(t("web.https.state_" + ca.state), "nowrap " + stateClass(ca.state)));
     const action = document.createElement("td");
+    action.className = "nowrap";
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = t("web.https.delete");
@@ -117,7 +122,7 @@ async function refresh() {
   const [status, data] = await getJson("/api/tls");
   if (status === 401) { location.assign("/login"); return; }
   if (status !== 200) { say("page-message", "bad", data.error || String(status)); return; }
-  if (data.web) drawWeb(data.web, data.https_port);
+  if (data.web) drawWeb(data.web, data.https, data.time);
   else say("page-message", "bad", t("web.https.no_certificate"));
   drawStore(data.cas);
 }
@@ -212,6 +217,7 @@ async function start() {
   for (const field of FIELDS) $(field + "-file").addEventListener("change", readFile);
   await refresh();
   document.body.dataset.ready = "yes";
+  document.documentElement.dataset.ready = "1";            // drawn once, as the other pages say it
 }
 
 start().catch((err) => say("page-message", "bad", t("web.settings.load_failed", {error: err.message})));
