@@ -128,6 +128,7 @@ def _picture_refusals(coroutine_function):
 
 
 # ---------------------------------------------------------------- issue 15: web certificate, CA store
+TLS_MAX_PEM = tlsfiles.MAX_PEM       # one certificate chain or one key: what an upload form may send
 
 def _utc_now(clock):
     return datetime.datetime.fromtimestamp(clock.time(), datetime.timezone.utc)

@@ -15,13 +15,12 @@ import json
 import bottle
 
 from daemon import api
-from daemon.security import tlsfiles
 from webconfig import auth
 from webconfig.customisation import page_gate
 from webconfig.jsonio import body as _body, deferred, reply as _json
 
 COMMAND = "manage_certificates"
-MAX_UPLOAD = 2 * tlsfiles.MAX_PEM + 4096     # a certificate chain and a key, each at most MAX_PEM, in JSON
+MAX_UPLOAD = 2 * api.TLS_MAX_PEM + 4096     # a certificate chain and a key, each at most MAX_PEM, in JSON
 _FIELDS = {"web": ("certificate", "key"), "ca": ("pem",)}
 
 
