@@ -535,3 +535,32 @@ def _more(proc):
     import select
     ready = select.select([proc.stdout.fileno()], [], [], 5)[0]
     return os.read(proc.stdout.fileno(), 4096).decode() if ready else ""
+
+
+def test_auto_redirects_on_the_raspberry_pi_only_and_on_and_off_decide_on_any_board():
+    from webconfig.https_serve import redirect_wanted
+    table = {(setting, board): redirect_wanted(setting, board) for setting in ("auto", "on", "off")
+             for board in ("rpi", "sim")}
+    assert table == {("auto", "rpi"): True, ("auto", "sim"): False, ("on", "rpi"): True, ("on", "sim"): True,
+                     ("off", "rpi"): False, ("off", "sim"): False}
+
+
+def test_the_redirect_keeps_the_host_asked_and_never_echoes_a_malformed_one():
+    from webconfig.https_serve import redirecting
+
+    class Door:
+        def setting(self, name):
+            return "on"
+
+    class Https:
+        port, ssl_context = 8443, object()
+    app = redirecting(None, Door(), Https(), "sim")
+    seen = {}
+
+    def start_response(status, headers):
+        seen["status"], seen["headers"] = status, dict(headers)
+    cases = {"[fe80::1]:80": "https://[fe80::1]:8443/a%20b", "gw.example": "https://gw.example:8443/a%20b",
+             "evil.example/x?y": "https://10.0.0.7:8443/a%20b", "": "https://10.0.0.7:8443/a%20b"}
+    for host, expected in cases.items():
+        app({"HTTP_HOST": host, "SERVER_NAME": "10.0.0.7", "PATH_INFO": "/a b"}, start_response)
+        assert seen["status"].startswith("308 ") and seen["headers"]["Location"] == expected, host
