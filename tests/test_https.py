@@ -564,3 +564,37 @@ def test_the_redirect_keeps_the_host_asked_and_never_echoes_a_malformed_one():
     for host, expected in cases.items():
         app({"HTTP_HOST": host, "SERVER_NAME": "10.0.0.7", "PATH_INFO": "/a b"}, start_response)
         assert seen["status"].startswith("308 ") and seen["headers"]["Location"] == expected, host
+
+
+def test_the_gateways_own_self_signed_certificate_is_renewed_at_start_when_near_its_end_not_an_installed_one(
+        tmp_path):
+    """A gateway whose clock went past its self-signed certificate's last 30 days (or a first start on a wrong
+    clock) starts with a new one and no alarm 7; a certificate someone installed stays, with alarm 7."""
+    from board.base import ManualClock
+    start = 1_800_000_000.0
+    make_http, make_https = web_pair()
+
+    async def serve(clock):
+        async with running_gateway(tmp_path / "state", topology_with(), clock=clock,
+                                   services=[make_http, make_https]) as gw:
+            site = Site(gw, make_http.server, make_https.server)
+            served = (await call(site.served))[1]
+            return x509.load_der_x509_certificate(served), dict(gw.alarms.active)
+
+    first, _ = asyncio.run(serve(ManualClock(start)))
+    late = start + (tlsfiles.SELF_SIGNED_DAYS - 10) * 86400
+    renewed, alarms = asyncio.run(serve(ManualClock(late)))
+    assert renewed.fingerprint(hashes.SHA256()) != first.fingerprint(hashes.SHA256())
+    assert renewed.not_valid_before_utc.timestamp() > late - 3600 and (7, webtls.WEB_SOURCE) not in alarms
+    # an installed certificate near its end is not replaced: alarm 7 says so instead
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.fromtimestamp(late, datetime.timezone.utc)
+
+    async def install_then_restart():
+        async with running_gateway(tmp_path / "state", topology_with(), clock=ManualClock(late)) as gw:
+            await gw.door(Caller("web", "cyber")).install_web_certificate(
+                make_certificate(key, now, days=40, name="installed.example"), pem_key(key))
+    asyncio.run(install_then_restart())
+    kept, alarms = asyncio.run(serve(ManualClock(late + 20 * 86400)))
+    assert kept.subject.rfc4514_string() == "CN=installed.example"
+    assert "installed.example" in alarms[(7, webtls.WEB_SOURCE)]["detail"]

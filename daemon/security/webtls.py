@@ -27,6 +27,7 @@ import ssl
 import tempfile
 
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from daemon.atomicfile import atomic_write, read_json
 from daemon.blocking import run_blocking
@@ -42,6 +43,7 @@ KEY_NAME = "tls.web.key"            # the sealed key's associated data: it opens
 MAX_CA_STORE = 50                   # CAs in the store (an upload of more is refused)
 WEB_SOURCE = "certificate:web"      # alarm 7's sources: the web certificate, each CA by its fingerprint
 CA_SOURCE = "certificate:ca:"
+OWN_ORGANIZATION = "open-m70 gateway (self-signed)"      # the O= of tlsfiles.self_signed: ours to renew
 
 
 class StoreRefused(ValueError):
@@ -73,6 +75,15 @@ def fingerprint_id(summary):
 
 def _self_signed(certificate):
     return certificate.issuer == certificate.subject
+
+
+def _ours_to_renew(cert_pem, now):
+    """Whether the stored certificate is the gateway's own self-signed one and expired or within 30 days of its
+    end: made again at start rather than left to alarm 7 (a certificate someone installed is theirs to renew)."""
+    leaf = tlsfiles.load_certificates(cert_pem)[0]
+    ours = _self_signed(leaf) and any(attribute.value == OWN_ORGANIZATION for attribute in
+                                      leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+    return ours and tlsfiles.expiry_state(leaf.not_valid_after_utc.timestamp(), now) != "valid"
 
 
 def _web_summary(cert_pem):
@@ -173,7 +184,12 @@ class WebTls:
         pair = None
         try:
             pair = self._read_web()
+            if pair is not None and _ours_to_renew(pair[0], now):
+                log.warning("the gateway's self-signed web certificate is expired or expires within %d days: "
+                            "a new one is made", tlsfiles.EXPIRY_WARNING_DAYS)
+                pair = None
         except ValueError as exc:
+            pair = None
             log.error("%s is damaged (%s): a new self-signed certificate is made", WEB_FILE, exc)
         made = pair is None
         if made:
