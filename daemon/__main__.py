@@ -77,7 +77,7 @@ def build(args, overrides):
     app = make_app(web_door, mount=board_routes(board))
     # issue 15: the same pages over HTTPS (the door's certificate); plain HTTP redirects to it by https.redirect
     https = HttpsServer(app, web_door, host=gateway.settings.get("http.bind"), port=gateway.settings.get("https.port"))
-    http = HttpServer(redirecting(app, web_door, https, board.kind),
+    http = HttpServer(redirecting(app, web_door, https, board.kind, gateway.settings.get("http.bind")),
                       host=gateway.settings.get("http.bind"), port=gateway.settings.get("http.port"))
     http.name = "http"
     gateway.services.append(http)

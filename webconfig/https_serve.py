@@ -8,8 +8,9 @@ keep theirs until they close; nothing restarts.
 ``redirecting(app, door, https)`` wraps the application the plain HTTP server serves: while the setting
 ``https.redirect`` says so, every request gets a 308 (method and body kept) to the same path and query on
 ``https://<the host the client asked for>:<the HTTPS server's port>``. ``auto`` redirects on the Raspberry
-Pi and not on the simulated board, whose tests and developers talk plain HTTP on loopback; ``on`` and
-``off`` decide on any board (docs/architecture.md).
+Pi when HTTP listens beyond loopback (a page in clear crosses a network only then), not on the simulated
+board, whose tests and developers talk plain HTTP on loopback; ``on`` and ``off`` decide on any board
+(docs/architecture.md).
 """
 
 import ipaddress
@@ -64,9 +65,19 @@ class HttpsServer(HttpServer):
         return state
 
 
-def redirect_wanted(setting, board_kind):
-    """Whether plain HTTP answers with a redirect to HTTPS, by ``https.redirect`` and the board."""
-    return setting == "on" or (setting == "auto" and board_kind != "sim")
+def _loopback(bind):
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return False
+
+
+def redirect_wanted(setting, board_kind, bind="0.0.0.0"):
+    """Whether plain HTTP answers with a redirect to HTTPS, by ``https.redirect``, the board and where HTTP
+    listens (``http.bind``)."""
+    return setting == "on" or (setting == "auto" and board_kind != "sim" and not _loopback(bind))
 
 
 def _host_of(environ):
@@ -82,11 +93,12 @@ def _host_of(environ):
         return "127.0.0.1"
 
 
-def redirecting(app, door, https, board_kind):
-    """The WSGI app of the plain HTTP server: ``app``, or the redirect to ``https`` (an HttpsServer)."""
+def redirecting(app, door, https, board_kind, bind="0.0.0.0"):
+    """The WSGI app of the plain HTTP server (listening on ``bind``): ``app``, or the redirect to ``https``
+    (an HttpsServer)."""
 
     def serve(environ, start_response):
-        if not redirect_wanted(door.setting("https.redirect"), board_kind) or https.ssl_context is None:
+        if not redirect_wanted(door.setting("https.redirect"), board_kind, bind) or https.ssl_context is None:
             return app(environ, start_response)
         path = quote((environ.get("PATH_INFO") or "/").encode("latin-1", "replace"), safe=_PATH_SAFE)
         target = "https://%s:%d%s" % (_host_of(environ), https.port, path)
