@@ -59,6 +59,7 @@ def build(args, overrides):
     from daemon.gateway import Gateway
     from daemon.security.rights import Caller
     from webconfig.app import make_app
+    from webconfig.https_serve import HttpsServer, redirecting
     from webconfig.server import HttpServer
 
     if args.board == "sim":
@@ -72,9 +73,15 @@ def build(args, overrides):
     gateway = Gateway(board, args.state_dir, overrides)
     if gateway.settings.get("bus.rs485.mode") == "slave":
         board.serve_upstream("rs485")        # the simulated board: a null-modem in place of that line's meters
-    http = HttpServer(make_app(gateway.door(Caller("web", "user")), mount=board_routes(board)),
+    web_door = gateway.door(Caller("web", "user"))
+    app = make_app(web_door, mount=board_routes(board))
+    # issue 15: the same pages over HTTPS (the door's certificate); plain HTTP redirects to it by https.redirect
+    https = HttpsServer(app, web_door, host=gateway.settings.get("http.bind"), port=gateway.settings.get("https.port"))
+    http = HttpServer(redirecting(app, web_door, https, board.kind, gateway.settings.get("http.bind")),
                       host=gateway.settings.get("http.bind"), port=gateway.settings.get("http.port"))
+    http.name = "http"
     gateway.services.append(http)
+    gateway.services.append(https)
     for protocol, make in northbound_services():
         gateway.services.append(make(gateway.door(Caller(protocol))))
     return gateway, http
@@ -113,7 +120,12 @@ async def run(args, overrides):
     print("gateway running on the %s board (NET ID %s)" % (gateway.board.kind, gateway.identity["netid"]), flush=True)
     print("  web status page : http://%s:%d/" % (shown, http.port), flush=True)
     print("  status API      : http://%s:%d/api/status" % (shown, http.port), flush=True)
+    https = next((service for service in gateway.services if getattr(service, "name", None) == "https"), None)
+    if https is not None and https.status()["running"]:
+        print("  web over HTTPS  : https://%s:%d/" % (shown, https.port), flush=True)
     for service in gateway.services[1:]:
+        if getattr(service, "name", None) == "https":
+            continue                             # its line is above, with the web pages'
         state = service.status()
         if service.name == "rtu_slave":
             for line in rtu_slave_banner(gateway, state):

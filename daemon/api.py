@@ -16,6 +16,7 @@ gateway's parts.
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import os
 import signal
@@ -27,7 +28,7 @@ from daemon import pictures
 from daemon.blocking import BlockingQueueFull, run_blocking
 from daemon.runtime import control, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
-from daemon.security import accounts, rights
+from daemon.security import accounts, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
 from daemon.state import (devicefields, devstate, settings as settings_mod, topology as topology_mod,
                           usages as usages_mod)
@@ -125,6 +126,37 @@ def _picture_refusals(coroutine_function):
             raise Refused(BUSY, "the gateway is busy, try again") from None
         except OSError as exc:
             raise Refused(STORAGE, "the picture could not be written: %s" % exc.strerror) from None
+    run.__name__, run.__doc__ = coroutine_function.__name__, coroutine_function.__doc__
+    return run
+
+
+# ---------------------------------------------------------------- issue 15: web certificate, CA store
+TLS_MAX_PEM = tlsfiles.MAX_PEM       # one certificate chain or one key: what an upload form may send
+
+def _utc_now(clock):
+    return datetime.datetime.fromtimestamp(clock.time(), datetime.timezone.utc)
+
+
+def _certificate_view(info, now):
+    if info is None:
+        return None
+    return dict(info, state=tlsfiles.expiry_state(info["not_after"], now))
+
+
+def _tls_refusals(coroutine_function):
+    """TlsRefused as Refused(BAD_VALUE) naming its field and catalogue key; a full CA store likewise; a full
+    executor as BUSY, a write that failed as STORAGE."""
+    async def run(self, *args):
+        try:
+            return await coroutine_function(self, *args)
+        except tlsfiles.TlsRefused as exc:
+            raise Refused(BAD_VALUE, str(exc), [{"field": exc.field, "key": exc.key, "params": {}}]) from None
+        except webtls.StoreRefused as exc:
+            raise Refused(BAD_VALUE, str(exc), [{"field": "ca", "key": exc.key, "params": {}}]) from None
+        except BlockingQueueFull:
+            raise Refused(BUSY, "the gateway is busy, try again") from None
+        except OSError as exc:
+            raise Refused(STORAGE, "the certificate could not be written: %s" % exc.strerror) from None
     run.__name__, run.__doc__ = coroutine_function.__name__, coroutine_function.__doc__
     return run
 
@@ -1030,6 +1062,75 @@ class Door:
         return os.path.join(self._gw.state_dir, "spool")
 
 
+    # ================================================================ issue 15: web certificate, CA store
+
+    def web_certificate(self):
+        """The served certificate's summary (subject, issuer, validity, SHA-256, self-signed) and its alarm-7
+        state; Cyber Security only."""
+        self._check("manage_certificates")
+        return _certificate_view(self._gw.webtls.web, self._gw.clock.time())
+
+    @_tls_refusals
+    async def install_web_certificate(self, cert_pem, key_pem):
+        """Check the uploaded pair (tlsfiles.check_pair, off the loop) and serve it to new HTTPS connections at
+        once; Refused(BAD_VALUE) with the field and catalogue key of the first problem, nothing changed."""
+        self._check("manage_certificates")
+        info = await self._gw.webtls.install(cert_pem, key_pem, _utc_now(self._gw.clock))
+        self._certificate_event("web certificate installed", info)
+        return _certificate_view(info, self._gw.clock.time())
+
+    @_tls_refusals
+    async def regenerate_web_certificate(self):
+        """A new self-signed certificate for the gateway's own names, served at once."""
+        self._check("manage_certificates")
+        info = await self._gw.webtls.regenerate(webtls.own_names(self._gw.settings.get), _utc_now(self._gw.clock))
+        self._certificate_event("self-signed web certificate made", info)
+        return _certificate_view(info, self._gw.clock.time())
+
+    def ca_certificates(self):
+        """The CA store: issued to, issued by, validity, fingerprint and state of each."""
+        self._check("manage_certificates")
+        now = self._gw.clock.time()
+        return [_certificate_view(info, now) for info in self._gw.webtls.cas]
+
+    @_tls_refusals
+    async def add_ca_certificates(self, pem):
+        """Add the CA certificates of one PEM upload (tlsfiles.check_ca); those already there are kept once."""
+        self._check("manage_certificates")
+        added = await self._gw.webtls.add_cas(pem, _utc_now(self._gw.clock))
+        for info in added:
+            self._certificate_event("CA certificate added", info)
+        return [_certificate_view(info, self._gw.clock.time()) for info in added]
+
+    @_tls_refusals
+    async def delete_ca_certificate(self, ca_id):
+        """Remove one CA from the store by its fingerprint id; Refused(NOT_FOUND) when there is none."""
+        self._check("manage_certificates")
+        info = next((entry for entry in self._gw.webtls.cas if entry["id"] == ca_id), None)
+        if info is None or not await self._gw.webtls.delete_ca(ca_id):
+            raise Refused(NOT_FOUND, "no CA certificate %r in the store" % str(ca_id)[:80])
+        self._certificate_event("CA certificate deleted", info)
+
+    def web_ssl_context(self):
+        """The HTTPS server's SSLContext for new connections (None when no certificate could be loaded)."""
+        return self._gw.webtls.context
+
+    def on_web_certificate_change(self, listener):
+        """``listener()`` after the web certificate or the CA store changed."""
+        self._gw.webtls.on_change(listener)
+
+    def tls_client_context(self):
+        """An SSLContext for the gateway's own TLS clients (FTPS, SMTPS, HTTPS push, MQTT): it verifies servers
+        against the CA store only (docs/architecture.md, "HTTPS and the CA store")."""
+        return self._gw.webtls.client_context()
+
+    def _certificate_event(self, name, info):
+        self._gw.alarms.record_event({"event": "certificate", "name": name, "by": repr(self.caller),
+                                      "source": "gateway", "criticality": "information",
+                                      "detail": "%s (SHA-256 %s)" % (info["subject"], info["sha256"])})
+        log.info("%s by %r: %s", name, self.caller, info["subject"])
+
+
 @contextlib.contextmanager
 def _system_refusals():
     """The System page's own refusals (daemon/system/service.py SystemRefused) as Refused(SYSTEM) with ``why``."""
@@ -1039,7 +1140,6 @@ def _system_refusals():
         refused = Refused(SYSTEM, str(exc))
         refused.why = exc.why
         raise refused from None
-
 
 def measurement(key):
     """(name, unit) of a registry key, for pages and documents that show one."""

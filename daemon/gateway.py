@@ -6,6 +6,7 @@ meter: the buses, pollers and discovery do.
 """
 
 import asyncio
+import datetime
 import logging
 import os
 import random
@@ -26,6 +27,7 @@ from daemon.security.accounts import Accounts
 from daemon.security.rights import Caller
 from daemon.security.secrets import SecretBox
 from daemon.security.sessions import SessionTable
+from daemon.security.webtls import CA_SOURCE, WEB_SOURCE, WebTls, own_names
 from daemon.state.alarms import Alarms
 from daemon.state.cache import Cache
 from daemon.state.extremes import Extremes
@@ -91,6 +93,8 @@ class Gateway:
         self.sessions = SessionTable(self.clock, lambda: self.settings.get("session.lifetime_s"))
         self.usages = Usages(state_dir)                  # predefined and custom usages (the Devices pages)
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
+        self.webtls = WebTls(state_dir)       # web certificate and CA store (issue 15); alarm 7 follows them
+        self._certificate_alarms = Supervised("certificate-alarms", self._certificate_alarm_loop)
         self.looplag = LoopLagMonitor()
         self.system_load = SystemLoad(state_dir)         # CPU / RAM / storage indicators (Diagnosis)
         self.reboot_requested = None     # who asked for a restart (Door.reboot): the daemon exits with REBOOT_EXIT
@@ -156,6 +160,7 @@ class Gateway:
         await self.storage.start()
         await self.curves.start()
         await self.event_reader.start()
+        await self._start_tls()
         for service in self.services:
             await service.start()
         # Alarms restored from the event log must be confirmed by a live source
@@ -175,6 +180,7 @@ class Gateway:
             self._reconcile_handle.cancel()
         await self._heartbeat.stop()
         await self._account_alarms.stop()
+        await self._certificate_alarms.stop()
         for service in reversed(self.services):
             try:
                 await service.stop()
@@ -205,6 +211,35 @@ class Gateway:
         while True:
             await asyncio.sleep(float(self.settings.get("alarms.check_s")))
             self.accounts.refresh_alarms()
+
+    async def _start_tls(self):
+        """The web certificate (made self-signed on first start) and the CA store, before the HTTPS server
+        starts; alarm 7 checked now, after each change and on the gateway clock from then on."""
+        try:
+            await self.webtls.start(own_names(self.settings.get),
+                                    datetime.datetime.fromtimestamp(self.clock.time(), datetime.timezone.utc))
+        except OSError as exc:       # the HTTPS server does not start; everything else serves
+            log.error("web certificate unavailable: %s", exc)
+        self.webtls.on_change(self.check_certificates)
+        self.check_certificates()
+        self._certificate_alarms.start()
+
+    def check_certificates(self):
+        """Alarm 7 per certificate (web, each CA) that is expired or expires within 30 days; cleared when it
+        is replaced, removed or the clock says otherwise."""
+        states = self.webtls.alarm_states(self.clock.time())
+        for number, source in list(self.alarms.active):
+            if number == 7 and source.startswith((WEB_SOURCE, CA_SOURCE)) and source not in states:
+                self.alarms.set(7, source, False, "certificate removed")
+        for source, detail in states.items():
+            self.alarms.set(7, source, detail is not None, detail or "")
+
+    async def _certificate_alarm_loop(self):
+        """The certificates' expiry on the gateway clock: checked every alarms.check_s (an in-memory comparison),
+        so a day passing or the clock being set is seen within seconds, not only daily."""
+        while True:
+            await asyncio.sleep(float(self.settings.get("alarms.check_s")))
+            self.check_certificates()
 
     # ---------------------------------------------------------------- events
 

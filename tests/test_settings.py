@@ -96,6 +96,7 @@ ROWS = {
     "http.port": ("int", 80, (1, 65535)),
     "http.bind": ("str", "0.0.0.0", (1, 64)),
     "https.port": ("int", 443, (1, 65535)),
+    "https.redirect": ("enum", "auto", ("auto", "on", "off")),         # issue 15: on the Pi, not on the sim board
     "modbus.enabled": ("bool", True, None),
     "modbus.port": ("int", 502, (1, 65535)),
     "modbus.bind": ("str", "0.0.0.0", (1, 64)),

@@ -51,6 +51,7 @@ PAGES = (
     ("customisation", "/customisation", "admin"),
     ("accounts", "/accounts", "cyber"),
     ("system", "/system", "admin"),
+    ("certificates", "/security/https", "cyber"),
 )
 
 

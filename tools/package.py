@@ -29,7 +29,7 @@ SOFTWARE = ("core/", "daemon/", "board/", "protocols/", "webconfig/", "tools/", 
 def tracked_files(tree):
     """The software files git tracks under ``tree`` ("/"-separated, sorted)."""
     out = subprocess.run(["git", "-C", tree, "ls-files", "-z"], check=True, capture_output=True).stdout
-    names = [name for name in out.decode("utf-8").split("\0") if name]
+    names = set(name for name in out.decode("utf-8").split("\0") if name)        # once each (mid-merge: 3 stages)
     return sorted(name for name in names if name.startswith(SOFTWARE) and os.path.isfile(os.path.join(tree, name)))
 
 

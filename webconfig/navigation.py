@@ -18,6 +18,7 @@ PAGES = (
     ("settings", "/settings", "set_settings"),
     ("customisation", "/customisation", "customise"),
     ("accounts", "/accounts", "manage_accounts"),
+    ("certificates", "/security/https", "manage_certificates"),
     ("system", "/system", "backup"),
     ("password", "/password", "password"),
 )

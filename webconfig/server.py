@@ -114,6 +114,7 @@ class _Connection:
 
 
 class HttpServer:
+    name = "http"               # among the gateway's services (the HTTPS one is "https": webconfig/https_serve.py)
     def __init__(self, app, host="127.0.0.1", port=0, max_connections=64, header_timeout=10.0,
                  idle_timeout=30.0, max_header_bytes=16384, max_body_bytes=1048576, ssl_context=None,
                  handler_timeout=30.0, max_per_client=16):
@@ -144,8 +145,12 @@ class HttpServer:
 
     @property
     def listening(self):
-        """Whether it accepts connections (the upgrade trial checks the web server runs)."""
+        """Whether it accepts connections."""
         return self._listener is not None
+
+    def status(self):
+        """As the northbound services say it (Door.service_states, the Diagnosis page, the upgrade trial)."""
+        return {"enabled": True, "running": self.listening, "port": self.port}
 
     async def start(self):
         self._closing = False

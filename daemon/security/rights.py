@@ -54,6 +54,8 @@ COMMANDS = {
     "reset_topology": (("admin", "cyber"), (), None, None),
     "factory_reset": (("admin", "cyber"), (), None, None),
     "upgrade": (("admin", "cyber"), (), None, None),
+    # issue 15: the web certificate and the CA store of the gateway's own TLS clients (Cyber Security's menu)
+    "manage_certificates": (("cyber",), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).

@@ -98,6 +98,8 @@ _TABLE = (
         ("http.port", "int", 80, ANY_PORT, "cyber", False, False, "number"),
         ("http.bind", "str", "0.0.0.0", (1, 64), "cyber", False, False, "text"),
         ("https.port", "int", 443, ANY_PORT, "cyber", False, False, "number"),
+        # HTTP answers with a redirect to HTTPS: "auto" does on the Raspberry Pi, not on the simulated board
+        ("https.redirect", "enum", "auto", ("auto", "on", "off"), "cyber", False, True, "select"),
     )),
     ("protocols.field", "modbus_tcp", (
         ("modbus.enabled", "bool", True, None, "admin", False, True, "checkbox"),
