@@ -143,7 +143,7 @@ def test_a_client_reads_the_documented_layout(tmp_path):
                     assert u32(words[0x18:0x1A]) == int(s.gw.identity["netid"], 16) <= 0xFFFFFF
                     assert words[0x1A] == 1
                     assert words[0x1B] & 1 == 1                          # running
-                    assert u32(words[0x1C:0x1E]) == 1 << 7               # alarm 8 only: default passwords
+                    assert u32(words[0x1C:0x1E]) == 0                    # no system alarm on the commissioned demo site
                     assert words[0x20] == 8 and words[0x21] == 0         # 8 devices, none lost
                     assert u32(words[0x22:0x24]) == T0_SOCOMEC
                 # the gateway table ends at 0x0023: one more register is an illegal address (02)
