@@ -16,7 +16,9 @@ PAGE_PROBE = r"""() => {
   const fields = Array.from(document.querySelectorAll("input, select")).filter(visible);
   const unlabelled = fields.filter((f) => !(f.labels && f.labels.length && f.labels[0].textContent.trim()));
   const doc = document.documentElement;
-  return {text: document.body.innerText, lang: doc.lang, unlabelled: unlabelled.map((f) => f.id),
+  const identifiers = Array.from(document.querySelectorAll('[translate="no"]')).filter(visible)
+    .map((node) => node.innerText.trim()).filter((text) => text);
+  return {text: document.body.innerText, identifiers, lang: doc.lang, unlabelled: unlabelled.map((f) => f.id),
           fields: fields.length, scrollWidth: doc.scrollWidth, innerWidth: window.innerWidth};
 }"""
 

@@ -28,7 +28,7 @@ AXE_RUN = r"""async () => {
   return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
     .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
 }"""
-READY = "body[data-ready=yes]"
+READY = "html[data-ready='1']"
 
 
 async def _with_browser(tmp_path, scenario):

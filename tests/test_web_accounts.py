@@ -236,7 +236,7 @@ def test_totem_is_refused_until_cyber_security_unlocks_it_on_the_accounts_page(t
         refused = await _log_in(login, "totem", DEFAULT_PASSWORDS["totem"])
         page, _cyber = await _page_as(browser, base, "cyber")
         await page.goto(base + "/accounts", wait_until="load")
-        await page.wait_for_selector("body[data-ready=yes]")
+        await page.wait_for_selector("html[data-ready='1']")
         before = (await page.text_content("#totem-state"), await page.text_content("#totem-toggle"))
         await page.click("#totem-toggle")
         await page.wait_for_selector("#totem-message.ok")
@@ -264,7 +264,7 @@ def test_totem_is_refused_until_cyber_security_unlocks_it_on_the_accounts_page(t
         # French at 768 px
         page_fr, _c = await _page_as(browser, base, "cyber", "fr", 768, 1024)
         await page_fr.goto(base + "/accounts", wait_until="load")
-        await page_fr.wait_for_selector("body[data-ready=yes]")
+        await page_fr.wait_for_selector("html[data-ready='1']")
         narrow = await page_fr.evaluate(PAGE_PROBE)
         violations["fr-768"] = await _axe(page_fr)
         await page_fr.screenshot(path=shot("accounts-fr-768x1024.png"), full_page=True)
@@ -295,7 +295,7 @@ def test_the_passphrase_from_the_accounts_page_recovers_the_cyber_password_on_th
     async def scenario(gw, base, browser):
         page, _cyber = await _page_as(browser, base, "cyber")
         await page.goto(base + "/accounts", wait_until="load")
-        await page.wait_for_selector("body[data-ready=yes]")
+        await page.wait_for_selector("html[data-ready='1']")
         none_yet = await page.text_content("#passphrase-state")
         await page.click("#passphrase-generate")
         await page.wait_for_selector("#passphrase-box:not([hidden])")

@@ -25,6 +25,7 @@ from conftest import (WebClient, demo_devices, demo_topology, running_gateway, t
 from core import registry
 from daemon import i18n
 from daemon.security.rights import COMMANDS
+from webconfig import navigation
 
 VIEWPORTS = [(1920, 1080), (1024, 768)]
 LANGUAGES = ("en", "fr")
@@ -164,11 +165,15 @@ def test_the_pages_offered_follow_the_sessions_profile(tmp_path):
                          for who in ("anonymous", "user", "advanced", "admin", "cyber")])
 
     seen = asyncio.run(body())
-    may_configure = set(COMMANDS["set_settings"][0])
     for who, pages in seen.items():
-        expected = ["/", "/diagnosis"] + (["/settings"] if who in may_configure else []) + \
-            (["/password"] if who not in ("anonymous", "user") else [])
+        expected = [path for _name, path, needs in navigation.PAGES
+                    if needs == "anyone" or (needs == "password" and who not in ("anonymous", "user"))
+                    or (needs in COMMANDS and who in COMMANDS[needs][0])]
         assert pages == expected, (who, pages)
+    # read independently of the navigation's table: who gets the configuration, the certificates, a password
+    assert "/settings" in seen["admin"] and "/settings" in seen["cyber"] and "/settings" not in seen["advanced"]
+    assert "/security/https" in seen["cyber"] and "/security/https" not in seen["admin"]
+    assert seen["anonymous"] == ["/", "/diagnosis"] and "/password" not in seen["user"]
     assert seen["admin"] != seen["advanced"] != seen["user"]      # the table says something per profile
 
 

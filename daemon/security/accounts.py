@@ -448,9 +448,10 @@ class Accounts:
         if self.sealed is not None:
             return
         now = self.clock.time()
-        defaults = [PROFILE_NAMES[p] for p in PASSWORD_PROFILES if self._profiles[p]["default"]]
+        defaults = [p for p in PASSWORD_PROFILES if self._profiles[p]["default"]]
         self.alarms.set(ALARM_PASSWORD, DEFAULTS_SOURCE, bool(defaults),
-                        "default password not yet changed: %s" % ", ".join(defaults) if defaults else "")
+                        "default password not yet changed: %s" % ", ".join(PROFILE_NAMES[p] for p in defaults)
+                        if defaults else "", text={"key": "web.status.alarm8.defaults", "params": {"profiles": defaults}})
         for profile in PASSWORD_PROFILES:
             locked_for = self._locked_for(profile, now)
             self.alarms.set(ALARM_PASSWORD, "lockout:" + profile, locked_for > 0,

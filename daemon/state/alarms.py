@@ -85,8 +85,10 @@ class Alarms:
         """``listener(record)`` for every raised/cleared event (traps, mails, LEDs)."""
         self._listeners.append(listener)
 
-    def set(self, number, source, active, detail=""):
-        """Report the state of alarm ``number`` for ``source``; idempotent."""
+    def set(self, number, source, active, detail="", text=None):
+        """Report the state of alarm ``number`` for ``source``; idempotent. ``text``: the detail as a catalogue
+        key and its parameters ({"key", "params"}), so a page can say it in its reader's language (``detail``,
+        English, stays what logs, traps and the event log carry)."""
         if number not in SYSTEM_ALARMS:
             raise ValueError("no system alarm %r" % number)
         key = (number, str(source))
@@ -95,10 +97,13 @@ class Alarms:
             if current is None:
                 self.active[key] = {"since": self.clock.time(), "detail": detail, "confirmed": True}
                 self._event("raised", key, detail)
+                current = self.active[key]
             else:
                 current["confirmed"] = True
                 if detail:
                     current["detail"] = detail      # what it says follows the cause (which profiles, which date)
+            if text is not None:
+                current["text"] = text
         elif current is not None:
             del self.active[key]
             self._event("cleared", key, detail or current.get("detail", ""))
@@ -249,7 +254,8 @@ class Alarms:
                                             "criticality": SYSTEM_ALARMS[number][1], "sources": []})
             entry["sources"].append({"source": source, "since": state["since"], "detail": state["detail"],
                                      "confirmed": state["confirmed"],
-                                     "acknowledged": state.get("acknowledged")})
+                                     "acknowledged": state.get("acknowledged"),
+                                     **({"text": state["text"]} if state.get("text") else {})})
         return [out[n] for n in sorted(out)]
 
     def bitfield(self):

@@ -211,7 +211,7 @@ async function start() {
   $("passphrase-generate").addEventListener("click", generate);
   $("passphrase-hide").addEventListener("click", hidePassphrase);
   await refresh();
-  document.body.dataset.ready = "yes";
+  document.documentElement.dataset.ready = "1";            // drawn once, as every page says it
 }
 
 start().catch((err) => say("page-message", "bad", t("web.settings.load_failed", {error: err.message})));

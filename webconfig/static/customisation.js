@@ -124,7 +124,7 @@ async function start() {
     $(kind + "-remove").addEventListener("click", () => remove(kind));
   }
   await refresh();
-  document.body.dataset.ready = "yes";
+  document.documentElement.dataset.ready = "1";            // drawn once, as every page says it
 }
 
 start().catch((err) => { $("page-message").textContent = t("web.settings.load_failed", {error: err.message}); });

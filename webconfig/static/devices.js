@@ -123,6 +123,7 @@ function cell(row, key, label) {
   else if (Array.isArray(value)) td.append(...value);
   else td.textContent = value === undefined || value === null ? "" : String(value);
   if (key === "actions") td.className = "actions";
+  if (key === "key") td.setAttribute("translate", "no");     // an identifier (exports use it), in no language
   return td;
 }
 

@@ -216,7 +216,6 @@ async function start() {
   $("regenerate").addEventListener("click", regenerate);
   for (const field of FIELDS) $(field + "-file").addEventListener("change", readFile);
   await refresh();
-  document.body.dataset.ready = "yes";
   document.documentElement.dataset.ready = "1";            // drawn once, as the other pages say it
 }
 

@@ -259,7 +259,9 @@ async function start() {
   document.documentElement.lang = session.language;
   for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
   $("who").textContent = t("web.session.as", {profile: t("web.profile." + session.profile)});
-  getJson("/api/accounts").then(([status]) => { $("accounts-link").hidden = status !== 200; });   // the rights decide
+  getJson("/api/pages").then(([status, doc]) => {           // the links the rights allow (webconfig/navigation.py)
+    $("accounts-link").hidden = !(status === 200 && doc.pages.some((entry) => entry.page === "accounts"));
+  });
   say("", t("web.settings.loading"));
   const [status, answer] = await getJson("/api/settings/pages");
   if (status === 401) { location.assign("/login"); return; }

@@ -113,6 +113,17 @@ function alarmName(alarm) {
   return t("web.status.alarm." + alarm.alarm, null, alarm.name || t("web.status.alarm_number", {number: alarm.alarm}));
 }
 
+// A detail the daemon also gives as a catalogue key is said in the page's language (profile lists translated);
+// otherwise its English text.
+function detailOf(source) {
+  if (!source.text) return source.detail;
+  const params = {};
+  for (const [name, value] of Object.entries(source.text.params || {})) {
+    params[name] = Array.isArray(value) ? value.map((p) => t("web.profile." + p, null, p)).join(", ") : value;
+  }
+  return t(source.text.key, params, source.detail);
+}
+
 function renderAlarms(alarms) {
   const items = alarms.map((alarm) => {
     const li = el("li", alarm.criticality === "critical" ? "critical" : "minor");
@@ -121,7 +132,7 @@ function renderAlarms(alarms) {
     li.append(document.createTextNode(" (" + t("web.status.criticality." + criticality, null, criticality) + ")"));
     const sources = (alarm.sources || []).map((s) =>
       t("web.status.since", {source: s.source, time: fmtClock(s.since)}) +
-      (s.confirmed ? "" : " (" + t("web.status.unconfirmed") + ")") + (s.detail ? ": " + s.detail : ""));
+      (s.confirmed ? "" : " (" + t("web.status.unconfirmed") + ")") + (detailOf(s) ? ": " + detailOf(s) : ""));
     if (sources.length) li.append(el("span", "sources", sources.join(" · ")));
     return li;
   });
