@@ -23,6 +23,8 @@ from daemon.runtime.discovery import Discovery
 from daemon.runtime.parts import Parts
 from daemon.runtime.poller import BusPoller
 from daemon.security.accounts import Accounts
+from daemon.security.audit import AuditedLog
+from daemon.security.guard import GatewayFirewall
 from daemon.security.rights import Caller
 from daemon.security.secrets import SecretBox
 from daemon.security.sessions import SessionTable
@@ -81,7 +83,11 @@ class Gateway:
         self.event_reader = EventReader(self.parts, self.device_alarms)
         self.extremes = Extremes(self.topology)          # min/max seen since start: BACnet, SNMP table 23
         self.cache.subscribe(self.extremes.on_update)
-        self.accounts = Accounts(state_dir, self.clock, self.alarms, self.settings)      # profiles' passwords
+        # profiles' passwords; their events reach the event log completed to the audit trail's fields
+        self.accounts = Accounts(state_dir, self.clock, AuditedLog(self.alarms), self.settings)
+        # the one firewall every service's intake asks through its door (alarm 7 and an audit event per ban)
+        self.firewall = GatewayFirewall(state_dir, self.settings, self.alarms, board)
+        self.settings.on_change(self.firewall.setting_changed)
         self.sessions = SessionTable(self.clock, lambda: self.settings.get("session.lifetime_s"))
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
         self.looplag = LoopLagMonitor()
@@ -139,6 +145,10 @@ class Gateway:
         await self.storage.start()
         await self.curves.start()
         await self.event_reader.start()
+        try:
+            await self.firewall.write_ruleset()
+        except OSError as exc:
+            log.error("the nftables ruleset could not be written: %s", exc)
         for service in self.services:
             await service.start()
         # Alarms restored from the event log must be confirmed by a live source
@@ -158,6 +168,7 @@ class Gateway:
             self._reconcile_handle.cancel()
         await self._heartbeat.stop()
         await self._account_alarms.stop()
+        self.firewall.stop()
         for service in reversed(self.services):
             try:
                 await service.stop()

@@ -45,6 +45,8 @@ COMMANDS = {
     # issue 14: the accounts page's overview (each profile's state), the customisation pictures (SPEC §7.2)
     "manage_accounts": (("cyber",), (), None, None),
     "customise": (("admin", "cyber"), (), None, None),
+    # issue 15: the firewall's whitelist rules and bans (the Cyber Security menu)
+    "manage_firewall": (("cyber",), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
