@@ -17,7 +17,7 @@ import bottle
 
 from daemon import api, i18n
 from daemon.security import rights
-from webconfig import accounts_pages, auth, customisation, diagnosis, jsonio, navigation, settings_pages
+from webconfig import accounts_pages, auth, customisation, diagnosis, firewall_pages, jsonio, navigation, settings_pages
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -301,6 +301,9 @@ def make_app(door, mount=None):
     navigation.mount(app, door)          # GET /api/pages: the links a page offers its reader
     customisation.mount(app, door, lambda name: _static(files, name))        # logo, background (SPEC §7.2)
     accounts_pages.mount(app, door, lambda name: _static(files, name))       # Cyber Security's accounts page
+    # issue 15: the firewall's whitelist page; every request passes the gateway's firewall (webconfig/server.py)
+    firewall_pages.mount(app, door, lambda name: _static(files, name))
+    app.admit = door.admit
 
     if mount is not None:
         before = len(app.routes)
