@@ -18,8 +18,9 @@ import socket
 import struct
 
 import bacnet_support  # noqa: F401,I001 (first: it puts tests/bacnet on the path)
+from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
 from bacnet_peer import DEVICE, PROP, frame_read_property
-from conftest import (commission_accounts, demo_devices, demo_topology, running_gateway, wait_for, web_login,
+from conftest import (REPO, commission_accounts, demo_devices, demo_topology, running_gateway, wait_for, web_login,
                       web_server)
 from core import modbus_rtu as rtu
 from protocols.bacnet import BacnetService
@@ -244,3 +245,117 @@ def test_a_ban_ends_and_its_alarm_clears(tmp_path):
                        and e.get("source") == "firewall:" + flooder]
             assert len(cleared) == 1 and len(await site.raised(flooder)) == 1
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------- the rules page in Chromium
+
+AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
+AXE_RUN = r"""async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
+    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
+}"""
+
+
+async def _page_as(browser, base, profile, language="en", width=1920, height=1080):
+    client = await asyncio.to_thread(web_login, base, profile, language)
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    await context.add_cookies([{"name": "m70_session", "value": client.cookie, "url": base}])
+    page = await context.new_page()
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.goto(base + "/security/firewall-rules", wait_until="load")
+    await page.wait_for_selector("html[data-ready='1']")
+    return page
+
+
+async def _axe(page):
+    await page.add_script_tag(path=AXE)
+    return await page.evaluate(AXE_RUN)
+
+
+def test_the_rules_page_adds_edits_and_deletes_a_rule_and_says_each_refused_field(tmp_path):
+    browser_ready(AXE)
+    from playwright.async_api import async_playwright
+
+    async def scenario():
+        commission_accounts(str(tmp_path / "state"))
+        web = web_server()
+        async with running_gateway(tmp_path / "state", demo_topology(), {}, services=[web]) as gw:
+            base = "http://127.0.0.1:%d" % web.server.port
+            out = {}
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    page = await _page_as(browser, base, "cyber")
+                    out["empty"] = await page.is_visible("#empty")
+                    await page.click("#add")
+                    await page.fill("#f-name", "scada")
+                    await page.fill("#f-mac", "AA:BB")
+                    await page.fill("#f-ip", "10.*.0.1")
+                    await page.fill("#f-ports", "502, x")
+                    await page.click("#save")
+                    await page.wait_for_selector("#rule-message.bad")
+                    out["errors"] = {}
+                    for field in ("name", "mac", "ip", "ports", "protocols"):
+                        out["errors"][field] = await page.text_content("#e-" + field)
+                    out["focused"] = await page.evaluate("() => document.activeElement.id")
+                    out["refused"] = await page.text_content("#rule-message")
+                    out["after_refusal"] = gw.firewall.rules()
+                    await page.screenshot(path=shot("firewall-rules-refused-en-1920x1080.png"), full_page=True)
+                    await page.fill("#f-mac", "*")
+                    await page.fill("#f-ip", "192.168.1.*")
+                    await page.fill("#f-ports", "502")
+                    await page.uncheck("#f-protocols input[value='*']")
+                    await page.check("#f-protocols input[value='modbus']")
+                    await page.click("#save")
+                    await page.wait_for_selector("#page-message.ok")
+                    out["saved"] = gw.firewall.rules()
+                    out["table"] = await page.text_content("#rules")
+                    out["probe"] = await page.evaluate(PAGE_PROBE)
+                    out["axe-en"] = await _axe(page)
+                    await page.screenshot(path=shot("firewall-rules-en-1920x1080.png"), full_page=True)
+                    await page.click("#rules button:has-text('Edit')")
+                    await page.fill("#f-name", "scada-2")
+                    await page.click("#save")
+                    await page.wait_for_function("() => document.getElementById('rules').textContent"
+                                                 ".includes('scada-2')")
+                    out["edited"] = [rule["name"] for rule in gw.firewall.rules()]
+                    fr = await _page_as(browser, base, "cyber", "fr", 768, 1024)
+                    out["fr"] = await fr.evaluate(PAGE_PROBE)
+                    out["axe-fr"] = await _axe(fr)
+                    await fr.click("#add")
+                    await fr.screenshot(path=shot("firewall-rules-fr-768x1024.png"), full_page=True)
+                    await page.click("#rules button:has-text('Delete')")
+                    await page.wait_for_selector("#empty:not([hidden])")
+                    out["deleted"] = gw.firewall.rules()
+                    admin = await _page_as_admin(browser, base)
+                    out["admin"] = admin
+                finally:
+                    await browser.close()
+            return out
+
+    out = asyncio.run(scenario())
+    assert out["empty"] is True
+    assert out["errors"]["mac"] and out["errors"]["ip"] and out["errors"]["ports"], out["errors"]
+    assert out["errors"]["name"] == "" and out["errors"]["protocols"] == ""
+    assert out["focused"] == "f-mac" and out["after_refusal"] == []                 # refused: nothing stored
+    assert out["saved"] == [{"name": "scada", "mac": "*", "ip": "192.168.1.*", "protocols": ["modbus"],
+                             "ports": [502]}]
+    assert "192.168.1.*" in out["table"] and "Modbus TCP" in out["table"]
+    assert out["refused"] == "The rule was not saved: correct the fields marked below."
+    assert out["edited"] == ["scada-2"] and out["deleted"] == []
+    for probe in (out["probe"], out["fr"]):
+        assert probe["unlabelled"] == [] and probe["scrollWidth"] <= probe["innerWidth"], probe
+    assert out["fr"]["lang"] == "fr" and "Règles du pare-feu" in out["fr"]["text"]
+    assert out["axe-en"] == [] and out["axe-fr"] == [], (out["axe-en"], out["axe-fr"])
+    assert out["admin"] == 403
+
+
+async def _page_as_admin(browser, base):
+    """The status of the page for Admin (not Cyber Security): refused."""
+    client = await asyncio.to_thread(web_login, base, "admin")
+    context = await browser.new_context()
+    await context.add_cookies([{"name": "m70_session", "value": client.cookie, "url": base}])
+    page = await context.new_page()
+    response = await page.goto(base + "/security/firewall-rules", wait_until="load")
+    return response.status

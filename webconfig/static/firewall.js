@@ -9,6 +9,7 @@ let language = "en";
 let state = null;          // the last GET /api/firewall/rules
 let editing = null;        // index of the rule being edited, or -1 for a new one
 const FIELDS = ["name", "mac", "ip", "protocols", "ports"];
+const PROTOCOL_NAMES = {http: "HTTP", https: "HTTPS", modbus: "Modbus TCP", snmp: "SNMP", bacnet: "BACnet/IP"};
 
 function $(id) { return document.getElementById(id); }
 
@@ -39,8 +40,9 @@ function say(id, cls, text) {
   $(id).textContent = text || "";
 }
 
-function shown(value) {
-  return value === "*" ? t("web.firewall.any") : (Array.isArray(value) ? value.join(", ") : String(value));
+function shown(value, names) {
+  if (value === "*") return t("web.firewall.any");
+  return Array.isArray(value) ? value.map((v) => (names && names[v]) || v).join(", ") : String(value);
 }
 
 function cell(text, label) {
@@ -66,7 +68,7 @@ function draw() {
   state.rules.forEach((rule, index) => {
     const row = document.createElement("tr");
     row.append(cell(rule.name, t("web.firewall.name")), cell(shown(rule.mac), t("web.firewall.mac")),
-               cell(shown(rule.ip), t("web.firewall.ip")), cell(shown(rule.protocols), t("web.firewall.protocols")),
+               cell(shown(rule.ip), t("web.firewall.ip")), cell(shown(rule.protocols, PROTOCOL_NAMES), t("web.firewall.protocols")),
                cell(shown(rule.ports), t("web.firewall.ports")));
     const actions = document.createElement("td");
     actions.className = "actions";
@@ -155,7 +157,8 @@ async function send(rules, index, done) {
     return true;
   }
   const target = editing !== null ? "rule-message" : "page-message";
-  say(target, "bad", answer.error);
+  // per-field refusals are said at their fields; the form's message says only that it was not saved
+  say(target, "bad", status === 400 && (answer.messages || []).length ? t("web.firewall.refused") : answer.error);
   for (const message of answer.messages || []) {
     const [row, field] = String(message.field).split(".");
     if (editing !== null && Number(row) === index && $("e-" + field)) $("e-" + field).textContent = message.message;
@@ -206,7 +209,7 @@ async function start() {
     box.type = "checkbox";
     box.value = protocol;
     box.name = "protocols";
-    label.append(box, " " + (protocol === "*" ? t("web.firewall.any") : protocol.toUpperCase()));
+    label.append(box, " " + (protocol === "*" ? t("web.firewall.any") : PROTOCOL_NAMES[protocol] || protocol));
     legend.after(label);
   }
   // keep the order: "any" first
@@ -217,6 +220,7 @@ async function start() {
   $("rule-form").addEventListener("submit", save);
   $("editor").addEventListener("keydown", (event) => { if (event.key === "Escape") closeEditor(); });
   document.body.dataset.ready = "yes";
+  document.documentElement.dataset.ready = "1";            // drawn once: what a test waits for
 }
 
 start().catch((err) => say("page-message", "bad", t("web.firewall.error") + " " + err.message));
