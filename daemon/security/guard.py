@@ -82,7 +82,11 @@ class GatewayFirewall:
 
     def setting_changed(self, name, _value):
         if name.startswith("firewall.") or name in PORT_SETTINGS.values():
-            asyncio.get_running_loop().create_task(self._rewrite())
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:          # no loop (a tool changing the settings file): written at the next start
+                return
+            loop.create_task(self._rewrite())
 
     async def _rewrite(self):
         try:
