@@ -40,6 +40,7 @@ class GatewayFirewall:
         self.nft_path = getattr(board, "nft_path", None) or os.path.join(state_dir, NFT_FILE)
         self.firewall = Firewall(settings, on_ban=self._banned)
         self._timers = {}
+        self._writes = set()
         rules = read_json(self.rules_path, {"rules": []}).get("rules", [])
         try:
             self.firewall.set_rules(rules)
@@ -86,7 +87,9 @@ class GatewayFirewall:
                 loop = asyncio.get_running_loop()
             except RuntimeError:          # no loop (a tool changing the settings file): written at the next start
                 return
-            loop.create_task(self._rewrite())
+            task = loop.create_task(self._rewrite())
+            self._writes.add(task)                      # held until done (the loop keeps only a weak reference)
+            task.add_done_callback(self._writes.discard)
 
     async def _rewrite(self):
         try:
