@@ -28,7 +28,7 @@ from daemon import pictures
 from daemon.blocking import BlockingQueueFull, run_blocking
 from daemon.runtime import control, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
-from daemon.security import accounts, rights, tlsfiles, webtls
+from daemon.security import accounts, audit, firewall as firewall_mod, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
 from daemon.state import (devicefields, devstate, settings as settings_mod, topology as topology_mod,
                           usages as usages_mod)
@@ -512,11 +512,17 @@ class Door:
         """Validate every change, then apply all at once (one atomic write) or none."""
         self.check_settings(changes)
         await self._apply_network(changes)
+        old = dict((name, self._gw.settings.get(name)) for name in changes)
         try:
             await self._gw.settings.set_many(changes)
         except settings_mod.SettingError as exc:
             raise Refused(BAD_VALUE, str(exc)) from None
         log.info("%r changed %s", self.caller, ", ".join(sorted(changes)))
+        for name in sorted(changes):            # the audit trail: which setting, old -> new (never a secret's value)
+            new = self._gw.settings.get(name)
+            if new != old[name]:
+                audit.audit(self._gw.alarms, "setting-changed", self.caller, "success",
+                            **audit.setting_change(name, old[name], new, settings_mod.row(name)[settings_mod.SECRET]))
 
     def reset_extremes(self, address=None, load=None):
         """Start a new min/max period: every device's, one device's or one load's."""
@@ -1130,6 +1136,40 @@ class Door:
                                       "detail": "%s (SHA-256 %s)" % (info["subject"], info["sha256"])})
         log.info("%s by %r: %s", name, self.caller, info["subject"])
 
+    # ================================================================ the firewall (issue 15)
+
+    def admit(self, ip, port, size=0):
+        """Whether this front end may serve a request of ``size`` bytes from client ``ip`` on ``port`` (the
+        gateway's firewall: rates, bans, whitelist). Every service's intake asks it; False: drop or close."""
+        return self._gw.firewall.admit(ip, self.caller.protocol, port, size)
+
+    def firewall_rules(self):
+        """The whitelist's rules, whether it is enforced and the clients banned now (Cyber Security)."""
+        self._check("manage_firewall")
+        guard = self._gw.firewall
+        return {"rules": guard.rules(), "max_rules": firewall_mod.MAX_RULES,
+                "enabled": bool(self.setting("firewall.whitelist.enabled")), "banned": guard.firewall.banned(),
+                "protocols": list(firewall_mod.PROTOCOLS)}
+
+    async def set_firewall_rules(self, rules):
+        """Replace the whitelist's rules: each field checked (one refusal per field), stored, enforced at once,
+        the nftables ruleset rewritten; audited with the old and new count."""
+        self._check("manage_firewall")
+        guard = self._gw.firewall
+        problems = guard.problems(rules)
+        if problems:
+            raise Refused(BAD_VALUE, "; ".join("%s: %s" % item for item in problems),
+                          [{"field": field, "key": "firewall.problem." + field.split(".")[-1], "params": {},
+                            "message": problem} for field, problem in problems])
+        before = guard.rules()
+        try:
+            await guard.set_rules(rules)
+        except OSError as exc:
+            raise Refused(STORAGE, "the rules could not be stored: %s" % exc) from None
+        audit.audit(self._gw.alarms, "firewall-rules-changed", self.caller, "success",
+                    old=len(before), new=len(rules), names=[rule["name"] for rule in rules])
+        return guard.rules()
+
 
 @contextlib.contextmanager
 def _system_refusals():
@@ -1140,6 +1180,7 @@ def _system_refusals():
         refused = Refused(SYSTEM, str(exc))
         refused.why = exc.why
         raise refused from None
+
 
 def measurement(key):
     """(name, unit) of a registry key, for pages and documents that show one."""

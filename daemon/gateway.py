@@ -24,6 +24,8 @@ from daemon.runtime.discovery import Discovery
 from daemon.runtime.parts import Parts
 from daemon.runtime.poller import BusPoller
 from daemon.security.accounts import Accounts
+from daemon.security.audit import AuditedLog
+from daemon.security.guard import GatewayFirewall
 from daemon.security.rights import Caller
 from daemon.security.secrets import SecretBox
 from daemon.security.sessions import SessionTable
@@ -89,7 +91,11 @@ class Gateway:
         self.event_reader = EventReader(self.parts, self.device_alarms)
         self.extremes = Extremes(self.topology)          # min/max seen since start: BACnet, SNMP table 23
         self.cache.subscribe(self.extremes.on_update)
-        self.accounts = Accounts(state_dir, self.clock, self.alarms, self.settings)      # profiles' passwords
+        # profiles' passwords; their events reach the event log completed to the audit trail's fields
+        self.accounts = Accounts(state_dir, self.clock, AuditedLog(self.alarms), self.settings)
+        # the one firewall every service's intake asks through its door (alarm 7 and an audit event per ban)
+        self.firewall = GatewayFirewall(state_dir, self.settings, self.alarms, board)
+        self.settings.on_change(self.firewall.setting_changed)
         self.sessions = SessionTable(self.clock, lambda: self.settings.get("session.lifetime_s"))
         self.usages = Usages(state_dir)                  # predefined and custom usages (the Devices pages)
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
@@ -161,6 +167,10 @@ class Gateway:
         await self.curves.start()
         await self.event_reader.start()
         await self._start_tls()
+        try:
+            await self.firewall.write_ruleset()
+        except OSError as exc:
+            log.error("the nftables ruleset could not be written: %s", exc)
         for service in self.services:
             await service.start()
         # Alarms restored from the event log must be confirmed by a live source
@@ -181,6 +191,7 @@ class Gateway:
         await self._heartbeat.stop()
         await self._account_alarms.stop()
         await self._certificate_alarms.stop()
+        self.firewall.stop()
         for service in reversed(self.services):
             try:
                 await service.stop()

@@ -36,7 +36,10 @@ DEMO_TOPOLOGY = os.path.join(REPO, "board", "topologies", "demo.json")
 REFERENCE_TOPOLOGY = os.path.join(REPO, "board", "topologies", "reference32.json")   # the 32-meter site
 
 # Scan only the addresses the test topologies use, to keep detection short.
-FAST_SCAN = {"discovery.last_address": 24}
+# The daemon's firewall (issue 15) is off in the gateways tests start: the services' own defences are tested by
+# flooding them from one loopback address, which the firewall would ban first; tests/test_firewall_wire.py turns
+# it on.
+FAST_SCAN = {"discovery.last_address": 24, "firewall.enabled": False}
 
 
 def demo_topology():

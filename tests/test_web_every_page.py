@@ -52,6 +52,7 @@ PAGES = (
     ("accounts", "/accounts", "cyber"),
     ("system", "/system", "admin"),
     ("certificates", "/security/https", "cyber"),
+    ("firewall-rules", "/security/firewall-rules", "cyber"),
 )
 
 

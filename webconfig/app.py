@@ -17,8 +17,8 @@ import bottle
 
 from daemon import api, i18n
 from daemon.security import rights
-from webconfig import (accounts_pages, auth, customisation, devices_pages, diagnosis, https_pages, jsonio,
-                       navigation, settings_pages, system_pages, uploads)
+from webconfig import (accounts_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
+                       https_pages, jsonio, navigation, settings_pages, system_pages, uploads)
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -306,6 +306,9 @@ def make_app(door, mount=None):
     system_pages.mount(app, door, lambda name: _static(files, name))         # backup, restore, resets, upgrade
     app.uploads = uploads.Uploads(door, system_pages.STREAMED)    # their bodies spooled to disk (webconfig/server.py)
     https_pages.mount(app, door, lambda name: _static(files, name))          # issue 15: certificate, CA store
+    # issue 15: the firewall's whitelist page; every request passes the gateway's firewall (webconfig/server.py)
+    firewall_pages.mount(app, door, lambda name: _static(files, name))
+    app.admit = door.admit
 
     if mount is not None:
         before = len(app.routes)

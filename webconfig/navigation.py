@@ -19,6 +19,7 @@ PAGES = (
     ("customisation", "/customisation", "customise"),
     ("accounts", "/accounts", "manage_accounts"),
     ("certificates", "/security/https", "manage_certificates"),
+    ("firewall", "/security/firewall-rules", "manage_firewall"),
     ("system", "/system", "backup"),
     ("password", "/password", "password"),
 )

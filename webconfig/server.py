@@ -306,6 +306,14 @@ class HttpServer:
                 await self._refuse(reader, writer, *err.args)
                 return
             first = False
+            # The gateway's firewall (issue 15), per request. Its size is the head's: an upload (a 1 MB background,
+            # an upgrade package) is one legitimate request that one second's bandwidth allowance would ban; the
+            # body is bounded by max_body_bytes and the read timeouts instead.
+            admit = getattr(self.app, "admit", None)
+            if admit is not None and not admit(conn.ip, self.port, len(head)):
+                self._counts["firewall_refused"] = self._counts.get("firewall_refused", 0) + 1
+                await self._refuse(reader, writer, 429, "too many requests from this address: try again later")
+                return
             environ = self._environ(writer, method, path, query, version, headers, body)
             await self._share.ready()
             try:

@@ -56,6 +56,8 @@ COMMANDS = {
     "upgrade": (("admin", "cyber"), (), None, None),
     # issue 15: the web certificate and the CA store of the gateway's own TLS clients (Cyber Security's menu)
     "manage_certificates": (("cyber",), (), None, None),
+    # issue 15: the firewall's whitelist rules and bans (the Cyber Security menu)
+    "manage_firewall": (("cyber",), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).

@@ -31,6 +31,7 @@ class BacnetService(SwitchedService):
     async def _open(self):
         settings = self.settings
         stack = BacnetStack(self.site)
+        stack.admit = lambda ip, size: self.door.admit(ip, self.port, size)
         try:
             bound = await stack.open(settings.get("bacnet.bind"), settings.get("bacnet.port"),
                                      settings.get("bacnet.main_instance"), settings.get("bacnet.network"))

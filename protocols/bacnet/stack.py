@@ -73,10 +73,12 @@ class BacnetStack:
         self.network = None
         self._sync_task = None
         self._wanted = None
+        self.admit = None
 
     async def open(self, host, port, main_instance, network):
         self.main_instance, self.network = main_instance, network
         self.server = GuardedDatagramServer(self.counters)
+        self.server.admit = self.admit      # the gateway's firewall, asked for every datagram (set by the service)
         bound = await self.server.open(host, port)
         self.server.networks = frozenset((network,))
         self.server.elements = rpm.elements_asked

@@ -155,6 +155,7 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         self.deferred = FairQueue(QUANTUM, MAX_DEFERRED_PER_HOST, MAX_DEFERRED, WORK_BURST)
         self.work = None
         self.elements = one_element         # (datagram, APDU offset) -> elements it asks for (set by the stack)
+        self.admit = None                   # (ip, size) -> bool: the gateway's firewall (set by the service)
         self._drain_handle = None
         self.networks = frozenset()         # networks we route to (set by the stack)
         self.sources = {}
@@ -193,6 +194,9 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
 
     def datagram_received(self, data, addr):
         self.counters["datagrams"] += 1
+        if self.admit is not None and not self.admit(addr[0], len(data)):
+            self.counters["firewall_dropped"] += 1          # the gateway's firewall: over the rate or banned
+            return
         problem, kind, dnet, routed, broadcast, apdu = classify(data)
         if problem is not None:
             self.counters[problem] += 1

@@ -137,6 +137,10 @@ class _Connection(asyncio.BufferedProtocol):
             if frame is None:
                 return
             transaction, unit, pdu = frame
+            if not self.service.door.admit(self.ip, self.service.port, MBAP.size + len(pdu)):
+                self.service.stats["closed_firewall"] += 1      # over the rate or banned: the connection ends
+                self.close(abort=True)
+                return
             answer = self.service.handler.answer_now(unit, pdu)
             if answer is None:
                 self.pending = self.loop.create_task(self._answer_later(transaction, unit, pdu))
@@ -261,7 +265,7 @@ class ModbusTcpService(SwitchedService):
         self.max_per_address = MAX_PER_ADDRESS
         self.share = LoopShare()
         self.stats = {"accepted": 0, "refused": 0, "evicted": 0, "closed_bad_frame": 0, "closed_idle": 0,
-                      "closed_stalled": 0, "frames": 0}
+                      "closed_stalled": 0, "closed_firewall": 0, "frames": 0}
 
     def idle_timeout(self):
         return self.settings.get("modbus.idle_timeout_s")

@@ -60,6 +60,9 @@ class FrontTransport(udp.UdpTransport):
 
     def datagram_received(self, datagram, transportAddress):
         service = self.service
+        if not service.door.admit(transportAddress[0], service.port, len(datagram)):    # the firewall: dropped
+            service.dropped["firewall"] += 1
+            return
         try:
             answer = service.intake.handle(datagram)
         except Exception:            # never let a datagram reach the loop's handler, nor pysnmp unchecked
