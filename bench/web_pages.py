@@ -49,6 +49,9 @@ DEFAULT_PASSWORD, NEW_PASSWORD = "Admin", "Bench-Admin-2026!"     # the manual's
 INTERACTIVE_BUDGET_MS = 1000.0
 PATH_BUDGET_BYTES = 300 * 1024
 REFERENCE = "/static/login.css"
+# Issue 14's budget is for the login-to-devices path: the login page, the status page it leads to, the Devices
+# pages. Each is counted cold (its whole weight, nothing cached): an upper bound of what a browser fetches.
+BUDGET_PATH = ("login", "status", "sources", "circuits", "usages")
 
 # The path, as data: (name, path). "login" is the login page and the login itself (its form leads to "/");
 # "settings:*" is one row per configuration page the profile gets from GET /api/settings/pages.
@@ -273,12 +276,15 @@ def main():
     ref, out = figures(rows, reference, times, weights)
     raw, packed = sum(r["raw_bytes"] for r in out), sum(r["served_bytes"] for r in out)
     walked = walked_path(rows, weights)
-    path_pass = packed < PATH_BUDGET_BYTES
+    budget_rows = [r for r in out if r["page"] in BUDGET_PATH]
+    budget_raw, budget_served = sum(r["raw_bytes"] for r in budget_rows), sum(r["served_bytes"] for r in budget_rows)
+    path_pass = budget_served < PATH_BUDGET_BYTES
     if args.json:
         for row in out:
             print(json.dumps(row))
         print(json.dumps({"reference_ms": ref, "path_raw_bytes": raw, "path_served_bytes": packed,
-                          "walked_raw_bytes": walked[0], "walked_served_bytes": walked[1], "path_pass": path_pass}))
+                          "walked_raw_bytes": walked[0], "walked_served_bytes": walked[1], "path_pass": path_pass,
+                          "budget_path_served_bytes": budget_served}))
         return
     print("web pages bench: demo site, python -m daemon, Chromium %s headless, 1920x1080, %d cold visits a page; "
           "%s, %d CPUs" % (chromium_version(), args.runs, platform.machine(), os.cpu_count()))
@@ -289,8 +295,9 @@ def main():
         print("%-32s %4d %10d %10d %9.1f %9.1f %6.2f  %s" % (r["page"], r["requests"], r["raw_bytes"], r["served_bytes"],
                                                             r["interactive_ms"], r["interactive_max_ms"], r["ratio"],
                                                             "PASS" if r["pass"] else "FAIL"))
-    print("path (sum of the pages' cold weights): %d B raw, %d B served; budget %d B compressed: %s"
-          % (raw, packed, PATH_BUDGET_BYTES, "PASS" if path_pass else "FAIL"))
+    print("login-to-devices path (%s, each cold): %d B raw, %d B served; budget %d B compressed: %s"
+          % (" > ".join(BUDGET_PATH), budget_raw, budget_served, PATH_BUDGET_BYTES, "PASS" if path_pass else "FAIL"))
+    print("every page of the table, each cold: %d B raw, %d B served" % (raw, packed))
     print("path walked in one browser (each /static/ asset once, kept %s): %d B raw, %d B served"
           % ("max-age=300", walked[0], walked[1]))
     print("every page interactive in under %d ms: %s" % (INTERACTIVE_BUDGET_MS,

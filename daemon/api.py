@@ -1019,11 +1019,26 @@ class Door:
     # daemon/system/service.py does the work; its own refusals come out as Refused(SYSTEM) with ``why`` (a
     # backup's "password", "damaged", "foreign", a package's reason, "no_slots", "busy"...) for the page.
 
+    def _audit(self, event, outcome, **fields):
+        """One audit-trail record of this caller (daemon/security/audit.py): time, profile, client, outcome."""
+        audit.audit(self._gw.alarms, event, self.caller, outcome, **fields)
+
     def start_backup(self, kind, password):
         """Start making a ``kind`` backup ("configuration" or "full") encrypted under ``password``; the job."""
         self._check("backup")
-        with _system_refusals():
+        with self._audited("backup", kind=kind), _system_refusals():
             return self._gw.system.start_backup(kind, password, repr(self.caller))
+
+    @contextlib.contextmanager
+    def _audited(self, event, **fields):
+        """Audit ``event``: success when the block returns, refused (and why) when it raises Refused or the
+        System page's own refusal."""
+        try:
+            yield
+        except (Refused, SystemRefused) as exc:
+            self._audit(event, "refused", why=getattr(exc, "why", None) or getattr(exc, "reason", ""), **fields)
+            raise
+        self._audit(event, "success", **fields)
 
     def backup_job(self, job_id):
         """The backup job ``job_id`` (state, phase, done, total, file, size) or None."""
@@ -1038,18 +1053,20 @@ class Door:
     async def restore_backup(self, path, password):
         """Restore the uploaded backup at ``path`` (all or nothing); what was restored."""
         self._check("restore")
-        with _system_refusals():
+        with self._audited("restore"), _system_refusals():
             return await self._gw.system.restore(path, password, repr(self.caller))
 
     async def reset_topology(self):
         """Forget every device (detection finds them again); how many were removed."""
         self._check("reset_topology")
-        return await self._gw.system.reset_topology(repr(self.caller))
+        with self._audited("reset-topology"):
+            return await self._gw.system.reset_topology(repr(self.caller))
 
     async def factory_reset(self):
         """Everything back to the factory state at the next start (daemon/system/reset.py), then restart."""
         self._check("factory_reset")
-        await self._gw.system.factory_reset(repr(self.caller))
+        with self._audited("factory-reset"):
+            await self._gw.system.factory_reset(repr(self.caller))
         return await self.reboot()
 
     def upgrade_state(self):
@@ -1060,7 +1077,7 @@ class Door:
     async def install_upgrade(self, path):
         """Verify the uploaded package at ``path`` and install it into the inactive slot; {version, slot}."""
         self._check("upgrade")
-        with _system_refusals():
+        with self._audited("upgrade"), _system_refusals():
             return await self._gw.system.upgrade(path, repr(self.caller))
 
     def spool_dir(self):
@@ -1131,10 +1148,9 @@ class Door:
         return self._gw.webtls.client_context()
 
     def _certificate_event(self, name, info):
-        self._gw.alarms.record_event({"event": "certificate", "name": name, "by": repr(self.caller),
-                                      "source": "gateway", "criticality": "information",
-                                      "detail": "%s (SHA-256 %s)" % (info["subject"], info["sha256"])})
-        log.info("%s by %r: %s", name, self.caller, info["subject"])
+        """A certificate or CA change in the audit trail (the certificate's subject and fingerprint, never a key)."""
+        self._audit("certificate", "success", name=name, subject=info["subject"], sha256=info["sha256"],
+                    detail="%s (SHA-256 %s)" % (info["subject"], info["sha256"]))
 
     # ================================================================ the firewall (issue 15)
 

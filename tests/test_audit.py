@@ -14,8 +14,8 @@ import contextlib
 import logging
 import os
 
-from conftest import (STRONG_PASSWORDS, WebClient, commission_accounts, demo_topology, running_gateway, web_login,
-                      web_server)
+from conftest import (STRONG_PASSWORDS, WebClient, commission_accounts, demo_topology, running_gateway, wait_for,
+                      web_login, web_server)
 
 AUDIT_FIELDS = ("ts", "event", "category", "profile", "protocol", "client", "outcome")
 
@@ -136,3 +136,54 @@ def test_secrets_set_through_the_settings_never_reach_the_event_log_the_export_o
     for value in list(SECRETS.values()) + ["Sh0rt!"]:
         for where, data in (("event log", ring), ("syslog export", export), ("daemon log", logged)):
             assert value.encode() not in data, (value, where)
+
+
+def test_certificates_backups_restores_upgrades_and_resets_are_audited_with_their_outcome(tmp_path):
+    """The System page's and the certificate page's commands, through the door as the web calls them: each
+    leaves one audit record with the caller's profile and address, and a refusal says why."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from daemon.api import Refused
+    from daemon.security.rights import Caller
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Audit Root CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_pem = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+              .not_valid_after(now + datetime.timedelta(days=400))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)).decode()
+
+    async def scenario():
+        async with AuditSite(tmp_path) as site:
+            door = site.gw.door(Caller("web", "cyber", "127.0.0.9"))
+            await door.regenerate_web_certificate()
+            added = await door.add_ca_certificates(ca_pem)
+            await door.delete_ca_certificate(added[0]["id"])
+            job = door.start_backup("configuration", "Backup-Pass-2026!")
+            await wait_for(lambda: door.backup_job(job["id"])["state"] != "running", guard=60)
+            garbage = tmp_path / "garbage.bin"
+            garbage.write_bytes(b"not a backup, not a package" * 10)
+            for command in (lambda: door.restore_backup(str(garbage), "Backup-Pass-2026!"),
+                            lambda: door.install_upgrade(str(garbage))):
+                try:
+                    await command()
+                    raise AssertionError("a garbage file was accepted")
+                except Refused:
+                    pass
+            await door.reset_topology()
+            events = [e for e in await site.events() if e.get("category") == "audit" and e.get("client") == "127.0.0.9"]
+            seen = [(e["event"], e["outcome"]) for e in events]
+            assert seen == [("certificate", "success")] * 3 + [("backup", "success"), ("restore", "refused"),
+                                                                ("upgrade", "refused"), ("reset-topology", "success")]
+            for record in events:
+                assert all(field in record for field in AUDIT_FIELDS) and record["profile"] == "cyber", record
+            assert events[4]["why"] == "foreign" and events[5]["why"]
+            assert "Audit Root CA" in events[1]["subject"] and "PRIVATE" not in repr(events)
+    asyncio.run(scenario())

@@ -101,6 +101,38 @@ def test_switching_snmp_on_from_the_protocols_page_makes_the_agent_answer_snmpge
     assert violations == [], violations
 
 
+def test_the_policy_page_turns_snmp_off_and_the_port_stops_answering(tmp_path):
+    """Issue 15: Cyber Security unticks SNMP on the security policy page; the agent closes at once (snmpget, an
+    independent client, then times out), though its configuration still says enabled."""
+    browser_ready(AXE)
+    overrides = {"snmp.enabled": True, "snmp.port": 0, "snmp.bind": "127.0.0.1",
+                 "snmp.v2c.read_community": "public"}
+
+    async def scenario(gw, base, browser):
+        agent = gw.services[1]
+        await wait_for(lambda: agent.running and agent.port, guard=30)
+        port = agent.port
+        before = await snmp_run("snmpget", "-On", "-v2c", "-c", "public", "-r", "1", "-t", "2",
+                                "127.0.0.1:%d" % port, SYS_NAME)
+        page, _cyber = await _page_as(browser, base, "cyber")
+        await page.goto(base + "/settings?page=security.policy", wait_until="load")
+        await page.wait_for_function(FORM_READY)
+        await page.uncheck(_field("policy.snmp"))
+        await page.click("#save")
+        await page.wait_for_selector("#message.ok")
+        await wait_for(lambda: not agent.running, guard=30)
+        after = await snmp_run("snmpget", "-On", "-v2c", "-c", "public", "-r", "0", "-t", "1",
+                               "127.0.0.1:%d" % port, SYS_NAME)
+        await page.screenshot(path=shot("settings-policy-en-1920x1080.png"), full_page=True)
+        return before, after, gw.settings.get("snmp.enabled"), await _axe(page)
+
+    before, after, configured, violations = asyncio.run(_with_browser(tmp_path, overrides, scenario, [SnmpService]))
+    assert before[0] == 0 and '"M-70"' in before[1] + before[2], before
+    assert after[0] != 0 and "Timeout" in after[1] + after[2], after          # the port no longer answers
+    assert configured is True                                                  # the policy, not the setting
+    assert violations == [], violations
+
+
 def test_a_bad_value_shows_its_fields_message_and_nothing_is_saved(tmp_path):
     browser_ready(AXE)
 
