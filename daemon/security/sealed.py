@@ -28,13 +28,16 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from daemon.security.accounts import HASH_MEMORY_KIB, HASH_PARALLELISM, HASH_TIME_COST
+
 KEY_BYTES = 32
 MAGIC = b"OM70BAK1\n"
 PRODUCT = "open-m70"
 CHUNK = 1024 * 1024
 MAX_HEADER = 4096
 TAG = 16
-KDF = {"name": "argon2id", "time_cost": 2, "memory_kib": 19 * 1024, "parallelism": 1}   # as account passwords
+KDF = {"name": "argon2id", "time_cost": HASH_TIME_COST, "memory_kib": HASH_MEMORY_KIB,    # the account
+       "parallelism": HASH_PARALLELISM}                                                   # passwords' cost
 _KEY_CHECK = b"open-m70 backup key check"
 
 
