@@ -1186,6 +1186,30 @@ class Door:
                     old=len(before), new=len(rules), names=[rule["name"] for rule in rules])
         return guard.rules()
 
+    # ================================================================ issue 16: the outbound clients' bookkeeping
+    # Exports (push), e-mail reports (mail) and the SNTP client (sntp) call out instead of answering; each
+    # owns one system alarm and writes its own events. Their data and clock commands follow in their sections.
+
+    def report_alarm(self, active, detail="", text=None):
+        """Raise or clear the system alarm this outbound client owns (push 6, mail 1, sntp 2; SPEC §6).
+        ``text``: the detail as a catalogue key and parameters, so a French page says it in French."""
+        self._check("report_alarm")
+        number = rights.ALARM_OWNERS[self.caller.protocol]
+        self._gw.alarms.set(number, self.caller.protocol, active, detail, text)
+
+    def alarm_active(self):
+        """The active state dict of this outbound client's own alarm, or None."""
+        number = rights.ALARM_OWNERS.get(self.caller.protocol)
+        return self._gw.alarms.active.get((number, self.caller.protocol)) if number else None
+
+    def record_event(self, event, detail, criticality="information", **fields):
+        """One event of this outbound client in the event log (a spool file dropped, a clock set)."""
+        self._check("report_alarm")
+        record = dict(fields)
+        record.update({"event": event, "name": event.replace("-", " "), "category": "system",
+                       "source": self.caller.protocol, "criticality": criticality, "detail": detail})
+        self._gw.alarms.record_event(record)
+
 
 @contextlib.contextmanager
 def _system_refusals():

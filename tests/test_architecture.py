@@ -13,7 +13,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPOSITION_ROOT = ("daemon/__main__.py", "daemon/gateway.py")
 DOOR = "daemon/api.py"
-NORTHBOUND = ("protocols.modbus", "protocols.snmp", "protocols.bacnet", "webconfig")
+NORTHBOUND = ("protocols.modbus", "protocols.snmp", "protocols.bacnet", "webconfig", "outbound")
 # What MicroPython offers of the standard library that the core may use.
 MICROPYTHON_STDLIB = ("struct", "sys", "math", "time")
 # daemon modules a protocol may use: the door, its service base, the loop's tools, data tables and the
@@ -72,7 +72,7 @@ def test_the_core_imports_nothing_above_it():
 
 
 def test_the_board_knows_only_the_core():
-    assert violations(["board"], lambda rel, d, module: under(module, ("daemon", "protocols", "webconfig",
+    assert violations(["board"], lambda rel, d, module: under(module, ("daemon", "protocols", "webconfig", "outbound",
                                                                        "tools", "bench"))) == []
 
 
@@ -84,6 +84,8 @@ def test_only_the_composition_root_imports_a_northbound_front_end():
     found = violations(["daemon", "core", "board"], rule)
     found += [v for v in violations(["protocols"], lambda rel, dotted, module: under(module, ("webconfig",)))]
     found += violations(["webconfig"], lambda rel, dotted, module: under(module, ("protocols",)))
+    found += violations(["protocols", "webconfig"], lambda rel, dotted, module: under(module, ("outbound",)))
+    found += violations(["outbound"], lambda rel, dotted, module: under(module, ("protocols", "webconfig")))
     assert found == []
 
 
@@ -95,10 +97,10 @@ def test_protocols_reach_the_gateway_through_the_door_only():
             return True
         own = ".".join(dotted.split(".")[:2])
         return under(module, ("protocols",)) and not under(module, (own, "protocols.udpsock"))
-    assert violations(["protocols", "webconfig"], rule) == []
+    assert violations(["protocols", "webconfig", "outbound"], rule) == []
 
 
-@pytest.mark.parametrize("room", ["protocols", "webconfig", "board", "daemon/runtime", "daemon/state",
+@pytest.mark.parametrize("room", ["protocols", "webconfig", "outbound", "board", "daemon/runtime", "daemon/state",
                                   "daemon/storage", "daemon/security", "core"])
 def test_no_gateway_attribute_is_read_outside_the_root_and_the_door(room):
     """No ``gateway.x``, ``gw.x`` or ``self.gateway.x`` outside daemon/gateway.py, __main__ and the door."""
@@ -119,7 +121,7 @@ def test_no_gateway_attribute_is_read_outside_the_root_and_the_door(room):
 
 def test_the_version_is_defined_once():
     found = []
-    for rel, _dotted, tree in modules("core", "daemon", "protocols", "webconfig", "board", "tools"):
+    for rel, _dotted, tree in modules("core", "daemon", "protocols", "webconfig", "outbound", "board", "tools"):
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "VERSION"
                                                     for t in node.targets):

@@ -14,12 +14,19 @@ SERVICE_SWITCHES = {
     # The RTU slave's configuration switch is bus.rs485.mode == "slave", which
     # is not a bool and not live: RtuSlaveService.enabled() adds it.
     "rtu_slave": ("policy.modbus_slave", None),
+    # issue 16, the outbound clients. Exports have no bool switch of their own: push.protocol "none" is off
+    # (ExportService.enabled() adds it); the policy's FTPS/SMTPS-mandatory switches refuse a plain transport
+    # instead of stopping the service.
+    "push": ("push.protocol", None),
+    "mail": ("smtp.enabled", "policy.smtp"),
+    "sntp": ("sntp.enabled", None),
 }
 
 
 def service_enabled(settings, service):
     config, policy = SERVICE_SWITCHES[service]
-    return bool(settings.get(config)) and (policy is None or bool(settings.get(policy)))
+    on = settings.get(config)              # a bool, or a choice whose "none" is off (push.protocol)
+    return on not in (False, None, "none") and (policy is None or bool(settings.get(policy)))
 
 
 def service_keys(service):

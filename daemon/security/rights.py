@@ -13,6 +13,10 @@ from daemon.security.policy import SERVICE_SWITCHES, service_enabled
 PROFILES = ("user", "advanced", "totem", "admin", "cyber")       # SPEC §7.1, least to most
 FIELD_PROTOCOLS = ("modbus", "rtu_slave", "snmp", "bacnet")
 INTERNAL = ("button", "cli")     # the ADDR push button, the daemon's own command line
+# issue 16: the gateway's own clients (scheduled exports, e-mail reports, the SNTP client): front ends that
+# call out instead of answering; each owns one system alarm (SPEC §6), which only it raises and clears.
+OUTBOUND = ("push", "mail", "sntp")
+ALARM_OWNERS = {"push": 6, "mail": 1, "sntp": 2}
 
 # command: (web profiles allowed, field protocols allowed, policy switch, whom the switch binds).
 # "everyone": the web too (SPEC §1: a write to a device needs *Modbus write*, whoever asks);
@@ -58,6 +62,15 @@ COMMANDS = {
     "manage_certificates": (("cyber",), (), None, None),
     # issue 15: the firewall's whitelist rules and bans (the Cyber Security menu)
     "manage_firewall": (("cyber",), (), None, None),
+    # issue 16: the outbound clients' own bookkeeping (their alarm, their events), the clock and the meters'
+    # clocks after an SNTP synchronisation, and the buttons of their settings pages (Admin's menus, SPEC §7.2)
+    "report_alarm": ((), OUTBOUND, None, None),
+    "sync_clock": ((), ("sntp",), None, None),
+    "set_meter_clocks": ((), ("sntp",), None, None),
+    "read_series": ((), ("push",), None, None),
+    "test_push": (("admin", "cyber"), (), None, None),
+    "send_test_email": (("admin", "cyber"), (), None, None),
+    "sync_time_now": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
@@ -100,7 +113,8 @@ def check(settings, caller, command):
         return None
     elif caller.protocol not in protocols:
         return "rights", "%s may not %s" % (caller.protocol, what)
-    elif caller.protocol in SERVICE_SWITCHES and not service_enabled(settings, caller.protocol):
+    elif caller.protocol in SERVICE_SWITCHES and caller.protocol not in OUTBOUND \
+            and not service_enabled(settings, caller.protocol):      # an outbound client switched off clears its alarm
         return "policy", "%s is disabled" % caller.protocol
     if switch is not None and (binds == "everyone" or caller.protocol != "web") and not settings.get(switch):
         return "policy", POLICY_WORDS.get(switch, "%s is off" % switch)

@@ -186,6 +186,7 @@ _TABLE = (
         ("push.ftp_mode", "enum", "passive", ("passive", "active"), "admin", False, True, "select"),
         ("push.format", "enum", "csv", ("csv", "ems"), "admin", False, True, "select"),
         ("push.upload_log", "bool", False, None, "admin", False, True, "checkbox"),
+        ("push.spool_mb", "int", 64, (1, 1024), "admin", False, True, "number"),     # store and forward's room
     )),
     ("devices.planning", "energy", (
         ("push.schedule.energy.mode", "enum", "off", SCHEDULE, "admin", False, True, "select"),
@@ -210,6 +211,7 @@ _TABLE = (
         ("smtp.host", "host", "", (0, 253), "admin", False, True, "hostname"),
         ("smtp.port", "int", 465, ANY_PORT, "admin", False, True, "number"),
         ("smtp.secure", "bool", True, None, "admin", False, True, "checkbox"),
+        ("smtp.tls_mode", "enum", "implicit", ("implicit", "starttls"), "admin", False, True, "select"),
         ("smtp.auth", "bool", False, None, "admin", False, True, "checkbox"),
         ("smtp.user", "str", "", (0, 64), "admin", False, True, "text"),
         ("smtp.password", "str", "", (0, 64), "admin", True, True, "password"),

@@ -1,0 +1,1 @@
+"""Alarm e-mail reports over SMTP/SMTPS, throttled, in English or French."""

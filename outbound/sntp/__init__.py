@@ -1,0 +1,1 @@
+"""The SNTP client: the gateway clock, then the meters' clocks."""
