@@ -55,6 +55,7 @@ LOCKED = accounts.LOCKED             # a profile locked after failed logins, Tot
 MUST_CHANGE = "must_change"          # the session's password must be changed before anything else
 STORAGE = accounts.STORAGE           # a state file could not be written: nothing changed
 SYSTEM = "system"                    # a backup, restore or upgrade refused: ``Refused.why`` says why (issue 15)
+OFF = "off"                          # the outbound client asked for (exports, e-mail, SNTP) is switched off
 
 ALARM_CONFLICT = 4                   # system alarm numbers the summary reads (SPEC §6)
 REBOOT_EXIT = 75                     # the daemon's exit code after a reboot asked for: systemd starts it again
@@ -1201,6 +1202,14 @@ class Door:
         """The active state dict of this outbound client's own alarm, or None."""
         number = rights.ALARM_OWNERS.get(self.caller.protocol)
         return self._gw.alarms.active.get((number, self.caller.protocol)) if number else None
+
+    def _outbound(self, name):
+        """The running outbound service ``name`` (push, mail, sntp) for a button of its page, else Refused(OFF)."""
+        service = self._gw.outbound(name)
+        if service is None or not service.enabled():
+            raise Refused(OFF, "%s is switched off" % {"push": "the data push", "mail": "e-mail",
+                                                       "sntp": "SNTP"}[name])
+        return service
 
     def record_event(self, event, detail, criticality="information", **fields):
         """One event of this outbound client in the event log (a spool file dropped, a clock set)."""

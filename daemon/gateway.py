@@ -290,6 +290,10 @@ class Gateway:
         """Set the gateway's clock: the board's (system clock on a Pi, an offset on the simulated board)."""
         self.board.set_system_time(unix_time)
 
+    def outbound(self, name):
+        """The outbound service (exports, e-mail, SNTP: outbound/) called ``name``, or None."""
+        return next((s for s in self.services if getattr(s, "name", None) == name), None)
+
     def door(self, caller):
         """The one object a front end receives (daemon/api.py), bound to ``caller``."""
         return Door(self, caller)
