@@ -1219,6 +1219,21 @@ class Door:
                        "source": self.caller.protocol, "criticality": criticality, "detail": detail})
         self._gw.alarms.record_event(record)
 
+    # ================================================================ issue 16: export transports (spool, FTP/HTTP)
+
+    async def test_push(self):
+        """The data-push page's *Test connection* button: a small file uploaded to the configured server;
+        {"ok", "answer" (the server's last reply or the error), "file", "text"}. Refused(OFF) when push is off."""
+        self._check("test_push")
+        return await self._outbound("push").test_connection()
+
+    async def event_log_file(self):
+        """(file name, bytes) of the event log as the Diagnosis page's syslog file, rendered off the loop: the
+        exports' optional log upload (push.upload_log)."""
+        self._check("report_alarm")
+        records = self._gw.alarms.events()
+        return await run_blocking(self._gw.event_log_file, records)
+
 
 @contextlib.contextmanager
 def _system_refusals():

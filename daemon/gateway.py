@@ -294,6 +294,13 @@ class Gateway:
         """The outbound service (exports, e-mail, SNTP: outbound/) called ``name``, or None."""
         return next((s for s in self.services if getattr(s, "name", None) == name), None)
 
+    def event_log_file(self, records):
+        """(file name, bytes) of ``records`` as the Diagnosis page's syslog file (blocking: the executor's).
+        Here because only the composition root may import the web's renderer (issue 16, the log upload)."""
+        from webconfig import syslogfile
+        return (syslogfile.file_name(self.clock.time()),
+                syslogfile.render(records, self.settings.get("gateway.name")))
+
     def door(self, caller):
         """The one object a front end receives (daemon/api.py), bound to ``caller``."""
         return Door(self, caller)
