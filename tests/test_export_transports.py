@@ -20,7 +20,7 @@ from daemon.looplag import LoopLagMonitor
 from daemon.security.policy import service_enabled
 from daemon.security.rights import Caller
 from outbound.export.sender import Sender
-from outbound.export.spool import Spool, directory_of, drop_recorder
+from outbound.export.spool import Spool, directory_of, drop_recorder, open_spool
 from outbound.export.transports import Transport
 
 FAST = {"connect_timeout": 2.0, "timeout": 2.0}
@@ -334,4 +334,24 @@ def test_the_event_log_goes_along_when_asked(tmp_path):
                 syslog = re.compile(r"<\d{1,3}>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ \S+ \S+ \S+ - \{.*\}")
                 assert lines and all(syslog.fullmatch(line) for line in lines), lines[:3]
                 assert any('"setting-changed"' in line or "setting-changed" in line for line in lines)
+    asyncio.run(scenario())
+
+
+def test_the_spool_of_the_push_door_lives_in_the_state_directory_and_follows_push_spool_mb(tmp_path):
+    async def scenario():
+        async with site_of(tmp_path) as site:
+            await site.configure(spool_mb=2)
+            spool = await open_spool(site.door)
+            assert spool.directory == str(tmp_path / "state" / "export-spool") and spool.max_bytes == 2 * 2 ** 20
+            for index in range(3):
+                path = str(tmp_path / ("big%d.csv" % index))
+                with open(path, "wb") as handle:
+                    handle.write(b"%d" % index * 600_000)
+                await spool.put(path, "BIG%d.csv" % index, {"data_type": "Energy"})
+            assert spool.count() == 3
+            await site.configure(spool_mb=1)                             # smaller: the oldest go at once
+            await wait_for(lambda: spool.resize_task is not None and spool.resize_task.done())
+            assert [e.name for e in spool.entries()] == ["BIG2.csv"]
+            dropped = [e["file"] for e in site.door.events(None) if e.get("event") == "export-dropped"]
+            assert dropped == ["BIG0.csv", "BIG1.csv"]
     asyncio.run(scenario())

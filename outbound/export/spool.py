@@ -50,6 +50,7 @@ class Spool:
         self._next = 1
         self._lock = asyncio.Lock()
         self.opened = False
+        self.resize_task = None                         # the last push.spool_mb change being applied
 
     # ---------------------------------------------------------------- queries
 
@@ -153,6 +154,19 @@ def drop_recorder(door):
                           "non-critical", file=entry.name, size=entry.size, reason=reason,
                           **dict((key, value) for key, value in entry.meta.items() if value is not None))
     return record
+
+
+async def open_spool(door):
+    """The push door's spool, opened: in the state directory, bounded by push.spool_mb (a change applies at
+    once), each file dropped undelivered an ``export-dropped`` event."""
+    spool = Spool(directory_of(door), max_bytes_of(door), on_drop=drop_recorder(door))
+    await spool.open()
+
+    def changed(name, _value):
+        if name == "push.spool_mb":
+            spool.resize_task = asyncio.get_running_loop().create_task(spool.set_max_bytes(max_bytes_of(door)))
+    door.on_setting_change(changed)
+    return spool
 
 
 def directory_of(door):
