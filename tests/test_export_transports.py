@@ -265,8 +265,13 @@ def test_a_spool_reopened_after_a_crash_delivers_everything_and_a_full_spool_dro
                 assert all(e["source"] == "push" and e["reason"] == "full" for e in dropped)
                 assert dropped[0]["device"] == "Meter01" and dropped[0]["data_type"] == "Energy"
                 await site.configure(**ftp_settings(server))
-                assert await site.sender.deliver() == len(names) - len(dropped)
-                assert server.names() == names[len(dropped):]
+                lost = reopened.entries()[1]
+                os.unlink(lost.path)                                      # a spooled file gone by hand
+                assert await site.sender.deliver() == len(names) - len(dropped) - 1
+                assert server.names() == [n for n in names[len(dropped):] if n != lost.name]
+                assert site.alarm() is None and reopened.count() == 0     # skipped with an event, not a block
+                damaged = [e for e in site.door.events(None) if e.get("event") == "export-dropped"][len(dropped):]
+                assert [(e["file"], e["reason"]) for e in damaged] == [(lost.name, "damaged")]
     asyncio.run(scenario())
 
 

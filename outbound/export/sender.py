@@ -56,10 +56,9 @@ class Sender:
                     try:
                         await self.transport.put(session, entry.path, entry.name)
                     except LocalFileGone:
-                        if entry.id in (e.id for e in self.spool.entries()):
-                            raise PushError("push.transfer.spool", "the spooled file %s cannot be read"
-                                            % entry.name, file=entry.name) from None
-                        continue                            # dropped to make room while it was being sent
+                        # dropped to make room while it was being sent, or unreadable: never block the queue
+                        await self.spool.discard(entry.id)
+                        continue
                     await self.spool.remove(entry.id)
                     count += 1
                     self.delivered += 1

@@ -35,7 +35,7 @@ Entry = collections.namedtuple("Entry", "id name size meta path")
 # reasons an entry leaves the spool undelivered (the event's ``reason``)
 FULL = "full"              # dropped to make room for a newer file
 TOO_LARGE = "too_large"    # larger than the whole spool
-DAMAGED = "damaged"        # found at start without its meta or with another size than it was put with
+DAMAGED = "damaged"        # found without its meta, of another size than it was put with, or unreadable
 
 
 class Spool:
@@ -113,6 +113,20 @@ class Spool:
             self._used -= entry.size
             await run_blocking(_delete, self.directory, entry_id)
             return True
+
+    async def discard(self, entry_id, reason=DAMAGED):
+        """Drop an entry that cannot be sent (its file unreadable), with its event; False when it is gone."""
+        async with self._lock:
+            entry = self._entries.pop(entry_id, None)
+            if entry is None:
+                return False
+            self._used -= entry.size
+            await run_blocking(_delete, self.directory, entry_id)
+        self._dropped(entry, reason)
+        return True
+
+    def __contains__(self, entry_id):
+        return entry_id in self._entries
 
     async def set_max_bytes(self, max_bytes):
         """A new bound (push.spool_mb changed): the oldest entries beyond it are dropped now."""

@@ -127,7 +127,7 @@ def _line(exc):
 def _local(path):
     try:
         return open(path, "rb")
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise LocalFileGone(path) from None
 
 
