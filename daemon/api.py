@@ -1191,17 +1191,26 @@ class Door:
     # Exports (push), e-mail reports (mail) and the SNTP client (sntp) call out instead of answering; each
     # owns one system alarm and writes its own events. Their data and clock commands follow in their sections.
 
-    def report_alarm(self, active, detail="", text=None):
+    def report_alarm(self, active, detail="", text=None, part=None):
         """Raise or clear the system alarm this outbound client owns (push 6, mail 1, sntp 2; SPEC §6).
-        ``text``: the detail as a catalogue key and parameters, so a French page says it in French."""
+        ``text``: the detail as a catalogue key and parameters, so a French page says it in French. ``part``
+        names one of several causes (push: "delivery", "site"), each raised and cleared on its own."""
         self._check("report_alarm")
         number = rights.ALARM_OWNERS[self.caller.protocol]
-        self._gw.alarms.set(number, self.caller.protocol, active, detail, text)
+        self._gw.alarms.set(number, self._alarm_source(part), active, detail, text)
 
-    def alarm_active(self):
-        """The active state dict of this outbound client's own alarm, or None."""
+    def _alarm_source(self, part=None):
+        return self.caller.protocol if part is None else "%s:%s" % (self.caller.protocol, part)
+
+    def alarm_active(self, part=None):
+        """The active state dict of this outbound client's own alarm (or of one ``part`` of it), or None."""
         number = rights.ALARM_OWNERS.get(self.caller.protocol)
-        return self._gw.alarms.active.get((number, self.caller.protocol)) if number else None
+        return self._gw.alarms.active.get((number, self._alarm_source(part))) if number else None
+
+    def local_offset_s(self):
+        """Seconds local time is ahead of UTC: the time zone plus an hour in daylight saving (time.*)."""
+        get = self._gw.settings.get
+        return (get("time.utc_offset_min") + (60 if get("time.dst") else 0)) * 60
 
     def _outbound(self, name):
         """The running outbound service ``name`` (push, mail, sntp) for a button of its page, else Refused(OFF)."""
