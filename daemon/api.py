@@ -1220,6 +1220,16 @@ class Door:
                                                        "sntp": "SNTP"}[name])
         return service
 
+    def outbound_status(self, name):
+        """{name, enabled, alarms: [state dicts of its alarm's causes], state: the service's own ``status()``}
+        of one outbound client (push, mail, sntp), for its settings page."""
+        number = rights.ALARM_OWNERS[name]
+        service = self._gw.outbound(name)
+        alarms = [dict(state) for (alarm, source), state in self._gw.alarms.active.items()
+                  if alarm == number and (source == name or source.startswith(name + ":"))]
+        return {"name": name, "enabled": bool(service is not None and service.enabled()), "alarms": alarms,
+                "state": service.status() if service is not None else {}}
+
     def record_event(self, event, detail, criticality="information", **fields):
         """One event of this outbound client in the event log (a spool file dropped, a clock set)."""
         self._check("report_alarm")
