@@ -26,10 +26,10 @@ def parse_csv(text):
     """Annex I: 2 device rows, 6 column-description rows, then (date, values...) rows."""
     rows = records(text)
     assert rows[0] == ["Device name", "IP Address", "Modbus Address", "Begin date", "End date"]
-    device = dict(zip(rows[0], rows[1]))
+    device = dict(zip(rows[0], rows[1], strict=True))
     labels = [r[0] for r in rows[2:8]]
     assert labels == ["Load Name", "Usage", "Nature", "Measured value", "Unit", "Scale"]
-    columns = [dict(zip(labels, values)) for values in zip(*[r[1:] for r in rows[2:8]])]
+    columns = [dict(zip(labels, values, strict=True)) for values in zip(*[r[1:] for r in rows[2:8]], strict=True)]
     data = [(r[0], r[1:]) for r in rows[8:]]
     return device, columns, data
 
@@ -37,12 +37,12 @@ def parse_csv(text):
 def parse_ems(text):
     """Annex III: header row + values, empty row, key table, empty row, data table."""
     rows = records(text)
-    header = dict(zip(rows[0], rows[1]))
+    header = dict(zip(rows[0], rows[1], strict=True))
     assert rows[2] == []
     assert rows[3] == ["Index Key", "Key", "Type", "Name", "Fluid", "Use", "Coef", "Unit", "Path", "Device Id",
                        "Index", "Data Id"]
     end = rows.index([], 4)
-    keys = [dict(zip(rows[3], r)) for r in rows[4:end]]
+    keys = [dict(zip(rows[3], r, strict=True)) for r in rows[4:end]]
     assert rows[end + 1] == ["Index Key", "Date", "Value", "Quality"]
     data = [tuple(r) for r in rows[end + 2:]]
     return header, keys, data

@@ -37,7 +37,12 @@ _ORDER = dict((key, n) for n, key in enumerate(registry.keys()))
 
 
 class SiteNotNamed(Exception):
-    """EMS format with the site name still "SITE": nothing is rendered (the service raises alarm 6)."""
+    """EMS format with the site name still "SITE": nothing is rendered (the service raises alarm 6).
+    ``text``: the alarm's detail as a catalogue key (daemon/locale/*/export_formats.json) for Door.report_alarm."""
+
+    def __init__(self):
+        Exception.__init__(self, "EMS export needs a site name other than %s: nothing was exported" % DEFAULT_SITE)
+        self.text = {"key": "export.site_not_named", "params": {"site": DEFAULT_SITE}}
 
 
 class ExportFile:
@@ -120,7 +125,7 @@ class Collector:
         ems = door.setting("push.format") == "ems"
         site = door.setting("push.site_name")
         if ems and site == DEFAULT_SITE:
-            raise SiteNotNamed("EMS export needs a site name other than %s" % DEFAULT_SITE)
+            raise SiteNotNamed()
         server = door.setting("push.server_name") or door.identity()["netid"]
         offset_s = self._offset_s()
         cycle_s = self._transfer_cycle_s(data_type)

@@ -140,9 +140,9 @@ def timezone_label(offset_s):
 
 def sanitise(name, fallback="unnamed"):
     """A part of a file name: ASCII letters, digits and ``@ . + -`` only (no path separator, no character an FTP
-    server or a file system refuses, no ``_``: it separates the parts), accents dropped, other runs -> ``-``."""
+    server or a file system refuses, no ``_``: it separates the parts), accents dropped, other runs -> one ``-``."""
     text = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii")
-    text = _UNSAFE.sub("-", text).strip("-.")
+    text = re.sub("-{2,}", "-", _UNSAFE.sub("-", text)).strip("-.")
     return text[:NAME_PART_MAX].rstrip("-.") or fallback
 
 
@@ -230,8 +230,8 @@ def write_csv(stream, header, columns, begin, end, rows, stamp_shift_s=0):
     count = 0
     keys = [c.key for c in columns]
     for ts, cells in rows:
-        out.writerow([iso(ts + stamp_shift_s, offset)]
-                     + [csv_value(key, None if cell is None else cell[0]) for key, cell in zip(keys, cells)])
+        values = [csv_value(key, None if cell is None else cell[0]) for key, cell in zip(keys, cells, strict=True)]
+        out.writerow([iso(ts + stamp_shift_s, offset)] + values)
         count += 1
     return count
 
