@@ -26,7 +26,7 @@ from board.base import BUS_NAMES
 from core import modbus_rtu as rtu, registry
 from daemon import pictures
 from daemon.blocking import BlockingQueueFull, run_blocking
-from daemon.runtime import control, refresh
+from daemon.runtime import control, curves, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
 from daemon.security import accounts, audit, firewall as firewall_mod, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
@@ -1237,6 +1237,41 @@ class Door:
         record.update({"event": event, "name": event.replace("-", " "), "category": "system",
                        "source": self.caller.protocol, "criticality": criticality, "detail": detail})
         self._gw.alarms.record_event(record)
+
+    # ================================================================ issue 16: export formats and collector
+    # The exports read the stored curves (daemon/storage) through these two queries only: which series exist,
+    # and their rows streamed into a file off the loop (outbound/export/collect.py).
+
+    async def series_catalogue(self):
+        """Every stored curve as a dict: name, kind ("consumption", "load_curve", "history"), device (its uid),
+        load, key, period_s, counter, first and newest (start times of the oldest and newest points held)."""
+        self._check("read_series")
+        storage = self._gw.storage
+        if storage is None or not storage.ready:
+            return []
+        out = []
+        for name, info in sorted((await run_blocking(storage.store.series)).items()):
+            try:
+                kind, device, load, key = curves.parse_series_name(name)
+            except ValueError:
+                continue                                   # not a curve of ours (a tool's series)
+            out.append(dict(info, name=name, kind=kind, device=device, load=load, key=key))
+        return out
+
+    async def render_series(self, names, start, end, render, indexes=False, newest_first=True):
+        """``render(read)`` in the executor, where ``read(subset=None)`` streams the rows of ``names`` (or of
+        the subset) with start times in [start, end): (ts, [(value, quality name) or None per series]); see
+        TimeSeriesStore.export for ``indexes`` and ``newest_first``. Returns what ``render`` returns.
+        Memory stays bounded whatever the range: rows are read chunk by chunk while ``render`` writes them."""
+        self._check("read_series")
+        storage = self._gw.storage
+        if storage is None or not storage.ready:
+            raise Refused(UNSUPPORTED, "the time-series store is not available")
+        store, names = storage.store, list(names)
+
+        def read(subset=None):
+            return store.export(names if subset is None else list(subset), start, end, indexes, newest_first)
+        return await run_blocking(render, read)
 
 
 @contextlib.contextmanager
