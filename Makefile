@@ -31,7 +31,8 @@ test: $(BIN)/python
 	npm ci --silent --prefix tests/micropython
 	npm ci --silent --prefix tests/bacnet
 	npm ci --silent --prefix tests/web
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not alone"
+	$(BIN)/python -m pytest -m alone
 
 # On a Raspberry Pi, as root: /opt/open-m70 (slot A, launcher, venv), /var/lib/open-m70, the openm70 user,
 # the hardened systemd unit, enabled and started (tools/install.py, docs/upgrade.md)

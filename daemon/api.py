@@ -26,7 +26,7 @@ from board.base import BUS_NAMES
 from core import modbus_rtu as rtu, registry
 from daemon import pictures
 from daemon.blocking import BlockingQueueFull, run_blocking
-from daemon.runtime import control, refresh
+from daemon.runtime import control, curves, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
 from daemon.security import accounts, audit, firewall as firewall_mod, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
@@ -1191,17 +1191,26 @@ class Door:
     # Exports (push), e-mail reports (mail) and the SNTP client (sntp) call out instead of answering; each
     # owns one system alarm and writes its own events. Their data and clock commands follow in their sections.
 
-    def report_alarm(self, active, detail="", text=None):
+    def report_alarm(self, active, detail="", text=None, part=None):
         """Raise or clear the system alarm this outbound client owns (push 6, mail 1, sntp 2; SPEC §6).
-        ``text``: the detail as a catalogue key and parameters, so a French page says it in French."""
+        ``text``: the detail as a catalogue key and parameters, so a French page says it in French. ``part``
+        names one of several causes (push: "delivery", "site"), each raised and cleared on its own."""
         self._check("report_alarm")
         number = rights.ALARM_OWNERS[self.caller.protocol]
-        self._gw.alarms.set(number, self.caller.protocol, active, detail, text)
+        self._gw.alarms.set(number, self._alarm_source(part), active, detail, text)
 
-    def alarm_active(self):
-        """The active state dict of this outbound client's own alarm, or None."""
+    def _alarm_source(self, part=None):
+        return self.caller.protocol if part is None else "%s:%s" % (self.caller.protocol, part)
+
+    def alarm_active(self, part=None):
+        """The active state dict of this outbound client's own alarm (or of one ``part`` of it), or None."""
         number = rights.ALARM_OWNERS.get(self.caller.protocol)
-        return self._gw.alarms.active.get((number, self.caller.protocol)) if number else None
+        return self._gw.alarms.active.get((number, self._alarm_source(part))) if number else None
+
+    def local_offset_s(self):
+        """Seconds local time is ahead of UTC: the time zone plus an hour in daylight saving (time.*)."""
+        get = self._gw.settings.get
+        return (get("time.utc_offset_min") + (60 if get("time.dst") else 0)) * 60
 
     def _outbound(self, name):
         """The running outbound service ``name`` (push, mail, sntp) for a button of its page, else Refused(OFF)."""
@@ -1211,6 +1220,16 @@ class Door:
                                                        "sntp": "SNTP"}[name])
         return service
 
+    def outbound_status(self, name):
+        """{name, enabled, alarms: [state dicts of its alarm's causes], state: the service's own ``status()``}
+        of one outbound client (push, mail, sntp), for its settings page."""
+        number = rights.ALARM_OWNERS[name]
+        service = self._gw.outbound(name)
+        alarms = [dict(state) for (alarm, source), state in self._gw.alarms.active.items()
+                  if alarm == number and (source == name or source.startswith(name + ":"))]
+        return {"name": name, "enabled": bool(service is not None and service.enabled()), "alarms": alarms,
+                "state": service.status() if service is not None else {}}
+
     def record_event(self, event, detail, criticality="information", **fields):
         """One event of this outbound client in the event log (a spool file dropped, a clock set)."""
         self._check("report_alarm")
@@ -1218,6 +1237,41 @@ class Door:
         record.update({"event": event, "name": event.replace("-", " "), "category": "system",
                        "source": self.caller.protocol, "criticality": criticality, "detail": detail})
         self._gw.alarms.record_event(record)
+
+    # ================================================================ issue 16: export formats and collector
+    # The exports read the stored curves (daemon/storage) through these two queries only: which series exist,
+    # and their rows streamed into a file off the loop (outbound/export/collect.py).
+
+    async def series_catalogue(self):
+        """Every stored curve as a dict: name, kind ("consumption", "load_curve", "history"), device (its uid),
+        load, key, period_s, counter, first and newest (start times of the oldest and newest points held)."""
+        self._check("read_series")
+        storage = self._gw.storage
+        if storage is None or not storage.ready:
+            return []
+        out = []
+        for name, info in sorted((await run_blocking(storage.store.series)).items()):
+            try:
+                kind, device, load, key = curves.parse_series_name(name)
+            except ValueError:
+                continue                                   # not a curve of ours (a tool's series)
+            out.append(dict(info, name=name, kind=kind, device=device, load=load, key=key))
+        return out
+
+    async def render_series(self, names, start, end, render, indexes=False, newest_first=True):
+        """``render(read)`` in the executor, where ``read(subset=None)`` streams the rows of ``names`` (or of
+        the subset) with start times in [start, end): (ts, [(value, quality name) or None per series]); see
+        TimeSeriesStore.export for ``indexes`` and ``newest_first``. Returns what ``render`` returns.
+        Memory stays bounded whatever the range: rows are read chunk by chunk while ``render`` writes them."""
+        self._check("read_series")
+        storage = self._gw.storage
+        if storage is None or not storage.ready:
+            raise Refused(UNSUPPORTED, "the time-series store is not available")
+        store, names = storage.store, list(names)
+
+        def read(subset=None):
+            return store.export(names if subset is None else list(subset), start, end, indexes, newest_first)
+        return await run_blocking(render, read)
 
     # ================================================================ issue 16: export transports (spool, FTP/HTTP)
 

@@ -20,6 +20,10 @@ import pytest
 
 from bench import soak
 
+# Run alone, after the parallel part of the suite (Makefile): its rows compare the daemon's figures with a
+# reference measured in the same run, which another worker's load would skew.
+pytestmark = pytest.mark.alone
+
 RSS_SLACK_MB = 5
 LOG_BUDGET = 100 * 1024
 

@@ -18,7 +18,7 @@ import bottle
 from daemon import api, i18n
 from daemon.security import rights
 from webconfig import (accounts_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
-                       https_pages, jsonio, navigation, settings_pages, system_pages, uploads)
+                       https_pages, jsonio, navigation, outbound_pages, settings_pages, system_pages, uploads)
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -309,6 +309,7 @@ def make_app(door, mount=None):
     # issue 15: the firewall's whitelist page; every request passes the gateway's firewall (webconfig/server.py)
     firewall_pages.mount(app, door, lambda name: _static(files, name))
     app.admit = door.admit
+    outbound_pages.mount(app, door)      # issue 16: the exports', e-mail's and SNTP's buttons and state
 
     if mount is not None:
         before = len(app.routes)

@@ -47,7 +47,7 @@ REFUSALS = {api.AUTH: (401, "web.refused.auth"), api.LOCKED: (403, "web.refused.
             api.NOT_FOUND: (404, "web.refused.not_found"), api.NO_DEVICE: (404, "web.refused.not_found"),
             api.NOT_WRITABLE: (405, "web.refused.other"), api.NO_ANSWER: (504, "web.refused.other"),
             api.DEVICE_REFUSED: (502, "web.refused.other"), api.UNSUPPORTED: (501, "web.refused.other"),
-            api.STORAGE: (503, "web.refused.storage")}
+            api.STORAGE: (503, "web.refused.storage"), api.OFF: (409, "web.refused.off")}
 
 # The password rule's elements, as the accounts name them (English), -> catalogue key and parameter.
 _RULE = [(re.compile(r"at least (\d+) characters"), "web.rule.min_length", "min"),

@@ -18,7 +18,7 @@ import bottle
 from daemon import api, i18n
 from daemon.security import rights
 from daemon.state import settings as schema
-from webconfig import auth
+from webconfig import auth, outbound_pages
 from webconfig.jsonio import MAX_JSON_BODY, body as _body, deferred, reply as _json
 
 COMMAND = "set_settings"                 # what the configuration menus need (Admin, Cyber Security)
@@ -72,8 +72,10 @@ def page_document(door, caller, page, language):
             sections[spec.section] = {"section": spec.section, "fields": [],
                                       "title": i18n.text("section.%s.%s.title" % (page, spec.section), language)}
         sections[spec.section]["fields"].append(_field(door, caller, spec, language))
-    return {"page": page, "title": i18n.text("page.%s.title" % page, language), "menu": _menu(page),
-            "sections": list(sections.values()), "language": language}
+    document = {"page": page, "title": i18n.text("page.%s.title" % page, language), "menu": _menu(page),
+                "sections": list(sections.values()), "language": language}
+    document.update(outbound_pages.page_extras(page, language))      # issue 16: test buttons, the client's state
+    return document
 
 
 def _detail(name, key, **params):

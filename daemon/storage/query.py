@@ -55,6 +55,17 @@ class SeriesData:
             q = quality[i]
             yield start + i * period, (value if q & Q_VALID else None), q
 
+    def index_points(self):
+        """(ts, index at the end of the point or None, quality code): a counter series' readings
+        (``points`` for a series without indexes)."""
+        if self.indexes is None:
+            yield from self.points()
+            return
+        start, period, quality, indexes = self.start, self.period, self.quality, self.indexes
+        for i, index in enumerate(indexes):
+            q = quality[i]
+            yield start + i * period, (index if q & Q_VALID else None), q
+
     def valid_count(self):
         return sum(1 for q in self.quality if q & Q_VALID)
 
@@ -170,20 +181,21 @@ def _close(out, counter, total, count, expected, low, high):
     out.expected.append(expected)
 
 
-def _tagged(pieces, column):
+def _tagged(pieces, column, indexes):
     for piece in pieces:
-        for t, value, q in piece.points():
+        for t, value, q in (piece.index_points() if indexes else piece.points()):
             yield t, column, value, q
 
 
-def iter_rows(piece_iterators):
+def iter_rows(piece_iterators, indexes=False):
     """Merge series (iterators of SeriesData pieces) into rows by timestamp.
 
     Yields (ts, cells) with one cell per series: (value or None, quality
     name), or None where that series has no interval starting at ts.
+    ``indexes``: counter series give their index at the end of each point.
     """
     width = len(piece_iterators)
-    merged = heapq.merge(*[_tagged(pieces, column) for column, pieces in enumerate(piece_iterators)])
+    merged = heapq.merge(*[_tagged(pieces, column, indexes) for column, pieces in enumerate(piece_iterators)])
     row_ts = None
     cells = None
     for t, column, value, q in merged:

@@ -32,10 +32,22 @@ class ReadsMixin:
     # ------------------------------------------------------------ reading
 
     def series(self):
-        """Names of the stored series with their period and kind."""
+        """Names of the stored series with their period, kind and the start times of their oldest and
+        newest points still held (None when empty)."""
         with self._lock:
-            return dict((s.series.name, {"period_s": s.series.period, "counter": s.series.counter})
+            return dict((s.series.name, {"period_s": s.series.period, "counter": s.series.counter,
+                                         "first": self._first(s), "newest": self._newest_time(s)})
                         for s in self.slots if s is not None)
+
+    def _first(self, slot):
+        if slot.newest is None:
+            return None
+        first = max(slot.oldest if slot.oldest is not None else slot.newest, slot.newest - self.geometry.points + 1)
+        return first * slot.series.period
+
+    @staticmethod
+    def _newest_time(slot):
+        return None if slot.newest is None else slot.newest * slot.series.period
 
     def newest(self, name):
         """Start time of the newest point of ``name``, or None."""
@@ -150,13 +162,37 @@ class ReadsMixin:
             yield piece
             t = piece_end
 
-    def export(self, names, start, end):
+    def export(self, names, start, end, indexes=False, newest_first=False):
         """Iterator of (ts, [(value, quality name) or None per name]) in time order.
 
         Reads one chunk per series at a time: memory stays bounded whatever
         the range (a year of 192 circuits streams through a few MiB).
+        ``indexes``: a counter series gives its index at the end of each point
+        instead of the point's energy. ``newest_first``: rows in reverse time
+        order, read window by window backwards (a window is one chunk of the
+        shortest period: still bounded).
         """
-        return iter_rows([self.iter_chunks(name, start, end) for name in names])
+        if not newest_first:
+            return iter_rows([self.iter_chunks(name, start, end) for name in names], indexes)
+        return self._export_backwards(list(names), start, end, indexes)
+
+    def _export_backwards(self, names, start, end, indexes):
+        with self._lock:
+            slots = [self.by_name.get(name) for name in names]
+            if any(slot is None for slot in slots):
+                raise KeyError("no series %r" % names[slots.index(None)])
+            held = [self._first(slot) for slot in slots if slot.newest is not None]
+            window = self.geometry.chunk_points * min(slot.series.period for slot in slots) if slots else 0
+        if not held:
+            return
+        start = max(start, min(held))
+        high = end
+        while high > start:
+            low = max(start, ((high - 1) // window) * window)
+            rows = list(iter_rows([self.iter_chunks(name, low, high) for name in names], indexes))
+            rows.reverse()
+            yield from rows
+            high = low
 
     # ------------------------------------------------------------ status, snapshot
 

@@ -151,6 +151,78 @@ function drawPage(doc) {
     sections.append(fieldset);
   }
   $("save").disabled = editable === 0;
+  drawActions(doc);
+  watchState(doc.status);
+}
+
+// ---------------------------------------------------------------- issue 16: the outbound clients' buttons, state
+
+function drawActions(doc) {
+  for (const action of doc.actions || []) {
+    const fieldset = $("section-" + action.section);
+    if (!fieldset) continue;
+    const box = el("div", {class: "outbound-action"});
+    const button = el("button", {type: "button", id: "action-" + action.id, class: "secondary"}, action.label);
+    const result = el("p", {id: "result-" + action.id, class: "action-result", role: "status", "aria-live": "polite"});
+    button.addEventListener("click", () => runAction(action, button, result));
+    box.append(button, result);
+    fieldset.append(box);
+  }
+}
+
+async function runAction(action, button, result) {
+  result.className = "action-result";
+  if (Object.keys(changes()).length) { result.textContent = t("web.outbound.unsaved"); result.classList.add("bad"); return; }
+  button.disabled = true;
+  result.textContent = t("web.outbound.running");
+  try {
+    const [status, answer] = await postJson("/api/outbound/" + action.id, {});
+    if (status === 401) { location.assign("/login"); return; }
+    if (status !== 200) { result.textContent = answer.error || String(status); result.classList.add("bad"); return; }
+    result.textContent = t(answer.ok ? "web.outbound.done" : "web.outbound.failed", {answer: answer.answer});
+    result.classList.add(answer.ok ? "ok" : "bad");
+    if (current && current.status) refreshState(current.status);
+  } catch (err) {
+    result.textContent = t("web.outbound.failed", {answer: err.message});
+    result.classList.add("bad");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+let stateTimer = null;
+
+function watchState(client) {
+  if (stateTimer) clearInterval(stateTimer);
+  stateTimer = null;
+  $("outbound-state").hidden = !client;
+  if (!client) return;
+  refreshState(client);
+  stateTimer = setInterval(() => refreshState(client), 5000);
+}
+
+function shown(row, language) {
+  if (row.kind === "time") return new Date(row.value * 1000).toLocaleString(language);
+  if (row.kind === "bytes") return row.value >= 1048576 ? (row.value / 1048576).toFixed(1) + " MB" :
+    row.value >= 1024 ? (row.value / 1024).toFixed(1) + " kB" : row.value + " B";
+  if (row.kind === "seconds") return (row.value >= 0 ? "+" : "") + Number(row.value).toFixed(3) + " s";
+  return String(row.value);
+}
+
+async function refreshState(client) {
+  const [status, doc] = await getJson("/api/outbound/status/" + encodeURIComponent(client));
+  if (status !== 200) return;
+  $("state-title").textContent = doc.title + " · " + t("web.outbound.state_title");
+  const summary = $("state-summary");
+  summary.textContent = doc.summary;
+  summary.className = "state-summary " + (doc.alarms.length ? "bad" : doc.enabled ? "ok" : "");
+  const alarms = $("state-alarms");
+  alarms.replaceChildren(...doc.alarms.map((text) => el("li", null, text)));
+  alarms.hidden = !doc.alarms.length;
+  const rows = $("state-rows");
+  rows.replaceChildren();
+  const language = document.documentElement.lang;
+  for (const row of doc.rows) rows.append(el("dt", null, row.label), el("dd", {"data-key": row.key}, shown(row, language)));
 }
 
 // ---------------------------------------------------------------- saving
