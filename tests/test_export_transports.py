@@ -78,7 +78,7 @@ class Site:
         return names
 
     def alarm(self):
-        return self.door.alarm_active()
+        return self.door.alarm_active(part="delivery")
 
     def alarm_key(self):
         state = self.alarm()
@@ -225,7 +225,13 @@ def test_a_server_down_then_back_gets_every_file_once_in_order_and_alarm_6_comes
                 site.sender.wake()
                 await wait_for(lambda: site.sender.failures >= 3)            # backing off, retrying
                 assert site.alarm_key() == "push.transfer.refused" and site.spool.count() == 4
-                raised = [e for e in site.door.events(None) if e.get("event") == "raised" and e.get("alarm") == 6]
+                state = site.sender.status()
+                assert state["spool_files"] == 4 and "refused" in state["last_error"]
+                assert state["next_retry"] is None or state["next_retry"] >= site.door.time() - 1
+                assert state["last_delivered"] == expected[2]
+                site.door.report_alarm(True, "EMS export with site name SITE", part="site")   # the service's own
+                raised = [e for e in site.door.events(None)
+                          if e.get("event") == "raised" and e.get("alarm") == 6 and e.get("source") == "push:delivery"]
                 assert len(raised) == 1                                     # raised once, not once per retry
                 restarted = FtpServer(tmp_path / "ftp", port=port).start()
                 try:
@@ -236,8 +242,12 @@ def test_a_server_down_then_back_gets_every_file_once_in_order_and_alarm_6_comes
                     assert received == expected                             # all, in order, none twice
                     assert sorted(os.listdir(tmp_path / "ftp" / "exports" / "site1")) == sorted(expected)
                     cleared = [e for e in site.door.events(None) if e.get("event") == "cleared"
-                               and e.get("alarm") == 6]
+                               and e.get("alarm") == 6 and e.get("source") == "push:delivery"]
                     assert len(cleared) == 1
+                    assert site.door.alarm_active(part="site") is not None      # a delivery clears its part only
+                    state = site.sender.status()
+                    assert (state["spool_files"], state["last_error"], state["next_retry"]) == (0, None, None)
+                    assert state["last_delivered"] == expected[-1] and state["delivered"] == len(expected)
                 finally:
                     restarted.stop()
             finally:

@@ -5,7 +5,7 @@ from ``min_backoff`` to ``max_backoff`` (10 s .. 10 min) while the server keeps 
 setting or ``retry_now()`` tries again at once. A file leaves the spool only once the server has it, so while
 the spool has room nothing is lost; a file resent after a power cut between the server's answer and the
 spool's remove lands under the same name (the server replaces it: no second copy). The next round that
-delivers clears alarm 6.
+delivers clears alarm 6 (its ``delivery`` part: the service's ``site`` part is its own).
 """
 
 import asyncio
@@ -18,6 +18,7 @@ log = logging.getLogger("gateway.push.sender")
 
 MIN_BACKOFF_S = 10.0
 MAX_BACKOFF_S = 600.0
+ALARM_PART = "delivery"           # alarm 6's cause owned here (the service owns "site": EMS with site name SITE)
 
 
 class Sender:
@@ -31,6 +32,8 @@ class Sender:
         self.backoff = 0.0             # the wait before the next try (0: none)
         self.delivered = 0             # files delivered since start
         self.last_error = None         # the PushError of the last failed round
+        self.last_delivery = None      # gateway time of the last file delivered, and its name
+        self.last_delivered = None
         self._retry_at = 0.0           # loop time before which the background task does not try
         self._wake = asyncio.Event()
         self._round = asyncio.Lock()
@@ -62,6 +65,7 @@ class Sender:
                     await self.spool.remove(entry.id)
                     count += 1
                     self.delivered += 1
+                    self.last_delivery, self.last_delivered = self.door.time(), entry.name
                 if count and self.door.setting("push.upload_log"):
                     await self.transport.upload_log(session)
             except PushError as exc:
@@ -80,7 +84,7 @@ class Sender:
         self._retry_at = asyncio.get_running_loop().time() + self.backoff
         log.warning("export: %s (%d delivered this round, %d waiting; next try in %.0f s)", exc, count,
                     self.spool.count(), self.backoff)
-        self.door.report_alarm(True, str(exc), text=exc.text())
+        self.door.report_alarm(True, str(exc), text=exc.text(), part=ALARM_PART)
 
     def _succeeded(self, count):
         if count:
@@ -89,8 +93,8 @@ class Sender:
         self.backoff = 0.0
         self.last_error = None
         self._retry_at = 0.0
-        if self.door.alarm_active() is not None:
-            self.door.report_alarm(False)
+        if self.door.alarm_active(part=ALARM_PART) is not None:
+            self.door.report_alarm(False, part=ALARM_PART)
 
     # ---------------------------------------------------------------- the background task
 
@@ -131,6 +135,12 @@ class Sender:
                 self._failed(PushError("push.transfer.internal", "the export failed (see the log)"), 0)
 
     def status(self):
-        return {"waiting": self.spool.count(), "bytes": self.spool.used_bytes(), "delivered": self.delivered,
-                "failures": self.failures, "backoff_s": self.backoff,
-                "error": str(self.last_error) if self.last_error else None}
+        """The delivery's part of the push service's ``status()`` (webconfig/outbound_pages.py STATUS_ROWS)."""
+        loop = asyncio.get_running_loop()
+        waiting = max(0.0, self._retry_at - loop.time())
+        return {"spool_files": self.spool.count(), "spool_bytes": self.spool.used_bytes(),
+                "spool_max_bytes": self.spool.max_bytes, "dropped": self.spool.dropped,
+                "last_delivery": self.last_delivery, "last_delivered": self.last_delivered,
+                "last_error": str(self.last_error) if self.last_error else None,
+                "next_retry": self.door.time() + waiting if self.failures and waiting else None,
+                "delivered": self.delivered, "failures": self.failures}

@@ -51,6 +51,7 @@ class Spool:
         self._lock = asyncio.Lock()
         self.opened = False
         self.resize_task = None                         # the last push.spool_mb change being applied
+        self.dropped = 0                                # entries dropped undelivered since start
 
     # ---------------------------------------------------------------- queries
 
@@ -153,6 +154,7 @@ class Spool:
         return dropped
 
     def _dropped(self, entry, reason):
+        self.dropped += 1
         log.warning("export spool: %s dropped undelivered (%s, %d bytes)", entry.name, reason, entry.size)
         if self.on_drop is not None:
             try:
