@@ -82,7 +82,7 @@ def build(args, overrides):
     http.name = "http"
     gateway.services.append(http)
     gateway.services.append(https)
-    for protocol, make in northbound_services():
+    for protocol, make in northbound_services() + outbound_services():
         gateway.services.append(make(gateway.door(Caller(protocol))))
     return gateway, http
 
@@ -103,6 +103,12 @@ def northbound_services():
     from protocols.snmp.agent import SnmpService
     return [("modbus", ModbusTcpService), ("rtu_slave", RtuSlaveService), ("snmp", SnmpService),
             ("bacnet", BacnetService)]
+
+
+def outbound_services():
+    """(caller, factory) of the gateway's own clients (issue 16): scheduled exports."""
+    from outbound.export.service import ExportService
+    return [("push", ExportService)]
 
 
 async def run(args, overrides):

@@ -3,9 +3,10 @@ verified against the gateway's CA store, HTTP(S) POST with Basic authentication;
 server outage (in order, once each, alarm 6 raised then cleared); FTPS mandatory; hostile servers (552 on STOR,
 an unknown CA, a wrong name, a server that never speaks) with the event loop kept responsive meanwhile.
 
-A real gateway (empty topology) gives the door, its alarms and its CA store; the servers are the test's
-(tests/push_servers.py). The outbound "push" service of the lead's issue is stood in for by ``PushStandIn``:
-just enough (name, enabled, test_connection) for the door's ``test_push`` to find it.
+A real gateway (empty topology) gives the door, its alarms and its CA store, and runs the real export service
+(its schedules off, so its own spool stays empty: the tests drive a spool, transport and sender of their own in
+the same state directory, with short timeouts and back-off); the servers are the test's (tests/push_servers.py).
+The page's *Test connection* goes through the door to that service.
 """
 
 import asyncio
@@ -17,34 +18,13 @@ from conftest import running_gateway, topology_with, wait_for
 from push_servers import PASSWORD, USER, ChildFtpServer, FtpServer, HttpServer, Pki, SilentServer
 
 from daemon.looplag import LoopLagMonitor
-from daemon.security.policy import service_enabled
 from daemon.security.rights import Caller
 from outbound.export.sender import Sender
+from outbound.export.service import ExportService
 from outbound.export.spool import Spool, directory_of, drop_recorder, open_spool
 from outbound.export.transports import Transport
 
 FAST = {"connect_timeout": 2.0, "timeout": 2.0}
-
-
-class PushStandIn:
-    """The exports' service as the door finds it (gateway.outbound("push")): its test button only."""
-    name = "push"
-
-    def __init__(self, door):
-        self.door = door
-        self.transport = Transport(door, **FAST)
-
-    def enabled(self):
-        return service_enabled(self.door.settings_view(), "push")
-
-    async def start(self):
-        pass
-
-    async def stop(self):
-        pass
-
-    async def test_connection(self):
-        return await self.transport.test_connection()
 
 
 class Site:
@@ -87,7 +67,7 @@ class Site:
 
 @contextlib.asynccontextmanager
 async def site_of(tmp_path, **options):
-    async with running_gateway(tmp_path / "state", topology_with(), services=[PushStandIn]) as gw:
+    async with running_gateway(tmp_path / "state", topology_with(), services=[ExportService]) as gw:
         site = Site(tmp_path, gw, **options)
         await site.spool.open()
         yield site
