@@ -109,13 +109,15 @@ HOSTILE = {
     "silent": lambda r: [],
     "flood": lambda r: [server_answer(r, origin=os.urandom(8)) for _ in range(200)],
     "hour_round_trip": lambda r: [server_answer(r, receive=ntp_stamp(time.time() - 3600))],
+    "year_2000": lambda r: [server_answer(r, now=946684800.0)],
 }
 EXPECTED = {"kiss_rate": (client.KISS, {"code": "RATE"}), "stratum_16": (client.UNSYNCHRONISED, {"stratum": 16}),
             "leap_alarm": (client.LEAP_ALARM_CODE, {}), "wrong_mode": (client.BAD_MODE, {"mode": 3}),
             "broadcast_mode": (client.BAD_MODE, {"mode": 5}), "version_2": (client.BAD_VERSION, {"version": 2}),
             "wrong_origin": (client.WRONG_ORIGIN, {}), "truncated": (client.TRUNCATED, {"size": 40}),
             "zero_transmit": (client.ZERO_TIMESTAMP, {}), "silent": (client.NO_ANSWER, {}),
-            "flood": (client.WRONG_ORIGIN, {}), "hour_round_trip": (client.BAD_DELAY, {})}
+            "flood": (client.WRONG_ORIGIN, {}), "hour_round_trip": (client.BAD_DELAY, {}),
+            "year_2000": (client.IMPLAUSIBLE, {"time": "2000-01-01T00:00:00Z"})}
 
 
 class ScriptedServer(asyncio.DatagramProtocol):
@@ -302,6 +304,9 @@ def test_chronyd_sets_the_gateway_clock_then_the_meters_and_their_curves_lose_cl
             for address in (4, 11, 20):
                 meter = gw.board.find_meter(address=address)
                 assert meter.clock_set and abs(meter_time(meter) - gw.clock.time()) <= 2
+            day, month, year, hour, minute, second = await gw.engines["rs485"].read_registers(
+                20, catalogue.CLOCK_REGISTER, 6)                                  # over the wire, as a master reads
+            assert abs(calendar.timegm((year, month, day, hour, minute, second)) - gw.clock.time()) <= 2
             e23 = gw.board.find_meter(address=21)
             assert not e23.clock_set and abs(meter_time(e23) - clock.time()) <= 1
 

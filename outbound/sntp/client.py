@@ -10,7 +10,7 @@ sender cannot guess, and no clock is read for the packet. The answer is checked 
 * an answer that is ours but unusable ends the exchange: mode other than 4 (server), version other than 3/4,
   stratum 0 (kiss-o'-death: its code, RATE, DENY..., is read from the reference id), 16 or more
   (unsynchronised), leap indicator 3 (alarm: the server's clock is not synchronised), a zero receive or transmit
-  timestamp, a round trip that is negative or longer than the wait.
+  timestamp, a time before 2024 (MIN_PLAUSIBLE), a round trip that is negative or longer than the wait.
 
 Times: T1 is the gateway's clock when the request leaves and T4 = T1 + the monotonic time elapsed until the
 answer came, so a clock stepped (or frozen, in tests) meanwhile cannot make the round trip negative. The offset
@@ -37,6 +37,7 @@ UNSYNCHRONISED_STRATUM = 16
 TIMEOUT_S = 2.0                      # one try's wait for an answer
 TRIES = 3                            # a bounded number of requests, each with a new transmit timestamp
 RESOLVE_TIMEOUT_S = 5.0
+MIN_PLAUSIBLE = 1704067200          # 2024-01-01 UTC: a server's time before it is wrong, whatever it says
 DELAY_TOLERANCE_S = 0.001            # the server's timestamps are rounded: a few µs of negative delay are noise
 
 # Why an exchange failed: a code each, with the catalogue key "sntp.error.<code>" (daemon/locale/*/sntp.json).
@@ -53,6 +54,7 @@ BAD_MODE = "bad_mode"                # {mode}
 BAD_VERSION = "bad_version"          # {version}
 ZERO_TIMESTAMP = "zero_timestamp"    # receive or transmit timestamp zero
 BAD_DELAY = "bad_delay"              # round trip negative or beyond the wait
+IMPLAUSIBLE = "implausible"          # a time before MIN_PLAUSIBLE: {time}
 
 
 class SntpError(Exception):
@@ -128,8 +130,12 @@ def check_answer(data, transmit):
     receive_s, receive_f, transmit_s, transmit_f = struct.unpack("!IIII", data[32:48])
     if not (receive_s or receive_f) or not (transmit_s or transmit_f):
         raise SntpError(ZERO_TIMESTAMP, "an answer with a zero receive or transmit timestamp")
+    t3 = ntp_to_unix(transmit_s, transmit_f)
+    if t3 < MIN_PLAUSIBLE:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t3))
+        raise SntpError(IMPLAUSIBLE, "the server's time %s cannot be right" % stamp, time=stamp)
     return {"leap": leap, "version": version, "stratum": stratum, "refid": refid_text(stratum, data[12:16]),
-            "t2": ntp_to_unix(receive_s, receive_f), "t3": ntp_to_unix(transmit_s, transmit_f)}
+            "t2": ntp_to_unix(receive_s, receive_f), "t3": t3}
 
 
 def _dropped(error_code, message, **params):
