@@ -7,6 +7,7 @@ helpers; chronyd is the peer that checks our requests.
 
 import asyncio
 import calendar
+import contextlib
 import datetime
 import os
 import socket
@@ -359,7 +360,8 @@ def test_hostile_servers_raise_alarm_2_leave_the_clock_and_the_loop_alone(tmp_pa
     async def scenario():
         transport, server, port = await scripted_server("silent")
         settings = dict(OVERRIDES, **{"sntp.enabled": True, "sntp.server": "127.0.0.1", "sntp.port": port})
-        try:
+        with contextlib.ExitStack() as stack:
+            stack.callback(transport.close)
             async with running_gateway(tmp_path / "state", topology, settings, clock, services=[sntp_factory()],
                                        prepare_board=three_hours_late, storage_geometry=GEOMETRY) as gw:
                 sntp = gw.outbound("sntp")
@@ -384,13 +386,20 @@ def test_hostile_servers_raise_alarm_2_leave_the_clock_and_the_loop_alone(tmp_pa
                 assert [e["event"] for e in gw.alarms.events() if e.get("alarm") == 2] == ["raised"]
                 assert not gw.board.find_meter(address=4).clock_set
 
-                server.behaviour = "good"                               # a sane server again
-                result = await sntp.cycle()
-                assert result["ok"] and abs(gw.clock.time() - time.time()) < 0.5
+                # another server, a sane one: the service starts again on the new port and asks at once
+                sane_transport, sane, sane_port = await scripted_server("good")
+                stack.callback(sane_transport.close)
+                await gw.settings.set_many({"sntp.port": sane_port})
+                await wait_for(lambda: sntp.meters is not None)
+                assert abs(gw.clock.time() - time.time()) < 0.5 and sntp.status()["server"] == "127.0.0.1"
                 assert (2, "sntp") not in gw.alarms.active and sntp.failures == 0
                 assert [e["address"] for e in sntp.meters["set"]] == [4]
-        finally:
-            transport.close()
+
+                sane.behaviour = "silent"                               # failing again, then switched off
+                assert not (await sntp.cycle())["ok"] and (2, "sntp") in gw.alarms.active
+                await gw.settings.set_many({"sntp.enabled": False})
+                await wait_for(lambda: not sntp.running)
+                assert (2, "sntp") not in gw.alarms.active and sntp.status()["next_attempt"] is None
 
     asyncio.run(scenario())
 

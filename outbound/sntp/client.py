@@ -237,5 +237,5 @@ async def query(host, port, wall_clock, timeout=TIMEOUT_S, tries=TRIES):
         transport.close()
     if last is not None:
         raise SntpError(last.code, "%s (after %d tries)" % (last, max(1, tries)), **last.params)
-    raise SntpError(NO_ANSWER, "%s:%d did not answer (%d tries of %.0f s)" % (server[0], port, max(1, tries),
+    raise SntpError(NO_ANSWER, "%s:%d did not answer (%d tries of %g s)" % (server[0], port, max(1, tries),
                                                                               timeout), server=server[0])

@@ -63,8 +63,9 @@ class SntpService(SwitchedService):
 
     async def _close(self):
         await self._task.stop()
-        self.door.report_alarm(False)       # switched off: nothing is wrong any more
-        self.error = None
+        if not self.enabled():              # switched off: nothing is wrong any more (a new server: the next try says)
+            self.door.report_alarm(False)
+            self.error = None
 
     async def stop(self):
         await SwitchedService.stop(self)
