@@ -352,6 +352,20 @@ def has_netid(reference):
     return _BY_REF[reference][PROFILE] in NETID_PROFILES
 
 
+# Products with a clock at CLOCK_REGISTER. The register is in the tables of the DIRIS B-30 [OE-B30], the DIRIS A14
+# [OE-A14] and the COUNTIS E34/E44 [OE-E34]; the COUNTIS E14, E23, E24 [OE-E14] [OE-E23] [OE-E24] and DIRIS A-10
+# [OE-A10] tables have none. A profile is a table (the Digiware modules share the B-30 generation, as for the NET
+# ID); and a product whose own cache keeps curves dates its records, so it has a clock whatever its profile
+# (COUNTIS ECI3 / ECI32). Gateways and ATyS switches: no source, no clock written.
+CLOCK_PROFILES = ("digiware_load", "digiware_u", "digiware_io", "pmd", "pmd_countis_e3x")
+
+
+def has_clock(reference):
+    """Whether the gateway sets this product's clock (CLOCK_REGISTER) after an SNTP synchronisation."""
+    row = _BY_REF[reference]
+    return row[PROFILE] in CLOCK_PROFILES or bool(row[CURVES])
+
+
 def load_base(load):
     """First register of load ``load`` (1-based) on Digiware / B-30 devices."""
     return DIGIWARE_LOAD_BASE + (load - 1) * DIGIWARE_LOAD_STRIDE

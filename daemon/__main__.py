@@ -106,9 +106,10 @@ def northbound_services():
 
 
 def outbound_services():
-    """(caller, factory) of the gateway's own clients (issue 16): scheduled exports."""
+    """(caller, factory) of the gateway's own clients (issue 16): scheduled exports, the SNTP client."""
     from outbound.export.service import ExportService
-    return [("push", ExportService)]
+    from outbound.sntp.service import SntpService
+    return [("push", ExportService), ("sntp", SntpService)]
 
 
 async def run(args, overrides):

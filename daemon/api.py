@@ -26,7 +26,7 @@ from board.base import BUS_NAMES
 from core import modbus_rtu as rtu, registry
 from daemon import pictures
 from daemon.blocking import BlockingQueueFull, run_blocking
-from daemon.runtime import control, curves, refresh
+from daemon.runtime import clocks, control, curves, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
 from daemon.security import accounts, audit, firewall as firewall_mod, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
@@ -1287,6 +1287,49 @@ class Door:
         self._check("report_alarm")
         records = self._gw.alarms.events()
         return await run_blocking(self._gw.event_log_file, records)
+
+    # ================================================================ issue 16: SNTP and the meters' clocks
+    # The SNTP client (outbound/sntp) sets the gateway's clock, then has the gateway write its time to the meters
+    # (daemon/runtime/clocks.py); the SNTP page's button asks the running client for a synchronisation now.
+
+    def sync_clock(self, unix_time):
+        """Set the gateway's clock from an SNTP answer (the board's ``set_system_time``, as ``set_time``); returns
+        the step, new - old, in seconds. Refused(UNSUPPORTED) when the board cannot. The event (a step beyond a
+        second) is the client's to record: a synchronisation every hour must not fill the log with "clock_set"."""
+        self._check("sync_clock")
+        old = self._gw.clock.time()
+        try:
+            self._gw.set_time(unix_time)
+        except (OSError, NotImplementedError, ValueError, OverflowError) as exc:
+            raise Refused(UNSUPPORTED, "the clock could not be set: %s" % exc) from None
+        return unix_time - old
+
+    async def set_meter_clocks(self):
+        """Write the gateway's time to every meter that has a clock (bus engine, CURVE priority). Returns
+        {"set", "failed", "without_clock"}: lists of devices (bus, address, reference, name, uid; a failure adds
+        "reason": no_answer, refused with "exception", busy). Failures are one event in the log, naming them."""
+        self._check("set_meter_clocks")
+        outcome = await clocks.set_meter_clocks(self._gw.parts)
+        failed = outcome["failed"]
+        if failed:
+            self.record_event("meter-clocks-not-set", "%d of %d meters' clocks not set: %s" % (
+                len(failed), len(failed) + len(outcome["set"]),
+                ", ".join("%s (%s)" % (e["name"], e["reason"] if "exception" not in e else
+                                       "exception %d" % e["exception"]) for e in failed)),
+                "non-critical", devices=[dict(e) for e in failed])
+        return outcome
+
+    async def sync_time_now(self):
+        """The SNTP page's *Synchronise now* button: {"ok": True, "offset", "delay", "server", "stratum", ...}
+        or {"ok": False, "code", "message", "server", "retry_in_s"}; Refused(OFF) when SNTP is switched off."""
+        self._check("sync_time_now")
+        outcome = dict(await self._outbound("sntp").sync_now())
+        if outcome.get("ok"):        # what the page shows as the server's answer
+            outcome.setdefault("answer", "%s, stratum %s, clock corrected by %+.3f s" % (
+                outcome.get("server"), outcome.get("stratum"), outcome.get("offset") or 0.0))
+        else:
+            outcome.setdefault("answer", outcome.get("message") or outcome.get("code") or "")
+        return outcome
 
 
 @contextlib.contextmanager

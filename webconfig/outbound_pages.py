@@ -36,8 +36,10 @@ STATUS_ROWS = {
     "mail": (("last_sent", "time"), ("pending", "count"), ("next_allowed", "time"), ("last_error", "text"),
              ("next_retry", "time")),
     "sntp": (("last_sync", "time"), ("server", "text"), ("stratum", "count"), ("offset_s", "seconds"),
-             ("last_error", "text"), ("next_attempt", "time")),
+             ("error", "text"), ("next_attempt", "time")),
 }
+# an error given as {"code", "message", "params"}: said from the client's catalogue keys, "<prefix><code>"
+ERROR_KEYS = {"sntp": "sntp.error."}
 
 
 def page_extras(page, language):
@@ -53,6 +55,10 @@ def status_document(state, language):
     rows = []
     for key, kind in STATUS_ROWS[name]:
         value = state["state"].get(key)
+        if isinstance(value, dict) and "code" in value:
+            key_of = ERROR_KEYS.get(name, "") + str(value["code"])
+            value = i18n.Message(key_of, **(value.get("params") or {})).text(language) if i18n.has(key_of) \
+                else value.get("message", "")
         if value is None or value == "":
             continue
         rows.append({"key": key, "label": i18n.text("web.outbound.%s.%s" % (name, key), language), "kind": kind,
