@@ -20,7 +20,7 @@ from daemon.atomicfile import read_json, write_json
 from daemon.blocking import BlockingQueueFull, run_blocking
 from daemon.service import SwitchedService
 from daemon.state.alarms import SYSTEM_ALARMS
-from daemon.supervise import Supervised, cancel_and_wait
+from daemon.supervise import Supervised
 from outbound.mail import report as report_mod, smtp
 from outbound.mail.pending import MAX_ROWS, Pending
 
@@ -76,6 +76,7 @@ class MailService(SwitchedService):
         self.next_try = 0.0            # gateway time before which a failed report is not retried
         self.last_answer = None
         self._send_lock = asyncio.Lock()
+        self._save_lock = asyncio.Lock()
         self._task = None
         self._saver = None
         door.on_alarm_event(self._system_event)
@@ -113,14 +114,15 @@ class MailService(SwitchedService):
 
     async def stop(self):
         await SwitchedService.stop(self)
-        await cancel_and_wait(self._saver)
+        if self._saver is not None:
+            await self._saver            # not cancelled: its write would go on in the executor beside ours
         await self._save()
 
     async def _forget(self, why):
         if len(self.book):
             log.info("%s: %d held alarms dropped", why, len(self.book))
-        self.book.clear()
-        await self._save()
+            self.book.clear()
+            await self._save()
         if self.door.alarm_active() is not None:
             self.door.report_alarm(False, why)
 
@@ -176,10 +178,12 @@ class MailService(SwitchedService):
         await self._save()
 
     async def _save(self):
-        try:
-            await run_blocking(write_json, self.path, self.book.as_doc())
-        except (OSError, BlockingQueueFull) as exc:
-            log.error("mail state not written: %s", exc)
+        """Write the book as it is now; one write at a time (atomic_write has one temporary file per path)."""
+        async with self._save_lock:
+            try:
+                await run_blocking(write_json, self.path, self.book.as_doc())
+            except (OSError, BlockingQueueFull) as exc:
+                log.error("mail state not written: %s", exc)
 
     # ------------------------------------------------------------ reports out
 
