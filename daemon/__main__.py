@@ -106,10 +106,12 @@ def northbound_services():
 
 
 def outbound_services():
-    """(caller, factory) of the gateway's own clients (issue 16): scheduled exports, the SNTP client."""
+    """(caller, factory) of the gateway's own clients (issue 16): scheduled exports, alarm e-mail reports, the SNTP
+    client."""
     from outbound.export.service import ExportService
+    from outbound.mail.service import MailService
     from outbound.sntp.service import SntpService
-    return [("push", ExportService), ("sntp", SntpService)]
+    return [("push", ExportService), ("mail", MailService), ("sntp", SntpService)]
 
 
 async def run(args, overrides):

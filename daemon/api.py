@@ -1331,6 +1331,19 @@ class Door:
             outcome.setdefault("answer", outcome.get("message") or outcome.get("code") or "")
         return outcome
 
+    # ================================================================ issue 16: mail
+
+    async def send_test_email(self):
+        """Send a short test mail now, whatever the reports' throttle (the e-mail page's *Send test e-mail*
+        button): {"ok": True, "code", "answer", "refused"} with the server's answer, or {"ok": False, "key",
+        "params", "message"} saying why (a catalogue key: mail.error.*). Refused(OFF) while e-mail is off."""
+        self._check("send_test_email")
+        service = self._outbound("mail")
+        try:
+            return await service.send_test()
+        except BlockingQueueFull:
+            raise Refused(BUSY, "the gateway is busy, try again") from None
+
 
 @contextlib.contextmanager
 def _system_refusals():

@@ -18,11 +18,11 @@ NORTHBOUND = ("protocols.modbus", "protocols.snmp", "protocols.bacnet", "webconf
 MICROPYTHON_STDLIB = ("struct", "sys", "math", "time")
 # daemon modules a protocol may use: the door, its service base, the loop's tools, data tables and the
 # state's constants (settings schema, alarm names, quality and device states, extreme slots), the version,
-# the message catalogue.
+# the message catalogue, the policy's service switches (a service asks whether it may run).
 PROTOCOL_MAY_USE = ("daemon.api", "daemon.service", "daemon.supervise", "daemon.blocking", "daemon.atomicfile",
                     "daemon.listen", "daemon.limits", "daemon.loopshare", "daemon.version", "daemon.state.settings",
                     "daemon.state.alarms", "daemon.state.cache", "daemon.state.devstate", "daemon.state.extremes",
-                    "daemon.security.rights", "daemon.i18n")
+                    "daemon.security.rights", "daemon.security.policy", "daemon.i18n")
 
 
 def modules(*rooms):

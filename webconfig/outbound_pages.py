@@ -33,8 +33,8 @@ STATUS_ROWS = {
              ("last_delivery", "time"), ("last_delivered", "text"), ("last_error", "text"),
              ("next_retry", "time"), ("next.energy", "time"), ("next.measurements", "time"),
              ("next.load_curves", "time"), ("dropped", "count")),
-    "mail": (("last_sent", "time"), ("pending", "count"), ("next_allowed", "time"), ("last_error", "text"),
-             ("next_retry", "time")),
+    "mail": (("last_sent", "time"), ("held", "count"), ("more", "count"), ("sent", "count"), ("error", "text"),
+             ("next_try", "time")),
     "sntp": (("last_sync", "time"), ("server", "text"), ("stratum", "count"), ("offset_s", "seconds"),
              ("error", "text"), ("next_attempt", "time")),
 }
@@ -72,6 +72,15 @@ def status_document(state, language):
             "alarms": alarms, "rows": rows}
 
 
+def answer_of(outcome, language):
+    """What a button's outcome says to its reader: a failure's catalogue text when it has one ({"key",
+    "params"} or "text": {"key", "params"}), else the server's answer or the error as the client gave it."""
+    text = outcome.get("text") if isinstance(outcome.get("text"), dict) else outcome if "key" in outcome else None
+    if not outcome.get("ok") and text is not None and i18n.has(text.get("key", "")):
+        return i18n.Message(text["key"], **(text.get("params") or {})).text(language)
+    return str(outcome.get("answer") or outcome.get("message") or "")
+
+
 def mount(app, door):
     """Add the outbound routes to ``app`` over the door."""
 
@@ -89,7 +98,7 @@ def mount(app, door):
                     outcome = await run(action)()
                 except api.Refused as exc:
                     return auth.refusal(exc.reason, language, str(exc), exc.details)
-                return 200, {"ok": bool(outcome.get("ok")), "answer": str(outcome.get("answer", ""))[:2000]}
+                return 200, {"ok": bool(outcome.get("ok")), "answer": answer_of(outcome, language)[:2000]}
             post.__name__ = "outbound_" + action.replace("-", "_")
             return post
         app.post("/api/outbound/" + action, access="command", command=command)(make())
