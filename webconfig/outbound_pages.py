@@ -78,7 +78,9 @@ def answer_of(outcome, language):
     text = outcome.get("text") if isinstance(outcome.get("text"), dict) else outcome if "key" in outcome else None
     if not outcome.get("ok") and text is not None and i18n.has(text.get("key", "")):
         return i18n.Message(text["key"], **(text.get("params") or {})).text(language)
-    return str(outcome.get("answer") or outcome.get("message") or "")
+    answer = str(outcome.get("answer") or outcome.get("message") or "")
+    code = outcome.get("code")
+    return "%s %s" % (code, answer) if isinstance(code, int) and not answer.startswith(str(code)) else answer
 
 
 def mount(app, door):
