@@ -256,6 +256,20 @@ async def wait_for(predicate, guard=20.0, step=0.02):
         await asyncio.sleep(step)
 
 
+async def polled(gateway):
+    """Until every answering device was polled again (fresh values after a ManualClock moved).
+
+    Two cycles: the one running when the clock moved may have read part of a device before the move.
+    """
+    await wait_for(lambda: all(d.address in gateway.pollers[d.bus].states for d in gateway.topology.devices))
+    marks = dict((bus, dict(p.device_cycles)) for bus, p in gateway.pollers.items())
+
+    def done():
+        return all(p.device_cycles[a] > marks[bus].get(a, 0) + 1
+                   for bus, p in gateway.pollers.items() for a, state in p.states.items() if not state.lost)
+    await wait_for(done)
+
+
 async def detect(gateway, mode="full"):
     assert gateway.discovery.start(mode)
     await gateway.discovery.wait()

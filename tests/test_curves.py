@@ -4,7 +4,7 @@ import asyncio
 
 from board.base import ManualClock
 from board.simmeter import SimMeter
-from conftest import running_gateway, topology_with, wait_for
+from conftest import polled, running_gateway, topology_with, wait_for
 from core import curve_windows as win
 from core import registry
 from core.curve_windows import decode_b30_items, decode_trend_items, decode_trend_settings
@@ -119,21 +119,6 @@ CUT = (0xDC85E9, 0xA40001)
 # Series are keyed by Device.uid: the NET ID, or reference + serial number for the A-40 and the E23, which
 # have none (their simulated serial comes from the handle: A40001 -> A4000100 + order 00001)
 A40_KEY, E23_KEY = "A-40-A400010000001", "E23-E230010000001"
-
-
-async def polled(gateway):
-    """Until every answering device was polled again (fresh values at the new clock).
-
-    Two cycles: the one running when the clock moved may have read part of a
-    device before the move.
-    """
-    await wait_for(lambda: all(d.address in gateway.pollers[d.bus].states for d in gateway.topology.devices))
-    marks = dict((bus, dict(p.device_cycles)) for bus, p in gateway.pollers.items())
-
-    def done():
-        return all(p.device_cycles[a] > marks[bus].get(a, 0) + 1
-                   for bus, p in gateway.pollers.items() for a, state in p.states.items() if not state.lost)
-    await wait_for(done)
 
 
 def stored(storage, name):

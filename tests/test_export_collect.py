@@ -13,7 +13,7 @@ import time
 import pytest
 
 from board.base import ManualClock
-from conftest import running_gateway, topology_with, wait_for
+from conftest import polled, running_gateway, topology_with
 from daemon import i18n
 from daemon.runtime.curves import series_name
 from daemon.security.rights import Caller
@@ -31,17 +31,6 @@ FILE_NAME = re.compile(r"^(?P<site>[A-Za-z0-9@.+-]+)_(?P<server>[A-Za-z0-9@.+-]+
                        r"(?P<type>Index|Avg|LoadCurve)_(?P<date>\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)\.csv$")
 ENERGY_KEYS = ("ea_pos", "ea_neg", "er_pos", "er_neg", "es")
 OPC_GOOD, OPC_UNCERTAIN, OPC_UNCERTAIN_SUBNORMAL = 192, 64, 88
-
-
-async def polled(gateway):
-    """Until every device was polled twice more (fresh values at the new clock): tests/test_curves.py."""
-    await wait_for(lambda: all(d.address in gateway.pollers[d.bus].states for d in gateway.topology.devices))
-    marks = dict((bus, dict(p.device_cycles)) for bus, p in gateway.pollers.items())
-
-    def done():
-        return all(p.device_cycles[a] > marks[bus].get(a, 0) + 1
-                   for bus, p in gateway.pollers.items() for a, state in p.states.items() if not state.lost)
-    await wait_for(done)
 
 
 def read_text(files):

@@ -12,7 +12,7 @@ import asyncio
 import re
 
 import pytest
-from conftest import running_gateway, topology_with, wait_for
+from conftest import polled, running_gateway, topology_with
 from push_servers import PASSWORD, USER, FtpServer, HttpServer, Pki
 from test_export_formats import parse_ems, utc
 
@@ -30,14 +30,6 @@ CURVE_PERIODS = {"DC85E9": 10, "D5038A": 10}             # consumption every 10 
 FILE_NAME = re.compile(r"^socomec_GW1_(?P<device>[A-Za-z0-9@.+-]+)_(?P<type>Index|Avg|LoadCurve)_"
                        r"(?P<date>\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)\.csv$")
 TYPE_KIND = {"LoadCurve": "load_curve", "Avg": "history", "Index": "consumption"}
-
-
-async def polled(gateway):
-    """Until every device was polled twice more at the new clock time (as tests/test_curves.py)."""
-    await wait_for(lambda: all(d.address in gateway.pollers[d.bus].states for d in gateway.topology.devices))
-    marks = dict((bus, dict(p.device_cycles)) for bus, p in gateway.pollers.items())
-    await wait_for(lambda: all(p.device_cycles[a] > marks[bus].get(a, 0) + 1 for bus, p in gateway.pollers.items()
-                               for a, state in p.states.items() if not state.lost))
 
 
 async def step(gw, clock, service, seconds=600):

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from board.base import ManualClock
-from conftest import free_udp_port, running_gateway, topology_with, wait_for
+from conftest import free_udp_port, polled, running_gateway, topology_with, wait_for
 from core import catalogue, modbus_rtu as rtu
 from daemon.api import OFF, RIGHTS, Refused
 from daemon.runtime import clocks
@@ -247,12 +247,6 @@ def sntp_factory(timeout=0.3, tries=2):
 
 def three_hours_late(board):
     board.clock.offset = -THREE_HOURS              # the gateway's clock starts wrong; the meters' do not move
-
-
-async def polled(gateway):
-    marks = dict((bus, dict(p.device_cycles)) for bus, p in gateway.pollers.items())
-    await wait_for(lambda: all(p.device_cycles.get(a, 0) > marks[bus].get(a, 0) + 1
-                               for bus, p in gateway.pollers.items() for a, s in p.states.items() if not s.lost))
 
 
 def stored(storage, name):
