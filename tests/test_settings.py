@@ -181,6 +181,7 @@ ROWS = {
     "push.ftp_mode": ("enum", "passive", ("passive", "active")),       # SPEC §5: passive or active
     "push.format": ("enum", "csv", ("csv", "ems")),                    # SPEC §5: CSV, EMS
     "push.upload_log": ("bool", False, None),
+    "push.spool_mb": ("int", 64, (1, 1024)),                             # store and forward's room (issue 16)
     "push.schedule.energy.mode": ("enum", "off", ("off", "every", "daily", "weekly")),     # SPEC §5
     "push.schedule.energy.every_min": ("int", 60, (10, 10080)),        # 10 min (the shortest period) to a week
     "push.schedule.energy.time": ("time", "00:00", (5, 5)),
@@ -197,6 +198,7 @@ ROWS = {
     "smtp.host": ("host", "", (0, 253)),
     "smtp.port": ("int", 465, (1, 65535)),                             # SPEC §10: 465
     "smtp.secure": ("bool", True, None),                               # SPEC §10: secure
+    "smtp.tls_mode": ("enum", "implicit", ("implicit", "starttls")),    # SMTPS (465) or STARTTLS (587)
     "smtp.auth": ("bool", False, None),
     "smtp.user": ("str", "", (0, 64)),
     "smtp.password": ("str", "", (0, 64)),

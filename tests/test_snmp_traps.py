@@ -45,7 +45,9 @@ def test_alarm_trap_its_resend_and_its_clear_and_input_changes_v2c(tmp_path):
                 await wait_for(lambda: rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "1", VALUE: "1"}) == 1
                                and rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "3", VALUE: "1"}) == 1)
                 assert rx.count(INPUT, **{ADDRESS: "15", INPUT_NO: "2"}) == 0
-                assert s.service.status()["traps_sent"]["gwAlarmRaised"] == 1
+                # the agent's own count agrees with what snmptrapd received: one for meter 5 (another meter that
+                # misses a poll on a loaded machine raises its own, which both sides count alike)
+                assert s.service.status()["traps_sent"]["gwAlarmRaised"] == rx.count(RAISED) >= 1
     asyncio.run(body())
 
 

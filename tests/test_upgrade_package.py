@@ -297,3 +297,15 @@ def test_the_shipped_release_key_is_an_ed25519_public_key_and_no_private_key_is_
         pkg.load_public_key(handle.read())
     tracked = subprocess.run(["git", "-C", REPO, "grep", "-l", "PRIVATE KEY-----"], capture_output=True, text=True)
     assert [name for name in tracked.stdout.split() if not name.startswith("tests/")] == []
+
+
+def test_the_release_package_carries_every_package_setup_cfg_installs():
+    """A new top-level package (outbound/, issue 16) left out of tools/package.py would install a daemon that
+    cannot import it: read the list setup.cfg installs and the one the release takes."""
+    import configparser
+
+    from tools import package as release
+    config = configparser.ConfigParser()
+    config.read(os.path.join(REPO, "setup.cfg"))
+    installed = [name.strip().rstrip("*") for name in config["options.packages.find"]["include"].split(",")]
+    assert installed and all(name + "/" in release.SOFTWARE for name in installed), (installed, release.SOFTWARE)

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from daemon.upgrade import package
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOFTWARE = ("core/", "daemon/", "board/", "protocols/", "webconfig/", "tools/", "setup.cfg", "setup.py",
+SOFTWARE = ("core/", "daemon/", "board/", "protocols/", "webconfig/", "outbound/", "tools/", "setup.cfg", "setup.py",
             "pyproject.toml", "README.md", "LICENSE")
 
 
