@@ -115,6 +115,7 @@ def outage(tmp_path_factory):
             out["before_outage"] = len(ftp.files)
             # normally nothing: a round that failed on a loaded machine leaves its file first in line
             out["left_before_outage"] = [e.name for e in service.spool.entries()]
+            out["error_before"] = str(service.sender.last_error)
             # two hours down: made on schedule, kept in the spool, alarm 6
             ftp.stop()
             made_down = []
@@ -174,6 +175,7 @@ def test_ems_with_the_site_named_site_raises_alarm_6_and_exports_nothing_until_n
 def test_an_outage_of_two_hours_loses_nothing_and_sends_nothing_twice(outage):
     assert outage["before_outage"] > 0
     left = outage["left_before_outage"]
+    print("left before the outage:", left, outage["error_before"])
     assert outage["made_down"], "the schedule kept making files while the server was down"
     assert outage["spooled_down"] == left + outage["made_down"]          # kept, in the order made
     assert outage["alarm_down"] is not None and outage["status_down"]["spool_files"] == len(left + outage["made_down"])
