@@ -1,0 +1,195 @@
+// The left pane the data views share (WEBVIEW-M manual §7): Organisation (view by area / usage / fluid), a
+// name filter, the navigation tree with the number of loads of each group, and the time period (presets and a
+// custom range). Loaded after page.js; a view makes one with
+//
+//   const pane = new Pane(container, {organisations: ["area", "usage", "fluid"], period: true,
+//                                     select: "load" | "device", onSelect(item), onPeriod(period)});
+//   await pane.load();
+//
+// ``item`` is {address, load (null for a device), device, name, reference}; ``period`` is {preset, from, to}
+// in Unix seconds (to exclusive). The tree comes from GET /api/views/tree?by=...; its states and ages are the
+// gateway's (a lost or stale device is marked). Keyboard: every node is a button; the pane can be closed and
+// pinned open (remembered in localStorage). Text goes in through textContent.
+"use strict";
+
+const PERIOD_PRESETS = ["today", "yesterday", "this_week", "last_7_days", "this_month", "last_month",
+                        "this_year", "last_12_months", "custom"];
+
+function periodOf(preset, now) {
+  const d = new Date(now);
+  const day = new Date(d.getFullYear(), d.getMonth(), d.getDate());
+  const monday = new Date(day); monday.setDate(day.getDate() - ((day.getDay() + 6) % 7));
+  const s = (date) => Math.floor(date.getTime() / 1000);
+  const plus = (date, days) => { const x = new Date(date); x.setDate(x.getDate() + days); return x; };
+  switch (preset) {
+    case "today": return {from: s(day), to: s(plus(day, 1))};
+    case "yesterday": return {from: s(plus(day, -1)), to: s(day)};
+    case "this_week": return {from: s(monday), to: s(plus(monday, 7))};
+    case "last_7_days": return {from: s(plus(day, -6)), to: s(plus(day, 1))};
+    case "this_month": return {from: s(new Date(d.getFullYear(), d.getMonth(), 1)),
+                               to: s(new Date(d.getFullYear(), d.getMonth() + 1, 1))};
+    case "last_month": return {from: s(new Date(d.getFullYear(), d.getMonth() - 1, 1)),
+                               to: s(new Date(d.getFullYear(), d.getMonth(), 1))};
+    case "this_year": return {from: s(new Date(d.getFullYear(), 0, 1)), to: s(new Date(d.getFullYear() + 1, 0, 1))};
+    default: return {from: s(new Date(d.getFullYear() - 1, d.getMonth() + 1, 1)),
+                     to: s(new Date(d.getFullYear(), d.getMonth() + 1, 1))};      // last_12_months
+  }
+}
+
+function localInput(seconds) {      // a datetime-local field's value
+  const d = new Date(seconds * 1000);
+  const pad = (n) => String(n).padStart(2, "0");
+  return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" +
+    pad(d.getMinutes());
+}
+
+class Pane {
+  constructor(container, options) {
+    this.box = container;
+    this.options = Object.assign({organisations: ["area", "usage", "fluid"], period: false, select: "load",
+                                  onSelect: () => {}, onPeriod: () => {}}, options || {});
+    this.by = this.options.organisations[0];
+    this.doc = null;
+    this.selected = null;           // "address" or "address:load"
+    this.period = null;
+  }
+
+  async load() {
+    this.draw();
+    await this.refresh();
+    if (this.options.period) this.setPreset(this.options.preset || "this_month");
+  }
+
+  async refresh() {
+    const [status, doc] = await getJson("/api/views/tree?by=" + encodeURIComponent(this.by));
+    if (status !== 200) { this.$("tree").textContent = doc.error || String(status); return; }
+    this.doc = doc;
+    this.drawTree();
+  }
+
+  $(part) { return this.box.querySelector("[data-part='" + part + "']"); }
+
+  draw() {
+    const box = this.box;
+    box.classList.add("pane");
+    box.replaceChildren();
+    const head = el("div", {class: "pane-head"});
+    const pin = el("button", {type: "button", class: "pane-toggle", "data-part": "toggle",
+                              "aria-expanded": "true"}, t("web.pane.close"));
+    pin.addEventListener("click", () => this.toggle());
+    head.append(el("h2", {id: "pane-title"}, t("web.pane.organisation")), pin);
+    const body = el("div", {class: "pane-body", "data-part": "body"});
+    const byId = "pane-by", filterId = "pane-filter";
+    const by = el("select", {id: byId, "data-part": "by"});
+    for (const name of this.options.organisations) by.append(el("option", {value: name}, t("web.pane.by." + name)));
+    by.addEventListener("change", () => { this.by = by.value; this.refresh(); });
+    const filter = el("input", {id: filterId, type: "search", "data-part": "filter", autocomplete: "off",
+                                placeholder: t("web.pane.filter_hint")});
+    filter.addEventListener("input", () => this.drawTree());
+    body.append(el("label", {for: byId}, t("web.pane.view")), by, el("label", {for: filterId}, t("web.pane.filter")),
+                filter, el("h3", {id: "pane-nav-title"}, t("web.pane.navigation")),
+                el("div", {class: "pane-tree", "data-part": "tree", role: "tree", "aria-labelledby": "pane-nav-title"}));
+    if (this.options.period) body.append(this.periodBox());
+    box.append(head, body);
+    if (localStorage.getItem("pane.closed") === "1") this.toggle(true);
+  }
+
+  toggle(force) {
+    const closed = force === true ? true : !this.box.classList.contains("closed");
+    this.box.classList.toggle("closed", closed);
+    this.$("toggle").setAttribute("aria-expanded", String(!closed));
+    this.$("toggle").textContent = t(closed ? "web.pane.open" : "web.pane.close");
+    localStorage.setItem("pane.closed", closed ? "1" : "0");
+  }
+
+  matches(device, load) {
+    const text = (this.$("filter").value || "").trim().toLowerCase();
+    if (!text) return true;
+    return [device.name, device.reference, load ? load.name : ""].some((s) => (s || "").toLowerCase().includes(text));
+  }
+
+  drawTree() {
+    const tree = this.$("tree");
+    tree.replaceChildren();
+    if (!this.doc) return;
+    let shown = 0;
+    for (const group of this.doc.groups) {
+      const devices = group.devices.filter((d) => this.matches(d) || d.loads.some((l) => this.matches(d, l)));
+      if (!devices.length) continue;
+      const node = el("div", {role: "treeitem", "aria-expanded": "true", class: "pane-group"});
+      node.append(el("div", {class: "pane-group-name"}, t("web.pane.group", {name: group.label, count: group.loads})));
+      const list = el("div", {role: "group"});
+      for (const device of devices) {
+        list.append(this.itemButton(device, null));
+        if (this.options.select === "load") {
+          for (const load of device.loads) if (this.matches(device) || this.matches(device, load)) {
+            list.append(this.itemButton(device, load));
+          }
+        }
+        shown += 1;
+      }
+      node.append(list);
+      tree.append(node);
+    }
+    if (!shown) tree.append(el("p", {class: "pane-empty"}, t("web.pane.nothing")));
+  }
+
+  itemButton(device, load) {
+    const key = device.address + (load ? ":" + load.load : "");
+    const label = load ? load.name : device.name + " · " + device.reference + "@" + device.address;
+    const button = el("button", {type: "button", role: "treeitem", class: "pane-item " + (load ? "load" : "device"),
+                                 "data-key": key, "data-status": device.status,
+                                 "aria-current": this.selected === key ? "true" : null}, label);
+    if (!load && device.loads.length) button.append(el("span", {class: "pane-count"},
+                                                        " " + t("web.pane.loads", {count: device.loads.length})));
+    if (device.status !== "ok") button.append(el("span", {class: "pane-state"}, " " + t("web.devices.state." + device.status)));
+    button.addEventListener("click", () => {
+      this.selected = key;
+      for (const b of this.box.querySelectorAll(".pane-item")) b.toggleAttribute("aria-current", b === button);
+      this.options.onSelect({address: device.address, load: load ? load.load : null, device: device.name,
+                             reference: device.reference, name: load ? load.name : device.name});
+    });
+    return button;
+  }
+
+  select(address, load) {
+    const key = address + (load ? ":" + load : "");
+    const button = this.box.querySelector(".pane-item[data-key='" + key + "']");
+    if (button) button.click();
+  }
+
+  periodBox() {
+    const box = el("fieldset", {class: "pane-period"});
+    box.append(el("legend", null, t("web.pane.period")));
+    const preset = el("select", {id: "pane-preset", "data-part": "preset", "aria-label": t("web.pane.period")});
+    for (const name of PERIOD_PRESETS) preset.append(el("option", {value: name}, t("web.pane.preset." + name)));
+    const from = el("input", {id: "pane-from", type: "datetime-local", "data-part": "from"});
+    const to = el("input", {id: "pane-to", type: "datetime-local", "data-part": "to"});
+    const apply = el("button", {type: "button", "data-part": "apply"}, t("web.pane.apply"));
+    preset.addEventListener("change", () => this.setPreset(preset.value));
+    apply.addEventListener("click", () => {
+      const start = Date.parse(from.value) / 1000, end = Date.parse(to.value) / 1000;
+      if (!(start < end)) { this.$("period-error").textContent = t("web.pane.bad_period"); return; }
+      this.$("period-error").textContent = "";
+      preset.value = "custom";
+      this.setPeriod({preset: "custom", from: start, to: end});
+    });
+    box.append(preset, el("label", {for: "pane-from"}, t("web.pane.from")), from,
+               el("label", {for: "pane-to"}, t("web.pane.to")), to, apply,
+               el("p", {class: "pane-error", "data-part": "period-error", role: "alert"}));
+    return box;
+  }
+
+  setPreset(name) {
+    if (name === "custom") return;
+    this.$("preset").value = name;
+    this.setPeriod(Object.assign({preset: name}, periodOf(name, Date.now())));
+  }
+
+  setPeriod(period) {
+    this.period = period;
+    this.$("from").value = localInput(period.from);
+    this.$("to").value = localInput(period.to);
+    this.options.onPeriod(period);
+  }
+}
