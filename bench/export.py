@@ -484,12 +484,17 @@ def main():
     parser.add_argument("--days", type=int, default=None, help="days of data (default 365, --short 31)")
     parser.add_argument("--dir", default=None, help="where the store and the server's files go (default: tmp)")
     parser.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    parser.add_argument("--switch-interval", type=float, default=None, metavar="S",
+                        help="sys.setswitchinterval for this process (default Python's 0.005 s): how long the "
+                             "render thread may hold the interpreter lock while the loop waits for it")
     parser.add_argument("--ftp-server", metavar="ROOT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ftp_server:
         serve_ftp(args.ftp_server)
         return 0
     logging.basicConfig(level=logging.WARNING)
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     r = measure(short=args.short, days=args.days, workdir=args.dir)
     print(json.dumps(r, sort_keys=True) if args.json else report(r))
     return 0 if all(passed for _name, passed in r["checks"]) else 1
