@@ -1,6 +1,6 @@
 """Export bench (issue 16): a year of 15-minute data of the reference site exported as EMS files over FTP.
 
-    PYTHONPATH=. .venv/bin/python -m bench.export [--short] [--days N] [--json]
+    PYTHONPATH=. .venv/bin/python -m bench.export [--short] [--days N] [--json] [--switch-interval S]
 
 The 32-meter reference site (board/topologies/reference32.json) with every series the gateway would store for
 it, named as daemon/runtime/curves.py names them (kind/uid/load/key): the consumption counters of each circuit
@@ -12,16 +12,18 @@ holds exactly the year written) and its ExportService (caller "push") runs the r
 Collector.render (EMS) of every device, Spool.put, and the Sender delivering through the FTP transport to a
 pyftpdlib server in a CHILD process on loopback (so the server does not compete for this interpreter's lock).
 
-Printed, with the reference measured in the same run (the same files uploaded again with a bare ftplib
-session from a thread of this process, to the same server, while the gateway keeps polling):
+Printed, with the reference measured in the same run (the same files stored again with a bare ftplib session
+from a thread of this process, to the same server, while the gateway keeps polling), per stage: render+spool
+(ExportService.export of each data type, the sender's background task stopped), deliver (one Sender.deliver
+round), the whole path and the raw upload:
 
-* files/s and MB/s of the whole path (first render to last file on the server) against the raw upload:
-  the ratio is "our export path / raw FTP upload of the same bytes" (time, so > 1 is slower);
+* seconds, files/s and MB/s, and the ratio "our stage / raw FTP upload of the same bytes" (time: > 1 is slower);
+* event-loop lag p50/p99/max (daemon/looplag.py on a 20 ms timer), with polling alone before as the reference;
+* bus errors (timeouts, bad CRCs, bad frames) counted during the stage: the simulated meters cause none;
 * bytes per sample: file bytes / data rows (a row is one point of one series);
-* peak memory: tracemalloc's peak over the export and RSS high-water (getrusage; the store was filled in
-  another process, so it is the gateway's and the export's), RSS before the export for comparison;
-* event-loop lag (daemon/looplag.py, 20 ms timer) during the export, with the gateway's lag while only
-  polling (before) and while the raw upload ran (after) as references.
+* memory: RSS high-water (getrusage; the store was filled by another process) before and after the export, and
+  tracemalloc's peak over the whole path run again for the device with the most rows (apart: tracemalloc makes
+  the render about 10x slower).
 
 ``--short``: a month of 4 meters (one I-35, U-30, A-40, E23: both buses, every data type), as
 tests/test_bench_export.py runs it. ``--json``: the figures as one JSON object. Every check that could fail
