@@ -30,10 +30,12 @@ from daemon.runtime import clocks, control, curves, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
 from daemon.security import accounts, audit, firewall as firewall_mod, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
-from daemon.state import (devicefields, devstate, settings as settings_mod, topology as topology_mod,
+from daemon.state import (devicefields, devstate, favourites, settings as settings_mod, topology as topology_mod,
                           usages as usages_mod)
 from daemon.state.alarms import device_source
 from daemon.state.cache import STALE
+from daemon.storage.format import Q_VALID, quality_name
+from daemon.storage.query import SeriesData
 from daemon.system.service import SystemRefused
 from daemon.version import VERSION
 
@@ -1344,6 +1346,109 @@ class Door:
         except BlockingQueueFull:
             raise Refused(BUSY, "the gateway is busy, try again") from None
 
+    # ================================================================ issue 17: trends
+    # The Trends page reads the stored curves as the exports do (series_catalogue above is the push's), but for
+    # a web profile, aggregated in local-time buckets and bounded so one answer draws one chart; and each
+    # profile keeps its favourite selections (daemon/state/favourites.py).
+
+    async def trend_catalogue(self):
+        """Every stored curve of a device of the topology: name, kind, category ("measure": load curves and
+        the meters' histories; "meter": consumption), key, unit, name (the registry's English words), address,
+        device, reference, load, load_name, period_s, counter, first, newest."""
+        self._check("read_trends")
+        storage = self._gw.storage
+        if storage is None or not storage.ready:
+            return []
+        devices = dict((d.uid, d) for d in self._gw.topology.devices)
+        out = []
+        for name, info in sorted((await run_blocking(storage.store.series)).items()):
+            try:
+                kind, uid, load, key = curves.parse_series_name(name)
+                row = registry.get(key)
+            except (ValueError, KeyError):
+                continue                                   # not a curve of ours (a tool's series)
+            device = devices.get(uid)
+            if device is None:
+                continue                                   # a device no longer in the topology
+            load_row = next((x for x in device.loads if x["load"] == load), {})
+            out.append(dict(info, name=name, kind=kind, category=TREND_CATEGORIES[kind], key=key,
+                            unit=row[registry.UNIT], label=row[registry.NAME], address=device.address,
+                            device=device.name, reference=device.reference, load=load,
+                            load_name=load_row.get("name", "")))
+        return out
+
+    async def trend_series(self, names, start, end, step):
+        """{"utc_offset_s", "step", "series": [{name, step, counter, period_s, t, v, q[, min, max, count]}]}:
+        the points of ``names`` whose interval starts in [start, end), raw (``step`` "raw") or in local-time
+        buckets ("hour", "day", "week", "month": sums for counters, means with min/max for gauges; q "good",
+        "partial", "missing"). A raw point's q is the store's quality name ("missing" has v None).
+        Refused(BAD_VALUE) past TREND_MAX_NAMES series or TREND_MAX_POINTS points in one answer (details: a
+        catalogue key saying which), Refused(NOT_FOUND) for a series the store does not hold."""
+        self._check("read_trends")
+        names = list(names)
+        if step not in TREND_STEPS:
+            raise Refused(BAD_VALUE, "step must be one of %s" % ", ".join(TREND_STEPS))
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end):
+            raise Refused(BAD_VALUE, "from and to must be Unix seconds with from < to")
+        if not 1 <= len(names) <= TREND_MAX_NAMES or len(set(names)) != len(names):
+            raise Refused(BAD_VALUE, "ask for 1 to %d different series at a time" % TREND_MAX_NAMES,
+                          [{"field": "names", "key": "web.trends.error.too_many_series",
+                            "params": {"max": TREND_MAX_NAMES}}])
+        storage = self._gw.storage
+        if storage is None or not storage.ready:
+            raise Refused(UNSUPPORTED, "the time-series store is not available")
+        held = await run_blocking(storage.store.series)
+        unknown = [n for n in names if n not in held]
+        if unknown:
+            raise Refused(NOT_FOUND, "no stored series %s" % ", ".join(unknown))
+        points = sum(-(-(end - start) // (held[n]["period_s"] if step == "raw" else TREND_BUCKET_S[step]))
+                     for n in names)
+        if points > TREND_MAX_POINTS:
+            raise Refused(BAD_VALUE, "%d points asked for, more than the %d one answer holds: choose a coarser "
+                          "step or a shorter period" % (points, TREND_MAX_POINTS),
+                          [{"field": "step", "key": "web.trends.error.too_many_points",
+                            "params": {"points": points, "max": TREND_MAX_POINTS}}])
+        offset, store = self.local_offset_s(), storage.store
+
+        def read():
+            found = store.query(names, start, end, None if step == "raw" else step, offset)
+            return [_trend_answer(found[n], held[n]["period_s"]) for n in names]
+        return {"utc_offset_s": offset, "step": step, "from": start, "to": end, "series": await run_blocking(read)}
+
+    def _favourites_owner(self):
+        self._check("trend_favourites")
+        if self.caller.protocol != "web":
+            raise Refused(RIGHTS, "favourites belong to a web profile")
+        return self._gw.state_dir, self.caller.profile
+
+    async def trend_favourites(self):
+        """This caller's profile's favourites (each {name, series, period, step, mode, scale, table})."""
+        state_dir, profile = self._favourites_owner()
+        return await run_blocking(favourites.listing, state_dir, profile)
+
+    async def save_trend_favourite(self, favourite):
+        """Save ``favourite`` for this caller's profile (one of the same name is replaced): {favourite,
+        replaced}. Refused(BAD_VALUE) with the field and catalogue key; Refused(STORAGE) when not written."""
+        state_dir, profile = self._favourites_owner()
+        try:
+            stored, replaced = await run_blocking(favourites.save, state_dir, profile, favourite)
+        except favourites.FavouriteRefused as exc:
+            raise Refused(BAD_VALUE, str(exc), [{"field": exc.field, "key": exc.key, "params": exc.params}]) \
+                from None
+        except OSError as exc:
+            raise Refused(STORAGE, "the favourites could not be written: %s" % exc.strerror) from None
+        return {"favourite": stored, "replaced": replaced}
+
+    async def delete_trend_favourite(self, name):
+        """Delete this caller's profile's favourite ``name``; Refused(NOT_FOUND) when it has none."""
+        state_dir, profile = self._favourites_owner()
+        try:
+            deleted = await run_blocking(favourites.delete, state_dir, profile, name)
+        except OSError as exc:
+            raise Refused(STORAGE, "the favourites could not be written: %s" % exc.strerror) from None
+        if not deleted:
+            raise Refused(NOT_FOUND, "no favourite named %r" % (name,))
+
 
 @contextlib.contextmanager
 def _system_refusals():
@@ -1360,3 +1465,33 @@ def measurement(key):
     """(name, unit) of a registry key, for pages and documents that show one."""
     row = registry.get(key)
     return row[registry.NAME], row[registry.UNIT]
+
+
+# ---------------------------------------------------------------- issue 17: trends (Door.trend_series)
+TREND_CATEGORIES = {"load_curve": "measure", "history": "measure", "consumption": "meter"}   # manual §8.6
+TREND_STEPS = ("raw", "hour", "day", "week", "month")
+TREND_BUCKET_S = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 28 * 86400}   # the shortest of each
+TREND_MAX_NAMES = favourites.MAX_SERIES          # series in one request (one chart)
+TREND_MAX_POINTS = 100_000                       # points in one answer: 10 series of a leap year of hours fit
+
+
+def _compact(value):
+    """A float32 widened to a double, said with its own 7 significant digits (230.1, not 230.10000610351562)."""
+    return None if value is None else float("%.7g" % value)
+
+
+def _trend_answer(data, period_s):
+    """One series of Door.trend_series from the store's SeriesData (raw) or Aggregate."""
+    if isinstance(data, SeriesData):
+        quality = data.quality
+        return {"name": data.name, "step": "raw", "counter": data.counter, "period_s": period_s,
+                "t": data.times(), "v": [_compact(v) if quality[i] & Q_VALID else None
+                                         for i, v in enumerate(data.values)],
+                "q": [quality_name(q) for q in quality]}
+    out = {"name": data.name, "step": data.step, "counter": data.counter, "period_s": period_s,
+           "t": list(data.times), "v": [_compact(v) for v in data.values],
+           "q": [data.quality(i) for i in range(len(data.times))], "count": list(data.counts)}
+    if not data.counter:
+        out["min"] = [_compact(v) for v in data.minimum]
+        out["max"] = [_compact(v) for v in data.maximum]
+    return out

@@ -53,6 +53,7 @@ PAGES = (
     ("system", "/system", "admin"),
     ("certificates", "/security/https", "cyber"),
     ("firewall-rules", "/security/firewall-rules", "cyber"),
+    ("trends", "/trends", "user"),
 )
 
 

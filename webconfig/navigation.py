@@ -21,6 +21,7 @@ PAGES = (
     ("certificates", "/security/https", "manage_certificates"),
     ("firewall", "/security/firewall-rules", "manage_firewall"),
     ("system", "/system", "backup"),
+    ("trends", "/trends", "read_trends"),           # issue 17: the stored curves over time
     ("password", "/password", "password"),
 )
 

@@ -71,6 +71,11 @@ COMMANDS = {
     "test_push": (("admin", "cyber"), (), None, None),
     "send_test_email": (("admin", "cyber"), (), None, None),
     "sync_time_now": (("admin", "cyber"), (), None, None),
+    # issue 17: the Trends page: every profile reads the stored curves, aggregated and bounded (what the Monitor
+    # shows live, over time; the push's "read_series" streams whole files and stays the push's), and keeps its
+    # own favourite selections (Admin's are not User's)
+    "read_trends": (PROFILES, (), None, None),
+    "trend_favourites": (PROFILES, (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).

@@ -161,7 +161,7 @@ class Pane {
   periodBox() {
     const box = el("fieldset", {class: "pane-period"});
     box.append(el("legend", null, t("web.pane.period")));
-    const preset = el("select", {id: "pane-preset", "data-part": "preset", "aria-label": t("web.pane.period")});
+    const preset = el("select", {id: "pane-preset", "data-part": "preset"});
     for (const name of PERIOD_PRESETS) preset.append(el("option", {value: name}, t("web.pane.preset." + name)));
     const from = el("input", {id: "pane-from", type: "datetime-local", "data-part": "from"});
     const to = el("input", {id: "pane-to", type: "datetime-local", "data-part": "to"});
@@ -174,7 +174,8 @@ class Pane {
       preset.value = "custom";
       this.setPeriod({preset: "custom", from: start, to: end});
     });
-    box.append(preset, el("label", {for: "pane-from"}, t("web.pane.from")), from,
+    box.append(el("label", {for: "pane-preset", class: "pane-unseen"}, t("web.pane.period")), preset,
+               el("label", {for: "pane-from"}, t("web.pane.from")), from,
                el("label", {for: "pane-to"}, t("web.pane.to")), to, apply,
                el("p", {class: "pane-error", "data-part": "period-error", role: "alert"}));
     return box;
