@@ -63,6 +63,7 @@ PATH = (
     ("usages", "/devices/usages"),
     ("settings:*", "/settings?page={page}"),
     ("diagnosis", "/diagnosis"),
+    ("trends", "/trends"),                 # issue 17: the left pane, the catalogue, favourites, this month
 )
 
 # In every document: the time (performance.now(), from its navigation start) the page said it was ready.

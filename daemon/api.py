@@ -1484,10 +1484,11 @@ def _trend_answer(data, period_s):
     """One series of Door.trend_series from the store's SeriesData (raw) or Aggregate."""
     if isinstance(data, SeriesData):
         quality = data.quality
+        names = dict((code, quality_name(code)) for code in set(quality))       # a few codes, named once
         return {"name": data.name, "step": "raw", "counter": data.counter, "period_s": period_s,
                 "t": data.times(), "v": [_compact(v) if quality[i] & Q_VALID else None
                                          for i, v in enumerate(data.values)],
-                "q": [quality_name(q) for q in quality]}
+                "q": [names[q] for q in quality]}
     out = {"name": data.name, "step": data.step, "counter": data.counter, "period_s": period_s,
            "t": list(data.times), "v": [_compact(v) for v in data.values],
            "q": [data.quality(i) for i in range(len(data.times))], "count": list(data.counts)}

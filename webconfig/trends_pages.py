@@ -14,7 +14,7 @@ import bottle
 
 from daemon import api, i18n
 from webconfig import auth
-from webconfig.jsonio import body as _body, deferred, reply as _json
+from webconfig.jsonio import body as _body, deferred
 
 MAX_QUERY = 4096                     # characters of the names parameter (12 names of at most 128 characters fit)
 

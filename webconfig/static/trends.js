@@ -45,26 +45,33 @@ function timeText(ts) {
   const step = state.answer ? state.answer.step : "raw";
   const options = step === "month" ? {year: "numeric", month: "long"}
     : (step === "day" || step === "week") ? {dateStyle: "medium"} : {dateStyle: "short", timeStyle: "short"};
-  return gatewayDate(ts).toLocaleString(document.documentElement.lang, options);
+  return formatter("text-" + step, options).format(gatewayDate(ts));
+}
+
+// Date formats of the reader's language, made once (a formatter is costly to build, cheap to use).
+const formats = {};
+function formatter(name, options) {
+  if (!formats[name]) formats[name] = new Intl.DateTimeFormat(document.documentElement.lang, options);
+  return formats[name];
 }
 
 // The time axis' labels in the reader's language and the gateway's time (uPlot's own are English, 12-hour).
 function timeTicks(u, splits, axisIndex, space, increment) {
-  const lang = document.documentElement.lang;
   return splits.map((ts, i) => {
     const d = gatewayDate(ts);
-    if (increment >= 28 * 86400) return d.toLocaleDateString(lang, {month: "short", year: "numeric"});
-    const day = d.toLocaleDateString(lang, {day: "numeric", month: "short"});
+    if (increment >= 28 * 86400) return formatter("month", {month: "short", year: "numeric"}).format(d);
+    const day = formatter("day", {day: "numeric", month: "short"}).format(d);
     if (increment >= 86400) return day;
     const newDay = i === 0 || gatewayDate(splits[i - 1]).getDate() !== d.getDate();
-    const time = d.toLocaleTimeString(lang, {hour: "2-digit", minute: "2-digit"});
+    const time = formatter("time", {hour: "2-digit", minute: "2-digit"}).format(d);
     return newDay ? time + "\n" + day : time;
   });
 }
 
+let numbers = null;
 function valueText(value) {
-  return value === null || value === undefined ? "—"
-    : value.toLocaleString(document.documentElement.lang, {maximumSignificantDigits: 7});
+  if (!numbers) numbers = new Intl.NumberFormat(document.documentElement.lang, {maximumSignificantDigits: 7});
+  return value === null || value === undefined ? "—" : numbers.format(value);
 }
 
 // "good" says nothing; "missing" is a gap; anything else is uncertain: its flags in words.
@@ -258,8 +265,8 @@ function chartOptions(units, members, quality, width, height) {
                  value: (u, v, si, idx) => idx === null ? "—" : valueText(v) +
                    (qualityWords(q[idx]) ? " (" + qualityWords(q[idx]) + ")" : ""),
                  paths: data.counter ? uPlot.paths.stepped({align: 1}) : undefined,
-                 points: {show: true, size: 7, fill: "#fff", width: 2,
-                          filter: (u, si, show) => uncertain(q, u.data[si])}});
+                 points: {show: q.some((x) => x && x !== "good" && x !== "missing"), size: 7, fill: "#fff",
+                          width: 2, filter: (u, si) => uncertain(q, u.data[si])}});
   });
   return {width, height, scales, axes, series, tzDate: gatewayDate, cursor: {drag: {x: true, y: false}},
           legend: {live: true}, hooks: {setScale: [onScale]}};
