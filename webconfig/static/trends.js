@@ -257,7 +257,7 @@ function chartOptions(units, members, quality, width, height) {
     axes.push({scale: "u" + i, label: unit, side: i % 2 ? 1 : 3, grid: {show: i === 0}, size: 64,
                labelSize: 20});
   });
-  const series = [{value: (u, ts) => ts === null ? "—" : timeText(ts)}];
+  const series = [{label: t("web.trends.time"), value: (u, ts) => ts === null ? "—" : timeText(ts)}];
   members.forEach(({entry, data}, i) => {
     const q = quality[i];
     series.push({label: seriesTitle(entry) + " (" + unitOf(entry) + ")", scale: "u" + units.indexOf(unitOf(entry)),
