@@ -17,7 +17,7 @@ import bottle
 
 from daemon import api, i18n
 from daemon.security import rights
-from webconfig import (accounts_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
+from webconfig import (accounts_pages, alarms_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
                        https_pages, jsonio, navigation, outbound_pages, settings_pages, system_pages, uploads)
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
@@ -310,6 +310,7 @@ def make_app(door, mount=None):
     firewall_pages.mount(app, door, lambda name: _static(files, name))
     app.admit = door.admit
     outbound_pages.mount(app, door)      # issue 16: the exports', e-mail's and SNTP's buttons and state
+    alarms_pages.mount(app, door, lambda name: _static(files, name))         # issue 17: alarms and events
 
     if mount is not None:
         before = len(app.routes)
