@@ -63,6 +63,7 @@ PATH = (
     ("usages", "/devices/usages"),
     ("settings:*", "/settings?page={page}"),
     ("diagnosis", "/diagnosis"),
+    ("alarms", "/alarms"),                  # issue 17: alarms and events
 )
 
 # In every document: the time (performance.now(), from its navigation start) the page said it was ready.

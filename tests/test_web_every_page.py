@@ -45,6 +45,7 @@ PAGES = (
     ("login", "/login", None),
     ("password", "/password", "admin"),
     ("diagnosis", "/diagnosis", "user"),
+    ("alarms", "/alarms", "user"),                 # issue 17: alarms and events
     ("sources", "/devices/sources", "admin"),
     ("circuits", "/devices/circuits", "admin"),
     ("usages", "/devices/usages", "admin"),

@@ -14,6 +14,7 @@ from webconfig.jsonio import reply as _json
 PAGES = (
     ("status", "/", "anyone"),
     ("diagnosis", "/diagnosis", "anyone"),
+    ("alarms", "/alarms", "export_events"),          # issue 17: alarms and events (every profile)
     ("devices", "/devices/sources", "edit_topology"),
     ("settings", "/settings", "set_settings"),
     ("customisation", "/customisation", "customise"),
