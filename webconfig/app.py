@@ -19,6 +19,7 @@ from daemon import api, i18n
 from daemon.security import rights
 from webconfig import (accounts_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
                        https_pages, jsonio, navigation, outbound_pages, settings_pages, system_pages, uploads)
+from webconfig import home_pages                    # issue 17: the Home page
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -310,6 +311,7 @@ def make_app(door, mount=None):
     firewall_pages.mount(app, door, lambda name: _static(files, name))
     app.admit = door.admit
     outbound_pages.mount(app, door)      # issue 16: the exports', e-mail's and SNTP's buttons and state
+    home_pages.mount(app, door, lambda name: _static(files, name))           # issue 17: the Home page
 
     if mount is not None:
         before = len(app.routes)
