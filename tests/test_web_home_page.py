@@ -19,11 +19,13 @@ import os
 
 import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-from conftest import (REPO, commission_accounts, demo_devices, demo_topology, running_gateway, wait_for, web_login,
-                      web_server)
+from conftest import (REPO, WebClient, commission_accounts, demo_devices, demo_topology, running_gateway, wait_for,
+                      web_login, web_server)
 
 from daemon import i18n
+from daemon.security.rights import Caller
 from daemon.state.alarms import SYSTEM_ALARMS
+from webconfig import home_pages
 
 AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
 AXE_RUN = r"""async () => {
@@ -105,6 +107,17 @@ async def _look(page, name):
 
 async def _walk(gw, base, browser):
     seen = {}
+    # the summary the page polls, read as any reader may (nobody logged in), against the gateway's own tables
+    # (again after the summary's second of reuse if a meter slow to answer changed something meanwhile)
+    door = gw.door(Caller("web", "user"))
+    for _attempt in range(5):
+        answer = await asyncio.to_thread(WebClient(base).get, "/api/home")
+        seen["api_home"] = (answer, gateway_alarm_counts(gw),
+                            dict((d.address, door.device_summary(d.address).state) for d in gw.topology.devices))
+        if answer[1]["alarms"] == seen["api_home"][1] and \
+                dict((d["address"], d["status"]) for d in answer[1]["devices"]) == seen["api_home"][2]:
+            break
+        await asyncio.sleep(1.1)
     # nobody logged in: /home sends the browser to the login page
     anonymous = await browser.new_context(viewport={"width": 1920, "height": 1080})
     page = await anonymous.new_page()
@@ -245,3 +258,29 @@ def test_accessible_readable_and_french_in_french(seen):
         assert fr[key] in french["probe"]["text"], key
     for key in ("web.home.tile.monitor", "web.home.not_yet", "web.home.configuration", "web.home.summary"):
         assert i18n.CATALOGUES["en"][key] not in french["probe"]["text"], key
+
+
+def test_the_summary_is_small_and_says_what_the_gateway_holds(seen):
+    (status, answer), alarms, states = seen["api_home"]
+    assert status == 200 and answer["alarms"] == alarms
+    assert dict((d["address"], d["status"]) for d in answer["devices"]) == states
+    assert set(answer["devices"][0]) == {"address", "bus", "reference", "name", "status", "age_s"}    # no values
+
+
+def test_the_summary_is_built_at_most_once_a_second():
+    class Door:
+        built = 0
+
+        def home_summary(self):
+            Door.built += 1
+            return {"built": Door.built}
+    now = [100.0]
+    summary = home_pages.Summary(Door(), clock=lambda: now[0])
+    answers = [summary.get()]
+    now[0] += 0.5
+    answers.append(summary.get())
+    now[0] += 0.6
+    answers.append(summary.get())
+    now[0] -= 5                      # a clock that went back builds again rather than serving an old answer
+    answers.append(summary.get())
+    assert [a["built"] for a in answers] == [1, 1, 2, 3]

@@ -1,7 +1,7 @@
 // The Home page (the WEBVIEW-M manual §8.1): the data views as tiles in the manual's two sections, the active
 // alarms by criticality (a click opens the Alarms page on the active ones), the configuration pages this profile
 // may open, and a summary of the devices' communication. The links are GET /api/pages' (a view the gateway does
-// not offer yet is a tile "not available yet", not a link); the live figures are GET /api/status's, polled.
+// not offer yet is a tile "not available yet", not a link); the live figures are GET /api/home's, polled.
 // Texts through textContent only.
 "use strict";
 
@@ -76,16 +76,9 @@ function age(seconds) {
   return t("web.status.unit.d", {value: Math.round(s / 86400)});
 }
 
-// Every active alarm counted once: a system alarm per source it is active for, a device alarm per record.
-function alarmCounts(status) {
-  const counts = Object.fromEntries(CRITICALITIES.map((c) => [c, 0]));
-  const add = (criticality) => { counts[criticality in counts ? criticality : "information"] += 1; };
-  for (const alarm of status.alarms || []) for (const _source of alarm.sources || []) add(alarm.criticality);
-  for (const alarm of (status.device_alarms && status.device_alarms.list) || []) add(alarm.criticality);
-  return counts;
-}
-
-function showAlarms(counts) {
+// The gateway counts every active alarm once (a system alarm per source it is active for, a device alarm each).
+function showAlarms(answer) {
+  const counts = Object.fromEntries(CRITICALITIES.map((c) => [c, answer[c] || 0]));
   const total = CRITICALITIES.reduce((sum, c) => sum + counts[c], 0);
   $("alarm-total").textContent = total ? t("web.home.alarms_count", {count: total}) : t("web.home.alarms_none");
   const chips = CRITICALITIES.map((c) => {
@@ -104,8 +97,8 @@ function deviceName(dev) {
   return dev.name || (dev.reference || "?") + "@" + dev.address;
 }
 
-function showDevices(status) {
-  const devices = status.devices || [];
+function showDevices(summary) {
+  const devices = summary.devices || [];
   const counts = new Map();
   for (const dev of devices) counts.set(dev.status, (counts.get(dev.status) || 0) + 1);
   $("devices-count").textContent = devices.length ? t("web.home.devices_count", {count: devices.length})
@@ -150,12 +143,12 @@ let problem = null;
 async function poll() {
   const started = Date.now();
   try {
-    const [code, status] = await getJson("/api/status");
-    if (code !== 200) throw new Error(status.error || "HTTP " + code);
-    const name = (status.gateway && status.gateway.name) || "";
+    const [code, summary] = await getJson("/api/home");
+    if (code !== 200) throw new Error(summary.error || "HTTP " + code);
+    const name = (summary.gateway && summary.gateway.name) || "";
     if (name) document.title = t("web.home.doc_title", {name});
-    showAlarms(alarmCounts(status));
-    showDevices(status);
+    showAlarms(summary.alarms || {});
+    showDevices(summary);
     lastOk = Date.now();
     problem = null;
   } catch (err) {
