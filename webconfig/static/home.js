@@ -141,6 +141,7 @@ function showLastUpdate(problem) {
 let problem = null;
 
 async function poll() {
+  if (document.hidden && lastOk !== null) { setTimeout(poll, POLL_MS); return; }     // a hidden tab asks nothing
   const started = Date.now();
   try {
     const [code, summary] = await getJson("/api/home");
