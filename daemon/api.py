@@ -1344,6 +1344,27 @@ class Door:
         except BlockingQueueFull:
             raise Refused(BUSY, "the gateway is busy, try again") from None
 
+    # ================================================================ issue 17: Home
+
+    def home_summary(self):
+        """What the Home page shows live (GET /api/home): the gateway's name and time, the active alarms counted by
+        criticality (a system alarm once per source it is active for, a device alarm once), every device's state
+        and age. No values: it is polled every few seconds by every open Home page, and the values of a device
+        weigh ~8 KB of JSON in /api/status."""
+        alarms = {"critical": 0, "non-critical": 0, "information": 0}
+        for alarm in self.system_alarms():
+            alarms[alarm["criticality"]] = alarms.get(alarm["criticality"], 0) + len(alarm["sources"])
+        for alarm in self.device_alarms():
+            alarms[alarm["criticality"]] = alarms.get(alarm["criticality"], 0) + 1
+        devices = []
+        for device in self.devices():
+            summary = self.device_summary(device.address)
+            devices.append({"address": device.address, "bus": device.bus, "reference": device.reference,
+                            "name": device.name, "status": summary.state,
+                            "age_s": None if summary.age is None else round(summary.age, 1)})
+        return {"gateway": {"name": self.setting("gateway.name"), "time": self.time()}, "alarms": alarms,
+                "devices": devices}
+
 
     # ================================================================ issue 17: alarms and events
     # The Alarms and events page (SPEC §6, manual §8.3) reads the event log as alarm occurrences, filtered and

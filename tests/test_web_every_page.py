@@ -42,6 +42,7 @@ SETTINGS_PROFILES = ("admin", "cyber")          # together they open every confi
 # by ``page_table`` from GET /api/settings/pages; the devices, customisation and accounts pages add rows here.
 PAGES = (
     ("status", "/", "user"),
+    ("home", "/home", "user"),                    # issue 17
     ("login", "/login", None),
     ("password", "/password", "admin"),
     ("diagnosis", "/diagnosis", "user"),

@@ -13,8 +13,11 @@ from webconfig.jsonio import reply as _json
 # page's routes check (the link shows when the session's profile may run it). Issue 14's other pages add rows.
 PAGES = (
     ("status", "/", "anyone"),
+    ("home", "/home", "anyone"),             # issue 17: Home and the data views (for any signed-in profile)
+    ("monitor", "/monitor", "anyone"),
+    ("alarms", "/alarms", "anyone"),
+    ("trends", "/trends", "anyone"),
     ("diagnosis", "/diagnosis", "anyone"),
-    ("alarms", "/alarms", "export_events"),          # issue 17: alarms and events (every profile)
     ("devices", "/devices/sources", "edit_topology"),
     ("settings", "/settings", "set_settings"),
     ("customisation", "/customisation", "customise"),
