@@ -252,14 +252,14 @@ def test_totem_is_refused_until_cyber_security_unlocks_it_on_the_accounts_page(t
         await settings.click("#accounts-link")
         await settings.wait_for_url(base + "/accounts")
         await settings.close()
-        # Totem now logs in (default password: the forced change, then the status page)
+        # Totem now logs in (default password: the forced change, then the Home page)
         message = await _log_in(login, "totem", DEFAULT_PASSWORDS["totem"])
         await login.wait_for_selector("#change-form:not([hidden])")
         await login.fill("#current", DEFAULT_PASSWORDS["totem"])
         await login.fill("#new", STRONG_PASSWORDS["totem"])
         await login.fill("#confirm", STRONG_PASSWORDS["totem"])
         await login.click("#change-submit")
-        await login.wait_for_url(base + "/")
+        await login.wait_for_url(base + "/home")
         session = await login.evaluate("async () => (await (await fetch('/api/session')).json())")
         # French at 768 px
         page_fr, _c = await _page_as(browser, base, "cyber", "fr", 768, 1024)
@@ -344,7 +344,7 @@ def test_the_passphrase_from_the_accounts_page_recovers_the_cyber_password_on_th
         twice = await again.text_content("#recover-text")
         await again.screenshot(path=shot("login-recover-refused-fr-768x1024.png"), full_page=True)
         new = await _log_in(login, "cyber", NEW_CYBER)
-        await login.wait_for_url(base + "/")
+        await login.wait_for_url(base + "/home")
         return (none_yet, phrase, warning, shown, hidden, violations, probe, wrong, done, old, narrow, twice, new,
                 narrow_en)
 

@@ -42,9 +42,11 @@ SETTINGS_PROFILES = ("admin", "cyber")          # together they open every confi
 # by ``page_table`` from GET /api/settings/pages; the devices, customisation and accounts pages add rows here.
 PAGES = (
     ("status", "/", "user"),
+    ("home", "/home", "user"),                    # issue 17
     ("login", "/login", None),
     ("password", "/password", "admin"),
     ("diagnosis", "/diagnosis", "user"),
+    ("alarms", "/alarms", "user"),                 # issue 17: alarms and events
     ("sources", "/devices/sources", "admin"),
     ("circuits", "/devices/circuits", "admin"),
     ("usages", "/devices/usages", "admin"),

@@ -3,8 +3,8 @@
 As tests/test_web_status_page.py: Debian's ``/usr/bin/chromium`` on the
 gateway's loop, the gateway on a loopback port. The browser logs in as Admin
 with the manual's password, meets the forced change (a weak password refused
-with the rule's messages, a strong one accepted), lands on the status page
-that names Admin with a Log off button; three wrong logins lock a profile
+with the rule's messages, a strong one accepted), lands on the Home page
+(issue 17) that names Admin with a Log off button; three wrong logins lock a profile
 with the time left shown; the French page is French. Screenshots of the login
 and change pages in both languages go to tests/results/ (git-ignored).
 """
@@ -58,12 +58,12 @@ def test_admin_logs_in_with_the_default_password_and_must_change_it_by_keyboard(
         await page.fill("#new", STRONG)
         await page.fill("#confirm", STRONG)
         await page.click("#change-submit")
-        await page.wait_for_url(base + "/")
+        await page.wait_for_url(base + "/home")
         await page.wait_for_function("() => /Admin/.test(document.getElementById('who').textContent)")
         who = await page.text_content("#who")
         logoff_visible = await page.is_visible("#logoff")
         logoff_text = await page.text_content("#logoff")
-        await page.screenshot(path=shot("status-admin-1920x1080.png"))
+        await page.screenshot(path=shot("home-admin-1920x1080.png"))
         await page.click("#logoff")
         await page.wait_for_url(base + "/login")
         return login, change, problems, still_default, who, logoff_visible, logoff_text, len(gw.sessions)

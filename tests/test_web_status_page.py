@@ -30,6 +30,7 @@ from webconfig import navigation
 VIEWPORTS = [(1920, 1080), (1024, 768)]
 LANGUAGES = ("en", "fr")
 QUIET = {"alarms.check_s": 3600}
+ANYONE = ["/", "/home", "/monitor", "/alarms", "/trends", "/diagnosis"]     # the pages offered to every reader
 
 # In the page: its horizontal overflow, and every device table cell that can't be read whole. Each cell
 # is scrolled into view as a user would (scrollIntoView scrolls the page vertically and any box that
@@ -124,10 +125,11 @@ def test_status_page_fits_desktop_and_tablet_without_clipping(tmp_path):
         qualities = dict((text("web.status.quality." + q), q) for q in ("good", "stale", "comm_lost", "not_supported"))
         # nobody logged in: the page reads as the User profile and offers the login, not a Log off
         assert who == (text("web.session.anonymous"), True, False), (where, who)
-        # the links a User may follow: the status (this page) and Diagnosis, not the configuration nor a password
-        assert [href for href, _label in words["links"]] == ["/", "/diagnosis"], (where, words["links"])
-        assert [label for _href, label in words["links"]] == [text("web.status.nav.status"),
-                                                               text("web.status.nav.diagnosis")], where
+        # the links a User may follow: the status (this page), Home and the data views (issue 17), Diagnosis;
+        # not the configuration nor a password
+        assert [href for href, _label in words["links"]] == ANYONE, (where, words["links"])
+        assert [label for _href, label in words["links"]] == [text("web.status.nav." + name) for name in (
+            "status", "home", "monitor", "alarms", "trends", "diagnosis")], where
         assert words["lang"] == language and words["lastUpdate"].startswith(
             i18n.CATALOGUES[language]["web.status.last_update"].split("{")[0]), where
         assert set(words["headings"]) == {text("web.status." + k) for k in ("measurement", "value", "quality", "age")}
@@ -173,7 +175,7 @@ def test_the_pages_offered_follow_the_sessions_profile(tmp_path):
     # read independently of the navigation's table: who gets the configuration, the certificates, a password
     assert "/settings" in seen["admin"] and "/settings" in seen["cyber"] and "/settings" not in seen["advanced"]
     assert "/security/https" in seen["cyber"] and "/security/https" not in seen["admin"]
-    assert seen["anonymous"] == ["/", "/diagnosis"] and "/password" not in seen["user"]
+    assert seen["anonymous"] == ANYONE and "/password" not in seen["user"]
     assert seen["admin"] != seen["advanced"] != seen["user"]      # the table says something per profile
 
 

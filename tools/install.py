@@ -101,6 +101,9 @@ def _system_setup(prefix, state, user):
             subprocess.run(["usermod", "-a", "-G", group, user], check=True)
     subprocess.run(["chown", "-R", "%s:%s" % (user, user), os.path.join(prefix, "slots"), state], check=True)
     subprocess.run(["systemctl", "daemon-reload"], check=True)
+    # the gateway keeps the clock by its own SNTP client (sntp.* settings, alarm 2, then the meters' clocks):
+    # Raspberry Pi OS's timesyncd would step the same clock from another server. Absent on some images: no check.
+    subprocess.run(["systemctl", "disable", "--now", "systemd-timesyncd.service"], capture_output=True)
     subprocess.run(["systemctl", "enable", "--now", "open-m70.service", "open-m70-reboot.path"], check=True)
 
 

@@ -17,8 +17,8 @@ import bottle
 
 from daemon import api, i18n
 from daemon.security import rights
-from webconfig import (accounts_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
-                       https_pages, jsonio, navigation, outbound_pages, settings_pages, system_pages,
+from webconfig import (accounts_pages, alarms_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
+                       home_pages, https_pages, jsonio, navigation, outbound_pages, settings_pages, system_pages,
                        trends_pages, uploads, views_pane)
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
@@ -318,6 +318,8 @@ def make_app(door, mount=None):
     app.admit = door.admit
     outbound_pages.mount(app, door)      # issue 16: the exports', e-mail's and SNTP's buttons and state
     views_pane.mount(app, door)          # issue 17: the data views' left pane (GET /api/views/tree)
+    alarms_pages.mount(app, door, lambda name: _static(files, name))         # issue 17: alarms and events
+    home_pages.mount(app, door, lambda name: _static(files, name))           # issue 17: the Home page
     trends_pages.mount(app, door, lambda name: _static(files, name))         # issue 17: Trends, /api/series
 
     if mount is not None:

@@ -13,6 +13,10 @@ from webconfig.jsonio import reply as _json
 # page's routes check (the link shows when the session's profile may run it). Issue 14's other pages add rows.
 PAGES = (
     ("status", "/", "anyone"),
+    ("home", "/home", "anyone"),             # issue 17: Home and the data views (for any signed-in profile)
+    ("monitor", "/monitor", "anyone"),
+    ("alarms", "/alarms", "anyone"),
+    ("trends", "/trends", "anyone"),
     ("diagnosis", "/diagnosis", "anyone"),
     ("devices", "/devices/sources", "edit_topology"),
     ("settings", "/settings", "set_settings"),
@@ -21,7 +25,6 @@ PAGES = (
     ("certificates", "/security/https", "manage_certificates"),
     ("firewall", "/security/firewall-rules", "manage_firewall"),
     ("system", "/system", "backup"),
-    ("trends", "/trends", "read_trends"),           # issue 17: the stored curves over time
     ("password", "/password", "password"),
 )
 

@@ -13,7 +13,7 @@ The page ``/trends`` (static/trends.*) draws them with the vendored uPlot (stati
 import bottle
 
 from daemon import api, i18n
-from webconfig import auth
+from webconfig import auth, home_pages
 from webconfig.jsonio import body as _body, deferred
 
 MAX_QUERY = 4096                     # characters of the names parameter (12 names of at most 128 characters fit)
@@ -41,7 +41,7 @@ def mount(app, door, static):
 
     @app.get("/trends", access="public")
     def trends_page():
-        return static("trends.html")
+        return home_pages.view_gate(door, "trends.html", static)      # a live session, else the login page
 
     @app.get("/api/series/catalogue", access="read", command="read_trends")
     @deferred

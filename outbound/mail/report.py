@@ -32,7 +32,8 @@ def one_line(value, limit=200):
 
 
 class Clock:
-    """How times read in a report: the gateway's standard offset from UTC (time.utc_offset_min)."""
+    """How times read in a report: the gateway's local offset from UTC (Door.local_offset_s: the time zone, and an
+    hour more under daylight saving), named as UTC+hh:mm."""
 
     def __init__(self, offset_min=0):
         self.offset = datetime.timedelta(minutes=int(offset_min or 0))

@@ -219,7 +219,7 @@ class MailService(SwitchedService):
         return {"name": identity["name"], "netid": identity["netid"]}
 
     def _clock(self):
-        return report_mod.Clock(self.settings.get("time.utc_offset_min"))
+        return report_mod.Clock(self.door.local_offset_s() // 60)        # the time zone, plus DST when on
 
     def _current(self):
         """(still active, awaiting acknowledgement): rows of the alarms active now at the minimum criticality."""

@@ -4,6 +4,7 @@
 "use strict";
 
 const MIN_LENGTH = 10;
+const LANDING = "/home";     // where a session starts (the manual §6.1: the home page of the menus)
 let texts = {};
 let csrf = null;
 let who = null;             // the profile of the session, once logged in
@@ -80,7 +81,7 @@ async function login(event) {
     csrf = answer.csrf;
     $("login-message").textContent = "";
     if (answer.must_change) showChange(answer.profile);
-    else location.assign("/");
+    else location.assign(LANDING);
   } finally {
     button.disabled = false;
   }
@@ -100,7 +101,7 @@ async function change(event) {
     if (status === 200) {
       csrf = answer.csrf;
       $("change-text").textContent = t("web.change.done");
-      location.assign("/");
+      location.assign(LANDING);
       return;
     }
     const problems = (answer.messages || []).map((m) => (typeof m === "string" ? m : m.message));

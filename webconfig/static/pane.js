@@ -61,7 +61,9 @@ class Pane {
   }
 
   async refresh() {
-    const [status, doc] = await getJson("/api/views/tree?by=" + encodeURIComponent(this.by));
+    // a read route does not look the session up (webconfig/auth.py): the language goes with the request
+    const lang = session ? "&lang=" + encodeURIComponent(session.language) : "";
+    const [status, doc] = await getJson("/api/views/tree?by=" + encodeURIComponent(this.by) + lang);
     if (status !== 200) { this.$("tree").textContent = doc.error || String(status); return; }
     this.doc = doc;
     this.drawTree();

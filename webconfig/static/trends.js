@@ -501,7 +501,7 @@ function toggleConfig() {
 }
 
 async function start() {
-  if (!await startSession()) return;
+  if (!await startView()) return;                          // static/viewbar.js: the views' top bar
   const [status, answer] = await getJson("/api/series/catalogue?lang=" + session.language);
   if (status === 200) {
     state.catalogue = answer.series;
