@@ -225,7 +225,13 @@ function groups() {
 // undefined: that series has no interval starting then, spanned), and each point's quality.
 // ``everyone``: the members of every chart, so stacked charts share one time axis.
 function aligned(members, everyone) {
-  const times = Array.from(new Set((everyone || members).flatMap((m) => m.data.t))).sort((a, b) => a - b);
+  const all = everyone || members, first = all[0].data.t;
+  const same = all.every(({data}) => data.t.length === first.length && data.t[0] === first[0] &&
+                         data.t[first.length - 1] === first[first.length - 1]);
+  if (same) {                                  // one grid (same period or step, same range): nothing to merge
+    return {data: [first].concat(members.map((m) => m.data.v)), quality: members.map((m) => m.data.q)};
+  }
+  const times = Array.from(new Set(all.flatMap((m) => m.data.t))).sort((a, b) => a - b);
   const at = new Map(times.map((ts, i) => [ts, i]));
   const ys = [], qs = [];
   for (const {data} of members) {
