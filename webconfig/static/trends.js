@@ -257,7 +257,7 @@ function yRange(zero) {
 function chartOptions(units, members, quality, width, height) {
   const zero = $("scale").value === "zero";
   const scales = {x: {time: true}};
-  const axes = [{values: timeTicks, size: 52}];
+  const axes = [{values: timeTicks, size: 52, space: 90}];        // room for "23:00" or "11:00 PM" labels
   units.forEach((unit, i) => {
     scales["u" + i] = {range: yRange(zero)};
     axes.push({scale: "u" + i, label: unit, side: i % 2 ? 1 : 3, grid: {show: i === 0}, size: 64,
@@ -352,6 +352,12 @@ function draw() {
   showRange();
   state.tablePage = 0;
   drawTable();
+}
+
+// The window's width changed: the charts take the new width (resized, not drawn again: the zoom is kept).
+function fit() {
+  const width = Math.max(280, $("charts").clientWidth - 4);
+  for (const chart of state.charts) if (Math.abs(chart.width - width) > 2) chart.setSize({width, height: chart.height});
 }
 
 function zoomBack() {
@@ -530,7 +536,7 @@ async function start() {
   $("fav-delete").addEventListener("click", deleteFavourite);
   $("config-toggle").addEventListener("click", toggleConfig);
   let resizing = null;
-  window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(draw, 150); });
+  window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(fit, 150); });
   drawSelection();
   drawCategories();
   await loadFavourites();
