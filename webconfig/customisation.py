@@ -39,6 +39,11 @@ def refusal_page(language, profile):
                words["login"]))
 
 
+def serve_page(app, door, static, path, command, page):
+    """Route ``GET path`` to the static ``page`` behind page_gate: the login page, a 403 page, or the HTML."""
+    app.route(path, "GET", lambda: page_gate(door, command, page, static), access="public")
+
+
 def page_gate(door, command, page, static):
     """A page for the profiles the door allows ``command``: the login page without a session (303), a 403
     page for another profile, else the page's HTML. The page's own API routes check again."""
@@ -74,9 +79,7 @@ def _raw(coroutine):
 def mount(app, door, static):
     """Add the customisation routes to ``app`` over the door (bound to User); ``static(name)`` serves an asset."""
 
-    @app.get("/customisation", access="public")
-    def customisation_page():
-        return page_gate(door, COMMAND, "customisation.html", static)
+    serve_page(app, door, static, "/customisation", COMMAND, "customisation.html")
 
     @app.get("/api/customisation", access="public")
     @deferred
