@@ -39,14 +39,15 @@ def refusal_page(language, profile):
                words["login"]))
 
 
-def serve_page(app, door, static, path, command, page):
+def serve_page(app, door, static, path, command, page, refusal=refusal_page):
     """Route ``GET path`` to the static ``page`` behind page_gate: the login page, a 403 page, or the HTML."""
-    app.route(path, "GET", lambda: page_gate(door, command, page, static), access="public")
+    app.route(path, "GET", lambda: page_gate(door, command, page, static, refusal), access="public")
 
 
-def page_gate(door, command, page, static):
+def page_gate(door, command, page, static, refusal=refusal_page):
     """A page for the profiles the door allows ``command``: the login page without a session (303), a 403
-    page for another profile, else the page's HTML. The page's own API routes check again."""
+    page for another profile (``refusal(language, profile)``), else the page's HTML. The page's own API
+    routes check again."""
     sid = auth.session_id()
     try:
         caller = door.session_caller(sid, auth.peer()) if sid else None
@@ -63,7 +64,7 @@ def page_gate(door, command, page, static):
         language = i18n.language_of((door.session(sid) or {}).get("language"))
         bottle.response.status = 403
         bottle.response.content_type = "text/html; charset=utf-8"
-        return refusal_page(language, caller.profile)
+        return refusal(language, caller.profile)
     return static(page)
 
 
