@@ -12,8 +12,8 @@ Security, so the accounts' lockout bounds the guesses. The door checks every rig
 
 from daemon import api
 from webconfig import auth
-from webconfig.customisation import page_gate
-from webconfig.jsonio import body as _body, deferred, reply as _json
+from webconfig.customisation import serve_page
+from webconfig.jsonio import body as _body, deferred
 
 MAX_FIELD = 1024            # longer is a malformed body (the accounts refuse beyond 128 anyway)
 
@@ -25,17 +25,11 @@ def _text(data, name):
 def mount(app, door, static):
     """Add the accounts routes to ``app`` over the door (bound to User); ``static(name)`` serves an asset."""
 
-    @app.get("/accounts", access="public")
-    def accounts_page():
-        return page_gate(door, "manage_accounts", "accounts.html", static)
+    serve_page(app, door, static, "/accounts", "manage_accounts", "accounts.html")
 
     @app.get("/api/accounts", access="command", command="manage_accounts")
     def overview():
-        try:
-            return _json(auth.door().accounts_overview())
-        except api.Refused as exc:
-            status, answer = auth.refused(exc)
-            return _json(answer, status)
+        return auth.door_reply(lambda bound: bound.accounts_overview())
 
     @app.post("/api/accounts/totem", access="command", command="manage_accounts")
     @deferred

@@ -136,6 +136,15 @@ def refused(exc):
     return refusal(exc.reason, language(), str(exc), exc.details)
 
 
+def door_reply(read):
+    """A page's GET of its data: ``read(door bound to the caller)`` as JSON, or the door's refusal as JSON."""
+    try:
+        return reply(read(door()))
+    except api.Refused as exc:
+        status, answer = refused(exc)
+        return reply(answer, status)
+
+
 def same_origin():
     """False when Origin (or, without it, Referer) names a host other than the one the request was sent to."""
     source = header("Origin") or header("Referer")

@@ -31,16 +31,23 @@ def refusal_page(language, profile):
         "web.profile." + profile, language)))
     return ("<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>%s</title>"
-            "<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/static/settings.css\"></head>"
+            "<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/static/base.css\">"
+            "<link rel=\"stylesheet\" href=\"/static/settings.css\"></head>"
             "<body class=\"refused\"><main><h1>%s</h1><p id=\"forbidden\">%s</p>"
             "<p><a href=\"/\">%s</a> · <a href=\"/login\">%s</a></p></main></body></html>\n"
             % (language, words["forbidden_title"], words["forbidden_title"], words["forbidden"], words["home"],
                words["login"]))
 
 
-def page_gate(door, command, page, static):
+def serve_page(app, door, static, path, command, page, refusal=refusal_page):
+    """Route ``GET path`` to the static ``page`` behind page_gate: the login page, a 403 page, or the HTML."""
+    app.route(path, "GET", lambda: page_gate(door, command, page, static, refusal), access="public")
+
+
+def page_gate(door, command, page, static, refusal=refusal_page):
     """A page for the profiles the door allows ``command``: the login page without a session (303), a 403
-    page for another profile, else the page's HTML. The page's own API routes check again."""
+    page for another profile (``refusal(language, profile)``), else the page's HTML. The page's own API
+    routes check again."""
     sid = auth.session_id()
     try:
         caller = door.session_caller(sid, auth.peer()) if sid else None
@@ -57,7 +64,7 @@ def page_gate(door, command, page, static):
         language = i18n.language_of((door.session(sid) or {}).get("language"))
         bottle.response.status = 403
         bottle.response.content_type = "text/html; charset=utf-8"
-        return refusal_page(language, caller.profile)
+        return refusal(language, caller.profile)
     return static(page)
 
 
@@ -73,9 +80,7 @@ def _raw(coroutine):
 def mount(app, door, static):
     """Add the customisation routes to ``app`` over the door (bound to User); ``static(name)`` serves an asset."""
 
-    @app.get("/customisation", access="public")
-    def customisation_page():
-        return page_gate(door, COMMAND, "customisation.html", static)
+    serve_page(app, door, static, "/customisation", COMMAND, "customisation.html")
 
     @app.get("/api/customisation", access="public")
     @deferred

@@ -21,10 +21,9 @@ The pages ``/devices/sources``, ``/devices/circuits``, ``/devices/usages`` are o
 page (devices.html) that draws the view its path names.
 """
 
-import bottle
-
 from daemon import api, i18n
 from webconfig import auth, settings_pages
+from webconfig.customisation import serve_page
 from webconfig.jsonio import MAX_JSON_BODY, body as _body, deferred, reply as _json
 
 COMMAND = "edit_topology"
@@ -58,29 +57,8 @@ async def _run(language, command, *args):
 def mount(app, door, static):
     """Add the Devices routes to ``app`` over the door (bound to User); ``static(name)`` serves an asset."""
 
-    def page():
-        """The page for Admin / Cyber Security; the login page without a session, the 403 page for others."""
-        sid = auth.session_id()
-        try:
-            caller = door.session_caller(sid, auth.peer()) if sid else None
-        except api.Refused:
-            caller = None
-        bottle.response.set_header("Cache-Control", "no-store")
-        if caller is None:
-            bottle.response.status = 303
-            bottle.response.set_header("Location", "/login")
-            return ""
-        try:
-            door.as_caller(caller).check(COMMAND)
-        except api.Refused:
-            language = i18n.language_of((door.session(sid) or {}).get("language"))
-            bottle.response.status = 403
-            bottle.response.content_type = "text/html; charset=utf-8"
-            return settings_pages._refusal_page(language, caller.profile)
-        return static("devices.html")
-
-    for view in VIEWS:
-        app.route("/devices/" + view, "GET", page, access="public")
+    for view in VIEWS:          # Admin / Cyber Security; the login page without a session, the 403 page for others
+        serve_page(app, door, static, "/devices/" + view, COMMAND, "devices.html", settings_pages._refusal_page)
 
     # ---------------------------------------------------------------- Sources
 

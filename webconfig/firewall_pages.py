@@ -9,24 +9,18 @@ edits and deletes rows and sends the table; each refused field comes back as its
 
 from daemon import api
 from webconfig import auth
-from webconfig.customisation import page_gate
-from webconfig.jsonio import body as _body, deferred, reply as _json
+from webconfig.customisation import serve_page
+from webconfig.jsonio import body as _body, deferred
 
 
 def mount(app, door, static):
     """Add the firewall rules' routes to ``app`` over the door (bound to User); ``static(name)`` serves an asset."""
 
-    @app.get("/security/firewall-rules", access="public")
-    def firewall_page():
-        return page_gate(door, "manage_firewall", "firewall.html", static)
+    serve_page(app, door, static, "/security/firewall-rules", "manage_firewall", "firewall.html")
 
     @app.get("/api/firewall/rules", access="command", command="manage_firewall")
     def rules():
-        try:
-            return _json(auth.door().firewall_rules())
-        except api.Refused as exc:
-            status, answer = auth.refused(exc)
-            return _json(answer, status)
+        return auth.door_reply(lambda bound: bound.firewall_rules())
 
     @app.post("/api/firewall/rules", access="command", command="manage_firewall")
     @deferred

@@ -16,8 +16,8 @@ import bottle
 
 from daemon import api
 from webconfig import auth
-from webconfig.customisation import page_gate
-from webconfig.jsonio import body as _body, deferred, reply as _json
+from webconfig.customisation import serve_page
+from webconfig.jsonio import body as _body, deferred
 
 COMMAND = "manage_certificates"
 MAX_UPLOAD = 2 * api.TLS_MAX_PEM + 4096     # a certificate chain and a key, each at most MAX_PEM, in JSON
@@ -55,17 +55,11 @@ def _page_data(door):
 def mount(app, door, static):
     """Add the certificate routes to ``app`` over the door (bound to User); ``static(name)`` serves an asset."""
 
-    @app.get("/security/https", access="public")
-    def https_page():
-        return page_gate(door, COMMAND, "https.html", static)
+    serve_page(app, door, static, "/security/https", COMMAND, "https.html")
 
     @app.get("/api/tls", access="command", command=COMMAND)
     def overview():
-        try:
-            return _json(_page_data(auth.door()))
-        except api.Refused as exc:
-            status, answer = auth.refused(exc)
-            return _json(answer, status)
+        return auth.door_reply(_page_data)
 
     @app.post("/api/tls/web", access="command", command=COMMAND)
     @deferred

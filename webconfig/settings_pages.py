@@ -123,7 +123,8 @@ def _refusal_page(language, profile):
         "web.profile." + profile, language)))) for key in ("forbidden_title", "forbidden", "home", "login"))
     return ("<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>%s</title>"
-            "<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/static/settings.css\"></head>"
+            "<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/static/base.css\">"
+            "<link rel=\"stylesheet\" href=\"/static/settings.css\"></head>"
             "<body class=\"refused\"><main><h1>%s</h1><p id=\"forbidden\">%s</p>"
             "<p><a href=\"/\">%s</a> · <a href=\"/login\">%s</a></p></main></body></html>\n"
             % (language, words["forbidden_title"], words["forbidden_title"], words["forbidden"], words["home"],

@@ -19,7 +19,7 @@ import bottle
 from daemon import api, i18n
 from daemon.blocking import BlockingQueueFull, run_blocking
 from webconfig import auth
-from webconfig.customisation import page_gate
+from webconfig.customisation import serve_page
 from webconfig.diagnosis import may
 from webconfig.jsonio import body as _body, deferred, reply as _json
 from webconfig.server import DEFERRED, UPLOAD
@@ -81,9 +81,7 @@ def _read(path):
 def mount(app, door, static):
     """Add the System routes to ``app`` over the door (bound to User); ``static(name)`` serves an asset."""
 
-    @app.get("/system", access="public")
-    def system_page():
-        return page_gate(door, "backup", "system.html", static)
+    serve_page(app, door, static, "/system", "backup", "system.html")
 
     @app.get("/api/system", access="command", command="backup")
     def overview():

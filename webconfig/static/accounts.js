@@ -5,34 +5,8 @@
 
 const MIN_LENGTH = 10;
 const OTHERS = ["advanced", "totem", "admin"];         // whose password Cyber Security may set here
-let texts = {};
-let csrf = null;
 let language = "en";
 let state = null;
-
-function $(id) { return document.getElementById(id); }
-
-function t(key, params) {
-  let text = texts[key] || key;
-  for (const [name, value] of Object.entries(params || {})) text = text.split("{" + name + "}").join(String(value));
-  return text;
-}
-
-async function getJson(url) {
-  const response = await fetch(url, {credentials: "same-origin", cache: "no-store"});
-  let answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  return [response.status, answer];
-}
-
-async function postJson(url, body) {
-  const response = await fetch(url, {method: "POST", credentials: "same-origin", cache: "no-store",
-                                     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
-                                     body: JSON.stringify(body)});
-  let answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  return [response.status, answer];
-}
 
 function say(id, cls, text) {
   $(id).className = "message" + (cls ? " " + cls : "");
@@ -134,8 +108,9 @@ async function changePassword(event) {
   const profile = $("target").value;
   $("password-submit").disabled = true;
   try {
-    const [status, answer] = await postJson("/api/password", {current: $("current").value, new: $("new").value,
-                                                              profile});
+    // exchange, not postJson: here a 401 is a wrong current password, said on this page (page.js)
+    const [status, answer] = await exchange("POST", "/api/password", {current: $("current").value,
+                                                                       new: $("new").value, profile});
     if (status === 200) {
       csrf = answer.csrf || csrf;
       $("password-form").reset();
@@ -190,15 +165,9 @@ function hidePassphrase() {
 }
 
 async function start() {
-  const [, session] = await getJson("/api/session");
-  if (!session.logged_in || session.must_change) { location.assign("/login"); return; }
-  csrf = session.csrf;
+  if (!await startSession()) return;
   language = session.language;
-  texts = (await getJson("/api/i18n/" + language))[1].texts || {};
-  document.documentElement.lang = language;
-  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
   document.title = t("web.accounts.title");
-  $("who").textContent = t("web.session.as", {profile: t("web.profile." + session.profile)});
   $("rule").textContent = t("web.change.rule", {min: MIN_LENGTH});
   for (const profile of OTHERS) {
     const option = document.createElement("option");
@@ -211,7 +180,7 @@ async function start() {
   $("passphrase-generate").addEventListener("click", generate);
   $("passphrase-hide").addEventListener("click", hidePassphrase);
   await refresh();
-  document.documentElement.dataset.ready = "1";            // drawn once, as every page says it
+  pageReady();  // drawn once, as every page says it
 }
 
 start().catch((err) => say("page-message", "bad", t("web.settings.load_failed", {error: err.message})));

@@ -286,7 +286,7 @@ function reset() {
 }
 
 async function start() {
-  if (!(await startSession())) return;
+  if (!(await startView())) return;             // the views' top bar (static/viewbar.js) and the session
   $("filters").addEventListener("submit", validate);
   $("reset").addEventListener("click", reset);
   $("preset").addEventListener("change", showPreset);

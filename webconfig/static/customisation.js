@@ -5,23 +5,6 @@
 "use strict";
 
 const KINDS = ["logo", "background"];
-let texts = {};
-let csrf = null;
-
-function $(id) { return document.getElementById(id); }
-
-function t(key, params) {
-  let text = texts[key] || key;
-  for (const [name, value] of Object.entries(params || {})) text = text.split("{" + name + "}").join(String(value));
-  return text;
-}
-
-async function getJson(url) {
-  const response = await fetch(url, {credentials: "same-origin", cache: "no-store"});
-  let answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  return [response.status, answer];
-}
 
 async function send(method, url, body, type) {
   const headers = {"X-CSRF-Token": csrf};
@@ -111,20 +94,14 @@ async function remove(kind) {
 }
 
 async function start() {
-  const [, session] = await getJson("/api/session");
-  if (!session.logged_in || session.must_change) { location.assign("/login"); return; }
-  csrf = session.csrf;
-  texts = (await getJson("/api/i18n/" + session.language))[1].texts || {};
-  document.documentElement.lang = session.language;
-  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
+  if (!await startSession()) return;
   document.title = t("web.custom.title");
-  $("who").textContent = t("web.session.as", {profile: t("web.profile." + session.profile)});
   for (const kind of KINDS) {
     $(kind + "-form").addEventListener("submit", (event) => upload(kind, event));
     $(kind + "-remove").addEventListener("click", () => remove(kind));
   }
   await refresh();
-  document.documentElement.dataset.ready = "1";            // drawn once, as every page says it
+  pageReady();  // drawn once, as every page says it
 }
 
 start().catch((err) => { $("page-message").textContent = t("web.settings.load_failed", {error: err.message}); });

@@ -9,43 +9,11 @@ const VIEW = (location.pathname.match(/^\/devices\/(sources|circuits|usages)/) |
 const LIVE_MS = 5000;            // the Sources rows' states and ages are read again this often
 const DETECT_POLL_MS = 300;      // the detection's progress while it runs
 
-let texts = {};
-let csrf = null;
 let data = null;                 // the view's JSON (GET /api/devices/<view>)
 let rows = [];                   // the view's rows, each with an ``id``
 let selected = new Set();
 let page = 1;
 let detecting = false;
-
-function $(id) { return document.getElementById(id); }
-
-function t(key, params) {
-  let text = texts[key] || key;
-  for (const [name, value] of Object.entries(params || {})) text = text.split("{" + name + "}").join(String(value));
-  return text;
-}
-
-function el(tag, attrs, text) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs || {})) {
-    if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value === true ? "" : value);
-  }
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-async function request(method, url, body) {
-  const options = {method, credentials: "same-origin", cache: "no-store", headers: {}};
-  if (method !== "GET") {
-    options.headers = {"Content-Type": "application/json", "X-CSRF-Token": csrf};
-    options.body = JSON.stringify(body || {});
-  }
-  const response = await fetch(url, options);
-  let answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  if (response.status === 401) location.assign("/login");
-  return [response.status, answer];
-}
 
 function say(kind, text) {
   $("message").className = "message" + (kind ? " " + kind : "");
@@ -595,13 +563,7 @@ function busy() {
 }
 
 async function start() {
-  const [, session] = await request("GET", "/api/session");
-  if (!session.logged_in || session.must_change) { location.assign("/login"); return; }
-  csrf = session.csrf;
-  texts = (await request("GET", "/api/i18n/" + session.language))[1].texts || {};
-  document.documentElement.lang = session.language;
-  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
-  $("who").textContent = t("web.session.as", {profile: t("web.profile." + session.profile)});
+  if (!await startSession()) return;
   const title = t("web.devices." + VIEW);
   $("view-title").textContent = title;
   document.title = title + " · " + t("web.devices.title");
@@ -614,7 +576,7 @@ async function start() {
   drawHead();
   say("", t("web.devices.loading"));
   if (await load()) say("", "");
-  document.documentElement.dataset.ready = "1";      // first data drawn (bench/web_pages.py waits for it)
+  pageReady();  // first data drawn (bench/web_pages.py waits for it)
   if (VIEW === "sources") {
     $("detect-mode").value = data.detection.mode;
     setInterval(() => { if (!busy() && !detecting && !document.hidden) load(); }, LIVE_MS);

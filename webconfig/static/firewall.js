@@ -3,37 +3,11 @@
 // Every change sends the whole list (POST /api/firewall/rules), applied at once. Text goes in through textContent.
 "use strict";
 
-let texts = {};
-let csrf = null;
 let language = "en";
 let state = null;          // the last GET /api/firewall/rules
 let editing = null;        // index of the rule being edited, or -1 for a new one
 const FIELDS = ["name", "mac", "ip", "protocols", "ports"];
 const PROTOCOL_NAMES = {http: "HTTP", https: "HTTPS", modbus: "Modbus TCP", snmp: "SNMP", bacnet: "BACnet/IP"};
-
-function $(id) { return document.getElementById(id); }
-
-function t(key, params) {
-  let text = texts[key] || key;
-  for (const [name, value] of Object.entries(params || {})) text = text.split("{" + name + "}").join(String(value));
-  return text;
-}
-
-async function getJson(url) {
-  const response = await fetch(url, {credentials: "same-origin", cache: "no-store"});
-  let answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  return [response.status, answer];
-}
-
-async function postJson(url, body) {
-  const response = await fetch(url, {method: "POST", credentials: "same-origin", cache: "no-store",
-                                     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
-                                     body: JSON.stringify(body)});
-  let answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  return [response.status, answer];
-}
 
 function say(id, cls, text) {
   $(id).className = "message" + (cls ? " " + cls : "");
@@ -192,15 +166,9 @@ async function remove(index) {
 }
 
 async function start() {
-  const [, session] = await getJson("/api/session");
-  if (!session.logged_in || session.must_change) { location.assign("/login"); return; }
-  csrf = session.csrf;
+  if (!await startSession()) return;
   language = session.language;
-  texts = (await getJson("/api/i18n/" + language))[1].texts || {};
-  document.documentElement.lang = language;
-  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
   document.title = t("web.firewall.title");
-  $("who").textContent = t("web.session.as", {profile: t("web.profile." + session.profile)});
   await refresh();
   const legend = $("f-protocols").querySelector("legend");
   for (const protocol of ["*"].concat(state ? state.protocols : [])) {
@@ -219,7 +187,7 @@ async function start() {
   $("cancel").addEventListener("click", closeEditor);
   $("rule-form").addEventListener("submit", save);
   $("editor").addEventListener("keydown", (event) => { if (event.key === "Escape") closeEditor(); });
-  document.documentElement.dataset.ready = "1";            // drawn once: what a test waits for
+  pageReady();  // drawn once: what a test waits for
 }
 
 start().catch((err) => say("page-message", "bad", t("web.firewall.error") + " " + err.message));

@@ -4,33 +4,7 @@
 "use strict";
 
 const FIELDS = ["certificate", "key", "ca"];
-let texts = {};
-let csrf = null;
 let language = "en";
-
-function $(id) { return document.getElementById(id); }
-
-function t(key, params) {
-  let text = texts[key] || key;
-  for (const [name, value] of Object.entries(params || {})) text = text.split("{" + name + "}").join(String(value));
-  return text;
-}
-
-async function answerOf(response) {
-  try { return await response.json(); } catch (e) { return {error: response.statusText}; }
-}
-
-async function getJson(url) {
-  const response = await fetch(url, {credentials: "same-origin", cache: "no-store"});
-  return [response.status, await answerOf(response)];
-}
-
-async function postJson(url, body) {
-  const response = await fetch(url, {method: "POST", credentials: "same-origin", cache: "no-store",
-                                     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
-                                     body: JSON.stringify(body)});
-  return [response.status, await answerOf(response)];
-}
 
 function say(id, cls, text) {
   $(id).className = "message" + (cls ? " " + cls : "");
@@ -202,21 +176,15 @@ function readFile(event) {
 }
 
 async function start() {
-  const [, session] = await getJson("/api/session");
-  if (!session.logged_in || session.must_change) { location.assign("/login"); return; }
-  csrf = session.csrf;
+  if (!await startSession()) return;
   language = session.language;
-  texts = (await getJson("/api/i18n/" + language))[1].texts || {};
-  document.documentElement.lang = language;
-  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
   document.title = t("web.https.title");
-  $("who").textContent = t("web.session.as", {profile: t("web.profile." + session.profile)});
   $("install-form").addEventListener("submit", install);
   $("ca-form").addEventListener("submit", addCa);
   $("regenerate").addEventListener("click", regenerate);
   for (const field of FIELDS) $(field + "-file").addEventListener("change", readFile);
   await refresh();
-  document.documentElement.dataset.ready = "1";            // drawn once, as the other pages say it
+  pageReady();  // drawn once, as the other pages say it
 }
 
 start().catch((err) => say("page-message", "bad", t("web.settings.load_failed", {error: err.message})));

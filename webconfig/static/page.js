@@ -25,8 +25,9 @@ function el(tag, attrs, text) {
   return node;
 }
 
-// [status, answer]: the JSON answer, or {error} when the body is not JSON; a 401 goes back to the login page.
-async function request(method, url, body) {
+// [status, answer]: the JSON answer, or {error} when the body is not JSON. The page stays on a 401: for the one
+// answer where it means a wrong password, not an ended session (POST /api/password on the accounts page).
+async function exchange(method, url, body) {
   const options = {method, credentials: "same-origin", cache: "no-store", headers: {}};
   if (method !== "GET") {
     options.headers = {"Content-Type": "application/json", "X-CSRF-Token": csrf};
@@ -35,8 +36,14 @@ async function request(method, url, body) {
   const response = await fetch(url, options);
   let answer = {};
   try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  if (response.status === 401) location.assign("/login");
   return [response.status, answer];
+}
+
+// As exchange(), and a 401 (no session, or it ended) goes back to the login page.
+async function request(method, url, body) {
+  const [status, answer] = await exchange(method, url, body);
+  if (status === 401) location.assign("/login");
+  return [status, answer];
 }
 
 function getJson(url) { return request("GET", url); }

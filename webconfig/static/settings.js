@@ -4,42 +4,7 @@
 // shows what it is told. Text goes in through textContent, never innerHTML.
 "use strict";
 
-let texts = {};
-let csrf = null;
 let current = null;          // the page document last loaded (its fields' saved values)
-
-function $(id) { return document.getElementById(id); }
-
-function t(key, params) {
-  let text = texts[key] || key;
-  for (const [name, value] of Object.entries(params || {})) text = text.split("{" + name + "}").join(String(value));
-  return text;
-}
-
-function el(tag, attrs, text) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs || {})) {
-    if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value === true ? "" : value);
-  }
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-async function getJson(url) {
-  const response = await fetch(url, {credentials: "same-origin", cache: "no-store"});
-  let answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  return [response.status, answer];
-}
-
-async function postJson(url, body) {
-  const response = await fetch(url, {method: "POST", credentials: "same-origin", cache: "no-store",
-                                     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
-                                     body: JSON.stringify(body)});
-  let answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  return [response.status, answer];
-}
 
 function say(kind, text, note) {
   $("message").className = "message" + (kind ? " " + kind : "");
@@ -324,13 +289,7 @@ async function loadPage(page) {
 }
 
 async function start() {
-  const [, session] = await getJson("/api/session");
-  if (!session.logged_in || session.must_change) { location.assign("/login"); return; }
-  csrf = session.csrf;
-  texts = (await getJson("/api/i18n/" + session.language))[1].texts || {};
-  document.documentElement.lang = session.language;
-  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
-  $("who").textContent = t("web.session.as", {profile: t("web.profile." + session.profile)});
+  if (!await startSession()) return;
   getJson("/api/pages").then(([status, doc]) => {           // the links the rights allow (webconfig/navigation.py)
     $("accounts-link").hidden = !(status === 200 && doc.pages.some((entry) => entry.page === "accounts"));
   });
@@ -343,7 +302,7 @@ async function start() {
   const page = known.includes(asked) ? asked : known[0];
   drawMenus(answer.pages, page);
   if (page && await loadPage(page)) say("", "");
-  document.documentElement.dataset.ready = "1";            // drawn once: what a benchmark waits for
+  pageReady();  // drawn once: what a benchmark waits for
 }
 
 // ---------------------------------------------------------------- network settings: the reboot prompt

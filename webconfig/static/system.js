@@ -5,33 +5,7 @@
 
 const MIN_PASSWORD = 8;
 const POLL_MS = 500;
-let texts = {};
-let csrf = null;
 let language = "en";
-
-function $(id) { return document.getElementById(id); }
-
-function t(key, params) {
-  let text = texts[key] || key;
-  for (const [name, value] of Object.entries(params || {})) text = text.split("{" + name + "}").join(String(value));
-  return text;
-}
-
-async function getJson(url) {
-  const response = await fetch(url, {credentials: "same-origin", cache: "no-store"});
-  let answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  return [response.status, answer];
-}
-
-async function postJson(url, body) {
-  const response = await fetch(url, {method: "POST", credentials: "same-origin", cache: "no-store",
-                                     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
-                                     body: JSON.stringify(body)});
-  let answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {error: response.statusText}; }
-  return [response.status, answer];
-}
 
 function say(id, cls, text) {
   $(id).className = "message" + (cls ? " " + cls : "");
@@ -63,21 +37,21 @@ function refusal(status, answer) {
 // An upload with its progress (fetch has none): resolves to [status, JSON answer or {}].
 function upload(url, file, headers, onProgress) {
   return new Promise((resolve) => {
-    const request = new XMLHttpRequest();
-    request.open("POST", url);
-    request.setRequestHeader("X-CSRF-Token", csrf);
-    request.setRequestHeader("Content-Type", "application/octet-stream");
-    for (const [name, value] of Object.entries(headers || {})) request.setRequestHeader(name, value);
-    request.upload.onprogress = (event) => onProgress(event.lengthComputable ? event.loaded / event.total : null,
-                                                      event.loaded);
-    request.upload.onload = () => onProgress(1, file.size, true);
-    request.onload = () => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.setRequestHeader("X-CSRF-Token", csrf);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    for (const [name, value] of Object.entries(headers || {})) xhr.setRequestHeader(name, value);
+    xhr.upload.onprogress = (event) => onProgress(event.lengthComputable ? event.loaded / event.total : null,
+                                                  event.loaded);
+    xhr.upload.onload = () => onProgress(1, file.size, true);
+    xhr.onload = () => {
       let answer = {};
-      try { answer = JSON.parse(request.responseText); } catch (e) { answer = {}; }
-      resolve([request.status, answer]);
+      try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = {}; }
+      resolve([xhr.status, answer]);
     };
-    request.onerror = () => resolve([0, {error: t("web.system.connection_lost")}]);
-    request.send(file);
+    xhr.onerror = () => resolve([0, {error: t("web.system.connection_lost")}]);
+    xhr.send(file);
   });
 }
 
@@ -221,15 +195,9 @@ function restarted(answer) {
 }
 
 async function start() {
-  const [, session] = await getJson("/api/session");
-  if (!session.logged_in || session.must_change) { location.assign("/login"); return; }
-  csrf = session.csrf;
+  if (!await startSession()) return;
   language = session.language;
-  texts = (await getJson("/api/i18n/" + language))[1].texts || {};
-  document.documentElement.lang = language;
-  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
   document.title = t("web.system.title");
-  $("who").textContent = t("web.session.as", {profile: t("web.profile." + session.profile)});
   const [status, overview] = await getJson("/api/system");
   if (status !== 200) { say("page-message", "bad", refusal(status, overview)); return; }
   showVersion(overview.upgrade);
@@ -244,7 +212,7 @@ async function start() {
   $("factory-reset").addEventListener("click", () => confirmed(t("web.system.factory_confirm"),
     "/api/system/factory-reset", {confirm: true}, (answer) =>
       answer.action === "exit" ? t("web.system.factory_restarting") : t("web.system.factory_next_start")));
-  document.documentElement.dataset.ready = "1";
+  pageReady();
 }
 
 start().catch((err) => say("page-message", "bad", t("web.settings.load_failed", {error: err.message})));
