@@ -18,8 +18,8 @@ import bottle
 from daemon import api, i18n
 from daemon.security import rights
 from webconfig import (accounts_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
-                       https_pages, jsonio, navigation, outbound_pages, settings_pages, system_pages, uploads,
-                       views_pane)
+                       https_pages, jsonio, monitor_pages, navigation, outbound_pages, settings_pages, system_pages,
+                       uploads, views_pane)
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -312,6 +312,7 @@ def make_app(door, mount=None):
     app.admit = door.admit
     outbound_pages.mount(app, door)      # issue 16: the exports', e-mail's and SNTP's buttons and state
     views_pane.mount(app, door)          # issue 17: the data views' left pane (GET /api/views/tree)
+    monitor_pages.mount(app, door, lambda name: _static(files, name))        # issue 17: the Monitor page
 
     if mount is not None:
         before = len(app.routes)

@@ -14,6 +14,7 @@ from webconfig.jsonio import reply as _json
 PAGES = (
     ("status", "/", "anyone"),
     ("diagnosis", "/diagnosis", "anyone"),
+    ("monitor", "/monitor", "anyone"),                 # issue 17: the data views (any profile, once logged in)
     ("devices", "/devices/sources", "edit_topology"),
     ("settings", "/settings", "set_settings"),
     ("customisation", "/customisation", "customise"),
