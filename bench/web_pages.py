@@ -63,6 +63,7 @@ PATH = (
     ("usages", "/devices/usages"),
     ("settings:*", "/settings?page={page}"),
     ("diagnosis", "/diagnosis"),
+    ("monitor", "/monitor?address=4&load=1"),       # issue 17: the Monitor page, first values drawn
 )
 
 # In every document: the time (performance.now(), from its navigation start) the page said it was ready.

@@ -53,6 +53,7 @@ PAGES = (
     ("system", "/system", "admin"),
     ("certificates", "/security/https", "cyber"),
     ("firewall-rules", "/security/firewall-rules", "cyber"),
+    ("monitor", "/monitor?address=4&load=1", "user"),          # issue 17: the data views
 )
 
 

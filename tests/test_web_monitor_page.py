@@ -146,6 +146,7 @@ async def _scenario(tmp_path):
                     " return l && Math.abs(parseFloat(l.dataset.angle) - (-120 - 36.87)) < 0.5; }", timeout=20000)
                 seen["angles_lagging"] = await page.evaluate(ANGLES)
                 seen["phasor_table"] = await page.text_content("#phasor-table")
+                await _settled(page)
                 seen["axe_summary"] = await _axe(page)
                 seen["probe_summary"] = await page.evaluate(PAGE_PROBE)
                 await page.screenshot(path=shot("monitor-summary-en-1920.png"), full_page=True)
@@ -212,6 +213,7 @@ async def _scenario(tmp_path):
                         shot_page, _client = await _session_page(browser, base, "admin", language, width, height)
                         await _open(shot_page, base, METER, LOAD)
                         await shot_page.wait_for_selector("#phasor line.vec", state="attached")
+                        await _settled(shot_page)
                         await shot_page.screenshot(path=shot("monitor-%s-%d.png" % (language, width)), full_page=True)
                         probe = await shot_page.evaluate(PAGE_PROBE)
                         seen["shots"][(language, width)] = dict(probe, axe=await _axe(shot_page),
@@ -333,3 +335,38 @@ def test_accessibility_and_both_languages_at_both_sizes(seen):
     assert "Vector diagram" in seen["shots"][("en", 1920)]["text"]
     assert "Diagramme vectoriel" in seen["shots"][("fr", 1920)]["text"]
     assert "Synthèse" in seen["shots"][("fr", 768)]["text"] and "Summary" not in seen["shots"][("fr", 768)]["text"]
+
+
+class _Door:
+    """What monitor_live.LiveValues asks of the door: the pollers' batches."""
+
+    def on_values(self, listener):
+        self.store = listener
+
+
+def test_the_long_poll_is_bounded_and_wakes_on_its_own_row():
+    from webconfig import monitor_live
+
+    async def scenario():
+        door = _Door()
+        live = monitor_live.LiveValues(door, max_waiters=2, wait_s=0.3)
+        assert live.version(4, 1) == 0
+        await live.wait(4, 1, None)                        # no version yet: at once
+        door.store(4, 1, {"v1": 230.0}, 0.0)
+        assert live.version(4, 1) == 1
+        await live.wait(4, 1, 0)                           # behind: at once
+        first = asyncio.ensure_future(live.wait(4, 1, 1))
+        second = asyncio.ensure_future(live.wait(5, 2, 0))
+        await asyncio.sleep(0.01)
+        assert live.waiters == 2
+        with pytest.raises(monitor_live.Full):             # the cap: refused at once, nothing kept
+            await live.wait(6, 1, 0)
+        door.store(4, 2, {"v1": 230.0}, 0.0)               # another load of the device: not this waiter's
+        await asyncio.sleep(0.01)
+        assert not first.done()
+        door.store(4, 1, {"v1": 231.0}, 0.0)               # its row: woken
+        await asyncio.wait_for(first, 0.1)
+        await asyncio.wait_for(second, 1.0)                # a gone browser's waiter ends with its timeout
+        assert live.waiters == 0 and live._waiting == {} and live.woken == 1
+
+    asyncio.run(scenario())

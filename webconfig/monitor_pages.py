@@ -64,7 +64,7 @@ def mount(app, door, static):
             await live.wait(address, load, since)
         except monitor_live.Full:
             return 503, {"error": i18n.text("web.monitor.busy", language), "reason": "busy", "retry_s": RETRY_S}
-        document = monitor_view.document(bound, address, load, 0)
+        document = monitor_view.document(bound, address, load, 0, labels=since is None)
         if document is None:
             return 404, {"error": i18n.text("web.monitor.no_device", language), "reason": "not_found"}
         document["version"] = live.version(address, document["load"])

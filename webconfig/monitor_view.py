@@ -1,6 +1,6 @@
 """What the Monitor page shows of one device or load (WEBVIEW-M manual §8.2.1, SPEC §7.3): one JSON document.
 
-Built from the door's queries only (``device``, ``snapshot``, ``device_summary``, ``time``), in memory,
+Built from the door's queries only (``device``, ``monitor_row``, ``time``), in memory,
 so a long-poll answer (webconfig/monitor_live.py) costs a dictionary walk. ``TABS`` is the one table of what each
 tab holds: a tab is sent only when the device's row holds at least one of its keys (no Quality tab on a meter
 without THD, no Inputs/outputs tab on a meter without I/O), a group only with the keys present.
@@ -68,15 +68,17 @@ def _age(now, reading):
 def _row(readings, now):
     """{key: [value, quality, age_s]} of one row, and the derived tan φ (worst quality and oldest age of P, Q)."""
     out = {}
-    for key, reading in readings.items():
-        out[key] = [reading.value, reading.quality, _age(now, reading)]
+    for key, reading in readings.items():          # inline: this runs for every value of every live update
+        value, ts = reading.value, reading.timestamp
+        out[key] = [round(value, 4) if value.__class__ is float else value, reading.quality,
+                    None if ts is None else round(max(0.0, now - ts), 1)]
     for key, (p_key, q_key) in TAN_PHI.items():
         p, q = readings.get(p_key), readings.get(q_key)
         if p is None or q is None or p.value is None or q.value is None:
             continue
         worst = max((p, q), key=lambda r: _QUALITY_RANK.get(r.quality, 9))
         older = p if (p.timestamp or 0) <= (q.timestamp or 0) else q
-        out[key] = [None if p.value == 0 else q.value / p.value, worst.quality, _age(now, older)]
+        out[key] = [None if p.value == 0 else round(q.value / p.value, 4), worst.quality, _age(now, older)]
     return out
 
 
@@ -165,13 +167,13 @@ def units(keys):
     return dict((k, registry.get(k)[registry.UNIT] if k not in TAN_PHI else "") for k in keys)
 
 
-def document(door, address, load, version=0):
+def document(door, address, load, version=0, labels=True):
     """The Monitor's document of ``load`` of the device at ``address`` (load 0: the device's own values, for a
-    device without loads), or None when there is no such device or load."""
+    device without loads), or None when there is no such device or load. ``labels=False`` leaves out the units
+    and symbols, which do not change: a long-poll's answer to a page that has them."""
     device = door.device(address)
     if device is None:
         return None
-    snapshot = door.snapshot(address)
     loads = [{"load": entry["load"], "name": entry.get("name") or "", "network": entry.get("network", "3P+N")}
              for entry in device.loads]
     if load is None:
@@ -179,18 +181,22 @@ def document(door, address, load, version=0):
     if load and load not in [entry["load"] for entry in loads]:
         return None
     now = door.time()
-    values = _row(snapshot.get(load, {}), now)
-    if load:                          # the device's own values (an I/O block of a meter) join its loads' rows
-        for key, entry in _row(snapshot.get(0, {}), now).items():
+    readings, state = door.monitor_row(address, load)
+    values = _row(readings, now)
+    if load and 0 in door.loads(address):      # the device's own values (an I/O block) join its loads' rows
+        own, own_state = door.monitor_row(address, 0)
+        for key, entry in _row(own, now).items():
             values.setdefault(key, entry)
+        state = own_state if own and state == "ok" else state
     network = next((entry["network"] for entry in loads if entry["load"] == load), None)
-    summary = door.device_summary(address)
-    return {
+    ages = [entry[2] for entry in values.values() if entry[2] is not None]
+    document = {
         "version": version, "time": now, "address": address, "load": load, "network": network,
         "device": {"address": address, "name": device.name, "reference": device.reference, "area": device.area,
-                   "state": summary.state, "age_s": None if summary.age is None else round(summary.age, 1),
+                   "state": state, "age_s": max(ages) if ages else None,
                    "loads": [{"load": e["load"], "name": e["name"]} for e in loads]},
-        "values": values, "units": units(values), "symbols": dict((k, SYMBOLS[k]) for k in values if k in SYMBOLS),
-        "tabs": tabs(values), "phasors": phasors(values, network),
-        "outputs": _outputs(values),
+        "values": values, "tabs": tabs(values), "phasors": phasors(values, network), "outputs": _outputs(values),
     }
+    if labels:
+        document.update(units=units(values), symbols=dict((k, SYMBOLS[k]) for k in values if k in SYMBOLS))
+    return document

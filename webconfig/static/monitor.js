@@ -67,6 +67,7 @@ async function poll(mine) {
     if (status === 200) {
       since = answer.version;
       current.load = answer.load;
+      if (!answer.units && doc) { answer.units = doc.units; answer.symbols = doc.symbols; }   // sent once
       doc = answer;
       receivedAt = performance.now();
       draw();
@@ -90,7 +91,8 @@ function showMissing(text) {
 function draw() {
   const device = doc.device;
   const loadEntry = device.loads.find((l) => l.load === doc.load);
-  $("title").textContent = device.name + " · " + device.reference + "@" + device.address +
+  const where = device.reference + "@" + device.address;        // a default name already says it
+  $("title").textContent = device.name + (device.name.includes(where) ? "" : " · " + where) +
     (loadEntry ? " — " + (loadEntry.name || t("web.pane.load", {n: loadEntry.load})) : "");
   drawState();
   const shape = JSON.stringify([doc.address, doc.load, doc.tabs, doc.outputs, doc.phasors && doc.phasors.source]);
