@@ -9,12 +9,13 @@ from daemon import api
 from webconfig import auth
 from webconfig.jsonio import reply as _json
 
-# name, path, needs: "anyone", "password" (a logged-in profile that has a password), or the command the
-# page's routes check (the link shows when the session's profile may run it). Issue 14's other pages add rows.
+# name, path, needs: "anyone", "session" (any logged-in profile), "password" (a logged-in profile that has a
+# password), or the command the page's routes check (the link shows when the session's profile may run it).
+# Issue 14's other pages add rows.
 PAGES = (
     ("status", "/", "anyone"),
     ("diagnosis", "/diagnosis", "anyone"),
-    ("monitor", "/monitor", "anyone"),                 # issue 17: the data views (any profile, once logged in)
+    ("monitor", "/monitor", "session"),                # issue 17: the data views (any profile, once logged in)
     ("devices", "/devices/sources", "edit_topology"),
     ("settings", "/settings", "set_settings"),
     ("customisation", "/customisation", "customise"),
@@ -31,6 +32,8 @@ def _may_open(door, caller, needs):
         return True
     if caller is None:
         return False
+    if needs == "session":           # any logged-in profile, User included (the data views)
+        return True
     if needs == "password":
         return caller.profile != "user"
     try:
