@@ -1524,6 +1524,17 @@ class Door:
             raise Refused(STORAGE, "the favourites could not be written: %s" % exc.strerror) from None
         if not deleted:
             raise Refused(NOT_FOUND, "no favourite named %r" % (name,))
+    # ================================================================ issue 17: the Monitor view
+    # The Monitor page's long-poll (webconfig/monitor_live.py) answers after every batch a poller stores for the
+    # watched load: it reads that one row, not every load of the device as ``snapshot`` and ``device_summary`` do.
+
+    def monitor_row(self, address, load):
+        """({key: Reading} of one load's row (load 0: the device's own values), the device's state as
+        ``device_summary`` says it but judged on this row (its link; stale when a value of the row is))."""
+        cache = self._gw.cache
+        readings = dict((key, cache.get(address, load, key)) for key in cache.keys(address, load))
+        stale = any(reading.quality == STALE for reading in readings.values())
+        return readings, devstate.device_state(self.device_link(address), stale)
 
 
 @contextlib.contextmanager

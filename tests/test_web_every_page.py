@@ -56,6 +56,7 @@ PAGES = (
     ("certificates", "/security/https", "cyber"),
     ("firewall-rules", "/security/firewall-rules", "cyber"),
     ("trends", "/trends", "user"),
+    ("monitor", "/monitor?address=4&load=1", "user"),          # issue 17: the data views
 )
 
 

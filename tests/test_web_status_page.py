@@ -169,7 +169,8 @@ def test_the_pages_offered_follow_the_sessions_profile(tmp_path):
     seen = asyncio.run(body())
     for who, pages in seen.items():
         expected = [path for _name, path, needs in navigation.PAGES
-                    if needs == "anyone" or (needs == "password" and who not in ("anonymous", "user"))
+                    if needs == "anyone" or (needs == "session" and who != "anonymous")
+                    or (needs == "password" and who not in ("anonymous", "user"))
                     or (needs in COMMANDS and who in COMMANDS[needs][0])]
         assert pages == expected, (who, pages)
     # read independently of the navigation's table: who gets the configuration, the certificates, a password

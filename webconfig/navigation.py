@@ -9,8 +9,9 @@ from daemon import api
 from webconfig import auth
 from webconfig.jsonio import reply as _json
 
-# name, path, needs: "anyone", "password" (a logged-in profile that has a password), or the command the
-# page's routes check (the link shows when the session's profile may run it). Issue 14's other pages add rows.
+# name, path, needs: "anyone", "session" (any logged-in profile), "password" (a logged-in profile that has a
+# password), or the command the page's routes check (the link shows when the session's profile may run it).
+# Issue 14's other pages add rows.
 PAGES = (
     ("status", "/", "anyone"),
     ("home", "/home", "anyone"),             # issue 17: Home and the data views (for any signed-in profile)
@@ -34,6 +35,8 @@ def _may_open(door, caller, needs):
         return True
     if caller is None:
         return False
+    if needs == "session":           # any logged-in profile, User included (the data views)
+        return True
     if needs == "password":
         return caller.profile != "user"
     try:
