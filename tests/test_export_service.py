@@ -71,6 +71,15 @@ def stored_points(gw, kinds, start, end):
     return out
 
 
+def driven_export_service(door):
+    """The export service without its 5 s schedule loop: the test's steps call ``cycle()`` after each move of the
+    ManualClock, so which step made which file is known."""
+    return ExportService(door, schedule_loop=False)
+
+
+driven_export_service.name = "push"
+
+
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory):
     """One gateway: exports every 30 min to FTP, a two-hour outage, the server back; then HTTPS and FTPS."""
@@ -82,7 +91,7 @@ def outage(tmp_path_factory):
 
     async def scenario():
         async with running_gateway(base / "state", topology_with(DIGIWARE, (), baud=115200), OVERRIDES, clock,
-                                   services=[ExportService], storage_geometry=Geometry(96, 2000, segments=4),
+                                   services=[driven_export_service], storage_geometry=Geometry(96, 2000, segments=4),
                                    curve_overrides=CURVE_PERIODS) as gw:
             service = gw.services[0]
             cyber = gw.door(Caller("web", "cyber"))

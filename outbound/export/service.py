@@ -46,8 +46,9 @@ class ExportService:
 
     name = "push"
 
-    def __init__(self, door):
+    def __init__(self, door, schedule_loop=True):
         self.door = door
+        self.schedule_loop = schedule_loop       # False: only ``cycle()`` calls export (a test's ManualClock)
         self.settings = door.settings_view()
         self.spool = None
         self.collector = None
@@ -74,7 +75,8 @@ class ExportService:
         self._last_run = await run_blocking(self._read_state)
         self.settings.on_change(self._setting_changed)
         self.sender.start()
-        self._task.start()
+        if self.schedule_loop:
+            self._task.start()
         self._check_site()
 
     async def stop(self):
