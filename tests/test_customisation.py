@@ -16,9 +16,8 @@ import os
 import struct
 import zlib
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
+from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
 from conftest import (
-    REPO,
     WebClient,
     running_gateway,
     topology_with,
@@ -28,12 +27,6 @@ from conftest import (
 
 from daemon import pictures
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 
 
 def chunk(kind, data):
@@ -283,11 +276,6 @@ async def _page_as(browser, base, profile, language="en", width=1920, height=108
     return await context.new_page(), client
 
 
-async def _axe(page):
-    await page.add_script_tag(path=AXE)
-    return await page.evaluate(AXE_RUN)
-
-
 def test_the_customisation_page_uploads_previews_refuses_and_removes_and_the_logo_shows_in_every_header(tmp_path):
     browser_ready(AXE)
     files = tmp_path / "files"
@@ -325,7 +313,7 @@ def test_the_customisation_page_uploads_previews_refuses_and_removes_and_the_log
         fake = await page.text_content("#logo-message")
         still = stored(gw, "logo")
         wide = await page.evaluate(PAGE_PROBE)
-        violations = {"en-1920": await _axe(page)}
+        violations = {"en-1920": await axe(page)}
         await page.screenshot(path=shot("customisation-en-1920x1080.png"), full_page=True)
         await page.set_viewport_size({"width": 768, "height": 1024})
         narrow_en = await page.evaluate(PAGE_PROBE)
@@ -354,7 +342,7 @@ def test_the_customisation_page_uploads_previews_refuses_and_removes_and_the_log
         await page_fr.goto(base + "/customisation", wait_until="load")
         await page_fr.wait_for_selector("html[data-ready='1']")
         narrow = await page_fr.evaluate(PAGE_PROBE)
-        violations["fr-768"] = await _axe(page_fr)
+        violations["fr-768"] = await axe(page_fr)
         await page_fr.screenshot(path=shot("customisation-fr-768x1024.png"), full_page=True)
         await page_fr.click("#logo-remove")
         await page_fr.wait_for_selector("#logo-message.ok")

@@ -18,9 +18,9 @@ import socket
 import struct
 
 import bacnet_support  # noqa: F401,I001 (first: it puts tests/bacnet on the path)
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
+from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
 from bacnet_peer import DEVICE, PROP, frame_read_property
-from conftest import (REPO, commission_accounts, demo_devices, demo_topology, running_gateway, wait_for, web_login,
+from conftest import (commission_accounts, demo_devices, demo_topology, running_gateway, wait_for, web_login,
                       web_server)
 from core import modbus_rtu as rtu
 from protocols.bacnet import BacnetService
@@ -249,12 +249,6 @@ def test_a_ban_ends_and_its_alarm_clears(tmp_path):
 
 # ---------------------------------------------------------------- the rules page in Chromium
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 
 
 async def _page_as(browser, base, profile, language="en", width=1920, height=1080):
@@ -266,11 +260,6 @@ async def _page_as(browser, base, profile, language="en", width=1920, height=108
     await page.goto(base + "/security/firewall-rules", wait_until="load")
     await page.wait_for_selector("html[data-ready='1']")
     return page
-
-
-async def _axe(page):
-    await page.add_script_tag(path=AXE)
-    return await page.evaluate(AXE_RUN)
 
 
 def test_the_rules_page_adds_edits_and_deletes_a_rule_and_says_each_refused_field(tmp_path):
@@ -312,7 +301,7 @@ def test_the_rules_page_adds_edits_and_deletes_a_rule_and_says_each_refused_fiel
                     out["saved"] = gw.firewall.rules()
                     out["table"] = await page.text_content("#rules")
                     out["probe"] = await page.evaluate(PAGE_PROBE)
-                    out["axe-en"] = await _axe(page)
+                    out["axe-en"] = await axe(page)
                     await page.screenshot(path=shot("firewall-rules-en-1920x1080.png"), full_page=True)
                     await page.click("#rules button:has-text('Edit')")
                     await page.fill("#f-name", "scada-2")
@@ -322,7 +311,7 @@ def test_the_rules_page_adds_edits_and_deletes_a_rule_and_says_each_refused_fiel
                     out["edited"] = [rule["name"] for rule in gw.firewall.rules()]
                     fr = await _page_as(browser, base, "cyber", "fr", 768, 1024)
                     out["fr"] = await fr.evaluate(PAGE_PROBE)
-                    out["axe-fr"] = await _axe(fr)
+                    out["axe-fr"] = await axe(fr)
                     await fr.click("#add")
                     await fr.screenshot(path=shot("firewall-rules-fr-768x1024.png"), full_page=True)
                     await page.click("#rules button:has-text('Delete')")

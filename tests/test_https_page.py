@@ -12,22 +12,15 @@ are added, listed and deleted. axe-core finds no critical or serious violation; 
 
 import asyncio
 import datetime
-import os
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-from conftest import REPO, running_gateway, topology_with, web_login
+from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
+from conftest import running_gateway, topology_with, web_login
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from test_https import Site, _ca, make_certificate, pem_key, sha256_of, web_pair
 
 from daemon import i18n
 from daemon.security.rights import Caller
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 READY = "html[data-ready='1']"
 
 
@@ -55,11 +48,6 @@ async def _page(browser, site, language="en", width=1920, height=1080, base=None
     await page.goto(base + "/security/https", wait_until="load")
     await page.wait_for_selector(READY)
     return page
-
-
-async def _axe(page):
-    await page.add_script_tag(path=AXE)
-    return await page.evaluate(AXE_RUN)
 
 
 def _now(site):
@@ -211,7 +199,7 @@ def test_the_page_passes_axe_fits_768_px_and_speaks_french(tmp_path):
             for width, height in ((1920, 1080), (768, 1024)):
                 page = await _page(browser, site, language, width, height)
                 probe = await page.evaluate(PAGE_PROBE)
-                out[(language, width)] = (probe, await _axe(page), await page.text_content("h1"))
+                out[(language, width)] = (probe, await axe(page), await page.text_content("h1"))
                 await page.screenshot(path=shot("https-%s-%dx%d.png" % (language, width, height)), full_page=True)
                 await page.context.close()
         return out

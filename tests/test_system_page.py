@@ -18,11 +18,10 @@ import os
 import socket
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
+from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
 from conftest import (
     DEFAULT_PASSWORDS,
     DEFAULT_PASSWORDS_ALARM,
-    REPO,
     WebClient,
     demo_devices,
     retire_default_passwords,
@@ -36,12 +35,6 @@ from daemon.system import reset
 from daemon.upgrade import package as pkg
 from daemon.version import VERSION
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 PROFILES = ("anonymous", "user", "advanced", "admin", "cyber")
 ALLOWED = ("admin", "cyber")
 
@@ -243,11 +236,6 @@ async def _page(browser, base, profile, language="en", width=1920, height=1080, 
     return page
 
 
-async def _axe(page):
-    await page.add_script_tag(path=AXE)
-    return await page.evaluate(AXE_RUN)
-
-
 async def _message(page, selector):
     await page.wait_for_function("(s) => { const m = document.querySelector(s); "
                                  "return m.classList.contains('ok') || m.classList.contains('bad'); }", arg=selector)
@@ -286,7 +274,7 @@ def test_backup_on_one_gateway_restores_on_another_through_the_pages(tmp_path, p
                                                                      "smtp.password": "Smtp-Secret-5Hv#"}))[0] == 200
                     page = await _page(browser, base_a, "admin", accept_downloads=True)
                     results["probe"] = await page.evaluate(PAGE_PROBE)
-                    results["axe en-1920"] = await _axe(page)
+                    results["axe en-1920"] = await axe(page)
                     await page.screenshot(path=shot("system-en-1920x1080.png"), full_page=True)
                     # the full backup: its progress bar, then the download
                     await page.check("#kind-full")
@@ -312,7 +300,7 @@ def test_backup_on_one_gateway_restores_on_another_through_the_pages(tmp_path, p
                                          gw_a.door(Caller("web", "admin")).setting("smtp.password"))
                     page_fr = await _page(browser, base_a, "cyber", "fr", 768, 1024)
                     results["probe fr-768"] = await page_fr.evaluate(PAGE_PROBE)
-                    results["axe fr-768"] = await _axe(page_fr)
+                    results["axe fr-768"] = await axe(page_fr)
                     await page_fr.screenshot(path=shot("system-fr-768x1024.png"), full_page=True)
                     await page_fr.set_viewport_size({"width": 1920, "height": 1080})
                     await page_fr.screenshot(path=shot("system-fr-1920x1080.png"), full_page=True)
@@ -341,7 +329,7 @@ def test_backup_on_one_gateway_restores_on_another_through_the_pages(tmp_path, p
                     results["tampered"] = await _message(page, "#upgrade-message")
                     results["slots"] = os.listdir(tmp_path / "root" / "slots")
                     await page.screenshot(path=shot("system-upgrade-refused-fr-1920x1080.png"), full_page=True)
-                    results["axe fr-1920 refusals"] = await _axe(page)
+                    results["axe fr-1920 refusals"] = await axe(page)
             finally:
                 await browser.close()
         return results

@@ -13,12 +13,10 @@ refused, the new one accepted, the passphrase refused a second time). axe-core a
 
 import asyncio
 import http.client
-import os
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
+from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
 from conftest import (
     DEFAULT_PASSWORDS,
-    REPO,
     STRONG_PASSWORDS,
     WebClient,
     running_gateway,
@@ -27,12 +25,6 @@ from conftest import (
     web_server,
 )
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 NEW_CYBER = "Recovered-Pass-2027!"
 ROUTES = [("GET", "/api/accounts", None), ("POST", "/api/accounts/totem", {"locked": False}),
           ("POST", "/api/accounts/passphrase", {})]
@@ -223,11 +215,6 @@ async def _log_in(page, profile, password):
     return await page.text_content("#login-message") if await page.is_visible("#login-form") else ""
 
 
-async def _axe(page):
-    await page.add_script_tag(path=AXE)
-    return await page.evaluate(AXE_RUN)
-
-
 def test_totem_is_refused_until_cyber_security_unlocks_it_on_the_accounts_page(tmp_path):
     browser_ready(AXE)
 
@@ -244,7 +231,7 @@ def test_totem_is_refused_until_cyber_security_unlocks_it_on_the_accounts_page(t
                  gw.accounts.totem_locked())
         table = await page.text_content("#profiles")
         probe = await page.evaluate(PAGE_PROBE)
-        violations = {"en-1920": await _axe(page)}
+        violations = {"en-1920": await axe(page)}
         await page.screenshot(path=shot("accounts-en-1920x1080.png"), full_page=True)
         settings = await page.context.new_page()
         await settings.goto(base + "/settings", wait_until="load")
@@ -266,7 +253,7 @@ def test_totem_is_refused_until_cyber_security_unlocks_it_on_the_accounts_page(t
         await page_fr.goto(base + "/accounts", wait_until="load")
         await page_fr.wait_for_selector("html[data-ready='1']")
         narrow = await page_fr.evaluate(PAGE_PROBE)
-        violations["fr-768"] = await _axe(page_fr)
+        violations["fr-768"] = await axe(page_fr)
         await page_fr.screenshot(path=shot("accounts-fr-768x1024.png"), full_page=True)
         await page_fr.set_viewport_size({"width": 1920, "height": 1080})
         await page_fr.screenshot(path=shot("accounts-fr-1920x1080.png"), full_page=True)
@@ -309,7 +296,7 @@ def test_the_passphrase_from_the_accounts_page_recovers_the_cyber_password_on_th
         login = await _login_page(browser, base)
         await login.click("#forgot")
         await login.wait_for_selector("#recover-form:not([hidden])")
-        violations = {"en-1920": await _axe(login)}
+        violations = {"en-1920": await axe(login)}
         probe = await login.evaluate(PAGE_PROBE)
         await login.screenshot(path=shot("login-recover-en-1920x1080.png"), full_page=True)
         await login.set_viewport_size({"width": 768, "height": 1024})
@@ -331,7 +318,7 @@ def test_the_passphrase_from_the_accounts_page_recovers_the_cyber_password_on_th
         again = await _login_page(browser, base, 768, 1024, "fr")
         await again.click("#forgot")
         await again.wait_for_selector("#recover-form:not([hidden])")
-        violations["fr-768"] = await _axe(again)
+        violations["fr-768"] = await axe(again)
         narrow = await again.evaluate(PAGE_PROBE)
         await again.screenshot(path=shot("login-recover-fr-768x1024.png"), full_page=True)
         await again.set_viewport_size({"width": 1920, "height": 1080})

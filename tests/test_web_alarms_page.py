@@ -13,22 +13,15 @@ import asyncio
 import contextlib
 import csv
 import io
-import os
 import zipfile
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-from conftest import REPO, commission_accounts, demo_devices, demo_topology, running_gateway, wait_for, web_login, \
+from browser_support import AXE, AXE_RUN, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
+from conftest import commission_accounts, demo_devices, demo_topology, running_gateway, wait_for, web_login, \
     web_server
 
 from daemon import i18n
 from daemon.state import alarmlog
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 I35_AT_5, U30_AT_11 = 0xDC85EA, 0xD5038A
 SILENT_SOURCE = "digiware:5"
 SETTINGS = {"alarms.check_s": 1, "poll.backoff_max_s": 1}

@@ -14,17 +14,10 @@ through the API. axe-core runs on each page; screenshots in English and French a
 
 import asyncio
 import contextlib
-import os
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-from conftest import REPO, demo_devices, demo_topology, running_gateway, web_login, web_server
+from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
+from conftest import demo_devices, demo_topology, running_gateway, web_login, web_server
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 LAST_ADDRESS = 16                # the detection scans 1..16 on each bus: seconds, not the 247 addresses
 SETTINGS = {"alarms.check_s": 3600, "poll.backoff_max_s": 1, "discovery.last_address": LAST_ADDRESS}
 HAND_ADDED = 14                  # the demo's I-35 with 2 loads: out of the preset topology, added from the page
@@ -58,11 +51,6 @@ async def page_as(browser, base, profile, language="en", width=1920, height=1080
     context = await browser.new_context(viewport={"width": width, "height": height})
     await context.add_cookies([{"name": "m70_session", "value": client.cookie, "url": base}])
     return await context.new_page(), client
-
-
-async def axe(page):
-    await page.add_script_tag(path=AXE)
-    return await page.evaluate(AXE_RUN)
 
 
 async def open_view(page, base, view):
@@ -200,6 +188,9 @@ def test_circuits_rename_one_and_edit_several_at_once(tmp_path):
             await page.select_option("#f-usage", "Heating")
             await page.screenshot(path=shot("devices-circuits-edit-several-en-1920x1080.png"))
             await page.click("#form-save")
+            # the first save's "ok" message is still shown: wait for this save's own answer
+            await page.wait_for_function("(before) => document.getElementById('message').textContent !== before",
+                                         arg=seen["one_message"])
             await page.wait_for_selector("#message.ok")
             seen["many_message"] = await page.text_content("#message")
             seen["status4"] = (await status_device(admin, 4))[0]["loads"]

@@ -16,22 +16,15 @@ request's URL and the console's errors. Screenshots go to tests/results/
 """
 
 import asyncio
-import os
 import re
 import urllib.parse
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-from conftest import REPO, demo_devices, demo_topology, running_gateway, wait_for, web_login, web_server
+from browser_support import AXE, AXE_RUN, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
+from conftest import demo_devices, demo_topology, running_gateway, wait_for, web_login, web_server
 
 from daemon import i18n
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 READY = "() => document.documentElement.dataset.ready === '1'"
 LANGUAGES = ("en", "fr")
 SIZES = ((1920, 1080), (768, 1024))

@@ -15,11 +15,10 @@ tests/results/ (``home-*.png``, git-ignored).
 """
 
 import asyncio
-import os
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-from conftest import (REPO, WebClient, commission_accounts, demo_devices, demo_topology, running_gateway, wait_for,
+from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
+from conftest import (WebClient, commission_accounts, demo_devices, demo_topology, running_gateway, wait_for,
                       web_login, web_server)
 
 from daemon import i18n
@@ -27,12 +26,6 @@ from daemon.security.rights import Caller
 from daemon.state.alarms import SYSTEM_ALARMS
 from webconfig import home_pages
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 READY = "html[data-ready='1']"
 SETTINGS = {"alarms.check_s": 3600, "poll.backoff_max_s": 1}
 SILENCED = demo_devices()[2]             # the U-30 at 11 on the Digiware bus
@@ -83,11 +76,6 @@ async def _matching(page, gw, condition, guard=30.0):
         await asyncio.sleep(0.2)
 
 
-async def _axe(page):
-    await page.add_script_tag(path=AXE)
-    return await page.evaluate(AXE_RUN)
-
-
 async def _page_as(browser, base, profile, language, width, height):
     client = await asyncio.to_thread(web_login, base, profile, language)
     context = await browser.new_context(viewport={"width": width, "height": height},
@@ -102,7 +90,7 @@ async def _page_as(browser, base, profile, language, width, height):
 async def _look(page, name):
     """What the page shows, its probe and axe's violations, and its screenshot ``home-<name>.png``."""
     await page.screenshot(path=shot("home-%s.png" % name), full_page=True)
-    return dict(await page.evaluate(READ_PAGE), probe=await page.evaluate(PAGE_PROBE), axe=await _axe(page))
+    return dict(await page.evaluate(READ_PAGE), probe=await page.evaluate(PAGE_PROBE), axe=await axe(page))
 
 
 async def _walk(gw, base, browser):

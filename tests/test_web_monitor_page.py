@@ -13,21 +13,14 @@ to Admin with the policy off. axe-core on each view; screenshots EN/FR at 1920 a
 """
 
 import asyncio
-import os
 import re
 
 import pytest
 from board.base import ManualClock
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-from conftest import (REPO, commission_accounts, demo_devices, demo_topology, resolution, running_gateway, wait_for,
+from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
+from conftest import (commission_accounts, demo_devices, demo_topology, resolution, running_gateway, wait_for,
                       web_login, web_server)
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 T0 = 1_790_000_000.0
 READY = "() => document.documentElement.dataset.ready === '1'"
 SETTINGS = {"alarms.check_s": 3600, "poll.backoff_max_s": 1, "policy.modbus_write": True}
@@ -80,11 +73,6 @@ async def _tab(page, name):
                                  % name)
 
 
-async def _axe(page):
-    await page.add_script_tag(path=AXE)
-    return await page.evaluate(AXE_RUN)
-
-
 async def _scenario(tmp_path):
     from playwright.async_api import async_playwright
     clock = ManualClock(T0)
@@ -116,7 +104,7 @@ async def _scenario(tmp_path):
                 await _tab(page, "energy")
                 await _settled(page)
                 seen["energy_cells"], seen["energy_meter"] = await page.evaluate(CELLS), meter.values(LOAD)
-                seen["axe_energy"] = await _axe(page)
+                seen["axe_energy"] = await axe(page)
                 # ---- live: the meter moves (the clock), the same cells follow without a reload
                 await _tab(page, "ui")
                 await _settled(page)
@@ -147,7 +135,7 @@ async def _scenario(tmp_path):
                 seen["angles_lagging"] = await page.evaluate(ANGLES)
                 seen["phasor_table"] = await page.text_content("#phasor-table")
                 await _settled(page)
-                seen["axe_summary"] = await _axe(page)
+                seen["axe_summary"] = await axe(page)
                 seen["probe_summary"] = await page.evaluate(PAGE_PROBE)
                 await page.screenshot(path=shot("monitor-summary-en-1920.png"), full_page=True)
                 # ---- a silenced meter: its values greyed with their age
@@ -190,7 +178,7 @@ async def _scenario(tmp_path):
                 await page.wait_for_function(
                     "() => document.querySelector('#panel td.val[data-key=out_1]').dataset.value === '1'")
                 seen["out_cell"] = (await page.evaluate(CELLS))["out_1"]
-                seen["axe_io"] = await _axe(page)
+                seen["axe_io"] = await axe(page)
                 await page.screenshot(path=shot("monitor-io10-admin-en-1920.png"), full_page=True)
                 seen["admin_errors"] = list(page.errors)
                 # ---- refused for User: no control, the reason said; the API refuses too
@@ -216,7 +204,7 @@ async def _scenario(tmp_path):
                         await _settled(shot_page)
                         await shot_page.screenshot(path=shot("monitor-%s-%d.png" % (language, width)), full_page=True)
                         probe = await shot_page.evaluate(PAGE_PROBE)
-                        seen["shots"][(language, width)] = dict(probe, axe=await _axe(shot_page),
+                        seen["shots"][(language, width)] = dict(probe, axe=await axe(shot_page),
                                                                 errors=list(shot_page.errors))
                         await shot_page.context.close()
             finally:

@@ -5,10 +5,9 @@ an unsaved form is not tested, and each page shows its client's live state (file
 """
 
 import asyncio
-import os
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_ready, shot
-from conftest import REPO, running_gateway, topology_with, wait_for, web_login, web_server
+from browser_support import AXE, AXE_RUN, CHROMIUM, CHROMIUM_ARGS, browser_ready, shot
+from conftest import running_gateway, topology_with, wait_for, web_login, web_server
 from push_servers import PASSWORD, USER, FtpServer
 from test_mail import smtp_server
 
@@ -16,14 +15,8 @@ from daemon.security.rights import Caller
 from outbound.export.service import ExportService
 from outbound.mail.service import MailService
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
 FORM_READY = "() => document.documentElement.dataset.ready === '1' && !document.getElementById('outbound-state').hidden"
 STATE_ROWS = "() => document.querySelectorAll('#state-rows dd').length > 0"
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 
 
 async def _page_as(browser, base, profile, language):
@@ -42,12 +35,13 @@ def test_test_buttons_reach_real_servers_and_the_pages_show_the_clients_state(tm
     async def scenario():
         with smtp_server() as (smtp_port, inbox):
             ftp = FtpServer(tmp_path / "ftp").start()
-            async with running_gateway(tmp_path / "state", topology_with(), services=[web, ExportService, MailService]) \
-                    as gw:
+            services = [web, ExportService, MailService]
+            async with running_gateway(tmp_path / "state", topology_with(), services=services) as gw:
                 cyber = gw.door(Caller("web", "cyber"))
                 await cyber.set_settings({
                     "push.protocol": "ftp", "push.host": "127.0.0.1", "push.port": ftp.port, "push.user": USER,
-                    "push.password": PASSWORD, "push.folder": "m70", "push.site_name": "plant", "push.server_name": "GW7",
+                    "push.password": PASSWORD, "push.folder": "m70", "push.site_name": "plant",
+                    "push.server_name": "GW7",
                     "smtp.enabled": True, "smtp.host": "127.0.0.1", "smtp.port": smtp_port, "smtp.secure": False,
                     "notify.sender": "m70@example.com", "notify.recipient1": "ops@example.com"})
                 await wait_for(lambda: gw.outbound("mail").running)

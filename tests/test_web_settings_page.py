@@ -10,21 +10,14 @@ Screenshots in both languages go to tests/results/ (git-ignored).
 """
 
 import asyncio
-import os
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-from conftest import REPO, running_gateway, topology_with, wait_for, web_login, web_server
+from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
+from conftest import running_gateway, topology_with, wait_for, web_login, web_server
 from protocols.snmp.agent import SnmpService
 from snmp_support import run as snmp_run
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
 
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 FORM_READY = "() => document.querySelectorAll('#sections fieldset').length > 0"
 
 
@@ -54,11 +47,6 @@ def _field(name):
     return '[name="%s"]' % name
 
 
-async def _axe(page):
-    await page.add_script_tag(path=AXE)
-    return await page.evaluate(AXE_RUN)
-
-
 def test_switching_snmp_on_from_the_protocols_page_makes_the_agent_answer_snmpget(tmp_path):
     browser_ready(AXE)
     overrides = {"snmp.enabled": False, "snmp.port": 0, "snmp.bind": "127.0.0.1"}
@@ -85,7 +73,7 @@ def test_switching_snmp_on_from_the_protocols_page_makes_the_agent_answer_snmpge
         fields = dict((f["name"], f) for s in answer["sections"] for f in s["fields"])
         checked_after_reload = await page.is_checked(_field("snmp.enabled"))
         secret_box_empty = await page.input_value(_field("snmp.v2c.read_community"))
-        violations = await _axe(page)
+        violations = await axe(page)
         return (admin_disabled, admin_may_trap, running_before, confirmation, rc, out + err, status, fields,
                 checked_after_reload, secret_box_empty, violations)
 
@@ -124,7 +112,7 @@ def test_the_policy_page_turns_snmp_off_and_the_port_stops_answering(tmp_path):
         after = await snmp_run("snmpget", "-On", "-v2c", "-c", "public", "-r", "0", "-t", "1",
                                "127.0.0.1:%d" % port, SYS_NAME)
         await page.screenshot(path=shot("settings-policy-en-1920x1080.png"), full_page=True)
-        return before, after, gw.settings.get("snmp.enabled"), await _axe(page)
+        return before, after, gw.settings.get("snmp.enabled"), await axe(page)
 
     before, after, configured, violations = asyncio.run(_with_browser(tmp_path, overrides, scenario, [SnmpService]))
     assert before[0] == 0 and '"M-70"' in before[1] + before[2], before

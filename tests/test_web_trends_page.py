@@ -12,11 +12,10 @@ refuses a request past its bounds in the reader's language. axe-core on the draw
 import asyncio
 import datetime
 import math
-import os
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-from conftest import REPO, running_gateway, topology_with, web_login, web_server
+from browser_support import AXE, AXE_RUN, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
+from conftest import running_gateway, topology_with, web_login, web_server
 
 from board.base import ManualClock
 from daemon.runtime.curves import series_name
@@ -24,12 +23,6 @@ from daemon.state.topology import devices_from_simulation
 from daemon.storage.format import Q_CLOCK_NOT_SET, Q_VALID, Geometry
 from daemon.storage.store import Series
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 READY = "() => document.documentElement.dataset.ready === '1'"
 DRAWN = "() => document.getElementById('charts').dataset.state === 'drawn'"
 T = 1_700_002_800.0 - 1_700_002_800 % 3600          # an hour boundary (November 2023)
