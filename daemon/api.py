@@ -30,8 +30,8 @@ from daemon.runtime import clocks, control, curves, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
 from daemon.security import accounts, audit, firewall as firewall_mod, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
-from daemon.state import (alarmlog, devicefields, devstate, favourites, settings as settings_mod,
-                          topology as topology_mod, usages as usages_mod)
+from daemon.state import (alarmlog, devicefields, devstate, favourites, hierarchies as hierarchies_mod,
+                          settings as settings_mod, topology as topology_mod, usages as usages_mod)
 from daemon.state.alarms import device_source
 from daemon.state.cache import STALE
 from daemon.storage.format import Q_VALID, quality_name
@@ -1535,6 +1535,35 @@ class Door:
         readings = dict((key, cache.get(address, load, key)) for key in cache.keys(address, load))
         stale = any(reading.quality == STALE for reading in readings.values())
         return readings, devstate.device_state(self.device_link(address), stale)
+
+    # ================================================================ issue 17: hierarchies
+    # The hierarchies (manual §9.7, daemon/state/hierarchies.py): every profile reads them (the Consumption
+    # page's organisation), Admin and Cyber Security change them, one operation at a time.
+
+    def _hierarchies(self):
+        return hierarchies_mod.store(self._gw.state_dir)
+
+    def hierarchies(self):
+        """[{id, name, fluid, items: [{id, kind, parent, name/circuit/ref[, meter]}]}], the limits."""
+        self._check("read_consumption")
+        return {"hierarchies": self._hierarchies().listing(), "max_hierarchies": hierarchies_mod.MAX_HIERARCHIES,
+                "max_nodes": hierarchies_mod.MAX_NODES, "max_circuits": hierarchies_mod.MAX_CIRCUITS}
+
+    async def change_hierarchies(self, change):
+        """Apply one change ({op: create|rename|delete|add|meter|move|remove, ...}); what it returns (a new
+        hierarchy's or item's id). Refused(BAD_VALUE) with the field and catalogue key of the rule it breaks,
+        Refused(STORAGE) when not written."""
+        self._check("edit_hierarchies")
+        circuits = dict(("%d:%d" % (c["address"], c["load"]), c["fluid"]) for c in self.circuits())
+        try:
+            result = await self._hierarchies().change(change, circuits)
+        except hierarchies_mod.HierarchyRefused as exc:
+            raise Refused(BAD_VALUE, str(exc), [{"field": exc.field, "key": exc.key, "params": exc.params}]) \
+                from None
+        except OSError as exc:
+            raise Refused(STORAGE, "the hierarchies could not be written: %s" % exc.strerror) from None
+        log.info("%r changed the hierarchies: %s", self.caller, change.get("op"))
+        return result
 
 
 @contextlib.contextmanager

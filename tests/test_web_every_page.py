@@ -50,6 +50,7 @@ PAGES = (
     ("firewall-rules", "/security/firewall-rules", "cyber"),
     ("trends", "/trends", "user"),
     ("monitor", "/monitor?address=4&load=1", "user"),          # issue 17: the data views
+    ("hierarchies", "/hierarchies", "admin"),                  # issue 17: the hierarchies editor
 )
 
 

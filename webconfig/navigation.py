@@ -18,6 +18,7 @@ PAGES = (
     ("monitor", "/monitor", "anyone"),
     ("alarms", "/alarms", "anyone"),
     ("trends", "/trends", "anyone"),
+    ("hierarchies", "/hierarchies", "edit_hierarchies"),     # issue 17: the hierarchies editor (Admin)
     ("diagnosis", "/diagnosis", "anyone"),
     ("devices", "/devices/sources", "edit_topology"),
     ("settings", "/settings", "set_settings"),

@@ -76,6 +76,9 @@ COMMANDS = {
     # own favourite selections (Admin's are not User's)
     "read_trends": (PROFILES, (), None, None),
     "trend_favourites": (PROFILES, (), None, None),
+    # issue 17: the hierarchies (manual §9.7): every profile reads them (Consumption), Admin and Cyber edit them
+    "read_consumption": (PROFILES, (), None, None),
+    "edit_hierarchies": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
