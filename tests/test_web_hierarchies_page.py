@@ -7,20 +7,13 @@ the 403 page; axe-core; screenshots EN/FR at 1920 and 768 px.
 """
 
 import asyncio
-import os
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, browser_ready, shot
-from conftest import REPO, running_gateway, topology_with, web_login, web_server
+from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
+from conftest import running_gateway, topology_with, web_login, web_server
 
 from daemon.state.topology import devices_from_simulation
 
-AXE = os.path.join(REPO, "tests", "web", "node_modules", "axe-core", "axe.min.js")
-AXE_RUN = r"""async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
-    .map((v) => v.id + " (" + v.impact + "): " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}"""
 READY = "() => document.documentElement.dataset.ready === '1'"
 DIGIWARE = [{"reference": "I-35", "address": 4, "netid": "DC85E9", "loads": 3, "nominal_w": 45000}]
 OVERRIDES = {"poll.min_cycle_ms": 300, "poll.backoff_max_s": 1, "alarms.check_s": 3600}
@@ -85,8 +78,7 @@ async def browse(browser, base, out):
     await submit(page, "#move-go", "moved")
     out["reparented"] = await page.evaluate(TREE)
     out["nmp_text"] = await page.text_content("#tree")
-    await page.add_script_tag(path=AXE)
-    out["axe"] = await page.evaluate(AXE_RUN)
+    out["axe"] = await axe(page)
     out["probe"] = await page.evaluate(PAGE_PROBE)
     await page.screenshot(path=shot("hierarchies-en-1920x1080.png"), full_page=True)
     await page.fill("#new-name", "Building A")
@@ -102,8 +94,7 @@ async def browse(browser, base, out):
     page, _, errors, _ = await open_page(browser, base, "admin", "fr", width=768)
     await page.wait_for_function(READY)
     out["fr_text"] = await page.evaluate("() => document.body.innerText")
-    await page.add_script_tag(path=AXE)
-    out["fr_axe"] = await page.evaluate(AXE_RUN)
+    out["fr_axe"] = await axe(page)
     out["narrow"] = await page.evaluate(PAGE_PROBE)
     await page.screenshot(path=shot("hierarchies-fr-768.png"), full_page=True)
     await page.set_viewport_size({"width": 1920, "height": 1080})
