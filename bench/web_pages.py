@@ -68,6 +68,8 @@ PATH = (
     ("alarms", "/alarms"),                  # issue 17: alarms and events
     ("trends", "/trends"),                  # issue 17: the left pane, the catalogue, favourites, this month
     ("monitor", "/monitor?address=4&load=1"),       # issue 17: the Monitor page, first values drawn
+    ("photoview", "/photoview"),                     # issue 17: the Photoview (no page made: its message)
+    ("photoview-edit", "/photoview/edit"),
 )
 
 # In every document: the time (performance.now(), from its navigation start) the page said it was ready.

@@ -57,6 +57,8 @@ PAGES = (
     ("firewall-rules", "/security/firewall-rules", "cyber"),
     ("trends", "/trends", "user"),
     ("monitor", "/monitor?address=4&load=1", "user"),          # issue 17: the data views
+    ("photoview", "/photoview", "user"),                       # issue 17: the photoview and its editor
+    ("photoview-edit", "/photoview/edit", "admin"),
 )
 
 

@@ -18,6 +18,8 @@ PAGES = (
     ("monitor", "/monitor", "anyone"),
     ("alarms", "/alarms", "anyone"),
     ("trends", "/trends", "anyone"),
+    ("photoview", "/photoview", "session"),        # issue 17: the photoview pages, and their editor (Admin)
+    ("photoview-edit", "/photoview/edit", "edit_photoviews"),
     ("diagnosis", "/diagnosis", "anyone"),
     ("devices", "/devices/sources", "edit_topology"),
     ("settings", "/settings", "set_settings"),

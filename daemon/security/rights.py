@@ -76,6 +76,10 @@ COMMANDS = {
     # own favourite selections (Admin's are not User's)
     "read_trends": (PROFILES, (), None, None),
     "trend_favourites": (PROFILES, (), None, None),
+    # issue 17: the photoview pages (SPEC §7.2, manual §9.8): every profile reads them and their live values,
+    # Admin (and Cyber Security, who has Admin's configuration menus) makes them
+    "read_photoviews": (PROFILES, (), None, None),
+    "edit_photoviews": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
