@@ -212,7 +212,7 @@ def delete(state_dir, page_id):
 
 def set_background(state_dir, page_id, declared, data):
     """Check ``data`` (daemon/pictures.py's rules within BACKGROUND) and make it the page's background; its info.
-    Widgets outside the new picture are moved back inside it."""
+    Widgets outside the new picture are moved back inside it (and areas cut to it)."""
     info = pictures.check_within(BACKGROUND, declared, data)
     info["version"] = hashlib.sha256(data).hexdigest()[:16]
     with _lock:
@@ -224,6 +224,9 @@ def set_background(state_dir, page_id, declared, data):
         for widget in page.get("widgets", []):
             widget["x"] = min(widget.get("x", 0), info["width"] - 1)
             widget["y"] = min(widget.get("y", 0), info["height"] - 1)
+            for side, most in (("w", info["width"]), ("h", info["height"])):
+                if side in widget:
+                    widget[side] = max(MIN_AREA, min(widget[side], most))
         _write(state_dir, pages)
     return info
 
