@@ -69,6 +69,8 @@ PATH = (
     ("trends", "/trends"),                  # issue 17: the left pane, the catalogue, favourites, this month
     ("monitor", "/monitor?address=4&load=1"),       # issue 17: the Monitor page, first values drawn
     ("hierarchies", "/hierarchies"),        # issue 17: the hierarchies editor (Admin)
+    ("photoview", "/photoview"),                     # issue 17: the Photoview (no page made: its message)
+    ("photoview-edit", "/photoview/edit"),
 )
 
 # In every document: the time (performance.now(), from its navigation start) the page said it was ready.

@@ -30,7 +30,7 @@ from daemon.runtime import clocks, control, curves, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
 from daemon.security import accounts, audit, firewall as firewall_mod, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
-from daemon.state import (alarmlog, devicefields, devstate, favourites, hierarchies as hierarchies_mod,
+from daemon.state import (alarmlog, devicefields, devstate, favourites, hierarchies as hierarchies_mod, photoviews,
                           settings as settings_mod, topology as topology_mod, usages as usages_mod)
 from daemon.state.alarms import device_source
 from daemon.state.cache import STALE
@@ -1564,6 +1564,83 @@ class Door:
             raise Refused(STORAGE, "the hierarchies could not be written: %s" % exc.strerror) from None
         log.info("%r changed the hierarchies: %s", self.caller, change.get("op"))
         return result
+    # ================================================================ issue 17: photoview
+    # The photoview pages (SPEC §7.2, manual §8.4/§9.8: daemon/state/photoviews.py): every profile reads them,
+    # Admin and Cyber Security make them. Their live values are the Monitor's (monitor_row), read by the page.
+
+    async def _photoview_call(self, command, func, *args):
+        """``func(state_dir, *args)`` in the executor once ``command`` is allowed; the store's refusals as the
+        door's (BAD_VALUE with the field and catalogue key, NOT_FOUND for an unknown page)."""
+        self._check(command)
+        try:
+            return await run_blocking(func, self._gw.state_dir, *args)
+        except photoviews.PhotoviewRefused as exc:
+            reason = NOT_FOUND if exc.key == "web.photoview.error.no_page" else BAD_VALUE
+            raise Refused(reason, str(exc), [{"field": exc.field, "key": exc.key, "params": exc.params}]) from None
+        except pictures.PictureRefused as exc:
+            raise Refused(BAD_VALUE, str(exc), [{"field": "file", "key": exc.key, "params": exc.params}]) from None
+        except BlockingQueueFull:
+            raise Refused(BUSY, "the gateway is busy, try again") from None
+        except OSError as exc:
+            raise Refused(STORAGE, "the photoview could not be written: %s" % exc.strerror) from None
+
+    def photoview_limits(self):
+        """The bounds the editor says and the store applies."""
+        most, widest, tallest = photoviews.BACKGROUND
+        return {"pages": photoviews.MAX_PAGES, "widgets": photoviews.MAX_WIDGETS, "name": photoviews.MAX_NAME,
+                "text": photoviews.MAX_TEXT, "keys": photoviews.MAX_KEYS, "canvas": list(photoviews.DEFAULT_CANVAS),
+                "background": {"bytes": most, "width": widest, "height": tallest}}
+
+    async def photoview_pages(self):
+        """Every page ({id, name, background, widgets}) with its canvas size (the background's, else the default)."""
+        pages = await self._photoview_call("read_photoviews", photoviews.listing)
+        for page in pages:
+            page["canvas"] = list(photoviews.canvas(page))
+        return pages
+
+    async def create_photoview(self, name):
+        page = await self._photoview_call("edit_photoviews", photoviews.create, name)
+        log.info("photoview page %s (%r) made by %r", page["id"], page["name"], self.caller)
+        return page
+
+    async def save_photoview(self, page_id, name, widgets):
+        """Replace a page's name and widgets, every widget checked (nothing written on a refusal)."""
+        page = await self._photoview_call("edit_photoviews", photoviews.save, page_id, name, widgets)
+        log.info("photoview page %s saved by %r: %d widgets", page_id, self.caller, len(page["widgets"]))
+        return page
+
+    async def delete_photoview(self, page_id):
+        await self._photoview_call("edit_photoviews", photoviews.delete, page_id)
+        log.info("photoview page %s deleted by %r", page_id, self.caller)
+
+    async def set_photoview_background(self, page_id, declared_type, path):
+        """The uploaded file at ``path`` (spooled to disk) as the page's background once checked."""
+        def from_file(state_dir, page_id, declared_type, path):
+            with open(path, "rb") as handle:
+                data = handle.read(photoviews.BACKGROUND[0] + 1)
+            return photoviews.set_background(state_dir, page_id, declared_type, data)
+        info = await self._photoview_call("edit_photoviews", from_file, page_id, declared_type, path)
+        log.info("photoview page %s background set by %r: %s %dx%d, %d bytes", page_id, self.caller,
+                 info["type"], info["width"], info["height"], info["size"])
+        return info
+
+    async def photoview_background(self, page_id):
+        """(info, bytes) of a page's background, or None."""
+        return await self._photoview_call("read_photoviews", photoviews.background, page_id)
+
+    def photoview_devices(self):
+        """What the editor offers: each device's loads and the values its rows hold ({address, name, loads:
+        [{load, name, keys}]}); load 0 is a device's own values (an I/O block)."""
+        self._check("edit_photoviews")
+        out = []
+        for device in self.devices():
+            names = dict((entry["load"], entry.get("name") or "") for entry in device.loads)
+            loads = [{"load": load, "name": names.get(load, ""),
+                      "keys": sorted(self._gw.cache.keys(device.address, load))}
+                     for load in sorted(set(names) | set(self.loads(device.address)))]
+            out.append({"address": device.address, "name": device.name, "reference": device.reference,
+                        "loads": loads})
+        return out
 
 
 @contextlib.contextmanager

@@ -132,7 +132,13 @@ def check(kind, declared, data):
     Content-Type); PictureRefused when it is not one we take."""
     if kind not in KINDS:
         raise PictureRefused("error.picture.kind", "no picture kind %r" % kind[:32], kinds=", ".join(KINDS))
-    most, widest, tallest = KINDS[kind]
+    return check_within(KINDS[kind], declared, data)
+
+
+def check_within(bounds, declared, data):
+    """As ``check``, within ``bounds`` = (most bytes, widest, tallest): the photoview's backgrounds
+    (daemon/state/photoviews.py) are checked by the same rules with their own bounds."""
+    most, widest, tallest = bounds
     declared = (declared or "").split(";")[0].strip().lower()
     if declared == "image/svg+xml":
         raise PictureRefused("error.picture.svg", "SVG pictures are refused: they can carry scripts")

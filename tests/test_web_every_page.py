@@ -51,6 +51,8 @@ PAGES = (
     ("trends", "/trends", "user"),
     ("monitor", "/monitor?address=4&load=1", "user"),          # issue 17: the data views
     ("hierarchies", "/hierarchies", "admin"),                  # issue 17: the hierarchies editor
+    ("photoview", "/photoview", "user"),                       # issue 17: the photoview and its editor
+    ("photoview-edit", "/photoview/edit", "admin"),
 )
 
 

@@ -19,6 +19,8 @@ PAGES = (
     ("alarms", "/alarms", "anyone"),
     ("trends", "/trends", "anyone"),
     ("hierarchies", "/hierarchies", "edit_hierarchies"),     # issue 17: the hierarchies editor (Admin)
+    ("photoview", "/photoview", "session"),        # issue 17: the photoview pages, and their editor (Admin)
+    ("photoview-edit", "/photoview/edit", "edit_photoviews"),
     ("diagnosis", "/diagnosis", "anyone"),
     ("devices", "/devices/sources", "edit_topology"),
     ("settings", "/settings", "set_settings"),

@@ -79,6 +79,10 @@ COMMANDS = {
     # issue 17: the hierarchies (manual §9.7): every profile reads them (Consumption), Admin and Cyber edit them
     "read_consumption": (PROFILES, (), None, None),
     "edit_hierarchies": (("admin", "cyber"), (), None, None),
+    # issue 17: the photoview pages (SPEC §7.2, manual §9.8): every profile reads them and their live values,
+    # Admin (and Cyber Security, who has Admin's configuration menus) makes them
+    "read_photoviews": (PROFILES, (), None, None),
+    "edit_photoviews": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
