@@ -1541,7 +1541,7 @@ class Door:
     # page's organisation), Admin and Cyber Security change them, one operation at a time.
 
     def _hierarchies(self):
-        return hierarchies_mod.store(self._gw.state_dir)
+        return self._gw.hierarchies
 
     def hierarchies(self):
         """[{id, name, fluid, items: [{id, kind, parent, name/circuit/ref[, meter]}]}], the limits."""

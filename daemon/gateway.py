@@ -34,6 +34,7 @@ from daemon.security.webtls import CA_SOURCE, WEB_SOURCE, WebTls, own_names
 from daemon.state.alarms import Alarms
 from daemon.state.cache import Cache
 from daemon.state.extremes import Extremes
+from daemon.state.hierarchies import Hierarchies
 from daemon.state.settings import Settings
 from daemon.state.topology import Topology
 from daemon.state.usages import Usages
@@ -103,6 +104,7 @@ class Gateway:
         self.settings.on_change(self.firewall.setting_changed)
         self.sessions = SessionTable(self.clock, lambda: self.settings.get("session.lifetime_s"))
         self.usages = Usages(state_dir)                  # predefined and custom usages (the Devices pages)
+        self.hierarchies = Hierarchies(state_dir)        # issue 17: the energy hierarchies (read when built)
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
         self.webtls = WebTls(state_dir)       # web certificate and CA store (issue 15); alarm 7 follows them
         self._certificate_alarms = Supervised("certificate-alarms", self._certificate_alarm_loop)

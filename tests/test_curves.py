@@ -148,6 +148,9 @@ def test_a_six_hour_cut_is_back_filled_from_the_meters_caches(tmp_path):
             first_e23 = gw.cache.get(21, 1, "ea_pos").value
             for _ in range(6):                                            # one hour, all answering
                 await step(gw, 600)
+            # a poll missed on a loaded machine before the cut is a (short) cut of its own: counted, to be allowed for
+            false_cuts = sum(1 for r in gw.alarms.events() if r.get("event") == "raised" and r.get("alarm") == 3
+                             and r.get("source") == "digiware:4")
             for netid in CUT:                                             # six hours without them
                 gw.board.configure_meter(netid, silent=True)
             await wait_for(lambda: gw.cache.comm_lost(4) and gw.cache.comm_lost(20))
@@ -187,7 +190,8 @@ def test_a_six_hour_cut_is_back_filled_from_the_meters_caches(tmp_path):
             name = series_name("consumption", "DC85E9", 1, "ea_pos")
             got = stored(storage, name)
             accumulated = [(t, q) for t, _v, q in got if q & Q_ACCUMULATED]
-            assert len(accumulated) == 1 and accumulated[0][0] > T + 6 * 3600
+            after_cut = [(t, q) for t, q in accumulated if t > T + 6 * 3600]
+            assert len(after_cut) == 1 and len(accumulated) - 1 <= false_cuts, (accumulated, false_cuts)
             assert abs(sum(v for _t, v, _q in got) - (last_index - first_index)) <= 1.0
             assert storage.store.last_index(name) == last_index
             # a meter that always answered: one point per 10-min boundary the gateway saw

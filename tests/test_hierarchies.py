@@ -5,7 +5,6 @@ import asyncio
 
 import pytest
 
-from daemon.state import hierarchies
 from daemon.state.hierarchies import HierarchyRefused, Hierarchies, breakdown
 
 CIRCUITS = dict(("%d:%d" % (a, n), "electricity") for a in range(1, 4) for n in range(1, 21))   # 60 loads
@@ -103,7 +102,3 @@ def test_the_non_measured_point_is_the_meter_minus_the_measured_children(tmp_pat
     assert (first["total"], first["unmeasured"]) == (600.0, 600.0 - 250.0 - 100.0)
     assert (annex["kind"], annex["total"]) == ("hierarchy", 150.0)
     assert tree["unmeasured"] == 1000.0 - 600.0 - 150.0
-
-
-def test_one_store_per_state_directory(tmp_path):
-    assert hierarchies.store(str(tmp_path)) is hierarchies.store(str(tmp_path))

@@ -266,16 +266,6 @@ class Hierarchies:
             return result
 
 
-_STORES = {}
-
-
-def store(state_dir):
-    """The one store of ``state_dir`` (the gateway's; made on first use, a file of a few KB)."""
-    if state_dir not in _STORES:
-        _STORES[state_dir] = Hierarchies(state_dir)
-    return _STORES[state_dir]
-
-
 # ---------------------------------------------------------------- the breakdown (Consumption)
 
 def breakdown(doc_hierarchies, hid, energy):

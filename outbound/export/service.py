@@ -69,8 +69,9 @@ class ExportService:
         render_dir = self.door.state_path(RENDER_DIR)
         await run_blocking(_fresh_directory, render_dir)         # what an interrupted render left
         self.spool = await open_spool(self.door)
-        self.collector = Collector(self.door, render_dir)
-        self.collector.reconcile([entry.meta for entry in self.spool.entries()])
+        # the cursor file is read, and rewritten after a cut between spool and commit, off the loop
+        self.collector = await run_blocking(Collector, self.door, render_dir)
+        await run_blocking(self.collector.reconcile, [entry.meta for entry in self.spool.entries()])
         self.sender = Sender(self.door, self.spool, self.transport)
         self._last_run = await run_blocking(self._read_state)
         self.settings.on_change(self._setting_changed)

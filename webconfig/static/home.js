@@ -20,24 +20,12 @@ const TILES = [
 
 let lastOk = null;                  // browser time (ms) of the last answer of /api/status
 
-function icon(d) {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("focusable", "false");
-  const path = document.createElementNS(ns, "path");
-  for (const [name, value] of [["d", d], ["fill", "none"], ["stroke", "currentColor"], ["stroke-width", "1.8"],
-                               ["stroke-linejoin", "round"], ["stroke-linecap", "round"]]) path.setAttribute(name, value);
-  svg.append(path);
-  return svg;
-}
 
 // A view the gateway offers is a link; one it does not (yet) is shown, greyed, with the catalogue's words.
 function tile(page, d, path) {
   const box = path ? el("a", {class: "tile", href: path, id: "tile-" + page})
     : el("div", {class: "tile unavailable", id: "tile-" + page});
-  box.append(icon(d));
+  box.append(lineIcon(d));
   const words = el("span", {class: "tile-words"});
   words.append(el("strong", {class: "tile-name"}, t("web.home.tile." + page)),
                el("span", {class: "tile-help"}, t("web.home.tile." + page + "_help")));

@@ -340,7 +340,7 @@ async function switchOutput(key, button) {
 // ---------------------------------------------------------------- start
 
 async function start() {
-  if (!await startSession()) return;
+  if (!await startView()) return;              // the views' top bar (static/viewbar.js) and the session
   numbers = session.language === "fr" ? "fr-FR" : "en-GB";
   const [rightsStatus, rights] = await getJson("/api/monitor/may-write");
   if (rightsStatus === 200) writeRights = rights;

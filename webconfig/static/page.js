@@ -29,6 +29,11 @@ function el(tag, attrs, text) {
 // answer where it means a wrong password, not an ended session (POST /api/password on the accounts page).
 async function exchange(method, url, body) {
   const options = {method, credentials: "same-origin", cache: "no-store", headers: {}};
+  // A read route never looks the session up (webconfig/auth.py: a polling page must not keep it alive), so a
+  // GET says the session's language itself: every answer's texts then follow the reader, whatever the route.
+  if (method === "GET" && session && !/[?&]lang=/.test(url)) {
+    url += (url.includes("?") ? "&" : "?") + "lang=" + encodeURIComponent(session.language);
+  }
   if (method !== "GET") {
     options.headers = {"Content-Type": "application/json", "X-CSRF-Token": csrf};
     options.body = JSON.stringify(body || {});

@@ -61,9 +61,7 @@ class Pane {
   }
 
   async refresh() {
-    // a read route does not look the session up (webconfig/auth.py): the language goes with the request
-    const lang = session ? "&lang=" + encodeURIComponent(session.language) : "";
-    const [status, doc] = await getJson("/api/views/tree?by=" + encodeURIComponent(this.by) + lang);
+    const [status, doc] = await getJson("/api/views/tree?by=" + encodeURIComponent(this.by));   // page.js adds lang
     if (status !== 200) { this.$("tree").textContent = doc.error || String(status); return; }
     this.doc = doc;
     this.drawTree();
@@ -142,8 +140,8 @@ class Pane {
     const button = el("button", {type: "button", role: "treeitem", class: "pane-item " + (load ? "load" : "device"),
                                  "data-key": key, "data-status": device.status,
                                  "aria-current": this.selected === key ? "true" : null}, label);
-    if (!load && device.loads.length) button.append(el("span", {class: "pane-count"},
-                                                        " " + t("web.pane.loads", {count: device.loads.length})));
+    if (!load && device.loads.length) button.append(el("span", {class: "pane-count"}, " " + t(
+      device.loads.length === 1 ? "web.pane.loads_one" : "web.pane.loads", {count: device.loads.length})));
     if (device.status !== "ok") button.append(el("span", {class: "pane-state"}, " " + t("web.devices.state." + device.status)));
     button.addEventListener("click", () => {
       this.selected = key;

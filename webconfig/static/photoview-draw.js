@@ -8,18 +8,6 @@ const DEVICE_ICON = "M5 3h14v18H5zM8 6h8v5H8zM8 14h2M12 14h4M8 17h2M12 17h4";   
 const LINK_ICON = "M5 12h13M13 6l6 6-6 6";
 let numbers = null;                 // the session's locale for numbers
 
-function svgIcon(d) {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("focusable", "false");
-  const path = document.createElementNS(ns, "path");
-  for (const [name, value] of [["d", d], ["fill", "none"], ["stroke", "currentColor"], ["stroke-width", "1.8"],
-                               ["stroke-linejoin", "round"], ["stroke-linecap", "round"]]) path.setAttribute(name, value);
-  svg.append(path);
-  return svg;
-}
 
 function ageText(age) {
   if (age === null || age === undefined) return "";
@@ -106,14 +94,14 @@ function widgetNode(widget, index, names, link) {
   } else if (widget.type === "device") {
     const name = names.device(widget.address, widget.load);
     if (widget.mode === "icon") {
-      node.append(svgIcon(DEVICE_ICON), el("span", {class: "pv-name"}, name));
+      node.append(lineIcon(DEVICE_ICON), el("span", {class: "pv-name"}, name));
       node.append(el("span", {class: "pv-state", "data-row": row}));
     } else {
       node.setAttribute("aria-label", t("web.photoview.area_of", {name}));
       node.append(el("span", {class: "pv-area-name"}, name));
     }
   } else if (widget.type === "link") {
-    node.append(svgIcon(LINK_ICON), el("span", {}, widget.label));
+    node.append(lineIcon(LINK_ICON), el("span", {}, widget.label));
   }
   place(node, widget);
   return node;

@@ -24,14 +24,17 @@
 
 const HOUSE = "M3 11.5 12 4l9 7.5M5.5 9.5V20h5v-6h3v6h5V9.5";       // the Home link's icon, one SVG path
 
-function houseIcon() {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+// A line-drawn icon of one SVG path in the text's colour (the Home link, the tiles, the photoview's widgets).
+function lineIcon(d, strokeWidth) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", "0 0 24 24");
   svg.setAttribute("aria-hidden", "true");
   svg.setAttribute("focusable", "false");
-  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-  for (const [name, value] of [["d", HOUSE], ["fill", "none"], ["stroke", "currentColor"], ["stroke-width", "2"],
-                               ["stroke-linejoin", "round"], ["stroke-linecap", "round"]]) path.setAttribute(name, value);
+  const path = document.createElementNS(ns, "path");
+  for (const [name, value] of [["d", d], ["fill", "none"], ["stroke", "currentColor"],
+                               ["stroke-width", String(strokeWidth || 1.8)], ["stroke-linejoin", "round"],
+                               ["stroke-linecap", "round"]]) path.setAttribute(name, value);
   svg.append(path);
   return svg;
 }
@@ -65,7 +68,7 @@ async function logOff() {
 async function startView() {
   if (!(await startSession())) return false;
   const home = $("viewbar-home");
-  home.prepend(houseIcon());
+  home.prepend(lineIcon(HOUSE, 2));
   if (location.pathname === home.getAttribute("href")) home.setAttribute("aria-current", "page");
   document.title = $("view-title").textContent;
   $("logoff").addEventListener("click", logOff);
