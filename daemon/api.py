@@ -1642,6 +1642,21 @@ class Door:
                         "loads": loads})
         return out
 
+    # ================================================================ issue 17: drag and drop (photoview, hierarchies)
+    # The Photoview editor's "drop by location" (manual §9.8: "all the devices from one location") and its resize
+    # handle's least size. The hierarchies' drag and drop needs nothing new: a drop sends change_hierarchies.
+
+    def photoview_areas(self):
+        """{areas: [{area, addresses}] (each area of the topology in the order of its first device, then "" for the
+        devices without one), min_size: the least width and height of an area or icon (the store's)}."""
+        self._check("edit_photoviews")
+        areas = {}
+        for device in self.devices():
+            areas.setdefault(device.area or "", []).append(device.address)
+        ordered = sorted(areas.items(), key=lambda pair: pair[0] == "")
+        return {"areas": [{"area": area, "addresses": addresses} for area, addresses in ordered],
+                "min_size": photoviews.MIN_AREA}
+
 
 @contextlib.contextmanager
 def _system_refusals():
