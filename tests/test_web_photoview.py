@@ -116,6 +116,7 @@ async def _editor(seen, browser, base, admin_api):
     await page.drag_and_drop("#tool-measure", "#stage .pv-canvas", target_position={"x": 500, "y": 150})
     seen["after_drop"] = await page.eval_on_selector_all("#stage .pv-widget", "(w) => w.length")
     # move the first widget with the mouse
+    await page.eval_on_selector("#stage .pv-widget[data-index='0']", "(n) => n.scrollIntoView({block: 'center'})")
     box = await page.eval_on_selector("#stage .pv-widget[data-index='0']",
                                       "(n) => { const r = n.getBoundingClientRect(); return [r.x, r.y]; }")
     await page.mouse.move(box[0] + 5, box[1] + 5)
