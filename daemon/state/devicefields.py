@@ -136,7 +136,8 @@ def edited_device(old, clean):
     name = clean.get("name")
     if name is None and not topo.auto_named(old):
         name = old.name
-    return old.kept(bus=clean.get("bus", old.bus), address=clean.get("address", old.address), name=name,
+    tcp = old.link is not None and old.link.get("kind") == topo.TCP_BUS     # a TCP device stays off the buses
+    return old.kept(bus=old.bus if tcp else clean.get("bus", old.bus), address=clean.get("address", old.address), name=name,
                     area=clean.get("area", old.area))
 
 
