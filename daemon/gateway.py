@@ -109,6 +109,7 @@ class Gateway:
         self.hierarchies = Hierarchies(state_dir)        # issue 17: the energy hierarchies (read when built)
         self.datamodels = DataModels(state_dir)          # issue 18: generic Modbus devices' data models
         self.links = {}            # issue 18: engines of devices off the master buses (Modbus TCP): bus -> link
+        self.link_pollers = {}     # ... and their pollers (apart from ``pollers``: those are the serial buses')
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
         self.webtls = WebTls(state_dir)       # web certificate and CA store (issue 15); alarm 7 follows them
         self._certificate_alarms = Supervised("certificate-alarms", self._certificate_alarm_loop)
@@ -174,9 +175,9 @@ class Gateway:
                        self.settings.get("generic.tcp_retries"), clock=self.clock)
         link.start()
         self.links[TCP_BUS] = link
-        self.pollers[TCP_BUS] = BusPoller(TCP_BUS, link, self.topology, self.cache, self.alarms, self.settings,
-                                          self.clock)
-        self.pollers[TCP_BUS].start()
+        self.link_pollers[TCP_BUS] = BusPoller(TCP_BUS, link, self.topology, self.cache, self.alarms, self.settings,
+                                               self.clock)
+        self.link_pollers[TCP_BUS].start()
         self.discovery = Discovery(self.engines, self.topology, self.alarms, self.settings)
         if await self.settings.seal_stored():       # an older file's clear secrets, sealed now
             self.alarms.record_event({"event": "secrets-sealed", "category": "security", "source": "gateway",
@@ -221,7 +222,7 @@ class Gateway:
         await self.event_reader.stop()
         if self.discovery is not None:
             await self.discovery.stop()
-        for poller in self.pollers.values():
+        for poller in list(self.pollers.values()) + list(self.link_pollers.values()):
             await poller.stop()
         for engine in list(self.engines.values()) + list(self.links.values()):
             await engine.stop()

@@ -28,21 +28,26 @@ function blankRow() {
   return {name: "", frame: "", function: 3, register: 0, encoding: "U16", word_order: "big", coefficient: 1, unit: ""};
 }
 
+let cells = 0;          // ids of the rows' fields, so each has its own (visually hidden) label
+
 function cell(row, field, kind, choices, label) {
   let input;
+  const id = "cell-" + (++cells);
   if (choices) {
-    input = el("select", {"aria-label": label});
+    input = el("select", {id});
     for (const value of choices) input.append(el("option", {value: String(value)}, String(value)));
     input.value = String(row[field]);
   } else {
-    input = el("input", {"aria-label": label, type: kind || "text", value: String(row[field]),
+    input = el("input", {id, type: kind || "text", value: String(row[field]),
                          list: field === "name" ? "standard-names" : null, maxlength: kind ? null : 32});
   }
   input.addEventListener("change", () => {
     row[field] = field === "function" || field === "register" ? Number(input.value)
       : field === "coefficient" ? input.value : input.value;
   });
-  return el("td", {}).appendChild(input).parentNode;
+  const td = el("td");
+  td.append(el("label", {for: id, class: "sr"}, label), input);
+  return td;
 }
 
 function drawRows() {
