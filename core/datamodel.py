@@ -264,7 +264,7 @@ def parse_csv(text):
             problems.append(detail(None, "generic.error.csv_cells", line=number, count=len(cells),
                                    expected=len(header)))
             continue
-        row, row_problems = check_row(dict(zip(header, cells)))
+        row, row_problems = check_row(dict(zip(header, cells, strict=True)))
         for problem in row_problems:
             problem["line"] = number
         problems.extend(row_problems)

@@ -39,8 +39,8 @@ def words(fmt, value):
 # The RTU slave's image, by hand: a float32 temperature (a user value), an energy index in kWh as U32 (Ea+ in Wh
 # with coefficient 1000), an active power as S16 in units of 10 W, and V1 as float32 low word first in input
 # registers (function 4).
-RTU_HOLDING = dict(zip(range(100, 105), words(">f", 21.5) + words(">I", 12345) + words(">h", -150)))
-RTU_INPUTS = dict(zip((0, 1), words(">f", 230.5)[::-1]))
+RTU_HOLDING = dict(zip(range(100, 105), words(">f", 21.5) + words(">I", 12345) + words(">h", -150), strict=True))
+RTU_INPUTS = dict(zip((0, 1), words(">f", 230.5)[::-1], strict=True))
 RTU_CSV = "\r\n".join([
     "name;frame;function;register;encoding;word_order;coefficient;unit",
     "Water temperature;main;3;100;FLOAT32;big;1;°C",

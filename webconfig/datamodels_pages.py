@@ -16,7 +16,7 @@ import bottle
 from daemon import api, i18n
 from webconfig import auth, settings_pages
 from webconfig.customisation import serve_page
-from webconfig.jsonio import body as _body, deferred, reply as _json
+from webconfig.jsonio import body as _body, deferred
 
 COMMAND = "edit_data_models"
 READ = "read_data_models"
@@ -26,7 +26,7 @@ def _refused(exc, language):
     """The door's refusal with each message's CSV ``line`` (and row) kept and said."""
     status, answer = auth.refusal(exc.reason, language, str(exc), exc.details)
     details = [d for d in exc.details if isinstance(d, dict) and isinstance(d.get("key"), str)]
-    for message, found in zip(answer.get("messages", []), details):
+    for message, found in zip(answer.get("messages", []), details, strict=False):
         for where in ("line", "row"):
             if where in found:
                 message[where] = found[where]
@@ -83,7 +83,7 @@ def mount(app, door, static):
     @app.get("/api/datamodels/export", access="read", command=READ)
     def export():
         name = (bottle.request.query.getunicode("name") or "")[:64]
-        return auth.door_reply(lambda bound: dict(zip(("file", "csv"), bound.export_data_model(name))))
+        return auth.door_reply(lambda bound: dict(zip(("file", "csv"), bound.export_data_model(name), strict=True)))
 
     @app.post("/api/devices/generic", access="command", command="edit_topology")
     @deferred

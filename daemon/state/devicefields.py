@@ -137,7 +137,8 @@ def edited_device(old, clean):
     if name is None and not topo.auto_named(old):
         name = old.name
     tcp = old.link is not None and old.link.get("kind") == topo.TCP_BUS     # a TCP device stays off the buses
-    return old.kept(bus=old.bus if tcp else clean.get("bus", old.bus), address=clean.get("address", old.address), name=name,
+    return old.kept(bus=old.bus if tcp else clean.get("bus", old.bus), address=clean.get("address", old.address),
+                    name=name,
                     area=clean.get("area", old.area))
 
 
