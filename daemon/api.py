@@ -23,7 +23,7 @@ import signal
 
 from board import netconfig
 from board.base import BUS_NAMES
-from core import modbus_rtu as rtu, registry
+from core import datamodel, modbus_rtu as rtu, registry
 from daemon import pictures
 from daemon.blocking import BlockingQueueFull, run_blocking
 from daemon.runtime import clocks, control, curves, refresh
@@ -32,6 +32,7 @@ from daemon.security import accounts, audit, firewall as firewall_mod, rights, t
 from daemon.security.rights import Caller
 from daemon.state import (alarmlog, devicefields, devstate, favourites, hierarchies as hierarchies_mod, photoviews,
                           settings as settings_mod, topology as topology_mod, usages as usages_mod)
+from daemon.state import datamodels as datamodels_mod, genericfields
 from daemon.state.alarms import device_source
 from daemon.state.cache import STALE
 from daemon.storage.format import Q_VALID, quality_name
@@ -253,7 +254,7 @@ class Door:
     def served_device(self, address):
         """The device at ``address`` when a mastered bus reaches it, else None (Modbus routes by it)."""
         device = self._gw.topology.device(address)
-        if device is None or device.bus not in self._gw.engines:
+        if device is None or (device.bus not in self._gw.engines and device.bus not in self._gw.links):
             return None
         return device
 
@@ -289,7 +290,7 @@ class Door:
         device = gw.topology.device(address)
         if device is None:
             return devstate.ABSENT
-        engine = gw.engines.get(device.bus)
+        engine = gw.engines.get(device.bus) or gw.links.get(device.bus)
         return devstate.link_state((ALARM_CONFLICT, device_source(device.bus, address)) in gw.alarms.active,
                                    gw.cache.comm_lost(address),
                                    engine is not None and engine.counters[address].last_success is not None)
@@ -316,7 +317,7 @@ class Door:
     def device_counters(self, address):
         """The bus counters of one device (a dict, None off a mastered bus): cheaper than a summary."""
         device = self._gw.topology.device(address)
-        engine = self._gw.engines.get(device.bus) if device is not None else None
+        engine = (self._gw.engines.get(device.bus) or self._gw.links.get(device.bus)) if device is not None else None
         return engine.counters[address].as_dict() if engine is not None else None
 
     def device_summaries(self):
@@ -960,7 +961,7 @@ class Door:
             results, replaced = [], {}
             for device in targets:
                 engine = self._gw.engines.get(device.bus)
-                if engine is None:
+                if engine is None or device.link is not None:     # a generic device has no identification
                     results.append({"address": device.address, "result": "no_bus"})
                     continue
                 with _bus_refusals():
@@ -1656,6 +1657,128 @@ class Door:
         ordered = sorted(areas.items(), key=lambda pair: pair[0] == "")
         return {"areas": [{"area": area, "addresses": addresses} for area, addresses in ordered],
                 "min_size": photoviews.MIN_AREA}
+
+    # ================================================================ issue 18: generic Modbus devices
+    # Data models (core/datamodel.py, the store daemon/state/datamodels.py) and the devices described by them:
+    # on a master bus (link rtu) or over Modbus TCP (link tcp, daemon/runtime/tcplink.py). A refusal is
+    # Refused(BAD_VALUE) with one detail per field (and per CSV line); nothing changes.
+
+    def data_model_catalogue(self):
+        """What the Data models page and the generic-device form offer: encodings, functions, word orders, the
+        standard names with their units, the limits, the models' names, the buses."""
+        self._check("read_data_models")
+        return {"encodings": sorted(datamodel.ENCODINGS), "functions": list(datamodel.FUNCTIONS),
+                "word_orders": list(datamodel.WORD_ORDERS), "columns": list(datamodel.COLUMNS),
+                "standard": [{"name": n, "unit": registry.get(datamodel.STANDARD_KEYS[n])[registry.UNIT],
+                              "label": registry.get(datamodel.STANDARD_KEYS[n])[registry.NAME]}
+                             for n in datamodel.STANDARD_NAMES],
+                "limits": {"models": datamodel.MAX_MODELS, "rows": datamodel.MAX_ROWS, "name": datamodel.MAX_NAME,
+                           "unit": datamodel.MAX_UNIT, "register_span": datamodel.MAX_REGISTER_SPAN,
+                           "bit_span": datamodel.MAX_BIT_SPAN, "csv_bytes": datamodel.MAX_CSV_BYTES},
+                "models": self._gw.datamodels.names(), "buses": [b for b in BUS_NAMES if b in self._gw.engines],
+                "tcp_bus": topology_mod.TCP_BUS}
+
+    def data_models(self):
+        """Every model with its rows and the devices that use it."""
+        self._check("read_data_models")
+        store = self._gw.datamodels
+        return [dict(store.get(name), devices=self._model_users(name)) for name in store.names()]
+
+    def _model_users(self, name):
+        return [d.name for d in self._gw.topology.devices if d.model is not None and d.model["name"] == name]
+
+    async def _model_change(self, change, *args):
+        try:
+            return await change(*args)
+        except datamodels_mod.ModelRefused as exc:
+            raise Refused(BAD_VALUE, str(exc), exc.details) from None
+        except BlockingQueueFull:
+            raise Refused(BUSY, "the gateway is busy, try again") from None
+        except OSError as exc:
+            raise Refused(STORAGE, "the data models could not be saved: %s" % exc) from None
+
+    async def save_data_model(self, data, replacing=None):
+        """Create a model, or replace the one named ``replacing`` (a rename too); the devices that use it take
+        the new rows in one topology change (their poll plans follow). The clean model."""
+        self._editing("edit_data_models")
+        topology = self._gw.topology
+        async with topology.edit_lock:
+            old_name = replacing if replacing is not None else (data.get("name") if isinstance(data, dict) else None)
+            if replacing is None and isinstance(old_name, str) and self._gw.datamodels.get(old_name.strip()):
+                raise Refused(BAD_VALUE, "a model is already named %r" % old_name,
+                              [datamodel.detail("model", "generic.error.model_taken", name=old_name.strip())])
+            checked, problems = datamodel.check_model(data)
+            if problems:
+                raise Refused(BAD_VALUE, "model refused: %s" % datamodels_mod.summary(problems), problems)
+            users = [d for d in topology.devices if d.model is not None and d.model["name"] == replacing]
+            if users:          # the devices first: a refused topology (limits) leaves the model as it was
+                await self._replace_devices([d.kept(model=checked) if d in users else d for d in topology.devices],
+                                            "model")
+            model = await self._model_change(self._gw.datamodels.save, checked, replacing)
+        log.info("%r saved the data model %r (%d rows, %d devices)", self.caller, model["name"], len(model["rows"]),
+                 len(users))
+        return model
+
+    async def delete_data_model(self, name):
+        """Delete a model no device uses (refused naming the devices that do)."""
+        self._editing("edit_data_models")
+        async with self._gw.topology.edit_lock:
+            await self._model_change(self._gw.datamodels.delete, name, self._model_users(name))
+        log.info("%r deleted the data model %r", self.caller, name)
+
+    async def import_data_model(self, name, text, replace=False):
+        """A model from CSV text (``;`` separated, a header row: core/datamodel.py COLUMNS). Refused with one
+        detail per line at fault, and then nothing is imported; ``replace``: the rows of the model ``name``."""
+        self._editing("edit_data_models")
+        rows, problems = datamodel.parse_csv(text)
+        if problems:
+            raise Refused(BAD_VALUE, "CSV refused: %s" % datamodels_mod.summary(problems), problems)
+        return await self.save_data_model({"name": name, "rows": rows}, name if replace else None)
+
+    def export_data_model(self, name):
+        """(file name, CSV text) of one model: what ``import_data_model`` reads back."""
+        self._check("read_data_models")
+        model = self._gw.datamodels.get(name)
+        if model is None:
+            raise Refused(NOT_FOUND, "no data model %r" % str(name)[:40])
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in model["name"])
+        return "model-%s.csv" % safe, datamodel.to_csv(model["rows"])
+
+    async def add_generic_device(self, fields):
+        """Add a generic device: {link: "rtu", bus, address, model, name[, area]} or {link: "tcp", host, port,
+        unit, address (its place in the protocols' tables), model, name[, area]}; the device added."""
+        self._editing()
+        clean, details = genericfields.check_generic(fields, list(self._gw.engines) or list(BUS_NAMES),
+                                                     self._gw.datamodels.get)
+        if details:
+            self._form_refused("device", details)
+        topology = self._gw.topology
+        async with topology.edit_lock:
+            device = genericfields.new_generic(clean, self._gw.datamodels.get(clean["model"]))
+            await self._replace_devices(topology.devices + [device], "device")
+        log.info("%r added the generic device %r", self.caller, device)
+        return device.as_dict()
+
+    def generic_values(self, address):
+        """Every row of a generic device's model with its value, unit, quality and age: the registry ones from the
+        cache (as every protocol reads them), the model's own ones (shown in the web only)."""
+        self._check("read_data_models")
+        device = self._gw.topology.device(address)
+        if device is None or device.model is None:
+            raise Refused(NOT_FOUND, "no generic device at address %r" % address)
+        cache, now = self._gw.cache, self._gw.clock.time()
+        out = []
+        for row in device.model["rows"]:
+            key = datamodel.row_key(row)
+            standard = datamodel.is_standard(key)
+            reading = cache.get(address, datamodel.LOAD, key) if standard else \
+                cache.get_extra(address, datamodel.LOAD, key)
+            out.append({"name": row["name"], "key": key, "standard": standard, "unit": row["unit"],
+                        "frame": row["frame"], "value": reading.value, "quality": reading.quality,
+                        "ts": reading.timestamp,
+                        "age_s": None if reading.timestamp is None else round(max(0.0, now - reading.timestamp), 1)})
+        return {"address": address, "name": device.name, "model": device.model["name"], "link": device.link,
+                "bus": device.bus, "status": self.device_link(address), "values": out}
 
 
 @contextlib.contextmanager

@@ -53,6 +53,7 @@ PAGES = (
     ("hierarchies", "/hierarchies", "admin"),                  # issue 17: the hierarchies editor
     ("photoview", "/photoview", "user"),                       # issue 17: the photoview and its editor
     ("photoview-edit", "/photoview/edit", "admin"),
+    ("datamodels", "/datamodels", "admin"),                    # issue 18: generic devices' data models
 )
 
 

@@ -17,6 +17,7 @@ import bottle
 
 from daemon import api, i18n
 from daemon.security import rights
+from webconfig import datamodels_pages  # noqa: I001 (issue 18)
 from webconfig import (accounts_pages, alarms_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
                        hierarchies_pages, home_pages, https_pages, jsonio, monitor_pages, navigation, outbound_pages,
                        photoview_pages, settings_pages, system_pages, trends_pages, uploads, views_pane)
@@ -324,6 +325,7 @@ def make_app(door, mount=None):
     monitor_pages.mount(app, door, lambda name: _static(files, name))        # issue 17: the Monitor page
     hierarchies_pages.mount(app, door, lambda name: _static(files, name))    # issue 17: the hierarchies
     photoview_pages.mount(app, door, lambda name: _static(files, name))      # issue 17: Photoview
+    datamodels_pages.mount(app, door, lambda name: _static(files, name))     # issue 18: generic devices' models
 
     if mount is not None:
         before = len(app.routes)

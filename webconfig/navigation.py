@@ -30,6 +30,7 @@ PAGES = (
     ("firewall", "/security/firewall-rules", "manage_firewall"),
     ("system", "/system", "backup"),
     ("password", "/password", "password"),
+    ("datamodels", "/datamodels", "edit_data_models"),     # issue 18: generic Modbus devices' data models (Admin)
 )
 
 

@@ -83,6 +83,10 @@ COMMANDS = {
     # Admin (and Cyber Security, who has Admin's configuration menus) makes them
     "read_photoviews": (PROFILES, (), None, None),
     "edit_photoviews": (("admin", "cyber"), (), None, None),
+    # issue 18: generic Modbus devices' data models (WEBVIEW-L §8.2.7: the administrator's "Models" page):
+    # every profile reads them and a generic device's own values, Admin and Cyber create, edit, import, delete
+    "read_data_models": (PROFILES, (), None, None),
+    "edit_data_models": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).
