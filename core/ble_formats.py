@@ -26,7 +26,7 @@ SHORT = "short"                      # fewer bytes than the format's fixed part
 LENGTH = "length"                    # a length no variant of the format has
 UNKNOWN_OBJECT = "unknown_object"    # a BTHome object id we cannot size: the rest cannot be read
 ENCRYPTED = "encrypted"              # a BTHome frame encrypted with a bind key we do not hold
-VERSION = "version"                  # a BTHome version or Ruuvi data format other than the one we read
+BAD_VERSION = "version"              # a BTHome version or Ruuvi data format other than the one we read
 NO_FORMAT = "no_format"              # nothing in the advertisement is a format we know
 
 UNITS = {"temperature": "°C", "humidity": "%", "battery": "%", "voltage": "V", "pressure": "hPa",
@@ -98,7 +98,7 @@ def decode_bthome(data):
     if info & BTHOME_ENCRYPTED:
         return None, ENCRYPTED
     if info >> 5 != BTHOME_VERSION:
-        return None, VERSION
+        return None, BAD_VERSION
     values = {}
     i = 1
     while i < len(data):
@@ -164,7 +164,7 @@ def decode_ruuvi(data):
     if len(data) < 1:
         return None, SHORT
     if data[0] != RUUVI_FORMAT:
-        return None, VERSION
+        return None, BAD_VERSION
     if len(data) != RUUVI_LENGTH:
         return None, SHORT if len(data) < RUUVI_LENGTH else LENGTH
     data = bytes(data)

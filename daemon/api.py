@@ -30,8 +30,8 @@ from daemon.runtime import clocks, control, curves, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
 from daemon.security import accounts, audit, firewall as firewall_mod, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
-from daemon.state import (alarmlog, devicefields, devstate, favourites, hierarchies as hierarchies_mod, photoviews,
-                          settings as settings_mod, topology as topology_mod, usages as usages_mod)
+from daemon.state import (alarmlog, blesources, devicefields, devstate, favourites, hierarchies as hierarchies_mod,
+                          photoviews, settings as settings_mod, topology as topology_mod, usages as usages_mod)
 from daemon.state.alarms import device_source
 from daemon.state.cache import STALE
 from daemon.storage.format import Q_VALID, quality_name
@@ -1641,6 +1641,59 @@ class Door:
             out.append({"address": device.address, "name": device.name, "reference": device.reference,
                         "loads": loads})
         return out
+
+    # ================================================================ issue 18: Bluetooth sources
+    # The scan (daemon/runtime/ble.py) runs while policy.bluetooth AND bluetooth.enabled; the Bluetooth page
+    # (Admin, Cyber Security) reads what was heard and adds or removes sources (daemon/state/blesources.py).
+
+    def bluetooth_status(self):
+        """{radio, policy, enabled, running, error, received, dropped, led, sources, max_sources}."""
+        self._check("read_bluetooth")
+        out = self._gw.ble.status()
+        out.update(sources=len(self._gw.ble_sources.sources), max_sources=blesources.MAX_SOURCES)
+        return out
+
+    def bluetooth_heard(self):
+        """What the scan heard, by address: [{address, name, format, values, values_age_s, refusal, rssi,
+        age_s, count, source}] (``source``: the name it was added under, or None)."""
+        self._check("read_bluetooth")
+        rows = self._gw.ble.heard_list()
+        for row in rows:
+            source = self._gw.ble_sources.get(row["address"])
+            row["source"] = source["name"] if source else None
+        return rows
+
+    def bluetooth_sources(self):
+        """The sources: [{address, name, area, format}] (each one's values are read like a device's)."""
+        self._check("read_bluetooth")
+        return self._gw.ble_sources.listing()
+
+    async def _bluetooth_change(self, change, *args):
+        self._check("edit_bluetooth_sources")
+        try:
+            result = await change(*args)
+        except blesources.BleRefused as exc:
+            reason = NOT_FOUND if exc.detail["key"] == "ble.error.no_source" else BAD_VALUE
+            raise Refused(reason, str(exc), [exc.detail]) from None
+        except BlockingQueueFull:
+            raise Refused(BUSY, "the gateway is busy, try again") from None
+        except OSError as exc:
+            raise Refused(STORAGE, "the Bluetooth sources could not be written: %s" % exc.strerror) from None
+        self._gw.ble_sources_changed()
+        return result
+
+    async def add_bluetooth_source(self, address, name, area=""):
+        """Add a sensor the scan heard in a readable frame as a source named ``name`` in ``area``."""
+        normal = blesources.normal_address(address)
+        heard = self._gw.ble.heard_format(normal) if normal else None
+        entry = await self._bluetooth_change(self._gw.ble_sources.add, address, name, area, heard)
+        log.info("%r added the Bluetooth source %s (%s, %s)", self.caller, entry["address"], entry["name"],
+                 entry["format"])
+        return entry
+
+    async def remove_bluetooth_source(self, address):
+        await self._bluetooth_change(self._gw.ble_sources.remove, address)
+        log.info("%r removed the Bluetooth source %s", self.caller, address)
 
 
 @contextlib.contextmanager

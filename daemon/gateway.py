@@ -18,6 +18,7 @@ from daemon.api import Door, Refused
 from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
 from daemon.looplag import LoopLagMonitor
+from daemon.runtime.ble import BleScan
 from daemon.runtime.bus import BusEngine
 from daemon.runtime.curves import CurveService
 from daemon.runtime.device_alarms import DeviceAlarms, EventReader
@@ -32,6 +33,7 @@ from daemon.security.secrets import SecretBox
 from daemon.security.sessions import SessionTable
 from daemon.security.webtls import CA_SOURCE, WEB_SOURCE, WebTls, own_names
 from daemon.state.alarms import Alarms
+from daemon.state.blesources import BleSources
 from daemon.state.cache import Cache
 from daemon.state.extremes import Extremes
 from daemon.state.hierarchies import Hierarchies
@@ -105,6 +107,9 @@ class Gateway:
         self.sessions = SessionTable(self.clock, lambda: self.settings.get("session.lifetime_s"))
         self.usages = Usages(state_dir)                  # predefined and custom usages (the Devices pages)
         self.hierarchies = Hierarchies(state_dir)        # issue 17: the energy hierarchies (read when built)
+        # issue 18: the Bluetooth scan (policy.bluetooth AND bluetooth.enabled) and the sensors added as sources
+        self.ble_sources = BleSources(state_dir)
+        self.ble = BleScan(board, self.settings, self.clock)
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
         self.webtls = WebTls(state_dir)       # web certificate and CA store (issue 15); alarm 7 follows them
         self._certificate_alarms = Supervised("certificate-alarms", self._certificate_alarm_loop)
@@ -174,6 +179,8 @@ class Gateway:
         await self.storage.start()
         await self.curves.start()
         await self.event_reader.start()
+        self.ble_sources_changed()
+        await self.ble.start()
         await self._start_tls()
         try:
             await self.firewall.write_ruleset()
@@ -205,6 +212,7 @@ class Gateway:
                 await service.stop()
             except Exception:
                 log.exception("stopping %r", service)
+        await self.ble.stop()
         await self.curves.stop()
         await self.event_reader.stop()
         if self.discovery is not None:
@@ -287,6 +295,12 @@ class Gateway:
     def _update_leds(self):
         self.board.set_led("status", "on")
         self.board.set_led("alarm", "blink" if self.alarms.active else "off")
+
+    # ---------------------------------------------------------------- Bluetooth sources (issue 18)
+
+    def ble_sources_changed(self):
+        """The scan hands on the values of the sources' addresses only."""
+        self.ble.sources = set(self.ble_sources.sources)
 
     # ---------------------------------------------------------------- for the door
 

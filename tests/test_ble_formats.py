@@ -75,8 +75,8 @@ def test_bthome_text_and_raw_objects_are_skipped_by_their_length():
     ("", fmt.SHORT),
     ("41" "02CA09", fmt.ENCRYPTED),            # bit 0 of the device information: encrypted
     ("45" "aabbccddeeff00112233", fmt.ENCRYPTED),
-    ("20" "02CA09", fmt.VERSION),              # version 1 in bits 5-7
-    ("60" "02CA09", fmt.VERSION),              # version 3
+    ("20" "02CA09", fmt.BAD_VERSION),              # version 1 in bits 5-7
+    ("60" "02CA09", fmt.BAD_VERSION),              # version 3
     ("40" "02CA", fmt.SHORT),                  # temperature cut short
     ("40" "0161" "FE00", fmt.UNKNOWN_OBJECT),  # 0xFE is no object: the rest cannot be sized
     ("40" "5305414243", fmt.SHORT),            # text longer than the frame
@@ -146,7 +146,7 @@ def test_ruuvi_invalid_vector_reads_nothing_available():
 @pytest.mark.parametrize("payload, reason", [
     ("", fmt.SHORT), ("05", fmt.SHORT), ("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C88", fmt.SHORT),
     ("0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F00", fmt.LENGTH),
-    ("0317014535580" "3E804E705E60886", fmt.VERSION),       # data format 3 (RAWv1): not read
+    ("0317014535580" "3E804E705E60886", fmt.BAD_VERSION),       # data format 3 (RAWv1): not read
 ])
 def test_ruuvi_malformed_frames_are_refused(payload, reason):
     assert fmt.decode({}, {fmt.RUUVI_COMPANY: bytes.fromhex(payload)}) == ("ruuvi", None, reason)

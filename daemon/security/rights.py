@@ -83,6 +83,10 @@ COMMANDS = {
     # Admin (and Cyber Security, who has Admin's configuration menus) makes them
     "read_photoviews": (PROFILES, (), None, None),
     "edit_photoviews": (("admin", "cyber"), (), None, None),
+    # issue 18: the Bluetooth page (SPEC §7.2 Protocols > Bluetooth, Admin's menu): what the scan heard nearby
+    # (addresses of people's devices too, so not every profile's), and the sensors added or removed as sources
+    "read_bluetooth": (("admin", "cyber"), (), None, None),
+    "edit_bluetooth_sources": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).

@@ -1,0 +1,173 @@
+"""The Bluetooth scan and its sources on the simulated board (issue 18; SPEC §1 BLE sources, §8 policy).
+
+One gateway on the demo topology (four simulated sensors: pvvx, BTHome, Ruuvi, one encrypted BTHome) and a
+ManualClock. What is checked, by counts and states, never by timing:
+- no scan runs while either switch is off (the simulated radio counts its starts), off by default;
+- with both on, the sensors' advertisements (real frame bytes built by board/simble.py) are heard and decoded
+  into the values the sensors were given in the topology file (the independent source), each with its age and
+  quality; the encrypted one is listed with its refusal; the "bluetooth" LED is on;
+- switching either switch off stops a running scan at once (the LED goes off in the settings' own call,
+  later advertisements are not taken in, the radio is stopped);
+- a heard value goes stale when its sensor stops advertising and the clock moves;
+- sources: added (Admin) only for a sensor heard in a readable frame, refused otherwise with a reason and
+  nothing written; refused to User; kept across a restart in the state directory; removed.
+"""
+
+import asyncio
+import json
+import os
+
+import pytest
+from board.base import ManualClock
+from conftest import demo_topology, running_gateway, wait_for
+from daemon.api import Refused
+from daemon.security.rights import Caller
+
+T0 = 1_790_000_000.0
+PVVX, BTHOME, RUUVI, ENCRYPTED = "A4:C1:38:8D:18:B2", "54:48:E6:8F:80:A5", "CB:B8:33:4C:88:4F", "A4:C1:38:00:00:E1"
+
+
+def sim_values(address):
+    """What the topology file says the simulated sensor measures (the independent source)."""
+    return next(s["values"] for s in demo_topology()["ble"] if s["address"] == address)
+
+
+def heard(gw, address):
+    return next((r for r in gw.door(Caller("web", "admin")).bluetooth_heard() if r["address"] == address), None)
+
+
+async def _scenario(state):
+    seen = {}
+    clock = ManualClock(T0)
+    async with running_gateway(state, demo_topology(), clock=clock) as gw:
+        radio = gw.board.radio
+        admin, cyber, user = (gw.door(Caller("web", p)) for p in ("admin", "cyber", "user"))
+        seen["default"] = (radio.starts, gw.board.leds["bluetooth"], admin.bluetooth_status()["running"])
+        await admin.set_settings({"bluetooth.enabled": True})             # the policy still forbids it
+        await asyncio.sleep(0.2)
+        seen["enabled_only"] = (radio.starts, radio.scanning, radio.emit(PVVX))
+        await cyber.set_settings({"policy.bluetooth": True})
+        await wait_for(lambda: radio.scanning)
+        await wait_for(lambda: all(heard(gw, a) for a in (PVVX, BTHOME, RUUVI, ENCRYPTED)))
+        seen["on"] = (radio.starts, gw.board.leds["bluetooth"], admin.bluetooth_status())
+        seen["heard"] = dict((a, heard(gw, a)) for a in (PVVX, BTHOME, RUUVI, ENCRYPTED))
+        try:
+            user.bluetooth_heard()
+        except Refused as exc:
+            seen["user_heard"] = exc.reason
+
+        # sources
+        seen["added"] = await admin.add_bluetooth_source(PVVX.lower(), "Cold room", "Basement")
+        refusals = {}
+        for label, args in (("encrypted", (ENCRYPTED, "Encrypted one", "")),
+                            ("unheard", ("00:11:22:33:44:55", "X", "")),
+                            ("bad_address", ("A4-C1-38-8D-18-B2", "Y", "")), ("duplicate", (PVVX, "Again", "")),
+                            ("empty_name", (BTHOME, "  ", "")), ("name_taken", (BTHOME, "cold ROOM", "")),
+                            ("long_area", (BTHOME, "Office", "x" * 33))):
+            try:
+                await admin.add_bluetooth_source(*args)
+            except Refused as exc:
+                refusals[label] = (exc.reason, exc.details[0]["key"])
+        try:
+            await user.add_bluetooth_source(BTHOME, "Office", "")
+        except Refused as exc:
+            refusals["user"] = (exc.reason, None)
+        seen["refusals"] = refusals
+        with open(os.path.join(state, "ble-sources.json"), encoding="utf-8") as handle:
+            seen["file"] = json.load(handle)
+        seen["listed"] = admin.bluetooth_sources()
+        seen["heard_source"] = heard(gw, PVVX)["source"]
+
+        # stale: the sensor stops, the clock moves past three of its intervals (and the 10 s floor)
+        radio.configure(RUUVI, silent=True)
+        count = heard(gw, RUUVI)["count"]
+        clock.advance(30.0)
+        await wait_for(lambda: heard(gw, PVVX)["quality"] == "good" and heard(gw, PVVX)["values_age_s"] < 30)
+        seen["stale"] = (heard(gw, RUUVI)["quality"], heard(gw, RUUVI)["count"] - count, heard(gw, PVVX)["quality"])
+
+        # either switch off stops a running scan at once
+        before = radio.stops
+        await cyber.set_settings({"policy.bluetooth": False})
+        seen["policy_off_now"] = gw.board.leds["bluetooth"]
+        received = gw.ble.received
+        if radio.scanning:
+            radio.emit(PVVX)          # an advertisement racing the stop is not taken in
+        await wait_for(lambda: not radio.scanning)
+        seen["policy_off"] = (radio.stops - before, gw.ble.received - received, gw.board.leds["bluetooth"],
+                              radio.emit(PVVX))
+        await cyber.set_settings({"policy.bluetooth": True})
+        await wait_for(lambda: radio.scanning)
+        starts = radio.starts
+        await admin.set_settings({"bluetooth.enabled": False})
+        seen["enabled_off_now"] = gw.board.leds["bluetooth"]
+        await wait_for(lambda: not radio.scanning)
+        seen["enabled_off"] = (radio.starts - starts, radio.emit(PVVX), admin.bluetooth_status()["running"])
+
+        seen["removed_missing"] = None
+        try:
+            await admin.remove_bluetooth_source(BTHOME)
+        except Refused as exc:
+            seen["removed_missing"] = (exc.reason, exc.details[0]["key"])
+    # a restart keeps the sources and, the switch off, runs no scan
+    async with running_gateway(state, demo_topology(), clock=ManualClock(T0)) as gw:
+        admin = gw.door(Caller("web", "admin"))
+        seen["after_restart"] = (admin.bluetooth_sources(), gw.board.radio.starts)
+        await admin.remove_bluetooth_source(PVVX)
+        seen["after_remove"] = admin.bluetooth_sources()
+        with open(os.path.join(state, "ble-sources.json"), encoding="utf-8") as handle:
+            seen["file_after_remove"] = json.load(handle)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory):
+    return asyncio.run(_scenario(str(tmp_path_factory.mktemp("ble"))))
+
+
+def test_no_scan_while_either_switch_is_off(seen):
+    assert seen["default"] == (0, "off", False)
+    assert seen["enabled_only"] == (0, False, False)
+    assert seen["after_restart"][1] == 0          # bluetooth.enabled was left off
+
+
+def test_the_sensors_are_heard_with_the_values_they_advertise(seen):
+    starts, led, status = seen["on"]
+    assert starts == 1 and led == "on" and status["running"] and status["policy"] and status["enabled"]
+    for address, fmt in ((PVVX, "pvvx"), (BTHOME, "bthome"), (RUUVI, "ruuvi")):
+        row = seen["heard"][address]
+        assert row["format"] == fmt and row["refusal"] is None and row["quality"] == "good"
+        assert row["values_age_s"] is not None and row["rssi"] < 0 and row["count"] >= 1
+        expected = sim_values(address)
+        assert {k: row["values"][k] for k in expected} == pytest.approx(expected, abs=0.005)
+    assert seen["heard"][PVVX]["name"] == "ATC_8D18B2"
+    encrypted = seen["heard"][ENCRYPTED]
+    assert (encrypted["format"], encrypted["values"], encrypted["refusal"], encrypted["quality"]) == \
+        ("bthome", None, "encrypted", None)
+    assert seen["user_heard"] == "rights"
+
+
+def test_sources_are_added_refused_and_kept(seen):
+    assert seen["added"] == {"address": PVVX, "name": "Cold room", "area": "Basement", "format": "pvvx"}
+    assert seen["refusals"] == {
+        "encrypted": ("bad_value", "ble.error.not_heard"), "unheard": ("bad_value", "ble.error.not_heard"),
+        "bad_address": ("bad_value", "ble.error.address"), "duplicate": ("bad_value", "ble.error.already"),
+        "empty_name": ("bad_value", "web.devices.error.empty"), "name_taken": ("bad_value", "ble.error.name_taken"),
+        "long_area": ("bad_value", "ble.error.area"), "user": ("rights", None)}
+    assert seen["file"] == {"sources": [seen["added"]]}          # the refusals wrote nothing
+    assert seen["listed"] == [seen["added"]] and seen["heard_source"] == "Cold room"
+    assert seen["after_restart"][0] == [seen["added"]]
+    assert seen["removed_missing"] == ("not_found", "ble.error.no_source")
+    assert seen["after_remove"] == [] and seen["file_after_remove"] == {"sources": []}
+
+
+def test_a_silent_sensor_goes_stale(seen):
+    quality, new_frames, other = seen["stale"]
+    assert (quality, new_frames, other) == ("stale", 0, "good")
+
+
+def test_switching_off_stops_the_scan_at_once(seen):
+    assert seen["policy_off_now"] == "off"
+    stops, taken_in, led, emitted = seen["policy_off"]
+    assert (stops, taken_in, led, emitted) == (1, 0, "off", False)
+    assert seen["enabled_off_now"] == "off"
+    assert seen["enabled_off"] == (0, False, False)
