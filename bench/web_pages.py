@@ -71,6 +71,7 @@ PATH = (
     ("hierarchies", "/hierarchies"),        # issue 17: the hierarchies editor (Admin)
     ("photoview", "/photoview"),                     # issue 17: the Photoview (no page made: its message)
     ("photoview-edit", "/photoview/edit"),
+    ("bluetooth", "/bluetooth"),            # issue 18: Bluetooth sensors and sources (Admin)
 )
 
 # In every document: the time (performance.now(), from its navigation start) the page said it was ready.

@@ -23,7 +23,7 @@ import signal
 
 from board import netconfig
 from board.base import BUS_NAMES
-from core import modbus_rtu as rtu, registry
+from core import ble_formats, modbus_rtu as rtu, registry
 from daemon import pictures
 from daemon.blocking import BlockingQueueFull, run_blocking
 from daemon.runtime import clocks, control, curves, refresh
@@ -1647,10 +1647,12 @@ class Door:
     # (Admin, Cyber Security) reads what was heard and adds or removes sources (daemon/state/blesources.py).
 
     def bluetooth_status(self):
-        """{radio, policy, enabled, running, error, received, dropped, led, sources, max_sources}."""
+        """{radio, policy, enabled, running, error, received, dropped, led, sources, max_sources, units}: ``units``
+        of the values the formats give (core/ble_formats.py UNITS)."""
         self._check("read_bluetooth")
         out = self._gw.ble.status()
-        out.update(sources=len(self._gw.ble_sources.sources), max_sources=blesources.MAX_SOURCES)
+        out.update(sources=len(self._gw.ble_sources.sources), max_sources=blesources.MAX_SOURCES,
+                   units=dict(ble_formats.UNITS))
         return out
 
     def bluetooth_heard(self):

@@ -30,6 +30,7 @@ PAGES = (
     ("firewall", "/security/firewall-rules", "manage_firewall"),
     ("system", "/system", "backup"),
     ("password", "/password", "password"),
+    ("bluetooth", "/bluetooth", "read_bluetooth"),        # issue 18: the Bluetooth sensors heard, the sources (Admin)
 )
 
 
