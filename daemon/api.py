@@ -1644,57 +1644,67 @@ class Door:
 
     # ================================================================ issue 18: Bluetooth sources
     # The scan (daemon/runtime/ble.py) runs while policy.bluetooth AND bluetooth.enabled; the Bluetooth page
-    # (Admin, Cyber Security) reads what was heard and adds or removes sources (daemon/state/blesources.py).
+    # (Admin, Cyber Security) reads what was heard and adds or removes sources, devices of the topology
+    # (daemon/state/blesources.py) whose values the scan puts in the cache: read like a meter's everywhere.
 
     def bluetooth_status(self):
         """{radio, policy, enabled, running, error, received, dropped, led, sources, max_sources, units}: ``units``
         of the values the formats give (core/ble_formats.py UNITS)."""
         self._check("read_bluetooth")
         out = self._gw.ble.status()
-        out.update(sources=len(self._gw.ble_sources.sources), max_sources=blesources.MAX_SOURCES,
+        out.update(sources=len(blesources.sources(self._gw.topology.devices)), max_sources=blesources.MAX_SOURCES,
                    units=dict(ble_formats.UNITS))
         return out
 
     def bluetooth_heard(self):
-        """What the scan heard, by address: [{address, name, format, values, values_age_s, refusal, rssi,
+        """What the scan heard, by address: [{address, name, format, values, values_age_s, quality, refusal, rssi,
         age_s, count, source}] (``source``: the name it was added under, or None)."""
         self._check("read_bluetooth")
+        known = blesources.sources(self._gw.topology.devices)
         rows = self._gw.ble.heard_list()
         for row in rows:
-            source = self._gw.ble_sources.get(row["address"])
-            row["source"] = source["name"] if source else None
+            device = known.get(row["address"])
+            row["source"] = device.name if device is not None else None
         return rows
 
     def bluetooth_sources(self):
-        """The sources: [{address, name, area, format}] (each one's values are read like a device's)."""
+        """The sources: [{address, name, area, format, device, values}]; ``device`` is the Modbus address the
+        protocols' tables give it, ``values`` {registry key: [value, quality, age_s]} from the cache."""
         self._check("read_bluetooth")
-        return self._gw.ble_sources.listing()
+        cache, now = self._gw.cache, self._gw.clock.time()
+        out = blesources.listing(self._gw.topology.devices)
+        for entry in out:
+            readings = dict((key, cache.get(entry["device"], 1, key)) for key in cache.keys(entry["device"], 1))
+            entry["values"] = dict((key, [r.value, r.quality, None if r.timestamp is None
+                                          else round(max(0.0, now - r.timestamp), 1)])
+                                   for key, r in readings.items())
+        return out
 
-    async def _bluetooth_change(self, change, *args):
-        self._check("edit_bluetooth_sources")
-        try:
-            result = await change(*args)
-        except blesources.BleRefused as exc:
-            reason = NOT_FOUND if exc.detail["key"] == "ble.error.no_source" else BAD_VALUE
-            raise Refused(reason, str(exc), [exc.detail]) from None
-        except BlockingQueueFull:
-            raise Refused(BUSY, "the gateway is busy, try again") from None
-        except OSError as exc:
-            raise Refused(STORAGE, "the Bluetooth sources could not be written: %s" % exc.strerror) from None
-        self._gw.ble_sources_changed()
+    async def _bluetooth_change(self, change):
+        """``change(devices)`` -> new devices, under the sources' lock, then the topology replaced (its limits
+        and the devices pages' refusals apply); BleRefused as BAD_VALUE / NOT_FOUND with the catalogue key."""
+        self._editing("edit_bluetooth_sources")
+        async with self._gw.ble.sources_lock:
+            try:
+                devices, result = change(list(self._gw.topology.devices))
+            except blesources.BleRefused as exc:
+                reason = NOT_FOUND if exc.detail["key"] == "ble.error.no_source" else BAD_VALUE
+                raise Refused(reason, str(exc), [exc.detail]) from None
+            await self._replace_devices(devices, "Bluetooth source")
         return result
 
     async def add_bluetooth_source(self, address, name, area=""):
-        """Add a sensor the scan heard in a readable frame as a source named ``name`` in ``area``."""
+        """Add a sensor the scan heard in a readable frame as a source named ``name`` in ``area``; its entry."""
         normal = blesources.normal_address(address)
         heard = self._gw.ble.heard_format(normal) if normal else None
-        entry = await self._bluetooth_change(self._gw.ble_sources.add, address, name, area, heard)
-        log.info("%r added the Bluetooth source %s (%s, %s)", self.caller, entry["address"], entry["name"],
-                 entry["format"])
-        return entry
+        device = await self._bluetooth_change(
+            lambda devices: blesources.with_source(devices, address, name, area, heard))
+        log.info("%r added the Bluetooth source %s (%s, %s) at address %d", self.caller, device.link["mac"],
+                 device.name, device.link["format"], device.address)
+        return next(e for e in blesources.listing(self._gw.topology.devices) if e["address"] == device.link["mac"])
 
     async def remove_bluetooth_source(self, address):
-        await self._bluetooth_change(self._gw.ble_sources.remove, address)
+        await self._bluetooth_change(lambda devices: (blesources.without_source(devices, address), None))
         log.info("%r removed the Bluetooth source %s", self.caller, address)
 
 

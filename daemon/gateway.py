@@ -33,7 +33,7 @@ from daemon.security.secrets import SecretBox
 from daemon.security.sessions import SessionTable
 from daemon.security.webtls import CA_SOURCE, WEB_SOURCE, WebTls, own_names
 from daemon.state.alarms import Alarms
-from daemon.state.blesources import BleSources
+from daemon.state import blesources
 from daemon.state.cache import Cache
 from daemon.state.extremes import Extremes
 from daemon.state.hierarchies import Hierarchies
@@ -108,8 +108,7 @@ class Gateway:
         self.usages = Usages(state_dir)                  # predefined and custom usages (the Devices pages)
         self.hierarchies = Hierarchies(state_dir)        # issue 17: the energy hierarchies (read when built)
         # issue 18: the Bluetooth scan (policy.bluetooth AND bluetooth.enabled) and the sensors added as sources
-        self.ble_sources = BleSources(state_dir)
-        self.ble = BleScan(board, self.settings, self.clock)
+        self.ble = BleScan(board, self.settings, self.clock, self.cache, self.alarms)
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
         self.webtls = WebTls(state_dir)       # web certificate and CA store (issue 15); alarm 7 follows them
         self._certificate_alarms = Supervised("certificate-alarms", self._certificate_alarm_loop)
@@ -180,6 +179,7 @@ class Gateway:
         await self.curves.start()
         await self.event_reader.start()
         self.ble_sources_changed()
+        self.topology.on_change(self.ble_sources_changed)
         await self.ble.start()
         await self._start_tls()
         try:
@@ -298,9 +298,9 @@ class Gateway:
 
     # ---------------------------------------------------------------- Bluetooth sources (issue 18)
 
-    def ble_sources_changed(self):
-        """The scan hands on the values of the sources' addresses only."""
-        self.ble.sources = set(self.ble_sources.sources)
+    def ble_sources_changed(self, _topology=None):
+        """The topology's Bluetooth sources, each with its feed into the cache (daemon/runtime/ble.py)."""
+        self.ble.set_sources(blesources.sources(self.topology.devices))
 
     # ---------------------------------------------------------------- for the door
 

@@ -10,7 +10,9 @@ ManualClock. What is checked, by counts and states, never by timing:
   later advertisements are not taken in, the radio is stopped);
 - a heard value goes stale when its sensor stops advertising and the clock moves;
 - sources: added (Admin) only for a sensor heard in a readable frame, refused otherwise with a reason and
-  nothing written; refused to User; kept across a restart in the state directory; removed.
+  nothing written; refused to User; a device of the topology (kept across a restart in the state directory),
+  whose values reach the cache with quality (stale when the sensor stops, communication lost and system
+  alarm 3 once silent for long); removed with its values.
 """
 
 import asyncio
@@ -30,6 +32,13 @@ PVVX, BTHOME, RUUVI, ENCRYPTED = "A4:C1:38:8D:18:B2", "54:48:E6:8F:80:A5", "CB:B
 def sim_values(address):
     """What the topology file says the simulated sensor measures (the independent source)."""
     return next(s["values"] for s in demo_topology()["ble"] if s["address"] == address)
+
+
+def stored_sources(state):
+    """The Bluetooth devices of the topology file as written (the state directory, read as JSON)."""
+    with open(os.path.join(state, "topology.json"), encoding="utf-8") as handle:
+        devices = json.load(handle)["devices"].values()
+    return [d for d in devices if (d.get("link") or {}).get("kind") == "ble"]
 
 
 def heard(gw, address):
@@ -73,17 +82,31 @@ async def _scenario(state):
         except Refused as exc:
             refusals["user"] = (exc.reason, None)
         seen["refusals"] = refusals
-        with open(os.path.join(state, "ble-sources.json"), encoding="utf-8") as handle:
-            seen["file"] = json.load(handle)
+        seen["file"] = stored_sources(state)
         seen["listed"] = admin.bluetooth_sources()
+        device = seen["added"]["device"]
+        await wait_for(lambda: gw.cache.get(device, 1, "temperature").quality == "good")
+        seen["cache"] = dict((k, (gw.cache.get(device, 1, k).value, gw.cache.get(device, 1, k).quality))
+                             for k in ("temperature", "humidity", "battery", "battery_v", "pressure"))
+        seen["extras"] = gw.cache.extras_keys(device)
         seen["heard_source"] = heard(gw, PVVX)["source"]
 
         # stale: the sensor stops, the clock moves past three of its intervals (and the 10 s floor)
         radio.configure(RUUVI, silent=True)
+        radio.configure(PVVX, silent=True)
         count = heard(gw, RUUVI)["count"]
         clock.advance(30.0)
-        await wait_for(lambda: heard(gw, PVVX)["quality"] == "good" and heard(gw, PVVX)["values_age_s"] < 30)
-        seen["stale"] = (heard(gw, RUUVI)["quality"], heard(gw, RUUVI)["count"] - count, heard(gw, PVVX)["quality"])
+        await wait_for(lambda: heard(gw, BTHOME)["quality"] == "good" and heard(gw, BTHOME)["values_age_s"] < 30)
+        seen["stale"] = (heard(gw, RUUVI)["quality"], heard(gw, RUUVI)["count"] - count, heard(gw, BTHOME)["quality"])
+        seen["source_stale"] = (gw.cache.get(device, 1, "temperature").quality, admin.bluetooth_sources()[0]["values"]
+                                ["temperature"][1], (3, "ble:%d" % device) in gw.alarms.active)
+        clock.advance(60.0)                 # 90 s silent: past the 60 s floor of a lost source
+        gw.ble.check_sources()
+        seen["source_lost"] = (gw.cache.get(device, 1, "temperature").quality,
+                               (3, "ble:%d" % device) in gw.alarms.active)
+        radio.configure(PVVX, silent=False)
+        await wait_for(lambda: gw.cache.get(device, 1, "temperature").quality == "good")
+        seen["source_back"] = (3, "ble:%d" % device) in gw.alarms.active
 
         # either switch off stops a running scan at once
         before = radio.stops
@@ -112,10 +135,11 @@ async def _scenario(state):
     async with running_gateway(state, demo_topology(), clock=ManualClock(T0)) as gw:
         admin = gw.door(Caller("web", "admin"))
         seen["after_restart"] = (admin.bluetooth_sources(), gw.board.radio.starts)
+        device = admin.bluetooth_sources()[0]["device"]
         await admin.remove_bluetooth_source(PVVX)
         seen["after_remove"] = admin.bluetooth_sources()
-        with open(os.path.join(state, "ble-sources.json"), encoding="utf-8") as handle:
-            seen["file_after_remove"] = json.load(handle)
+        seen["file_after_remove"] = stored_sources(state)
+        seen["cache_after_remove"] = (gw.cache.keys(device, 1), gw.door(Caller("web", "admin")).device(device))
     return seen
 
 
@@ -147,17 +171,37 @@ def test_the_sensors_are_heard_with_the_values_they_advertise(seen):
 
 
 def test_sources_are_added_refused_and_kept(seen):
-    assert seen["added"] == {"address": PVVX, "name": "Cold room", "area": "Basement", "format": "pvvx"}
+    device = seen["added"]["device"]
+    assert seen["added"] == {"address": PVVX, "name": "Cold room", "area": "Basement", "format": "pvvx",
+                             "device": device}
+    assert device == 247                         # the highest free Modbus address
     assert seen["refusals"] == {
         "encrypted": ("bad_value", "ble.error.not_heard"), "unheard": ("bad_value", "ble.error.not_heard"),
         "bad_address": ("bad_value", "ble.error.address"), "duplicate": ("bad_value", "ble.error.already"),
         "empty_name": ("bad_value", "web.devices.error.empty"), "name_taken": ("bad_value", "ble.error.name_taken"),
         "long_area": ("bad_value", "ble.error.area"), "user": ("rights", None)}
-    assert seen["file"] == {"sources": [seen["added"]]}          # the refusals wrote nothing
-    assert seen["listed"] == [seen["added"]] and seen["heard_source"] == "Cold room"
-    assert seen["after_restart"][0] == [seen["added"]]
+    assert [(d["address"], d["name"], d["area"], d["bus"], d["link"]) for d in seen["file"]] == \
+        [(device, "Cold room", "Basement", "ble", {"kind": "ble", "mac": PVVX, "format": "pvvx"})]   # refusals: none
+    assert [dict(e, values=None) for e in seen["listed"]] == [dict(seen["added"], values=None)]
+    assert seen["heard_source"] == "Cold room"
+    assert [dict(e, values=None) for e in seen["after_restart"][0]] == [dict(seen["added"], values=None)]
     assert seen["removed_missing"] == ("not_found", "ble.error.no_source")
-    assert seen["after_remove"] == [] and seen["file_after_remove"] == {"sources": []}
+    assert seen["after_remove"] == [] and seen["file_after_remove"] == []
+    assert seen["cache_after_remove"] == ([], None)
+
+
+def test_a_sources_values_reach_the_cache_with_quality(seen):
+    expected = sim_values(PVVX)
+    got = seen["cache"]
+    assert got["temperature"] == (pytest.approx(expected["temperature"]), "good")
+    assert got["humidity"] == (pytest.approx(expected["humidity"]), "good")
+    assert got["battery"] == (expected["battery"], "good")
+    assert got["battery_v"] == (pytest.approx(expected["voltage"]), "good")
+    assert got["pressure"] == (None, "not_supported")          # a pvvx thermometer has no barometer
+    assert seen["extras"] == {1: frozenset({"user:packet", "user:flags"})}
+    assert seen["source_stale"] == ("stale", "stale", False)
+    assert seen["source_lost"] == ("comm_lost", True)
+    assert seen["source_back"] is False
 
 
 def test_a_silent_sensor_goes_stale(seen):

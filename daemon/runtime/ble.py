@@ -7,16 +7,27 @@ scan runs, off otherwise.
 
 Every advertisement is decoded here (core/ble_formats.py) into the *heard* list the Bluetooth page shows:
 address, name, format, values or the refusal, RSSI, when last heard. The list is bounded (``MAX_HEARD``: the
-sensor heard longest ago leaves for a new one) and forgets a sensor not heard for ``FORGET_S``. Values of a
-sensor added as a source are handed to ``on_values(address, values, timestamp)`` (the gateway puts them in
-the cache). A radio that fails to start (no adapter, BlueZ down) leaves the scan off with the error said in
-the status; the next change of either switch tries again.
+sensor heard longest ago leaves for a new one) and forgets a sensor not heard for ``FORGET_S``. A radio that
+fails to start (no adapter, BlueZ down) leaves the scan off with the error said in the status; the next change
+of either switch tries again.
+
+**Sources.** A sensor added as a source is a device of the topology (daemon/state/blesources.py); its values
+go into the cache through the device-link foundation (daemon/runtime/feed.py ``SourceFeed``): registry keys
+(``VALUE_KEYS``: temperature, humidity, pressure, battery level and voltage) are served by every protocol,
+the other values a format carries are the device's own (``user:<name>``, the web). One freshness rule for the
+heard list and the cache: a value is stale once older than 3 of its sensor's mean advertising intervals, at
+least ``FRESH_FLOOR_S`` (the cache's refresh period of the device is set so). While a scan runs, a source
+not heard for 10 of its intervals (at least ``LOST_FLOOR_S``) is communication lost and raises system alarm
+3, like a meter that stops answering; heard again, both clear. A stopped scan leaves the values to go stale
+and raises nothing (the switches say why).
 """
 
 import asyncio
 import logging
 
 from core import ble_formats
+from daemon.runtime.feed import SourceFeed
+from daemon.supervise import Supervised
 
 log = logging.getLogger("gateway.ble")
 
@@ -26,21 +37,37 @@ FORGET_S = 600.0             # a sensor silent this long leaves the heard list (
 FRESH_FLOOR_S = 10.0         # a heard value is stale once older than 3 of its sensor's intervals, and this
 FRESH_INTERVALS = 3.0
 LED = "bluetooth"
+LOST_INTERVALS = 10.0
+LOST_FLOOR_S = 60.0
+WATCH_S = 5.0                # how often the sources' silence is checked
+# a format's value name -> the registry key it is stored under; the others are the device's own values
+VALUE_KEYS = {"temperature": "temperature", "humidity": "humidity", "pressure": "pressure", "battery": "battery",
+              "voltage": "battery_v"}
+
+
+def stored_key(name):
+    """The cache key of a format's value: its registry key, or ``user:<name>``."""
+    return VALUE_KEYS.get(name) or "user:" + name
 
 
 class BleScan:
-    def __init__(self, board, settings, clock, on_values=None):
+    def __init__(self, board, settings, clock, cache=None, alarms=None):
         self.board = board
         self.radio = board.ble_scanner()
         self.settings = settings
         self.clock = clock
-        self.on_values = on_values
+        self.cache = cache
+        self.alarms = alarms
+        self.feeds = {}              # BLE address -> SourceFeed of a source's device
+        self._declared = {}          # BLE address -> the keys declared for it
+        self.sources_lock = asyncio.Lock()       # one change of the sources at a time (the door's)
+        self.started_at = None       # gateway time the running scan started
+        self._watch = Supervised("ble-watch", self._watch_loop)
         self.running = False
         self.error = None            # why the radio could not start (text), None otherwise
         self.heard = {}              # address -> entry (see _heard)
         self.received = 0            # advertisements taken in
         self.dropped = 0             # advertisements that arrived while the scan was being switched off
-        self.sources = set()         # addresses whose values go to on_values
         self._lock = asyncio.Lock()
         self._pending = None
 
@@ -50,8 +77,10 @@ class BleScan:
     async def start(self):
         self.settings.on_change(self._changed)
         await self.apply()
+        self._watch.start()
 
     async def stop(self):
+        await self._watch.stop()
         async with self._lock:
             await self._stop_radio()
 
@@ -78,7 +107,7 @@ class BleScan:
                     log.error("Bluetooth scan cannot start: %s", self.error)
                     self.board.set_led(LED, "off")
                     return
-                self.running, self.error = True, None
+                self.running, self.error, self.started_at = True, None, self.clock.time()
                 self.board.set_led(LED, "on")
                 log.info("Bluetooth scan started")
             if not self.running:
@@ -114,14 +143,67 @@ class BleScan:
             entry["values"], entry["values_at"] = values, now
         entry.update(name=adv.get("name") or entry.get("name") or "", rssi=adv.get("rssi"), seen=now,
                      format=fmt, refusal=refusal, count=entry["count"] + 1)
-        if values is not None and address in self.sources and self.on_values is not None:
-            self.on_values(address, values, now)
+        if values is not None and address in self.feeds:
+            self._store(address, values, now)
 
     def _make_room(self, now):
         for address in [a for a, e in self.heard.items() if now - e["seen"] > FORGET_S]:
             del self.heard[address]
         while len(self.heard) >= MAX_HEARD:
             del self.heard[min(self.heard, key=lambda a: self.heard[a]["seen"])]
+
+    # ------------------------------------------------------------ sources: their values into the cache
+
+    def set_sources(self, devices):
+        """The topology's Bluetooth sources now ({BLE address: Device}): one feed each; a feed whose device left
+        (or moved to another Modbus address) forgets its values and its alarm."""
+        for address, feed in list(self.feeds.items()):
+            device = devices.get(address)
+            if device is None or device.address != feed.device.address:
+                feed.forget()
+                del self.feeds[address]
+                self._declared.pop(address, None)
+            else:
+                feed.device = device
+        for address, device in devices.items():
+            if address not in self.feeds:
+                self.feeds[address] = SourceFeed(self.cache, self.alarms, self.clock, device)
+                self._declared[address] = frozenset()
+                self.feeds[address].declare(())
+                entry = self.heard.get(address)
+                if entry is not None and entry.get("values") is not None and self.running:
+                    self._store(address, entry["values"], entry["values_at"])
+
+    def _store(self, address, values, timestamp):
+        feed = self.feeds[address]
+        stored = dict((stored_key(name), value) for name, value in values.items())
+        keys = self._declared[address] | frozenset(stored)
+        if keys != self._declared[address]:
+            self._declared[address] = keys
+            feed.declare(keys)
+        self.cache.set_refresh_period((feed.device.address,), self.fresh_limit(address) / self.cache.FRESH_CYCLES)
+        feed.values(stored, timestamp)
+
+    def lost_limit(self, address):
+        interval = (self.heard.get(address) or {}).get("interval")
+        return max(LOST_FLOOR_S, LOST_INTERVALS * interval) if interval else LOST_FLOOR_S
+
+    def check_sources(self):
+        """A source silent past ``lost_limit`` while a scan runs: communication lost (and alarm 3)."""
+        if not self.running:
+            return
+        now = self.clock.time()
+        for address, feed in self.feeds.items():
+            entry = self.heard.get(address)
+            last = entry.get("values_at") if entry else None
+            silent = now - (last if last is not None else self.started_at)
+            if silent > self.lost_limit(address):
+                feed.lost("Bluetooth sensor %s not heard for %d s" % (address, silent))
+
+    async def _watch_loop(self):
+        while True:
+            await asyncio.sleep(WATCH_S)
+            self.check_sources()
 
     # ------------------------------------------------------------ for the door
 

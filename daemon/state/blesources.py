@@ -1,22 +1,24 @@
-"""The Bluetooth sensors added as sources (SPEC §1 "BLE sources", issue 18), kept in the state directory.
+"""The Bluetooth sensors added as sources (SPEC §1 "BLE sources", issue 18): devices of the topology.
 
-A source is a heard sensor a person added: its BLE address, the format it was heard in, a name and an area
-(as a device of the topology). Kept in ``ble-sources.json`` (atomic, with a good copy, written off the loop
-like every configuration document); a damaged file is set aside and the copy used. A change is checked
-before anything is written (``BleRefused``: field, catalogue key, params), so a refusal changes nothing.
+A source is a heard sensor a person added. It is a device of the topology like a meter (so the protocols, the
+pages, a backup and a restore see it, and it is kept in the state directory's ``topology.json``): reference
+``catalogue.BLE_SENSOR``, bus ``ble``, a Modbus address of its own (the highest free one, so meters found by
+a detection rarely meet it: merge_detected leaves linked devices alone), one circuit (load 1) named after it,
+its BLE address as serial number and ``link = {"kind": "ble", "mac": "A4:C1:...", "format": "pvvx"}``
+(daemon/state/topology.py, device links). Every change is checked here before the topology is replaced
+(``BleRefused``: field, catalogue key, params); the topology's own limits (SPEC §1: 32 devices) refuse too.
 """
 
-import asyncio
-import os
-
-from daemon.atomicfile import AtomicJSONStorage
-from daemon.blocking import run_blocking
+from core import catalogue
+from daemon.state.topology import Device
 from daemon.state.usages import name_problem
 
-FILE_NAME = "ble-sources.json"
+BUS = "ble"
+LINK_KIND = "ble"
 MAX_SOURCES = 16             # sensors kept as sources (each is a row in every protocol's tables)
 MAX_AREA = 32
 FORMATS = ("bthome", "pvvx", "atc1441", "ruuvi")
+ADDRESSES = range(247, 0, -1)            # Modbus addresses a source takes: the highest free one
 
 
 class BleRefused(ValueError):
@@ -37,70 +39,55 @@ def normal_address(address):
     return address.upper()
 
 
-def _shape(doc):
-    if not isinstance(doc.get("sources", []), list):
-        raise ValueError("sources are not a list")
+def is_source(device):
+    return device.link is not None and device.link.get("kind") == LINK_KIND
 
 
-class BleSources:
-    """The sources, persisted; ``sources`` maps address -> {address, name, area, format}."""
+def sources(devices):
+    """{BLE address: device} of the topology's Bluetooth sources."""
+    return dict((d.link["mac"], d) for d in devices if is_source(d))
 
-    def __init__(self, state_dir):
-        self.path = os.path.join(state_dir, FILE_NAME)
-        self._lock = asyncio.Lock()
-        storage = AtomicJSONStorage(self.path, check=_shape)
-        data = storage.read() or {}
-        self.load_problem = storage.problem
-        self.sources = {}
-        for entry in data.get("sources", []):
-            address = normal_address(entry.get("address")) if isinstance(entry, dict) else None
-            if address and entry.get("format") in FORMATS and isinstance(entry.get("name"), str):
-                self.sources[address] = {"address": address, "name": entry["name"],
-                                         "area": str(entry.get("area", "")), "format": entry["format"]}
 
-    def listing(self):
-        return [dict(s) for _a, s in sorted(self.sources.items())]
+def listing(devices):
+    """[{address, name, area, format, device}] by BLE address (``device``: its Modbus address in the tables)."""
+    return [{"address": mac, "name": d.name, "area": d.area, "format": d.link.get("format"), "device": d.address}
+            for mac, d in sorted(sources(devices).items())]
 
-    def get(self, address):
-        return self.sources.get(address)
 
-    async def _save(self, sources):
-        doc = {"sources": [sources[a] for a in sorted(sources)]}
-        await run_blocking(AtomicJSONStorage(self.path).write, doc)
-        self.sources = sources
+def with_source(devices, address, name, area, heard_format):
+    """The topology's devices plus a source for the sensor heard at ``address`` in ``heard_format`` (None: not
+    heard, or not in a readable frame); BleRefused when it cannot be added."""
+    normal = normal_address(address)
+    if normal is None:
+        raise BleRefused("not a Bluetooth address", "address", "ble.error.address")
+    if heard_format not in FORMATS:
+        raise BleRefused("this sensor was not heard in a format the gateway reads", "address", "ble.error.not_heard")
+    known = sources(devices)
+    if normal in known:
+        raise BleRefused("this sensor is already a source", "address", "ble.error.already")
+    if len(known) >= MAX_SOURCES:
+        raise BleRefused("at most %d Bluetooth sources" % MAX_SOURCES, "address", "ble.error.max", max=MAX_SOURCES)
+    problem = name_problem(name)
+    if problem is not None:
+        raise BleRefused(str(problem), "name", problem.detail["key"], **problem.detail["params"])
+    if not isinstance(area, str) or len(area) > MAX_AREA or any(ord(c) < 32 for c in area):
+        raise BleRefused("the area must be text of at most %d characters" % MAX_AREA, "area", "ble.error.area",
+                         max=MAX_AREA)
+    if any(d.name.strip().lower() == name.strip().lower() for d in devices):
+        raise BleRefused("a device is already named %r" % name, "name", "ble.error.name_taken")
+    used = set(d.address for d in devices)
+    free = next((a for a in ADDRESSES if a not in used), None)
+    if free is None:
+        raise BleRefused("no Modbus address is free for the source", "address", "ble.error.no_address")
+    device = Device(BUS, free, catalogue.BLE_SENSOR, "", name.strip(), area.strip(),
+                    [{"load": 1, "network": "1P+N", "name": name.strip()}], serial=normal.replace(":", ""),
+                    link={"kind": LINK_KIND, "mac": normal, "format": heard_format})
+    return list(devices) + [device], device
 
-    async def add(self, address, name, area, heard_format):
-        """Add the heard sensor at ``address`` (heard in ``heard_format``; None: not heard, or not readable)."""
-        async with self._lock:
-            normal = normal_address(address)
-            if normal is None:
-                raise BleRefused("not a Bluetooth address", "address", "ble.error.address")
-            if heard_format is None:
-                raise BleRefused("this sensor was not heard in a format the gateway reads", "address",
-                                 "ble.error.not_heard")
-            if normal in self.sources:
-                raise BleRefused("this sensor is already a source", "address", "ble.error.already")
-            if len(self.sources) >= MAX_SOURCES:
-                raise BleRefused("at most %d Bluetooth sources" % MAX_SOURCES, "address", "ble.error.max",
-                                 max=MAX_SOURCES)
-            problem = name_problem(name)
-            if problem is not None:
-                raise BleRefused(str(problem), "name", problem.detail["key"], **problem.detail["params"])
-            if not isinstance(area, str) or len(area) > MAX_AREA or any(ord(c) < 32 for c in area):
-                raise BleRefused("the area must be text of at most %d characters" % MAX_AREA, "area",
-                                 "ble.error.area", max=MAX_AREA)
-            for other in self.sources.values():
-                if other["name"].strip().lower() == name.strip().lower():
-                    raise BleRefused("a Bluetooth source is already named %r" % name, "name", "ble.error.name_taken")
-            entry = {"address": normal, "name": name.strip(), "area": area.strip(), "format": heard_format}
-            await self._save(dict(self.sources, **{normal: entry}))
-            return dict(entry)
 
-    async def remove(self, address):
-        async with self._lock:
-            normal = normal_address(address)
-            if normal is None or normal not in self.sources:
-                raise BleRefused("no Bluetooth source at this address", "address", "ble.error.no_source")
-            sources = dict(self.sources)
-            del sources[normal]
-            await self._save(sources)
+def without_source(devices, address):
+    """The topology's devices without the source at BLE ``address``; BleRefused when there is none."""
+    normal = normal_address(address)
+    if normal is None or normal not in sources(devices):
+        raise BleRefused("no Bluetooth source at this address", "address", "ble.error.no_source")
+    return [d for d in devices if not (is_source(d) and d.link["mac"] == normal)]
