@@ -1,6 +1,6 @@
 """The Bluetooth scan and its sources on the simulated board (issue 18; SPEC §1 BLE sources, §8 policy).
 
-One gateway on the demo topology (four simulated sensors: pvvx, BTHome, Ruuvi, one encrypted BTHome) and a
+One gateway on the demo topology (four simulated sensors: pvvx, BTHome, Ruuvi, one encrypted BTHome), its SNMP agent, a
 ManualClock. What is checked, by counts and states, never by timing:
 - no scan runs while either switch is off (the simulated radio counts its starts), off by default;
 - with both on, the sensors' advertisements (real frame bytes built by board/simble.py) are heard and decoded
@@ -22,10 +22,24 @@ import os
 import pytest
 from board.base import ManualClock
 from conftest import demo_topology, running_gateway, wait_for
+from snmp_support import mib_path, run
 from daemon.api import Refused
 from daemon.security.rights import Caller
+from protocols.snmp import mibdef
+from protocols.snmp.agent import SnmpService
 
 T0 = 1_790_000_000.0
+SNMP = {"snmp.enabled": True, "snmp.port": 0, "snmp.bind": "127.0.0.1"}
+METROLOGY = "1.3.6.1.4.1.4555.10.20.20.1"        # table 20 (instantaneous), then service ID . address . load
+
+
+async def snmpget(gw, *names):
+    """{name: value text} read by net-snmp's snmpget (v2c, our MIB for the names) from the gateway's agent."""
+    port = next(s for s in gw.services if isinstance(s, SnmpService)).port
+    rc, out, err = await run("snmpget", "-m", "+" + mibdef.MIB_NAME, "-M", "+" + mib_path(), "-v2c", "-c",
+                             "publicV2", "-r", "1", "-t", "2", "-OQ", "-Oe", "127.0.0.1:%d" % port, *names)
+    assert rc == 0, out + err
+    return [line.split(" = ", 1)[1].strip() for line in out.splitlines() if " = " in line]
 PVVX, BTHOME, RUUVI, ENCRYPTED = "A4:C1:38:8D:18:B2", "54:48:E6:8F:80:A5", "CB:B8:33:4C:88:4F", "A4:C1:38:00:00:E1"
 
 
@@ -48,7 +62,7 @@ def heard(gw, address):
 async def _scenario(state):
     seen = {}
     clock = ManualClock(T0)
-    async with running_gateway(state, demo_topology(), clock=clock) as gw:
+    async with running_gateway(state, demo_topology(), SNMP, clock=clock, services=[SnmpService]) as gw:
         radio = gw.board.radio
         admin, cyber, user = (gw.door(Caller("web", p)) for p in ("admin", "cyber", "user"))
         seen["default"] = (radio.starts, gw.board.leds["bluetooth"], admin.bluetooth_status()["running"])
@@ -89,6 +103,9 @@ async def _scenario(state):
         seen["cache"] = dict((k, (gw.cache.get(device, 1, k).value, gw.cache.get(device, 1, k).quality))
                              for k in ("temperature", "humidity", "battery", "battery_v", "pressure"))
         seen["extras"] = gw.cache.extras_keys(device)
+        oids = ["%s.%d.%d.1" % (METROLOGY, sid, device) for sid in (16000, 16001, 16003, 16004)]
+        seen["snmp"] = await snmpget(gw, *oids + ["%s::gwLoadQuality.%d.1" % (mibdef.MIB_NAME, device),
+                                        "%s::gwDevReference.%d" % (mibdef.MIB_NAME, device)])
         seen["heard_source"] = heard(gw, PVVX)["source"]
 
         # stale: the sensor stops, the clock moves past three of its intervals (and the 10 s floor)
@@ -100,6 +117,7 @@ async def _scenario(state):
         seen["stale"] = (heard(gw, RUUVI)["quality"], heard(gw, RUUVI)["count"] - count, heard(gw, BTHOME)["quality"])
         seen["source_stale"] = (gw.cache.get(device, 1, "temperature").quality, admin.bluetooth_sources()[0]["values"]
                                 ["temperature"][1], (3, "ble:%d" % device) in gw.alarms.active)
+        seen["snmp_stale"] = await snmpget(gw, "%s::gwLoadQuality.%d.1" % (mibdef.MIB_NAME, device))
         clock.advance(60.0)                 # 90 s silent: past the 60 s floor of a lost source
         gw.ble.check_sources()
         seen["source_lost"] = (gw.cache.get(device, 1, "temperature").quality,
@@ -200,6 +218,10 @@ def test_a_sources_values_reach_the_cache_with_quality(seen):
     assert got["pressure"] == (None, "not_supported")          # a pvvx thermometer has no barometer
     assert seen["extras"] == {1: frozenset({"user:packet", "user:flags"})}
     assert seen["source_stale"] == ("stale", "stale", False)
+    # net-snmp reads them with our MIB (its DISPLAY-HINT over the gateway-scale integer, its UNITS)
+    assert seen["snmp"] == ["%.2f degC" % expected["temperature"], "%.2f %%" % expected["humidity"],
+                            "%d %%" % expected["battery"], "%.3f V" % expected["voltage"], "1", "Bluetooth sensor"]
+    assert seen["snmp_stale"] == ["2"]                         # gwLoadQuality stale(2)
     assert seen["source_lost"] == ("comm_lost", True)
     assert seen["source_back"] is False
 
