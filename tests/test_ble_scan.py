@@ -1,7 +1,7 @@
 """The Bluetooth scan and its sources on the simulated board (issue 18; SPEC §1 BLE sources, §8 policy).
 
-One gateway on the demo topology (four simulated sensors: pvvx, BTHome, Ruuvi, one encrypted BTHome), its SNMP agent, a
-ManualClock. What is checked, by counts and states, never by timing:
+One gateway on the demo topology (four simulated sensors: pvvx, BTHome, Ruuvi, one encrypted BTHome), its SNMP
+agent, a ManualClock. What is checked, by counts and states, never by timing:
 - no scan runs while either switch is off (the simulated radio counts its starts), off by default;
 - with both on, the sensors' advertisements (real frame bytes built by board/simble.py) are heard and decoded
   into the values the sensors were given in the topology file (the independent source), each with its age and

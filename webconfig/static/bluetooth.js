@@ -37,7 +37,7 @@ function valuesList(values) {
   const units = state.status.units || {};
   for (const [key, value] of Object.entries(values || {})) {
     const item = el("li", {"data-key": key});
-    item.append(t("ble.value." + key) + " ", el("span", {class: "num", "data-value": value}, number(value)));
+    item.append(t("web.bluetooth.value." + key) + " ", el("span", {class: "num", "data-value": value}, number(value)));
     if (units[key]) item.append(" " + units[key]);
     list.append(item);
   }
@@ -46,12 +46,13 @@ function valuesList(values) {
 
 function qualityText(row) {
   if (!row || !row.quality) return t("web.bluetooth.quality.none");
+  if (row.values_age_s === null || row.values_age_s === undefined) return t("web.bluetooth.quality." + row.quality);
   return t("web.bluetooth.quality_age", {quality: t("web.bluetooth.quality." + row.quality),
                                          age: t("web.bluetooth.ago", {age: age(row.values_age_s)})});
 }
 
 function formatName(row) {
-  return t("ble.format." + (row.format || "none"));
+  return t("web.bluetooth.format." + (row.format || "none"));
 }
 
 function drawState() {
@@ -68,12 +69,32 @@ function drawState() {
   $("state-scan").className = s.running ? "on" : "off";
 }
 
+// A source's values are the cache's ({key: [value, quality, age_s]}: registry keys, "user:<name>" for the others).
+const STORED_NAMES = {battery_v: "voltage"};
+const QUALITY_RANK = ["good", "stale", "comm_lost"];
+
+function sourceValues(values) {
+  const named = {};
+  for (const [key, entry] of Object.entries(values || {})) {
+    if (entry[0] !== null) named[key.startsWith("user:") ? key.slice(5) : (STORED_NAMES[key] || key)] = entry[0];
+  }
+  return named;
+}
+
+function sourceQuality(values) {
+  let worst = null, oldest = null;
+  for (const [, quality, age] of Object.values(values || {})) {
+    if (worst === null || QUALITY_RANK.indexOf(quality) > QUALITY_RANK.indexOf(worst)) worst = quality;
+    if (age !== null && (oldest === null || age > oldest)) oldest = age;
+  }
+  return {quality: oldest === null ? (worst === "comm_lost" ? worst : null) : worst, values_age_s: oldest};
+}
+
 function drawSources() {
   const body = $("sources").tBodies[0];
-  const heard = new Map(state.heard.map((row) => [row.address, row]));
   body.replaceChildren(...state.sources.map((source) => {
-    const row = heard.get(source.address);
-    const tr = el("tr", {"data-address": source.address, class: row && row.quality ? row.quality : "none"});
+    const summary = sourceQuality(source.values);
+    const tr = el("tr", {"data-address": source.address, class: summary.quality || "none"});
     const actions = el("td", {"data-label": t("web.bluetooth.col.actions")});
     if (state.may_edit) {
       const remove = el("button", {type: "button", class: "secondary",
@@ -83,9 +104,10 @@ function drawSources() {
     }
     tr.append(cell(t("web.bluetooth.col.name"), source.name), cell(t("web.bluetooth.col.area"), source.area),
               cell(t("web.bluetooth.col.address"), source.address, "address"),
-              cell(t("web.bluetooth.col.format"), t("ble.format." + source.format)),
-              cell(t("web.bluetooth.col.values"), valuesList(row ? row.values : null), "vals"),
-              cell(t("web.bluetooth.col.quality"), qualityText(row), "q " + (row && row.quality ? row.quality : "none")),
+              cell(t("web.bluetooth.col.device"), source.device),
+              cell(t("web.bluetooth.col.format"), t("web.bluetooth.format." + source.format)),
+              cell(t("web.bluetooth.col.values"), valuesList(sourceValues(source.values)), "vals"),
+              cell(t("web.bluetooth.col.quality"), qualityText(summary), "q " + (summary.quality || "none")),
               actions);
     return tr;
   }));
@@ -101,7 +123,7 @@ function drawHeard() {
     const tr = el("tr", {"data-address": row.address, class: row.quality || "none"});
     const values = el("div");
     if (row.values) values.append(valuesList(row.values));
-    if (row.refusal) values.append(el("p", {class: "refusal"}, t("ble.refused." + row.refusal)));
+    if (row.refusal) values.append(el("p", {class: "refusal"}, t("web.bluetooth.refused." + row.refusal)));
     const actions = el("td", {"data-label": t("web.bluetooth.col.actions")});
     if (row.source) {
       actions.textContent = t("web.bluetooth.is_source", {name: row.source});
@@ -130,7 +152,8 @@ function drawHeard() {
     document.documentElement.lang === "fr" ? "fr-FR" : "en-GB")});
 }
 
-async function refresh() {
+// force: redraw even with the focus in a table (after this page's own change, the focused row may be gone)
+async function refresh(force) {
   clearTimeout(timer);
   try {
     const [status, answer] = await getJson("/api/bluetooth");
@@ -138,9 +161,10 @@ async function refresh() {
     state = answer;
     drawState();
     // a focused button keeps its place: redraw the tables only when the focus is not inside them
-    if (!document.activeElement || !document.activeElement.closest("table")) { drawSources(); drawHeard(); }
+    const inTable = document.activeElement && document.activeElement.closest("table");
+    if (force || !inTable) { drawSources(); drawHeard(); }
   } finally {
-    timer = setTimeout(refresh, REFRESH_MS);
+    timer = setTimeout(() => refresh(false), REFRESH_MS);
   }
 }
 
@@ -173,7 +197,7 @@ async function save(event) {
   if (status === 200) {
     closeEditor();
     say("page-message", "ok", t("web.bluetooth.added", {name: answer.source.name}));
-    await refresh();
+    await refresh(true);
     return;
   }
   say("add-message", "bad", (answer.messages || []).length ? t("web.bluetooth.refused") : answer.error);
@@ -189,13 +213,14 @@ async function removeSource(source) {
   const [status, answer] = await postJson("/api/bluetooth/sources/remove", {address: source.address});
   if (status === 200) say("page-message", "ok", t("web.bluetooth.removed", {name: source.name}));
   else say("page-message", "bad", answer.error);
-  await refresh();
+  await refresh(true);
+  $("sources-title").focus();          // the removed row's button is gone: the focus goes to its table's title
 }
 
 async function start() {
   if (!await startSession()) return;
   document.title = t("web.bluetooth.title");
-  await refresh();
+  await refresh(true);
   if (state && !state.may_edit) say("page-message", "", t("web.bluetooth.read_only"));
   $("add-form").addEventListener("submit", save);
   $("cancel").addEventListener("click", closeEditor);
