@@ -125,6 +125,7 @@ async def _scenario(state):
         radio.configure(PVVX, silent=False)
         await wait_for(lambda: gw.cache.get(device, 1, "temperature").quality == "good")
         seen["source_back"] = (3, "ble:%d" % device) in gw.alarms.active
+        seen["counters"] = (gw.ble.counters[device].as_dict(), gw.ble.counters[1].as_dict()["answers"])
 
         # either switch off stops a running scan at once
         before = radio.stops
@@ -224,6 +225,9 @@ def test_a_sources_values_reach_the_cache_with_quality(seen):
     assert seen["snmp_stale"] == ["2"]                         # gwLoadQuality stale(2)
     assert seen["source_lost"] == ("comm_lost", True)
     assert seen["source_back"] is False
+    counters, none = seen["counters"]
+    assert counters["answers"] >= 2 and counters["timeouts"] == 1 and counters["last_success"] is not None
+    assert none == 0                     # an address without a source
 
 
 def test_a_silent_sensor_goes_stale(seen):

@@ -26,7 +26,7 @@ import asyncio
 import logging
 
 from core import ble_formats
-from daemon.runtime.feed import SourceFeed
+from daemon.runtime.feed import FeedCounters, SourceFeed
 from daemon.supervise import Supervised
 
 log = logging.getLogger("gateway.ble")
@@ -43,6 +43,20 @@ WATCH_S = 5.0                # how often the sources' silence is checked
 # a format's value name -> the registry key it is stored under; the others are the device's own values
 VALUE_KEYS = {"temperature": "temperature", "humidity": "humidity", "pressure": "pressure", "battery": "battery",
               "voltage": "battery_v"}
+
+
+class _Counters:
+    """Counters by a source's Modbus address; an address without a source reads empty counters."""
+    __slots__ = ("feeds",)
+
+    def __init__(self, feeds):
+        self.feeds = feeds
+
+    def __getitem__(self, address):
+        for feed in self.feeds.values():
+            if feed.device.address == address:
+                return feed.counters
+        return FeedCounters()
 
 
 def stored_key(name):
@@ -183,6 +197,11 @@ class BleScan:
             feed.declare(keys)
         self.cache.set_refresh_period((feed.device.address,), self.fresh_limit(address) / self.cache.FRESH_CYCLES)
         feed.values(stored, timestamp)
+
+    @property
+    def counters(self):
+        """{Modbus address: FeedCounters} of the sources (a device link's counters, as a bus engine's)."""
+        return _Counters(self.feeds)
 
     def lost_limit(self, address):
         interval = (self.heard.get(address) or {}).get("interval")
