@@ -72,6 +72,7 @@ PATH = (
     ("photoview", "/photoview"),                     # issue 17: the Photoview (no page made: its message)
     ("photoview-edit", "/photoview/edit"),
     ("datamodels", "/datamodels"),                   # issue 18: generic devices' data models (Admin)
+    ("bluetooth", "/bluetooth"),            # issue 18: Bluetooth sensors and sources (Admin)
 )
 
 # In every document: the time (performance.now(), from its navigation start) the page said it was ready.

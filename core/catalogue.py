@@ -229,6 +229,7 @@ H = ("history",)
 N = ()
 D, R, E = "digiware", "rs485", "ethernet"
 GENERIC = "Generic Modbus"
+BLE_SENSOR = "Bluetooth sensor"      # issue 18: a BLE source's reference
 
 # reference, group, family code, product id [ours], extended name, profile,
 # loads, network types, FAST-detectable, curves cached in the meter, inputs,
@@ -321,6 +322,9 @@ PRODUCTS = (
     # WEBVIEW-L's "Generic Modbus devices" at the bottom of the product list (§8.4.2): any Modbus RTU or TCP
     # device described by a data model; never identified by a detection (identify skips it)
     (GENERIC, "Generic Modbus devices", 0, 0, "GENERIC MODBUS", "generic", 1, N, False, N, 0, 0, E),
+    # issue 18: a Bluetooth Low Energy sensor added as a source (daemon/state/blesources.py); its values are what
+    # its advertisements carry, one circuit (load 1), no registers: never identified by a detection
+    (BLE_SENSOR, "Bluetooth sensors", 0, 0, "BLUETOOTH SENSOR", "generic", 1, N, False, N, 0, 0, "bluetooth"),
 )
 
 _BY_REF = dict((row[REF], row) for row in PRODUCTS)

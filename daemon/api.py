@@ -23,16 +23,16 @@ import signal
 
 from board import netconfig
 from board.base import BUS_NAMES
-from core import datamodel, modbus_rtu as rtu, registry
+from core import ble_formats, datamodel, modbus_rtu as rtu, registry
 from daemon import pictures
 from daemon.blocking import BlockingQueueFull, run_blocking
 from daemon.runtime import clocks, control, curves, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
 from daemon.security import accounts, audit, firewall as firewall_mod, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
-from daemon.state import (alarmlog, devicefields, devstate, favourites, hierarchies as hierarchies_mod, photoviews,
-                          settings as settings_mod, topology as topology_mod, usages as usages_mod)
-from daemon.state import datamodels as datamodels_mod, genericfields
+from daemon.state import (alarmlog, blesources, datamodels as datamodels_mod, devicefields, devstate, favourites,
+                          genericfields, hierarchies as hierarchies_mod, photoviews, settings as settings_mod,
+                          topology as topology_mod, usages as usages_mod)
 from daemon.state.alarms import device_source
 from daemon.state.cache import STALE
 from daemon.storage.format import Q_VALID, quality_name
@@ -290,7 +290,7 @@ class Door:
         device = gw.topology.device(address)
         if device is None:
             return devstate.ABSENT
-        engine = gw.engines.get(device.bus) or gw.links.get(device.bus)
+        engine = gw.link_engine(device.bus)
         return devstate.link_state((ALARM_CONFLICT, device_source(device.bus, address)) in gw.alarms.active,
                                    gw.cache.comm_lost(address),
                                    engine is not None and engine.counters[address].last_success is not None)
@@ -315,9 +315,10 @@ class Door:
                                       counters["last_success"] if counters else None)
 
     def device_counters(self, address):
-        """The bus counters of one device (a dict, None off a mastered bus): cheaper than a summary."""
+        """The counters of one device (a dict; None off a mastered bus): its bus's, its Modbus TCP link's or, for a
+        Bluetooth source, its advertisements'. Cheaper than a summary."""
         device = self._gw.topology.device(address)
-        engine = (self._gw.engines.get(device.bus) or self._gw.links.get(device.bus)) if device is not None else None
+        engine = self._gw.link_engine(device.bus) if device is not None else None
         return engine.counters[address].as_dict() if engine is not None else None
 
     def device_summaries(self):
@@ -1779,6 +1780,71 @@ class Door:
                         "age_s": None if reading.timestamp is None else round(max(0.0, now - reading.timestamp), 1)})
         return {"address": address, "name": device.name, "model": device.model["name"], "link": device.link,
                 "bus": device.bus, "status": self.device_link(address), "values": out}
+
+    # ================================================================ issue 18: Bluetooth sources
+    # The scan (daemon/runtime/ble.py) runs while policy.bluetooth AND bluetooth.enabled; the Bluetooth page
+    # (Admin, Cyber Security) reads what was heard and adds or removes sources, devices of the topology
+    # (daemon/state/blesources.py) whose values the scan puts in the cache: read like a meter's everywhere.
+
+    def bluetooth_status(self):
+        """{radio, policy, enabled, running, error, received, dropped, led, sources, max_sources, units}: ``units``
+        of the values the formats give (core/ble_formats.py UNITS)."""
+        self._check("read_bluetooth")
+        out = self._gw.ble.status()
+        out.update(sources=len(blesources.sources(self._gw.topology.devices)), max_sources=blesources.MAX_SOURCES,
+                   units=dict(ble_formats.UNITS))
+        return out
+
+    def bluetooth_heard(self):
+        """What the scan heard, by address: [{address, name, format, values, values_age_s, quality, refusal, rssi,
+        age_s, count, source}] (``source``: the name it was added under, or None)."""
+        self._check("read_bluetooth")
+        known = blesources.sources(self._gw.topology.devices)
+        rows = self._gw.ble.heard_list()
+        for row in rows:
+            device = known.get(row["address"])
+            row["source"] = device.name if device is not None else None
+        return rows
+
+    def bluetooth_sources(self):
+        """The sources: [{address, name, area, format, device, values}]; ``device`` is the Modbus address the
+        protocols' tables give it, ``values`` {registry key: [value, quality, age_s]} from the cache."""
+        self._check("read_bluetooth")
+        cache, now = self._gw.cache, self._gw.clock.time()
+        out = blesources.listing(self._gw.topology.devices)
+        for entry in out:
+            readings = dict((key, cache.get(entry["device"], 1, key)) for key in cache.keys(entry["device"], 1))
+            entry["values"] = dict((key, [r.value, r.quality, None if r.timestamp is None
+                                          else round(max(0.0, now - r.timestamp), 1)])
+                                   for key, r in readings.items())
+        return out
+
+    async def _bluetooth_change(self, change):
+        """``change(devices)`` -> new devices, under the sources' lock, then the topology replaced (its limits
+        and the devices pages' refusals apply); BleRefused as BAD_VALUE / NOT_FOUND with the catalogue key."""
+        self._editing("edit_bluetooth_sources")
+        async with self._gw.ble.sources_lock:
+            try:
+                devices, result = change(list(self._gw.topology.devices))
+            except blesources.BleRefused as exc:
+                reason = NOT_FOUND if exc.detail["key"] == "ble.error.no_source" else BAD_VALUE
+                raise Refused(reason, str(exc), [exc.detail]) from None
+            await self._replace_devices(devices, "Bluetooth source")
+        return result
+
+    async def add_bluetooth_source(self, address, name, area=""):
+        """Add a sensor the scan heard in a readable frame as a source named ``name`` in ``area``; its entry."""
+        normal = blesources.normal_address(address)
+        heard = self._gw.ble.heard_format(normal) if normal else None
+        device = await self._bluetooth_change(
+            lambda devices: blesources.with_source(devices, address, name, area, heard))
+        log.info("%r added the Bluetooth source %s (%s, %s) at address %d", self.caller, device.link["mac"],
+                 device.name, device.link["format"], device.address)
+        return next(e for e in blesources.listing(self._gw.topology.devices) if e["address"] == device.link["mac"])
+
+    async def remove_bluetooth_source(self, address):
+        await self._bluetooth_change(lambda devices: (blesources.without_source(devices, address), None))
+        log.info("%r removed the Bluetooth source %s", self.caller, address)
 
 
 @contextlib.contextmanager

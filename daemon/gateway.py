@@ -18,6 +18,7 @@ from daemon.api import Door, Refused
 from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
 from daemon.looplag import LoopLagMonitor
+from daemon.runtime.ble import BleScan
 from daemon.runtime.bus import BusEngine
 from daemon.runtime.curves import CurveService
 from daemon.runtime.device_alarms import DeviceAlarms, EventReader
@@ -33,6 +34,7 @@ from daemon.security.secrets import SecretBox
 from daemon.security.sessions import SessionTable
 from daemon.security.webtls import CA_SOURCE, WEB_SOURCE, WebTls, own_names
 from daemon.state.alarms import Alarms
+from daemon.state import blesources
 from daemon.state.cache import Cache
 from daemon.state.datamodels import DataModels
 from daemon.state.extremes import Extremes
@@ -110,6 +112,8 @@ class Gateway:
         self.datamodels = DataModels(state_dir)          # issue 18: generic Modbus devices' data models
         self.links = {}            # issue 18: engines of devices off the master buses (Modbus TCP): bus -> link
         self.link_pollers = {}     # ... and their pollers (apart from ``pollers``: those are the serial buses')
+        # issue 18: the Bluetooth scan (policy.bluetooth AND bluetooth.enabled) and the sensors added as sources
+        self.ble = BleScan(board, self.settings, self.clock, self.cache, self.alarms)
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
         self.webtls = WebTls(state_dir)       # web certificate and CA store (issue 15); alarm 7 follows them
         self._certificate_alarms = Supervised("certificate-alarms", self._certificate_alarm_loop)
@@ -187,6 +191,9 @@ class Gateway:
         await self.storage.start()
         await self.curves.start()
         await self.event_reader.start()
+        self.ble_sources_changed()
+        self.topology.on_change(self.ble_sources_changed)
+        await self.ble.start()
         await self._start_tls()
         try:
             await self.firewall.write_ruleset()
@@ -218,6 +225,7 @@ class Gateway:
                 await service.stop()
             except Exception:
                 log.exception("stopping %r", service)
+        await self.ble.stop()
         await self.curves.stop()
         await self.event_reader.stop()
         if self.discovery is not None:
@@ -305,6 +313,19 @@ class Gateway:
     def _update_leds(self):
         self.board.set_led("status", "on")
         self.board.set_led("alarm", "blink" if self.alarms.active else "off")
+
+    def link_engine(self, bus):
+        """What reaches the devices on ``bus`` and counts their answers (``counters[address]``): a serial bus's
+        engine, the Modbus TCP link (issue 18) or the Bluetooth scan; None for a bus the gateway does not master."""
+        if bus == blesources.BUS:
+            return self.ble
+        return self.engines.get(bus) or self.links.get(bus)
+
+    # ---------------------------------------------------------------- Bluetooth sources (issue 18)
+
+    def ble_sources_changed(self, _topology=None):
+        """The topology's Bluetooth sources, each with its feed into the cache (daemon/runtime/ble.py)."""
+        self.ble.set_sources(blesources.sources(self.topology.devices))
 
     # ---------------------------------------------------------------- for the door
 

@@ -54,6 +54,7 @@ PAGES = (
     ("photoview", "/photoview", "user"),                       # issue 17: the photoview and its editor
     ("photoview-edit", "/photoview/edit", "admin"),
     ("datamodels", "/datamodels", "admin"),                    # issue 18: generic devices' data models
+    ("bluetooth", "/bluetooth", "admin"),                      # issue 18: Bluetooth sensors and sources
 )
 
 

@@ -31,6 +31,7 @@ PAGES = (
     ("system", "/system", "backup"),
     ("password", "/password", "password"),
     ("datamodels", "/datamodels", "edit_data_models"),     # issue 18: generic Modbus devices' data models (Admin)
+    ("bluetooth", "/bluetooth", "read_bluetooth"),        # issue 18: the Bluetooth sensors heard, the sources (Admin)
 )
 
 

@@ -87,6 +87,10 @@ COMMANDS = {
     # every profile reads them and a generic device's own values, Admin and Cyber create, edit, import, delete
     "read_data_models": (PROFILES, (), None, None),
     "edit_data_models": (("admin", "cyber"), (), None, None),
+    # issue 18: the Bluetooth page (SPEC §7.2 Protocols > Bluetooth, Admin's menu): what the scan heard nearby
+    # (addresses of people's devices too, so not every profile's), and the sensors added or removed as sources
+    "read_bluetooth": (("admin", "cyber"), (), None, None),
+    "edit_bluetooth_sources": (("admin", "cyber"), (), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).

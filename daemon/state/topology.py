@@ -89,7 +89,7 @@ def _document_shape(doc):
         raise ValueError("the devices table is not a table of documents")
 
 
-LINK_KINDS = ("rtu", "tcp")    # a device's ``link["kind"]`` (None: a catalogue meter on a master bus)
+LINK_KINDS = ("rtu", "tcp", "ble")    # a device's ``link["kind"]`` (None: a catalogue meter); ble: issue 18
 TCP_BUS = "tcp"                # the ``bus`` of Modbus TCP devices
 
 
