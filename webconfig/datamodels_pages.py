@@ -6,9 +6,10 @@ functions, word orders, standard names with their units, limits, buses). ``POST 
 ``POST /api/datamodels/import`` (``{"name", "csv", "replace"}``: a refused import answers one message per
 CSV line at fault, each with its ``line``, and imports nothing), ``GET /api/datamodels/export?name=``
 (``{"file", "csv"}``). ``POST /api/devices/generic`` adds a generic device (RTU: bus + address + model;
-TCP: host + port + unit + address + model). ``GET /api/devices/generic/<address>``: every value of a
-generic device's model with unit, quality and age (the model's own values are shown here only). The page
-``/datamodels`` (static/datamodels.*) is Admin's and Cyber Security's.
+TCP: host + port + unit + address + model): the Devices page's form (static/devices.js), which this page links
+to. ``GET /api/devices/generic/<address>``: every value of a generic device's model with unit, quality and age
+(the model's own names too: the web shows them here, in the Devices list and on Monitor; no protocol does).
+The page ``/datamodels`` (static/datamodels.*) is Admin's and Cyber Security's.
 """
 
 import bottle

@@ -237,7 +237,7 @@ class BusPoller:
         futures = [self.engine.submit(address, rtu.read_request(read.function, read.start, read.count), POLL,
                                       retries=retries) for read in state.plan]
         try:
-            for read, future in zip(state.plan, futures):
+            for read, future in zip(state.plan, futures, strict=True):
                 try:
                     pdu = await future
                 except (BusTimeout, BusBusy) as exc:

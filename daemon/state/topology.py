@@ -217,11 +217,13 @@ def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=
     A found device already known (same ``uid`` and reference) is updated
     (bus, address, NET ID, serial, loads), keeping the user's name, area and
     load names, fluids and usages (so is one added by hand without its NET ID or
-    serial number, keyed by its place, when the same product answers there); a new one is added. A known device of a scanned bus that was
-    not found is kept, flagged ``not_found``, unless ``remove_missing`` (a
-    synchronise) or unless a found device now answers at its address (that
-    address is the found one's). Devices the detection did not look for (another
-    bus, an address outside the range) are left as they are. ``changes``: uids ``added``, ``updated``, ``not_found``, ``removed``.
+    serial number, keyed by its place, when the same product answers there);
+    a new one is added. A known device of a scanned bus that was not found is
+    kept, flagged ``not_found``, unless ``remove_missing`` (a synchronise) or
+    unless a found device now answers at its address (that address is the
+    found one's). Devices the detection did not look for (another bus, an
+    address outside the range, a generic device) are left as they are.
+    ``changes``: uids ``added``, ``updated``, ``not_found``, ``removed``.
     """
     linked = [d for d in known if d.link is not None]       # generic devices: a detection does not look for them
     known = [d for d in known if d.link is None]

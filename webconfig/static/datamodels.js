@@ -1,5 +1,6 @@
-// The Data models page (WEBVIEW-L §8.2.1, §8.4; issue 18): edit a model's rows, import / export it as CSV, add a
-// generic device (RTU on a bus, or Modbus TCP), and read every generic device's values with quality and age.
+// The Data models page (WEBVIEW-L §8.2.1, §8.4; issue 18): edit a model's rows, import / export it as CSV, and read
+// every generic device's values with quality and age. Generic devices are added on the Devices page (one form:
+// static/devices.js addGenericDevice), which this page links to.
 // The gateway checks everything and says why it refuses (one message per field, per row, per CSV line).
 "use strict";
 
@@ -93,8 +94,6 @@ async function load(keep) {
                                                                     s.label + (s.unit ? " (" + s.unit + ")" : ""))));
   const names = answer.models.map((m) => [m.name, m.name]);
   options($("pick"), [["", t("web.models.none")]].concat(names));
-  options($("dev-model"), names);
-  options($("dev-bus"), cat.buses.map((b) => [b, t("web.devices.bus." + b)]));
   if (!keep || !answer.models.some((m) => m.name === state.current)) {
     state.current = answer.models.length ? answer.models[0].name : "";
   }
@@ -123,7 +122,8 @@ async function drawValues() {
     for (const v of doc.values) {
       const tr = el("tr");
       tr.append(el("td", {}, v.name + (v.standard ? "" : " *")),
-                el("td", {}, v.value === null ? "–" : String(Math.round(v.value * 1e6) / 1e6)),
+                el("td", {}, v.value === null ? "–" : v.value.toLocaleString(session.language === "fr" ? "fr-FR"
+                  : "en-GB", {maximumFractionDigits: 6})),
                 el("td", {}, v.unit), el("td", {class: "q-" + v.quality}, t("web.models.q." + v.quality)),
                 el("td", {}, v.age_s === null ? "–" : t("web.models.age", {s: v.age_s})));
       body.append(tr);
@@ -181,26 +181,6 @@ async function exportCsv() {
   say(t("web.models.exported", {file: answer.file}), true);
 }
 
-async function addDevice(event) {
-  event.preventDefault();
-  $("problems").replaceChildren();
-  const tcp = $("dev-link").value === "tcp";
-  const body = {link: $("dev-link").value, address: Number($("dev-address").value), model: $("dev-model").value};
-  if ($("dev-name").value) body.name = $("dev-name").value;
-  if (tcp) Object.assign(body, {host: $("dev-host").value, port: Number($("dev-port").value), unit: Number($("dev-unit").value)});
-  else body.bus = $("dev-bus").value;
-  const [status, answer] = await postJson("/api/devices/generic", body);
-  if (status !== 200) { refused(answer); return; }
-  await load(true);
-  say(t("web.models.device_added", {name: answer.result.name}), true);
-}
-
-function linkFields() {
-  const tcp = $("dev-link").value === "tcp";
-  $("tcp-fields").hidden = !tcp;
-  $("rtu-fields").hidden = tcp;
-}
-
 async function start() {
   if (!await startSession()) return;
   $("pick").addEventListener("change", () => { state.current = $("pick").value; showModel(); });
@@ -210,9 +190,6 @@ async function start() {
   $("save").addEventListener("click", save);
   $("import-form").addEventListener("submit", importCsv);
   $("export").addEventListener("click", exportCsv);
-  $("device-form").addEventListener("submit", addDevice);
-  $("dev-link").addEventListener("change", linkFields);
-  linkFields();
   await load(false);
   pageReady();
   setInterval(() => { if (state.data) drawValues(); }, 5000);
