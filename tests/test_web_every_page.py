@@ -53,6 +53,7 @@ PAGES = (
     ("hierarchies", "/hierarchies", "admin"),                  # issue 17: the hierarchies editor
     ("photoview", "/photoview", "user"),                       # issue 17: the photoview and its editor
     ("photoview-edit", "/photoview/edit", "admin"),
+    ("consumption", "/consumption", "user"),                   # issue 17: Consumption
 )
 
 

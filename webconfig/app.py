@@ -20,6 +20,7 @@ from daemon.security import rights
 from webconfig import (accounts_pages, alarms_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
                        hierarchies_pages, home_pages, https_pages, jsonio, monitor_pages, navigation, outbound_pages,
                        photoview_pages, settings_pages, system_pages, trends_pages, uploads, views_pane)
+from webconfig import consumption_pages  # issue 17
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -324,6 +325,7 @@ def make_app(door, mount=None):
     monitor_pages.mount(app, door, lambda name: _static(files, name))        # issue 17: the Monitor page
     hierarchies_pages.mount(app, door, lambda name: _static(files, name))    # issue 17: the hierarchies
     photoview_pages.mount(app, door, lambda name: _static(files, name))      # issue 17: Photoview
+    consumption_pages.mount(app, door, lambda name: _static(files, name))    # issue 17: Consumption
 
     if mount is not None:
         before = len(app.routes)
