@@ -167,6 +167,12 @@ async def browse(browser, base, out):
     await page.click("#crumb-list button[data-level='0']")
     await drawn(page, 1)
     out["back"] = await page.evaluate(TABLE)
+    await page.focus("#bars g.bucket.drill[data-i='9']")          # October, from the keyboard
+    await page.keyboard.press("Enter")
+    await drawn(page, 2)
+    out["keyboard"] = await page.evaluate(TABLE)
+    await page.click("#crumb-list button[data-level='0']")
+    await drawn(page, 1)
     await page.screenshot(path=shot("consumption-year-en-1920.png"), full_page=True)
     # hide load 2: the total drops by its own
     before = await page.evaluate(TABLE)
@@ -217,7 +223,8 @@ BAD_QUERIES = (
 
 def api_reads(base):
     client = web_login(base, "user", "en")
-    return [(path, client.get(path)) for path, _status in BAD_QUERIES]
+    return {"bad": [(path, client.get(path)) for path, _status in BAD_QUERIES],
+            "tree": client.get("/api/views/tree?by=hierarchy"), "pages": client.get("/api/pages")}
 
 
 @pytest.fixture(scope="module")
@@ -300,6 +307,22 @@ def test_the_drill_down_from_the_year_to_the_integration_period_shows_the_sums_o
     assert site["finest_drill"] == 0                                  # the integration period is the finest
     assert site["back"]["step"] == "month" and site["back"]["level"] == 1
     assert len(levels[4]["crumbs"]) == 5
+    assert levels[0]["crumbs"] == ["Jan 1, 2023 – Dec 31, 2023"]      # the gateway's local year, not UTC's
+    keyboard = site["keyboard"]
+    assert keyboard["step"] == "week" and keyboard["starts"] == levels[1]["starts"]   # Enter on October
+
+
+def test_the_pane_organises_by_hierarchy_and_home_links_the_page(site):
+    status, tree = site["api"]["tree"]
+    assert status == 200 and tree["by"] == "hierarchy"
+    (group,) = tree["groups"]
+    assert group["label"] == "Site" and group["loads"] == 3                  # the meter and two circuits
+    root = group["nodes"]
+    assert root["kind"] == "node" and root["meter"]["circuit"] == "4:1"
+    assert [c["circuit"] for c in root["children"]] == ["4:2", "4:3"]
+    assert root["children"][1]["name"] == FORMULA_NAME
+    status, pages = site["api"]["pages"]
+    assert {"page": "consumption", "path": "/consumption"} in pages["pages"]
 
 
 def test_a_hierarchy_node_shows_its_children_and_the_non_measured_point(site):
@@ -345,7 +368,7 @@ def test_the_csv_holds_the_table_shown_and_defuses_a_formula(site):
 
 
 def test_malformed_queries_are_refused_with_a_message(site):
-    for (path, status), (_path, (got, answer)) in zip(BAD_QUERIES, site["api"], strict=True):
+    for (path, status), (_path, (got, answer)) in zip(BAD_QUERIES, site["api"]["bad"], strict=True):
         assert got == status, (path, got, answer)
         assert answer.get("error"), path
 
