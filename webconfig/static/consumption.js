@@ -276,7 +276,7 @@ function draw() {
   const answer = state.answer;
   if (!answer) return;
   const view = state.view = viewOf(answer);
-  $("grand-total").textContent = view.rows.length ? shown(view.foot.cells[0]) + " " + view.unit.name : "—";
+  $("grand-total").textContent = view.foot.cells[0] !== "" ? shown(view.foot.cells[0]) + " " + view.unit.name : "—";
   $("grand-total").dataset.v = view.foot.cells[0];
   drawChart(view);
   drawToggles(view);
@@ -344,7 +344,8 @@ let switched = false;
 function onTree(doc) {
   if (doc.by === "hierarchy" && !doc.groups.length && !switched) {      // manual §8.5: no hierarchy, no breakdown
     switched = true;
-    say("", t("web.consumption.no_hierarchy"));
+    $("note").textContent = t("web.consumption.no_hierarchy");
+    $("note").hidden = false;
     pane.$("by").value = pane.by = "usage";
     pane.refresh();
     return;
