@@ -4,15 +4,15 @@ circuits, each step from the click to the drawn bars.
     PYTHONPATH=. .venv/bin/python -m bench.consumption [--runs N] [--json]
 
 A Gateway on the reference site at the gateway's cap (SPEC §1: 32 devices, 192 circuits): the reference site's
-Digiware bus (board/topologies/reference32.json, 38400 baud) with 32 DIRIS I-60 of 6 loads each (the reference
-file itself has 48 loads), all polling as in production, whose store holds a leap year of hourly consumption points (Ea+, 8,784 per circuit: 1.7 million points) written
-straight into it (curve downloads not started, so the store holds exactly that year); its web application on a
-loopback port; Debian's Chromium driven by Playwright opens /consumption as User, organised by fluid with the
-"electricity" group selected (the 192 circuits) over that year. Each run, in the page: a click on a full
-month's bar (the month's weeks drawn), on a full week (its days), on a day (its hours), then on the
-breadcrumb's first step (the year's months again: the whole year of 192 series read and summed by the door);
-each measured from the click's dispatch to the next animation frame after the bars say "drawn". Medians of
-``--runs`` runs (5 by default); no cache anywhere (each click asks the gateway again).
+Digiware bus (board/topologies/reference32.json, 38400 baud) with 32 DIRIS I-60 of 6 loads each (the reference file
+itself has 48 loads), all polling as in production, whose store holds a leap year of hourly consumption points
+(Ea+, 8,784 per circuit: 1.7 million points) written straight into it (curve downloads not started, so the store
+holds exactly that year); its web application on a loopback port; Debian's Chromium driven by Playwright opens
+/consumption as User, organised by fluid with the "electricity" group selected (the 192 circuits) over that year.
+Each run, in the page: a click on a full month's bar (the month's weeks drawn), on a full week (its days), on a day
+(its hours), then on the breadcrumb's first step (the year's months again: the whole year of 192 series read and
+summed by the door); each measured from the click's dispatch to the next animation frame after the bars say
+"drawn". Medians of ``--runs`` runs (5 by default); no cache anywhere (each click asks the gateway again).
 
 References measured in the same run: "fetch": the same GET /api/consumption and its JSON parsed in the page,
 nothing drawn; "door": Door.consumption in this process (store reads and sums in the executor). Printed: each
