@@ -35,6 +35,7 @@ from daemon.state import (alarmlog, blesources, datamodels as datamodels_mod, de
                           topology as topology_mod, usages as usages_mod)
 from daemon.state.alarms import device_source
 from daemon.state.cache import STALE
+from daemon.storage import consumption as consumption_mod, store as store_mod
 from daemon.storage.format import Q_VALID, quality_name
 from daemon.storage.query import SeriesData
 from daemon.system.service import SystemRefused
@@ -1847,6 +1848,107 @@ class Door:
         log.info("%r removed the Bluetooth source %s", self.caller, address)
 
 
+    # ================================================================ issue 17: consumption
+    # The Consumption page (manual §8.5): the energy of the selected loads in one shared grid of local-time
+    # buckets, summed here (daemon/storage/consumption.py) so the browser never gets the raw points; a
+    # hierarchy's node as its children plus the non-measured point (daemon/state/hierarchies.py breakdown).
+
+    async def consumption(self, selection, start, end, step, key="ea_pos"):
+        """{utc_offset_s, step, from, to, key, unit, period_s, buckets: [[start, end]], node, loads}: ``key``'s
+        consumption (a CONSUMPTION_KEYS counter) over [start, end) in ``step`` buckets (CONSUMPTION_STEPS;
+        "period" is the finest integration period of the loads read). ``selection``: {"circuits": ["4:1", ...]}
+        (each a load: {id, kind "circuit", circuit, address, load, device, reference, name, v, q}) or
+        {"hierarchy": id, "node": item id} (``node``: {id, name, meter, v, q} of that node, the loads its
+        children and the non-measured point, hierarchies.breakdown). v: Wh (varh, VAh) or None, q: good,
+        partial, missing. Refused(BAD_VALUE) for a bad key, step, range or selection, or past
+        CONSUMPTION_MAX_VALUES values; Refused(NOT_FOUND) for a circuit, hierarchy or node that is not there."""
+        self._check("read_consumption")
+        if key not in CONSUMPTION_KEYS:
+            raise Refused(BAD_VALUE, "data must be one of %s" % ", ".join(CONSUMPTION_KEYS))
+        if step not in consumption_mod.STEPS:
+            raise Refused(BAD_VALUE, "step must be one of %s" % ", ".join(consumption_mod.STEPS))
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end):
+            raise Refused(BAD_VALUE, "from and to must be Unix seconds with from < to")
+        circuits = dict(("%d:%d" % (d.address, x["load"]), (d, x)) for d in self.devices() for x in d.loads)
+        hierarchy = None
+        if isinstance(selection, dict) and "hierarchy" in selection:
+            doc = self._hierarchies().listing()
+            hierarchy = next((h for h in doc if h["id"] == selection["hierarchy"]), None)
+            if hierarchy is None:
+                raise Refused(NOT_FOUND, "no hierarchy %r" % str(selection["hierarchy"])[:40])
+            node_id = selection.get("node")
+            if not any(i["id"] == node_id and i["kind"] == "node" for i in hierarchy["items"]):
+                raise Refused(NOT_FOUND, "no node %r in the hierarchy %s" % (str(node_id)[:40], hierarchy["name"]))
+            wanted = set()
+            hierarchies_mod.breakdown(doc, hierarchy["id"], lambda c: wanted.add(c))
+            wanted = sorted(wanted)
+        elif isinstance(selection, dict) and isinstance(selection.get("circuits"), list):
+            wanted = list(selection["circuits"])
+            if not 1 <= len(wanted) <= CONSUMPTION_MAX_LOADS or len(set(wanted)) != len(wanted):
+                raise Refused(BAD_VALUE, "ask for 1 to %d different circuits at a time" % CONSUMPTION_MAX_LOADS)
+            unknown = [str(c)[:20] for c in wanted if c not in circuits]
+            if unknown:
+                raise Refused(NOT_FOUND, "no circuit %s in the topology" % ", ".join(unknown[:5]))
+        else:
+            raise Refused(BAD_VALUE, "the selection is {\"circuits\": [...]} or {\"hierarchy\": id, \"node\": id}")
+        storage = self._gw.storage
+        if storage is None or not storage.ready:
+            raise Refused(UNSUPPORTED, "the time-series store is not available")
+        store, offset = storage.store, self.local_offset_s()
+        default_period_s = 60 * self._gw.settings.get("storage.consumption_period_min")
+        names = dict((c, curves.series_name("consumption", circuits[c][0].uid, circuits[c][1]["load"], key))
+                     for c in wanted if c in circuits)
+
+        def read():
+            held = store.series()
+            periods = [held[n]["period_s"] for n in names.values() if n in held]
+            period_s = min(periods) if periods else default_period_s
+            shortest = period_s if step == "period" else TREND_BUCKET_S[step]
+            if (-(-(end - start) // shortest) + 1) * max(1, len(wanted)) > CONSUMPTION_MAX_VALUES:
+                return period_s, -(-(end - start) // shortest), None          # refused before any grid is made
+            buckets = consumption_mod.grid(step, start, end, offset, period_s)
+            if len(buckets) * max(1, len(wanted)) > CONSUMPTION_MAX_VALUES:
+                return period_s, len(buckets), None
+            series = {}
+            for circuit, name in names.items():
+                if name in held:
+                    series[circuit] = consumption_mod.bucket_sums(store.read(name, start, end), buckets)
+            return period_s, buckets, series
+        period_s, buckets, series = await run_blocking(read)
+        if series is None:
+            raise Refused(BAD_VALUE, "%d buckets of %d loads asked for, more than the %d values one answer holds: "
+                          "choose a coarser step or a shorter period" % (buckets, len(wanted),
+                                                                          CONSUMPTION_MAX_VALUES),
+                          [{"field": "step", "key": "web.consumption.error.too_many",
+                            "params": {"max": CONSUMPTION_MAX_VALUES}}])
+        missing = ([None] * len(buckets), ["missing"] * len(buckets))
+        answer = {"utc_offset_s": offset, "step": step, "from": start, "to": end, "key": key,
+                  "unit": registry.get(key)[registry.UNIT], "period_s": period_s,
+                  "buckets": [list(b) for b in buckets], "node": None}
+        if hierarchy is None:
+            answer["loads"] = [dict(self._consumption_circuit(c, circuits), id=c, kind="circuit",
+                                    v=series.get(c, missing)[0], q=series.get(c, missing)[1]) for c in wanted]
+            return answer
+        node, loads = consumption_mod.hierarchy_loads(doc, hierarchy["id"],
+                                                      selection["node"], dict((c, series.get(c, missing))
+                                                                              for c in wanted))
+        for load in loads:
+            if load["circuit"]:
+                load.update(self._consumption_circuit(load["circuit"], circuits))
+        node["meter_name"] = self._consumption_circuit(node["meter"], circuits)["name"] if node["meter"] else None
+        answer.update(node=node, loads=loads, hierarchy={"id": hierarchy["id"], "name": hierarchy["name"],
+                                                         "fluid": hierarchy["fluid"]})
+        return answer
+
+    @staticmethod
+    def _consumption_circuit(circuit, circuits):
+        """What names a circuit on the page (one no longer in the topology: its key alone)."""
+        if circuit not in circuits:
+            return {"circuit": circuit, "address": None, "load": None, "device": "", "reference": "", "name": ""}
+        device, load = circuits[circuit]
+        return {"circuit": circuit, "address": device.address, "load": load["load"], "device": device.name,
+                "reference": device.reference, "name": load.get("name", "")}
+
 @contextlib.contextmanager
 def _system_refusals():
     """The System page's own refusals (daemon/system/service.py SystemRefused) as Refused(SYSTEM) with ``why``."""
@@ -1893,3 +1995,10 @@ def _trend_answer(data, period_s):
         out["min"] = [_compact(v) for v in data.minimum]
         out["max"] = [_compact(v) for v in data.maximum]
     return out
+
+
+# ---------------------------------------------------------------- issue 17: consumption (Door.consumption)
+CONSUMPTION_KEYS = store_mod.CONSUMPTION_KEYS      # the consumption curves' counters (Ea+, Ea-, Er+, Er-, Es)
+CONSUMPTION_STEPS = consumption_mod.STEPS
+CONSUMPTION_MAX_LOADS = 256                       # circuits in one request: the 192 of the reference site fit
+CONSUMPTION_MAX_VALUES = 200_000                  # buckets x loads in one answer: 192 loads x a month of hours

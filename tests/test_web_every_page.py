@@ -55,6 +55,7 @@ PAGES = (
     ("photoview-edit", "/photoview/edit", "admin"),
     ("datamodels", "/datamodels", "admin"),                    # issue 18: generic devices' data models
     ("bluetooth", "/bluetooth", "admin"),                      # issue 18: Bluetooth sensors and sources
+    ("consumption", "/consumption", "user"),                   # issue 17: Consumption
 )
 
 
