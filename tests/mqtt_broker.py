@@ -106,9 +106,10 @@ class Subscriber:
         self.client.loop_start()
         assert self.connected.wait(20), "the subscriber could not connect"
 
-    def _connected(self, client, _userdata, _flags, reason, _properties):
+    def _connected(self, client, _userdata, flags, reason, _properties):
         if not reason.is_failure:
-            client.subscribe(self.topic, qos=1)
+            if not flags.session_present:       # a persistent session kept its subscription (and its queue)
+                client.subscribe(self.topic, qos=1)
             self.connected.set()
 
     def _message(self, _client, _userdata, message):

@@ -43,8 +43,9 @@ class FastRetry(MqttService):
 
 
 def live(subscriber):
-    """[(topic, payload)] of the value messages (not the status topics), in arrival order."""
-    return [(t, p) for t, p, _r in subscriber.json("plant/GW1/") if not t.endswith("/status")]
+    """[(topic, payload)] of the value messages (not the status topics) as published, in arrival order (a
+    retained copy the broker hands a new subscription is not a publication)."""
+    return [(t, p) for t, p, retained in subscriber.json("plant/GW1/") if not t.endswith("/status") and not retained]
 
 
 def device_topic(gw, address, load, key):
@@ -120,7 +121,7 @@ def test_json_values_retained_outage_policy_off_and_malformed_settings(tmp_path)
             assert dict((n, a) for n, a in gw.alarms.active)[6] == "mqtt"
             broker.start()
             await settle(service)
-            await wait_for(lambda: len(live(subscriber)) == service.collector.samples, guard=60)
+            await wait_for(lambda: len(live(subscriber)) >= service.collector.samples, guard=60)
             assert gw.door(Caller("mqtt")).alarm_active() is None
             messages = live(subscriber)
             assert len(messages) == len(set((t, p["timestamp"]) for t, p in messages))     # each once

@@ -35,6 +35,7 @@ class Session:
         self.messages = 0                     # messages acknowledged in this session
         self.backlog = 0                      # samples of the backlog sent as history
         self._side = []                       # tasks of messages outside the spool (status, rebirth)
+        client.pending_calls_threshold = 2 * WINDOW * BATCH     # aiomqtt warns beyond: we pipeline on purpose
 
     def publish(self, message):
         """Hand one message to the client now (in call order); a task done when it is acknowledged."""
