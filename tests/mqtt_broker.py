@@ -27,10 +27,10 @@ PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
 class Mosquitto:
-    def __init__(self, directory, users=None, tls=None, require_certificate=False):
+    def __init__(self, directory, users=None, tls=None, require_certificate=False, port=None):
         self.directory = str(directory)
         os.makedirs(self.directory, exist_ok=True)
-        self.port = free_tcp_port()
+        self.port = port or free_tcp_port()
         self.users = users or {}
         self.tls = tls                    # (CA PEM path, server PEM path: certificate then key) or None
         self.require_certificate = require_certificate

@@ -124,7 +124,7 @@ def test_json_values_retained_outage_policy_off_and_malformed_settings(tmp_path)
             await wait_for(lambda: len(live(subscriber)) >= service.collector.samples, guard=60)
             assert gw.door(Caller("mqtt")).alarm_active() is None
             messages = live(subscriber)
-            assert len(messages) == len(set((t, p["timestamp"]) for t, p in messages))     # each once
+            assert len(messages) == len(set((t, p["timestamp"], p["value"]) for t, p in messages))     # each once
             by_topic = {}
             for topic, payload in messages:
                 by_topic.setdefault(topic, []).append(payload["timestamp"])
