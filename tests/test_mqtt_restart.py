@@ -151,7 +151,7 @@ def test_a_sigkill_during_an_outage_loses_no_spooled_sample_and_the_broker_gets_
     head = received[:len(kept)]
     expected = [("plant/GW1/%s/%d/%s" % (names[s.address], s.load, s.key), s) for s in kept]
     assert [topic for topic, _p in head] == [topic for topic, _s in expected]
-    for (_topic, payload), (_t, sample) in zip(head, expected):
+    for (_topic, payload), (_t, sample) in zip(head, expected, strict=True):
         assert payload["timestamp"] == sample.t and payload["value"] == sample.value
         assert payload["history"] is True and payload["quality"] == sample.quality
     # after the backlog only the last run's own live values: nothing of the spool was sent twice
