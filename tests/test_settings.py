@@ -222,6 +222,26 @@ ROWS = {
     "firewall.max_requests_per_s": ("int", 2000, (10, 100000)),        # SPEC §10: 2000 requests/s
     "firewall.ban_s": ("int", 30, (1, 3600)),                          # SPEC §10: 30 s
     "firewall.whitelist.enabled": ("bool", False, None),               # SPEC §10: whitelist off
+    # issue 18: the MQTT publisher
+    "mqtt.enabled": ("bool", False, None),
+    "mqtt.host": ("host", "", (0, 253)),
+    "mqtt.port": ("int", 8883, (1, 65535)),                            # IANA: secure-mqtt 8883
+    "mqtt.tls": ("bool", True, None),
+    "mqtt.client_id": ("str", "", (0, 64)),
+    "mqtt.keep_alive_s": ("int", 60, (5, 3600)),
+    "mqtt.user": ("str", "", (0, 64)),
+    "mqtt.password": ("str", "", (0, 128)),
+    "mqtt.client_cert": ("str", "", (0, 8192)),
+    "mqtt.client_key": ("str", "", (0, 8192)),
+    "mqtt.mode": ("enum", "json", ("json", "sparkplug")),
+    "mqtt.qos": ("int", 1, (0, 1)),
+    "mqtt.topic_template": ("str", "{site}/{server}/{device}/{load}/{measurement}", (1, 255)),     # issue 18
+    "mqtt.publish": ("enum", "change", ("change", "period")),
+    "mqtt.period_s": ("int", 60, (1, 86400)),
+    "mqtt.group_id": ("str", "M70", (1, 64)),
+    "mqtt.edge_node_id": ("str", "", (0, 64)),
+    "mqtt.primary_host_id": ("str", "", (0, 64)),
+    "mqtt.spool_mb": ("int", 16, (1, 1024)),
 }
 
 

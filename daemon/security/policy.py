@@ -20,6 +20,8 @@ SERVICE_SWITCHES = {
     "push": ("push.protocol", None),
     "mail": ("smtp.enabled", "policy.smtp"),
     "sntp": ("sntp.enabled", None),
+    # issue 18: the MQTT publisher, only while the policy allows the cloud (off closes its connection at once)
+    "mqtt": ("mqtt.enabled", "policy.cloud"),
 }
 
 

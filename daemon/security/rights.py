@@ -15,8 +15,10 @@ FIELD_PROTOCOLS = ("modbus", "rtu_slave", "snmp", "bacnet")
 INTERNAL = ("button", "cli")     # the ADDR push button, the daemon's own command line
 # issue 16: the gateway's own clients (scheduled exports, e-mail reports, the SNTP client): front ends that
 # call out instead of answering; each owns one system alarm (SPEC §6), which only it raises and clears.
-OUTBOUND = ("push", "mail", "sntp")
-ALARM_OWNERS = {"push": 6, "mail": 1, "sntp": 2}
+OUTBOUND = ("push", "mail", "sntp", "mqtt")
+# issue 18: the MQTT publisher is a data push to the cloud (the policy's cloud/MQTT switch): its failures are
+# alarm 6's, "export error", under its own source "mqtt" (SPEC §6 has no other alarm a broker's refusal fits)
+ALARM_OWNERS = {"push": 6, "mail": 1, "sntp": 2, "mqtt": 6}
 
 # command: (web profiles allowed, field protocols allowed, policy switch, whom the switch binds).
 # "everyone": the web too (SPEC §1: a write to a device needs *Modbus write*, whoever asks);
@@ -83,6 +85,10 @@ COMMANDS = {
     # Admin (and Cyber Security, who has Admin's configuration menus) makes them
     "read_photoviews": (PROFILES, (), None, None),
     "edit_photoviews": (("admin", "cyber"), (), None, None),
+    # issue 18: the MQTT publisher hears of logged-curve points as they are written (it publishes them as history
+    # while it runs: mqtt.enabled and policy.cloud); its settings' rules are checked with every settings change
+    "watch_curve_points": ((), ("mqtt",), None, None),
+    "check_own_settings": ((), ("mqtt",), None, None),
 }
 
 # The only settings a field protocol may change (SNMP SET of MIB-II sysContact/sysName/sysLocation).

@@ -229,6 +229,35 @@ _TABLE = (
     ("protocols.bluetooth", "bluetooth", (
         ("bluetooth.enabled", "bool", False, None, "admin", False, True, "checkbox"),
     )),
+    # issue 18: the MQTT publisher (outbound/mqtt): the broker, what is published, Sparkplug B's names, the spool
+    ("protocols.mqtt", "broker", (
+        ("mqtt.enabled", "bool", False, None, "admin", False, True, "checkbox"),
+        ("mqtt.host", "host", "", (0, 253), "admin", False, True, "hostname"),
+        ("mqtt.port", "int", 8883, ANY_PORT, "admin", False, True, "number"),           # MQTT over TLS (IANA)
+        ("mqtt.tls", "bool", True, None, "admin", False, True, "checkbox"),
+        ("mqtt.client_id", "str", "", (0, 64), "admin", False, True, "text"),          # empty: the NET ID
+        ("mqtt.keep_alive_s", "int", 60, (5, 3600), "admin", False, True, "number"),
+        ("mqtt.user", "str", "", (0, 64), "admin", False, True, "text"),
+        ("mqtt.password", "str", "", (0, 128), "admin", True, True, "password"),
+        ("mqtt.client_cert", "str", "", (0, 8192), "admin", False, True, "text"),       # PEM, line breaks optional
+        ("mqtt.client_key", "str", "", (0, 8192), "admin", True, True, "password"),     # PEM, unencrypted
+    )),
+    ("protocols.mqtt", "payload", (
+        ("mqtt.mode", "enum", "json", ("json", "sparkplug"), "admin", False, True, "select"),
+        ("mqtt.qos", "int", 1, (0, 1), "admin", False, True, "number"),
+        ("mqtt.topic_template", "str", "{site}/{server}/{device}/{load}/{measurement}", (1, 255), "admin", False,
+         True, "text"),
+        ("mqtt.publish", "enum", "change", ("change", "period"), "admin", False, True, "select"),
+        ("mqtt.period_s", "int", 60, (1, 86400), "admin", False, True, "number"),
+    )),
+    ("protocols.mqtt", "sparkplug", (                 # Eclipse Sparkplug 3.0 topic namespace
+        ("mqtt.group_id", "str", "M70", (1, 64), "admin", False, True, "text"),
+        ("mqtt.edge_node_id", "str", "", (0, 64), "admin", False, True, "text"),       # empty: the NET ID
+        ("mqtt.primary_host_id", "str", "", (0, 64), "admin", False, True, "text"),    # empty: do not wait
+    )),
+    ("protocols.mqtt", "spool", (
+        ("mqtt.spool_mb", "int", 16, (1, 1024), "admin", False, True, "number"),       # store and forward's room
+    )),
     ("security.policy", "banner", (
         ("policy.banner", "bool", False, None, "cyber", False, True, "checkbox"),
     )),
