@@ -112,9 +112,9 @@ def metric_value(metric):
 
 
 def properties(metric):
-    """{key: value} of a metric's PropertySet."""
+    """{key: value} of a metric's PropertySet (as many keys as values: tck-id-payloads-propertyset-*-array-size)."""
     out = {}
-    for key, value in zip(metric.properties.keys, metric.properties.values):
+    for key, value in zip(metric.properties.keys, metric.properties.values, strict=True):
         which = value.WhichOneof("value")
         raw = getattr(value, which) if which else None
         out[key] = signed(raw, 32) if value.type == INT32 and raw is not None else raw
