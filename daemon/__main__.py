@@ -107,11 +107,12 @@ def northbound_services():
 
 def outbound_services():
     """(caller, factory) of the gateway's own clients (issue 16): scheduled exports, alarm e-mail reports, the SNTP
-    client."""
+    client; issue 18: the MQTT publisher."""
     from outbound.export.service import ExportService
     from outbound.mail.service import MailService
+    from outbound.mqtt.service import MqttService
     from outbound.sntp.service import SntpService
-    return [("push", ExportService), ("mail", MailService), ("sntp", SntpService)]
+    return [("push", ExportService), ("mail", MailService), ("sntp", SntpService), ("mqtt", MqttService)]
 
 
 async def run(args, overrides):

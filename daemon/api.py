@@ -1642,6 +1642,37 @@ class Door:
                         "loads": loads})
         return out
 
+    # ================================================================ issue 18: the MQTT publisher
+    # The publisher (outbound/mqtt) reads values as every front end does (devices, reading, on_values, device_link);
+    # these add what only it needs: the logged-curve points as they are written, and its settings' own rules.
+
+    def on_curve_points(self, listener):
+        """``listener(points)`` after each commit of the time-series store that wrote curve points: a list of
+        {kind, device (uid), load, key, ts (interval start, s), period_s, value, quality (name), index (a
+        counter's index at the interval's end, else None)}, in the order written."""
+        self._check("watch_curve_points")
+        storage = self._gw.storage
+
+        def written(points):
+            out = []
+            for name, period, ts, value, quality, index in points:
+                try:
+                    kind, device, load, key = curves.parse_series_name(name)
+                except ValueError:
+                    continue
+                out.append({"kind": kind, "device": device, "load": load, "key": key, "ts": ts, "period_s": period,
+                            "value": value, "quality": quality_name(quality), "index": index})
+            if out:
+                listener(out)
+        if storage is not None:
+            storage.on_written(written)
+
+    def check_settings_with(self, check):
+        """``check(proposed)`` before every settings change (``proposed``: every setting after it); it raises
+        daemon.state.settings.SettingError naming the refused fields (a front end's rules over its settings)."""
+        self._check("check_own_settings")
+        self._gw.settings.add_check(check)
+
 
 @contextlib.contextmanager
 def _system_refusals():

@@ -25,7 +25,7 @@ ACTIONS = {
 
 # page -> the client whose state it shows
 PAGE_CLIENT = {"protocols.data_push": "push", "devices.planning": "push", "protocols.email": "mail",
-               "devices.notifications": "mail", "protocols.field": "sntp"}
+               "devices.notifications": "mail", "protocols.field": "sntp", "protocols.mqtt": "mqtt"}
 
 # client -> (state key, kind) in the order shown; kinds: time (Unix s), count, bytes, seconds, text
 STATUS_ROWS = {
@@ -37,9 +37,12 @@ STATUS_ROWS = {
              ("next_try", "time")),
     "sntp": (("last_sync", "time"), ("server", "text"), ("stratum", "count"), ("offset_s", "seconds"),
              ("error", "text"), ("next_attempt", "time")),
+    "mqtt": (("broker", "text"), ("connected_since", "time"), ("published", "count"), ("spool_samples", "count"),
+             ("spool_bytes", "bytes"), ("spool_max_bytes", "bytes"), ("dropped", "count"), ("last_error", "text"),
+             ("next_retry", "time"), ("sessions", "count")),
 }
 # an error given as {"code", "message", "params"}: said from the client's catalogue keys, "<prefix><code>"
-ERROR_KEYS = {"sntp": "sntp.error."}
+ERROR_KEYS = {"sntp": "sntp.error.", "mqtt": "mqtt.error."}
 
 
 def page_extras(page, language):

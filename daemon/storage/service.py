@@ -33,6 +33,8 @@ class Storage:
         self.store = None
         self.error = None
         self._failing = False
+        self._written = []              # (series, period, ts, value, quality, index) added since the last commit
+        self._listeners = []            # on_written (issue 18: the MQTT publisher's history)
 
     async def start(self):
         geometry = self.geometry or geometry_from_settings(self.settings)
@@ -64,16 +66,26 @@ class Storage:
     def add(self, series, ts, value, quality=Q_VALID, index=None):
         if self.store is not None:
             self.store.add(series, ts, value, quality, index)
+            if self._listeners:
+                self._written.append((series.name, series.period, ts, value, quality, index))
+
+    def on_written(self, listener):
+        """``listener(points)`` after each commit that wrote points: [(series name, period, ts, value, quality,
+        index)] in the order added (what a failed commit kept waits for the next one)."""
+        self._listeners.append(listener)
 
     async def commit(self):
         """Write what was added; False (and an event) if the disk refused."""
         if self.store is None:
             return False
+        written, self._written = self._written, []      # what this commit writes (more may come meanwhile)
         try:
             await run_blocking(self.store.commit)
         except BlockingQueueFull:
+            self._written[:0] = written
             return False                   # busy: the points stay queued for the next commit
         except OSError as exc:
+            self._written[:0] = written
             if not self._failing:
                 self._failing = True
                 self._event("write_error", "time-series store write error", "%s" % exc, "critical")
@@ -82,6 +94,11 @@ class Storage:
         if self._failing:
             self._failing = False
             self._event("write_recovered", "time-series store writes again", "", "information")
+        for listener in self._listeners if written else ():
+            try:
+                listener(written)
+            except Exception:              # a listener's bug must not fail the store's commit
+                log.exception("a listener of the written points failed")
         return True
 
     async def query(self, names, start, end, step=None, utc_offset_s=0):

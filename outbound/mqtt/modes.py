@@ -13,6 +13,7 @@ import json
 import string
 
 from core import registry
+from daemon.state import devstate
 
 Message = collections.namedtuple("Message", "topic payload qos retain")           # payload: bytes
 # t: Unix ms of the value; address: device address; load: load number (0 for the device itself); key: registry
@@ -150,7 +151,8 @@ class JsonMode(Mode):
         messages = [self._status(self.gateway_status_topic(), True, now, netid=identity["netid"],
                                  name=identity["name"], firmware=identity["firmware"])]
         for device in self.door.devices():
-            messages.append(self._status(self.device_status_topic(device.address), True, now,
+            online = self.door.device_link(device.address) not in (devstate.COMM_LOST, devstate.ABSENT)
+            messages.append(self._status(self.device_status_topic(device.address), online, now,
                                          name=device.name, reference=device.reference, uid=device.uid))
         return messages
 

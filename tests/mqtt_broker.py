@@ -1,0 +1,126 @@
+"""Mosquitto (the Debian package) for the MQTT tests, and an independent subscriber (paho).
+
+``Mosquitto(directory)`` writes its own configuration file and runs ``mosquitto -c`` on 127.0.0.1 on a free
+port: anonymous or with a password file (mosquitto_passwd), plain or TLS (a test CA's server certificate,
+optionally requiring a client certificate), with persistence so that a stop (SIGTERM, which saves the
+database) and a start on the same port keep the queued messages of persistent sessions.
+
+``Subscriber`` is a paho-mqtt client of its own (clean_session False, QoS 1, "#"): it records every message
+(topic, payload, retain flag) in arrival order, across broker restarts (paho reconnects by itself).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as paho
+
+from conftest import free_tcp_port
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+
+
+class Mosquitto:
+    def __init__(self, directory, users=None, tls=None, require_certificate=False):
+        self.directory = str(directory)
+        os.makedirs(self.directory, exist_ok=True)
+        self.port = free_tcp_port()
+        self.users = users or {}
+        self.tls = tls                    # (CA PEM path, server PEM path: certificate then key) or None
+        self.require_certificate = require_certificate
+        self.proc = None
+        self.log = open(os.path.join(self.directory, "mosquitto.log"), "ab")
+        self.config = os.path.join(self.directory, "mosquitto.conf")
+        self._write_config()
+
+    def _write_config(self):
+        lines = ["listener %d 127.0.0.1" % self.port, "persistence true",
+                 "persistence_location %s/" % self.directory, "log_dest stderr", "log_type error",
+                 "log_type warning", "log_type notice", "max_queued_messages 100000"]
+        if self.users:
+            path = os.path.join(self.directory, "passwd")
+            open(path, "w").close()
+            for user, password in self.users.items():
+                subprocess.run([PASSWD, "-b", path, user, password], check=True, capture_output=True)
+            lines += ["allow_anonymous false", "password_file %s" % path]
+        else:
+            lines.append("allow_anonymous true")
+        if self.tls:
+            ca, server = self.tls
+            lines += ["cafile %s" % ca, "certfile %s" % server, "keyfile %s" % server]
+            if self.require_certificate:
+                lines += ["require_certificate true"]
+        with open(self.config, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+    def start(self):
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.config], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("mosquitto did not start: see %s" % self.log.name) from None
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)          # saves the persistence database
+            self.proc.wait(20)
+        self.proc = None
+
+    def close(self):
+        self.stop()
+        self.log.close()
+
+
+class Subscriber:
+    """Every message of ``topic`` at QoS 1 in arrival order: ``messages`` [(topic, payload bytes, retain)]."""
+
+    def __init__(self, port, client_id="test-subscriber", topic="#", persistent=True, tls_context=None,
+                 user=None, password=None):
+        self.messages = []
+        self.lock = threading.Lock()
+        self.connected = threading.Event()
+        self.topic = topic
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent)
+        if user:
+            self.client.username_pw_set(user, password)
+        if tls_context is not None:
+            self.client.tls_set_context(tls_context)
+        self.client.on_connect = self._connected
+        self.client.on_message = self._message
+        self.client.on_disconnect = lambda *args: self.connected.clear()
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+        assert self.connected.wait(20), "the subscriber could not connect"
+
+    def _connected(self, client, _userdata, _flags, reason, _properties):
+        if not reason.is_failure:
+            client.subscribe(self.topic, qos=1)
+            self.connected.set()
+
+    def _message(self, _client, _userdata, message):
+        with self.lock:
+            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.messages)
+
+    def json(self, prefix=""):
+        """[(topic, decoded payload, retain)] of the messages whose topic starts with ``prefix``."""
+        return [(t, json.loads(p), r) for t, p, r in self.snapshot() if t.startswith(prefix)]
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
