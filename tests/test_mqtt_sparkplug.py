@@ -69,7 +69,7 @@ class FakeDoor:
         return out
 
 
-SETTINGS = {"mqtt.group_id": "Plant", "mqtt.edge_node_id": "", "mqtt.primary_host_id": ""}
+SETTINGS = {"mqtt.group_id": "Plant", "mqtt.edge_node_id": "", "mqtt.primary_host_id": "", "mqtt.qos": 1}
 
 
 def make(door=None, **settings):
@@ -174,7 +174,8 @@ def test_ddata_uses_aliases_sample_timestamps_quality_and_history_flags():
     assert [t for t, _p, _m in out] == ["spBv1.0/Plant/DDATA/0A1B2C/DIRIS B-30 _ feeder _1_2",
                                         "spBv1.0/Plant/DDATA/0A1B2C/DIRIS B-30@7"]
     assert [p.seq for _t, p, _m in out] == [3, 4]
-    assert all((m.qos, m.retain) == (0, False) for _t, _p, m in out)
+    # DDATA carries the spool's samples: QoS 1 by mqtt.qos (store and forward), never retained
+    assert all((m.qos, m.retain) == (1, False) for _t, _p, m in out)
     first = out[0][1].metrics
     for metric in first:                                       # tck-id-payloads-alias-data-cmd-requirement
         assert not metric.HasField("name") and not metric.HasField("datatype")
@@ -225,23 +226,34 @@ def test_bdseq_increments_per_connection_survives_restarts_and_wraps():
         seen.append(spb.metric_value(will.metrics[0]))
         mode.session_ended()
     assert seen == [0, 1, 2]                                    # tck-id-topics-nbirth-bdseq-increment
-    # a restart while connected (SIGKILL): the saved state must not hand out the bdSeq the broker holds
-    mode.will()
-    mode.births(NOW)
+    # the service's order: state saved, then the will on the wire, then SIGKILL: the broker still holds bdSeq 3,
+    # the next process must not use it again
     saved = json.loads(json.dumps(mode.state()))
+    assert spb.metric_value(spb.decode(mode.will().payload).metrics[0]) == 3
+    mode.births(NOW)
     again = make()
     again.restore(saved)
+    saved = json.loads(json.dumps(again.state()))
     assert spb.metric_value(spb.decode(again.will().payload).metrics[0]) == 4
-    # a clean restart before any connection keeps the next number
-    idle = make()
-    idle.restore({"bdSeq": 255})
-    assert idle.state() == {"bdSeq": 255}
-    assert spb.metric_value(spb.decode(idle.will().payload).metrics[0]) == 255
-    idle.session_ended()
-    assert spb.metric_value(spb.decode(idle.will().payload).metrics[0]) == 0   # 255 -> 0
+    assert spb.metric_value(by_name(spb.decode(again.births(NOW)[0].payload))["bdSeq"]) == 4
+    # killed during the back-off after that connection dropped: the restart goes on from 5
+    again.session_ended()
+    restarted = make()
+    restarted.restore(saved)
+    assert spb.metric_value(spb.decode(restarted.will().payload).metrics[0]) == 5
+    # 255 -> 0, on a reconnection and across a restart
+    wrap = make()
+    wrap.restore({"bdSeq": 254})
+    assert spb.metric_value(spb.decode(wrap.will().payload).metrics[0]) == 255
+    assert wrap.state() == {"bdSeq": 255}
+    wrap.session_ended()
+    assert spb.metric_value(spb.decode(wrap.will().payload).metrics[0]) == 0
+    late = make()
+    late.restore({"bdSeq": 255})
+    assert spb.metric_value(spb.decode(late.will().payload).metrics[0]) == 0
     broken = make()
     broken.restore({"bdSeq": "x"})
-    assert broken.state() == {"bdSeq": 0}
+    assert spb.metric_value(spb.decode(broken.will().payload).metrics[0]) == 0
 
 
 def test_ncmd_rebirth_sends_the_birth_sequence_again_with_the_same_bdseq():

@@ -6,11 +6,15 @@ What goes on the wire, by the specification's chapters (§4 topics, §5 operatio
   ``spBv1.0/<group_id>/<DBIRTH|DDATA|DDEATH>/<edge_node_id>/<device_id>``; the ids are UTF-8 without the reserved
   + / # (§4.1.1), so those (and NUL) become "_" in a meter's name; a clash gets "@<address>".
 * Every message but NDEATH carries ``seq`` 0..255, one more than the previous message of the node, wrapping to
-  0 after 255; NBIRTH has seq 0 (§6.4.1 tck-id-payloads-sequence-num-*). Births, data and deaths are QoS 0, not
-  retained (§4.4); the will (NDEATH) is QoS 1, not retained (§5.2).
+  0 after 255; NBIRTH has seq 0 (§6.4.1 tck-id-payloads-sequence-num-*). Nothing is retained. Births, deaths and
+  NDATA are QoS 0 (§4.4); the will (NDEATH) QoS 1 (§5.2). DDATA, which carries the spool's samples, takes the
+  QoS of ``mqtt.qos``: 1 (the default) is the issue's store-and-forward guarantee (a sample leaves the spool
+  on its PUBACK, none lost when the broker goes down), at the cost of §4.4's "DDATA MUST be QoS 0"; 0 keeps
+  that rule to the letter.
 * ``bdSeq`` (Int64) is in the will's NDEATH and the NBIRTH of the same connection, 0 for the first connection
   ever, one more for each new CONNECT, 255 -> 0 (§5.2 will-message-payload-bdSeq). It survives restarts: the
-  service persists ``state()``; a connection that drops (``session_ended``) moves to the next one.
+  service persists ``state()`` before each CONNECT and a restart goes on from the next one (``restore``); a
+  connection that drops (``session_ended``) moves to the next one.
 * NBIRTH: bdSeq, ``Node Control/Rebirth`` (Boolean false, no alias: §5.13), the gateway's identity as
   ``Properties/...`` and its status (``Status/Devices``, ``Status/Devices online``), whose changes go as NDATA.
 * DBIRTH per present meter with every metric its loads offer: name "Load <n>/<standard name>" (the registry's
@@ -48,6 +52,7 @@ QUALITY_PROPERTY = "Quality"
 SETTING_GROUP = "mqtt.group_id"
 SETTING_NODE = "mqtt.edge_node_id"
 SETTING_PRIMARY = "mqtt.primary_host_id"
+SETTING_QOS = "mqtt.qos"
 
 # Sparkplug quality codes (§6.4.9): GOOD 192, STALE 500, BAD 0. A value the meter stopped refreshing (stale, or
 # its device lost) is the last known one: STALE, as a host marks a dead device's metrics (§5.8). Anything
@@ -222,16 +227,19 @@ class SparkplugMode(Mode):
             self._bdseq_used = False
 
     def state(self):
-        """The bdSeq the next process must use: one more than a bdSeq whose will was already handed out."""
-        return {"bdSeq": (self._bdseq + 1) % 256 if self._bdseq_used else self._bdseq}
+        """The bdSeq of the current (or next) connection. The service writes it before each CONNECT."""
+        return {"bdSeq": self._bdseq}
 
     def restore(self, state):
+        """A saved bdSeq may already have been on the wire (saved, connected, then SIGKILLed: the broker still
+        holds that will): the first connection after a restart uses the next one. A clean restart skips one
+        number; reusing one would let the old session's NDEATH kill the new session at the host."""
         try:
             value = int(state.get("bdSeq", 0))
         except (AttributeError, TypeError, ValueError):
             log.warning("sparkplug: unreadable saved state %r, bdSeq starts at 0", state)
             return
-        self._bdseq = value % 256
+        self._bdseq = (value + 1) % 256
         self._bdseq_used = False
 
     def incoming(self, topic, payload, now):
@@ -275,9 +283,9 @@ class SparkplugMode(Mode):
         return self._device_birth(address, self._device_ids(), now) + self._status_data(now)
 
     # ------------------------------------------------------------------ messages
-    def _message(self, topic, now, metrics, first=False):
+    def _message(self, topic, now, metrics, first=False, qos=0):
         self._seq = 0 if first else (self._seq + 1) % 256
-        return Message(topic, pb.encode_payload(now, metrics, self._seq), 0, False)
+        return Message(topic, pb.encode_payload(now, metrics, self._seq), qos, False)
 
     def _birth_sequence(self, now):
         """NBIRTH (seq 0) then one DBIRTH per present meter."""
@@ -369,8 +377,14 @@ class SparkplugMode(Mode):
             datatype = datatype_of(sample.key, sample.value)
             metrics.append(pb.Metric(None, aliases[(sample.load, sample.key)], sample.t, datatype,
                                      wire_value(datatype, sample.value), historical, properties, False))
-        out.append(self._message(self.device_topic("DDATA", device_id), now, metrics))
+        out.append(self._message(self.device_topic("DDATA", device_id), now, metrics, qos=self._data_qos()))
         return out
+
+    def _data_qos(self):
+        try:
+            return 1 if int(self.settings(SETTING_QOS)) == 1 else 0
+        except (KeyError, TypeError, ValueError):
+            return 0
 
     def _status_data(self, now):
         """NDATA with the node's status metrics that changed since the last NBIRTH or NDATA."""
