@@ -43,6 +43,8 @@ class Mosquitto:
         lines = ["listener %d 127.0.0.1" % self.port, "persistence true",
                  "persistence_location %s/" % self.directory, "log_dest stderr", "log_type error",
                  "log_type warning", "log_type notice", "max_queued_messages 100000"]
+        if os.geteuid() == 0:               # as root mosquitto becomes user "mosquitto", who cannot read our files
+            lines.append("user root")
         if self.users:
             path = os.path.join(self.directory, "passwd")
             open(path, "w").close()

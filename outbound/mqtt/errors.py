@@ -6,7 +6,10 @@ password, 5 not authorised; paho names them 134 and 135 in its MQTT 5 numbering)
 ``mqtt.error.<code>`` (daemon/locale/*/mqtt.json), so the alarm reads in the page's language.
 """
 
+import logging
+
 import aiomqtt
+from aiomqtt.exceptions import MqttCodeError, MqttConnectError
 
 AUTH_CODES = (4, 5, 134, 135)
 # (code, words of the error text that identify it), first match wins
@@ -43,10 +46,35 @@ class SessionError(Exception):
         return {"key": "mqtt.error." + self.code, "params": dict(self.params)}
 
 
-def classify(exc, host, port, connected):
-    """The SessionError of ``exc`` raised by a session to ``host``:``port`` (``connected``: after the CONNACK)."""
+class Client(aiomqtt.Client):
+    """aiomqtt's client, failing at once when the broker drops the connection before its CONNACK (a TLS 1.3
+    server that wanted a client certificate says so after the handshake): aiomqtt would wait for its timeout."""
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
+        if not self._connected.done():
+            self._connected.set_exception(MqttCodeError(reason_code, "disconnected before the broker's CONNACK"))
+            return
+        aiomqtt.Client._on_disconnect(self, client, userdata, flags, reason_code, properties)
+
+
+class LastError(logging.Handler):
+    """The last error paho logged (its socket errors, a TLS alert, go there and not into the exception)."""
+
+    def __init__(self):
+        logging.Handler.__init__(self, logging.ERROR)
+        self.text = None
+
+    def emit(self, record):
+        self.text = record.getMessage()
+
+
+def classify(exc, host, port, connected, logged=None):
+    """The SessionError of ``exc`` raised by a session to ``host``:``port`` (``connected``: after the CONNACK;
+    ``logged``: what the client logged as an error meanwhile, the real reason of an early disconnection)."""
     detail = str(exc)[:200] or type(exc).__name__
-    if isinstance(exc, aiomqtt.MqttConnectError):
+    if logged and not connected and isinstance(exc, MqttCodeError) and not isinstance(exc, MqttConnectError):
+        detail = logged[:200]
+    if isinstance(exc, MqttConnectError):
         rc = getattr(exc.rc, "value", exc.rc)
         return SessionError("auth" if rc in AUTH_CODES else "refused_by_broker", host=host, port=port, detail=detail)
     if connected:

@@ -59,6 +59,9 @@ class MqttService(SwitchedService):
         self._task = None
         self._ticker = None
         self._mode_state = None
+        self._client_log = errors.LastError()             # paho's own error messages (the reason of a drop)
+        self._client_logger = logging.getLogger("gateway.mqtt.client.%x" % id(self))
+        self._client_logger.addHandler(self._client_log)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -123,11 +126,12 @@ class MqttService(SwitchedService):
                 context = await run_blocking(config.client_context, self.door.tls_client_context, conn,
                                              os.path.dirname(self._mode_state))
             will = self.mode.will()
-            client = aiomqtt.Client(
+            self._client_log.text = None
+            client = errors.Client(
                 conn.host, conn.port, username=conn.user, password=conn.password, identifier=conn.client_id,
                 will=aiomqtt.Will(will.topic, will.payload, will.qos, will.retain) if will else None,
                 tls_context=context, keepalive=conn.keep_alive, timeout=CONNECT_TIMEOUT_S, clean_session=True,
-                logger=logging.getLogger("gateway.mqtt.client"))
+                logger=self._client_logger)
             async with client:
                 connected = True
                 self.session = Session(client, self.mode, self.spool, self._now_ms)
@@ -141,7 +145,7 @@ class MqttService(SwitchedService):
         except asyncio.CancelledError:
             raise
         except (aiomqtt.MqttError, OSError, ValueError) as exc:
-            return errors.classify(exc, conn.host, conn.port, connected)
+            return errors.classify(exc, conn.host, conn.port, connected, self._client_log.text)
         finally:
             if self.session is not None:
                 self._published_before += self.session.published
