@@ -203,6 +203,22 @@ def test_a_metric_not_in_the_birth_makes_a_new_dbirth_first():
     assert out[1][1].metrics[0].is_historical
 
 
+def test_logged_points_quality_flags_and_missing_values():
+    mode = make()
+    mode.will()
+    births = decoded(mode.births(NOW))
+    alias = dict((m.name, m.alias) for m in births[1][1].metrics)
+    samples = [live(5, 1, "ea_pos", 123450000000, NOW - 7_200_000, "backfilled+clock_not_set", True),
+               live(5, 1, "ea_pos", None, NOW - 3_600_000, "missing", True),
+               live(5, 1, "ea_pos", 123460000000, NOW - 1_800_000, "good", True)]
+    metrics = spb.decode(mode.encode(samples, NOW + 1)[0].payload).metrics
+    assert [m.alias for m in metrics] == [alias["Load 1/IEaPInst"]] * 3
+    assert all(m.is_historical for m in metrics)
+    assert spb.properties(metrics[0]) == {"Quality Flags": "backfilled+clock_not_set"}     # valid: GOOD
+    assert metrics[1].is_null and spb.properties(metrics[1]) == {"Quality": 0}
+    assert spb.metric_value(metrics[2]) == 123460000000 and spb.properties(metrics[2]) == {}
+
+
 def test_seq_counts_every_message_and_wraps_after_255():
     mode = make()
     mode.will()

@@ -62,6 +62,10 @@ QUALITY_STALE = 500
 QUALITY_BAD = 0
 QUALITY_CODES = {cache.GOOD: QUALITY_GOOD, cache.STALE: QUALITY_STALE, cache.COMM_LOST: QUALITY_STALE,
                  "lost": QUALITY_STALE}
+# A logged-curve point's quality is "good", "missing" or the store's flags on a valid point joined by "+"
+# (daemon/storage/format.py quality_name): a valid point is GOOD, its flags go as the "Quality Flags" property.
+CURVE_FLAGS = frozenset(("incomplete", "clock_not_set", "accumulated", "backfilled"))
+FLAGS_PROPERTY = "Quality Flags"
 
 # Registry encoding (gw_type, whole units) -> Sparkplug datatype; a scaled value (gw_scale > 1) is a Double.
 DATATYPES = {"u32": pb.UINT32, "s32": pb.INT32, "u64": pb.UINT64}
@@ -95,7 +99,15 @@ def _ms(seconds):
 
 
 def quality_code(name):
-    return QUALITY_CODES.get(name, QUALITY_BAD)
+    if name in QUALITY_CODES:
+        return QUALITY_CODES[name]
+    return QUALITY_GOOD if curve_flags(name) else QUALITY_BAD
+
+
+def curve_flags(name):
+    """The store's flags of a valid logged point ("backfilled+clock_not_set"), else ""."""
+    flags = (name or "").split("+") if isinstance(name, str) else []
+    return name if flags and set(flags) <= CURVE_FLAGS else ""
 
 
 def metric_name(load, key):
@@ -372,6 +384,8 @@ class SparkplugMode(Mode):
             properties = ()
             if code != QUALITY_GOOD or self._last_quality.get(ident, QUALITY_GOOD) != QUALITY_GOOD:
                 properties = ((QUALITY_PROPERTY, pb.INT32, code),)
+            if curve_flags(sample.quality):
+                properties += ((FLAGS_PROPERTY, pb.STRING, sample.quality),)
             if not historical:
                 self._last_quality[ident] = code
             datatype = datatype_of(sample.key, sample.value)
