@@ -8,12 +8,14 @@ and the simulated meters:
   the meters, DDATA by alias after the meters moved, seq one more on every message from NBIRTH's 0; a host's
   NCMD Node Control/Rebirth -> a new NBIRTH (seq 0, same bdSeq) and the DBIRTHs; the broker stopped while the
   meters move and started again -> a new NBIRTH with the next bdSeq, then the outage's samples as historical
-  metrics with their own timestamps, every sample once and in order;
+  metrics with their own timestamps, every sample once and in order; a primary host configured: nothing before
+  its STATE says online, nothing while it says offline, births again when it is back, then the held samples;
 * a gateway process (a child running the publisher) SIGKILLed: the broker publishes its will, an NDEATH whose bdSeq is
   its NBIRTH's and that has no seq; started again on the same state directory, its NBIRTH has the next bdSeq.
 """
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -206,7 +208,7 @@ def test_births_data_rebirth_and_outage_through_mosquitto(tmp_path):
             count = len(messages(subscriber))
             subscriber.client.publish("spBv1.0/%s/NCMD/%s" % (GROUP, NODE),
                                       spb.ncmd([("Node Control/Rebirth", spb.BOOLEAN, True)], int(T0 * 1000)))
-            await wait_for(lambda: "NBIRTH" in [v for v, _d, _p in messages(subscriber)[count:]], guard=30)
+            await wait_for(lambda: [v for v, _d, _p in messages(subscriber)[count:]].count("DBIRTH") == 2, guard=30)
             session = since_last_nbirth(messages(subscriber))
             check_seq(session)
             assert bdseq(session[0][2]) == 1                        # tck-id-topics-nbirth-bdseq-increment
@@ -222,6 +224,49 @@ def test_births_data_rebirth_and_outage_through_mosquitto(tmp_path):
             for device_id, load, key, _v, t, _h in everything:
                 stamps.setdefault((device_id, load, key), []).append(t)
             assert all(s == sorted(s) for s in stamps.values())                            # in order
+
+            # a primary host is configured: nothing is born before its STATE says online; offline, the node stops
+            # publishing (the samples wait in the spool); online again, births, then the wait's samples as history
+            count = len(messages(subscriber))
+            await gw.door(Caller("web", "cyber")).set_settings({"mqtt.primary_host_id": "scada"})
+            # the reconnection: the old session says goodbye with its NDEATH (bdSeq 1), the new one waits
+            await wait_for(lambda: "NDEATH" in [v for v, _d, _p in messages(subscriber)[count:]], guard=30)
+            await wait_for(lambda: service.status()["connected"] is True, guard=30)
+            assert [(v, bdseq(p)) for v, _d, p in messages(subscriber)[count:]] == [("NDEATH", 1)]
+            count += 1
+            clock.advance(1)
+            await polled(gw)
+            await asyncio.sleep(0.5)
+            assert messages(subscriber)[count:] == [] and service.spool.pending() + service.spool.buffered() > 0
+
+            def host(online, ms):
+                subscriber.client.publish("spBv1.0/STATE/scada", json.dumps({"online": online, "timestamp": ms}),
+                                          qos=1, retain=True)
+            host(True, 1000)
+            await wait_for(settled, guard=60)
+            await wait_for(lambda: len(ddata_metrics(messages(subscriber), birth_table(messages(subscriber))))
+                           >= service.collector.samples, guard=60)
+            woke = messages(subscriber)[count:]
+            assert woke[0][0] == "NBIRTH" and woke[0][2].seq == 0
+            check_seq(woke)
+            host(False, 2000)
+            await wait_for(lambda: not service.mode.may_publish(), guard=30)
+            count, published = len(messages(subscriber)), service.collector.samples
+            clock.advance(1)
+            waited = int(clock.time() * 1000)
+            await polled(gw)
+            await asyncio.sleep(0.5)
+            assert messages(subscriber)[count:] == [] and service.collector.samples > published
+            clock.advance(1)                     # the births come later than the samples held
+            host(True, 3000)
+            await wait_for(settled, guard=60)
+            await wait_for(lambda: len(ddata_metrics(messages(subscriber), birth_table(messages(subscriber))))
+                           >= service.collector.samples, guard=60)
+            back = messages(subscriber)[count:]
+            assert back[0][0] == "NBIRTH"
+            check_seq(back)
+            held = [m for m in ddata_metrics(back, birth_table(back)) if m[4] == waited]
+            assert held and all(historical for *_rest, historical in held)
     try:
         asyncio.run(scenario())
     finally:
