@@ -27,10 +27,10 @@ PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
 class Mosquitto:
-    def __init__(self, directory, users=None, tls=None, require_certificate=False):
+    def __init__(self, directory, users=None, tls=None, require_certificate=False, port=None):
         self.directory = str(directory)
         os.makedirs(self.directory, exist_ok=True)
-        self.port = free_tcp_port()
+        self.port = port or free_tcp_port()
         self.users = users or {}
         self.tls = tls                    # (CA PEM path, server PEM path: certificate then key) or None
         self.require_certificate = require_certificate
@@ -106,9 +106,10 @@ class Subscriber:
         self.client.loop_start()
         assert self.connected.wait(20), "the subscriber could not connect"
 
-    def _connected(self, client, _userdata, _flags, reason, _properties):
+    def _connected(self, client, _userdata, flags, reason, _properties):
         if not reason.is_failure:
-            client.subscribe(self.topic, qos=1)
+            if not flags.session_present:       # a persistent session kept its subscription (and its queue)
+                client.subscribe(self.topic, qos=1)
             self.connected.set()
 
     def _message(self, _client, _userdata, message):

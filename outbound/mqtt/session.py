@@ -35,6 +35,7 @@ class Session:
         self.messages = 0                     # messages acknowledged in this session
         self.backlog = 0                      # samples of the backlog sent as history
         self._side = []                       # tasks of messages outside the spool (status, rebirth)
+        client.pending_calls_threshold = 2 * WINDOW * BATCH     # aiomqtt warns beyond: we pipeline on purpose
 
     def publish(self, message):
         """Hand one message to the client now (in call order); a task done when it is acknowledged."""
@@ -56,12 +57,9 @@ class Session:
         for topic, qos in self.mode.subscriptions():
             await self.client.subscribe(topic, qos)
         backlog_end = self.spool.end()
-        births = [self.publish(message) for message in self.mode.births(self.now_ms())]
-        if births:
-            await asyncio.gather(*births)
-            self.messages += len(births)
-        receiver = asyncio.get_running_loop().create_task(self._receive(), name="mqtt-receive")
-        sender = asyncio.get_running_loop().create_task(self._send(backlog_end), name="mqtt-send")
+        loop = asyncio.get_running_loop()
+        receiver = loop.create_task(self._receive(), name="mqtt-receive")
+        sender = loop.create_task(self._start(backlog_end), name="mqtt-send")
         try:
             done, _pending = await asyncio.wait((receiver, sender), return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -70,6 +68,17 @@ class Session:
             for task in [receiver, sender] + self._side:
                 task.cancel()
             await asyncio.gather(receiver, sender, *self._side, return_exceptions=True)
+
+    async def _start(self, backlog_end):
+        """Births once the mode may publish (Sparkplug: the primary host is online), then the spool."""
+        while not self.mode.may_publish():
+            self.spool.flushed.clear()
+            await self.spool.flushed.wait()   # the receiver sets it after each message it handled
+        births = [self.publish(message) for message in self.mode.births(self.now_ms())]
+        if births:
+            await asyncio.gather(*births)
+            self.messages += len(births)
+        await self._send(backlog_end)
 
     async def goodbye(self):
         """A deliberate close: the mode's death message (what the will would have said), briefly awaited."""

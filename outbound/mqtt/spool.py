@@ -86,6 +86,7 @@ class SampleSpool:
         self.cursor = Position(1, 0, 0)
         self.dropped = 0                               # samples dropped unsent since start
         self.torn = 0                                  # bytes of torn records cut off when opened
+        self.write_error = None                        # the last write's failure, until one succeeds
         self._buffer = []                              # encoded records not yet written
         self._buffered = 0
         self._lock = asyncio.Lock()
@@ -148,11 +149,20 @@ class SampleSpool:
             self._flusher = asyncio.get_running_loop().create_task(self.flush(), name="mqtt-spool-flush")
 
     async def flush(self):
-        """Write and fsync everything appended so far."""
+        """Write and fsync everything appended so far. A write that fails (a full or broken disk) keeps the batch
+        in memory, first in line, for the next flush (the next append), and is logged."""
         async with self._lock:
             while self._buffer:
                 batch, self._buffer, self._buffered = self._buffer, [], 0
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                except OSError as exc:
+                    self._buffer[:0] = batch
+                    self._buffered = sum(len(record) for record in self._buffer)
+                    self.write_error = str(exc)
+                    log.error("mqtt spool: cannot write: %s", exc)
+                    break
+                self.write_error = None
             self.flushed.set()
 
     async def _write(self, batch):
