@@ -1,7 +1,7 @@
 """An independent Sparkplug B decoder for the tests: Google's ``protobuf`` runtime with the message types of
-Eclipse Tahu's ``sparkplug_b.proto`` (Sparkplug 3.0 §6.4.3) built here from a descriptor, field by field as the
-.proto declares them (proto2, package org.eclipse.tahu.protobuf). No generated code, no protoc: the gateway's
-hand-written encoder (outbound/mqtt/sparkplug_pb.py) is checked against this one.
+Eclipse Tahu's ``sparkplug_b.proto`` (Sparkplug 3.0 ch. 6 "Google Protocol Buffer Schema") built here from a
+descriptor, field by field as the .proto declares them (proto2, package org.eclipse.tahu.protobuf). No generated
+code, no protoc: the gateway's hand-written encoder (outbound/mqtt/sparkplug_pb.py) is checked against this one.
 
 DataSet, Template and MetaData are left out: the gateway never writes them (their field numbers would decode as
 unknown fields, which ``unknown_fields`` makes visible).
@@ -56,7 +56,7 @@ _MESSAGES = (
     ], ["value"]),
 )
 
-# Sparkplug data types (§6.4.16), written here from the specification, not from the gateway's module.
+# Sparkplug data types (ch. 6 "Data Types"), written here from the specification, not from the gateway's module.
 INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64 = 1, 2, 3, 4, 5, 6, 7, 8
 FLOAT, DOUBLE, BOOLEAN, STRING = 9, 10, 11, 12
 
@@ -93,7 +93,7 @@ def decode(data):
 
 
 def signed(value, bits):
-    """Sparkplug carries Int8..Int64 as two's complement in uint32/uint64 fields (§6.4.16)."""
+    """Sparkplug carries Int8..Int64 as two's complement in uint32/uint64 fields (ch. 6 "Datatype Details")."""
     return value - (1 << bits) if value >= 1 << (bits - 1) else value
 
 
@@ -122,7 +122,7 @@ def properties(metric):
 
 
 def ncmd(metrics, timestamp):
-    """An NCMD payload as a host application writes it: [(name, datatype, value)] (§6.4.18)."""
+    """An NCMD payload as a host application writes it: [(name, datatype, value)] (ch. 6 "NCMD")."""
     message = Payload(timestamp=timestamp)
     for name, datatype, value in metrics:
         metric = message.metrics.add(name=name, timestamp=timestamp, datatype=datatype)

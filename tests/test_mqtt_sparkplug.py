@@ -20,8 +20,9 @@ from outbound.mqtt.sparkplug import SparkplugMode
 NOW = 1_800_000_000_000           # ms
 T0 = (NOW - 5_000) / 1000.0       # the readings' time, s
 
-# Standard name -> (unit, Sparkplug datatype): units from the SI/IEC 60050, datatypes from Sparkplug §6.4.16 —
-# a scaled electrical quantity is a Double, a signed power an Int32, an energy index an unsigned 64-bit counter.
+# Standard name -> (unit, Sparkplug datatype): units from the SI/IEC 60050, datatypes from Sparkplug ch. 6
+# "Data Types" — a scaled electrical quantity is a Double, a signed power an Int32, an energy index an unsigned
+# 64-bit counter.
 EXPECTED = {
     "IV1Inst": ("V", spb.DOUBLE),
     "II1Inst": ("A", spb.DOUBLE),
@@ -106,7 +107,7 @@ def test_nbirth_then_one_dbirth_per_present_meter():
     out = decoded(mode.births(NOW))
     topics = [t for t, _p, _m in out]
     assert topics == ["spBv1.0/Plant/NBIRTH/0A1B2C",
-                      "spBv1.0/Plant/DBIRTH/0A1B2C/DIRIS B-30 _ feeder _1_2",     # + / # are reserved (§4.1.1)
+                      "spBv1.0/Plant/DBIRTH/0A1B2C/DIRIS B-30 _ feeder _1_2",     # + / # are reserved
                       "spBv1.0/Plant/DBIRTH/0A1B2C/DIRIS B-30@7"]                # 9 is comm_lost: no birth
     assert all((m.qos, m.retain) == (0, False) for _t, _p, m in out)             # tck-id-topics-*birth-mqtt
     assert [p.seq for _t, p, _m in out] == [0, 1, 2]                             # NBIRTH seq 0, then +1
@@ -145,7 +146,7 @@ def test_dbirth_metrics_names_datatypes_units_quality_and_aliases():
     assert spb.metric_value(metrics["Load 1/IPSumInst"]) == -1520                # signed, two's complement
     assert spb.metric_value(metrics["Load 1/IEaPInst"]) == 123456789012
     assert spb.metric_value(metrics["Load 1/IpFSumInst"]) == pytest.approx(-0.95)
-    # Quality codes of §6.4.9: 192 GOOD, 500 STALE, 0 BAD (a value never read is null and BAD)
+    # Quality codes of ch. 6 "Quality Codes": 192 GOOD, 500 STALE, 0 BAD (a value never read is null and BAD)
     assert spb.properties(metrics["Load 1/IV1Inst"])["Quality"] == 192
     assert spb.properties(metrics["Load 1/IQSumInst"])["Quality"] == 500
     assert metrics["Load 1/IErPInst"].is_null and spb.properties(metrics["Load 1/IErPInst"])["Quality"] == 0

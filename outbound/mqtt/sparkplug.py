@@ -1,35 +1,41 @@
 """Sparkplug B (Eclipse Sparkplug 3.0) payload mode: the gateway is one Edge Node, each meter one Device.
 
-What goes on the wire, by the specification's chapters (§4 topics, §5 operational behaviour, §6 payloads):
+What goes on the wire, by the specification's chapters (4 Topics, 5 Operational Behavior, 6 Payloads); the
+rules are named by their TCK ids (tck-id-...):
 
 * Topics ``spBv1.0/<group_id>/<NBIRTH|NDATA|NDEATH|NCMD>/<edge_node_id>`` and
-  ``spBv1.0/<group_id>/<DBIRTH|DDATA|DDEATH>/<edge_node_id>/<device_id>``; the ids are UTF-8 without the reserved
-  + / # (§4.1.1), so those (and NUL) become "_" in a meter's name; a clash gets "@<address>".
-* Every message but NDEATH carries ``seq`` 0..255, one more than the previous message of the node, wrapping to
-  0 after 255; NBIRTH has seq 0 (§6.4.1 tck-id-payloads-sequence-num-*). Nothing is retained. Births, deaths and
-  NDATA are QoS 0 (§4.4); the will (NDEATH) QoS 1 (§5.2). DDATA, which carries the spool's samples, takes the
-  QoS of ``mqtt.qos``: 1 (the default) is the issue's store-and-forward guarantee (a sample leaves the spool
-  on its PUBACK, none lost when the broker goes down), at the cost of §4.4's "DDATA MUST be QoS 0"; 0 keeps
-  that rule to the letter.
+  ``spBv1.0/<group_id>/<DBIRTH|DDATA|DDEATH>/<edge_node_id>/<device_id>``; the ids are UTF-8 without the
+  reserved + / # (topic-structure-namespace-valid-*), so those (and NUL) become "_" in a meter's name; a clash
+  gets "@<address>".
+* Every message but NDEATH carries ``seq`` 0..255, one more than the previous message of the node, wrapping
+  to 0 after 255; NBIRTH has seq 0 (payloads-sequence-num-*). Nothing is retained. Births, deaths and NDATA
+  are QoS 0 (topics-*-mqtt); the will (NDEATH) QoS 1 (payloads-ndeath-will-message-qos). DDATA, which
+  carries the spool's samples, takes the QoS of ``mqtt.qos``: 1 (the default) is the issue's store-and-forward
+  guarantee (a sample leaves the spool on its PUBACK, none lost when the broker goes down), at the cost of
+  topics-ddata-mqtt ("DDATA MUST be QoS 0"); 0 keeps that rule to the letter.
 * ``bdSeq`` (Int64) is in the will's NDEATH and the NBIRTH of the same connection, 0 for the first connection
-  ever, one more for each new CONNECT, 255 -> 0 (§5.2 will-message-payload-bdSeq). It survives restarts: the
-  service persists ``state()`` before each CONNECT and a restart goes on from the next one (``restore``); a
-  connection that drops (``session_ended``) moves to the next one.
-* NBIRTH: bdSeq, ``Node Control/Rebirth`` (Boolean false, no alias: §5.13), the gateway's identity as
-  ``Properties/...`` and its status (``Status/Devices``, ``Status/Devices online``), whose changes go as NDATA.
-* DBIRTH per present meter with every metric its loads offer: name "Load <n>/<standard name>" (the registry's
-  WEBVIEW-L standard name; a device-level value, load 0, has no folder), alias, datatype, current value, and the
-  properties ``engUnit`` (the unit; the property name of Eclipse Tahu's examples and of Ignition tags) and
-  ``Quality`` (Int32: 192 GOOD, 500 STALE, 0 BAD: §6.4.9 "Quality Codes").
-* DDATA: alias only, the sample's own timestamp, ``is_historical`` for logged-curve points and anything acquired
-  before the device's current DBIRTH (spooled values published after an outage, §6.4.5 is_historical); the
-  Quality property when the value is not good or was not good before (it is only required when not GOOD).
-  A metric the DBIRTH did not declare makes a new DBIRTH first (§4.4.1: the birth declares every metric).
-* NCMD ``Node Control/Rebirth`` = true -> NBIRTH (same bdSeq, seq 0) and every DBIRTH again (§5.13).
-* Primary host (``spBv1.0/STATE/<host_id>``, JSON {"online", "timestamp"}, §5.2 phid-wait-*): when configured,
-  nothing is born before its STATE says online with a timestamp not older than the last one seen; births are
-  sent again when it comes back online. Interface limit: on "offline" the mode stops publishing but cannot ask the
-  service to publish NDEATH and reconnect as §5.2 phid-offline wants.
+  ever, one more for each new CONNECT, 255 -> 0 (message-flow-edge-node-birth-publish-will-message-payload-
+  bdSeq). It survives restarts: the service persists ``state()`` before each CONNECT and a restart goes on
+  from the next one (``restore``); a connection that drops (``session_ended``) moves to the next one.
+* NBIRTH: bdSeq, ``Node Control/Rebirth`` (Boolean false, no alias: operational-behavior-data-commands-
+  rebirth-*), the gateway's identity as ``Properties/...`` and its status (``Status/Devices``,
+  ``Status/Devices online``), whose changes go as NDATA.
+* DBIRTH per present meter with every metric its loads offer: name "Load <n>/<standard name>" (the
+  registry's WEBVIEW-L standard name; a device-level value, load 0, has no folder), alias, datatype, current
+  value, and the properties ``engUnit`` (the unit; the property name of Eclipse Tahu's examples and of
+  Ignition tags) and ``Quality`` (Int32: 192 GOOD, 500 STALE, 0 BAD: ch. 6 "Quality Codes",
+  payloads-propertyset-quality-value-*).
+* DDATA: alias only, the sample's own timestamp, ``is_historical`` for logged-curve points and anything
+  acquired before the device's current DBIRTH (spooled values published after an outage: ch. 6 "Metric");
+  the Quality property when the value is not good or was not good before (it is only required when not
+  GOOD). A metric the DBIRTH did not declare makes a new DBIRTH first (topics-dbirth-metric-reqs).
+* NCMD ``Node Control/Rebirth`` = true -> NBIRTH (same bdSeq, seq 0) and every DBIRTH again
+  (operational-behavior-data-commands-rebirth-action-*).
+* Primary host (``spBv1.0/STATE/<host_id>``, JSON {"online", "timestamp"}: message-flow-edge-node-birth-
+  publish-phid-wait-*): when configured, nothing is born before its STATE says online with a timestamp not
+  older than the last one seen (the service asks for births once ``may_publish()``); births are sent again
+  when it comes back online. Interface limit: on "offline" the mode stops publishing but cannot ask the
+  service to publish NDEATH and reconnect as message-flow-edge-node-birth-publish-phid-offline wants.
 """
 
 import json
@@ -54,9 +60,9 @@ SETTING_NODE = "mqtt.edge_node_id"
 SETTING_PRIMARY = "mqtt.primary_host_id"
 SETTING_QOS = "mqtt.qos"
 
-# Sparkplug quality codes (§6.4.9): GOOD 192, STALE 500, BAD 0. A value the meter stopped refreshing (stale, or
-# its device lost) is the last known one: STALE, as a host marks a dead device's metrics (§5.8). Anything
-# else (no value, not supported, an unknown name) is BAD.
+# Sparkplug quality codes (ch. 6 "Quality Codes"): GOOD 192, STALE 500, BAD 0. A value the meter stopped
+# refreshing (stale, or its device lost) is the last known one: STALE, as a host marks a dead device's metrics
+# (ch. 5 "Device Session Termination"). Anything else (no value, not supported, an unknown name) is BAD.
 QUALITY_GOOD = 192
 QUALITY_STALE = 500
 QUALITY_BAD = 0
@@ -88,7 +94,7 @@ STATUS_ALIAS0 = len(NODE_PROPERTIES) + 1
 MAX_METRICS = 500          # metrics in one DDATA: a long spool flush goes as several messages
 
 # Device metric aliases: address << 24 | load << 12 | registry row + 1; keys outside the registry count from
-# EXTRA_ALIAS0 within their load. Unique across the node (§6.4.5 alias uniqueness) and the same every session.
+# EXTRA_ALIAS0 within their load. Unique across the node (tck-id-payloads-alias-uniqueness) and the same every session.
 EXTRA_ALIAS0 = 0x800
 _ROW = dict((row[registry.KEY], index) for index, row in enumerate(registry.MEASUREMENTS))
 _RESERVED = str.maketrans({"+": "_", "/": "_", "#": "_", "\0": "_"})
@@ -437,7 +443,7 @@ class SparkplugMode(Mode):
             log.warning("sparkplug: malformed STATE of the primary host ignored (%s)", exc)
             return []
         if self._host_ts is not None and timestamp < self._host_ts:
-            return []                        # older than the last one seen (§5.2 phid-wait-timestamp)
+            return []                        # older than the last one seen (tck-id-...-phid-wait-timestamp)
         self._host_ts = timestamp
         was_online, self._host_online = self._host_online, online
         if online and not was_online and self._active:

@@ -1,6 +1,6 @@
 """The Sparkplug B payload on the wire: a small hand-written protobuf encoder, and a decoder for what comes in.
 
-Why by hand: the payload (Eclipse Sparkplug 3.0 §6.4, ``sparkplug_b.proto``, proto2, package
+Why by hand: the payload (Eclipse Sparkplug 3.0 ch. 6, ``sparkplug_b.proto``, proto2, package
 org.eclipse.tahu.protobuf) uses four protobuf wire types, and the gateway only ever writes a handful of its
 fields; a generated module would need protoc at build time and a runtime library on the Pi for a few hundred
 bytes a message. The tests decode every payload with the ``protobuf`` package and a descriptor built from the
@@ -16,13 +16,13 @@ Field numbers (sparkplug_b.proto):
                  boolean_value 7, string_value 8
 
 Signed integers are not zig-zag encoded: Sparkplug carries Int8/16/32 in the uint32 ``int_value`` and Int64 in the
-uint64 ``long_value`` as two's complement (§6.4.16 "Datatype Details").
+uint64 ``long_value`` as two's complement (ch. 6 "Datatype Details").
 """
 
 import collections
 import struct
 
-# Sparkplug data types (§6.4.16): the ones the gateway writes or reads.
+# Sparkplug data types (ch. 6 "Data Types"): the ones the gateway writes or reads.
 INT8, INT16, INT32, INT64 = 1, 2, 3, 4
 UINT8, UINT16, UINT32, UINT64 = 5, 6, 7, 8
 FLOAT, DOUBLE, BOOLEAN, STRING, DATETIME, TEXT = 9, 10, 11, 12, 13, 14
@@ -40,7 +40,8 @@ _VALUE_FIELDS = {
 }
 
 # One metric to write. ``properties``: ((key, datatype, value), ...); None leaves a field out. ``datatype`` says
-# how the value is written; ``declared`` False leaves the datatype field out (DATA messages: §6.4.5 "SHOULD NOT").
+# how the value is written; ``declared`` False leaves the datatype field out (DATA messages:
+# tck-id-payloads-metric-datatype-not-req).
 Metric = collections.namedtuple("Metric", "name alias timestamp datatype value is_historical properties declared")
 Metric.__new__.__defaults__ = (None, None, None, None, None, False, (), True)
 
@@ -109,7 +110,7 @@ def encode_property_set(properties):
 
 
 def encode_metric(metric):
-    """Metric bytes. ``value`` None with a datatype is written ``is_null`` (§6.4.5)."""
+    """Metric bytes. ``value`` None with a datatype is written ``is_null`` (ch. 6 "Metric": is_null)."""
     out = bytearray()
     if metric.name is not None:
         out += _bytes_field(1, metric.name.encode("utf-8"))
