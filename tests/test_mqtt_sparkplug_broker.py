@@ -8,7 +8,8 @@ and the simulated meters:
   the meters, DDATA by alias after the meters moved, seq one more on every message from NBIRTH's 0; a host's
   NCMD Node Control/Rebirth -> a new NBIRTH (seq 0, same bdSeq) and the DBIRTHs; the broker stopped while the
   meters move and started again -> a new NBIRTH with the next bdSeq, then the outage's samples as historical
-  metrics with their own timestamps, every sample once and in order; a primary host configured: nothing before
+  metrics with their own timestamps, every sample once and in order; a meter that stops answering -> DDEATH,
+  answering again -> DBIRTH (with the node's NDATA count of devices online); a primary host configured: nothing before
   its STATE says online, nothing while it says offline, births again when it is back, then the held samples;
 * a gateway process (a child running the publisher) SIGKILLed: the broker publishes its will, an NDEATH whose bdSeq is
   its NBIRTH's and that has no seq; started again on the same state directory, its NBIRTH has the next bdSeq.
@@ -231,6 +232,25 @@ def test_births_data_rebirth_and_outage_through_mosquitto(tmp_path):
             for device_id, load, key, _v, t, _h in everything:
                 stamps.setdefault((device_id, load, key), []).append(t)
             assert all(s == sorted(s) for s in stamps.values())                            # in order
+
+            # the U-30 stops answering: DDEATH (with the next seq) and the node's count of devices online; it
+            # answers again: DBIRTH and the count back
+            count = len(messages(subscriber))
+            gw.board.configure_meter(0xD5038A, silent=True)
+            await wait_for(lambda: ("DDEATH", ids[11]) in [(v, d) for v, d, _p in messages(subscriber)[count:]],
+                           guard=60)
+            gw.board.configure_meter(0xD5038A, silent=False)
+            await wait_for(lambda: ("DBIRTH", ids[11]) in [(v, d) for v, d, _p in messages(subscriber)[count:]],
+                           guard=60)
+            await wait_for(lambda: [v for v, _d, _p in messages(subscriber)[count:]].count("NDATA") >= 2, guard=30)
+            tail = messages(subscriber)[count:]
+            verbs = [(v, d) for v, d, _p in tail]
+            death = tail[verbs.index(("DDEATH", ids[11]))][2]
+            assert death.HasField("seq") and death.HasField("timestamp") and len(death.metrics) == 0
+            assert verbs.index(("DDEATH", ids[11])) < verbs.index(("DBIRTH", ids[11]))
+            online = [spb.metric_value(p.metrics[0]) for v, _d, p in tail if v == "NDATA"]
+            assert online[:2] == [1, 2]
+            check_seq(since_last_nbirth(messages(subscriber)))
 
             # a primary host is configured: nothing is born before its STATE says online; offline, the node stops
             # publishing (the samples wait in the spool); online again, births, then the wait's samples as history
