@@ -71,6 +71,9 @@ PATH = (
     ("hierarchies", "/hierarchies"),        # issue 17: the hierarchies editor (Admin)
     ("photoview", "/photoview"),                     # issue 17: the Photoview (no page made: its message)
     ("photoview-edit", "/photoview/edit"),
+    ("datamodels", "/datamodels"),                   # issue 18: generic devices' data models (Admin)
+    ("bluetooth", "/bluetooth"),            # issue 18: Bluetooth sensors and sources (Admin)
+    ("consumption", "/consumption"),        # issue 17: Consumption (the pane by usage, this year's bars)
 )
 
 # In every document: the time (performance.now(), from its navigation start) the page said it was ready.

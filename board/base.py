@@ -56,6 +56,12 @@ class Board:
     def kick_watchdog(self):
         pass
 
+    # Bluetooth Low Energy (issue 18) ----------------------------------
+    def ble_scanner(self):
+        """The board's BLE radio (an object with ``async start(callback)`` / ``async stop()`` that calls
+        ``callback(advertisement)`` on the daemon loop; board/bleradio.py), or None: this board has none."""
+        return None
+
     # clock, network ----------------------------------------------------
     def wall_clock(self, injected=None):
         """The clock the gateway reads (Gateway.clock): the one time of its protocols, events and logs.

@@ -12,6 +12,7 @@ import struct
 import time
 
 from board import netconfig
+from board.bleradio import BleakRadio
 from board.base import Board
 
 REBOOT_REQUEST = "reboot-requested"        # watched by deploy/open-m70-reboot.path
@@ -25,7 +26,7 @@ class RpiBoard(Board):
     kind = "rpi"
 
     def __init__(self, ports=None, leds_dir="/sys/class/leds", button_gpio=None,
-                 watchdog="/dev/watchdog", network_root="/", interface="eth0", **_ignored):
+                 watchdog="/dev/watchdog", network_root="/", interface="eth0", ble_adapter=None, **_ignored):
         Board.__init__(self)
         self.ports = ports or {"digiware": "/dev/ttyAMA0", "rs485": "/dev/ttyAMA1"}
         self.leds_dir = leds_dir
@@ -36,6 +37,7 @@ class RpiBoard(Board):
         self._pressed_at = None
         self.network_root = network_root          # "/" on the Pi; a tests' tmp directory
         self.interface = interface
+        self._radio = BleakRadio(ble_adapter)     # bleak itself is imported when a scan starts
 
     def port_path(self, bus):
         return self.ports[bus]
@@ -48,6 +50,10 @@ class RpiBoard(Board):
         except OSError:
             pass
         return port
+
+    def ble_scanner(self):
+        """The Pi's Bluetooth adapter (hci0 unless ``ble_adapter`` names another) through bleak."""
+        return self._radio
 
     def set_led(self, name, state):
         if self.leds.get(name) == state:

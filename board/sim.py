@@ -16,6 +16,7 @@ import os
 from board.base import BUS_NAMES, Board, OffsetClock, SystemClock
 from board import simfaults
 from board.nullmodem import NullModem, open_raw_pty
+from board.simble import SimRadio
 from board.simbus import SimBus
 from board.simmeter import SimMeter
 
@@ -45,6 +46,8 @@ def load_topology_file(path):
             for field in ("reference", "address", "netid"):
                 if field not in meter:
                     raise ValueError("%s: meter without %s" % (path, field))
+    if not isinstance(data.get("ble", []), list):
+        raise ValueError("%s: 'ble' must be a list of simulated BLE sensors" % path)
     return data
 
 
@@ -103,6 +106,7 @@ class SimBoard(Board):
         self.upstream = {}
         self.network = None             # the last network configuration applied (apply_network)
         self.network_applied = 0
+        self.radio = SimRadio(self.topology.get("ble", ()))     # issue 18: the sensors it hears (board/simble.py)
         try:
             for n, bus in enumerate(BUS_NAMES):
                 spec = self.topology.get("buses", {}).get(bus, {})
@@ -191,6 +195,10 @@ class SimBoard(Board):
         with meter.lock:
             meter.events.inject(self.hardware_clock.time(), **event)      # the meter's own clock
         return meter
+
+    def ble_scanner(self):
+        """The simulated radio: its sensors advertise real frames while a scan runs (board/simble.py)."""
+        return self.radio
 
     def start(self, loop):
         self._loop = loop

@@ -183,6 +183,9 @@ REGISTER_MAPS = {
     "digiware_io": (_IO, None, ((IO_BASE, 4), (IO_OUTPUT_REGISTER, 2))),
     "atys": (dict((k, _PMD_INST[k]) for k in ("u12", "u23", "u31", "v1", "v2", "v3", "freq")), None,
              ((0xC550, 62),)),
+    # generic Modbus devices (issue 18): their register map is the user's data model, held by the device
+    # (daemon/state/topology.py Device.model, core/datamodel.py), not a catalogue row
+    "generic": ({}, None, ()),
 }
 
 # fixed 2026-12: measurements a product does not manage although its profile has them. The M-70
@@ -225,6 +228,8 @@ LCH = ("load_curve", "history")
 H = ("history",)
 N = ()
 D, R, E = "digiware", "rs485", "ethernet"
+GENERIC = "Generic Modbus"
+BLE_SENSOR = "Bluetooth sensor"      # issue 18: a BLE source's reference
 
 # reference, group, family code, product id [ours], extended name, profile,
 # loads, network types, FAST-detectable, curves cached in the meter, inputs,
@@ -314,6 +319,12 @@ PRODUCTS = (
     ("C55", "Switches", 300, 3055, "ATYS C55", "atys", 0, N, False, N, 0, 0, R),
     ("C65", "Switches", 300, 3065, "ATYS C65", "atys", 0, N, False, N, 0, 0, R),
     ("C66", "Switches", 300, 3066, "ATYS C66", "atys", 0, N, False, N, 0, 0, R),
+    # WEBVIEW-L's "Generic Modbus devices" at the bottom of the product list (§8.4.2): any Modbus RTU or TCP
+    # device described by a data model; never identified by a detection (identify skips it)
+    (GENERIC, "Generic Modbus devices", 0, 0, "GENERIC MODBUS", "generic", 1, N, False, N, 0, 0, E),
+    # issue 18: a Bluetooth Low Energy sensor added as a source (daemon/state/blesources.py); its values are what
+    # its advertisements carry, one circuit (load 1), no registers: never identified by a detection
+    (BLE_SENSOR, "Bluetooth sensors", 0, 0, "BLUETOOTH SENSOR", "generic", 1, N, False, N, 0, 0, "bluetooth"),
 )
 
 _BY_REF = dict((row[REF], row) for row in PRODUCTS)
@@ -333,12 +344,15 @@ def identify(family_code, product_id, ext_name):
     name = (ext_name or "").strip().upper()
     best = None
     for row in PRODUCTS:
+        if row[PROFILE] == "generic":
+            continue
         prefix = row[EXT_NAME].upper()
         if name.startswith(prefix) and (best is None or len(prefix) > len(best[EXT_NAME])):
             best = row
     if best is not None:
         return best
-    return _BY_PRODUCT_ID.get((family_code, product_id))
+    found = _BY_PRODUCT_ID.get((family_code, product_id))
+    return None if found is not None and found[PROFILE] == "generic" else found
 
 
 def serial_text(aa_ss, sst_l, order):

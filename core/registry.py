@@ -39,6 +39,9 @@ U_VAH = 239         # volt-ampere-hours
 U_VARH = 242        # volt-ampere-hours-reactive
 U_NONE = 95         # no-units
 U_PF = 15           # power-factor
+U_CELSIUS = 62      # degrees-Celsius
+U_PERCENT_RH = 29   # percent-relative-humidity
+U_HECTOPASCALS = 133    # hectopascals
 
 # Columns of MEASUREMENTS rows, by position.
 KEY = 0
@@ -136,6 +139,14 @@ MEASUREMENTS = (
     ("in_4", "Digital input 4", "", "io", F, "u32", 1, 14004, None, U_NONE, "IInputState4", 154, F),
     ("out_1", "Digital output 1", "", "io", F, "u32", 1, 14101, None, U_NONE, "IOutputState1", 156, T),
     ("out_2", "Digital output 2", "", "io", F, "u32", 1, 14102, None, U_NONE, "IOutputState2", 158, T),
+    # issue 18: what Bluetooth sensors measure (BLE sources); data ids 16000.. and standard names are [ours];
+    # "degC": the units are ASCII (a MIB is, RFC 2578 §3.1.1)
+    ("temperature", "Temperature", "degC", "inst", T, "s32", 100, 16000, None, U_CELSIUS, "ITempInst", 160, F),
+    ("humidity", "Relative humidity", "%", "inst", F, "u32", 100, 16001, None, U_PERCENT_RH, "IHumInst", 162, F),
+    ("pressure", "Atmospheric pressure", "hPa", "inst", F, "u32", 100, 16002, None, U_HECTOPASCALS, "IPressInst", 164,
+     F),
+    ("battery", "Battery level", "%", "inst", F, "u32", 1, 16003, None, U_PERCENT, "IBattInst", 166, F),
+    ("battery_v", "Battery voltage", "V", "inst", F, "u32", 1000, 16004, None, U_VOLTS, "IBattVInst", 168, F),
 )
 
 # Words of one load's window in the gateway's own Modbus table.

@@ -23,17 +23,19 @@ import signal
 
 from board import netconfig
 from board.base import BUS_NAMES
-from core import modbus_rtu as rtu, registry
+from core import ble_formats, datamodel, modbus_rtu as rtu, registry
 from daemon import pictures
 from daemon.blocking import BlockingQueueFull, run_blocking
 from daemon.runtime import clocks, control, curves, refresh
 from daemon.runtime.bus import BusBusy, BusTimeout
 from daemon.security import accounts, audit, firewall as firewall_mod, rights, tlsfiles, webtls
 from daemon.security.rights import Caller
-from daemon.state import (alarmlog, devicefields, devstate, favourites, hierarchies as hierarchies_mod, photoviews,
-                          settings as settings_mod, topology as topology_mod, usages as usages_mod)
+from daemon.state import (alarmlog, blesources, datamodels as datamodels_mod, devicefields, devstate, favourites,
+                          genericfields, hierarchies as hierarchies_mod, photoviews, settings as settings_mod,
+                          topology as topology_mod, usages as usages_mod)
 from daemon.state.alarms import device_source
 from daemon.state.cache import STALE
+from daemon.storage import consumption as consumption_mod, store as store_mod
 from daemon.storage.format import Q_VALID, quality_name
 from daemon.storage.query import SeriesData
 from daemon.system.service import SystemRefused
@@ -253,7 +255,7 @@ class Door:
     def served_device(self, address):
         """The device at ``address`` when a mastered bus reaches it, else None (Modbus routes by it)."""
         device = self._gw.topology.device(address)
-        if device is None or device.bus not in self._gw.engines:
+        if device is None or (device.bus not in self._gw.engines and device.bus not in self._gw.links):
             return None
         return device
 
@@ -289,7 +291,7 @@ class Door:
         device = gw.topology.device(address)
         if device is None:
             return devstate.ABSENT
-        engine = gw.engines.get(device.bus)
+        engine = gw.link_engine(device.bus)
         return devstate.link_state((ALARM_CONFLICT, device_source(device.bus, address)) in gw.alarms.active,
                                    gw.cache.comm_lost(address),
                                    engine is not None and engine.counters[address].last_success is not None)
@@ -314,9 +316,10 @@ class Door:
                                       counters["last_success"] if counters else None)
 
     def device_counters(self, address):
-        """The bus counters of one device (a dict, None off a mastered bus): cheaper than a summary."""
+        """The counters of one device (a dict; None off a mastered bus): its bus's, its Modbus TCP link's or, for a
+        Bluetooth source, its advertisements'. Cheaper than a summary."""
         device = self._gw.topology.device(address)
-        engine = self._gw.engines.get(device.bus) if device is not None else None
+        engine = self._gw.link_engine(device.bus) if device is not None else None
         return engine.counters[address].as_dict() if engine is not None else None
 
     def device_summaries(self):
@@ -960,7 +963,7 @@ class Door:
             results, replaced = [], {}
             for device in targets:
                 engine = self._gw.engines.get(device.bus)
-                if engine is None:
+                if engine is None or device.link is not None:     # a generic device has no identification
                     results.append({"address": device.address, "result": "no_bus"})
                     continue
                 with _bus_refusals():
@@ -1642,6 +1645,310 @@ class Door:
                         "loads": loads})
         return out
 
+    # ================================================================ issue 17: drag and drop (photoview, hierarchies)
+    # The Photoview editor's "drop by location" (manual §9.8: "all the devices from one location") and its resize
+    # handle's least size. The hierarchies' drag and drop needs nothing new: a drop sends change_hierarchies.
+
+    def photoview_areas(self):
+        """{areas: [{area, addresses}] (each area of the topology in the order of its first device, then "" for the
+        devices without one), min_size: the least width and height of an area or icon (the store's)}."""
+        self._check("edit_photoviews")
+        areas = {}
+        for device in self.devices():
+            areas.setdefault(device.area or "", []).append(device.address)
+        ordered = sorted(areas.items(), key=lambda pair: pair[0] == "")
+        return {"areas": [{"area": area, "addresses": addresses} for area, addresses in ordered],
+                "min_size": photoviews.MIN_AREA}
+
+    # ================================================================ issue 18: generic Modbus devices
+    # Data models (core/datamodel.py, the store daemon/state/datamodels.py) and the devices described by them:
+    # on a master bus (link rtu) or over Modbus TCP (link tcp, daemon/runtime/tcplink.py). A refusal is
+    # Refused(BAD_VALUE) with one detail per field (and per CSV line); nothing changes.
+
+    def data_model_catalogue(self):
+        """What the Data models page and the generic-device form offer: encodings, functions, word orders, the
+        standard names with their units, the limits, the models' names, the buses."""
+        self._check("read_data_models")
+        return {"encodings": sorted(datamodel.ENCODINGS), "functions": list(datamodel.FUNCTIONS),
+                "word_orders": list(datamodel.WORD_ORDERS), "columns": list(datamodel.COLUMNS),
+                "standard": [{"name": n, "unit": registry.get(datamodel.STANDARD_KEYS[n])[registry.UNIT],
+                              "label": registry.get(datamodel.STANDARD_KEYS[n])[registry.NAME]}
+                             for n in datamodel.STANDARD_NAMES],
+                "limits": {"models": datamodel.MAX_MODELS, "rows": datamodel.MAX_ROWS, "name": datamodel.MAX_NAME,
+                           "unit": datamodel.MAX_UNIT, "register_span": datamodel.MAX_REGISTER_SPAN,
+                           "bit_span": datamodel.MAX_BIT_SPAN, "csv_bytes": datamodel.MAX_CSV_BYTES},
+                "models": self._gw.datamodels.names(), "buses": [b for b in BUS_NAMES if b in self._gw.engines],
+                "tcp_bus": topology_mod.TCP_BUS}
+
+    def data_models(self):
+        """Every model with its rows and the devices that use it."""
+        self._check("read_data_models")
+        store = self._gw.datamodels
+        return [dict(store.get(name), devices=self._model_users(name)) for name in store.names()]
+
+    def _model_users(self, name):
+        return [d.name for d in self._gw.topology.devices if d.model is not None and d.model["name"] == name]
+
+    async def _model_change(self, change, *args):
+        try:
+            return await change(*args)
+        except datamodels_mod.ModelRefused as exc:
+            raise Refused(BAD_VALUE, str(exc), exc.details) from None
+        except BlockingQueueFull:
+            raise Refused(BUSY, "the gateway is busy, try again") from None
+        except OSError as exc:
+            raise Refused(STORAGE, "the data models could not be saved: %s" % exc) from None
+
+    async def save_data_model(self, data, replacing=None):
+        """Create a model, or replace the one named ``replacing`` (a rename too); the devices that use it take
+        the new rows in one topology change (their poll plans follow). The clean model."""
+        self._editing("edit_data_models")
+        topology = self._gw.topology
+        async with topology.edit_lock:
+            old_name = replacing if replacing is not None else (data.get("name") if isinstance(data, dict) else None)
+            if replacing is None and isinstance(old_name, str) and self._gw.datamodels.get(old_name.strip()):
+                raise Refused(BAD_VALUE, "a model is already named %r" % old_name,
+                              [datamodel.detail("model", "generic.error.model_taken", name=old_name.strip())])
+            checked, problems = datamodel.check_model(data)
+            if problems:
+                raise Refused(BAD_VALUE, "model refused: %s" % datamodels_mod.summary(problems), problems)
+            users = [d for d in topology.devices if d.model is not None and d.model["name"] == replacing]
+            if users:          # the devices first: a refused topology (limits) leaves the model as it was
+                await self._replace_devices([d.kept(model=checked) if d in users else d for d in topology.devices],
+                                            "model")
+            model = await self._model_change(self._gw.datamodels.save, checked, replacing)
+        log.info("%r saved the data model %r (%d rows, %d devices)", self.caller, model["name"], len(model["rows"]),
+                 len(users))
+        return model
+
+    async def delete_data_model(self, name):
+        """Delete a model no device uses (refused naming the devices that do)."""
+        self._editing("edit_data_models")
+        async with self._gw.topology.edit_lock:
+            await self._model_change(self._gw.datamodels.delete, name, self._model_users(name))
+        log.info("%r deleted the data model %r", self.caller, name)
+
+    async def import_data_model(self, name, text, replace=False):
+        """A model from CSV text (``;`` separated, a header row: core/datamodel.py COLUMNS). Refused with one
+        detail per line at fault, and then nothing is imported; ``replace``: the rows of the model ``name``."""
+        self._editing("edit_data_models")
+        rows, problems = datamodel.parse_csv(text)
+        if problems:
+            raise Refused(BAD_VALUE, "CSV refused: %s" % datamodels_mod.summary(problems), problems)
+        return await self.save_data_model({"name": name, "rows": rows}, name if replace else None)
+
+    def export_data_model(self, name):
+        """(file name, CSV text) of one model: what ``import_data_model`` reads back."""
+        self._check("read_data_models")
+        model = self._gw.datamodels.get(name)
+        if model is None:
+            raise Refused(NOT_FOUND, "no data model %r" % str(name)[:40])
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in model["name"])
+        return "model-%s.csv" % safe, datamodel.to_csv(model["rows"])
+
+    async def add_generic_device(self, fields):
+        """Add a generic device: {link: "rtu", bus, address, model, name[, area]} or {link: "tcp", host, port,
+        unit, address (its place in the protocols' tables), model, name[, area]}; the device added."""
+        self._editing()
+        clean, details = genericfields.check_generic(fields, list(self._gw.engines) or list(BUS_NAMES),
+                                                     self._gw.datamodels.get)
+        if details:
+            self._form_refused("device", details)
+        topology = self._gw.topology
+        async with topology.edit_lock:
+            device = genericfields.new_generic(clean, self._gw.datamodels.get(clean["model"]))
+            await self._replace_devices(topology.devices + [device], "device")
+        log.info("%r added the generic device %r", self.caller, device)
+        return device.as_dict()
+
+    def generic_values(self, address):
+        """Every row of a generic device's model with its value, unit, quality and age: the registry ones from the
+        cache (as every protocol reads them), the model's own ones (shown in the web only)."""
+        self._check("read_data_models")
+        device = self._gw.topology.device(address)
+        if device is None or device.model is None:
+            raise Refused(NOT_FOUND, "no generic device at address %r" % address)
+        cache, now = self._gw.cache, self._gw.clock.time()
+        out = []
+        for row in device.model["rows"]:
+            key = datamodel.row_key(row)
+            standard = datamodel.is_standard(key)
+            reading = cache.get(address, datamodel.LOAD, key) if standard else \
+                cache.get_extra(address, datamodel.LOAD, key)
+            out.append({"name": row["name"], "key": key, "standard": standard, "unit": row["unit"],
+                        "frame": row["frame"], "value": reading.value, "quality": reading.quality,
+                        "ts": reading.timestamp,
+                        "age_s": None if reading.timestamp is None else round(max(0.0, now - reading.timestamp), 1)})
+        return {"address": address, "name": device.name, "model": device.model["name"], "link": device.link,
+                "bus": device.bus, "status": self.device_link(address), "values": out}
+
+    # ================================================================ issue 18: Bluetooth sources
+    # The scan (daemon/runtime/ble.py) runs while policy.bluetooth AND bluetooth.enabled; the Bluetooth page
+    # (Admin, Cyber Security) reads what was heard and adds or removes sources, devices of the topology
+    # (daemon/state/blesources.py) whose values the scan puts in the cache: read like a meter's everywhere.
+
+    def bluetooth_status(self):
+        """{radio, policy, enabled, running, error, received, dropped, led, sources, max_sources, units}: ``units``
+        of the values the formats give (core/ble_formats.py UNITS)."""
+        self._check("read_bluetooth")
+        out = self._gw.ble.status()
+        out.update(sources=len(blesources.sources(self._gw.topology.devices)), max_sources=blesources.MAX_SOURCES,
+                   units=dict(ble_formats.UNITS))
+        return out
+
+    def bluetooth_heard(self):
+        """What the scan heard, by address: [{address, name, format, values, values_age_s, quality, refusal, rssi,
+        age_s, count, source}] (``source``: the name it was added under, or None)."""
+        self._check("read_bluetooth")
+        known = blesources.sources(self._gw.topology.devices)
+        rows = self._gw.ble.heard_list()
+        for row in rows:
+            device = known.get(row["address"])
+            row["source"] = device.name if device is not None else None
+        return rows
+
+    def bluetooth_sources(self):
+        """The sources: [{address, name, area, format, device, values}]; ``device`` is the Modbus address the
+        protocols' tables give it, ``values`` {registry key: [value, quality, age_s]} from the cache."""
+        self._check("read_bluetooth")
+        cache, now = self._gw.cache, self._gw.clock.time()
+        out = blesources.listing(self._gw.topology.devices)
+        for entry in out:
+            readings = dict((key, cache.get(entry["device"], 1, key)) for key in cache.keys(entry["device"], 1))
+            entry["values"] = dict((key, [r.value, r.quality, None if r.timestamp is None
+                                          else round(max(0.0, now - r.timestamp), 1)])
+                                   for key, r in readings.items())
+        return out
+
+    async def _bluetooth_change(self, change):
+        """``change(devices)`` -> new devices, under the sources' lock, then the topology replaced (its limits
+        and the devices pages' refusals apply); BleRefused as BAD_VALUE / NOT_FOUND with the catalogue key."""
+        self._editing("edit_bluetooth_sources")
+        async with self._gw.ble.sources_lock:
+            try:
+                devices, result = change(list(self._gw.topology.devices))
+            except blesources.BleRefused as exc:
+                reason = NOT_FOUND if exc.detail["key"] == "ble.error.no_source" else BAD_VALUE
+                raise Refused(reason, str(exc), [exc.detail]) from None
+            await self._replace_devices(devices, "Bluetooth source")
+        return result
+
+    async def add_bluetooth_source(self, address, name, area=""):
+        """Add a sensor the scan heard in a readable frame as a source named ``name`` in ``area``; its entry."""
+        normal = blesources.normal_address(address)
+        heard = self._gw.ble.heard_format(normal) if normal else None
+        device = await self._bluetooth_change(
+            lambda devices: blesources.with_source(devices, address, name, area, heard))
+        log.info("%r added the Bluetooth source %s (%s, %s) at address %d", self.caller, device.link["mac"],
+                 device.name, device.link["format"], device.address)
+        return next(e for e in blesources.listing(self._gw.topology.devices) if e["address"] == device.link["mac"])
+
+    async def remove_bluetooth_source(self, address):
+        await self._bluetooth_change(lambda devices: (blesources.without_source(devices, address), None))
+        log.info("%r removed the Bluetooth source %s", self.caller, address)
+
+
+    # ================================================================ issue 17: consumption
+    # The Consumption page (manual §8.5): the energy of the selected loads in one shared grid of local-time
+    # buckets, summed here (daemon/storage/consumption.py) so the browser never gets the raw points; a
+    # hierarchy's node as its children plus the non-measured point (daemon/state/hierarchies.py breakdown).
+
+    async def consumption(self, selection, start, end, step, key="ea_pos"):
+        """{utc_offset_s, step, from, to, key, unit, period_s, buckets: [[start, end]], node, loads}: ``key``'s
+        consumption (a CONSUMPTION_KEYS counter) over [start, end) in ``step`` buckets (CONSUMPTION_STEPS;
+        "period" is the finest integration period of the loads read). ``selection``: {"circuits": ["4:1", ...]}
+        (each a load: {id, kind "circuit", circuit, address, load, device, reference, name, v, q}) or
+        {"hierarchy": id, "node": item id} (``node``: {id, name, meter, v, q} of that node, the loads its
+        children and the non-measured point, hierarchies.breakdown). v: Wh (varh, VAh) or None, q: good,
+        partial, missing. Refused(BAD_VALUE) for a bad key, step, range or selection, or past
+        CONSUMPTION_MAX_VALUES values; Refused(NOT_FOUND) for a circuit, hierarchy or node that is not there."""
+        self._check("read_consumption")
+        if key not in CONSUMPTION_KEYS:
+            raise Refused(BAD_VALUE, "data must be one of %s" % ", ".join(CONSUMPTION_KEYS))
+        if step not in consumption_mod.STEPS:
+            raise Refused(BAD_VALUE, "step must be one of %s" % ", ".join(consumption_mod.STEPS))
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end):
+            raise Refused(BAD_VALUE, "from and to must be Unix seconds with from < to")
+        circuits = dict(("%d:%d" % (d.address, x["load"]), (d, x)) for d in self.devices() for x in d.loads)
+        hierarchy = None
+        if isinstance(selection, dict) and "hierarchy" in selection:
+            doc = self._hierarchies().listing()
+            hierarchy = next((h for h in doc if h["id"] == selection["hierarchy"]), None)
+            if hierarchy is None:
+                raise Refused(NOT_FOUND, "no hierarchy %r" % str(selection["hierarchy"])[:40])
+            node_id = selection.get("node")
+            if not any(i["id"] == node_id and i["kind"] == "node" for i in hierarchy["items"]):
+                raise Refused(NOT_FOUND, "no node %r in the hierarchy %s" % (str(node_id)[:40], hierarchy["name"]))
+            wanted = set()
+            hierarchies_mod.breakdown(doc, hierarchy["id"], lambda c: wanted.add(c))
+            wanted = sorted(wanted)
+        elif isinstance(selection, dict) and isinstance(selection.get("circuits"), list):
+            wanted = list(selection["circuits"])
+            if not 1 <= len(wanted) <= CONSUMPTION_MAX_LOADS or len(set(wanted)) != len(wanted):
+                raise Refused(BAD_VALUE, "ask for 1 to %d different circuits at a time" % CONSUMPTION_MAX_LOADS)
+            unknown = [str(c)[:20] for c in wanted if c not in circuits]
+            if unknown:
+                raise Refused(NOT_FOUND, "no circuit %s in the topology" % ", ".join(unknown[:5]))
+        else:
+            raise Refused(BAD_VALUE, "the selection is {\"circuits\": [...]} or {\"hierarchy\": id, \"node\": id}")
+        storage = self._gw.storage
+        if storage is None or not storage.ready:
+            raise Refused(UNSUPPORTED, "the time-series store is not available")
+        store, offset = storage.store, self.local_offset_s()
+        default_period_s = 60 * self._gw.settings.get("storage.consumption_period_min")
+        names = dict((c, curves.series_name("consumption", circuits[c][0].uid, circuits[c][1]["load"], key))
+                     for c in wanted if c in circuits)
+
+        def read():
+            held = store.series()
+            periods = [held[n]["period_s"] for n in names.values() if n in held]
+            period_s = min(periods) if periods else default_period_s
+            shortest = period_s if step == "period" else TREND_BUCKET_S[step]
+            if (-(-(end - start) // shortest) + 1) * max(1, len(wanted)) > CONSUMPTION_MAX_VALUES:
+                return period_s, -(-(end - start) // shortest), None          # refused before any grid is made
+            buckets = consumption_mod.grid(step, start, end, offset, period_s)
+            if len(buckets) * max(1, len(wanted)) > CONSUMPTION_MAX_VALUES:
+                return period_s, len(buckets), None
+            series = {}
+            for circuit, name in names.items():
+                if name in held:
+                    series[circuit] = consumption_mod.bucket_sums(store.read(name, start, end), buckets)
+            return period_s, buckets, series
+        period_s, buckets, series = await run_blocking(read)
+        if series is None:
+            raise Refused(BAD_VALUE, "%d buckets of %d loads asked for, more than the %d values one answer holds: "
+                          "choose a coarser step or a shorter period" % (buckets, len(wanted),
+                                                                          CONSUMPTION_MAX_VALUES),
+                          [{"field": "step", "key": "web.consumption.error.too_many",
+                            "params": {"max": CONSUMPTION_MAX_VALUES}}])
+        missing = ([None] * len(buckets), ["missing"] * len(buckets))
+        answer = {"utc_offset_s": offset, "step": step, "from": start, "to": end, "key": key,
+                  "unit": registry.get(key)[registry.UNIT], "period_s": period_s,
+                  "buckets": [list(b) for b in buckets], "node": None}
+        if hierarchy is None:
+            answer["loads"] = [dict(self._consumption_circuit(c, circuits), id=c, kind="circuit",
+                                    v=series.get(c, missing)[0], q=series.get(c, missing)[1]) for c in wanted]
+            return answer
+        node, loads = consumption_mod.hierarchy_loads(doc, hierarchy["id"],
+                                                      selection["node"], dict((c, series.get(c, missing))
+                                                                              for c in wanted))
+        for load in loads:
+            if load["circuit"]:
+                load.update(self._consumption_circuit(load["circuit"], circuits))
+        node["meter_name"] = self._consumption_circuit(node["meter"], circuits)["name"] if node["meter"] else None
+        answer.update(node=node, loads=loads, hierarchy={"id": hierarchy["id"], "name": hierarchy["name"],
+                                                         "fluid": hierarchy["fluid"]})
+        return answer
+
+    @staticmethod
+    def _consumption_circuit(circuit, circuits):
+        """What names a circuit on the page (one no longer in the topology: its key alone)."""
+        if circuit not in circuits:
+            return {"circuit": circuit, "address": None, "load": None, "device": "", "reference": "", "name": ""}
+        device, load = circuits[circuit]
+        return {"circuit": circuit, "address": device.address, "load": load["load"], "device": device.name,
+                "reference": device.reference, "name": load.get("name", "")}
+
     # ================================================================ issue 18: the MQTT publisher
     # The publisher (outbound/mqtt) reads values as every front end does (devices, reading, on_values, device_link);
     # these add what only it needs: the logged-curve points as they are written, and its settings' own rules.
@@ -1720,3 +2027,10 @@ def _trend_answer(data, period_s):
         out["min"] = [_compact(v) for v in data.minimum]
         out["max"] = [_compact(v) for v in data.maximum]
     return out
+
+
+# ---------------------------------------------------------------- issue 17: consumption (Door.consumption)
+CONSUMPTION_KEYS = store_mod.CONSUMPTION_KEYS      # the consumption curves' counters (Ea+, Ea-, Er+, Er-, Es)
+CONSUMPTION_STEPS = consumption_mod.STEPS
+CONSUMPTION_MAX_LOADS = 256                       # circuits in one request: the 192 of the reference site fit
+CONSUMPTION_MAX_VALUES = 200_000                  # buckets x loads in one answer: 192 loads x a month of hours

@@ -18,12 +18,14 @@ from daemon.api import Door, Refused
 from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
 from daemon.looplag import LoopLagMonitor
+from daemon.runtime.ble import BleScan
 from daemon.runtime.bus import BusEngine
 from daemon.runtime.curves import CurveService
 from daemon.runtime.device_alarms import DeviceAlarms, EventReader
 from daemon.runtime.discovery import Discovery
 from daemon.runtime.parts import Parts
 from daemon.runtime.poller import BusPoller
+from daemon.runtime.tcplink import TcpLink
 from daemon.security.accounts import Accounts
 from daemon.security.audit import AuditedLog
 from daemon.security.guard import GatewayFirewall
@@ -32,11 +34,13 @@ from daemon.security.secrets import SecretBox
 from daemon.security.sessions import SessionTable
 from daemon.security.webtls import CA_SOURCE, WEB_SOURCE, WebTls, own_names
 from daemon.state.alarms import Alarms
+from daemon.state import blesources
 from daemon.state.cache import Cache
+from daemon.state.datamodels import DataModels
 from daemon.state.extremes import Extremes
 from daemon.state.hierarchies import Hierarchies
 from daemon.state.settings import Settings
-from daemon.state.topology import Topology
+from daemon.state.topology import TCP_BUS, Topology
 from daemon.state.usages import Usages
 from daemon.storage.service import Storage
 from daemon.supervise import Supervised
@@ -105,6 +109,11 @@ class Gateway:
         self.sessions = SessionTable(self.clock, lambda: self.settings.get("session.lifetime_s"))
         self.usages = Usages(state_dir)                  # predefined and custom usages (the Devices pages)
         self.hierarchies = Hierarchies(state_dir)        # issue 17: the energy hierarchies (read when built)
+        self.datamodels = DataModels(state_dir)          # issue 18: generic Modbus devices' data models
+        self.links = {}            # issue 18: engines of devices off the master buses (Modbus TCP): bus -> link
+        self.link_pollers = {}     # ... and their pollers (apart from ``pollers``: those are the serial buses')
+        # issue 18: the Bluetooth scan (policy.bluetooth AND bluetooth.enabled) and the sensors added as sources
+        self.ble = BleScan(board, self.settings, self.clock, self.cache, self.alarms)
         self._account_alarms = Supervised("account-alarms", self._account_alarm_loop)
         self.webtls = WebTls(state_dir)       # web certificate and CA store (issue 15); alarm 7 follows them
         self._certificate_alarms = Supervised("certificate-alarms", self._certificate_alarm_loop)
@@ -165,6 +174,14 @@ class Gateway:
             poller = BusPoller(bus, engine, self.topology, self.cache, self.alarms, self.settings, self.clock)
             poller.start()
             self.pollers[bus] = poller
+        # issue 18: generic Modbus TCP devices, polled by the same poller through a TCP link (daemon/runtime/tcplink.py)
+        link = TcpLink(TCP_BUS, self.topology, self.settings.get("generic.tcp_timeout_ms") / 1000.0,
+                       self.settings.get("generic.tcp_retries"), clock=self.clock)
+        link.start()
+        self.links[TCP_BUS] = link
+        self.link_pollers[TCP_BUS] = BusPoller(TCP_BUS, link, self.topology, self.cache, self.alarms, self.settings,
+                                               self.clock)
+        self.link_pollers[TCP_BUS].start()
         self.discovery = Discovery(self.engines, self.topology, self.alarms, self.settings)
         if await self.settings.seal_stored():       # an older file's clear secrets, sealed now
             self.alarms.record_event({"event": "secrets-sealed", "category": "security", "source": "gateway",
@@ -174,6 +191,9 @@ class Gateway:
         await self.storage.start()
         await self.curves.start()
         await self.event_reader.start()
+        self.ble_sources_changed()
+        self.topology.on_change(self.ble_sources_changed)
+        await self.ble.start()
         await self._start_tls()
         try:
             await self.firewall.write_ruleset()
@@ -205,13 +225,14 @@ class Gateway:
                 await service.stop()
             except Exception:
                 log.exception("stopping %r", service)
+        await self.ble.stop()
         await self.curves.stop()
         await self.event_reader.stop()
         if self.discovery is not None:
             await self.discovery.stop()
-        for poller in self.pollers.values():
+        for poller in list(self.pollers.values()) + list(self.link_pollers.values()):
             await poller.stop()
-        for engine in self.engines.values():
+        for engine in list(self.engines.values()) + list(self.links.values()):
             await engine.stop()
         await self.storage.stop()
         await self.alarms.flush()
@@ -283,10 +304,28 @@ class Gateway:
             engine = self.engines.get(name.split(".")[1])
             if engine is not None:
                 engine.retries = value
+        elif name in ("generic.tcp_timeout_ms", "generic.tcp_retries") and TCP_BUS in self.links:
+            if name == "generic.tcp_timeout_ms":
+                self.links[TCP_BUS].timeout = value / 1000.0
+            else:
+                self.links[TCP_BUS].retries = value
 
     def _update_leds(self):
         self.board.set_led("status", "on")
         self.board.set_led("alarm", "blink" if self.alarms.active else "off")
+
+    def link_engine(self, bus):
+        """What reaches the devices on ``bus`` and counts their answers (``counters[address]``): a serial bus's
+        engine, the Modbus TCP link (issue 18) or the Bluetooth scan; None for a bus the gateway does not master."""
+        if bus == blesources.BUS:
+            return self.ble
+        return self.engines.get(bus) or self.links.get(bus)
+
+    # ---------------------------------------------------------------- Bluetooth sources (issue 18)
+
+    def ble_sources_changed(self, _topology=None):
+        """The topology's Bluetooth sources, each with its feed into the cache (daemon/runtime/ble.py)."""
+        self.ble.set_sources(blesources.sources(self.topology.devices))
 
     # ---------------------------------------------------------------- for the door
 

@@ -34,6 +34,7 @@ METERS = [{"reference": "I-35", "address": 4, "netid": "DC85E9", "loads": 3, "no
 OVERRIDES = {"poll.min_cycle_ms": 300, "poll.backoff_max_s": 1, "push.site_name": "plant",
              "push.server_name": "GW1"}
 OUTAGE_STEPS = 4
+CURVE_PERIODS = {"DC85E9": 10, "D5038A": 10}             # consumption every 10 min
 
 
 class FastRetry(MqttService):
@@ -73,7 +74,7 @@ def test_json_values_retained_outage_policy_off_and_malformed_settings(tmp_path)
 
     async def scenario():
         async with running_gateway(tmp_path / "state", topology_with(METERS, ()), OVERRIDES, clock,
-                                   services=[FastRetry]) as gw:
+                                   services=[FastRetry], curve_overrides=CURVE_PERIODS) as gw:
             service = gw.services[-1]
             await start(gw, broker.port)
             await polled(gw)
@@ -137,6 +138,44 @@ def test_json_values_retained_outage_policy_off_and_malformed_settings(tmp_path)
             assert outage and all(p.get("history") is True for p in outage)
             assert len([p for _t, p in messages if p.get("history")]) >= waiting > 0
             assert all(p["timestamp"] == int(T0 * 1000) for _t, p in messages[:before])
+
+            # logged curves as the store writes them, as history: consumption as the energy index at the interval's
+            # end, the meters' load curves and histories downloaded from their caches at their intervals' end
+            clock_before = clock.time()
+            push = gw.door(Caller("push"))              # (the store's catalogue is the exports' query)
+
+            async def written_since():
+                return [info for info in await push.series_catalogue()
+                        if info["newest"] + info["period_s"] > clock_before]
+            for _ in range(6):                          # period boundaries until the store wrote points
+                clock.advance((int(clock.time()) // 600 + 1) * 600 - clock.time())
+                await polled(gw)
+                await gw.curves.cycle()                 # a first consumption reading is a baseline only
+                if len(await written_since()) > 1:
+                    break
+            await settle(service)
+            await wait_for(lambda: len(live(subscriber)) >= service.collector.samples)
+            history = [(t, p["value"]) for t, p in live(subscriber) if p.get("history")]
+            catalogue = await push.series_catalogue()                           # what the store holds
+            addresses = dict((d.uid, d.address) for d in gw.topology.devices)
+            indexes = 0
+            for info in catalogue:
+                if info["kind"] == "consumption":
+                    index = await gw.storage.last_index(info["name"])
+                    topic = device_topic(gw, addresses[info["device"]], info["load"], info["key"])
+                    assert (topic, index) in history, (info["name"], index)
+                    indexes += 1
+            curve = dict(((t, p["timestamp"]), p) for t, p in live(subscriber) if p.get("history"))
+            for info in catalogue:          # (the points of the download at the start came before the settings)
+                if info["kind"] in ("load_curve", "history") and info["newest"] + info["period_s"] > clock_before:
+                    name = info["name"]
+                    data = (await gw.storage.query([name], info["newest"], info["newest"] + 1))[name]
+                    topic = device_topic(gw, addresses[info["device"]], info["load"], info["key"])
+                    point = curve[(topic, int((info["newest"] + info["period_s"]) * 1000))]
+                    stored = data.values[0]
+                    assert abs(point["value"] - stored) <= abs(stored) * 1e-6, name
+                    indexes += 1
+            assert indexes > 0                          # the store wrote curve points, and each arrived
 
             # the policy's cloud switch off: the connection closes at once, nothing more is published
             await gw.door(Caller("web", "cyber")).set_settings({"policy.cloud": False})

@@ -151,6 +151,9 @@ ROWS = {
     "upgrade.healthy_after_s": ("int", 60, (5, 3600)),                 # issue 15: a trial slot kept after
     "upgrade.trial_timeout_s": ("int", 600, (5, 7200)),                # ... or rolled back after
     "log.level": ("enum", "info", ("debug", "info", "warning", "error")),
+    # issue 18: the Modbus TCP client of generic devices (a LAN answers in well under a second; 10 s bounds a stall)
+    "generic.tcp_timeout_ms": ("int", 1000, (100, 10000)),
+    "generic.tcp_retries": ("int", 1, (0, 5)),                         # as the buses' retries
     # issue 14: the settings of SPEC §5, §7.2, §8 and §10 that had none (wired by later issues)
     "sntp.enabled": ("bool", False, None),                             # SPEC §10: SNTP disabled
     "sntp.server": ("host", "0.pool.ntp.org", (1, 253)),               # SPEC §5: 0.pool.ntp.org; DNS names <= 253

@@ -53,6 +53,9 @@ PAGES = (
     ("hierarchies", "/hierarchies", "admin"),                  # issue 17: the hierarchies editor
     ("photoview", "/photoview", "user"),                       # issue 17: the photoview and its editor
     ("photoview-edit", "/photoview/edit", "admin"),
+    ("datamodels", "/datamodels", "admin"),                    # issue 18: generic devices' data models
+    ("bluetooth", "/bluetooth", "admin"),                      # issue 18: Bluetooth sensors and sources
+    ("consumption", "/consumption", "user"),                   # issue 17: Consumption
 )
 
 

@@ -2,8 +2,10 @@
 
 One gateway and one browser for the module: Admin builds a hierarchy with the keyboard-accessible forms
 (create, add a node, circuits under it, a meter, move up, reparent, remove), the tree drawn is compared with
-the gateway's own listing; the limits are refused with their message in English and French (API); User gets
-the 403 page; axe-core; screenshots EN/FR at 1920 and 768 px.
+the gateway's own listing; then with the mouse (HTML5 drag and drop): a free circuit dropped on a node, a
+node dropped on its own child and a hierarchy on its own sub-hierarchy refused (the store unchanged, read through
+the JSON API), a row dropped on the main node, a node marked while dragged over; the limits are refused with
+their message in English and French (API); User gets the 403 page; axe-core; screenshots EN/FR at 1920 and 768 px.
 """
 
 import asyncio
@@ -90,6 +92,8 @@ async def browse(browser, base, out):
     out["removed"] = await page.evaluate(TREE)
     out["errors"] = list(errors)
     out["listing"] = await asyncio.to_thread(admin.get, "/api/hierarchies")
+    await drag_and_drop(page, admin, out)
+    out["dnd_errors"] = list(errors)
     await page.context.close()
     page, _, errors, _ = await open_page(browser, base, "admin", "fr", width=768)
     await page.wait_for_function(READY)
@@ -108,17 +112,76 @@ async def browse(browser, base, out):
     await page.context.close()
 
 
+async def drag_and_drop(page, admin, out):
+    """The mouse's way (HTML5 drag and drop): a free circuit onto a node, a node onto its own child (refused),
+    a circuit row onto the main node; the store read through the JSON API after each."""
+    await page.select_option("#add-parent", label="Floor 1")
+    await page.select_option("#add-kind", "node")
+    await page.fill("#add-name", "Room 1")
+    await submit(page, "#add-go", "Added")
+    out["palette"] = await page.eval_on_selector_all("#free-circuits [data-drag]",
+                                                     "(l) => l.map((x) => x.dataset.drag)")
+    await page.evaluate("() => { document.getElementById('message').textContent = ''; }")
+    await page.drag_and_drop("#free-circuits [data-drag='circuit:4:3']", ".item.node[data-id='6']")
+    await page.wait_for_function("() => document.getElementById('message').textContent.includes('added under')")
+    out["dropped_message"] = await page.text_content("#message")
+    out["dropped"] = (await asyncio.to_thread(admin.get, "/api/hierarchies"))[1]["hierarchies"][0]["items"]
+    out["palette_after"] = await page.eval_on_selector_all("#free-circuits [data-drag]", "(l) => l.length")
+    # Floor 1 dragged over its own child Room 1 by the mouse: the node is marked while dragging, the drop refused
+    await page.evaluate("() => { document.getElementById('message').textContent = ''; }")
+    await page.hover(".item[data-id='2'] .name")
+    await page.mouse.down()
+    await page.hover(".item.node[data-id='6'] .name")
+    await page.hover(".item.node[data-id='6'] .kind")
+    out["while_dragging"] = await page.evaluate(
+        "() => [document.getElementById('tree').classList.contains('dragging'), "
+        "Array.from(document.querySelectorAll('.drop-target')).map((n) => n.dataset.id)]")
+    await page.screenshot(path=shot("hierarchies-dnd-en-1920x1080.png"), full_page=True)
+    await page.mouse.up()
+    await page.wait_for_selector("#message.error")
+    out["refused_message"] = await page.text_content("#message")
+    out["after_refusal"] = (await asyncio.to_thread(admin.get, "/api/hierarchies"))[1]["hierarchies"][0]["items"]
+    out["marks_after"] = await page.eval_on_selector_all(".drop-target", "(l) => l.length")
+    # a circuit row onto the main node: re-parented
+    await page.evaluate("() => { document.getElementById('message').textContent = ''; }")
+    await page.drag_and_drop(".item[data-id='3']", ".item.node[data-id='1'] .name")
+    await page.wait_for_function("() => document.getElementById('message').textContent.includes('moved under')")
+    out["moved_message"] = await page.text_content("#message")
+    out["moved_tree"] = await page.evaluate(TREE)
+    out["moved_store"] = (await asyncio.to_thread(admin.get, "/api/hierarchies"))[1]["hierarchies"][0]["items"]
+    # a sub-hierarchy dragged from the palette; then, in it, its parent: a cycle, refused
+    await asyncio.to_thread(admin.post, "/api/hierarchies", {"op": "create", "name": "Building B",
+                                                             "fluid": "electricity"})
+    await page.reload()
+    await page.wait_for_function(READY)
+    await page.drag_and_drop("#free-hierarchies [data-drag='hierarchy:h2']", ".item.node[data-id='2'] .name")
+    await page.wait_for_function("() => document.getElementById('message').textContent.includes('added under')")
+    out["linked_message"] = await page.text_content("#message")
+    await page.select_option("#pick", "h2")
+    await page.evaluate("() => { document.getElementById('message').textContent = ''; }")
+    before = (await asyncio.to_thread(admin.get, "/api/hierarchies"))[1]["hierarchies"]
+    await page.drag_and_drop("#free-hierarchies [data-drag='hierarchy:h1']", ".item.node[data-id='1'] .name")
+    await page.wait_for_selector("#message.error")
+    out["cycle_message"] = await page.text_content("#message")
+    out["cycle_unchanged"] = (await asyncio.to_thread(admin.get, "/api/hierarchies"))[1]["hierarchies"] == before
+    await asyncio.to_thread(admin.post, "/api/hierarchies", {"op": "remove", "hierarchy": "h1", "item": 8})
+    await asyncio.to_thread(admin.post, "/api/hierarchies", {"op": "delete", "hierarchy": "h2"})
+
+
 def limits(base):
     admin, french = web_login(base, "admin", "en"), web_login(base, "admin", "fr")
     out = {}
+    made = []
     for n in range(9):
         status, answer = admin.post("/api/hierarchies", {"op": "create", "name": "H%d" % n, "fluid": "electricity"})
         assert status == 200, answer
+        made.append(answer["result"]["hierarchy"])
     out["eleventh"] = admin.post("/api/hierarchies", {"op": "create", "name": "H9", "fluid": "electricity"})
     out["eleventh_fr"] = french.post("/api/hierarchies", {"op": "create", "name": "H9", "fluid": "electricity"})
     for n in range(31):
-        admin.post("/api/hierarchies", {"op": "add", "hierarchy": "h2", "parent": 1, "kind": "node", "name": "N%d" % n})
-    out["node_33"] = admin.post("/api/hierarchies", {"op": "add", "hierarchy": "h2", "parent": 1, "kind": "node",
+        admin.post("/api/hierarchies", {"op": "add", "hierarchy": made[0], "parent": 1, "kind": "node",
+                                           "name": "N%d" % n})
+    out["node_33"] = admin.post("/api/hierarchies", {"op": "add", "hierarchy": made[0], "parent": 1, "kind": "node",
                                                      "name": "N"})
     out["water_link"] = admin.post("/api/hierarchies", {"op": "add", "hierarchy": "h1", "parent": 1,
                                                         "kind": "circuit", "circuit": "4:9"})
@@ -167,6 +230,27 @@ def test_admin_builds_a_tree_with_the_keyboard_forms(site):
         [("circuit", "4:2"), ("node", "Building A"), ("node", "Floor 1")]
     assert h["items"][0]["meter"] == "4:1"
     assert site["errors"] == []
+
+
+def test_drag_and_drop_builds_the_tree_with_the_same_rules(site):
+    assert site["palette"] == ["circuit:4:3"]            # 4:1 is the main node's meter, 4:2 hangs under Floor 1
+    assert site["dropped_message"] == "“I-35@4 - DC85E9 – Load 3” added under “Room 1”."
+    parents = dict((i.get("circuit") or i.get("name"), i["parent"]) for i in site["dropped"])
+    assert parents == {"Building A": None, "Floor 1": 1, "4:2": 2, "Room 1": 2, "4:3": 6}, parents
+    assert site["palette_after"] == 0
+    assert site["while_dragging"] == [True, ["6"]]
+    assert site["refused_message"] == "An element cannot go under itself or under what hangs under it."
+    assert site["after_refusal"] == site["dropped"]        # nothing changed
+    assert site["marks_after"] == 0
+    assert site["moved_message"] == "“I-35@4 - DC85E9 – Load 2” moved under “Building A”."
+    parents = dict((i.get("circuit") or i.get("name"), i["parent"]) for i in site["moved_store"])
+    assert parents == {"Building A": None, "Floor 1": 1, "4:2": 1, "Room 1": 2, "4:3": 6}, parents
+    assert site["moved_tree"] == ["Building A", [["Floor 1", [["Room 1", [["I-35@4 - DC85E9 – Load 3", []]]]]],
+                                                 ["I-35@4 - DC85E9 – Load 2", []]]]
+    assert site["linked_message"] == "“Building B” added under “Floor 1”."
+    assert site["cycle_message"] == "A hierarchy cannot contain itself, even through another."
+    assert site["cycle_unchanged"] is True
+    assert site["dnd_errors"] == []
 
 
 def test_the_limits_are_refused_with_clear_messages(site):

@@ -19,6 +19,7 @@ import zlib
 import pytest
 from board.base import ManualClock
 from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, axe, browser_ready, shot
+from daemon.state.photoviews import MAX_WIDGETS, MIN_AREA
 from conftest import (commission_accounts, demo_devices, demo_topology, resolution, running_gateway, wait_for,
                       web_login, web_server)
 
@@ -26,6 +27,7 @@ T0 = 1_790_000_000.0
 READY = "() => document.documentElement.dataset.ready === '1'"
 SETTINGS = {"alarms.check_s": 3600, "poll.backoff_max_s": 1}
 METER, LOAD, KEYS = 4, 1, ["v1", "i1", "p"]
+AREAS = {4: "Switchboard A", 5: "Switchboard A", 14: "Switchboard A", 20: "Plant room", 21: "Plant room"}
 CELLS = r"""() => Object.fromEntries(Array.from(document.querySelectorAll('tr[data-key]')).map((r) =>
   [r.dataset.key, [r.querySelector('td.val').dataset.value, r.querySelector('td.val').textContent, r.className,
                    r.querySelector('td.q').textContent]]))"""
@@ -114,6 +116,7 @@ async def _editor(seen, browser, base, admin_api):
     await page.drag_and_drop("#tool-measure", "#stage .pv-canvas", target_position={"x": 500, "y": 150})
     seen["after_drop"] = await page.eval_on_selector_all("#stage .pv-widget", "(w) => w.length")
     # move the first widget with the mouse
+    await page.eval_on_selector("#stage .pv-widget[data-index='0']", "(n) => n.scrollIntoView({block: 'center'})")
     box = await page.eval_on_selector("#stage .pv-widget[data-index='0']",
                                       "(n) => { const r = n.getBoundingClientRect(); return [r.x, r.y]; }")
     await page.mouse.move(box[0] + 5, box[1] + 5)
@@ -144,6 +147,64 @@ async def _editor(seen, browser, base, admin_api):
     await page.context.close()
 
 
+async def _drag_handle(page, dx, dy):
+    """Drag the selected widget's corner handle by (dx, dy) screen pixels; the width and height fields after."""
+    box = await page.eval_on_selector(".pv-widget.selected .pv-handle",
+                                      "(n) => { const r = n.getBoundingClientRect(); return [r.x, r.y]; }")
+    await page.mouse.move(box[0] + 4, box[1] + 4)
+    await page.mouse.down()
+    await page.mouse.move(box[0] + 4 + dx / 2, box[1] + 4 + dy / 2, steps=3)
+    await page.mouse.move(box[0] + 4 + dx, box[1] + 4 + dy, steps=3)
+    await page.mouse.up()
+    return [int(await page.input_value("#prop-w")), int(await page.input_value("#prop-h"))]
+
+
+async def _placing(seen, browser, base, admin_api):
+    """The resize handle and "drop by location" on the first page (its 6 widgets, its 960x540 background)."""
+    page, _ = await _session_page(browser, base, "admin")
+    await page.goto(base + "/photoview/edit")
+    await page.wait_for_function(READY, timeout=30000)
+    await page.focus("#stage .pv-widget[data-index='2']")           # the device icon at (600, 200), 120x80
+    seen["scale"] = await page.evaluate("() => stage.scale")
+    seen["resize_small"] = await _drag_handle(page, 80, 40)
+    seen["resize_min"] = await _drag_handle(page, -2000, -2000)
+    seen["resize_max"] = await _drag_handle(page, 3000, 3000)
+    seen["drawn_size"] = await page.eval_on_selector(".pv-widget.selected", "(n) => [n.style.width, n.style.height]")
+    seen["resize_message"] = await page.text_content("#message")
+    await page.select_option("#area-pick", label="Plant room (2 devices)")
+    await page.select_option("#area-as", "measure")
+    await page.click("#area-add")
+    seen["area_message"] = await page.text_content("#message")
+    await page.select_option("#area-pick", label="Switchboard A (3 devices)")
+    await page.select_option("#area-as", "icon")
+    await page.click("#area-add")
+    seen["axe_placing"] = await axe(page)
+    await page.screenshot(path=shot("photoview-edit-area-en-1920.png"))
+    await page.click("#save")
+    await page.wait_for_function("() => document.querySelector('#message').className.includes('good')")
+    seen["placed"] = (await _call(admin_api, "GET", "/api/photoview"))[1]["pages"][0]["widgets"]
+    counts = []
+    for _ in range(20):                  # Switchboard A again and again, until the page's limit refuses it
+        counts.append(await page.eval_on_selector_all("#stage .pv-widget", "(w) => w.length"))
+        await page.click("#area-add")
+        if "bad" in await page.get_attribute("#message", "class"):
+            break
+    seen["area_counts"] = counts
+    seen["area_refused"] = await page.text_content("#message")
+    seen["after_refusal"] = await page.eval_on_selector_all("#stage .pv-widget", "(w) => w.length")
+    seen["placing_errors"] = list(page.errors)
+    await page.context.close()
+    page, _ = await _session_page(browser, base, "admin", "fr", 768, 1024)
+    await page.goto(base + "/photoview/edit")
+    await page.wait_for_function(READY, timeout=30000)
+    await page.focus("#stage .pv-widget[data-index='2']")
+    seen["area_options_fr"] = await page.eval_on_selector_all("#area-pick option", "(o) => o.map((x) => x.textContent)")
+    seen["axe_placing_fr"] = await axe(page)
+    seen["placing_fr_width"] = await page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    await page.screenshot(path=shot("photoview-edit-area-fr-768.png"), full_page=True)
+    await page.context.close()
+
+
 async def _scenario(tmp_path):
     from playwright.async_api import async_playwright
     web = web_server()
@@ -151,7 +212,10 @@ async def _scenario(tmp_path):
     state = tmp_path / "state"
     commission_accounts(str(state))
     async with running_gateway(state, demo_topology(), SETTINGS, clock=ManualClock(T0), services=[web]) as gw:
-        await gw.topology.replace(demo_devices())
+        devices = demo_devices()
+        for device in devices:
+            device.area = AREAS.get(device.address, "")
+        await gw.topology.replace(devices)
         await wait_for(lambda: all(p.cycles >= 2 for p in gw.pollers.values()), guard=30)
         base = "http://127.0.0.1:%d" % web.server.port
         admin = await asyncio.to_thread(web_login, base, "admin")
@@ -177,6 +241,7 @@ async def _scenario(tmp_path):
             try:
                 await _viewer(seen, browser, base, gw.board)
                 await _editor(seen, browser, base, admin)
+                await _placing(seen, browser, base, admin)
             finally:
                 await browser.close()
     return seen
@@ -246,3 +311,39 @@ def test_the_22nd_page_is_refused(seen):
 
 def test_no_serious_accessibility_violation(seen):
     assert seen["axe_viewer"] == [] and seen["axe_editor"] == [] and seen["axe_editor_fr"] == []
+
+
+def test_a_device_widget_is_resized_by_its_corner_handle(seen):
+    scale = seen["scale"]
+    w, h = seen["resize_small"]
+    assert abs(w - (120 + 80 / scale)) <= 1 and abs(h - (80 + 40 / scale)) <= 1, (seen["resize_small"], scale)
+    assert seen["resize_min"] == [MIN_AREA, MIN_AREA]
+    assert seen["resize_max"] == [960 - 600, 540 - 200]          # bounded by the 960x540 background
+    assert seen["drawn_size"] == ["360px", "340px"]
+    assert seen["resize_message"] == "Widget resized to 360 × 340 pixels: save the page to keep it."
+    device = seen["placed"][2]
+    assert (device["type"], device["x"], device["y"], device["w"], device["h"]) == ("device", 600, 200, 360, 340)
+
+
+def test_all_devices_of_an_area_are_added_in_a_grid_up_to_the_limit(seen):
+    assert seen["area_message"] == "2 widgets added for the devices of Plant room: place them, then save the page."
+    added = seen["placed"][6:]
+    tables, icons = added[:2], added[2:]
+    assert [(w["type"], w["address"]) for w in tables] == [("measure", a) for a in sorted(AREAS)
+                                                            if AREAS[a] == "Plant room"]
+    assert all(w["keys"] for w in tables)
+    assert [(w["type"], w["mode"], w["address"]) for w in icons] == \
+        [("device", "icon", a) for a in sorted(AREAS) if AREAS[a] == "Switchboard A"]
+    places = [(w["x"], w["y"]) for w in added]
+    assert len(set(places)) == len(places)                        # a grid: no two on the same spot
+    assert all(0 <= x < 960 and 0 <= y < 540 for x, y in places)
+    counts = seen["area_counts"]
+    assert counts == list(range(11, counts[-1] + 1, 3))             # 3 more at each press
+    assert counts[-1] + 3 > MAX_WIDGETS >= counts[-1] and seen["after_refusal"] == counts[-1]
+    assert seen["area_refused"] == ("Switchboard A has 3 devices: with the %d widgets already on the page that "
+                                    "passes the limit of 40 widgets. Nothing added." % counts[-1])
+    assert seen["area_options_fr"] == ["Switchboard A (3 appareils)", "Plant room (2 appareils)",
+                                       "Appareils sans zone (3 appareils)"]
+    assert seen["axe_placing"] == [] and seen["axe_placing_fr"] == []
+    assert seen["placing_fr_width"][0] <= seen["placing_fr_width"][1]
+    assert seen["placing_errors"] == []

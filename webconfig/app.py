@@ -17,9 +17,10 @@ import bottle
 
 from daemon import api, i18n
 from daemon.security import rights
-from webconfig import (accounts_pages, alarms_pages, auth, customisation, devices_pages, diagnosis, firewall_pages,
-                       hierarchies_pages, home_pages, https_pages, jsonio, monitor_pages, navigation, outbound_pages,
-                       photoview_pages, settings_pages, system_pages, trends_pages, uploads, views_pane)
+from webconfig import (accounts_pages, alarms_pages, auth, bluetooth_pages, consumption_pages, customisation,
+                       datamodels_pages, devices_pages, diagnosis, firewall_pages, hierarchies_pages, home_pages,
+                       https_pages, jsonio, monitor_pages, navigation, outbound_pages, photoview_pages, settings_pages,
+                       system_pages, trends_pages, uploads, views_pane)
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -324,6 +325,9 @@ def make_app(door, mount=None):
     monitor_pages.mount(app, door, lambda name: _static(files, name))        # issue 17: the Monitor page
     hierarchies_pages.mount(app, door, lambda name: _static(files, name))    # issue 17: the hierarchies
     photoview_pages.mount(app, door, lambda name: _static(files, name))      # issue 17: Photoview
+    datamodels_pages.mount(app, door, lambda name: _static(files, name))     # issue 18: generic devices' models
+    bluetooth_pages.mount(app, door, lambda name: _static(files, name))      # issue 18: Bluetooth sources
+    consumption_pages.mount(app, door, lambda name: _static(files, name))    # issue 17: Consumption
 
     if mount is not None:
         before = len(app.routes)

@@ -11,7 +11,9 @@ change changes nothing (``Topology.replace`` is all or nothing).
 Routes: ``GET /api/devices/sources`` (the gateway's row first, then each
 device with its communication state and ages, the forms' choices and the
 detection's state), ``POST /api/devices/sources`` (add by hand),
-``POST /api/devices/sources/<address>`` (edit), ``POST /api/devices/sources/delete``
+``POST /api/devices/sources/<address>`` (edit), a generic Modbus device (issue 18) is added through
+``POST /api/devices/generic`` (webconfig/datamodels_pages.py, ``Door.add_generic_device``) and listed here with
+its values, ``POST /api/devices/sources/delete``
 (``{"addresses": [...]}``), ``POST /api/devices/sources/refresh``
 (``{"addresses": [...]}`` or ``{}`` for all); detection and synchronisation are
 ``POST /api/discovery`` (``app.py``). ``GET/POST /api/devices/circuits``;
@@ -46,6 +48,20 @@ def _bad_body(language, example):
                         % (MAX_JSON_BODY, example))
 
 
+def _with_generic(door, sources):
+    """The Sources rows, a generic device's (issue 18) with its link, model and every value of its model with
+    unit, quality and age (``Door.generic_values``): the list shows them, its own names included."""
+    generic = dict((d.address, d) for d in door.devices() if d.model is not None)
+    for row in sources:
+        device = None if row["gateway"] else generic.get(row["address"])
+        if device is not None:
+            values = door.generic_values(device.address)["values"]
+            row["generic"] = {"link": device.link, "model": device.model["name"],
+                              "values": [dict((k, v[k]) for k in ("name", "standard", "value", "unit", "quality",
+                                                                  "age_s")) for v in values]}
+    return sources
+
+
 async def _run(language, command, *args):
     """(status, answer) of a door command: 200 with its result, or the refusal in ``language``."""
     try:
@@ -66,7 +82,8 @@ def mount(app, door, static):
     def sources():
         bound = auth.door()
         catalogue = bound.devices_catalogue()
-        return _json({"sources": bound.sources(), "products": catalogue["products"], "buses": catalogue["buses"],
+        return _json({"sources": _with_generic(bound, bound.sources()), "products": catalogue["products"],
+                      "buses": catalogue["buses"],
                       "max_name": catalogue["max_name"], "address_range": catalogue["address_range"],
                       "limits": catalogue["limits"], "discovery": bound.discovery_status(),
                       "detection": {"mode": bound.setting("discovery.mode"),

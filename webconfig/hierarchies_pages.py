@@ -4,7 +4,8 @@
 name and fluid) and the fluids, in the reader's language (every profile: the Consumption page reads them).
 ``POST /api/hierarchies``: one change ({op, ...}, daemon/state/hierarchies.py OPERATIONS), refused with the
 rule it breaks in the reader's language. The page ``/hierarchies`` (static/hierarchies.*) is the editor: a
-keyboard-accessible tree with buttons and selects; another profile gets the 403 page, nobody the login page.
+keyboard-accessible tree with buttons and selects, and the same changes by drag and drop (a palette of the
+free circuits and hierarchies, static/hierarchies-dnd.js); another profile gets the 403 page, nobody the login page.
 """
 
 from daemon import api, i18n

@@ -11,11 +11,13 @@ the registry has no phase-angle measurement, so the voltages are drawn on the di
 -120°, V3 at +120°) and each current Ik at Vk - φk, where φk = acos|cos φk| is signed by the power factor's
 type (lagging: the current lags; leading: it leads; the PF's sign when the device gives no type) and turned by
 180° when Pk < 0 (the load exports). Without a power factor (a device that gives none) φk = atan2(Qk, Pk).
+A generic Modbus device (issue 18) adds a *Device data* tab: the values its data model names itself
+(``user:<name>``, which no protocol serves), with the model's names and units in ``own``.
 """
 
 import math
 
-from core import registry
+from core import datamodel, registry
 from daemon import api
 
 # tab id -> groups (group id, keys in the order shown). The catalogue says each as web.monitor.tab.<id> and
@@ -59,6 +61,8 @@ VOLTAGE_ANGLES = {1: 0.0, 2: -120.0, 3: 120.0}      # direct sequence, V1 the re
 PF_LEADING, PF_LAGGING = 1, 2                       # the PF type codes of the Socomec tables
 OUTPUT_KEYS = ("out_1", "out_2")
 NETWORK_PHASES = {"1P+N": 1, "1P+N+1P+N": 1}        # a network not named here shows three phases
+OWN_TAB = "device_data"          # a generic device's values named by its data model (issue 18)
+OWN_LOAD = datamodel.LOAD        # a generic device's values are its load 1's
 
 
 def _age(now, reading):
@@ -199,4 +203,25 @@ def document(door, address, load, version=0, labels=True):
     }
     if labels:
         document.update(units=units(values), symbols=dict((k, SYMBOLS[k]) for k in values if k in SYMBOLS))
+    own = own_values(door, device, load, now)
+    if own:
+        values.update((key, entry) for key, entry, _ in own)
+        document["tabs"].append({"id": OWN_TAB, "groups": [{"id": OWN_TAB, "keys": [key for key, _, _ in own]}]})
+        document["own"] = dict((key, label) for key, _, label in own)
     return document
+
+
+def own_values(door, device, load, now):
+    """[(key, [value, quality, age_s], {name, unit})] of a generic device's values named by its data model, not by
+    the registry (issue 18): the Device data tab. Sent with every answer (names and units are the model's, which a
+    save may change); the registry-named rows are in the other tabs already."""
+    if device.model is None or load != OWN_LOAD:
+        return []
+    out = []
+    for value in door.generic_values(device.address)["values"]:
+        if not value["standard"]:
+            number = value["value"]
+            out.append((value["key"], [round(number, 6) if number.__class__ is float else number, value["quality"],
+                                       None if value["ts"] is None else round(max(0.0, now - value["ts"]), 1)],
+                        {"name": value["name"], "unit": value["unit"]}))
+    return out

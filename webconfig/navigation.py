@@ -18,6 +18,7 @@ PAGES = (
     ("monitor", "/monitor", "anyone"),
     ("alarms", "/alarms", "anyone"),
     ("trends", "/trends", "anyone"),
+    ("consumption", "/consumption", "read_consumption"),     # issue 17: Consumption (every profile)
     ("hierarchies", "/hierarchies", "edit_hierarchies"),     # issue 17: the hierarchies editor (Admin)
     ("photoview", "/photoview", "session"),        # issue 17: the photoview pages, and their editor (Admin)
     ("photoview-edit", "/photoview/edit", "edit_photoviews"),
@@ -30,6 +31,8 @@ PAGES = (
     ("firewall", "/security/firewall-rules", "manage_firewall"),
     ("system", "/system", "backup"),
     ("password", "/password", "password"),
+    ("datamodels", "/datamodels", "edit_data_models"),     # issue 18: generic Modbus devices' data models (Admin)
+    ("bluetooth", "/bluetooth", "read_bluetooth"),        # issue 18: the Bluetooth sensors heard, the sources (Admin)
 )
 
 

@@ -125,12 +125,13 @@ def mount(app, door, static):
 
     @app.get("/api/photoview/devices", access="command", command=EDIT)
     def devices():
+        """{devices, areas, min_size}: what the editor places (Door.photoview_devices, Door.photoview_areas)."""
         def read(bound):
             devices = bound.photoview_devices()
             for device in devices:
                 for load in device["loads"]:
                     load["labels"] = labels(load["keys"])
-            return {"devices": devices}
+            return dict(bound.photoview_areas(), devices=devices)
         return auth.door_reply(read)
 
     @app.post("/api/photoview/pages", access="command", command=EDIT)

@@ -1,20 +1,22 @@
 """The left pane the data views share (WEBVIEW-M manual §7, issue 17): the navigation tree of one organisation.
 
-``GET /api/views/tree?by=area|usage|fluid`` groups the topology's devices and their loads as the manual's
+``GET /api/views/tree?by=area|usage|fluid|hierarchy`` groups the topology's devices and their loads as the manual's
 *Organisation* heading does (Monitor and Trends: area, usage, fluid; Consumption adds its hierarchies): each
 group with its label in the reader's language and its number of loads, each device with its reference, state
 and loads (name, usage, fluid). Devices without loads (a U-30 network module, an IO module) stay under their
 area; by usage or fluid they are listed under "no load" so the Monitor can still reach them. The time period
 and the name filter are the browser's (static/pane.js): nothing here depends on them.
+By hierarchy (the Consumption page, manual §9.7) each hierarchy is a group whose ``nodes`` is its tree: nodes
+(with their meter), circuits (named as their load) and links to sub-hierarchies, in the hierarchy's order.
 """
 
 import bottle
 
-from daemon import i18n
+from daemon import api, i18n
 from webconfig import auth
 from webconfig.jsonio import reply as _json
 
-ORGANISATIONS = ("area", "usage", "fluid")
+ORGANISATIONS = ("area", "usage", "fluid", "hierarchy")
 NO_AREA, NO_LOAD = "", "-"
 
 
@@ -33,8 +35,43 @@ def _group_label(by, key, language, usage_names):
     return i18n.text("web.fluid." + key, language)
 
 
+def _hierarchy_tree(door, language):
+    """Each hierarchy a group: {key, label, fluid, loads (its circuits), nodes: the main node's tree}."""
+    names = {}
+    for c in door.circuits():
+        names["%d:%d" % (c["address"], c["load"])] = (c["name"] or i18n.text("web.pane.load", language, n=c["load"]),
+                                                      c["device"])
+    doc = door.hierarchies()["hierarchies"]
+    titles = dict((h["id"], h["name"]) for h in doc)
+
+    def circuit(key):
+        name, device = names.get(key, (key, ""))
+        return {"circuit": key, "name": name, "device": device}
+
+    def branch(h, item):
+        out = {"id": item["id"], "kind": item["kind"]}
+        if item["kind"] == "node":
+            out.update(name=item["name"], meter=circuit(item["meter"]) if item.get("meter") else None,
+                       children=[branch(h, i) for i in h["items"] if i["parent"] == item["id"]])
+        elif item["kind"] == "circuit":
+            out.update(circuit(item["circuit"]))
+        else:
+            out.update(ref=item["ref"], name=titles.get(item["ref"], item["ref"]))
+        return out
+
+    groups = []
+    for h in doc:
+        root = next(i for i in h["items"] if i["parent"] is None)
+        used = [i for i in h["items"] if i["kind"] == "circuit" or (i["kind"] == "node" and i.get("meter"))]
+        groups.append({"key": h["id"], "label": h["name"], "fluid": i18n.text("web.fluid." + h["fluid"], language),
+                       "loads": len(used), "devices": [], "nodes": branch(h, root)})
+    return {"by": "hierarchy", "groups": groups}
+
+
 def tree(door, by, language):
     """{by, groups: [{key, label, loads, devices: [{address, name, reference, status, loads: [...]}]}]}."""
+    if by == "hierarchy":
+        return _hierarchy_tree(door, language)
     usage_names = _usage_names(door, language)
     sources = dict((row["address"], row) for row in door.sources() if not row["gateway"])
     circuits = {}
@@ -66,7 +103,7 @@ def tree(door, by, language):
 
 
 def mount(app, door):
-    """Add GET /api/views/tree to ``app`` over the door."""
+    """Add GET /api/views/tree to ``app`` over the door ("hierarchy" reads them: read_consumption)."""
 
     @app.get("/api/views/tree", access="read")
     def views_tree():
@@ -75,6 +112,10 @@ def mount(app, door):
         if by not in ORGANISATIONS:
             status, answer = auth.refusal("bad_request", language, "by must be one of %s" % ", ".join(ORGANISATIONS))
             return _json(answer, status)
-        return _json(tree(auth.door(), by, language))
+        try:
+            return _json(tree(auth.door(), by, language))
+        except api.Refused as exc:
+            status, answer = auth.refused(exc)
+            return _json(answer, status)
 
     return app

@@ -15,8 +15,9 @@ import collections
 import logging
 import time
 
-from core import catalogue, modbus_rtu as rtu
+from core import catalogue, datamodel, modbus_rtu as rtu
 from daemon.runtime.bus import POLL, BusBusy, BusTimeout
+from daemon.runtime.feed import declare, store
 from daemon.state.alarms import device_source
 from daemon.supervise import Supervised
 
@@ -26,14 +27,19 @@ ALARM_SLAVE_TIMEOUT = 3
 
 
 class PlannedRead:
-    """One request: registers [start, start+count) and the values inside."""
+    """One request: registers (or bits) [start, start+count) and the values inside.
 
-    __slots__ = ("start", "count", "items")
+    A generic device's read (``generic``: one frame of its data model) may use function 1, 2, 3 or 4 and
+    its items' kind is (encoding, word order) of core/datamodel.py."""
 
-    def __init__(self, start, count, items):
+    __slots__ = ("start", "count", "items", "function", "generic")
+
+    def __init__(self, start, count, items, function=rtu.READ_HOLDING, generic=False):
         self.start = start
         self.count = count
         self.items = items      # [(load, key, offset, kind, multiplier)]
+        self.function = function
+        self.generic = generic
 
     def __repr__(self):
         return "<Read %#06x+%d %d values>" % (self.start, self.count, len(self.items))
@@ -72,9 +78,27 @@ def plan_reads(reference, loads, limit=rtu.MAX_READ_REGISTERS):
     return reads
 
 
+def plan_model(model):
+    """The reads of a generic device: one per frame of its data model (core/datamodel.py)."""
+    return [PlannedRead(start, count, [(datamodel.LOAD, key, offset, (encoding, order), coefficient)
+                                       for key, offset, encoding, order, coefficient in items], function, True)
+            for function, start, count, items in datamodel.plan(model["rows"])]
+
+
+def plan_device(device):
+    """The poll plan of a device: its data model's frames, or the catalogue's coalesced reads."""
+    if device.model is not None:
+        return plan_model(device.model)
+    return plan_reads(device.reference, _loads_key(device))
+
+
 def decode_read(read, words):
-    """{load: {key: value}} from the words answered to ``read``."""
+    """{load: {key: value}} from the words (bits for functions 1 and 2) answered to ``read``."""
     out = {}
+    if read.generic:
+        for load, key, offset, (encoding, order), coefficient in read.items:
+            out.setdefault(load, {})[key] = datamodel.decode(encoding, order, coefficient, words[offset:])
+        return out
     for load, key, offset, kind, mult in read.items:
         n = catalogue.type_words(kind)
         out.setdefault(load, {})[key] = catalogue.decode(kind, words[offset:offset + n], mult)
@@ -86,10 +110,22 @@ def _loads_key(device):
     return [(n, device.network(n)) for n in device.load_numbers()]
 
 
+def _plan_key(device):
+    """What a device's poll plan depends on: its loads and a generic device's data model."""
+    return _loads_key(device), device.model
+
+
+def answer_words(read, pdu):
+    """The words (or bits) of the answer ``pdu`` to ``read``."""
+    if read.function in (rtu.READ_COILS, rtu.READ_DISCRETE_INPUTS):
+        return rtu.unpack_bits(pdu[2:], read.count)
+    return rtu.read_registers_from_pdu(pdu)
+
+
 class DeviceState:
     def __init__(self, device):
         self.device = device
-        self.plan = plan_reads(device.reference, _loads_key(device))
+        self.plan = plan_device(device)
         self.failures = 0
         self.next_try = 0.0
 
@@ -139,7 +175,7 @@ class BusPoller:
                 self.alarms.set(ALARM_SLAVE_TIMEOUT, self.source(address), False, "device removed")
         for address, device in wanted.items():
             old = self.states.get(address)
-            if old is not None and _loads_key(old.device) == _loads_key(device):
+            if old is not None and _plan_key(old.device) == _plan_key(device):
                 old.device = device              # a new name or area: the plan stands
                 continue
             state = DeviceState(device)          # new, or its loads changed: plan it again
@@ -150,7 +186,7 @@ class BusPoller:
             for read in state.plan:
                 for load, key, _o, _k, _m in read.items:
                     supported[load].add(key)
-            self.cache.declare_device(address, supported)
+            declare(self.cache, address, supported)
 
     def source(self, address):
         return device_source(self.bus_name, address)
@@ -198,10 +234,10 @@ class BusPoller:
     async def poll_device(self, state):
         address = state.device.address
         retries = 0 if state.lost else None
-        futures = [self.engine.submit(address, rtu.read_request(rtu.READ_HOLDING, read.start, read.count), POLL,
+        futures = [self.engine.submit(address, rtu.read_request(read.function, read.start, read.count), POLL,
                                       retries=retries) for read in state.plan]
         try:
-            for read, future in zip(state.plan, futures):
+            for read, future in zip(state.plan, futures, strict=True):
                 try:
                     pdu = await future
                 except (BusTimeout, BusBusy) as exc:
@@ -210,8 +246,7 @@ class BusPoller:
                 except rtu.ModbusException as exc:
                     log.debug("%s: exception %d on %r", self.source(address), exc.code, read)
                     continue
-                words = rtu.read_registers_from_pdu(pdu)
-                self._store(address, read, words)
+                self._store(address, read, answer_words(read, pdu))
         finally:
             for future in futures:     # a silent device: its other reads never go on the wire
                 if not future.done():
@@ -221,9 +256,10 @@ class BusPoller:
 
     def _store(self, address, read, words):
         now = self.clock.time()
-        self.cache.update_raw(address, read.start, words, now)
+        if read.function == rtu.READ_HOLDING:        # what Modbus TCP may answer from (holding registers only)
+            self.cache.update_raw(address, read.start, words, now)
         for load, values in decode_read(read, words).items():
-            self.cache.update(address, load, values, now)
+            store(self.cache, address, load, values, now)
 
     def _answered(self, state):
         address = state.device.address

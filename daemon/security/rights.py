@@ -85,6 +85,14 @@ COMMANDS = {
     # Admin (and Cyber Security, who has Admin's configuration menus) makes them
     "read_photoviews": (PROFILES, (), None, None),
     "edit_photoviews": (("admin", "cyber"), (), None, None),
+    # issue 18: generic Modbus devices' data models (WEBVIEW-L §8.2.7: the administrator's "Models" page):
+    # every profile reads them and a generic device's own values, Admin and Cyber create, edit, import, delete
+    "read_data_models": (PROFILES, (), None, None),
+    "edit_data_models": (("admin", "cyber"), (), None, None),
+    # issue 18: the Bluetooth page (SPEC §7.2 Protocols > Bluetooth, Admin's menu): what the scan heard nearby
+    # (addresses of people's devices too, so not every profile's), and the sensors added or removed as sources
+    "read_bluetooth": (("admin", "cyber"), (), None, None),
+    "edit_bluetooth_sources": (("admin", "cyber"), (), None, None),
     # issue 18: the MQTT publisher hears of logged-curve points as they are written (it publishes them as history
     # while it runs: mqtt.enabled and policy.cloud); its settings' rules are checked with every settings change
     "watch_curve_points": ((), ("mqtt",), None, None),

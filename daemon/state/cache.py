@@ -47,6 +47,10 @@ class Cache:
         self._subscribers = []
         self._raw = {}           # address -> {start: (words, timestamp)} as read by the poller
         self.updates = 0
+        # a generic device's own values (not registry measurements: the web shows them, no protocol does),
+        # daemon/runtime/feed.py: address -> {load: set(keys)}, (address, load, key) -> (value, timestamp)
+        self._extra_keys = {}
+        self._extras = {}
 
     # writers (the poller) ------------------------------------------------
     def declare_device(self, address, supported):
@@ -83,7 +87,28 @@ class Cache:
                 return words[offset:offset + count], ts
         return None
 
+    def declare_extras(self, address, keys):
+        """``keys``: {load: iterable of ``user:`` keys} a generic device offers besides registry ones."""
+        self._extra_keys[address] = dict((load, frozenset(k)) for load, k in keys.items())
+
+    def update_extras(self, address, load, values, timestamp):
+        """Store a generic device's own values (no subscriber: they are not registry measurements)."""
+        for key, value in values.items():
+            self._extras[(address, load, key)] = (value, timestamp)
+
+    def extras_keys(self, address):
+        return dict(self._extra_keys.get(address, {}))
+
+    def get_extra(self, address, load, key):
+        """The Reading of one of a device's own values, its quality by the same rule as ``get``."""
+        if key not in self._extra_keys.get(address, {}).get(load, ()):
+            return Reading(None, None, NOT_SUPPORTED)
+        return self._reading(address, self._extras.get((address, load, key)))
+
     def forget_device(self, address):
+        self._extra_keys.pop(address, None)
+        for k in [k for k in self._extras if k[0] == address]:
+            del self._extras[k]
         self._raw.pop(address, None)
         self._refresh.pop(address, None)
         self._supported.pop(address, None)
@@ -132,7 +157,9 @@ class Cache:
         """The latest Reading; value None when it never arrived or is unsupported."""
         if not self.supported(address, load, key):
             return Reading(None, None, NOT_SUPPORTED)
-        entry = self._values.get((address, load, key))
+        return self._reading(address, self._values.get((address, load, key)))
+
+    def _reading(self, address, entry):
         if entry is None:
             quality = COMM_LOST if address in self._comm_lost else STALE
             return Reading(None, None, quality)

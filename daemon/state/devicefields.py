@@ -136,8 +136,10 @@ def edited_device(old, clean):
     name = clean.get("name")
     if name is None and not topo.auto_named(old):
         name = old.name
-    return topo.Device(clean.get("bus", old.bus), clean.get("address", old.address), old.reference, old.netid,
-                       name, clean.get("area", old.area), [dict(x) for x in old.loads], old.serial, old.not_found)
+    tcp = old.link is not None and old.link.get("kind") == topo.TCP_BUS     # a TCP device stays off the buses
+    return old.kept(bus=old.bus if tcp else clean.get("bus", old.bus), address=clean.get("address", old.address),
+                    name=name,
+                    area=clean.get("area", old.area))
 
 
 def check_circuit_edit(body, devices, usage_known):
@@ -218,8 +220,7 @@ def with_circuit_edits(devices, edits):
             out.append(device)
             continue
         loads = [dict(x, **edits.get((device.address, x["load"]), {})) for x in device.loads]
-        out.append(topo.Device(device.bus, device.address, device.reference, device.netid, device.name,
-                               device.area, loads, device.serial, device.not_found))
+        out.append(device.kept(loads=loads))
     return out
 
 

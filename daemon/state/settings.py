@@ -303,6 +303,10 @@ _TABLE = (
         ("storage.consumption_period_min", "int", 60, (10, 60), "admin", False, True, "number"),
         ("log.level", "enum", "info", ("debug", "info", "warning", "error"), "admin", False, True, "select"),
     )),
+    ("devices.sources", "generic", (     # issue 18: generic devices' Modbus TCP client (runtime/tcplink.py)
+        ("generic.tcp_timeout_ms", "int", 1000, (100, 10000), "admin", False, True, "number"),
+        ("generic.tcp_retries", "int", 1, (0, 5), "admin", False, True, "number"),
+    )),
 )
 
 NAME, TYPE, DEFAULT, BOUNDS, PROFILE, SECRET, LIVE, KIND, PAGE, SECTION = range(10)

@@ -22,12 +22,34 @@ refused the same way (``Settings.add_check``).
 
 A detection adds and updates, it does not delete (``merge_detected``): what
 the user named and placed stays until a *synchronise* asks for removals.
+
+**Device links (issue 18, the foundation non-bus sources build on).** A
+device's ``link`` says how the gateway reaches it; ``None`` is a catalogue
+meter on a master bus (found by a detection or added by hand). Otherwise a
+dict whose ``kind`` is one of ``LINK_KINDS``:
+
+* ``rtu``: a generic Modbus device on a master bus (``bus`` and ``address``
+  are its wire place), polled by that bus's engine like any meter;
+* ``tcp``: a generic Modbus TCP device (``host``, ``port``, ``unit``);
+  ``bus`` is ``"tcp"`` and ``address`` (1..247, unique across the topology)
+  is only the place the protocols' tables give it (Modbus unit ID, SNMP
+  index, BACnet device main ID + address), never sent to the device.
+
+A source that is not a Modbus bus (BLE sensors, branch h-ble) adds its kind
+to ``LINK_KINDS`` with its own ``bus`` name and puts its values into the
+cache through ``daemon/runtime/feed.py`` (``SourceFeed``: declared keys,
+values with their time, communication lost and system alarm 3 like a meter),
+so the protocols and pages see it like a meter. ``model`` is the device's
+data model (``{"name", "rows"}``, core/datamodel.py) for a generic device, a
+copy kept in the topology so a device is whole on its own; the models store
+(daemon/state/datamodels.py) updates the copies when a model is saved. The
+SPEC §1 limits count every device, whatever its link.
 """
 
 import asyncio
 import logging
 
-from core import catalogue
+from core import catalogue, datamodel
 from daemon.atomicfile import AtomicJSONStorage
 from daemon.blocking import run_blocking
 from daemon.state.settings import SettingError
@@ -67,10 +89,18 @@ def _document_shape(doc):
         raise ValueError("the devices table is not a table of documents")
 
 
-class Device:
-    __slots__ = ("bus", "address", "reference", "name", "netid", "area", "loads", "serial", "not_found")
+LINK_KINDS = ("rtu", "tcp", "ble")    # a device's ``link["kind"]`` (None: a catalogue meter); ble: issue 18
+TCP_BUS = "tcp"                # the ``bus`` of Modbus TCP devices
 
-    def __init__(self, bus, address, reference, netid, name=None, area="", loads=None, serial="", not_found=False):
+
+class Device:
+    __slots__ = ("bus", "address", "reference", "name", "netid", "area", "loads", "serial", "not_found",
+                 "link", "model")
+
+    def __init__(self, bus, address, reference, netid, name=None, area="", loads=None, serial="", not_found=False,
+                 link=None, model=None):
+        self.link = dict(link) if link else None         # how the gateway reaches it (module docstring)
+        self.model = model                                # a generic device's data model {name, rows}
         self.bus = bus
         self.address = int(address)
         self.reference = reference
@@ -93,6 +123,27 @@ class Device:
                      for n in range(1, row[catalogue.LOADS] + 1)]
         self.loads = loads
         self.not_found = bool(not_found)         # kept, but the last detection did not find it
+
+    @property
+    def generic(self):
+        """Whether its register map is a user data model (not a catalogue row)."""
+        return self.model is not None
+
+    def kept(self, **changes):
+        """A copy with ``changes`` (the constructor's arguments), link and model kept: how edits rebuild it."""
+        fields = {"bus": self.bus, "address": self.address, "reference": self.reference, "netid": self.netid,
+                  "name": self.name, "area": self.area, "loads": [dict(x) for x in self.loads],
+                  "serial": self.serial, "not_found": self.not_found, "link": self.link, "model": self.model}
+        fields.update(changes)
+        return Device(**fields)
+
+    def measurement_keys(self, load):
+        """The registry keys the device offers on ``load``: the catalogue's map, or its model's standard names."""
+        if self.model is not None:
+            if load != datamodel.LOAD:
+                return set()
+            return set(k for k in (datamodel.row_key(r) for r in self.model["rows"]) if datamodel.is_standard(k))
+        return set(catalogue.measurement_map(self.reference, load, self.network(load)))
 
     @property
     def uid(self):
@@ -122,15 +173,28 @@ class Device:
         return "3P+N"
 
     def as_dict(self):
-        return {"bus": self.bus, "address": self.address, "reference": self.reference, "name": self.name,
-                "netid": self.netid, "serial": self.serial, "area": self.area,
-                "loads": [dict(x) for x in self.loads], "not_found": self.not_found}
+        out = {"bus": self.bus, "address": self.address, "reference": self.reference, "name": self.name,
+               "netid": self.netid, "serial": self.serial, "area": self.area,
+               "loads": [dict(x) for x in self.loads], "not_found": self.not_found}
+        if self.link is not None:
+            out["link"] = dict(self.link)
+        if self.model is not None:
+            out["model"] = {"name": self.model["name"], "rows": [dict(r) for r in self.model["rows"]]}
+        return out
 
     @classmethod
     def from_dict(cls, data):
         catalogue.product(data["reference"])   # KeyError for an unknown reference
+        link, model = data.get("link"), data.get("model")
+        if link is not None and (not isinstance(link, dict) or link.get("kind") not in LINK_KINDS):
+            raise ValueError("unknown link %r" % (link,))
+        if model is not None:
+            model, problems = datamodel.check_model(model)
+            if problems:
+                raise ValueError("its data model is not valid: %r" % problems[:3])
         return cls(data["bus"], data["address"], data["reference"], data.get("netid", ""), data.get("name"),
-                   data.get("area", ""), data.get("loads"), data.get("serial", ""), data.get("not_found", False))
+                   data.get("area", ""), data.get("loads"), data.get("serial", ""), data.get("not_found", False),
+                   link, model)
 
     def __repr__(self):
         return "<Device %s %s@%d %s>" % (self.bus, self.reference, self.address, self.netid)
@@ -153,14 +217,20 @@ def merge_detected(known, found, scanned_buses, remove_missing=False, addresses=
     A found device already known (same ``uid`` and reference) is updated
     (bus, address, NET ID, serial, loads), keeping the user's name, area and
     load names, fluids and usages (so is one added by hand without its NET ID or
-    serial number, keyed by its place, when the same product answers there); a new one is added. A known device of a scanned bus that was
-    not found is kept, flagged ``not_found``, unless ``remove_missing`` (a
-    synchronise) or unless a found device now answers at its address (that
-    address is the found one's). Devices the detection did not look for (another
-    bus, an address outside the range) are left as they are. ``changes``: uids ``added``, ``updated``, ``not_found``, ``removed``.
+    serial number, keyed by its place, when the same product answers there);
+    a new one is added. A known device of a scanned bus that was not found is
+    kept, flagged ``not_found``, unless ``remove_missing`` (a synchronise) or
+    unless a found device now answers at its address (that address is the
+    found one's). Devices the detection did not look for (another bus, an
+    address outside the range, a generic device) are left as they are.
+    ``changes``: uids ``added``, ``updated``, ``not_found``, ``removed``.
     """
+    linked = [d for d in known if d.link is not None]       # generic devices: a detection does not look for them
+    known = [d for d in known if d.link is None]
+    linked_addresses = set(d.address for d in linked)
+    found = [d for d in found if d.address not in linked_addresses]
     by_uid = dict((d.uid, d) for d in known)
-    merged, matched = [], set()
+    merged, matched = list(linked), set()
     changes = {"added": [], "updated": [], "not_found": [], "removed": []}
     # a device added by hand without its NET ID or serial number is keyed by its place: the one found there,
     # of the same product, is that device (its name, area and circuits are kept)

@@ -8,7 +8,7 @@ catalogue map offers, one Binary Input per digital input (``in_k``) and one
 Binary Output per output (``out_k``).
 """
 
-from core import catalogue, registry
+from core import registry
 from daemon.state import devstate
 from daemon.state.cache import COMM_LOST, GOOD, NOT_SUPPORTED, STALE
 
@@ -96,10 +96,10 @@ def load_label(device, load):
 
 
 def device_keys(device):
-    """{load: set of registry keys} the device offers, from the catalogue map."""
+    """{load: set of registry keys} the device offers, from the catalogue map (or its data model)."""
     out = {}
     for load in device.load_numbers():
-        out[load] = set(catalogue.measurement_map(device.reference, load, device.network(load)))
+        out[load] = device.measurement_keys(load)     # the catalogue's map, or a generic device's data model
     return out
 
 

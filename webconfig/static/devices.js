@@ -30,7 +30,8 @@ function fieldLabel(name) {
                 reference: "web.devices.col.reference", bus: "web.devices.col.bus", netid: "web.devices.col.netid",
                 serial: "web.devices.col.serial", fluid: "web.devices.col.fluid", usage: "web.devices.col.usage",
                 name_pattern: "web.devices.name_pattern", gateway: "web.devices.gateway_row",
-                loads: "web.devices.circuits", key: "web.devices.col.usage_name"};
+                loads: "web.devices.circuits", key: "web.devices.col.usage_name", link: "web.models.link",
+                model: "web.models.pick", host: "web.models.host", port: "web.models.port", unit: "web.models.unit"};
   return keys[name] ? t(keys[name]) : name;
 }
 
@@ -270,11 +271,16 @@ function sourceRows(doc) {
       edit.addEventListener("click", () => editDevice(s));
       actions.push(refresh, edit);
     }
-    row.cells = {reference: s.reference, name: s.name, area: s.area, bus: busName(s.bus),
+    const status = stateCell(s);
+    if (s.generic) status.push(genericValues(s));
+    row.cells = {reference: s.generic ? [s.reference, el("span", {class: "age"}, t("web.genweb.model", {model: s.generic.model}))]
+                   : s.reference,
+                 name: s.name, area: s.area, bus: s.generic ? linkText(s) : busName(s.bus),
                  address: s.gateway ? s.address + " (" + t("web.devices.gateway_address") + ")" : s.address,
                  network: s.networks.length ? s.networks.join(", ") : t("web.devices.network.none"),
-                 netid: s.netid || "—", status: stateCell(s), actions};
-    row.search = [s.reference, s.name, s.area, s.address, s.netid, s.serial].join(" ");
+                 netid: s.netid || "—", status, actions};
+    row.search = [s.reference, s.name, s.area, s.address, s.netid, s.serial,
+                  s.generic ? s.generic.model + " " + linkText(s) : ""].join(" ");
     return row;
   });
 }
@@ -340,6 +346,95 @@ function editDevice(device) {
     const [status, answer] = await request("POST", "/api/devices/sources/" + device.address, body);
     return [status, answer, status === 200 ? t("web.devices.edited", {name: answer.result.name}) : ""];
   });
+}
+
+// ---------------------------------------------------------------- generic Modbus devices (issue 18)
+// Added here (RTU: bus + address + model; TCP: host + port + unit + address + model) through the same door command
+// as any device form (POST /api/devices/generic: Door.add_generic_device); the refusals are shown per field. The
+// list shows each one's link, model and values (its model's own names too) with quality and age.
+
+const LINK_FIELDS = {rtu: ["bus"], tcp: ["host", "port", "unit"]};
+const openValues = new Set();        // the generic devices whose values are unfolded (kept across live reloads)
+
+function linkText(s) {
+  const link = s.generic.link;
+  return link.kind === "tcp" ? t("web.genweb.tcp_at", {host: link.host, port: link.port, unit: link.unit})
+    : busName(s.bus) + " · " + t("web.genweb.rtu");
+}
+
+function valueText(v) {
+  if (v.value === null || v.value === undefined) return "—";
+  const text = v.value.toLocaleString(session.language === "fr" ? "fr-FR" : "en-GB", {maximumFractionDigits: 6});
+  return v.unit ? text + "\u00a0" + v.unit : text;
+}
+
+function genericValues(s) {
+  const box = el("details", {class: "values", "data-address": String(s.address)});
+  box.open = openValues.has(s.address);
+  box.addEventListener("toggle", () => { if (box.open) openValues.add(s.address); else openValues.delete(s.address); });
+  const good = s.generic.values.filter((v) => v.quality === "good").length;
+  box.append(el("summary", {}, t("web.genweb.values", {count: s.generic.values.length, good})));
+  const table = el("table", {class: "mini"});
+  const head = el("tr");
+  for (const key of ["name", "value", "quality", "age"]) head.append(el("th", {scope: "col"}, t("web.genweb.v." + key)));
+  table.append(el("thead").appendChild(head).parentNode);
+  const body = el("tbody");
+  for (const v of s.generic.values) {
+    const unread = v.value === null && v.age_s === null && v.quality === "not_supported";   // not polled yet
+    const tr = el("tr", {"data-name": v.name, "data-value": v.value === null ? "" : String(v.value),
+                         "data-quality": v.quality});
+    tr.append(el("th", {scope: "row"}, v.name + (v.standard ? "" : " *")), el("td", {}, valueText(v)),
+              el("td", {class: "q-" + v.quality}, t("web.models.q." + (unread ? "unknown" : v.quality))),
+              el("td", {}, v.age_s === null ? "—" : age(v.age_s)));
+    body.append(tr);
+  }
+  table.append(body);
+  box.append(table, el("p", {class: "help"}, t("web.genweb.own_note")));
+  return box;
+}
+
+function integerOrText(value) { return /^[0-9]+$/.test(value.trim()) ? parseInt(value, 10) : value; }
+
+function showLinkFields() {
+  const link = $("f-link").value;
+  for (const [kind, names] of Object.entries(LINK_FIELDS)) {
+    for (const name of names) $("f-" + name).closest(".field").hidden = kind !== link;
+  }
+}
+
+async function addGenericDevice() {
+  const [status, models] = await request("GET", "/api/datamodels");
+  if (status !== 200) { say("bad", t("web.devices.load_failed", {error: models.error || status})); return; }
+  if (!models.models.length) { say("bad", t("web.genweb.no_models")); return; }
+  const [min, max] = data.address_range;
+  const fields = [
+    {name: "link", label: t("web.models.link"), choices: [["rtu", t("web.models.link.rtu")], ["tcp", t("web.models.link.tcp")]],
+     onchange: showLinkFields},
+    {name: "bus", label: t("web.devices.col.bus"), choices: models.catalogue.buses.map((b) => [b, busName(b)])},
+    {name: "host", label: t("web.models.host"), maxlength: 253, help: t("web.genweb.host_help")},
+    {name: "port", label: t("web.models.port"), type: "number", min: 1, max: 65535, value: 502},
+    {name: "unit", label: t("web.models.unit"), type: "number", min: 0, max: 255, value: 1,
+     help: t("web.genweb.unit_help")},
+    {name: "address", label: t("web.devices.col.address"), type: "number", min, max, required: true,
+     help: t("web.models.address_help")},
+    {name: "model", label: t("web.models.pick"), choices: models.models.map((m) => [m.name, m.name]),
+     help: t("web.genweb.model_help")},
+    {name: "name", label: t("web.devices.col.name"), maxlength: data.max_name, optional: true,
+     help: t("web.devices.field.name_help", {max: data.max_name})},
+    {name: "area", label: t("web.devices.col.area"), maxlength: data.max_name, optional: true},
+  ];
+  openForm(t("web.models.add_device"), fields, async (values) => {
+    const body = {link: values.link, address: integerOrText(values.address), model: values.model};
+    for (const name of ["name", "area"]) if (values[name] !== "") body[name] = values[name];
+    if (values.link === "tcp") {
+      Object.assign(body, {host: values.host, port: integerOrText(values.port), unit: integerOrText(values.unit)});
+    } else {
+      body.bus = values.bus;
+    }
+    const [status, answer] = await request("POST", "/api/devices/generic", body);
+    return [status, answer, status === 200 ? t("web.devices.added", {name: answer.result.name}) : ""];
+  });
+  showLinkFields();
 }
 
 async function deleteSelected() {
@@ -553,13 +648,22 @@ async function load() {
     if (!detecting) drawDetection(doc.discovery && doc.discovery.state !== "idle" ? doc.discovery : null);
     if (doc.discovery && doc.discovery.state === "running") followDetection();
   }
+  const focused = document.activeElement && document.activeElement.closest ?
+    document.activeElement.closest("details.values") : null;
   drawRows();
+  if (focused) {
+    const again = document.querySelector('details.values[data-address="' + focused.dataset.address + '"] summary');
+    if (again) again.focus();
+  }
   return true;
 }
 
 // a live reload redraws the rows: not while a dialog is open or the keyboard is in the table
+// (a generic device's values unfolded keep following: the focus on their summary comes back after the redraw)
 function busy() {
-  return $("form-dialog").open || $("confirm-dialog").open || $("rows").contains(document.activeElement);
+  const active = document.activeElement;
+  return $("form-dialog").open || $("confirm-dialog").open ||
+    ($("rows").contains(active) && !(active.closest && active.closest("details.values")));
 }
 
 async function start() {
@@ -579,6 +683,7 @@ async function start() {
   pageReady();  // first data drawn (bench/web_pages.py waits for it)
   if (VIEW === "sources") {
     $("detect-mode").value = data.detection.mode;
+    if (new URLSearchParams(location.search).get("add") === "generic") addGenericDevice();   // from Data models
     setInterval(() => { if (!busy() && !detecting && !document.hidden) load(); }, LIVE_MS);
   }
 }
@@ -592,6 +697,7 @@ $("select-page").addEventListener("click", () => selectRows("page"));
 $("select-all").addEventListener("click", () => selectRows("all"));
 $("select-none").addEventListener("click", () => selectRows("none"));
 $("add").addEventListener("click", addDevice);
+$("add-generic").addEventListener("click", addGenericDevice);
 $("refresh-all").addEventListener("click", () => refreshDevices(null));
 $("delete").addEventListener("click", deleteSelected);
 $("edit-selected").addEventListener("click", () => editCircuits(rows.filter((row) => selected.has(row.id))));

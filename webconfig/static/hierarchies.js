@@ -1,6 +1,7 @@
 // The Hierarchies editor (manual §9.7): every change is one POST /api/hierarchies {op, ...}; the gateway checks
 // the rules (one fluid, 10 hierarchies, 32 nodes, 50 circuits, no cycle) and says why it refuses; the tree is
-// drawn again from its answer. Keyboard only: forms, selects and buttons (Up, Down, Remove on each row).
+// drawn again from its answer. Keyboard: forms, selects and buttons (Up, Down, Remove on each row); the mouse
+// may also drag and drop (hierarchies-dnd.js: the same changes).
 "use strict";
 
 const state = {data: null, current: null};
@@ -54,6 +55,10 @@ async function change(body, done) {
 function row(h, item) {
   const label = itemLabel(h, item);
   const box = el("div", {class: "item " + item.kind, "data-id": item.id});
+  if (item.parent !== null) {                     // the main node stays; the rest may be dragged to another node
+    box.draggable = true;
+    box.dataset.drag = "item:" + item.id;
+  }
   box.append(el("span", {class: "kind"}, t("web.hierarchies.kind." + item.kind)), el("span", {class: "name"}, label));
   const children = h.items.filter((i) => i.parent === item.id);
   if (item.kind === "node" && item.meter) {
@@ -95,6 +100,7 @@ function draw() {
   options($("new-fluid"), d.fluids.map((f) => [f.key, f.name]), true);
   options($("pick"), d.hierarchies.map((x) => [x.id, x.name + " (" + d.fluids.find((f) => f.key === x.fluid).name + ")"]));
   for (const id of ["pick", "rename", "rename-go", "delete", "add-go", "meter-go", "move-go"]) $(id).disabled = !h;
+  drawPalette(h);
   if (!h) {
     $("tree").replaceChildren(el("li", {class: "muted"}, t("web.hierarchies.none")));
     $("counts").textContent = "";
@@ -174,6 +180,7 @@ function wire() {
 async function start() {
   if (!(await startView())) return;
   wire();
+  wireDrag();
   await load();
   pageReady();
 }

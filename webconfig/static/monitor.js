@@ -40,9 +40,22 @@ function ageText(age) {
 
 function elapsed() { return (performance.now() - receivedAt) / 1000; }
 
-function unitOf(key) { return key.startsWith("in_") || key.startsWith("out_") ? "io" : doc.units[key]; }
+function unitOf(key) {
+  if (doc.own && doc.own[key]) return doc.own[key].unit;
+  return key.startsWith("in_") || key.startsWith("out_") ? "io" : doc.units[key];
+}
 
-function label(key) { return doc.symbols[key] || t("web.monitor.key." + key); }
+function label(key) {
+  if (doc.own && doc.own[key]) return doc.own[key].name;       // a generic device's own name (its data model)
+  return doc.symbols[key] || t("web.monitor.key." + key);
+}
+
+// A value a generic device's data model names itself: its own unit, up to 6 decimals (the coefficient's).
+function formatOwn(value, unit) {
+  if (value === null || value === undefined) return "—";
+  const text = value.toLocaleString(numbers, {maximumFractionDigits: 6});
+  return unit ? text + "\u00a0" + unit : text;
+}
 
 // ---------------------------------------------------------------- selection and the long-poll
 
@@ -93,7 +106,8 @@ function draw() {
   const loadEntry = device.loads.find((l) => l.load === doc.load);
   const where = device.reference + "@" + device.address;        // a default name already says it
   $("title").textContent = device.name + (device.name.includes(where) ? "" : " · " + where) +
-    (loadEntry ? " — " + (loadEntry.name || t("web.pane.load", {n: loadEntry.load})) : "");
+    (loadEntry && loadEntry.name !== device.name ? " — " + (loadEntry.name || t("web.pane.load", {n: loadEntry.load}))
+      : "");                                                     // a generic device's one load bears its name
   drawState();
   const shape = JSON.stringify([doc.address, doc.load, doc.tabs, doc.outputs, doc.phasors && doc.phasors.source]);
   if (!doc.tabs.some((tab) => tab.id === activeTab)) activeTab = doc.tabs.length ? doc.tabs[0].id : "";
@@ -153,6 +167,7 @@ function groupCard(tabId, group) {
   for (const key of group.keys) {
     const row = el("tr", {"data-row": key});
     const head = el("th", {scope: "row"}, label(key));
+    if (tabId === "device_data") head.setAttribute("translate", "no");     // the user's own name, in no language
     const value = el("td", {class: "val", "data-key": key});
     const quality = el("td", {class: "q", "data-q": key});
     row.append(head, value, quality);
@@ -170,6 +185,7 @@ function groupCard(tabId, group) {
                    t("web.monitor.refused." + (writeRights.reason === "policy" ? "policy" : "rights"))));
   }
   if (group.id === "factor") card.append(el("p", {class: "note"}, t("web.monitor.tan_note")));
+  if (group.id === "device_data") card.append(el("p", {class: "note"}, t("web.genweb.monitor_note")));
   return card;
 }
 
@@ -190,7 +206,7 @@ function updateValues() {
     if (!entry) continue;
     const [value, quality, age] = entry;
     cell.dataset.value = value === null ? "" : String(value);
-    cell.textContent = format(value, unitOf(key));
+    cell.textContent = doc.own && doc.own[key] ? formatOwn(value, unitOf(key)) : format(value, unitOf(key));
     const row = cell.parentElement;
     row.className = quality;
     const q = row.querySelector("td.q");

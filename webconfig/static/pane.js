@@ -6,7 +6,10 @@
 //                                     select: "load" | "device", onSelect(item), onPeriod(period)});
 //   await pane.load();
 //
-// ``item`` is {address, load (null for a device), device, name, reference}; ``period`` is {preset, from, to}
+// ``item`` is {address, load (null for a device), device, name, reference, circuits: ["address:load", ...]};
+// with ``groups: true`` a group's name is a button too ({group, by, name, circuits}). By "hierarchy" (Consumption)
+// each hierarchy is a branch of its nodes ({hierarchy, node, name}), circuits and linked hierarchies (their main
+// node); ``onTree(doc)`` is called after each tree is drawn. ``period`` is {preset, from, to}
 // in Unix seconds (to exclusive). The tree comes from GET /api/views/tree?by=...; its states and ages are the
 // gateway's (a lost or stale device is marked). Keyboard: every node is a button; the pane can be closed and
 // pinned open (remembered in localStorage). Text goes in through textContent.
@@ -47,7 +50,8 @@ class Pane {
   constructor(container, options) {
     this.box = container;
     this.options = Object.assign({organisations: ["area", "usage", "fluid"], period: false, select: "load",
-                                  onSelect: () => {}, onPeriod: () => {}}, options || {});
+                                  groups: false, onSelect: () => {}, onPeriod: () => {}, onTree: () => {}},
+                                 options || {});
     this.by = this.options.organisations[0];
     this.doc = null;
     this.selected = null;           // "address" or "address:load"
@@ -65,6 +69,7 @@ class Pane {
     if (status !== 200) { this.$("tree").textContent = doc.error || String(status); return; }
     this.doc = doc;
     this.drawTree();
+    this.options.onTree(doc);
   }
 
   $(part) { return this.box.querySelector("[data-part='" + part + "']"); }
@@ -114,10 +119,16 @@ class Pane {
     if (!this.doc) return;
     let shown = 0;
     for (const group of this.doc.groups) {
+      if (group.nodes) { shown += this.drawHierarchy(tree, group); continue; }
       const devices = group.devices.filter((d) => this.matches(d) || d.loads.some((l) => this.matches(d, l)));
       if (!devices.length) continue;
       const node = el("div", {role: "treeitem", "aria-expanded": "true", class: "pane-group"});
-      node.append(el("div", {class: "pane-group-name"}, t("web.pane.group", {name: group.label, count: group.loads})));
+      const title = t("web.pane.group", {name: group.label, count: group.loads});
+      if (this.options.groups) {
+        const circuits = group.devices.flatMap((d) => d.loads.map((l) => d.address + ":" + l.load));
+        node.append(this.button("g:" + group.key, "pane-item pane-group-name", title,
+                                {group: group.key, by: this.doc.by, name: group.label, circuits}, null));
+      } else node.append(el("div", {class: "pane-group-name"}, title));
       const list = el("div", {role: "group"});
       for (const device of devices) {
         list.append(this.itemButton(device, null));
@@ -134,6 +145,52 @@ class Pane {
     if (!shown) tree.append(el("p", {class: "pane-empty"}, t("web.pane.nothing")));
   }
 
+  // A selectable node of the tree: marks itself current and calls onSelect(item).
+  button(key, cls, label, item, role) {
+    const button = el("button", {type: "button", role: role === undefined ? "treeitem" : role, class: cls,
+                                 "data-key": key,
+                                 "aria-current": this.selected === key ? "true" : null}, label);
+    button.addEventListener("click", () => {
+      this.selected = key;
+      for (const b of this.box.querySelectorAll(".pane-item")) b.toggleAttribute("aria-current", b === button);
+      this.options.onSelect(item);
+    });
+    return button;
+  }
+
+  // One hierarchy: its nodes (a node selects {hierarchy, node}), circuits and linked hierarchies, indented by
+  // depth; the number of items shown (0 when the filter hides them all).
+  drawHierarchy(tree, group) {
+    const text = (this.$("filter").value || "").trim().toLowerCase();
+    const hit = (item) => !text || (item.name || "").toLowerCase().includes(text) ||
+      (item.children || []).some(hit);
+    if (!hit(group.nodes) && !group.label.toLowerCase().includes(text)) return 0;
+    const node = el("div", {role: "treeitem", "aria-expanded": "true", class: "pane-group"});
+    node.append(el("div", {class: "pane-group-name"}, t("web.pane.group", {name: group.label, count: group.loads})));
+    const list = el("div", {role: "group"});
+    const walk = (item, depth) => {
+      let button;
+      if (item.kind === "node") {
+        button = this.button("h:" + group.key + ":" + item.id, "pane-item node", item.name,
+                             {hierarchy: group.key, node: item.id, name: item.name});
+      } else if (item.kind === "circuit") {
+        const [address, load] = item.circuit.split(":").map(Number);
+        button = this.button("h:" + group.key + ":c" + item.circuit, "pane-item load", item.name,
+                             {address, load, name: item.name, device: item.device, circuits: [item.circuit]});
+      } else {
+        button = this.button("h:" + group.key + ":h" + item.ref, "pane-item link", item.name,
+                             {hierarchy: item.ref, node: 1, name: item.name});
+      }
+      button.style.paddingLeft = (6 + 14 * depth) + "px";       // CSSOM: allowed by the CSP
+      list.append(button);
+      for (const child of item.children || []) if (hit(child) || !text) walk(child, depth + 1);
+    };
+    walk(group.nodes, 0);
+    node.append(list);
+    tree.append(node);
+    return 1;
+  }
+
   itemButton(device, load) {
     const key = device.address + (load ? ":" + load.load : "");
     const label = load ? load.name : device.name + " · " + device.reference + "@" + device.address;
@@ -147,7 +204,8 @@ class Pane {
       this.selected = key;
       for (const b of this.box.querySelectorAll(".pane-item")) b.toggleAttribute("aria-current", b === button);
       this.options.onSelect({address: device.address, load: load ? load.load : null, device: device.name,
-                             reference: device.reference, name: load ? load.name : device.name});
+                             reference: device.reference, name: load ? load.name : device.name,
+                             circuits: (load ? [load] : device.loads).map((l) => device.address + ":" + l.load)});
     });
     return button;
   }

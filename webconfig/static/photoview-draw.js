@@ -61,7 +61,7 @@ function makeStage(holder, size, backgroundUrl, backgroundAlt) {
 function place(node, widget) {
   node.style.left = widget.x + "px";
   node.style.top = widget.y + "px";
-  if (widget.type === "device" && widget.mode === "area") {
+  if (widget.type === "device") {                   // an icon or an area: the size it was given
     node.style.width = widget.w + "px";
     node.style.height = widget.h + "px";
   }

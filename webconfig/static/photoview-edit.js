@@ -2,7 +2,8 @@
 // background uploaded (PNG or JPEG within SPEC §10's bounds, checked again by the gateway); widgets taken from
 // the toolbox by drag and drop (or by pressing the tool: the keyboard's way) and placed by dragging them or by
 // their x / y fields; Save sends the page's widgets, each checked by the gateway, which refuses with the field's
-// message. Texts through textContent only.
+// message. A device icon or area is resized by its corner handle or its fields; a whole area's devices are added
+// at once (photoview-place.js). Texts through textContent only.
 "use strict";
 
 const TOOLS = ["measure", "text", "device", "link"];
@@ -71,7 +72,10 @@ function drawStage() {
     node.setAttribute("role", "button");
     node.setAttribute("aria-label", t("web.photoview.widget_named", {type: t("web.photoview.tool." + widget.type),
                                                                     n: index + 1}));
-    if (index === selected) node.classList.add("selected");
+    if (index === selected) {
+      node.classList.add("selected");
+      addHandle(node, widget);
+    }
     node.addEventListener("pointerdown", (event) => startMove(event, index, node));
     node.addEventListener("keydown", (event) => keyMove(event, index));
     node.addEventListener("focus", () => { if (selected !== index) select(index); });
@@ -99,6 +103,9 @@ function select(index) {
   for (const node of stage.canvas.querySelectorAll(".pv-widget")) {
     node.classList.toggle("selected", Number(node.dataset.index) === index);
   }
+  for (const handle of stage.canvas.querySelectorAll(".pv-handle")) handle.remove();
+  const node = stage.canvas.querySelector(".pv-widget[data-index='" + index + "']");
+  if (node && current.widgets[index]) addHandle(node, current.widgets[index]);
   drawProps();
 }
 
@@ -144,7 +151,7 @@ function defaults(type, x, y) {
   } else if (type === "text") {
     Object.assign(widget, {text: t("web.photoview.default_text"), color: "#1d232b", background: "#ffffff"});
   } else if (type === "device") {
-    Object.assign(widget, {mode: "icon", w: 120, h: 80});
+    Object.assign(widget, {mode: "icon", w: NEW_SIZE.icon[0], h: NEW_SIZE.icon[1]});
   } else if (type === "link") {
     const other = pages.find((p) => p.id !== current.id);
     if (!other) { say(t("web.photoview.no_other_page"), "bad"); return null; }
@@ -261,8 +268,10 @@ function drawProps() {
     mode.addEventListener("change", () => { widget.mode = mode.value; redrawWidget(); });
     parts.push(...field(t("web.photoview.mode"), mode));
     const size = el("div", {class: "pv-xy"});
-    size.append(...field(t("web.photoview.w"), numberInput("prop-w", widget.w, 16, current.canvas[0], (v) => { widget.w = v; redrawWidget(); })));
-    size.append(...field(t("web.photoview.h"), numberInput("prop-h", widget.h, 16, current.canvas[1], (v) => { widget.h = v; redrawWidget(); })));
+    size.append(...field(t("web.photoview.w"), numberInput("prop-w", widget.w, placing.minSize, current.canvas[0], (v) => {
+      clampSize(widget, v, widget.h); showSize(widget); redrawWidget(); })));
+    size.append(...field(t("web.photoview.h"), numberInput("prop-h", widget.h, placing.minSize, current.canvas[1], (v) => {
+      clampSize(widget, widget.w, v); showSize(widget); redrawWidget(); })));
     parts.push(size);
   } else if (widget.type === "link") {
     const target = el("select", {id: "prop-target"});
@@ -379,8 +388,12 @@ async function start() {
   const [status, answer] = await getJson("/api/photoview/devices");
   if (status !== 200) { say(refusalText(status, answer), "bad"); pageReady(); return; }
   sources = answer.devices;
+  placing.areas = answer.areas;
+  placing.minSize = answer.min_size;
   for (const device of sources) for (const load of device.loads) learnLabels(load.labels);
   drawTools();
+  drawAreaTool();
+  $("area-add").addEventListener("click", addArea);
   $("new-page").addEventListener("submit", addPage);
   $("save").addEventListener("click", save);
   $("delete-page").addEventListener("click", deletePage);
