@@ -321,8 +321,12 @@ def test_primary_host_state_gates_births_and_data():
     assert mode.incoming(topic, state(True, 100), NOW + 2) == []                    # already online
     assert mode.incoming(topic, state(False, 50), NOW + 2) == []                    # older: ignored
     assert mode.may_publish()
-    assert mode.incoming(topic, state(False, 200), NOW + 3) == []
+    death = mode.incoming(topic, state(False, 200), NOW + 3)        # tck-id-...-phid-offline: NDEATH
+    assert [(m.topic, m.qos, m.retain) for m in death] == [("spBv1.0/Plant/NDEATH/0A1B2C", 1, False)]
+    assert not spb.decode(death[0].payload).HasField("seq")
+    assert spb.metric_value(spb.decode(death[0].payload).metrics[0]) == mode.bdseq()
     assert not mode.may_publish()
+    assert mode.incoming(topic, state(False, 250), NOW + 3) == []                   # already offline
     again = decoded(mode.incoming(topic, state(True, 300), NOW + 4))                 # back: births again
     assert [t.split("/")[2] for t, _p, _m in again] == ["NBIRTH", "DBIRTH", "DBIRTH"]
     # a new connection waits for the (retained) STATE again

@@ -10,7 +10,8 @@ and the simulated meters:
   meters move and started again -> a new NBIRTH with the next bdSeq, then the outage's samples as historical
   metrics with their own timestamps, every sample once and in order; a meter that stops answering -> DDEATH,
   answering again -> DBIRTH (with the node's NDATA count of devices online); a primary host configured: nothing before
-  its STATE says online, nothing while it says offline, births again when it is back, then the held samples;
+  its STATE says online, its NDEATH when it says offline and nothing more, births again when it is back, then
+  the held samples;
 * a gateway process (a child running the publisher) SIGKILLed: the broker publishes its will, an NDEATH whose bdSeq is
   its NBIRTH's and that has no seq; started again on the same state directory, its NBIRTH has the next bdSeq.
 """
@@ -278,14 +279,18 @@ def test_births_data_rebirth_and_outage_through_mosquitto(tmp_path):
             woke = messages(subscriber)[count:]
             assert woke[0][0] == "NBIRTH" and woke[0][2].seq == 0
             check_seq(woke)
+            count = len(messages(subscriber))
             host(False, 2000)
             await wait_for(lambda: not service.mode.may_publish(), guard=30)
-            count, published = len(messages(subscriber)), service.collector.samples
+            await wait_for(lambda: "NDEATH" in [v for v, _d, _p in messages(subscriber)[count:]], guard=30)
+            published = service.collector.samples
             clock.advance(30)
             waited = int(clock.time() * 1000)
             await polled(gw)
             await asyncio.sleep(0.5)
-            assert messages(subscriber)[count:] == [] and service.collector.samples > published
+            assert [(v, bdseq(p)) for v, _d, p in messages(subscriber)[count:]] == [("NDEATH", bdseq(woke[0][2]))]
+            assert service.collector.samples > published
+            count += 1
             clock.advance(1)                     # the births come later than the samples held
             host(True, 3000)
             await wait_for(settled, guard=60)

@@ -34,8 +34,10 @@ rules are named by their TCK ids (tck-id-...):
 * Primary host (``spBv1.0/STATE/<host_id>``, JSON {"online", "timestamp"}: message-flow-edge-node-birth-
   publish-phid-wait-*): when configured, nothing is born before its STATE says online with a timestamp not
   older than the last one seen (the service asks for births once ``may_publish()``); births are sent again
-  when it comes back online. Interface limit: on "offline" the mode stops publishing but cannot ask the
-  service to publish NDEATH and reconnect as message-flow-edge-node-birth-publish-phid-offline wants.
+  when it comes back online. On "offline" the node publishes its NDEATH (the will's payload) and stops; the
+  interface has no way to ask the service for the reconnection message-flow-edge-node-birth-publish-phid-offline
+  also wants, so the next NBIRTH keeps the connection's bdSeq (a host reads NDEATH then NBIRTH of one bdSeq as
+  offline, then online again).
 """
 
 import json
@@ -448,8 +450,11 @@ class SparkplugMode(Mode):
         was_online, self._host_online = self._host_online, online
         if online and not was_online and self._active:
             return self._birth_sequence(now)
-        if not online:
+        if not online and self._node_born:
+            # phid-offline: the node stops publishing and says so with its NDEATH (the will's: same bdSeq, no
+            # seq); the reconnection that rule also asks for is the service's to make (see the docstring)
             self._node_born = False
             self._born = {}
+            return [self.will()]
         return []
 
