@@ -140,8 +140,11 @@ async def run(args, overrides):
         if service.name == "rtu_slave":
             for line in rtu_slave_banner(gateway, state):
                 print(line, flush=True)
-        elif state.get("running"):
+        elif state.get("running") and "port" in state:
             print("  %-16s: %s port %s" % (service.name, state.get("transport", "tcp").upper(), state["port"]),
+                  flush=True)
+        elif state.get("running"):                 # a client of another server (MQTT, exports): no port of ours
+            print("  %-16s: %s" % (service.name, "to %s" % state["broker"] if "broker" in state else "running"),
                   flush=True)
     for bus, engine in gateway.engines.items():
         print("  %-8s bus    : %s at %d baud (Modbus RTU master)" % (bus, gateway.board.port_path(bus), engine.baud),

@@ -6,6 +6,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -241,3 +242,21 @@ def test_a_topology_file_with_an_impossible_fault_is_refused_at_start(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "extra_delay_ms must be a number within 0..10000 ms" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_daemon_starts_with_the_mqtt_publisher_on_and_says_where_it_publishes(tmp_path):
+    """A client service without a port of its own (the MQTT publisher) has its banner line; the daemon serves
+    while its broker is unreachable (nothing listens on the port: the publisher retries, the web answers)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]          # free once closed: nothing listens there
+    proc = start_daemon(tmp_path / "state", "--board", "sim", "--topology", DEMO_TOPOLOGY,
+                        "--set", "mqtt.enabled=true", "--set", "policy.cloud=true",
+                        "--set", "mqtt.host=127.0.0.1", "--set", "mqtt.port=%d" % closed_port)
+    try:
+        assert banner_match(proc, r"mqtt\s*: to 127\.0\.0\.1:(\d+)\n").group(1) == str(closed_port)
+        status = wait_until(lambda: http_get(proc.base + "/api/status")[0] == 200, guard=30)
+        assert status and proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

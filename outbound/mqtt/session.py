@@ -123,6 +123,8 @@ class Session:
                 else:
                     await self.spool.flushed.wait()
                 continue
+            if not self.mode.may_publish():   # the primary host went offline during the read: read them again later
+                continue
             samples = []
             for sample, end in records:
                 if not sample.history and _before(end, backlog_end):
