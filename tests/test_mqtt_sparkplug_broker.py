@@ -298,6 +298,9 @@ def test_births_data_rebirth_and_outage_through_mosquitto(tmp_path):
                            >= service.collector.samples, guard=60)
             back = messages(subscriber)[count:]
             assert back[0][0] == "NBIRTH"
+            # phid-offline asked for a new connection: its NBIRTH has the next bdSeq, and it was no failure
+            assert bdseq(back[0][2]) == (bdseq(woke[0][2]) + 1) % 256, (bdseq(back[0][2]), bdseq(woke[0][2]))
+            assert service.status()["failures"] == 0 and service.door.alarm_active() is None
             check_seq(back)
             held = [m for m in ddata_metrics(back, birth_table(back)) if m[4] == waited]
             assert held and all(historical for *_rest, historical in held)

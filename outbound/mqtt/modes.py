@@ -72,6 +72,11 @@ class Mode:
         """False while the mode waits for something before publishing (Sparkplug: the primary host's STATE)."""
         return True
 
+    def reconnect_wanted(self):
+        """True when the mode asks for a new connection after what it just answered (Sparkplug: the primary host
+        went offline; the node has said its NDEATH and connects again, with the next bdSeq). Not a failure."""
+        return False
+
     def incoming(self, topic, payload, now):
         """Messages to send in answer to a received message; [] when it is ignored."""
         return []

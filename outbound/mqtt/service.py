@@ -24,7 +24,7 @@ from daemon.supervise import Supervised
 from outbound.mqtt import config, errors
 from outbound.mqtt.modes import MODES
 from outbound.mqtt.samples import Collector
-from outbound.mqtt.session import Session
+from outbound.mqtt.session import Reconnect, Session
 from outbound.mqtt.spool import MB, SampleSpool
 
 log = logging.getLogger("gateway.mqtt")
@@ -102,6 +102,8 @@ class MqttService(SwitchedService):
     async def _run(self):
         while True:
             error = await self._session()
+            if error is None:
+                continue                    # a reconnection the mode asked for: at once, not a failure
             self.failures += 1
             self.last_error = error
             backoff = min(self.max_backoff, self.min_backoff * 2 ** min(self.failures - 1, 30))
@@ -116,7 +118,7 @@ class MqttService(SwitchedService):
             self.next_retry = None
 
     async def _session(self):
-        """One connection, until it fails: its SessionError."""
+        """One connection, until it fails: its SessionError (None: the mode asked for a new connection)."""
         conn = config.connection(self.settings.get, self.door.identity()["netid"])
         connected = False
         try:
@@ -144,6 +146,9 @@ class MqttService(SwitchedService):
             raise aiomqtt.MqttError("the session ended")
         except asyncio.CancelledError:
             raise
+        except Reconnect as exc:
+            log.info("mqtt: %s", exc)
+            return None
         except (aiomqtt.MqttError, OSError, ValueError) as exc:
             return errors.classify(exc, conn.host, conn.port, connected, self._client_log.text)
         finally:

@@ -25,6 +25,11 @@ def _before(position, end):
     return (position.seq, position.offset) <= (end.seq, end.offset)
 
 
+class Reconnect(Exception):
+    """The mode asked for a new connection (``Mode.reconnect_wanted``): the service connects again at once, and
+    it is not a failure (no alarm, no back-off)."""
+
+
 class Session:
     def __init__(self, client, mode, spool, now_ms):
         self.client = client
@@ -97,6 +102,9 @@ class Session:
             answer = self.mode.incoming(str(message.topic), payload, self.now_ms())
             if answer:
                 self.publish_now(answer)
+            if self.mode.reconnect_wanted():
+                await asyncio.gather(*self._side, return_exceptions=True)    # its last words leave first
+                raise Reconnect("the %s mode asked for a new connection" % type(self.mode).__name__)
             self.spool.flushed.set()          # may_publish may have changed: the sender looks again
 
     async def _send(self, backlog_end):

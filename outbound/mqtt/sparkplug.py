@@ -34,10 +34,9 @@ rules are named by their TCK ids (tck-id-...):
 * Primary host (``spBv1.0/STATE/<host_id>``, JSON {"online", "timestamp"}: message-flow-edge-node-birth-
   publish-phid-wait-*): when configured, nothing is born before its STATE says online with a timestamp not
   older than the last one seen (the service asks for births once ``may_publish()``); births are sent again
-  when it comes back online. On "offline" the node publishes its NDEATH (the will's payload) and stops; the
-  interface has no way to ask the service for the reconnection message-flow-edge-node-birth-publish-phid-offline
-  also wants, so the next NBIRTH keeps the connection's bdSeq (a host reads NDEATH then NBIRTH of one bdSeq as
-  offline, then online again).
+  when it comes back online. On "offline" the node publishes its NDEATH (the will's payload), stops and asks
+  the service for a new connection (``reconnect_wanted``: message-flow-edge-node-birth-publish-phid-offline), whose
+  NBIRTH, once the host is online again, has the next bdSeq.
 """
 
 import json
@@ -174,6 +173,7 @@ class SparkplugMode(Mode):
         self._lost = set()         # addresses reported lost by the service
         self._status = {}          # status metric name -> last value published
         self._host_online = False
+        self._reconnect = False    # the primary host went offline: the service connects again (phid-offline)
         self._host_ts = None       # timestamp of the last STATE accepted from the primary host
 
     # ------------------------------------------------------------------ names and topics
@@ -236,7 +236,11 @@ class SparkplugMode(Mode):
             return []
         return self._birth_sequence(now)
 
+    def reconnect_wanted(self):
+        return self._reconnect
+
     def session_ended(self):
+        self._reconnect = False
         self._active = False
         self._node_born = False
         self._born = {}
@@ -451,10 +455,11 @@ class SparkplugMode(Mode):
         if online and not was_online and self._active:
             return self._birth_sequence(now)
         if not online and self._node_born:
-            # phid-offline: the node stops publishing and says so with its NDEATH (the will's: same bdSeq, no
-            # seq); the reconnection that rule also asks for is the service's to make (see the docstring)
+            # phid-offline: the node stops publishing, says so with its NDEATH (the will's: same bdSeq, no seq)
+            # and asks the service for a new connection (reconnect_wanted), whose NBIRTH has the next bdSeq
             self._node_born = False
             self._born = {}
+            self._reconnect = True
             return [self.will()]
         return []
 
