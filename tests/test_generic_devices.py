@@ -13,12 +13,11 @@ import contextlib
 import struct
 
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
-from pymodbus.server import ModbusTcpServer
 
 from bacnet_support import MAIN, NET
 from bacnet_peer import ANALOG_INPUT, PROP, NodeBacnet, rpm_values
 from board.simgeneric import GenericSlave
+from modbus_tcp_device import tcp_device
 from conftest import free_tcp_port, free_udp_port, running_gateway, topology_with, wait_for, web_login, web_server
 from daemon.state.alarms import device_source
 from protocols.bacnet import BacnetService
@@ -71,22 +70,6 @@ EXPECTED = {
 }
 
 
-@contextlib.asynccontextmanager
-async def tcp_device(port):
-    """A pymodbus Modbus TCP server on loopback answering unit TCP_UNIT from TCP_HOLDING."""
-    block = ModbusSequentialDataBlock(1, list(TCP_HOLDING))          # pymodbus: block address 1 = register 0
-    context = ModbusServerContext(devices={TCP_UNIT: ModbusDeviceContext(hr=block)}, single=False)
-    server = ModbusTcpServer(context, address=("127.0.0.1", port))
-    task = asyncio.get_running_loop().create_task(server.serve_forever())
-    try:
-        yield server
-    finally:
-        await server.shutdown()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-
-
 async def modbus_read(port, unit, register, count):
     client = AsyncModbusTcpClient("127.0.0.1", port=port)
     await client.connect()
@@ -117,7 +100,7 @@ def test_generic_rtu_and_tcp_devices_are_read_like_meters_on_every_front_end(tmp
 
     async def scenario():
         async with contextlib.AsyncExitStack() as stack:
-            server = await stack.enter_async_context(tcp_device(tcp_port))
+            server = await stack.enter_async_context(tcp_device(tcp_port, TCP_UNIT, TCP_HOLDING))
             gw = await stack.enter_async_context(running_gateway(
                 tmp_path / "state", topology_with(), settings,
                 services=[ModbusTcpService, SnmpService, BacnetService, web],

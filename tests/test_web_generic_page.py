@@ -16,10 +16,9 @@ import contextlib
 import struct
 
 import pytest
-from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
-from pymodbus.server import ModbusTcpServer
 
 from browser_support import AXE, CHROMIUM, CHROMIUM_ARGS, PAGE_PROBE, axe, browser_ready, shot
+from modbus_tcp_device import tcp_device
 from conftest import commission_accounts, free_tcp_port, running_gateway, topology_with, web_login, web_server
 
 READY = "() => document.documentElement.dataset.ready === '1'"
@@ -48,22 +47,6 @@ CELLS = r"""() => Object.fromEntries(Array.from(document.querySelectorAll('#pane
 LIST_VALUES = r"""(address) => Array.from(document.querySelectorAll(
   'details.values[data-address="' + address + '"] tbody tr')).map((r) =>
   [r.dataset.name, r.dataset.value, r.dataset.quality, Array.from(r.children).map((c) => c.textContent)])"""
-
-
-@contextlib.asynccontextmanager
-async def tcp_device(port):
-    """A pymodbus Modbus TCP server on loopback answering unit TCP_UNIT from IMAGE (holding registers)."""
-    block = ModbusSequentialDataBlock(1, list(IMAGE))          # pymodbus: block address 1 = register 0
-    context = ModbusServerContext(devices={TCP_UNIT: ModbusDeviceContext(hr=block)}, single=False)
-    server = ModbusTcpServer(context, address=("127.0.0.1", port))
-    task = asyncio.get_running_loop().create_task(server.serve_forever())
-    try:
-        yield server
-    finally:
-        await server.shutdown()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
 
 
 async def _session_page(browser, base, language="en", width=1920, height=1080):
@@ -157,7 +140,7 @@ async def _scenario(tmp_path):
     port = free_tcp_port()
     settings = {"poll.backoff_max_s": 1, "generic.tcp_timeout_ms": 500}
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(tcp_device(port))
+        await stack.enter_async_context(tcp_device(port, TCP_UNIT, IMAGE))
         gw = await stack.enter_async_context(running_gateway(state, topology_with(), settings, services=[web]))
         base = "http://127.0.0.1:%d" % web.server.port
         pw = await stack.enter_async_context(async_playwright())
