@@ -12,7 +12,7 @@ process, paho, QoS 1, a persistent session opened before any gateway) records ev
 
 The measured window is ``--seconds`` long; in its middle the broker is stopped (SIGTERM: it saves its database)
 for ``--outage`` seconds and started again on the same port. At the window's end the gateways stop taking
-samples and their spools are left to drain; then, per gateway:
+samples and their spools are left to drain; then, per gateway (a table, then the figures as one JSON line):
 
 * published: the samples the publisher took into its spool (the bench's tee on the service's sink; its own
   counter ``status()["published"]``, the samples the broker acknowledged, must reach the same figure);
@@ -21,7 +21,9 @@ samples and their spools are left to drain; then, per gateway:
   deliveries of a sample taken before one already delivered (the spool's order is the reference);
 * peak spool: its size in bytes and in samples (looked at every 0.25 s);
 * CPU: the worker process's CPU time (every thread: the loop, the simulated meters, the executor) over the window
-  divided by the gateways it runs. Reference, same run: the broker's CPU time over the same window.
+  divided by the gateways it runs, and the part of it that the simulated meters' threads took (read from
+  /proc/self/task: the site's cost, which a real gateway does not pay). Reference, same run: the broker's CPU
+  time over the same window (both of its runs).
 """
 
 import argparse
@@ -277,11 +279,11 @@ async def worker_main(first, count, port, mode, poll_ms, out):
                 line = await loop.run_in_executor(None, sys.stdin.readline)
                 command = line.strip()
                 if command == "mark":
-                    print(json.dumps({"cpu_s": _cpu()}), flush=True)
+                    print(json.dumps({"cpu_s": _cpu(fleet)}), flush=True)
                 elif command == "stop":                     # the window's end: no more samples
                     for _i, _g, service, _p in fleet:
                         service.collector.stop()
-                    print(json.dumps({"cpu_s": _cpu()}), flush=True)
+                    print(json.dumps({"cpu_s": _cpu(fleet)}), flush=True)
                 elif command == "drained":
                     print(json.dumps({"pending": sum(s.status().get("spool_samples", 0)
                                                      for _i, _g, s, _p in fleet)}), flush=True)
@@ -304,9 +306,19 @@ async def worker_main(first, count, port, mode, poll_ms, out):
                 await gateway.stop()
 
 
-def _cpu():
+def _cpu(fleet):
+    """(this process's CPU seconds, those of its simulated meters' threads: the sites, not the gateways)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    meters = 0.0
+    for _index, gateway, _service, _peak in fleet:
+        for simbus in gateway.board.buses.values():
+            try:
+                with open("/proc/self/task/%d/stat" % simbus._thread.native_id) as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except (OSError, AttributeError):
+                continue
+            meters += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return usage.ru_utime + usage.ru_stime, meters
 
 
 async def _look_at_spools(fleet):
@@ -426,7 +438,7 @@ def run(gateways=50, workers=5, seconds=60.0, outage=10.0, mode="json", poll_ms=
     per = {}
     for (first, count), c0, c1 in zip(shares(gateways, workers), cpu0, cpu1, strict=True):
         for index in range(first, first + count):
-            per[SITE % index] = (c1 - c0) / count
+            per[SITE % index] = ((c1[0] - c0[0]) / count, (c1[1] - c0[1]) / count)
     table = []
     for site in sorted(reports):
         report = reports[site]
@@ -434,11 +446,14 @@ def run(gateways=50, workers=5, seconds=60.0, outage=10.0, mode="json", poll_ms=
                                    [tuple(r) for r in received.get(site, [])]),
                           gateway=site, acknowledged=report["acknowledged"], dropped=report["dropped"],
                           sessions=report["sessions"], peak_spool_bytes=report["peak_spool_bytes"],
-                          peak_spool_samples=report["peak_spool_samples"], cpu_s=round(per[site], 3)))
+                          peak_spool_samples=report["peak_spool_samples"], cpu_s=round(per[site][0], 3),
+                          meters_cpu_s=round(per[site][1], 3)))
     broker_cpu = broker1 - broker0
     totals = dict((key, sum(row[key] for row in table)) for key in (
         "published", "acknowledged", "delivered", "lost", "duplicated", "out_of_order", "dropped", "unknown"))
     gateway_cpu = sum(row["cpu_s"] for row in table) / len(table)
+    meters_cpu = sum(row["meters_cpu_s"] for row in table) / len(table)
+    own_cpu = gateway_cpu - meters_cpu
     if not keep:
         shutil.rmtree(directory, ignore_errors=True)
     return {"gateways": gateways, "workers": len(fleet), "mode": mode, "seconds": round(window, 1),
@@ -447,8 +462,10 @@ def run(gateways=50, workers=5, seconds=60.0, outage=10.0, mode="json", poll_ms=
             "samples_per_s": round(totals["published"] / window, 1),
             "peak_spool_bytes_max": max(row["peak_spool_bytes"] for row in table),
             "peak_spool_samples_max": max(row["peak_spool_samples"] for row in table),
-            "cpu_per_gateway_s": round(gateway_cpu, 3), "broker_cpu_s": round(broker_cpu, 3),
+            "cpu_per_gateway_s": round(gateway_cpu, 3), "meters_cpu_per_gateway_s": round(meters_cpu, 3),
+            "broker_cpu_s": round(broker_cpu, 3),
             "cpu_per_gateway_vs_broker": round(gateway_cpu / broker_cpu, 3) if broker_cpu else None,
+            "own_cpu_per_gateway_vs_broker": round(own_cpu / broker_cpu, 3) if broker_cpu else None,
             "fleet_cpu_vs_broker": round(gateway_cpu * len(table) / broker_cpu, 2) if broker_cpu else None,
             "subscriber_cpu_s": round(sub1["cpu_s"] - sub0["cpu_s"], 3), "subscriber_messages": sub2["messages"],
             "per_gateway": table}
@@ -486,7 +503,7 @@ def main():
     parser.add_argument("--mode", choices=sorted(WIRES), default="json")
     parser.add_argument("--poll-ms", type=int, default=2000, help="poll.min_cycle_ms of every gateway")
     parser.add_argument("--keep", help="a directory for the broker's files and the raw records (kept)")
-    parser.add_argument("--json", action="store_true", help="the JSON line only")
+    parser.add_argument("--json", action="store_true", help="one JSON line only, with the per-gateway rows")
     parser.add_argument("--subscriber", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -498,8 +515,10 @@ def main():
         asyncio.run(worker_main(int(first), int(count), int(port), mode, int(poll_ms), out))
         return
     result = run(args.gateways, args.workers, args.seconds, args.outage, args.mode, args.poll_ms, args.keep)
-    if not args.json:
-        _print_table(result)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+        return
+    _print_table(result)
     print(json.dumps(dict((k, v) for k, v in result.items() if k != "per_gateway"), sort_keys=True))
 
 
@@ -522,10 +541,11 @@ def _print_table(result):
                           t["duplicated"], t["out_of_order"], t["dropped"]))
     print("peak spool of one gateway: %.1f KiB, %d samples" % (result["peak_spool_bytes_max"] / 1024.0,
                                                                 result["peak_spool_samples_max"]))
-    print("CPU per gateway %.2f s over the window = %.3f x the broker's %.2f s (reference); the whole fleet %.1f x "
-          "the broker; subscriber %.2f s" % (result["cpu_per_gateway_s"], result["cpu_per_gateway_vs_broker"] or 0,
-                                             result["broker_cpu_s"], result["fleet_cpu_vs_broker"] or 0,
-                                             result["subscriber_cpu_s"]))
+    print("CPU per gateway %.2f s over the window = %.3f x the broker's %.2f s (reference); without its simulated "
+          "meters' threads (%.2f s) %.3f x; the whole fleet %.1f x the broker; subscriber %.2f s" % (
+              result["cpu_per_gateway_s"], result["cpu_per_gateway_vs_broker"] or 0, result["broker_cpu_s"],
+              result["meters_cpu_per_gateway_s"], result["own_cpu_per_gateway_vs_broker"] or 0,
+              result["fleet_cpu_vs_broker"] or 0, result["subscriber_cpu_s"]))
 
 
 if __name__ == "__main__":
