@@ -19,7 +19,9 @@ samples and their spools are left to drain; then, per gateway (a table, then the
 * delivered: those the subscriber received at least once (matched by topic and timestamp);
 * lost: published, never delivered (must be 0); duplicated: deliveries beyond the first; out of order:
   deliveries of a sample taken before one already delivered (the spool's order is the reference);
-* peak spool: its size in bytes and in samples (looked at every 0.25 s);
+* peak spool: its size on disk (``status()["spool_bytes"]``: whole segment files, so sent samples of the segment
+  being written count until it is done) and the samples waiting in it, each at its own peak (looked at every
+  0.25 s);
 * CPU: the worker process's CPU time (every thread: the loop, the simulated meters, the executor) over the window
   divided by the gateways it runs, and the part of it that the simulated meters' threads took (read from
   /proc/self/task: the site's cost, which a real gateway does not pay). Reference, same run: the broker's CPU
