@@ -288,14 +288,14 @@ SERVER_CHILD = textwrap.dedent("""
     import bottle
     from webconfig.server import HttpServer
 
-    nofile = int(sys.argv[1])
+    nofile, header_timeout = int(sys.argv[1]), float(sys.argv[2])
     if nofile:
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     app = bottle.Bottle()
     app.route("/n", callback=lambda: bottle.request.query_string)
 
     async def main():
-        server = HttpServer(app, header_timeout=3600, idle_timeout=3600)
+        server = HttpServer(app, header_timeout=header_timeout, idle_timeout=3600)
         await server.start()
         hoard, done = [], asyncio.Event()
 
@@ -332,8 +332,8 @@ SERVER_CHILD = textwrap.dedent("""
 class ServerChild:
     """The child's server: ``ask(command)`` gives its stats; ``fds()`` counts its descriptors from outside."""
 
-    def __init__(self, nofile=0):
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER_CHILD, str(nofile)], cwd=REPO,
+    def __init__(self, nofile=0, header_timeout=3600):
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER_CHILD, str(nofile), str(header_timeout)], cwd=REPO,
                                      env=dict(os.environ, PYTHONPATH=REPO), text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.port = self._answer()["port"]
@@ -391,8 +391,11 @@ def wait_until(predicate, guard=60.0):
 
 def test_connect_flood_leaves_descriptors_and_log_as_they_were():
     """2,000 connects held, then dropped: the server's descriptors stay bounded and come back; the log
-    stays quiet; a client from another address is served while the flood is held."""
-    child = ServerChild()
+    stays quiet; a client from another address is served while the flood is held. The server's first-request
+    timeout is the daemon's order of magnitude (20 s, not an hour): a connect whose client closed while the
+    kernel's backlog was full can reach the server without its FIN ever following (a silent peer, to TCP), and
+    only that timeout closes it, as it would on the Pi."""
+    child = ServerChild(header_timeout=20)
     try:
         base = child.ask()["fds"]
         flood, peak = [], 0
@@ -404,6 +407,8 @@ def test_connect_flood_leaves_descriptors_and_log_as_they_were():
             if len(flood) % 100 == 0:
                 peak = max(peak, child.fds())
         assert http_get(child.port, b"/n?during").endswith(b"\r\n\r\nduring")
+        # counted while the flood is held: once it is dropped, the kernel's backlog still hands over connections
+        # that find room (the others closed) and are neither evicted nor refused
         stats = child.ask()
         assert stats["connections_open"] <= stats["connection_cap"]
         peak = max(peak, child.fds())
@@ -411,7 +416,6 @@ def test_connect_flood_leaves_descriptors_and_log_as_they_were():
             sock.close()
         wait_until(lambda: child.ask()["connections_open"] == 0)
         wait_until(lambda: child.fds() <= base)
-        stats = child.ask()
         log = child.finish()
     finally:
         child.kill()
