@@ -10,7 +10,6 @@ returns None for it and such users' messages pass to pysnmp as before.
 """
 
 import hashlib
-import hmac
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
@@ -43,18 +42,29 @@ def localise(key, engine_id, hash_name):
 class User:
     """One user's localised keys and algorithms, for our engine ID."""
 
-    __slots__ = ("name", "level", "hash_name", "mac_length", "auth_key", "priv_key")
+    __slots__ = ("name", "level", "hash_name", "mac_length", "auth_key", "priv_key", "_inner", "_outer", "_aes")
+
+    def prepare(self):
+        """The HMAC's keyed inner and outer hash states (RFC 2104) and the AES key schedule, computed once."""
+        block = hashlib.new(self.hash_name).block_size
+        key = self.auth_key.ljust(block, b"\0")
+        self._inner = hashlib.new(self.hash_name, bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.new(self.hash_name, bytes(b ^ 0x5C for b in key))
+        self._aes = algorithms.AES(self.priv_key) if self.priv_key else None
+        return self
 
     def sign(self, message):
         """The truncated HMAC of ``message`` (whose authentication parameters are zeros)."""
-        return hmac.digest(self.auth_key, message, self.hash_name)[:self.mac_length]
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:self.mac_length]
 
     def crypt(self, data, boots, engine_time, salt, encrypt):
-        """AES-CFB128 with IV = boots || time || salt (RFC 3826 §3.1.2.1 / §3.1.3.1)."""
-        iv = boots.to_bytes(4, "big") + engine_time.to_bytes(4, "big") + salt
-        cipher = Cipher(algorithms.AES(self.priv_key), CFB(iv))
-        worker = cipher.encryptor() if encrypt else cipher.decryptor()
-        return worker.update(data) + worker.finalize()
+        """AES-CFB128 with IV = boots || time || salt (RFC 3826 §3.1.2.1 / §3.1.3.1); CFB needs no finalize."""
+        cipher = Cipher(self._aes, CFB(boots.to_bytes(4, "big") + engine_time.to_bytes(4, "big") + salt))
+        return (cipher.encryptor() if encrypt else cipher.decryptor()).update(data)
 
 
 def localised_user(name, auth, auth_password, priv, priv_password, engine_id):
@@ -75,7 +85,7 @@ def localised_user(name, auth, auth_password, priv, priv_password, engine_id):
         while len(key) < PRIV[priv]:                  # draft-blumenthal: Kul || H(Kul) ...
             key += hashlib.new(hash_name, key).digest()
         user.priv_key = key[:PRIV[priv]]
-    return user
+    return user.prepare()
 
 
 def localised_users(config, engine_id):

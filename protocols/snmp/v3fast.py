@@ -67,6 +67,11 @@ class V3Fast:
         self.users = dict(users)
         self.boots = boots
         self.time_origin = time.time() - engine_time
+        # the parts of every response that only change with the configuration
+        self._context = ber.tlv(ber.OCTET_STRING, engine_id) + b"\x04\x00"
+        self._usm_head = ber.tlv(ber.OCTET_STRING, engine_id) + ber.encode_integer(boots)
+        self._glob_tail = dict((flags, ber.encode_integer(self.max_size) + bytes((4, 1, flags))
+                                + ber.encode_integer(USM)) for flags in (1, 3))
 
     def answer(self, datagram, head):
         """Response bytes, or PASS (pysnmp handles it) for a v3 message of our engine, a configured user at
@@ -136,25 +141,25 @@ class V3Fast:
 
     def _response(self, head, user, req, status, payload, now):
         """The Response message: scoped PDU (encrypted under a fresh salt at authPriv), USM parameters, HMAC."""
-        pdu = req.raw_request_id + ber.encode_integer(status) + ber.encode_integer(0) + ber.tlv(ber.SEQUENCE, payload)
-        scoped = ber.tlv(ber.SEQUENCE, ber.tlv(ber.OCTET_STRING, self.engine_id) + b"\x04\x00"
-                         + ber.tlv(ber.RESPONSE, pdu))
+        tlv = ber.tlv
+        pdu = req.raw_request_id + ber.encode_integer(status) + b"\x02\x01\x00" + tlv(ber.SEQUENCE, payload)
+        scoped = tlv(ber.SEQUENCE, self._context + tlv(ber.RESPONSE, pdu))
+        time_tlv = ber.encode_integer(now)
         if user.level == 3:
             self.salt = (self.salt + 1) & 0xFFFFFFFFFFFFFFFF        # RFC 3826 §3.1.1.1: a 64-bit counter
             salt = self.salt.to_bytes(8, "big")
-            data = ber.tlv(ber.OCTET_STRING, user.crypt(scoped, self.boots, now, salt, True))
+            data = tlv(ber.OCTET_STRING, user.crypt(scoped, self.boots, now, salt, True))
+            tail = b"\x04\x08" + salt
         else:
-            salt = b""
             data = scoped
+            tail = b"\x04\x00"
         mac = user.mac_length
-        usm_head = ber.tlv(ber.OCTET_STRING, self.engine_id) + ber.encode_integer(self.boots) + \
-            ber.encode_integer(now) + ber.tlv(ber.OCTET_STRING, head.user)
-        usm = ber.tlv(ber.SEQUENCE, usm_head + ber.tlv(ber.OCTET_STRING, bytes(mac)) + ber.tlv(ber.OCTET_STRING, salt))
-        glob = ber.tlv(ber.SEQUENCE, ber.encode_integer(head.msg_id) + ber.encode_integer(self.max_size)
-                       + ber.tlv(ber.OCTET_STRING, bytes((head.flags & 0x03,))) + ber.encode_integer(USM))
-        usm_tlv = ber.tlv(ber.OCTET_STRING, usm)
+        usm = tlv(ber.SEQUENCE, self._usm_head + time_tlv + tlv(ber.OCTET_STRING, head.user) + bytes((4, mac))
+                  + bytes(mac) + tail)
+        glob = tlv(ber.SEQUENCE, ber.encode_integer(head.msg_id) + self._glob_tail[head.flags & 0x03])
+        usm_tlv = tlv(ber.OCTET_STRING, usm)
         body = b"\x02\x01\x03" + glob + usm_tlv + data
-        message = ber.tlv(ber.SEQUENCE, body)
+        message = tlv(ber.SEQUENCE, body)
         # the digest's place: the zeros before the privacy parameters' TLV, at the end of the USM sequence
-        where = len(message) - len(body) + 3 + len(glob) + len(usm_tlv) - (2 + len(salt)) - mac
+        where = len(message) - len(body) + 3 + len(glob) + len(usm_tlv) - len(tail) - mac
         return message[:where] + user.sign(message) + message[where + mac:]
