@@ -282,3 +282,19 @@ class TrapReceiver:
 
     def count(self, trap, **where):
         return sum(1 for t, vb in self.traps() if t == trap and all(vb.get(k) == v for k, v in where.items()))
+
+
+def signed_v3(user, engine_id, boots, engine_time, msg_id, scoped, salt=b"\0" * 7 + b"\1", encrypted=None,
+              mac_user=None):
+    """An authPriv, reportable v3 message of ``user`` (a usm.User) carrying ``scoped`` encrypted (or the given
+    ``encrypted`` octets), signed with ``mac_user``'s key (default: the user's own)."""
+    if encrypted is None:
+        encrypted = user.crypt(scoped, boots, engine_time, salt, True)
+    mac = user.mac_length
+    usm = ber.tlv(ber.SEQUENCE, ber.tlv(4, engine_id) + ber.encode_integer(boots) + ber.encode_integer(engine_time)
+                  + ber.tlv(4, user.name) + ber.tlv(4, bytes(mac)) + ber.tlv(4, salt))
+    header = ber.tlv(ber.SEQUENCE, ber.encode_integer(msg_id) + ber.encode_integer(65507) + b"\x04\x01\x07"
+                     + ber.encode_integer(3))
+    message = ber.tlv(ber.SEQUENCE, ber.encode_integer(3) + header + ber.tlv(4, usm) + ber.tlv(4, encrypted))
+    where = message.index(bytes(mac) + b"\x04" + bytes((len(salt),)) + salt)
+    return message[:where] + (mac_user or user).sign(message) + message[where + mac:]

@@ -102,3 +102,35 @@ def test_a_varbind_value_that_is_no_snmp_syntax_is_refused():
         else:
             with pytest.raises(ber.BerError):
                 ber.decode_request(message)
+
+
+def test_usm_keys_hmac_and_aes_cfb_against_the_standards_vectors():
+    """RFC 3414 A.3.1/A.3.2 (password "maplesyrup", engine ID 0...02), the standard library's hmac, and NIST
+    SP 800-38A F.3.13 (CFB128-AES128, first block): the v3 fast path's primitives (usm.py)."""
+    import hmac
+
+    from protocols.snmp import usm
+    engine_id = bytes(11) + b"\x02"
+    md5 = usm.localised_user(b"u", "MD5", "maplesyrup", "none", None, engine_id)
+    sha = usm.localised_user(b"u", "SHA", "maplesyrup", "AES", "maplesyrup", engine_id)
+    assert usm.password_key(b"maplesyrup", "md5").hex() == "9faf3283884e92834ebc9847d8edd963"
+    assert md5.auth_key.hex() == "526f5eed9fcce26f8964c2930787d82b"
+    assert usm.password_key(b"maplesyrup", "sha1").hex() == "9fb5cc0381497b3793528939ff788d5d79145211"
+    assert sha.auth_key.hex() == "6695febc9288e36282235fc7151f128497b38f3f"
+    assert sha.priv_key == sha.auth_key[:16]                   # RFC 3826 §3.1.2.1: the first 128 bits
+    for auth, (name, length) in usm.AUTH.items():
+        user = usm.localised_user(b"u", auth, "maplesyrup", "none", None, engine_id)
+        for message in (b"", b"x" * 1000, bytes(range(256))):
+            assert user.sign(message) == hmac.digest(user.auth_key, message, name)[:length]
+    nist = usm.User()
+    nist.hash_name, nist.auth_key, nist.priv_key = "sha1", bytes(20), bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
+    nist.prepare()
+    plain = bytes.fromhex("6bc1bee22e409f96e93d7e117393172a")
+    cipher = nist.crypt(plain, 0x00010203, 0x04050607, bytes.fromhex("08090a0b0c0d0e0f"), True)
+    assert cipher.hex() == "3b3fd92eb72dad20333449f8e83cfb4a"
+    assert nist.crypt(cipher, 0x00010203, 0x04050607, bytes.fromhex("08090a0b0c0d0e0f"), False) == plain
+    # AES-256 (draft-blumenthal): a 20-byte SHA key is extended with its own hash
+    aes256 = usm.localised_user(b"u", "SHA", "maplesyrup", "AES256", "maplesyrup", engine_id)
+    import hashlib
+    assert aes256.priv_key == (sha.auth_key + hashlib.sha1(sha.auth_key).digest())[:32]
+    assert usm.localised_user(b"u", "SHA", "maplesyrup", "DES", "maplesyrup", engine_id) is None   # pysnmp's

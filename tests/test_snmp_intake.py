@@ -171,12 +171,15 @@ def test_costly_or_unauthorised_datagrams_never_reach_pysnmp_and_are_counted(tmp
             assert {reports[n][1][0][0] for n in (10, 11, 12, 13)} == {UNKNOWN_USERS}
             assert reports[10][0] == 0
 
-            # What pysnmp does get: a well-formed SET with the write community, and authenticated v3 (net-snmp's
-            # discovery probe is answered by the intake).
+            # What pysnmp does get: a well-formed SET with the write community, and an authenticated v3 SET (net-
+            # snmp's discovery probe is answered by the intake, an authenticated v3 read by the v3 fast path).
             await s.set(s.v2c("privateV2"), "1.3.6.1.2.1.1.6.0", "s", "Room 4")
             assert len(handed) == 1
             rc, values, text = await s.get(s.v3(*V3_READ), "1.3.6.1.2.1.1.5.0")
             assert rc == 0 and values["1.3.6.1.2.1.1.5.0"] == '"M-70"', text
+            assert len(handed) == 1 and s.service.status()["intake"]["answered_v3"] >= 1
+            rc, out, err = await s.set(s.v3(*V3_WRITE), "1.3.6.1.2.1.1.6.0", "s", "Room 5")
+            assert rc == 0 or "noAccess" in out + err, out + err       # answered by pysnmp's SET responder
             assert len(handed) >= 2 and all(len(data) <= MAX_DATAGRAM for data in handed)
     asyncio.run(body())
 

@@ -17,7 +17,7 @@ from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
 from protocols.snmp import ber
 from protocols.snmp.fastpath import FastPath
 from protocols.snmp.intake import MAX_DATAGRAM
-from snmp_support import SYSTEM_OID, V3_READ, Client, Site, run
+from snmp_support import SYSTEM_OID, V3_READ, Client, Site, run, signed_v3
 
 SYS_NAME = SYSTEM_OID + (5, 0)
 IN_ASN_PARSE_ERRS = (1, 3, 6, 1, 2, 1, 11, 6, 0)
@@ -207,6 +207,18 @@ def _decoded_answer(data):
     return "v%d response" % (version + 1 if version else 1)
 
 
+def _v3_signed_get(site):
+    """A valid authPriv GET of the read user (the v3 fast path's input), in the time window for a few minutes."""
+    from protocols.snmp import usm
+    engine_id = site.service.engine_id()
+    user = usm.localised_user(b"control", "SHA", "Control-2024", "AES", "Control-2024", engine_id)
+    pdu = ber.tlv(ber.GET, ber.encode_integer(9) + b"\x02\x01\x00\x02\x01\x00"
+                  + ber.tlv(ber.SEQUENCE, ber.encode_varbind(ber.encode_oid(SYS_NAME), b"\x05\x00")))
+    return signed_v3(user, engine_id, site.service.engine_value("snmpEngineBoots"),
+                     site.service.engine_value("snmpEngineTime"), 9,
+                     ber.tlv(ber.SEQUENCE, ber.tlv(4, engine_id) + b"\x04\x00" + pdu))
+
+
 def test_ten_thousand_fuzzed_datagrams_while_valid_requests_keep_being_answered(tmp_path):
     async def body():
         loop = asyncio.get_running_loop()
@@ -220,7 +232,7 @@ def test_ten_thousand_fuzzed_datagrams_while_valid_requests_keep_being_answered(
                          ber.encode_request(1, b"publicV2", ber.GETBULK, 6, [(1, 3)], 0, 50),
                          ber.encode_request(1, b"privateV2", ber.SET, 7, [SYS_NAME], values=[ber.tlv(4, b"x")]),
                          ber.encode_request(0, b"public", ber.GET, 8, [SYS_NAME]),
-                         _v3_discovery()]
+                         _v3_discovery(), _v3_signed_get(s)]
                 answers, kinds = [], collections.Counter()
                 datagrams = list(_mutations(rng, seeds, 10000))
                 # Paced by the probes: a window of fuzzed datagrams, then a valid GET from another socket whose
@@ -241,4 +253,108 @@ def test_ten_thousand_fuzzed_datagrams_while_valid_requests_keep_being_answered(
                 parse_errors = await probe.counter(IN_ASN_PARSE_ERRS)
                 assert parse_errors > 1000
         assert escaped == [], escaped[:3]
+    asyncio.run(body())
+
+
+USM_STATS = (1, 3, 6, 1, 6, 3, 15, 1, 1)
+NOT_IN_TIME_WINDOWS, WRONG_DIGESTS, DECRYPTION_ERRORS = (USM_STATS + (n, 0) for n in (2, 5, 6))
+
+
+def _v3_answer(data, user):
+    """('response', request-id, [(oid, value)]) or ('report', request-id, [oid]) of an answer, decoded by pyasn1;
+    a response's digest is checked with the standard library's hmac and its scoped PDU decrypted."""
+    import hmac as stdlib_hmac
+
+    from pysnmp.proto.mpmod.rfc3412 import ScopedPDU
+    from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
+    message, rest = decoder.decode(data, asn1Spec=SNMPv3Message())
+    assert rest == b""
+    params, _ = decoder.decode(bytes(message["msgSecurityParameters"]), asn1Spec=UsmSecurityParameters())
+    flags = bytes(message["msgGlobalData"]["msgFlags"])[0]
+    if flags & 0x02:
+        digest = bytes(params["msgAuthenticationParameters"])
+        unsigned = data.replace(digest, bytes(len(digest)), 1)
+        assert stdlib_hmac.digest(user.auth_key, unsigned, user.hash_name)[:user.mac_length] == digest
+        plain = user.crypt(bytes(message["msgData"]["encryptedPDU"]), int(params["msgAuthoritativeEngineBoots"]),
+                           int(params["msgAuthoritativeEngineTime"]), bytes(params["msgPrivacyParameters"]), False)
+        scoped, rest = decoder.decode(plain, asn1Spec=ScopedPDU())
+        assert rest == b""
+    else:
+        scoped = message["msgData"]["plaintext"]
+    pdu = scoped["data"]
+    kind = pdu.getName()
+    inner = pdu[kind]
+    varbinds = api.v2c.apiPDU.get_varbinds(inner)
+    if kind == "report":
+        return kind, int(inner["request-id"]), [tuple(oid) for oid, _value in varbinds]
+    return kind, int(inner["request-id"]), [(tuple(oid), bytes(value)) for oid, value in varbinds]
+
+
+def test_v3_authpriv_fast_path_answers_and_every_damaged_message_gets_its_report(tmp_path):
+    """A signed, encrypted GET is answered by the v3 fast path (its digest checked with the stdlib's hmac); a
+    bad digest, a wrong key, a corrupted or truncated ciphertext and a replay outside the time window each get
+    the USM report RFC 3414 §3.2 asks for and are counted; a truncated datagram is dropped as a parse error."""
+    from protocols.snmp import usm
+
+    async def body():
+        async with Site(tmp_path) as s:
+            service = s.service
+            engine_id = service.engine_id()
+            user = usm.localised_user(b"control", "SHA", "Control-2024", "AES", "Control-2024", engine_id)
+            stranger = usm.localised_user(b"control", "SHA", "Wrong-pass1", "AES", "Control-2024", engine_id)
+            boots = service.engine_value("snmpEngineBoots")
+
+            def scoped(request_id):
+                pdu = ber.tlv(ber.GET, ber.encode_integer(request_id) + b"\x02\x01\x00\x02\x01\x00"
+                              + ber.tlv(ber.SEQUENCE, ber.encode_varbind(ber.encode_oid(SYS_NAME), b"\x05\x00")))
+                return ber.tlv(ber.SEQUENCE, ber.tlv(4, engine_id) + b"\x04\x00" + pdu)
+
+            def message(request_id, **kw):
+                now = kw.pop("engine_time", service.engine_value("snmpEngineTime"))
+                return signed_v3(user, engine_id, kw.pop("boots", boots), now, request_id, scoped(request_id), **kw)
+
+            with Client(s.port) as client:
+                async def exchange(data):
+                    client.send(data)
+                    answer = await client.receive(2.0)
+                    return None if answer is None else _v3_answer(answer, user)
+
+                async def counter(oid):
+                    (_rid, status, _i, varbinds), _d = await client.request([oid])
+                    return varbinds[0][2]
+
+                answered = service.intake.counters["answered_v3"]
+                good = message(501)
+                assert await exchange(good) == ("response", 501, [(SYS_NAME, b"M-70")])
+                assert service.intake.counters["answered_v3"] == answered + 1
+                # A replay inside the window is answered again (USM has no replay cache, RFC 3414 §1.5.2).
+                assert (await exchange(good))[0] == "response"
+
+                cases = []
+                flipped = bytearray(message(502))
+                where = bytes(flipped).find(b"\x04\x0c") + 2             # the 12-octet HMAC-SHA-96 digest
+                flipped[where] ^= 0x01
+                cases.append(("bad digest", bytes(flipped), WRONG_DIGESTS, 502))
+                cases.append(("wrong key", message(503, mac_user=stranger), WRONG_DIGESTS, 503))
+                cases.append(("garbage ciphertext", message(504, encrypted=bytes(range(40))), DECRYPTION_ERRORS, 0))
+                cases.append(("truncated ciphertext", message(505, encrypted=user.crypt(
+                    scoped(505), boots, service.engine_value("snmpEngineTime"), b"\0" * 7 + b"\1", True)[:-9]),
+                    DECRYPTION_ERRORS, 0))
+                cases.append(("an earlier boot", message(506, boots=boots - 1), NOT_IN_TIME_WINDOWS, 506))
+                cases.append(("10 s past the window", message(510, engine_time=service.engine_value("snmpEngineTime")
+                                                              + 160), NOT_IN_TIME_WINDOWS, 510))
+                cases.append(("too new", message(507, engine_time=service.engine_value("snmpEngineTime") + 1000),
+                              NOT_IN_TIME_WINDOWS, 507))
+                cases.append(("a later boot", message(508, boots=boots + 1), NOT_IN_TIME_WINDOWS, 508))
+                for name, data, oid, _request_id in cases:
+                    before = await counter(oid)
+                    answer = await exchange(data)
+                    assert answer is not None and answer[0] == "report" and answer[2] == [oid], (name, answer)
+                    assert await counter(oid) == before + 1, name
+                assert service.intake.counters["answered_v3"] == answered + 2     # none of them was answered
+
+                parse_errors = await counter(IN_ASN_PARSE_ERRS)
+                assert await exchange(good[:-5]) is None                          # truncated datagram
+                assert await counter(IN_ASN_PARSE_ERRS) == parse_errors + 1
+                assert (await exchange(message(509)))[:2] == ("response", 509)   # and the agent still answers
     asyncio.run(body())

@@ -10,7 +10,9 @@ strict codec only: oversized, unreadable, wrong-version, wrong-community
 and malformed datagrams are dropped and counted; v1/v2c reads are answered
 by the fast path (fastpath.py); SNMPv3 messages that are not for our engine,
 a configured user and that user's security level get the USM report from
-the v3 gate (v3gate.py). pysnmp's dispatcher, whose responders read the same
+the v3 gate (v3gate.py); authenticated v3 reads (GET, GETNEXT, GETBULK) that
+verify, decrypt and are in the time window are answered by the v3 fast path
+(v3fast.py, issue 19). pysnmp's dispatcher, whose responders read the same
 OID index (instrum.py), sees only well-formed SETs, inform acknowledgements
 and v3 messages whose next step is authentication.
 
@@ -36,7 +38,7 @@ from pysnmp.proto import errind, rfc1902
 
 from daemon.blocking import run_blocking
 from daemon.service import SwitchedService
-from protocols.snmp import engine as engine_mod, mibdef
+from protocols.snmp import engine as engine_mod, mibdef, usm
 from protocols.snmp.instrum import AsyncSetResponder, IndexInstrum, to_pyasn1
 from protocols.snmp.intake import Intake
 from protocols.snmp.traps import TrapSender
@@ -123,10 +125,11 @@ class SnmpService(SwitchedService):
     def uptime_ticks(self):
         return int((time.monotonic() - self.opened_at) * 100) & 0xFFFFFFFF
 
-    def engine_value(self, name):
-        if self.snmp_engine is None:
+    def engine_value(self, name, snmp_engine=None):
+        snmp_engine = snmp_engine or self.snmp_engine
+        if snmp_engine is None:
             return b"" if name == "snmpEngineID" else 0
-        (symbol,) = self.snmp_engine.get_mib_builder().import_symbols("__SNMP-FRAMEWORK-MIB", name)
+        (symbol,) = snmp_engine.get_mib_builder().import_symbols("__SNMP-FRAMEWORK-MIB", name)
         if name == "snmpEngineID":
             return bytes(symbol.syntax)
         if name == "snmpEngineTime":
@@ -150,6 +153,7 @@ class SnmpService(SwitchedService):
         targets = await self._resolve_trap_targets()
         snmp_engine = await run_blocking(engine_mod.build, config, self.door.state_path(engine_mod.BOOTS_FILE),
                                          self.door.identity()["netid"], targets)
+        fast_users = await run_blocking(usm.localised_users, config, bytes(snmp_engine.snmpEngineID))
         sock = bind_udp(settings.get("snmp.bind"), settings.get("snmp.port"),
                         broadcast=settings.get("snmp.trap.broadcast"))
         snmp_context = context.SnmpContext(snmp_engine)
@@ -165,6 +169,9 @@ class SnmpService(SwitchedService):
                                          config["snmp.trap.community"])
         self.intake.v3.configure(bytes(snmp_engine.snmpEngineID), engine_mod.v3_users(config),
                                  engine_mod.inform_user(config))
+        self.intake.v3.fast.configure(bytes(snmp_engine.snmpEngineID), fast_users,   # pysnmp's boots and time
+                                      self.engine_value("snmpEngineBoots", snmp_engine),
+                                      self.engine_value("snmpEngineTime", snmp_engine))
         self.intake.counters.clear()
         transport = FrontTransport(self).open_server_mode(sock=sock)
         pc.add_transport(snmp_engine, udp.DOMAIN_NAME, transport)

@@ -177,8 +177,14 @@ def decode_request(buf, head=None):
     req = Request()
     req.version = version
     req.community = community
-    req.pdu_type = pdu_type
     req.raw_head = bytes(buf[head_start:cend])          # version + community TLVs
+    return decode_pdu(buf, pdu_type, pstart, pend, req)
+
+
+def decode_pdu(buf, pdu_type, pstart, pend, req):
+    """Fill ``req`` from the PDU contents ``buf[pstart:pend]`` (request-id, the two integers, the varbinds);
+    the v3 fast path (v3fast.py) reads a scoped PDU's with it too."""
+    req.pdu_type = pdu_type
     tag, rstart, rend = read_tlv(buf, pstart, pend)
     if tag != INTEGER or rend - rstart > 4:
         raise BerError("request-id")

@@ -13,7 +13,8 @@ with our strict codec only:
    message, a SET with a write community) to ~12 ms on the test machine.
 2. msgVersion: v1/v2c go to the fast path (fastpath.py: community first,
    then the strict decoder), v3 to the gate (v3gate.py: engine ID, user and
-   security level before the scoped PDU), any other version is dropped
+   security level before the scoped PDU) and then, for a read of a known
+   user, to the v3 fast path (v3fast.py), any other version is dropped
    (snmpInBadVersions), and so is what has no readable version
    (snmpInASNParseErrs).
 
@@ -25,6 +26,7 @@ import collections
 
 from protocols.snmp import ber
 from protocols.snmp.fastpath import DROP, FastPath
+from protocols.snmp.v3fast import V3Fast
 from protocols.snmp.v3gate import V3Gate
 
 MAX_DATAGRAM = 4096
@@ -35,6 +37,7 @@ class Intake:
         self.counters = collections.Counter()
         self.fast = FastPath(index, self.counters)
         self.v3 = V3Gate(agent, self.counters, MAX_DATAGRAM)
+        self.v3.fast = V3Fast(index, self.counters, MAX_DATAGRAM)
 
     def handle(self, datagram):
         """Response bytes, DROP, or PASS for one datagram."""

@@ -44,7 +44,8 @@ REPORT_OIDS = {"usmStatsUnsupportedSecLevels": USM_STATS + (1, 0), "usmStatsUnkn
 class Header:
     """What the gate reads of one v3 message; ``scoped`` is the plaintext scoped PDU's (start, end) or None."""
 
-    __slots__ = ("msg_id", "max_size", "flags", "model", "engine_id", "boots", "time", "user", "scoped")
+    __slots__ = ("msg_id", "max_size", "flags", "model", "engine_id", "boots", "time", "user", "scoped", "auth",
+                 "salt", "data")
 
 
 def _integer(buf, pos, end, low, high):
@@ -91,6 +92,7 @@ def parse_header(buf):
     if tag not in (ber.SEQUENCE, ber.OCTET_STRING) or data_end != end:
         raise ber.BerError("msgData")
     head.scoped = (data, data_end) if tag == ber.SEQUENCE else None
+    head.data = (data, data_end)                           # msgData's contents (encryptedPDU's octets, or not)
     if head.model == USM:
         tag, upos, uend = ber.read_tlv(buf, spos, send)
         if tag != ber.SEQUENCE or uend != send:
@@ -99,8 +101,11 @@ def parse_header(buf):
         head.boots, upos = _integer(buf, upos, uend, 0, MAX_INT32)
         head.time, upos = _integer(buf, upos, uend, 0, MAX_INT32)
         head.user, upos = _octets(buf, upos, uend, MAX_USER_NAME)
-        _auth, upos = _octets(buf, upos, uend, 64)         # HMAC-SHA-512-384: 48 octets
-        _priv, upos = _octets(buf, upos, uend, 64)         # salts: 8 octets
+        tag, astart, upos = ber.read_tlv(buf, upos, uend)  # where the digest is (the fast path checks it)
+        if tag != ber.OCTET_STRING or upos - astart > 64:  # HMAC-SHA-512-384: 48 octets
+            raise ber.BerError("msgAuthenticationParameters")
+        head.auth = (astart, upos)
+        head.salt, upos = _octets(buf, upos, uend, 64)     # salts: 8 octets
         if upos != uend:
             raise ber.BerError("UsmSecurityParameters length")
     return head
@@ -133,6 +138,7 @@ class V3Gate:
         self.engine_id = b""
         self.users = {}                   # user name → security level (2 authNoPriv, 3 authPriv)
         self.inform_user = None           # the user v3 informs are sent as, while they are on
+        self.fast = None                  # the read fast path (v3fast.V3Fast), when the intake has one
 
     def configure(self, engine_id, users, inform_user):
         """Our engine ID, {user name: level}, and the user of v3 informs (None: none are sent), whose receivers
@@ -168,6 +174,8 @@ class V3Gate:
             return self._refuse(datagram, head, "usmStatsUnknownUserNames")
         if level != wanted and not (level == 2 and wanted == 3 and head.boots == 0 and head.time == 0):
             return self._refuse(datagram, head, "usmStatsUnsupportedSecLevels")
+        if self.fast is not None:
+            return self.fast.answer(datagram, head)     # the common case answered, the rest PASSed (v3fast.py)
         return PASS
 
     def _refuse(self, datagram, head, counter):
