@@ -166,14 +166,16 @@ class ClassQueues:
 
     def pick(self, hold=False):
         """The next transaction to put on the wire, or None when nothing waits. ``hold``: curve downloads
-        and discovery wait while anything else does (they then go right after a pass-through)."""
+        and discovery wait while anything else does (they then go right after a pass-through), unless a
+        flood of pass-through (``FAIRNESS_BURST`` of them) passed them already: then the counts rule."""
         queues = self._queues
         for queue in queues:                  # a caller that gave up leaves its request behind: drop it here
             while queue and queue[0].future.done():
                 queue.popleft()
         waiting = [k for k, q in enumerate(queues) if q]
-        if hold and any(k <= POLL for k in waiting):
-            waiting = [k for k in waiting if k <= POLL]
+        if hold:
+            kept = [k for k in waiting if k <= POLL or self.passthrough_passed[k] >= FAIRNESS_BURST]
+            waiting = kept or waiting
         if not waiting:
             self.passed = [0] * len(queues)
             self.passthrough_passed = [0] * len(queues)
@@ -310,7 +312,7 @@ class BusEngine:
                 counters.reset_counts()
 
     def queued(self):
-        return dict(zip(CLASS_NAMES, self._queues.lengths()))
+        return dict(zip(CLASS_NAMES, self._queues.lengths(), strict=True))
 
     async def _run(self):
         last = None
