@@ -35,7 +35,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import REPO, free_port, mean, percentile, reference_gateway, transaction_time  # noqa: E402
+from bench.common import (  # noqa: E402
+    REPO,
+    free_port,
+    load_reference,
+    mean,
+    percentile,
+    reference_gateway,
+    transaction_time,
+)
 from core import catalogue, modbus_rtu as rtu  # noqa: E402
 
 UNIT = 30                       # a DIRIS A-40 on the RS485 port of the reference site
@@ -98,18 +106,49 @@ def build_mbusd(src):
     return binary
 
 
-class Mbusd:
-    """tools.simbus serving the RS485 bus of the reference site on a pty, mbusd on the other end."""
+class SimProcess:
+    """``python -m tools.simbus`` serving the RS485 bus of the reference site on a pty: ``tty``."""
 
-    def __init__(self, binary, spec, port):
-        self.dir = tempfile.mkdtemp(prefix="bench-mbusd-")
+    def __init__(self, spec):
+        self.dir = tempfile.mkdtemp(prefix="bench-simbus-")
         topology = os.path.join(self.dir, "rs485.json")
         with open(topology, "w", encoding="utf-8") as handle:
             json.dump({"buses": {"rs485": spec}}, handle)
-        self.sim = subprocess.Popen([sys.executable, "-m", "tools.simbus", "--topology", topology, "--pty"],
-                                    cwd=REPO, stdout=subprocess.PIPE, text=True)
-        line = self.sim.stdout.readline()          # "rs485: 12 meters on /dev/pts/N"
-        tty = line.rsplit(" ", 1)[-1].strip()
+        self.proc = subprocess.Popen([sys.executable, "-m", "tools.simbus", "--topology", topology, "--pty"],
+                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()          # "rs485: 12 meters on /dev/pts/N"
+        self.tty = line.rsplit(" ", 1)[-1].strip()
+
+    def close(self):
+        stop(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def board_with_external_rs485(tty):
+    """A SimBoard whose RS485 port is ``tty`` (a tools.simbus process): our gateway's meters answer from a
+    process of their own, as mbusd's do, not from a thread sharing the gateway's interpreter."""
+    from board.sim import SimBoard
+
+    class Board(SimBoard):
+        def port_path(self, bus):
+            return tty if bus == "rs485" else SimBoard.port_path(self, bus)
+    return Board
+
+
+class Mbusd:
+    """mbusd on its own tools.simbus copy of the RS485 bus."""
+
+    def __init__(self, binary, spec, port):
+        self.sim = SimProcess(spec)
+        tty = self.sim.tty
         mode = "8%s%d" % (spec.get("parity", "N"), spec.get("stop_bits", 1))
         self.proc = subprocess.Popen([binary, "-d", "-L", "-", "-v", "0", "-p", tty, "-s", str(spec.get("baud", 38400)),
                                       "-m", mode, "-A", "127.0.0.1", "-P", str(port), "-R", "2"],
@@ -127,13 +166,8 @@ class Mbusd:
         raise RuntimeError("mbusd did not start")
 
     def close(self):
-        for proc in (self.proc, self.sim):
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop(self.proc)
+        self.sim.close()
 
 
 # ---------------------------------------------------------------- one run
@@ -162,12 +196,21 @@ async def static_reads(port, engine, n=20):
 
 
 async def one_run(args, binary):
-    from protocols.modbus.tcp import ModbusTcpService
     port, mport = free_port(), free_port()
     settings = {"modbus.port": port, "modbus.bind": "127.0.0.1"}
     if args.min_cycle_ms:
         settings["poll.min_cycle_ms"] = args.min_cycle_ms
-    async with reference_gateway(settings, [ModbusTcpService]) as gateway:
+    ours_sim = SimProcess(load_reference()["buses"]["rs485"])
+    try:
+        return await _one_run(args, binary, settings, port, mport, ours_sim)
+    finally:
+        ours_sim.close()
+
+
+async def _one_run(args, binary, settings, port, mport, ours_sim):
+    from protocols.modbus.tcp import ModbusTcpService
+    board = board_with_external_rs485(ours_sim.tty)
+    async with reference_gateway(settings, [ModbusTcpService], board) as gateway:
         spec = gateway.board.topology["buses"]["rs485"]
         rs485 = gateway.pollers["rs485"]
         engine = gateway.engines["rs485"]

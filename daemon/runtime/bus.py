@@ -16,9 +16,9 @@ one transaction on the wire, timing stated in one place).
   pass-through traffic is active (a request in the last ``PASSTHROUGH_ACTIVE_S``)
   a poll read longer than ``SPLIT_WORDS`` registers goes on the wire in pieces
   cut between its values (``cuts``), so what a forwarded read waits behind
-  stays short; curve downloads and discovery (long reads, never split) then
-  go right after a pass-through transaction. With no pass-through traffic
-  nothing changes: the poll cycle pays the extra frames only while someone
+  stays short; curve downloads (long reads, never split) then go right after
+  a pass-through transaction, at most once per ``CURVE_HOLD_S``. With no
+  pass-through traffic nothing changes: the poll cycle pays the extra frames only while someone
   is using pass-through.
 * Per-device counters: requests, timeouts, CRC errors, exceptions,
   response time mean/max, last success.
@@ -50,6 +50,11 @@ MAX_QUEUED = 256        # per class; beyond it new requests are refused at once
 # frame overhead per extra piece (bench/passthrough.py: 16 halves no wait more, costs twice).
 SPLIT_WORDS = 32
 PASSTHROUGH_ACTIVE_S = 1.0   # pass-through counts as active this long after its last request
+# While pass-through is active, a curve read (up to 125 registers, 72 ms at 38400 baud, never split: its
+# paging must not be cut) goes at most once per CURVE_HOLD_S, right after a pass-through transaction; a
+# back-fill can wait, a forwarded read should not wait 72 ms (bench/passthrough.py: its p99).
+CURVE_HOLD_S = 10.0
+HELD_RECHECK_S = 0.05        # a bus whose only waiting reads are held looks again this often
 
 
 class BusTimeout(Exception):
@@ -143,6 +148,7 @@ class ClassQueues:
         self.passed = [0] * len(CLASS_NAMES)
         self.passthrough_passed = [0] * len(CLASS_NAMES)    # the pass-through requests among ``passed``
         self.yielded = [False] * len(CLASS_NAMES)           # a due class let one pass-through go first
+        self.passthrough_streak = 0                         # consecutive picks with pass-through waiting
         self._queues = [collections.deque() for _ in CLASS_NAMES]
 
     def full(self, klass):
@@ -165,17 +171,21 @@ class ClassQueues:
                 yield queue.popleft()
 
     def pick(self, hold=False):
-        """The next transaction to put on the wire, or None when nothing waits. ``hold``: curve downloads
-        and discovery wait while anything else does (they then go right after a pass-through), unless a
-        flood of pass-through (``FAIRNESS_BURST`` of them) passed them already: then the counts rule."""
+        """The next transaction to put on the wire, or None when nothing (or only a held class) waits.
+        ``hold``: curve downloads wait, unless pass-through floods (one waited at each of the last
+        ``FAIRNESS_BURST`` picks): then the counts rule."""
         queues = self._queues
         for queue in queues:                  # a caller that gave up leaves its request behind: drop it here
             while queue and queue[0].future.done():
                 queue.popleft()
         waiting = [k for k, q in enumerate(queues) if q]
+        self.passthrough_streak = self.passthrough_streak + 1 if queues[PASSTHROUGH] else 0
         if hold:
-            kept = [k for k in waiting if k <= POLL or self.passthrough_passed[k] >= FAIRNESS_BURST]
-            waiting = kept or waiting
+            flood = self.passthrough_streak > FAIRNESS_BURST
+            kept = [k for k in waiting if k != CURVE or flood]
+            if not kept:
+                return None                   # the engine looks again shortly (``HELD_RECHECK_S``)
+            waiting = kept
         if not waiting:
             self.passed = [0] * len(queues)
             self.passthrough_passed = [0] * len(queues)
@@ -315,15 +325,27 @@ class BusEngine:
         return dict(zip(CLASS_NAMES, self._queues.lengths(), strict=True))
 
     async def _run(self):
-        last = None
+        last, curve_went = None, -CURVE_HOLD_S
         while True:
-            # While pass-through traffic is active, curve and discovery reads (long, never split) go right
-            # after a pass-through transaction, when the next forwarded request is least likely to be waiting.
-            tx = self._queues.pick(hold=last != PASSTHROUGH and self.passthrough_active())
+            # While pass-through traffic is active, a curve read (long, never split) goes right after a
+            # pass-through transaction, when the next forwarded request is least likely to be waiting, and
+            # at most once per CURVE_HOLD_S.
+            now = time.monotonic()
+            tx = self._queues.pick(hold=self.passthrough_active() and
+                                   (last != PASSTHROUGH or now - curve_went < CURVE_HOLD_S))
             last = tx.klass if tx is not None else None
+            if last == CURVE:
+                curve_went = now
             if tx is None:
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if any(self._queues.lengths()):        # only held reads wait: not for ever
+                    try:
+                        async with asyncio.timeout(HELD_RECHECK_S):
+                            await self._wakeup.wait()
+                    except TimeoutError:
+                        pass
+                else:
+                    await self._wakeup.wait()
                 continue
             if tx.future.done():      # caller gave up (cancelled)
                 continue
