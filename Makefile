@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages: the build/run base, then what the tests drive (real peers).
 BASE_DEBS := python3-venv python3-dev gcc
-TEST_DEBS := snmp snmpd snmptrapd mbpoll erlang-snmp smitools iproute2 chromium curl nftables systemd chrony mosquitto mosquitto-clients
+TEST_DEBS := snmp snmpd snmptrapd mbpoll erlang-snmp smitools iproute2 chromium curl nftables systemd chrony mosquitto mosquitto-clients cmake git
 DEMO_ARGS := --board sim --topology board/topologies/demo.json --state-dir state/demo \
              --http-port 8080 --https-port 8443 --modbus-port 5020 --snmp-port 1161 --bacnet-port 47808 \
              --discover full --set discovery.last_address=32 --set snmp.enabled=true --set bacnet.enabled=true

@@ -22,17 +22,18 @@ def load_reference():
 
 
 @contextlib.asynccontextmanager
-async def reference_gateway(settings=None, services=()):
+async def reference_gateway(settings=None, services=(), board=None):
     """A Gateway on the simulated reference site, in a fresh state dir, stopped on exit.
 
     ``services`` are protocol service classes (``name`` = their protocol),
     each made with its door (Gateway.services, in order). The topology is preset (detection is not what we measure)
     and every bus has polled it twice when the body runs; the site's bus
-    specs are ``gateway.board.topology``, its Devices ``gateway.topology.devices``.
+    specs are ``gateway.board.topology``, its Devices ``gateway.topology.devices``. ``board``: a
+    function of the topology making the board (a SimBoard by default).
     """
     topology = load_reference()
     with tempfile.TemporaryDirectory(prefix="bench-") as state:
-        gateway = Gateway(SimBoard(topology=topology), state, dict(settings or {}))
+        gateway = Gateway((board or SimBoard)(topology=topology), state, dict(settings or {}))
         for make in services:
             gateway.services.append(make(gateway.door(Caller(make.name))))
         await gateway.start()

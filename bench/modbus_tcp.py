@@ -38,7 +38,9 @@ async def cycles_over(poller, n):
 
 async def passthrough_latencies(port, unit, n):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    pdu = rtu.read_request(3, catalogue.IDENT_BASE, 4)
+    # the meter's clock (0xE100): neither polled nor fixed; the identification block is answered from the
+    # words learnt once since issue 19 (bench/passthrough.py measures both against mbusd)
+    pdu = rtu.read_request(3, 0xE100, 4)
     out = []
     for t in range(n):
         sent = time.perf_counter()

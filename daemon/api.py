@@ -596,6 +596,13 @@ class Door(ConfigPart, DevicesPart, SystemPart, OutboundPart, ViewsPart, SeriesP
             await self._gw.accounts.recover(passphrase, new_password, repr(self.caller))
         self._gw.sessions.end_profile("cyber")
 
+    # ================================================================ issue 19: short pass-through
+    def static_registers(self, address, function, start, count):
+        """A meter's identification words (fixed while it is in the topology) that an earlier forwarded
+        read brought back, or None: then the read goes to the meter (``passthrough``)."""
+        return control.static_registers(self._gw.parts, address, function, start, count)
+
+
 def measurement(key):
     """(name, unit) of a registry key, for pages and documents that show one."""
     row = registry.get(key)

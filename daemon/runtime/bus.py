@@ -10,6 +10,16 @@ one transaction on the wire, timing stated in one place).
   else waits (``ClassQueues``): each waiting class counts the transactions of
   higher classes served ahead of it, and once ``BURSTS[class]`` have passed it,
   its oldest request goes first.
+* Pass-through waits for at most the one transaction already on the wire: a
+  due lower class lets one waiting pass-through request go first (once per
+  turn of its own) unless pass-through itself made it due (a flood); and while
+  pass-through traffic is active (a request in the last ``PASSTHROUGH_ACTIVE_S``)
+  a poll read longer than ``SPLIT_WORDS`` registers goes on the wire in pieces
+  cut between its values (``cuts``), so what a forwarded read waits behind
+  stays short; curve downloads (long reads, never split) then go right after
+  a pass-through transaction, at most once per ``CURVE_HOLD_S``. With no
+  pass-through traffic nothing changes: the poll cycle pays the extra frames only while someone
+  is using pass-through.
 * Per-device counters: requests, timeouts, CRC errors, exceptions,
   response time mean/max, last success.
 """
@@ -34,6 +44,17 @@ FAIRNESS_BURST = 4
 # must not double the poll cycle (it did, at one curve read per poll read).
 BURSTS = {POLL: FAIRNESS_BURST, CURVE: 8 * FAIRNESS_BURST, DISCOVERY: FAIRNESS_BURST}
 MAX_QUEUED = 256        # per class; beyond it new requests are refused at once
+# While pass-through traffic is active, poll reads are put on the wire in pieces of at most this many
+# registers, in pieces of even size: at 38400 baud a 54-register read holds the line 35 ms, its two
+# pieces of 27 registers 21 ms each (the longest wait of a forwarded read), at the price of ~7 ms of
+# frame overhead per extra piece (bench/passthrough.py: 16 halves no wait more, costs twice).
+SPLIT_WORDS = 32
+PASSTHROUGH_ACTIVE_S = 1.0   # pass-through counts as active this long after its last request
+# While pass-through is active, a curve read (up to 125 registers, 72 ms at 38400 baud, never split: its
+# paging must not be cut) goes at most once per CURVE_HOLD_S, right after a pass-through transaction; a
+# back-fill can wait, a forwarded read should not wait 72 ms (bench/passthrough.py: its p99).
+CURVE_HOLD_S = 10.0
+HELD_RECHECK_S = 0.05        # a bus whose only waiting reads are held looks again this often
 
 
 class BusTimeout(Exception):
@@ -74,15 +95,35 @@ class DeviceCounters:
 
 
 class _Transaction:
-    __slots__ = ("unit", "pdu", "future", "retries", "timeout", "klass")
+    """One queued request. A read submitted with ``cuts`` (the offsets where it may be cut: between two of
+    its values) may go on the wire in pieces; ``offset`` and ``words`` are what its pieces read so far."""
+    __slots__ = ("unit", "pdu", "future", "retries", "timeout", "klass", "cuts", "offset", "words")
 
-    def __init__(self, unit, pdu, future, retries, timeout, klass):
+    def __init__(self, unit, pdu, future, retries, timeout, klass, cuts=None):
         self.unit = unit
         self.pdu = pdu
         self.future = future
         self.retries = retries
         self.timeout = timeout
         self.klass = klass
+        self.cuts = cuts
+        self.offset = 0
+        self.words = None
+
+    def piece_end(self, count, limit):
+        """Where the next piece of a read of ``count`` registers ends: the rest cut in even pieces of at most
+        ``limit`` registers, at the last cut within this piece's share (the first cut beyond it when a single
+        value is longer), or the end."""
+        remaining = count - self.offset
+        if remaining <= limit:
+            return count
+        pieces = -(-remaining // limit)
+        share = -(-remaining // pieces)
+        within = [c for c in self.cuts if self.offset < c <= self.offset + share]
+        if within:
+            return max(within)
+        beyond = [c for c in self.cuts if c > self.offset]
+        return min(beyond) if beyond else count
 
 
 class ClassQueues:
@@ -93,12 +134,21 @@ class ClassQueues:
     highest due class goes first. Due classes are served before any other, in class order, so a
     waiting request of class k is passed by at most ``BURSTS[k] + k - 1`` transactions: a count, not
     a clock, so the order is deterministic. A class whose queue runs dry starts counting afresh.
+
+    One exception keeps a forwarded read behind at most the transaction already on the wire: a due
+    class lets one waiting pass-through request go first, once per turn of its own, unless
+    ``FAIRNESS_BURST`` pass-through requests passed it already (a flood is still held to the
+    rule). The bound of a class below poll becomes ``BURSTS[k] + k``; poll, made due by pass-through
+    alone, never yields.
     """
 
     def __init__(self, bursts=None, limit=MAX_QUEUED):
         self.bursts = dict(BURSTS if bursts is None else bursts)
         self.limit = limit
         self.passed = [0] * len(CLASS_NAMES)
+        self.passthrough_passed = [0] * len(CLASS_NAMES)    # the pass-through requests among ``passed``
+        self.yielded = [False] * len(CLASS_NAMES)           # a due class let one pass-through go first
+        self.passthrough_streak = 0                         # consecutive picks with pass-through waiting
         self._queues = [collections.deque() for _ in CLASS_NAMES]
 
     def full(self, klass):
@@ -106,6 +156,10 @@ class ClassQueues:
 
     def push(self, tx):
         self._queues[tx.klass].append(tx)
+
+    def push_front(self, tx):
+        """Put back a read whose first pieces were served: it goes on as the oldest of its class."""
+        self._queues[tx.klass].appendleft(tx)
 
     def lengths(self):
         return [len(q) for q in self._queues]
@@ -116,24 +170,42 @@ class ClassQueues:
             while queue:
                 yield queue.popleft()
 
-    def pick(self):
-        """The next transaction to put on the wire, or None when nothing waits."""
+    def pick(self, hold=False):
+        """The next transaction to put on the wire, or None when nothing (or only a held class) waits.
+        ``hold``: curve downloads wait, unless pass-through floods (one waited at each of the last
+        ``FAIRNESS_BURST`` picks): then the counts rule."""
         queues = self._queues
         for queue in queues:                  # a caller that gave up leaves its request behind: drop it here
             while queue and queue[0].future.done():
                 queue.popleft()
         waiting = [k for k, q in enumerate(queues) if q]
+        self.passthrough_streak = self.passthrough_streak + 1 if queues[PASSTHROUGH] else 0
+        if hold:
+            flood = self.passthrough_streak > FAIRNESS_BURST
+            kept = [k for k in waiting if k != CURVE or flood]
+            if not kept:
+                return None                   # the engine looks again shortly (``HELD_RECHECK_S``)
+            waiting = kept
         if not waiting:
             self.passed = [0] * len(queues)
+            self.passthrough_passed = [0] * len(queues)
+            self.yielded = [False] * len(queues)
             return None
         due = [k for k in waiting[1:] if self.passed[k] >= self.bursts[k]]
         chosen = due[0] if due else waiting[0]
+        if due and waiting[0] == PASSTHROUGH and not self.yielded[chosen] \
+                and self.passthrough_passed[chosen] < FAIRNESS_BURST:
+            self.yielded[chosen] = True           # one forwarded read first, then the due class
+            chosen = PASSTHROUGH
+        tx = queues[chosen].popleft()
         for k in range(len(queues)):
             if not queues[k] or k == chosen:
-                self.passed[k] = 0
-            elif k > chosen:
+                self.passed[k] = self.passthrough_passed[k] = 0
+                self.yielded[k] = False
+            elif k > chosen and not tx.offset:      # the later pieces of a split read are one turn with its first
                 self.passed[k] += 1
-        return queues[chosen].popleft()
+                self.passthrough_passed[k] += chosen == PASSTHROUGH
+        return tx
 
 
 class BusEngine:
@@ -158,6 +230,8 @@ class BusEngine:
         self._rx = bytearray()
         self._rx_event = asyncio.Event()
         self._last_activity = 0.0
+        self._passthrough_at = -PASSTHROUGH_ACTIVE_S      # monotonic time of the last pass-through request
+        self.split_pieces = 0                              # poll-read pieces put on the wire (the extra frames)
         self._task = None
         self._fd = port.fileno()
         self._closed = False
@@ -200,11 +274,14 @@ class BusEngine:
     def wire_time(self, nbytes):
         return nbytes * self.char_time
 
-    def submit(self, unit, pdu, priority=POLL, retries=None, timeout=None):
+    def submit(self, unit, pdu, priority=POLL, retries=None, timeout=None, cuts=None):
         """Queue a request; returns a future of the response PDU.
 
         The future fails with ModbusException (device exception), BusTimeout
-        (no valid answer after the retries) or BusBusy (queue full).
+        (no valid answer after the retries) or BusBusy (queue full). ``cuts``
+        (a read of registers below pass-through priority): the offsets between
+        its values where it may be split while pass-through traffic is active;
+        without them it never is.
         """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -214,13 +291,22 @@ class BusEngine:
         if self._queues.full(priority):
             future.set_exception(BusBusy("%s queue of %s is full" % (CLASS_NAMES[priority], self.name)))
             return future
+        if priority == PASSTHROUGH:
+            self._passthrough_at = time.monotonic()
+        splittable = cuts is not None and priority != PASSTHROUGH and len(pdu) == 5 \
+            and pdu[0] in (rtu.READ_HOLDING, rtu.READ_INPUT)
         self._queues.push(_Transaction(unit, bytes(pdu), future, self.retries if retries is None else retries,
-                                       self.timeout if timeout is None else timeout, priority))
+                                       self.timeout if timeout is None else timeout, priority,
+                                       tuple(cuts) if splittable else None))
         self._wakeup.set()
         return future
 
-    async def request(self, unit, pdu, priority=POLL, retries=None, timeout=None):
-        return await self.submit(unit, pdu, priority, retries, timeout)
+    def passthrough_active(self):
+        """Whether a pass-through request came within the last ``PASSTHROUGH_ACTIVE_S``."""
+        return time.monotonic() - self._passthrough_at < PASSTHROUGH_ACTIVE_S
+
+    async def request(self, unit, pdu, priority=POLL, retries=None, timeout=None, cuts=None):
+        return await self.submit(unit, pdu, priority, retries, timeout, cuts)
 
     async def read_registers(self, unit, start, count, priority=POLL, function=rtu.READ_HOLDING, **kw):
         pdu = await self.request(unit, rtu.read_request(function, start, count), priority, **kw)
@@ -236,19 +322,40 @@ class BusEngine:
                 counters.reset_counts()
 
     def queued(self):
-        return dict(zip(CLASS_NAMES, self._queues.lengths()))
+        return dict(zip(CLASS_NAMES, self._queues.lengths(), strict=True))
 
     async def _run(self):
+        last, curve_went = None, -CURVE_HOLD_S
         while True:
-            tx = self._queues.pick()
+            # While pass-through traffic is active, a curve read (long, never split) goes right after a
+            # pass-through transaction, when the next forwarded request is least likely to be waiting, and
+            # at most once per CURVE_HOLD_S.
+            now = time.monotonic()
+            tx = self._queues.pick(hold=self.passthrough_active() and
+                                   (last != PASSTHROUGH or now - curve_went < CURVE_HOLD_S))
+            last = tx.klass if tx is not None else None
+            if last == CURVE:
+                curve_went = now
             if tx is None:
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if any(self._queues.lengths()):        # only held reads wait: not for ever
+                    try:
+                        async with asyncio.timeout(HELD_RECHECK_S):
+                            await self._wakeup.wait()
+                    except TimeoutError:
+                        pass
+                else:
+                    await self._wakeup.wait()
                 continue
             if tx.future.done():      # caller gave up (cancelled)
                 continue
             try:
-                result = await self._execute(tx)
+                if tx.cuts and (tx.offset or self.passthrough_active()):
+                    result = await self._execute_piece(tx)
+                    if result is None:
+                        continue              # more pieces to come: back at the head of its queue
+                else:
+                    result = await self._execute(tx)
             except asyncio.CancelledError:
                 if not tx.future.done():
                     tx.future.set_exception(BusTimeout("bus stopped"))
@@ -270,10 +377,27 @@ class BusEngine:
                 return
             await asyncio.sleep(wait)
 
-    async def _execute(self, tx):
+    async def _execute_piece(self, tx):
+        """Put the next piece of a splittable read on the wire: the whole response PDU after the last piece,
+        None while pieces remain (the read is put back at the head of its queue)."""
+        function, start, count, _words = rtu.request_fields(tx.pdu)
+        end = tx.piece_end(count, SPLIT_WORDS if self.passthrough_active() else count)
+        if tx.offset == 0 and end == count:
+            return await self._execute(tx)
+        pdu = await self._execute(tx, rtu.read_request(function, start + tx.offset, end - tx.offset))
+        self.split_pieces += 1
+        tx.words = (tx.words or []) + rtu.read_registers_from_pdu(pdu)
+        tx.offset = end
+        if end < count:
+            self._queues.push_front(tx)
+            return None
+        return rtu.read_response(function, tx.words)
+
+    async def _execute(self, tx, pdu=None):
         counters = self.counters[tx.unit]
         self.class_counts[tx.klass] += 1
-        frame = rtu.request_frame(tx.unit, tx.pdu)
+        pdu = tx.pdu if pdu is None else pdu
+        frame = rtu.request_frame(tx.unit, pdu)
         if tx.unit == rtu.BROADCAST:
             await self._silence()
             self._send(frame)
@@ -281,7 +405,7 @@ class BusEngine:
             await asyncio.sleep(self.wire_time(len(frame)) + self.timeout)
             self._last_activity = time.monotonic()
             return b""
-        expected = rtu.expected_response_length(tx.pdu) or rtu.MAX_ADU
+        expected = rtu.expected_response_length(pdu) or rtu.MAX_ADU
         last_error = None
         for _attempt in range(tx.retries + 1):
             counters.requests += 1
@@ -299,7 +423,7 @@ class BusEngine:
                 continue
             elapsed = time.monotonic() - started
             try:
-                pdu = rtu.parse_response(answer, tx.unit, tx.pdu)
+                answered = rtu.parse_response(answer, tx.unit, pdu)
             except rtu.ModbusException:
                 counters.exceptions += 1
                 counters.answers += 1
@@ -317,7 +441,7 @@ class BusEngine:
             counters.total_time += elapsed
             counters.max_time = max(counters.max_time, elapsed)
             counters.last_success = self.clock.time() if self.clock else time.time()
-            return pdu
+            return answered
         if isinstance(last_error, rtu.FrameError):
             raise BusGarbled("unit %d on %s: %s" % (tx.unit, self.name, last_error))
         raise BusTimeout("unit %d on %s: %s" % (tx.unit, self.name, last_error))

@@ -82,4 +82,14 @@ async def passthrough(parts, address, pdu):
     BusBusy, ModbusException.
     """
     device = _device(parts, address)
-    return await parts.engines[device.bus].request(address, pdu, PASSTHROUGH)
+    answer = await parts.engines[device.bus].request(address, pdu, PASSTHROUGH)
+    parts.static.learn(device, pdu, answer)     # identification words: later reads need no frame
+    return answer
+
+
+def static_registers(parts, address, function, start, count):
+    """Words of a meter's fixed registers (identification) an earlier pass-through read brought, or None."""
+    device = parts.topology.device(address)
+    if device is None or device.bus not in parts.engines or parts.cache.comm_lost(address):
+        return None               # a silent meter may have been swapped: ask it again
+    return parts.static.read(device, function, start, count)

@@ -6,11 +6,13 @@ device-alarm reader, the curve download); front ends never see it, they get
 the door (``daemon/api.py``).
 """
 
+from daemon.runtime.staticblocks import StaticBlocks
+
 
 class Parts:
     """The topology, the bus engines (bus name → BusEngine, filled as buses open), the cache,
-    the settings and the one clock."""
-    __slots__ = ("topology", "engines", "cache", "settings", "clock")
+    the settings and the one clock; ``static``: the meters' fixed registers pass-through learnt."""
+    __slots__ = ("topology", "engines", "cache", "settings", "clock", "static")
 
     def __init__(self, topology, engines, cache, settings, clock):
         self.topology = topology
@@ -18,3 +20,4 @@ class Parts:
         self.cache = cache
         self.settings = settings
         self.clock = clock
+        self.static = StaticBlocks()

@@ -235,7 +235,8 @@ class BusPoller:
         address = state.device.address
         retries = 0 if state.lost else None
         futures = [self.engine.submit(address, rtu.read_request(read.function, read.start, read.count), POLL,
-                                      retries=retries) for read in state.plan]
+                                      retries=retries, cuts=[item[2] for item in read.items])   # item starts
+                   for read in state.plan]
         try:
             for read, future in zip(state.plan, futures, strict=True):
                 try:

@@ -80,8 +80,9 @@ class TcpLink:
         link = device.link
         return link.get("host"), link.get("port"), link.get("unit")
 
-    def submit(self, unit, pdu, priority=1, retries=None, timeout=None):
-        """A future of the response PDU of ``pdu`` to the device at gateway address ``unit``."""
+    def submit(self, unit, pdu, priority=1, retries=None, timeout=None, cuts=None):
+        """A future of the response PDU of ``pdu`` to the device at gateway address ``unit``. ``cuts`` (where
+        a bus engine may split a poll read) mean nothing here: a TCP device has no shared line to keep short."""
         return asyncio.ensure_future(self.request(unit, pdu, priority, retries, timeout))
 
     async def request(self, unit, pdu, priority=1, retries=None, timeout=None):

@@ -4,7 +4,8 @@ One function decides what a request means (SPEC §3.1):
 * unit = the gateway's own address (or 255 over TCP): the gateway table;
 * unit = a meter's address: the normalized table from the cache, reads the
   poll cycle already covers from the cache (fresh within one cycle, device
-  answering), anything else forwarded to the meter's bus with pass-through
+  answering), its identification block (fixed while it is in the topology)
+  from the words an earlier forwarded read brought back, anything else forwarded to the meter's bus with pass-through
   priority and the answer relayed;
 * no such meter: exception 0A; the meter did not answer: 0B; writes while
   the policy's Modbus write is off: 01.
@@ -112,6 +113,8 @@ class ModbusHandler:
             return rtu.read_response(function, values)
         if function in READ_REGISTERS:
             cached = door.polled_registers(unit, start, count)    # fresh by the cache's one rule
+            if cached is None:
+                cached = door.static_registers(unit, function, start, count)   # identification: fixed
             if cached is not None:
                 self.counters.from_cache += 1
                 return rtu.read_response(function, cached)
