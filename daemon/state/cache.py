@@ -23,6 +23,8 @@ fast tier's) period.
 
 from core.poll_tiers import FAST
 
+_NONE = {}      # an empty mapping, never written
+
 GOOD = "good"
 STALE = "stale"
 COMM_LOST = "comm_lost"
@@ -89,12 +91,12 @@ class Cache:
         """Age (s) above which a value of this device (of ``key``, or read with ``tier``) is stale:
         the one freshness rule."""
         if tier is None:
-            tier = self._tiers.get(address, {}).get(key, FAST) if key is not None else FAST
-        if tier == FAST:
-            period = self._refresh.get(address, 0.0)
-        else:
-            period = self._tier_refresh.get((address, tier), self._refresh.get(address, 0.0))
-        return max(self.stale_after, self.FRESH_CYCLES * period)
+            tier = self._tiers.get(address, _NONE).get(key, FAST)
+        period = self._refresh.get(address, 0.0)
+        if tier != FAST:
+            period = self._tier_refresh.get((address, tier), period)
+        limit = self.FRESH_CYCLES * period
+        return limit if limit > self.stale_after else self.stale_after
 
     def fresh_raw(self, address, start, count):
         """Polled words covering [start, start+count) when fresh by the one rule and the device answers."""
