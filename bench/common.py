@@ -22,16 +22,22 @@ def load_reference():
 
 
 @contextlib.asynccontextmanager
-async def reference_gateway(settings=None, services=(), board=None):
+async def reference_gateway(settings=None, services=(), board=None, baud=None):
     """A Gateway on the simulated reference site, in a fresh state dir, stopped on exit.
 
     ``services`` are protocol service classes (``name`` = their protocol),
     each made with its door (Gateway.services, in order). The topology is preset (detection is not what we measure)
     and every bus has polled it twice when the body runs; the site's bus
     specs are ``gateway.board.topology``, its Devices ``gateway.topology.devices``. ``board``: a
-    function of the topology making the board (a SimBoard by default).
+    function of the topology making the board (a SimBoard by default). ``baud``: both buses
+    (the simulated lines and the gateway's settings) at that speed instead of the site's 38400.
     """
     topology = load_reference()
+    if baud is not None:
+        settings = dict(settings or {})
+        for name, bus in topology["buses"].items():
+            bus["baud"] = baud
+            settings["bus.%s.baud" % name] = baud
     with tempfile.TemporaryDirectory(prefix="bench-") as state:
         gateway = Gateway((board or SimBoard)(topology=topology), state, dict(settings or {}))
         for make in services:

@@ -225,6 +225,9 @@ class BusEngine:
         self.gap = rtu.frame_gap(baud, 8, parity, stop_bits)
         self.counters = collections.defaultdict(DeviceCounters)
         self.class_counts = [0, 0, 0, 0]
+        # per class, for the benches' wire-time bounds: attempts put on the wire, their request + expected answer bytes
+        self.class_attempts = [0, 0, 0, 0]
+        self.class_bytes = [0, 0, 0, 0]
         self._queues = ClassQueues()
         self._wakeup = asyncio.Event()
         self._rx = bytearray()
@@ -409,6 +412,8 @@ class BusEngine:
         last_error = None
         for _attempt in range(tx.retries + 1):
             counters.requests += 1
+            self.class_attempts[tx.klass] += 1
+            self.class_bytes[tx.klass] += len(frame) + expected
             await self._silence()
             started = time.monotonic()
             self._send(frame)

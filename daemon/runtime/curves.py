@@ -221,7 +221,9 @@ class CurveService:
                     if not cache.supported(device.address, load, key):
                         continue
                     reading = cache.get(device.address, load, key)
-                    if reading.quality != GOOD:
+                    # an index read before the boundary belongs to the last period: the poller reads
+                    # energies again promptly after each boundary (issue 19, daemon/runtime/poller.py)
+                    if reading.quality != GOOD or reading.timestamp < boundary:
                         fresh = False
                         break
                     readings.append((load, key, reading.value))

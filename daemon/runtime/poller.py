@@ -8,6 +8,13 @@ needed register is optimal for interval covering with a fixed window.
 A device that stops answering is marked communication-lost in the cache,
 raises system alarm 3 and is retried with exponential back-off (so the
 other devices keep their cycle); the first good answer clears both.
+
+Tiers (issue 19, core/poll_tiers.py): a catalogue device's plan is split by
+the registry's kinds, each tier coalesced on its own (``plan_tiers``). Every
+cycle reads the fast tier (instantaneous values) of every device and the
+slower tiers that are due (``TierSchedule``); a generic device's frames are one
+tier, the fast one. The cache is told each tier's refresh period, so the one
+freshness rule holds per tier.
 """
 
 import asyncio
@@ -15,7 +22,7 @@ import collections
 import logging
 import time
 
-from core import catalogue, datamodel, modbus_rtu as rtu
+from core import catalogue, datamodel, modbus_rtu as rtu, poll_tiers
 from daemon.runtime.bus import POLL, BusBusy, BusTimeout
 from daemon.runtime.feed import declare, store
 from daemon.state.alarms import device_source
@@ -45,11 +52,14 @@ class PlannedRead:
         return "<Read %#06x+%d %d values>" % (self.start, self.count, len(self.items))
 
 
-def plan_reads(reference, loads, limit=rtu.MAX_READ_REGISTERS):
-    """Coalesced reads for a device: ``loads`` = [(load number, network type)]."""
+def plan_reads(reference, loads, limit=rtu.MAX_READ_REGISTERS, tier=None):
+    """Coalesced reads for a device: ``loads`` = [(load number, network type)]; only the measurements
+    of ``tier`` (core/poll_tiers.py) when one is given."""
     plan = []
     for load, network in loads:
         mapping = catalogue.measurement_map(reference, load, network)
+        if tier is not None:
+            mapping = dict((key, row) for key, row in mapping.items() if poll_tiers.tier_of(key) == tier)
         if not mapping:
             continue
         blocks = catalogue.readable_blocks(reference, load)
@@ -92,6 +102,20 @@ def plan_device(device):
     return plan_reads(device.reference, _loads_key(device))
 
 
+def plan_tiers(device):
+    """{tier: reads} of a device: a catalogue device's reads coalesced within each tier (a read never
+    mixes two tiers); a generic device's frames all in the fast tier."""
+    if device.model is not None:
+        return {poll_tiers.FAST: plan_model(device.model)}
+    loads = _loads_key(device)
+    tiers = {}
+    for tier in poll_tiers.NAMES:
+        reads = plan_reads(device.reference, loads, tier=tier)
+        if reads:
+            tiers[tier] = reads
+    return tiers
+
+
 def decode_read(read, words):
     """{load: {key: value}} from the words (bits for functions 1 and 2) answered to ``read``."""
     out = {}
@@ -122,12 +146,63 @@ def answer_words(read, pdu):
     return rtu.read_registers_from_pdu(pdu)
 
 
+class TierSchedule:
+    """When each slow tier of one device is due: every ``poll_tiers.period`` seconds on the gateway's
+    clock, and the energies also at the first cycle after each boundary of the integration period.
+
+    ``phase`` (0..1] spreads the devices of a bus over the period (their first re-read comes after
+    ``phase`` x the period), so each cycle carries a like share of the slow reads instead of all of
+    them at once; the next read then keeps its place on that grid."""
+
+    def __init__(self, tiers, phase=1.0):
+        self.phase = phase
+        self.next_due = dict((tier, None) for tier in tiers if tier != poll_tiers.FAST)   # None: never read
+        self.last = {}            # tier -> clock time of its last read
+        self.reads = collections.Counter()      # tier -> cycles it was read in
+
+    def due(self, now, integration_s):
+        """The slow tiers to read in the cycle starting at ``now``."""
+        out = []
+        boundary = now // integration_s * integration_s if integration_s else None
+        for tier, next_due in self.next_due.items():
+            if next_due is None or now >= next_due:
+                out.append(tier)
+            elif tier == poll_tiers.ENERGY and boundary is not None and self.last.get(tier, now) < boundary:
+                out.append(tier)                   # a new integration period began since the last read
+        return out
+
+    def read(self, tier, now):
+        """``tier`` was read at ``now``: the next read's time. Returns the interval since its last read, or
+        None for its first two reads (the first has none, the second's is shortened by the phase)."""
+        last = self.last.get(tier)
+        interval = None if last is None or (tier != poll_tiers.FAST and self.reads[tier] < 2) else now - last
+        self.last[tier] = now
+        self.reads[tier] += 1
+        if tier == poll_tiers.FAST:
+            return interval
+        every = poll_tiers.period(tier)
+        next_due = self.next_due[tier]
+        if next_due is None:
+            self.next_due[tier] = now + every * self.phase
+        elif now >= next_due:
+            self.next_due[tier] = next_due + every if next_due + every > now else now + every
+        return interval
+
+
 class DeviceState:
-    def __init__(self, device):
+    def __init__(self, device, phase=1.0):
         self.device = device
-        self.plan = plan_device(device)
+        self.tiers = plan_tiers(device)
+        self.plan = [read for reads in self.tiers.values() for read in reads]
+        self.schedule = TierSchedule(self.tiers, phase)
         self.failures = 0
         self.next_try = 0.0
+
+    def due_reads(self, now, integration_s):
+        """[(tier, read)] of this cycle: the fast tier, then the slow tiers that are due."""
+        tiers = [poll_tiers.FAST] if poll_tiers.FAST in self.tiers else []
+        tiers += self.schedule.due(now, integration_s)
+        return [(tier, read) for tier in tiers for read in self.tiers[tier]]
 
     @property
     def lost(self):
@@ -150,6 +225,10 @@ class BusPoller:
         self.cycles = 0
         self.cycle_times = collections.deque(maxlen=100)
         self.device_cycles = collections.Counter()
+        self.tier_requests = collections.Counter()       # tier -> reads sent (issue 19)
+        self.tier_intervals = dict((t, collections.deque(maxlen=1000)) for t in poll_tiers.NAMES)
+        self.cycle_registers = collections.deque(maxlen=100)   # per cycle: the register counts it read
+        self._cycle_counts = []
         self._task = None
         self._topology_version = None
 
@@ -166,6 +245,7 @@ class BusPoller:
             return
         self._topology_version = self.topology.version
         wanted = dict((d.address, d) for d in self.topology.on_bus(self.bus_name))
+        phases = dict((address, (i + 1.0) / len(wanted)) for i, address in enumerate(sorted(wanted)))
         for address in list(self.states):
             old = self.states[address]
             new = wanted.get(address)
@@ -178,7 +258,7 @@ class BusPoller:
             if old is not None and _plan_key(old.device) == _plan_key(device):
                 old.device = device              # a new name or area: the plan stands
                 continue
-            state = DeviceState(device)          # new, or its loads changed: plan it again
+            state = DeviceState(device, phases[address])     # new, or its loads changed: plan it again
             if old is not None:
                 state.failures, state.next_try = old.failures, old.next_try
             self.states[address] = state
@@ -187,6 +267,8 @@ class BusPoller:
                 for load, key, _o, _k, _m in read.items:
                     supported[load].add(key)
             declare(self.cache, address, supported)
+            self.cache.declare_tiers(address, dict((key, tier) for tier, reads in state.tiers.items()
+                                                   for read in reads for _l, key, _o, _k, _m in read.items))
 
     def source(self, address):
         return device_source(self.bus_name, address)
@@ -203,7 +285,9 @@ class BusPoller:
             if polled:
                 self.cycles += 1
                 self.cycle_times.append(elapsed)
-                self.cache.set_refresh_period(self.states, self.refresh_period())
+                self.cycle_registers.append(self._cycle_counts)
+                self._cycle_counts = []
+                self._state_periods()
             min_cycle = self.settings.get("poll.min_cycle_ms") / 1000.0
             wait = max(min_cycle - elapsed, 0.0 if polled else 0.2)
             await asyncio.sleep(wait)
@@ -231,14 +315,20 @@ class BusPoller:
                 if not task.done():
                     task.cancel()
 
+    def integration_s(self):
+        """The integration period (s) energies are read again after each boundary of."""
+        return 60 * self.settings.get("storage.consumption_period_min")
+
     async def poll_device(self, state):
         address = state.device.address
         retries = 0 if state.lost else None
+        planned = state.due_reads(self.clock.time(), self.integration_s())
         futures = [self.engine.submit(address, rtu.read_request(read.function, read.start, read.count), POLL,
                                       retries=retries, cuts=[item[2] for item in read.items])   # item starts
-                   for read in state.plan]
+                   for _tier, read in planned]
+        done = set()
         try:
-            for read, future in zip(state.plan, futures, strict=True):
+            for (tier, read), future in zip(planned, futures, strict=True):
                 try:
                     pdu = await future
                 except (BusTimeout, BusBusy) as exc:
@@ -247,18 +337,39 @@ class BusPoller:
                 except rtu.ModbusException as exc:
                     log.debug("%s: exception %d on %r", self.source(address), exc.code, read)
                     continue
-                self._store(address, read, answer_words(read, pdu))
+                finally:
+                    self.tier_requests[tier] += 1
+                    self._cycle_counts.append(read.count)
+                self._store(address, read, answer_words(read, pdu), tier)
+                done.add(tier)
         finally:
             for future in futures:     # a silent device: its other reads never go on the wire
                 if not future.done():
                     future.cancel()
+        now = self.clock.time()
+        for tier in set(t for t, _r in planned):
+            interval = state.schedule.read(tier, now)
+            if interval is not None and tier in done:
+                self.tier_intervals[tier].append(interval)
         self._answered(state)
         return True
 
-    def _store(self, address, read, words):
+    def _state_periods(self):
+        """Tell the cache each tier's refresh period: the fast tier's is the cycle; a slow tier is read at
+        the first cycle after it is due, so at most its period plus one cycle after its last read."""
+        cycle = self.refresh_period()
+        self.cache.set_refresh_period(self.states, cycle)
+        for tier in poll_tiers.NAMES:
+            if tier != poll_tiers.FAST:
+                every = poll_tiers.period(tier)
+                if tier == poll_tiers.ENERGY:
+                    every = min(every, self.integration_s())
+                self.cache.set_refresh_period(self.states, every + cycle, tier)
+
+    def _store(self, address, read, words, tier=poll_tiers.FAST):
         now = self.clock.time()
         if read.function == rtu.READ_HOLDING:        # what Modbus TCP may answer from (holding registers only)
-            self.cache.update_raw(address, read.start, words, now)
+            self.cache.update_raw(address, read.start, words, now, tier)
         for load, values in decode_read(read, words).items():
             store(self.cache, address, load, values, now)
 

@@ -11,7 +11,19 @@ poll cycle the poller reports, the larger of the last and the mean), and
 never less than ``poll.stale_after_s`` (a floor, so a fast bus does not
 flicker). Quality (every protocol and page) and the native register reads
 that Modbus answers from the last poll (``fresh_raw``) use it alike.
+
+**Tiers** (issue 19, core/poll_tiers.py): a device's values may be read at
+different rates, instantaneous values every cycle, energies every minute...
+The poller states each tier's refresh period (``set_refresh_period(..., tier)``)
+and which tier each key and each raw block is read with; the rule above then
+holds per tier: a value is fresh while its age is at most 1.5 times its own
+tier's refresh period. Keys without a stated tier use the device's (the
+fast tier's) period.
 """
+
+from core.poll_tiers import FAST
+
+_NONE = {}      # an empty mapping, never written
 
 GOOD = "good"
 STALE = "stale"
@@ -41,6 +53,8 @@ class Cache:
         self.clock = clock
         self.stale_after = stale_after   # floor of the freshness limit, s (poll.stale_after_s)
         self._refresh = {}       # address -> seconds its bus takes to refresh it (poll cycle)
+        self._tier_refresh = {}  # (address, tier) -> seconds between two reads of that tier (issue 19)
+        self._tiers = {}         # address -> {key: tier} of the keys not read with the fast tier
         self._values = {}        # (address, load, key) -> (value, timestamp)
         self._supported = {}     # address -> {load: set(keys)}
         self._comm_lost = set()  # addresses whose device stopped answering
@@ -57,34 +71,52 @@ class Cache:
         """``supported``: {load: iterable of keys} the device offers."""
         self._supported[address] = dict((load, frozenset(keys)) for load, keys in supported.items())
 
-    def update_raw(self, address, start, words, timestamp):
-        """Keep the raw words of one poll read (Modbus TCP answers from them)."""
-        self._raw.setdefault(address, {})[start] = (tuple(words), timestamp)
+    def update_raw(self, address, start, words, timestamp, tier=FAST):
+        """Keep the raw words of one poll read (Modbus TCP answers from them), read with ``tier``."""
+        self._raw.setdefault(address, {})[start] = (tuple(words), timestamp, tier)
 
-    def set_refresh_period(self, addresses, seconds):
-        """The poller's measured cycle for these devices: the base of the freshness rule."""
+    def declare_tiers(self, address, tiers):
+        """``tiers``: {key: tier} of the device's keys read with a slower tier than the fast one."""
+        self._tiers[address] = dict((key, tier) for key, tier in tiers.items() if tier != FAST)
+
+    def set_refresh_period(self, addresses, seconds, tier=FAST):
+        """The poller's measured period of ``tier`` for these devices: the base of the freshness rule."""
         for address in addresses:
-            self._refresh[address] = seconds
+            if tier == FAST:
+                self._refresh[address] = seconds
+            else:
+                self._tier_refresh[(address, tier)] = seconds
 
-    def stale_limit(self, address):
-        """Age (s) above which a value of this device is stale: the one freshness rule."""
-        return max(self.stale_after, self.FRESH_CYCLES * self._refresh.get(address, 0.0))
+    def stale_limit(self, address, key=None, tier=None):
+        """Age (s) above which a value of this device (of ``key``, or read with ``tier``) is stale:
+        the one freshness rule."""
+        if tier is None:
+            tier = self._tiers.get(address, _NONE).get(key, FAST)
+        period = self._refresh.get(address, 0.0)
+        if tier != FAST:
+            period = self._tier_refresh.get((address, tier), period)
+        limit = self.FRESH_CYCLES * period
+        return limit if limit > self.stale_after else self.stale_after
 
     def fresh_raw(self, address, start, count):
         """Polled words covering [start, start+count) when fresh by the one rule and the device answers."""
         if address in self._comm_lost:
             return None
-        found = self.raw(address, start, count)
-        if found is None or self.clock.time() - found[1] > self.stale_limit(address):
+        found = self._raw_block(address, start, count)
+        if found is None or self.clock.time() - found[1] > self.stale_limit(address, tier=found[2]):
             return None
         return list(found[0])
 
     def raw(self, address, start, count):
         """(words, timestamp) of a polled block covering [start, start+count), or None."""
-        for block_start, (words, ts) in self._raw.get(address, {}).items():
+        found = self._raw_block(address, start, count)
+        return None if found is None else found[:2]
+
+    def _raw_block(self, address, start, count):
+        for block_start, (words, ts, tier) in self._raw.get(address, {}).items():
             offset = start - block_start
             if 0 <= offset and offset + count <= len(words):
-                return words[offset:offset + count], ts
+                return words[offset:offset + count], ts, tier
         return None
 
     def declare_extras(self, address, keys):
@@ -111,6 +143,9 @@ class Cache:
             del self._extras[k]
         self._raw.pop(address, None)
         self._refresh.pop(address, None)
+        self._tiers.pop(address, None)
+        for k in [k for k in self._tier_refresh if k[0] == address]:
+            del self._tier_refresh[k]
         self._supported.pop(address, None)
         self._comm_lost.discard(address)
         for k in [k for k in self._values if k[0] == address]:
@@ -157,16 +192,16 @@ class Cache:
         """The latest Reading; value None when it never arrived or is unsupported."""
         if not self.supported(address, load, key):
             return Reading(None, None, NOT_SUPPORTED)
-        return self._reading(address, self._values.get((address, load, key)))
+        return self._reading(address, self._values.get((address, load, key)), key)
 
-    def _reading(self, address, entry):
+    def _reading(self, address, entry, key=None):
         if entry is None:
             quality = COMM_LOST if address in self._comm_lost else STALE
             return Reading(None, None, quality)
         value, ts = entry
         if address in self._comm_lost:
             quality = COMM_LOST
-        elif self.clock.time() - ts > self.stale_limit(address):
+        elif self.clock.time() - ts > self.stale_limit(address, key):
             quality = STALE
         else:
             quality = GOOD
