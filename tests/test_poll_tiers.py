@@ -234,6 +234,34 @@ def test_the_freshness_rule_per_tier_in_the_cache():
     assert registry.get("ea_pos")[registry.KIND] == "energy" and poll_tiers.tier_of("ea_pos") == "energy"
 
 
+def test_a_whole_row_reads_as_each_value_does():
+    """Cache.row (the Monitor's and snapshot's read) gives each key the Reading ``get`` gives, in every state:
+    fresh, stale in its tier, never arrived, communication lost."""
+    clock = ManualClock(1000.0)
+    cache = Cache(clock, stale_after=2.0)
+    cache.declare_device(1, {0: ["v1", "i1", "ea_pos", "thd_i1"]})
+    cache.declare_tiers(1, {"v1": "inst", "i1": "inst", "ea_pos": "energy", "thd_i1": "average"})
+    cache.set_refresh_period([1], 1.0)
+    cache.set_refresh_period([1], 61.0, "energy")
+    cache.set_refresh_period([1], 31.0, "average")
+    cache.update(1, 0, {"v1": 230.0, "ea_pos": 5.0, "thd_i1": 2.3}, 1000.0)
+
+    def same():
+        row = cache.row(1, 0)
+        singles = dict((k, cache.get(1, 0, k)) for k in cache.keys(1, 0))
+        assert list(row) == list(singles)
+        return dict((k, (r.value, r.timestamp, r.quality)) for k, r in row.items()) == \
+            dict((k, (r.value, r.timestamp, r.quality)) for k, r in singles.items())
+    assert same() and cache.row(1, 0)["v1"].quality == "good" and cache.row(1, 0)["i1"].quality == "stale"
+    clock.advance(40)                  # 40 s: v1 stale (inst tier), thd_i1 (46.5 s) and ea_pos (91.5 s) still good
+    assert same() and cache.row(1, 0)["v1"].quality == "stale" and cache.row(1, 0)["ea_pos"].quality == "good"
+    clock.advance(10)                  # 50 s: thd_i1 past 46.5 s
+    assert same() and cache.row(1, 0)["thd_i1"].quality == "stale" and cache.row(1, 0)["ea_pos"].quality == "good"
+    cache.set_comm_lost(1, True)
+    assert same() and set(r.quality for r in cache.row(1, 0).values()) == {"comm_lost"}
+    assert cache.row(1, 9) == {} and cache.row(2, 0) == {}
+
+
 def test_every_registry_kind_is_in_one_tier():
     assert poll_tiers.check_table() == []
     assert poll_tiers.tier_of("user:flow") == poll_tiers.FAST

@@ -101,7 +101,7 @@ class ViewsPart:
         """({key: Reading} of one load's row (load 0: the device's own values), the device's state as
         ``device_summary`` says it but judged on this row (its link; stale when a value of the row is))."""
         cache = self._gw.cache
-        readings = dict((key, cache.get(address, load, key)) for key in cache.keys(address, load))
+        readings = cache.row(address, load)
         stale = any(reading.quality == STALE for reading in readings.values())
         return readings, devstate.device_state(self.device_link(address), stale)
 

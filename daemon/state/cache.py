@@ -207,10 +207,28 @@ class Cache:
             quality = GOOD
         return Reading(value, ts, quality)
 
+    def row(self, address, load):
+        """{key: Reading} of one load's supported keys, each as ``get`` gives it, with the clock read once and
+        each tier's limit computed once: what a whole row costs on every live update (Monitor, snapshot)."""
+        keys = self._supported.get(address, _NONE).get(load, ())
+        now, lost = self.clock.time(), address in self._comm_lost
+        tiers, values, limits, out = self._tiers.get(address, _NONE), self._values, {}, {}
+        for key in sorted(keys):
+            entry = values.get((address, load, key))
+            if entry is None:
+                out[key] = Reading(None, None, COMM_LOST if lost else STALE)
+                continue
+            tier = tiers.get(key, FAST)
+            limit = limits.get(tier)
+            if limit is None:
+                limit = limits[tier] = self.stale_limit(address, tier=tier)
+            value, ts = entry
+            out[key] = Reading(value, ts, COMM_LOST if lost else STALE if now - ts > limit else GOOD)
+        return out
+
     def snapshot(self, address):
         """{load: {key: Reading}} for one device (status API, pages)."""
-        return dict((load, dict((key, self.get(address, load, key)) for key in self.keys(address, load)))
-                    for load in self.loads(address))
+        return dict((load, self.row(address, load)) for load in self.loads(address))
 
     def load_summary(self, address, load):
         """(quality, newest, oldest, count) of one load's row of values.
