@@ -35,6 +35,7 @@ from pysnmp.entity.rfc3413 import cmdrsp, context, ntforg
 from pysnmp.proto import errind, rfc1902
 
 from daemon.blocking import run_blocking
+from daemon.loopshare import LoopShare
 from daemon.service import SwitchedService
 from protocols.snmp import engine as engine_mod, mibdef
 from protocols.snmp.instrum import AsyncSetResponder, IndexInstrum, to_pyasn1
@@ -63,6 +64,16 @@ class FrontTransport(udp.UdpTransport):
         if not service.door.admit(transportAddress[0], service.port, len(datagram)):    # the firewall: dropped
             service.dropped["firewall"] += 1
             return
+        started = time.monotonic()              # each client's share of the loop (daemon/loopshare.py)
+        if not service.share.allows(transportAddress[0], started):
+            service.dropped["over_share"] += 1
+            return
+        try:
+            self._serve(service, datagram, transportAddress)
+        finally:
+            service.share.charge(transportAddress[0], time.monotonic() - started)
+
+    def _serve(self, service, datagram, transportAddress):
         try:
             answer = service.intake.handle(datagram)
         except Exception:            # never let a datagram reach the loop's handler, nor pysnmp unchecked
@@ -95,6 +106,7 @@ class SnmpService(SwitchedService):
         self.port = None
         self.opened_at = time.monotonic()
         self.dropped = collections.Counter()
+        self.share = LoopShare()            # what each client may take of the loop; over it, datagrams are dropped
         self.set_results = collections.Counter()
         self._set_responder = None
         self._originator = None
