@@ -17,13 +17,18 @@ here (``run_now``); one that would wait is closed and the request goes the slow 
 
 import struct
 
-from protocols.bacnet import objects, rpm
+from protocols.bacnet import objects, points as pts, rpm
 
 READ_PROPERTY, READ_PROPERTY_MULTIPLE = 12, 14
 MAX_ELEMENTS = 32                       # an RPM computing more goes the slow way (it yields to the loop meanwhile)
 WILDCARD_DEVICE = (8, 4194303)
 _BVLC = struct.Struct(">BBH")
 _HEAD = struct.Struct(">I")
+_REAL = struct.Struct(">f")
+PRESENT_VALUE = 85
+# The reads a supervisor polls, by object class: the encoded value straight from the cache, without the
+# bacpypes3 objects (the same as the class's property: objects.py; tests compare both ways' bytes).
+DIRECT = {(objects.MeterAnalogInput, PRESENT_VALUE): lambda obj: b"\x44" + _REAL.pack(pts.present(obj._reading())[0])}
 
 
 def run_now(coro):
@@ -34,6 +39,15 @@ def run_now(coro):
         return True, stop.value
     coro.close()
     return False, None
+
+
+def _direct(obj, pid):
+    """The DIRECT read of ``pid`` for the object's class (or a base's), or None."""
+    for cls in type(obj).__mro__:
+        direct = DIRECT.get((cls, pid))
+        if direct is not None:
+            return direct
+    return None
 
 
 class FastReader:
@@ -114,9 +128,13 @@ class FastReader:
             for pid, index in refs:
                 if pid in rpm.SELECTION_IDS:
                     return None
-                done, element = run_now(rpm.read_element(obj, pid, index))
-                if not done:
-                    return None
+                direct = _direct(obj, pid) if index is None else None
+                if direct is not None:
+                    element = rpm._head(pid, None) + b"\x4e" + direct(obj) + b"\x4f"
+                else:
+                    done, element = run_now(rpm.read_element(obj, pid, index))
+                    if not done:
+                        return None
                 self.counters["rpm_elements"] += 1
                 body += element
                 if len(body) > limit:
@@ -130,6 +148,9 @@ class FastReader:
         obj = app.objectIdentifier.get(oid)
         if obj is None:
             return None
+        direct = _direct(obj, pid) if index is None else None
+        if direct is not None:
+            return direct(obj)
         name = objects.VendorPropertyIdentifier(pid).attr
         if name not in obj.EXPOSED:
             return None

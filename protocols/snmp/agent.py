@@ -49,6 +49,7 @@ log = logging.getLogger("gateway.snmp")
 SNMP_TRAP_ADDRESS = (1, 3, 6, 1, 6, 3, 18, 1, 3, 0)
 MAX_PENDING_INFORMS = 64
 INFORM_OUTCOMES = ("sent", "acknowledged", "timed_out", "rejected", "failed", "dropped", "abandoned")
+SHARE_WAITING, SHARE_TOTAL = 8, 64          # datagrams kept over a client's share of the loop: per client, in all
 _COUNTER_MODULES = {"usm": "__SNMP-USER-BASED-SM-MIB", "snmp": "__SNMPv2-MIB"}
 
 
@@ -64,14 +65,19 @@ class FrontTransport(udp.UdpTransport):
         if not service.door.admit(transportAddress[0], service.port, len(datagram)):    # the firewall: dropped
             service.dropped["firewall"] += 1
             return
-        started = time.monotonic()              # each client's share of the loop (daemon/loopshare.py)
-        if not service.share.allows(transportAddress[0], started):
-            service.dropped["over_share"] += 1
+        ip, share = transportAddress[0], service.share      # each client's share of the loop (daemon/loopshare.py)
+        if ip in share.waiting or not share.allows(ip):     # over it: a few wait their turn, the rest are dropped
+            if not share.defer(ip, lambda: self._charged(datagram, transportAddress), SHARE_WAITING, SHARE_TOTAL):
+                service.dropped["over_share"] += 1
             return
+        self._charged(datagram, transportAddress)
+
+    def _charged(self, datagram, transportAddress):
+        started = time.monotonic()
         try:
-            self._serve(service, datagram, transportAddress)
+            self._serve(self.service, datagram, transportAddress)
         finally:
-            service.share.charge(transportAddress[0], time.monotonic() - started)
+            self.service.share.charge(transportAddress[0], time.monotonic() - started)
 
     def _serve(self, service, datagram, transportAddress):
         try:
@@ -106,7 +112,7 @@ class SnmpService(SwitchedService):
         self.port = None
         self.opened_at = time.monotonic()
         self.dropped = collections.Counter()
-        self.share = LoopShare()            # what each client may take of the loop; over it, datagrams are dropped
+        self.share = LoopShare()            # what each client may take of the loop (daemon/loopshare.py)
         self.set_results = collections.Counter()
         self._set_responder = None
         self._originator = None
