@@ -19,7 +19,7 @@ import asyncio
 import time
 
 LOOP_SHARE = 0.5                       # of the loop's time one front end's clients may take together, at most...
-CLIENT_SHARE = 0.25                    # ...and one client alone: two floods leave the other clients their half
+CLIENT_SHARE = 0.4                     # ...and one client alone: a flood leaves the others room at once
 SHARE_BURST_S = 0.001                  # credit is kept up to about this much (the buses wait at most about a burst)
 MAX_CLIENTS = 4096                     # buckets kept; past it, those of idle clients (full credit) are forgotten
 TOTAL_BURSTS = 4                       # the service's bucket holds a few bursts: the clients' own buckets split it

@@ -87,7 +87,7 @@ class FastReader:
                 body = self._read_multiple(app, data, apdu + 4, limit)
             else:
                 return None
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, struct.error):     # malformed: bacpypes3 rejects it properly
             return None
         if body is None or len(body) + 3 > limit:
             return None

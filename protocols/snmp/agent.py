@@ -49,7 +49,7 @@ log = logging.getLogger("gateway.snmp")
 SNMP_TRAP_ADDRESS = (1, 3, 6, 1, 6, 3, 18, 1, 3, 0)
 MAX_PENDING_INFORMS = 64
 INFORM_OUTCOMES = ("sent", "acknowledged", "timed_out", "rejected", "failed", "dropped", "abandoned")
-SHARE_WAITING, SHARE_TOTAL = 8, 64          # datagrams kept over a client's share of the loop: per client, in all
+SHARE_WAITING, SHARE_TOTAL = 64, 256        # datagrams kept over a client's share of the loop: per client, in all
 _COUNTER_MODULES = {"usm": "__SNMP-USER-BASED-SM-MIB", "snmp": "__SNMPv2-MIB"}
 
 
