@@ -37,24 +37,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import soak_probe, soak_wire as wire  # noqa: E402
 from bench.common import free_port, percentile, reference_gateway  # noqa: E402
+from daemon.security.rights import Caller  # noqa: E402
 from protocols.bacnet import BacnetService, points  # noqa: E402
 from protocols.modbus.tcp import ModbusTcpService  # noqa: E402
 from protocols.snmp.agent import SnmpService  # noqa: E402
+from webconfig.app import make_app  # noqa: E402
+from webconfig.server import HttpServer  # noqa: E402
 
 PROBE_PERIOD = 0.05
 WINDOW = 64
 PROTOCOLS = ("modbus", "snmp", "bacnet", "http")
 FLOOD_HOST = "127.0.0.1"
-
-
-def web_service(door):
-    from webconfig.app import make_app
-    from webconfig.server import HttpServer
-    web_service.server = HttpServer(make_app(door), host="127.0.0.1", port=free_port())
-    return web_service.server
-
-
-web_service.name = "web"
 
 
 # ------------------------------------------------------------------ the flooding client (its own process)
@@ -180,8 +173,10 @@ async def measure(cycles, firewall):
                 "firewall.enabled": firewall}
     soak_probe.PERIOD = PROBE_PERIOD
     results = {}
-    async with reference_gateway(settings, [ModbusTcpService, SnmpService, BacnetService, web_service]) as gateway:
-        ports["http"] = web_service.server.port
+    async with reference_gateway(settings, [ModbusTcpService, SnmpService, BacnetService]) as gateway:
+        web = HttpServer(make_app(gateway.door(Caller("web", "user"))), host="127.0.0.1", port=0)
+        await web.start()
+        ports["http"] = web.port
         while not gateway.services[2].stack.settled():
             await asyncio.sleep(0.2)
         device = max(gateway.topology.devices, key=lambda d: len(points.device_points(d)))
@@ -205,6 +200,7 @@ async def measure(cycles, firewall):
             results[name] = {"cycles": times, "lag": lag, "probes": probes.results, "flood": sent_answered}
             print("  %s: done" % name, file=sys.stderr, flush=True)
             await asyncio.sleep(1.0 if not firewall else 31.0)     # a ban of the flooding address runs out
+        await web.stop()
     return results
 
 

@@ -6,7 +6,7 @@ asked the same requests: every exposed property of every object class of a meter
 device must get the same bytes (values are frozen: manual clock). Anything the fast path does not take
 (errors, ALL, segmented answers) still gets bacpypes3's answer.
 
-Fairness is counted, not timed: a client flooding ReadProperty requests gets at most what its budget
+Fairness is counted, not timed: a client flooding ReadPropertyMultiple requests (20 values each) gets at most what its budget
 serves plus its few waiting places (the rest is dropped and counted), while another host reading one
 request at a time gets every answer.
 """
@@ -110,12 +110,12 @@ def test_a_flooding_client_gets_its_share_while_another_host_is_served(tmp_path)
             counters = s.service.site.counters
             share = s.service.stack.server.share
             meter = s.service.stack.meters[METER][1]
-            ai = next(oid[1] for oid in meter.objectIdentifier if int(oid[0]) == ANALOG_INPUT)
+            ais = [oid[1] for oid in meter.objectIdentifier if int(oid[0]) == ANALOG_INPUT][:20]
             async with RawUdp("127.0.0.2") as flood, RawUdp("127.0.0.3") as reader:
                 busy = counters["busy"]
                 for n in range(flood_count):        # as fast as a socket can send, never waiting for an answer
-                    flood.send(frame_read_property(n % 256, ANALOG_INPUT, ai, PROP["present_value"], NET, METER),
-                               s.port)
+                    specs = [(ANALOG_INPUT, i, [PROP["present_value"]]) for i in ais]
+                    flood.send(bvlc(npdu(rpm_apdu(n % 256, specs), NET, bytes((METER,)))), s.port)
                 answered = 0
                 for n in range(reads):              # meanwhile, one at a time from another host
                     kind, _answer = await read_with_retries(reader, s.port, n)
