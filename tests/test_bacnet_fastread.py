@@ -6,8 +6,8 @@ asked the same requests: every exposed property of every object class of a meter
 device must get the same bytes (values are frozen: manual clock). Anything the fast path does not take
 (errors, ALL, segmented answers) still gets bacpypes3's answer.
 
-Fairness is counted, not timed: a client flooding ReadPropertyMultiple requests (20 values each) gets at most what its budget
-serves plus its few waiting places (the rest is dropped and counted), while another host reading one
+Fairness is counted, not timed: a client flooding ReadPropertyMultiple requests (20 values each) gets at
+most what its budget serves plus its few waiting places (the rest is dropped and counted), while another host reading one
 request at a time gets every answer.
 """
 

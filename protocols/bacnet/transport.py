@@ -51,7 +51,7 @@ from bacpypes3.pdu import PDU, IPv4Address, LocalBroadcast, LocalStation
 
 from daemon.loopshare import LoopShare
 from protocols.bacnet.pacing import TokenBucket
-from protocols.udpsock import BROADCAST, bind_udp
+from protocols.udpsock import BROADCAST, bind_udp, drain
 
 log = logging.getLogger("gateway.bacnet")
 
@@ -157,10 +157,13 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         self.discovery = None
         self._addresses = {}
         self._loop = asyncio.get_running_loop()
+        self._sock = None
+        self._draining = False
 
     async def open(self, host, port):
         loop = self._loop
         sock = bind_udp(host, port, broadcast=True)
+        self._sock = sock
         await loop.create_datagram_endpoint(lambda: self, sock=sock)
         bound = sock.getsockname()
         self.local_address = IPv4Address(bound)
@@ -169,6 +172,7 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         return bound
 
     def close(self):
+        self._sock = None
         if self.transport is not None:
             self.transport.close()
             self.transport = None
@@ -218,13 +222,24 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
                 if not share.defer(host, lambda: self._confirmed(data, addr, apdu), MAX_DEFERRED_PER_HOST,
                                    MAX_DEFERRED):
                     self.counters["busy"] += 1
-                    return
-                self.counters["busy"] += share.evicted - evicted     # another host's, to make room
-                self.counters["paced"] += 1
+                else:
+                    self.counters["busy"] += share.evicted - evicted     # another host's, to make room
+                    self.counters["paced"] += 1
+                self._read_ahead()
                 return
             self._confirmed(data, addr, apdu)
             return
         self._start(data, addr)
+
+    def _read_ahead(self):
+        """A client is over its share: read the datagrams waiting behind it now (udpsock.drain)."""
+        if self._draining or self._sock is None or self.transport is None:
+            return
+        self._draining = True
+        try:
+            drain(self._sock, self.datagram_received)
+        finally:
+            self._draining = False
 
     def _confirmed(self, data, addr, apdu):
         """Serve a confirmed request now: at once when fastread can, else through bacpypes3; charged to its client."""

@@ -42,7 +42,7 @@ from protocols.snmp.instrum import AsyncSetResponder, IndexInstrum, to_pyasn1
 from protocols.snmp.intake import Intake
 from protocols.snmp.traps import TrapSender
 from protocols.snmp.tree import OidIndex
-from protocols.udpsock import bind_udp
+from protocols.udpsock import bind_udp, drain
 
 log = logging.getLogger("gateway.snmp")
 
@@ -59,6 +59,7 @@ class FrontTransport(udp.UdpTransport):
     def __init__(self, service):
         udp.UdpTransport.__init__(self)
         self.service = service
+        self._draining = False
 
     def datagram_received(self, datagram, transportAddress):
         service = self.service
@@ -69,6 +70,12 @@ class FrontTransport(udp.UdpTransport):
         if ip in share.waiting or not share.allows(ip):     # over it: a few wait their turn, the rest are dropped
             if not share.defer(ip, lambda: self._charged(datagram, transportAddress), SHARE_WAITING, SHARE_TOTAL):
                 service.dropped["over_share"] += 1
+            if not self._draining and service._sock is not None:     # read ahead of the flood (udpsock.drain)
+                self._draining = True
+                try:
+                    drain(service._sock, self.datagram_received)
+                finally:
+                    self._draining = False
             return
         self._charged(datagram, transportAddress)
 
