@@ -196,6 +196,7 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         self.counters["datagrams"] += 1
         if self.admit is not None and not self.admit(addr[0], len(data)):
             self.counters["firewall_dropped"] += 1          # the gateway's firewall: over the rate or banned
+            self._read_ahead()
             return
         problem, kind, dnet, routed, broadcast, apdu = classify(data)
         if problem is not None:
@@ -232,7 +233,7 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         self._start(data, addr)
 
     def _read_ahead(self):
-        """A client is over its share: read the datagrams waiting behind it now (udpsock.drain)."""
+        """A client is over its share or banned: read the datagrams waiting behind it now (udpsock.drain)."""
         if self._draining or self._sock is None or self.transport is None:
             return
         self._draining = True

@@ -65,19 +65,23 @@ class FrontTransport(udp.UdpTransport):
         service = self.service
         if not service.door.admit(transportAddress[0], service.port, len(datagram)):    # the firewall: dropped
             service.dropped["firewall"] += 1
+            self._read_ahead()
             return
         ip, share = transportAddress[0], service.share      # each client's share of the loop (daemon/loopshare.py)
         if ip in share.waiting or not share.allows(ip):     # over it: a few wait their turn, the rest are dropped
             if not share.defer(ip, lambda: self._charged(datagram, transportAddress), SHARE_WAITING, SHARE_TOTAL):
                 service.dropped["over_share"] += 1
-            if not self._draining and service._sock is not None:     # read ahead of the flood (udpsock.drain)
-                self._draining = True
-                try:
-                    drain(service._sock, self.datagram_received)
-                finally:
-                    self._draining = False
+            self._read_ahead()
             return
         self._charged(datagram, transportAddress)
+
+    def _read_ahead(self):
+        if not self._draining and self.service._sock is not None:      # ahead of a flood (udpsock.drain)
+            self._draining = True
+            try:
+                drain(self.service._sock, self.datagram_received)
+            finally:
+                self._draining = False
 
     def _charged(self, datagram, transportAddress):
         started = time.monotonic()
