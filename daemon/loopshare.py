@@ -128,6 +128,8 @@ class LoopShare:
             if len(self.waiting[longest]) <= waiting + 1:
                 return False
             self.waiting[longest].pop()
+            if not self.waiting[longest]:
+                del self.waiting[longest]
             self.queued -= 1
             self.evicted += 1
         self.wait(client, turn)
