@@ -22,6 +22,10 @@ LOOP_SHARE = 0.5                       # of the loop's time one front end's clie
 CLIENT_SHARE = 0.4                     # ...and one client alone: a flood leaves the others room at once
 SHARE_BURST_S = 0.001                  # credit is kept up to about this much (the buses wait at most about a burst)
 MAX_CLIENTS = 4096                     # buckets kept; past it, those of idle clients (full credit) are forgotten
+# A turn is timed by the clock: when the machine deschedules the process in the middle of one, the pause
+# is not the client's doing; charged whole, a 1 s pause would silence its client for 2.5 s (lock-step
+# supervisors time out). Charged at most this, a genuinely expensive turn still waits its share.
+MAX_CHARGE_S = 0.02
 TOTAL_BURSTS = 4                       # the service's bucket holds a few bursts: the clients' own buckets split it
 ACTIVE_S = 0.1                         # a client served within this is busy: LOOP_SHARE is split among the busy
 
@@ -96,7 +100,8 @@ class LoopShare:
         return self.total.refill(now) >= 0
 
     def charge(self, client, seconds):
-        """What serving ``client`` took of the loop."""
+        """What serving ``client`` took of the loop (at most MAX_CHARGE_S: see there)."""
+        seconds = min(seconds, MAX_CHARGE_S)
         self.total.credit -= seconds
         bucket = self.clients.get(client)
         if bucket is not None:
