@@ -7,8 +7,8 @@ device must get the same bytes (values are frozen: manual clock). Anything the f
 (errors, ALL, segmented answers) still gets bacpypes3's answer.
 
 Fairness is counted, not timed: a client flooding ReadPropertyMultiple requests (20 values each) gets at
-most what its budget serves plus its few waiting places (the rest is dropped and counted), while another host reading one
-request at a time gets every answer.
+most what its budget serves plus its few waiting places (the rest is dropped and counted), while another
+host reading one request at a time gets every answer.
 """
 
 import asyncio
