@@ -9,6 +9,7 @@ is made once.
 import socket
 
 BROADCAST = "255.255.255.255"      # IPv4 limited broadcast (traps, BACnet Who-Is/I-Am)
+DRAIN_MAX = 64                     # datagrams read at once while a client is over its share of the loop
 
 
 def bind_udp(host, port, broadcast=False):
@@ -28,3 +29,19 @@ def bind_udp(host, port, broadcast=False):
         sock.close()
         raise
     return sock
+
+
+def drain(sock, receive, limit=DRAIN_MAX):
+    """Hand up to ``limit`` datagrams already waiting in ``sock`` to ``receive(data, addr)``.
+
+    asyncio reads one datagram per turn of the loop: a client flooding faster than that fills the
+    kernel's receive buffer, which then drops everybody's datagrams, a quiet client's too. A service
+    calls this when a client is over its share of the loop (daemon/loopshare.py), so the loop reads
+    ahead of the flood, and the flood's own datagrams are dropped at a few microseconds each.
+    """
+    for _ in range(limit):
+        try:
+            data, addr = sock.recvfrom(65535)
+        except OSError:                     # BlockingIOError: nothing more waits
+            return
+        receive(data, addr)

@@ -132,7 +132,7 @@ class HttpServer:
         self._lingering = 0
         self._refusals = Tally(log, "HTTP connections")
         self._gzipped = {}              # id(asset body) -> (body, its gzip): page assets compressed once
-        self._share = LoopShare()       # the clients together: at most half the loop's time (daemon/loopshare.py)
+        self._share = LoopShare()       # each client and all together: a share of the loop (daemon/loopshare.py)
         self.uploads = getattr(app, "uploads", None)      # streamed bodies (webconfig/uploads.py), if the app has any
         self._counts = {"accepted": 0, "requests": 0, "rejected": 0, "evicted": 0, "bad_requests": 0, "timeouts": 0,
                         "dropped": 0}
@@ -141,7 +141,7 @@ class HttpServer:
     def stats(self):
         idle = sum(conn.idle_since is not None for conn in self._open)
         return {"connections_open": len(self._open), "connections_idle": idle, "connection_cap": self._cap,
-                "turns_deferred": self._share.deferred, **self._counts}
+                **self._share.status(), **self._counts}
 
     @property
     def listening(self):
@@ -315,7 +315,7 @@ class HttpServer:
                 await self._refuse(reader, writer, 429, "too many requests from this address: try again later")
                 return
             environ = self._environ(writer, method, path, query, version, headers, body)
-            await self._share.ready()
+            await self._share.ready(conn.ip)
             try:
                 writer.write(await self._respond(environ, keep))
             finally:
@@ -458,7 +458,7 @@ class HttpServer:
             try:
                 response = self._call_app(environ)
             finally:
-                self._share.charge(time.monotonic() - started)
+                self._share.charge(environ["REMOTE_ADDR"], time.monotonic() - started)
             pending = environ.pop(DEFERRED, None)
             if pending is not None:
                 try:
@@ -502,7 +502,7 @@ class HttpServer:
             packed = gzip.compress(body, 9 if cacheable else 1, mtime=0)
             if cacheable and len(self._gzipped) < GZIP_KEPT:
                 self._gzipped[id(body)] = (body, packed)        # the body is kept too: its id stays its own
-        self._share.charge(time.monotonic() - started)
+        self._share.charge(environ["REMOTE_ADDR"], time.monotonic() - started)
         headers = [h for h in headers if h[0].lower() != "content-length"]
         return status, headers + [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")], packed
 

@@ -22,6 +22,7 @@ from bacpypes3.vlan import VirtualNetwork
 from bacpypes3.vlan.link import VirtualLinkLayer
 
 from protocols.bacnet import apps, objects, points as pts, rpm
+from protocols.bacnet.fastread import FastReader
 from protocols.bacnet.site import GatewayView, MeterView
 from protocols.bacnet.transport import GuardedDatagramServer, GuardedLinkLayer
 
@@ -82,6 +83,7 @@ class BacnetStack:
         bound = await self.server.open(host, port)
         self.server.networks = frozenset((network,))
         self.server.elements = rpm.elements_asked
+        self.server.fast = FastReader(self).answer          # the common reads, answered in the datagram's callback
         self.vlan = GuardedVirtualNetwork("openm70-bacnet-%d" % next(_names))
         self.vlan.counters = self.counters
         view = GatewayView(self.site, main_instance)

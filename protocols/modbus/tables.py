@@ -42,6 +42,7 @@ GATEWAY_FIELDS = (
     (0x0022, 2, "u32", "time", "Gateway time, seconds since 2000-01-01 UTC"),
 )
 GATEWAY_TABLE_END = 0x0024
+COUNTS_START, COUNTS_END = 0x0020, 0x0022     # "devices" and "lost": from every device's summary
 
 
 def _pack(kind, words, value):
@@ -56,9 +57,11 @@ class GatewayTable:
     def __init__(self, door):
         self.door = door
 
-    def values(self):
+    def values(self, counts=True):
+        """The fields' values; ``counts`` False leaves "devices" and "lost" at 0 (they cost every device's
+        summary, ~2.5 ms for 32 meters: a read of the identification alone does not pay it)."""
         door = self.door
-        summaries = door.device_summaries()
+        summaries = door.device_summaries() if counts else {}
         lost = sum(1 for s in summaries.values() if s.state == "comm_lost")
         alarm_active, detecting = door.gateway_flags()
         identity = door.identity()
@@ -75,7 +78,7 @@ class GatewayTable:
         end = start + count
         image = {}
         if start < GATEWAY_TABLE_END:
-            values = self.values()
+            values = self.values(counts=start < COUNTS_END and end > COUNTS_START)
             for reg, words, kind, name, _desc in GATEWAY_FIELDS:
                 for i, w in enumerate(_pack(kind, words, values[name])):
                     image[reg + i] = w

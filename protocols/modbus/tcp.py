@@ -12,8 +12,9 @@ their exception. Requests on one connection are answered in order.
 Fairness and bounds (SPEC §11). Each connection is a protocol object, not a task: most requests
 (the gateway table, the cache, every refusal) are answered in the callback that parsed them, and a
 connection is served one frame per turn of the loop, so thousands of frames pipelined in one send are
-served in turn with every other client and with the buses; all of them together take at most LOOP_SHARE
-of the loop's time (``LoopShare``), so greedy clients cannot slow the poll cycle. One request per
+served in turn with every other client and with the buses; each client (an address) takes at most
+CLIENT_SHARE of the loop's time and all of them together at most LOOP_SHARE (``LoopShare``), so greedy
+clients cannot slow the poll cycle nor the answers to the others. One request per
 connection is in flight: while a request waits for a bus (pass-through, writes) the next is not parsed,
 and past READ_BUFFER_BYTES of unparsed input the socket is not read at all (the client's TCP window closes).
 A connection whose answers pile up past WRITE_BUFFER_HIGH unsent bytes is not served until its client
@@ -128,9 +129,9 @@ class _Connection(asyncio.BufferedProtocol):
             return
         share = self.service.share
         start = time.monotonic()
-        if not share.allows(start):
+        if not share.allows(self.ip, start):
             self.scheduled = True
-            share.wait(self._turn)
+            share.wait(self.ip, self._turn)
             return
         try:
             frame = self._next_frame()
@@ -146,7 +147,7 @@ class _Connection(asyncio.BufferedProtocol):
                 self.pending = self.loop.create_task(self._answer_later(transaction, unit, pdu))
             else:
                 self._answered(transaction, unit, answer)
-            share.charge(time.monotonic() - start)
+            share.charge(self.ip, time.monotonic() - start)
         except Exception:           # the boundary: a bug closes this connection, never the server
             log.exception("Modbus TCP connection from %s failed", self.ip)
             self.close(abort=True)
@@ -290,7 +291,7 @@ class ModbusTcpService(SwitchedService):
         out = SwitchedService.status(self)
         idle = sum(conn.idle_since is not None for conn in self.connections)
         out.update(port=self.port, connections=len(self.connections), connections_idle=idle,
-                   turns_deferred=self.share.deferred, **self.stats)
+                   **self.share.status(), **self.stats)
         out["requests"] = self.handler.counters.as_dict()
         return out
 

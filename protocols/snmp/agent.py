@@ -37,19 +37,21 @@ from pysnmp.entity.rfc3413 import cmdrsp, context, ntforg
 from pysnmp.proto import errind, rfc1902
 
 from daemon.blocking import run_blocking
+from daemon.loopshare import LoopShare
 from daemon.service import SwitchedService
 from protocols.snmp import engine as engine_mod, mibdef, usm
 from protocols.snmp.instrum import AsyncSetResponder, IndexInstrum, to_pyasn1
 from protocols.snmp.intake import Intake
 from protocols.snmp.traps import TrapSender
 from protocols.snmp.tree import OidIndex
-from protocols.udpsock import bind_udp
+from protocols.udpsock import bind_udp, drain
 
 log = logging.getLogger("gateway.snmp")
 
 SNMP_TRAP_ADDRESS = (1, 3, 6, 1, 6, 3, 18, 1, 3, 0)
 MAX_PENDING_INFORMS = 64
 INFORM_OUTCOMES = ("sent", "acknowledged", "timed_out", "rejected", "failed", "dropped", "abandoned")
+SHARE_WAITING, SHARE_TOTAL = 64, 256        # datagrams kept over a client's share of the loop: per client, in all
 _COUNTER_MODULES = {"usm": "__SNMP-USER-BASED-SM-MIB", "snmp": "__SNMPv2-MIB"}
 
 
@@ -59,12 +61,38 @@ class FrontTransport(udp.UdpTransport):
     def __init__(self, service):
         udp.UdpTransport.__init__(self)
         self.service = service
+        self._draining = False
 
     def datagram_received(self, datagram, transportAddress):
         service = self.service
         if not service.door.admit(transportAddress[0], service.port, len(datagram)):    # the firewall: dropped
             service.dropped["firewall"] += 1
+            self._read_ahead()
             return
+        ip, share = transportAddress[0], service.share      # each client's share of the loop (daemon/loopshare.py)
+        if ip in share.waiting or not share.allows(ip):     # over it: a few wait their turn, the rest are dropped
+            if not share.defer(ip, lambda: self._charged(datagram, transportAddress), SHARE_WAITING, SHARE_TOTAL):
+                service.dropped["over_share"] += 1
+            self._read_ahead()
+            return
+        self._charged(datagram, transportAddress)
+
+    def _read_ahead(self):
+        if not self._draining and self.service._sock is not None:      # ahead of a flood (udpsock.drain)
+            self._draining = True
+            try:
+                drain(self.service._sock, self.datagram_received)
+            finally:
+                self._draining = False
+
+    def _charged(self, datagram, transportAddress):
+        started = time.monotonic()
+        try:
+            self._serve(self.service, datagram, transportAddress)
+        finally:
+            self.service.share.charge(transportAddress[0], time.monotonic() - started)
+
+    def _serve(self, service, datagram, transportAddress):
         try:
             answer = service.intake.handle(datagram)
         except Exception:            # never let a datagram reach the loop's handler, nor pysnmp unchecked
@@ -97,6 +125,7 @@ class SnmpService(SwitchedService):
         self.port = None
         self.opened_at = time.monotonic()
         self.dropped = collections.Counter()
+        self.share = LoopShare()            # what each client may take of the loop (daemon/loopshare.py)
         self.set_results = collections.Counter()
         self._set_responder = None
         self._originator = None

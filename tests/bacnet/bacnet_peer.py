@@ -32,10 +32,11 @@ class BacnetError(Exception):
 
 class NodeBacnet:
     """One long-lived node process running client.mjs on loopback UDP ``port`` (a free one: the
-    library cannot bind port 0); ``call`` sends a request, awaits its answer."""
+    library cannot bind port 0); ``call`` sends a request, awaits its answer. ``host``: the loopback address it
+    binds (127.0.0.2... are other hosts to the gateway)."""
 
-    def __init__(self, port):
-        self.port = port
+    def __init__(self, port, host="127.0.0.1"):
+        self.port, self.host = port, host
         self.proc = None
         self._ids = 0
 
@@ -43,7 +44,7 @@ class NodeBacnet:
         assert shutil.which("node"), "node is missing: run `make test` (Debian packages nodejs npm)"
         assert os.path.isdir(MODULES), "@bacnet-js/client is missing: run `npm ci --prefix tests/bacnet`"
         self.proc = await asyncio.create_subprocess_exec(
-            "node", CLIENT, str(self.port), stdin=asyncio.subprocess.PIPE,
+            "node", CLIENT, str(self.port), self.host, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, env=dict(os.environ, TZ="UTC"), limit=2 ** 22)
         line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
         assert json.loads(line) == {"ready": True}, line

@@ -1,6 +1,6 @@
 // An independent BACnet client (@bacnet-js/client) driven by the Python tests.
 //
-//   node client.mjs <local udp port>
+//   node client.mjs <local udp port> [<local address>, 127.0.0.1 by default]
 //
 // Reads one JSON request per line on stdin, writes one JSON answer per line on
 // stdout ({"id": ..., "ok": true, "result": ...} or {"id": ..., "ok": false,
@@ -26,7 +26,7 @@ const Bacnet = bacnetPackage.default;        // CommonJS package: the client cla
 const WhoHas = whoHasModule.default;
 
 const port = Number(process.argv[2]);
-const client = new Bacnet({ port, interface: '127.0.0.1', apduTimeout: 4000, reuseAddr: false });
+const client = new Bacnet({ port, interface: process.argv[3] || '127.0.0.1', apduTimeout: 4000, reuseAddr: false });
 client.on('error', (err) => process.stderr.write(`client error: ${err.message}\n`));
 
 const iAms = [];

@@ -1,0 +1,249 @@
+"""No client stalls the loop: one client floods each northbound protocol in turn, as fast as it can.
+
+    .venv/bin/python bench/fairness.py [--cycles 3] [--firewall on,off]
+
+The reference site (board/topologies/reference32.json, 32 meters) polling on both buses, in this process,
+with Modbus TCP, SNMP, BACnet/IP and the web server on loopback ports. Phases, each lasting ``--cycles``
+whole poll cycles of every bus: a quiet reference, then one flood per protocol, then a quiet reference
+again. The flooding client (127.0.0.1, a process of its own, never waiting for an answer before asking
+again):
+
+* modbus: one connection, windows of 64 pipelined reads of the gateway table (unit 255, 8 registers);
+* snmp: v2c GETs of sysUpTime, windows of 64 datagrams, the answers read as they come;
+* bacnet: ReadPropertyMultiple of the Present_Value of 20 Analog Inputs of one meter, windows of 64;
+* http: one keep-alive connection, windows of 16 pipelined GET /api/status (the status document).
+
+The well-behaved clients (bench/soak_probe.py, another host, 127.0.0.2, in a process of their own) ask one
+cheap question every PROBE_PERIOD on each protocol; their latencies in the quiet reference are each
+protocol's unloaded figure. Printed per flood: the event-loop lag p99 (daemon/looplag.py, reset per
+phase), the poll cycle against the reference (median per bus, the worse bus), the well-behaved client's
+p99 on the flooded protocol against its unloaded p99 (and its failures), what the flood sent and got
+answered. Targets: lag p99 <= 10 ms, cycle ratio <= 1.05, well-behaved p99 <= 2 x unloaded. With the
+firewall on (its defaults: 2,000 requests/s and 1 Mbit/s per client, ban 30 s) the flooding address is
+banned after a second or so, and the figures are mostly the ban's; off, they are the loop share's
+(daemon/loopshare.py).
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import soak_probe, soak_wire as wire  # noqa: E402
+from bench.common import free_port, percentile, reference_gateway  # noqa: E402
+from daemon.security.rights import Caller  # noqa: E402
+from protocols.bacnet import BacnetService, points  # noqa: E402
+from protocols.modbus.tcp import ModbusTcpService  # noqa: E402
+from protocols.snmp.agent import SnmpService  # noqa: E402
+from webconfig.app import make_app  # noqa: E402
+from webconfig.server import HttpServer  # noqa: E402
+
+PROBE_PERIOD = 0.05
+WINDOW = 64
+PROTOCOLS = ("modbus", "snmp", "bacnet", "http")
+FLOOD_HOST = "127.0.0.1"
+
+
+# ------------------------------------------------------------------ the flooding client (its own process)
+
+def _udp_flood(frames, port, stop, out):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((FLOOD_HOST, 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sock.setblocking(False)
+    sent = answered = 0
+    while not stop.is_set():
+        for n in range(WINDOW):
+            try:
+                sock.sendto(frames[(sent + n) % len(frames)], ("127.0.0.1", port))
+            except (BlockingIOError, ConnectionRefusedError):
+                pass
+        sent += WINDOW
+        end = time.monotonic() + 0.002
+        while time.monotonic() < end:
+            try:
+                sock.recv(65535)
+                answered += 1
+            except (BlockingIOError, ConnectionRefusedError):
+                time.sleep(0.0002)
+    out.put((sent, answered))
+
+
+def _modbus_answers(data):
+    got, pos = 0, 0
+    while len(data) - pos >= 6:
+        length = int.from_bytes(data[pos + 4:pos + 6], "big")
+        if len(data) - pos < 6 + length:
+            break
+        pos += 6 + length
+        got += 1
+    return got, data[pos:]
+
+
+def _http_answers(data):
+    got, pos = 0, 0
+    while True:
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            break
+        head = data[pos:end].lower()
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        if len(data) < end + 4 + length:
+            break
+        pos = end + 4 + length
+        got += 1
+    return got, data[pos:]
+
+
+def flood(kind, ports, bacnet_target, stop, out):
+    if kind == "snmp":
+        frames = [wire.snmp_message(1, "publicV2", wire.GET, rid, [wire.SYS_UPTIME]) for rid in range(1, 257)]
+        _udp_flood(frames, ports["snmp"], stop, out)
+    elif kind == "bacnet":
+        mac, ais = bacnet_target
+        frames = [rpm_present_values(i, mac, ais) for i in range(256)]
+        _udp_flood(frames, ports["bacnet"], stop, out)
+    elif kind == "modbus":
+        batch = b"".join(wire.read_holding(tid, 255, 0, 8) for tid in range(WINDOW))
+        _tcp_flood_batches(batch, WINDOW, ports["modbus"], stop, out, _modbus_answers)
+    else:
+        request = b"GET /api/status HTTP/1.1\r\nHost: gateway\r\n\r\n"
+        _tcp_flood_batches(request * 16, 16, ports["http"], stop, out, _http_answers)
+
+
+def _tcp_flood_batches(batch, per_batch, port, stop, out, count_answer):
+    """Send a batch of pipelined requests, read until they are answered (or 2 s), again: never idle."""
+    sent = answered = 0
+    while not stop.is_set():
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=2.0, source_address=(FLOOD_HOST, 0))
+        except OSError:
+            time.sleep(0.1)
+            continue
+        pending = b""
+        try:
+            while not stop.is_set():
+                sock.sendall(batch)
+                sent += per_batch
+                want = answered + per_batch
+                while answered < want and not stop.is_set():
+                    chunk = sock.recv(1 << 20)
+                    if not chunk:
+                        raise OSError("closed")
+                    got, pending = count_answer(pending + chunk)
+                    answered += got
+        except OSError:
+            time.sleep(0.05)
+        sock.close()
+    out.put((sent, answered))
+
+
+def rpm_present_values(invoke, mac, ais):
+    body = b"".join(b"\x0c" + wire.object_id(wire.ANALOG_INPUT, a) + b"\x1e\x09\x55\x1f" for a in ais)
+    return wire.bvlc(wire.npdu(bytes((0x00, 0x05, invoke & 0xFF, 0x0E)) + body, 1000, bytes((mac,))))
+
+
+# ------------------------------------------------------------------ phases
+
+async def phase(gateway, cycles, flooder=None):
+    """Until every bus completed ``cycles`` whole cycles: their times, the loop lag, the probes' latencies."""
+    pollers = gateway.pollers
+    start = dict((b, p.cycles) for b, p in pollers.items())
+    gateway.looplag.reset()
+    while min(p.cycles - start[b] for b, p in pollers.items()) < cycles + 1:
+        await asyncio.sleep(0.1)
+    times = dict((b, list(p.cycle_times)[-(p.cycles - start[b] - 1):]) for b, p in pollers.items())
+    return times, gateway.looplag.summary()
+
+
+async def measure(cycles, firewall):
+    ports = {"modbus": free_port(), "snmp": free_port(socket.SOCK_DGRAM), "bacnet": free_port(socket.SOCK_DGRAM)}
+    settings = {"modbus.enabled": True, "modbus.port": ports["modbus"], "modbus.bind": "127.0.0.1",
+                "snmp.enabled": True, "snmp.port": ports["snmp"], "snmp.bind": "127.0.0.1",
+                "bacnet.enabled": True, "bacnet.port": ports["bacnet"], "bacnet.bind": "127.0.0.1",
+                "firewall.enabled": firewall}
+    soak_probe.PERIOD = PROBE_PERIOD
+    results = {}
+    async with reference_gateway(settings, [ModbusTcpService, SnmpService, BacnetService]) as gateway:
+        web = HttpServer(make_app(gateway.door(Caller("web", "user"))), host="127.0.0.1", port=0)
+        await web.start()
+        ports["http"] = web.port
+        while not gateway.services[2].stack.settled():
+            await asyncio.sleep(0.2)
+        device = max(gateway.topology.devices, key=lambda d: len(points.device_points(d)))
+        ais = [p.instance for p in points.device_points(device) if p.kind == points.ANALOG_INPUT][:20]
+        context = multiprocessing.get_context("fork")
+        for name in ("reference",) + PROTOCOLS + ("reference after",):
+            probes = soak_probe.Probes(ports)
+            stop, out, proc = context.Event(), context.Queue(), None
+            if name in PROTOCOLS:
+                proc = context.Process(target=flood, args=(name, ports, (device.address, ais), stop, out),
+                                       daemon=True)
+            with probes:
+                await asyncio.sleep(0.5)
+                if proc is not None:
+                    proc.start()
+                times, lag = await phase(gateway, cycles)
+                stop.set()
+                sent_answered = await asyncio.to_thread(out.get, True, 30) if proc is not None else None
+                if proc is not None:
+                    proc.join(10)
+            results[name] = {"cycles": times, "lag": lag, "probes": probes.results, "flood": sent_answered}
+            print("  %s: done" % name, file=sys.stderr, flush=True)
+            await asyncio.sleep(1.0 if not firewall else 31.0)     # a ban of the flooding address runs out
+        await web.stop()
+    return results
+
+
+def p99_ms(probe):
+    return 1000 * percentile(probe["latencies"], 0.99) if probe["latencies"] else float("nan")
+
+
+def report(results, firewall):
+    quiet = ("reference", "reference after")
+    reference = dict((b, [t for q in quiet for t in results[q]["cycles"][b]]) for b in results["reference"]["cycles"])
+    unloaded = dict((k, p99_ms(results["reference"]["probes"][k])) for k in PROTOCOLS)
+    print("firewall %s" % ("on (defaults: 2,000 requests/s, 1 Mbit/s per client, ban 30 s)" if firewall else "off"))
+    print("%-16s %9s %9s %8s %22s %9s %16s" % ("flood", "lag p99", "lag max", "cycle", "well-behaved p99 ms",
+                                              "failures", "flood sent/ans"))
+    for name in quiet[:1] + PROTOCOLS + quiet[1:]:
+        run = results[name]
+        ratio = max(statistics.median(run["cycles"][b]) / statistics.median(reference[b]) for b in reference)
+        if name in PROTOCOLS:
+            probe = run["probes"][name]
+            well = "%.2f / %.2f = %.2f" % (p99_ms(probe), unloaded[name], p99_ms(probe) / unloaded[name])
+            failures = probe["failures"]
+            sent = "%d/%d" % run["flood"]
+        else:
+            well = " ".join("%s %.2f" % (k[:2], p99_ms(run["probes"][k])) for k in PROTOCOLS)
+            failures = sum(run["probes"][k]["failures"] for k in PROTOCOLS)
+            sent = "-"
+        print("%-16s %9.2f %9.2f %8.3f %22s %9d %16s" % (name, run["lag"]["p99_ms"], run["lag"]["max_ms"], ratio,
+                                                        well, failures, sent))
+    print("targets: lag p99 <= 10 ms; cycle ratio <= 1.05; well-behaved p99 <= 2 x its unloaded p99")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cycles", type=int, default=3, help="poll cycles per bus in each phase")
+    parser.add_argument("--firewall", default="off,on", help="firewall settings to run, in order")
+    args = parser.parse_args()
+    print("reference site (32 meters, both buses polling); one flooding client (127.0.0.1, its own process) per "
+          "protocol in turn; well-behaved clients on 127.0.0.2 every %d ms; %d cycles per bus per phase"
+          % (1000 * PROBE_PERIOD, args.cycles))
+    for setting in args.firewall.split(","):
+        firewall = setting == "on"
+        report(asyncio.run(measure(args.cycles, firewall)), firewall)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Each client's budget of loop time (daemon/loopshare.py), on a clock the test moves: counts, not seconds.
+
+The expected counts come from the token-bucket arithmetic (RFC 2697's single-rate bucket: a client spending
+``cost`` per turn at most ``share`` of the time gets share * window / cost turns, plus its burst), not from
+the module's own tables.
+"""
+
+import asyncio
+
+from daemon.loopshare import LoopShare
+
+COST = 0.0001                       # each turn takes 0.1 ms of loop
+STEP = 0.00001                      # the clock moves 10 us between two attempts: a client asking far faster
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_flooding_client_gets_at_most_its_share_of_answers_per_window_while_another_is_served():
+    clock = Clock()
+    share = LoopShare(share=0.5, client_share=0.25, burst=0.001, clock=clock)
+    window = 0.1
+    served = {"flood": 0, "quiet": 0}
+    asked = {"flood": 0, "quiet": 0}
+    end = clock.now + window
+    n = 0
+    while clock.now < end:
+        n += 1
+        who = "quiet" if n % 100 == 0 else "flood"      # the quiet client asks once per ms
+        asked[who] += 1
+        if share.allows(who):
+            served[who] += 1
+            share.charge(who, COST)
+        clock.now += STEP
+    # the flood: at most a quarter of the window's loop time, plus one burst, plus the one overdrawing turn
+    assert served["flood"] <= int(0.25 * window / COST) + int(0.001 / COST) + 1
+    assert served["flood"] >= int(0.25 * window / COST) - 1           # and it did get its share
+    assert served["quiet"] == asked["quiet"] > 0                      # the quiet one: every time
+    assert share.limited > 0
+
+
+def test_several_flooding_clients_share_the_services_budget_equally():
+    clock = Clock()
+    share = LoopShare(share=0.5, client_share=0.25, burst=0.001, clock=clock)
+    served = dict.fromkeys("abcd", 0)
+    for _ in range(20000):                          # four clients, each asking as fast as it can, in turn
+        for who in "abcd":
+            if share.allows(who):
+                served[who] += 1
+                share.charge(who, COST)
+        clock.now += STEP
+    total = sum(served.values())
+    # all together at most half the loop (0.2 s of time: 2 x 0.1 s of turns; plus each one's burst and the
+    # service's few), and nobody gets much more than another
+    assert total <= int(0.5 * 0.2 / COST) + 4 * (int(0.001 / COST) + 1) + int(0.004 / COST)
+    assert max(served.values()) <= 1.2 * min(served.values()), served
+
+
+def test_waiting_turns_resume_in_turn_and_a_full_queue_makes_room_for_a_quieter_client():
+    async def scenario():
+        share = LoopShare(share=0.5, client_share=0.25, burst=0.001)
+        ran = []
+        share.charge("flood", 0.002)                # overdrawn: about 8 ms before it may be served again
+        share.allows("flood")
+        for n in range(4):
+            assert share.defer("flood", lambda n=n: ran.append(("flood", n)), per_client=8, total=4)
+        assert not share.defer("flood", lambda: ran.append("never"), per_client=4, total=8)      # its places
+        share.charge("quiet", 0.002)
+        share.allows("quiet")
+        # the whole queue is full: the quiet client's turn takes the place of the flood's newest
+        assert share.defer("quiet", lambda: ran.append(("quiet", 0)), per_client=8, total=4)
+        assert share.evicted == 1 and share.queued == 4
+        for _ in range(200):
+            if share.queued == 0:
+                break
+            await asyncio.sleep(0.005)
+        assert share.queued == 0
+        # each client's turns in order, and the flood lost its newest only
+        assert [t for t in ran if t[0] == "flood"] == [("flood", 0), ("flood", 1), ("flood", 2)]
+        assert ("quiet", 0) in ran and "never" not in ran
+    asyncio.run(scenario())
