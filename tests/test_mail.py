@@ -459,7 +459,10 @@ def test_smtps_mandatory_no_starttls_and_a_silent_server_give_alarm_1_and_never_
                 assert mail_alarm(gw)["text"]["key"] == "mail.error.timeout"
             await lag.stop()
             summary = lag.summary()
-            assert summary["samples"] > 100 and summary["p99_ms"] < 20, summary
+            # the loop never waited for the server's silence (1 s per attempt, three attempts): a blocking client
+            # would show a stall of the timeout; the bound is half of it, far above any scheduling noise, so a
+            # loaded machine does not fail it (a p99 in milliseconds measured the machine, not the mail client)
+            assert summary["samples"] > 100 and summary["max_ms"] < 500, summary
             assert svc.failures == 4 and len(svc.book) == 2 and svc._task.restarts == 0
         # A server that does not offer STARTTLS: nothing goes in clear.
         with smtp_server("plain") as (port, inbox):
