@@ -92,9 +92,10 @@ def test_each_tier_is_read_at_its_rate_and_its_values_keep_the_freshness_rule(tm
             await gw.topology.replace(devices_from_simulation(topology))
             poller = gw.pollers["digiware"]
             await wait_for(lambda: poller.device_cycles[I35] >= 2 and gw.pollers["rs485"].device_cycles[A40] >= 2)
-            # the first cycle read every tier once
-            assert i35.since(0)["avg"] == i35.since(0)["thd"] == i35.since(0)["energy"] == len(LOADS)
-            assert a40.since(0)["thd"] == a40.since(0)["energy"] == 1
+            # the first cycles read every tier (once each, or again where a loaded machine made a read fail and
+            # its tier stayed due)
+            assert min(i35.since(0)[tier] for tier in ("avg", "thd", "energy")) >= len(LOADS), i35.since(0)
+            assert a40.since(0)["thd"] >= 1 and a40.since(0)["energy"] >= 1
 
             # the clock stands still: N cycles read the instantaneous block of each load, nothing else
             mark, cycles = len(i35.reads), poller.device_cycles[I35]
@@ -103,7 +104,7 @@ def test_each_tier_is_read_at_its_rate_and_its_values_keep_the_freshness_rule(tm
             got = i35.since(mark)
             assert len(LOADS) * (n - 1) < got["inst"] <= len(LOADS) * (n + 1)
             assert got["avg"] == got["thd"] == got["energy"] == 0
-            assert poller.tier_requests["avg"] == poller.tier_requests["thd"] == len(LOADS)
+            assert poller.tier_requests["avg"] >= len(LOADS) and poller.tier_requests["thd"] >= len(LOADS)
 
             # 20 s on: the slow tiers are not due (averages and THD every 30 s, energies every 60 s); their
             # values, 20 s old, stay good by their own tier's rule while the fast tier's are fresh
