@@ -493,11 +493,20 @@ def test_the_minimum_criticality_filters_system_and_device_alarms(tmp_path):
                     device = [d for d in gw.topology.devices if d.netid == "%06X" % netid][0]
                     await gw.event_reader.check_device(gw.engines[device.bus], device)
                 gw.alarms.set(7, "test-source", True, "weak cipher")     # critical
+                gw.alarms.set(3, "test-bus:9", True, "does not answer")   # critical too: reported, not counted below
                 clock.advance(60)                                         # a second report may go
-                await wait_for(lambda: sum(len(mail.rows) for mail in mails(inbox)) == 2)
+                # A simulated meter that misses its polls on a loaded machine raises alarm 3, critical and
+                # rightly reported: such rows are left out of the count, every other row is checked.
+                def reported():
+                    return [row for mail in mails(inbox) for row in mail.rows
+                            if not row[1].startswith("Modbus slave timeout")]
+                await wait_for(lambda: len(reported()) == 2)
                 received = mails(inbox)
-                assert sum(mail.started()[0] for mail in received) == 2
-                rows = [row for mail in received for row in mail.rows]
+                assert all(row[5] == "critical" for mail in received for row in mail.rows)
+                assert any(row[1] == "Modbus slave timeout: does not answer" and row[2] == "test-bus:9"
+                           for mail in received for row in mail.rows)
+                assert sum(mail.started()[0] for mail in received) == sum(len(mail.rows) for mail in received)
+                rows = reported()
                 assert sorted((row[0], row[5]) for row in rows) == [("device alarm", "critical"),
                                                                      ("system alarm", "critical")]
                 device_row = [row for row in rows if row[0] == "device alarm"][0]

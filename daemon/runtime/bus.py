@@ -27,6 +27,7 @@ one transaction on the wire, timing stated in one place).
 import asyncio
 import collections
 import logging
+import math
 import os
 import time
 
@@ -233,6 +234,8 @@ class BusEngine:
         self._rx = bytearray()
         self._rx_event = asyncio.Event()
         self._last_activity = 0.0
+        self._quiet_after_cut = 0.0     # silence asked for before the next frame after an answer cut short
+        self._cut_short = False         # the last answer received stopped before its length
         self._passthrough_at = -PASSTHROUGH_ACTIVE_S      # monotonic time of the last pass-through request
         self.split_pieces = 0                              # poll-read pieces put on the wire (the extra frames)
         self._task = None
@@ -373,9 +376,18 @@ class BusEngine:
     # ---------------------------------------------------------------- wire
 
     async def _silence(self):
-        """Wait until the line has been quiet for the inter-frame gap."""
+        """Wait until the line has been quiet for the inter-frame gap.
+
+        After an answer cut short, the rest of it may still be on its way (a slave or an operating
+        system running late): the line must then be quiet for a whole response timeout, so that those
+        bytes are not taken as the start of the next answer. Bounded: a line that never goes quiet
+        gets the next frame after four such timeouts (the plain gap is waited for as long as it takes)."""
+        quiet = max(self.gap, self._quiet_after_cut)
+        give_up = time.monotonic() + 4 * quiet if quiet > self.gap else math.inf
+        self._quiet_after_cut = 0.0
         while True:
-            wait = self._last_activity + self.gap - time.monotonic()
+            now = time.monotonic()
+            wait = min(self._last_activity + quiet, give_up) - now
             if wait <= 0:
                 return
             await asyncio.sleep(wait)
@@ -441,6 +453,8 @@ class BusEngine:
                 last_error = exc
                 # let a garbled answer finish before the next attempt
                 self._last_activity = time.monotonic()
+                if self._cut_short:
+                    self._quiet_after_cut = tx.timeout
                 continue
             counters.answers += 1
             counters.total_time += elapsed
@@ -459,7 +473,7 @@ class BusEngine:
     async def _receive(self, expected, first_byte_by, answer_time):
         """Bytes of one answer: complete at its expected (or declared) length."""
         deadline = first_byte_by
-        extended = False
+        extended = self._cut_short = False
         while True:
             rx = self._rx
             if rx and not extended:
@@ -477,6 +491,7 @@ class BusEngine:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if rx:
+                    self._cut_short = True
                     return bytes(rx)      # something came: let the parser name the error
                 raise BusTimeout("no answer")
             self._rx_event.clear()

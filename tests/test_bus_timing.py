@@ -1,0 +1,110 @@
+"""The RTU master's receive window against a slave written here by hand, on a real pseudo-terminal.
+
+An answer whose tail comes late (a USB adapter's latency timer, a loaded CPU) is taken whole while it
+completes within the response timeout. An answer cut short past it is a counted frame error, and its
+late rest must not be taken as the start of the retry's answer: the master waits for a quiet line
+first (a simulated meter running late on a busy CI machine made every later answer of its bus garbled).
+"""
+
+import asyncio
+import os
+import struct
+import threading
+import time
+
+import serial
+
+from board.nullmodem import open_raw_pty
+from daemon.runtime.bus import POLL, BusEngine, BusGarbled
+
+UNIT = 7
+WORDS = (0x1234, 0xBEEF, 0x0001)
+
+
+def crc16(data):
+    """Modbus CRC-16 (polynomial 0xA001 reflected, initial 0xFFFF), low byte first: the standard's algorithm."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return struct.pack("<H", crc)
+
+
+class LateTailSlave(threading.Thread):
+    """Answers every read-holding request with WORDS: the first byte at once, the rest ``tail_delay`` later
+    (only for the first ``late_answers`` answers; the others at once)."""
+
+    def __init__(self, fd, tail_delay, late_answers):
+        super().__init__(daemon=True)
+        self.fd, self.tail_delay, self.late_answers, self.requests = fd, tail_delay, late_answers, 0
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                request = os.read(self.fd, 64)
+            except BlockingIOError:
+                time.sleep(0.002)
+                continue
+            if len(request) < 8:
+                continue
+            self.requests += 1
+            body = bytes((UNIT, 3, 2 * len(WORDS))) + struct.pack(">%dH" % len(WORDS), *WORDS)
+            answer = body + crc16(body)
+            os.write(self.fd, answer[:1])
+            if self.requests <= self.late_answers and self.stopping.wait(self.tail_delay):
+                return
+            os.write(self.fd, answer[1:])
+
+
+def read_with_tail_delay(tail_delay, late_answers=99):
+    """(outcome, engine counters, requests the slave saw): one read of 3 words through a 38400-baud master."""
+    async def scenario():
+        master_fd, slave_fd = open_raw_pty()
+        os.set_blocking(master_fd, False)
+        slave = LateTailSlave(master_fd, tail_delay, late_answers)
+        slave.start()
+        port = serial.Serial(os.ttyname(slave_fd), baudrate=38400, timeout=0, write_timeout=0)
+        engine = BusEngine("line", port, baud=38400, timeout=0.1, retries=1)
+        engine.start()
+        try:
+            request = struct.pack(">BHH", 3, 0x0100, len(WORDS))
+            try:
+                outcome = await engine.request(UNIT, request, POLL)
+            except BusGarbled as exc:
+                outcome = exc
+            return outcome, engine.counters[UNIT].as_dict(), slave.requests
+        finally:
+            await engine.stop()
+            slave.stopping.set()
+            slave.join(2)
+            port.close()
+            os.close(master_fd)
+            os.close(slave_fd)
+    return asyncio.run(scenario())
+
+
+def test_an_answer_whose_tail_comes_late_but_within_the_window_is_taken_whole():
+    # 3.5 characters of gap at 38400 baud are 0.9 ms; 30 ms is far past the answer's wire time and gap,
+    # well inside the 100 ms response timeout's window
+    outcome, counters, requests = read_with_tail_delay(0.030)
+    assert outcome == bytes((3, 6)) + struct.pack(">3H", *WORDS)
+    assert counters["crc_errors"] == 0 and counters["frame_errors"] == 0 and counters["timeouts"] == 0
+    assert counters["requests"] == 1 and requests == 1            # no retry was needed
+
+
+def test_the_late_rest_of_an_answer_cut_short_is_not_taken_for_the_retrys_answer():
+    # 150 ms: past the 100 ms window, so the first try is cut short; the rest comes while the master waits
+    # for a quiet line, and the retry (answered at once) is read clean
+    outcome, counters, requests = read_with_tail_delay(0.150, late_answers=1)
+    assert outcome == bytes((3, 6)) + struct.pack(">3H", *WORDS)
+    assert counters["crc_errors"] + counters["frame_errors"] == 1
+    assert counters["requests"] == 2 and counters["answers"] == 1 and requests == 2
+
+
+def test_an_answer_always_cut_short_is_a_counted_frame_error_after_its_retry():
+    outcome, counters, requests = read_with_tail_delay(0.150)
+    assert isinstance(outcome, BusGarbled)
+    assert counters["crc_errors"] + counters["frame_errors"] == 2   # the first try and its one retry
+    assert counters["requests"] == 2 and requests == 2
