@@ -2,9 +2,13 @@
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 
 from board.sim import SimBoard, load_topology_file
@@ -21,8 +25,54 @@ def load_reference():
     return load_topology_file(REFERENCE)
 
 
+class SimbusProcess:
+    """``python -m tools.simbus --pty`` serving the buses of ``topology`` (a dict): ``ttys`` = {bus: tty}.
+
+    The meters answer from a process of their own, as real meters do from their own hardware: their
+    threads do not share the gateway's interpreter (its GIL), which would otherwise show in the
+    gateway's loop lag and response tails."""
+
+    def __init__(self, topology):
+        self.dir = tempfile.mkdtemp(prefix="bench-simbus-")
+        path = os.path.join(self.dir, "topology.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(topology, handle)
+        self.proc = subprocess.Popen([sys.executable, "-m", "tools.simbus", "--topology", path, "--pty"],
+                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
+        self.ttys = {}
+        for _ in topology.get("buses", {}):
+            line = self.proc.stdout.readline()          # "rs485: 12 meters on /dev/pts/N"
+            if not line:
+                break
+            self.ttys[line.split(":", 1)[0]] = line.rsplit(" ", 1)[-1].strip()
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def board_with_external_meters(ttys):
+    """A SimBoard class whose buses named in ``ttys`` are those ttys (a SimbusProcess's): no meter thread of
+    those buses runs in the gateway's process. ``board.topology`` stays the whole site (the benches' specs)."""
+
+    class Board(SimBoard):
+        def __init__(self, topology=None, clock=None, seed=1):
+            inside = {"buses": {name: spec for name, spec in topology.get("buses", {}).items() if name not in ttys}}
+            SimBoard.__init__(self, inside, clock, seed)
+            self.topology = topology
+
+        def port_path(self, bus):
+            return ttys[bus] if bus in ttys else SimBoard.port_path(self, bus)
+    return Board
+
+
 @contextlib.asynccontextmanager
-async def reference_gateway(settings=None, services=(), board=None, baud=None):
+async def reference_gateway(settings=None, services=(), board=None, baud=None, external_meters=False):
     """A Gateway on the simulated reference site, in a fresh state dir, stopped on exit.
 
     ``services`` are protocol service classes (``name`` = their protocol),
@@ -31,6 +81,8 @@ async def reference_gateway(settings=None, services=(), board=None, baud=None):
     specs are ``gateway.board.topology``, its Devices ``gateway.topology.devices``. ``board``: a
     function of the topology making the board (a SimBoard by default). ``baud``: both buses
     (the simulated lines and the gateway's settings) at that speed instead of the site's 38400.
+    ``external_meters``: the meters answer from a ``tools.simbus`` process (SimbusProcess), not from
+    threads of this process; ``gateway.board.buses`` then has no meters.
     """
     topology = load_reference()
     if baud is not None:
@@ -38,7 +90,12 @@ async def reference_gateway(settings=None, services=(), board=None, baud=None):
         for name, bus in topology["buses"].items():
             bus["baud"] = baud
             settings["bus.%s.baud" % name] = baud
-    with tempfile.TemporaryDirectory(prefix="bench-") as state:
+    meters = SimbusProcess(topology) if external_meters else None
+    if meters is not None:
+        board = board_with_external_meters(meters.ttys)
+    with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="bench-") as state:
+        if meters is not None:
+            cleanup.callback(meters.close)
         gateway = Gateway((board or SimBoard)(topology=topology), state, dict(settings or {}))
         for make in services:
             gateway.services.append(make(gateway.door(Caller(make.name))))

@@ -27,16 +27,15 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import (  # noqa: E402
-    REPO,
+    SimbusProcess,
+    board_with_external_meters,
     free_port,
     load_reference,
     mean,
@@ -106,49 +105,12 @@ def build_mbusd(src):
     return binary
 
 
-class SimProcess:
-    """``python -m tools.simbus`` serving the RS485 bus of the reference site on a pty: ``tty``."""
-
-    def __init__(self, spec):
-        self.dir = tempfile.mkdtemp(prefix="bench-simbus-")
-        topology = os.path.join(self.dir, "rs485.json")
-        with open(topology, "w", encoding="utf-8") as handle:
-            json.dump({"buses": {"rs485": spec}}, handle)
-        self.proc = subprocess.Popen([sys.executable, "-m", "tools.simbus", "--topology", topology, "--pty"],
-                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()          # "rs485: 12 meters on /dev/pts/N"
-        self.tty = line.rsplit(" ", 1)[-1].strip()
-
-    def close(self):
-        stop(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def board_with_external_rs485(tty):
-    """A SimBoard whose RS485 port is ``tty`` (a tools.simbus process): our gateway's meters answer from a
-    process of their own, as mbusd's do, not from a thread sharing the gateway's interpreter."""
-    from board.sim import SimBoard
-
-    class Board(SimBoard):
-        def port_path(self, bus):
-            return tty if bus == "rs485" else SimBoard.port_path(self, bus)
-    return Board
-
-
 class Mbusd:
     """mbusd on its own tools.simbus copy of the RS485 bus."""
 
     def __init__(self, binary, spec, port):
-        self.sim = SimProcess(spec)
-        tty = self.sim.tty
+        self.sim = SimbusProcess({"buses": {"rs485": spec}})
+        tty = self.sim.ttys["rs485"]
         mode = "8%s%d" % (spec.get("parity", "N"), spec.get("stop_bits", 1))
         self.proc = subprocess.Popen([binary, "-d", "-L", "-", "-v", "0", "-p", tty, "-s", str(spec.get("baud", 38400)),
                                       "-m", mode, "-A", "127.0.0.1", "-P", str(port), "-R", "2"],
@@ -166,7 +128,11 @@ class Mbusd:
         raise RuntimeError("mbusd did not start")
 
     def close(self):
-        stop(self.proc)
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
         self.sim.close()
 
 
@@ -200,7 +166,7 @@ async def one_run(args, binary):
     settings = {"modbus.port": port, "modbus.bind": "127.0.0.1"}
     if args.min_cycle_ms:
         settings["poll.min_cycle_ms"] = args.min_cycle_ms
-    ours_sim = SimProcess(load_reference()["buses"]["rs485"])
+    ours_sim = SimbusProcess({"buses": {"rs485": load_reference()["buses"]["rs485"]}})
     try:
         return await _one_run(args, binary, settings, port, mport, ours_sim)
     finally:
@@ -209,7 +175,7 @@ async def one_run(args, binary):
 
 async def _one_run(args, binary, settings, port, mport, ours_sim):
     from protocols.modbus.tcp import ModbusTcpService
-    board = board_with_external_rs485(ours_sim.tty)
+    board = board_with_external_meters(ours_sim.ttys)
     async with reference_gateway(settings, [ModbusTcpService], board) as gateway:
         spec = gateway.board.topology["buses"]["rs485"]
         rs485 = gateway.pollers["rs485"]
