@@ -49,7 +49,7 @@ def schema_keys():
     for spec in settings_mod.SCHEMA:
         keys.update((spec.label, spec.help, "page.%s.title" % spec.page,
                      "section.%s.%s.title" % (spec.page, spec.section)))
-        if spec.type == "enum":
+        if spec.type in ("enum", "intenum"):
             keys.update(spec.choice(value) for value in spec.bounds)
     return keys
 

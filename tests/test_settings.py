@@ -73,13 +73,13 @@ ROWS = {
     "gateway.description": ("str", "Energy-metering gateway", (0, 128)),
     "time.utc_offset_min": ("int", 0, (-720, 840)),                    # UTC-12:00 .. UTC+14:00
     "time.dst": ("bool", False, None),
-    "bus.digiware.baud": ("int", 38400, (9600, 115200)),               # SPEC §1: 9600-115200
+    "bus.digiware.baud": ("intenum", 38400, (9600, 19200, 38400, 57600, 115200)),   # SPEC §1: 9600-115200
     "bus.digiware.parity": ("enum", "N", ("N", "E", "O")),
     "bus.digiware.stop_bits": ("int", 1, (1, 2)),
     "bus.digiware.timeout_ms": ("int", 100, (10, 5000)),
     "bus.digiware.retries": ("int", 1, (0, 5)),
     "bus.rs485.mode": ("enum", "master", ("master", "slave")),        # SPEC §1: master or slave
-    "bus.rs485.baud": ("int", 38400, (9600, 115200)),                  # SPEC §1: 9600-115200
+    "bus.rs485.baud": ("intenum", 38400, (9600, 19200, 38400, 57600, 115200)),      # the standard RS485 speeds
     "bus.rs485.parity": ("enum", "N", ("N", "E", "O")),
     "bus.rs485.stop_bits": ("int", 1, (1, 2)),
     "bus.rs485.address": ("int", 1, (1, 247)),
@@ -237,7 +237,7 @@ ROWS = {
     "mqtt.client_cert": ("str", "", (0, 8192)),
     "mqtt.client_key": ("str", "", (0, 8192)),
     "mqtt.mode": ("enum", "json", ("json", "sparkplug")),
-    "mqtt.qos": ("int", 1, (0, 1)),
+    "mqtt.qos": ("intenum", 1, (0, 1)),                                # MQTT 3.1.1 §4.3: QoS 2 not offered
     "mqtt.topic_template": ("str", "{site}/{server}/{device}/{load}/{measurement}", (1, 255)),     # issue 18
     "mqtt.publish": ("enum", "change", ("change", "period")),
     "mqtt.period_s": ("int", 60, (1, 86400)),
@@ -302,6 +302,10 @@ def cases(name):
         return ([("x" * (low - 1), False)] if low > 0 else []) + out
     if kind == "enum":
         return [(choice, True) for choice in bounds] + [(bounds[0].swapcase() + "?", False), ("", False)]
+    if kind == "intenum":      # each choice; a number between two choices, and one past each end
+        between = [(low + high) // 2 for low, high in zip(bounds, bounds[1:]) if high - low > 1]
+        return ([(choice, True) for choice in bounds] + [(n, False) for n in between]
+                + [(bounds[0] - 1, False), (bounds[-1] + 1, False)])
     if kind in TYPED_TEXT:
         good = [(value, True) for value in TYPED_TEXT[kind][0] if bounds[0] <= len(value) <= bounds[1]]
         return good + [("", bounds[0] == 0), (5, False), (None, False)] + [(v, False) for v in TYPED_TEXT[kind][1]]
@@ -316,14 +320,14 @@ def test_every_row_below_at_and_above_its_bounds(name):
         else:
             with pytest.raises(SettingError):
                 check_value(name, value)
-        if ROWS[name][0] == "int":       # the command line and the forms parse text: same bounds
+        if ROWS[name][0] in ("int", "intenum"):       # the command line and the forms parse text: same bounds
             if accepted:
                 assert parse_value(name, str(value)) == value
             else:
                 with pytest.raises(SettingError) as info:
                     parse_value(name, str(value))
                 assert name in str(info.value) and str(value) in str(info.value)
-    if ROWS[name][0] == "int":
+    if ROWS[name][0] in ("int", "intenum"):
         with pytest.raises(SettingError):
             check_value(name, True)       # a bool is not a number here
     if ROWS[name][0] == "bool":
@@ -340,7 +344,7 @@ def test_the_bounds_are_stored_and_read_back_and_one_value_beyond_changes_nothin
                 values[name] = bounds[end]
             elif kind == "str":
                 values[name] = "s" * max(bounds[end], 1)
-            elif kind == "enum":
+            elif kind in ("enum", "intenum"):
                 values[name] = bounds[-end]
             elif kind in TYPED_TEXT:
                 values[name] = TYPED_TEXT[kind][0][-end]
@@ -351,8 +355,9 @@ def test_the_bounds_are_stored_and_read_back_and_one_value_beyond_changes_nothin
             settings = Settings(path, secret_box=box)
             await settings.set_many(values)
             for name, (kind, _d, bounds) in ROWS.items():
-                if kind in ("int", "str") or kind in TYPED_TEXT:
-                    beyond = bounds[end] + (1 if end else -1) if kind == "int" else "s" * (bounds[1] + 1)
+                if kind in ("int", "intenum", "str") or kind in TYPED_TEXT:
+                    beyond = (bounds[end] + (1 if end else -1) if kind == "int" else bounds[-1] + 1 if kind == "intenum"
+                              else "s" * (bounds[1] + 1))
                     with pytest.raises(SettingError):
                         await settings.set_many({"gateway.area": "changed", name: beyond})
         asyncio.run(scenario())
@@ -416,7 +421,8 @@ def test_the_gateway_starts_on_the_good_copies_of_broken_files(tmp_path):
 
 
 # What a form shows for each value type (a secret text is a password field whatever its name).
-KIND_OF_TYPE = {"bool": "checkbox", "int": "number", "enum": "select", "str": "text", "ipv4": "ip", "netmask": "ip",
+KIND_OF_TYPE = {"bool": "checkbox", "int": "number", "enum": "select", "intenum": "select", "str": "text",
+                "ipv4": "ip", "netmask": "ip",
                 "host": "hostname", "email": "email", "time": "time"}
 
 
@@ -429,7 +435,7 @@ def test_every_row_has_a_form_field_a_screen_and_its_texts_in_english_and_french
         assert spec[:7] == (spec.name, spec.type, spec.default, spec.bounds, spec.profile, spec.secret, spec.live)
         assert spec.profile in ("admin", "cyber") and isinstance(spec.live, bool)
         keys = [spec.label, spec.help, "page.%s.title" % spec.page, "section.%s.%s.title" % (spec.page, spec.section)]
-        keys += [spec.choice(value) for value in spec.bounds] if spec.type == "enum" else []
+        keys += [spec.choice(value) for value in spec.bounds] if spec.type in ("enum", "intenum") else []
         for language in ("en", "fr"):
             for key in keys:
                 assert i18n.has(key, language) and i18n.text(key, language).strip(), (key, language)

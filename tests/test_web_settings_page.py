@@ -216,3 +216,27 @@ def test_the_user_profile_gets_the_refusal_page_and_an_anonymous_browser_the_log
     assert refused[0] == 403 and refused[1] == "The User profile cannot open the configuration pages." and \
         refused[2] is None
     assert landed.endswith("/login")
+
+
+def test_a_line_speed_is_chosen_among_the_standard_speeds_and_saved_as_a_number(tmp_path):
+    async def scenario(gw, base, browser):
+        page, admin = await _page_as(browser, base, "admin", language="fr")
+        await page.goto(base + "/settings?page=protocols.field", wait_until="load")
+        await page.wait_for_function(FORM_READY)
+        options = await page.eval_on_selector_all(_field("bus.rs485.baud") + " option",
+                                                  "options => options.map(o => [o.value, o.textContent])")
+        tag = await page.eval_on_selector(_field("bus.rs485.baud"), "e => e.tagName")
+        await page.select_option(_field("bus.rs485.baud"), "19200")
+        await page.click("#save")
+        await page.wait_for_selector("#message.ok")
+        # a speed no meter offers is refused at the door, whatever the form allows (a hand-made request)
+        refused = await asyncio.to_thread(admin.post, "/api/settings", {"bus.rs485.baud": 20000})
+        return tag, options, gw.settings.get("bus.rs485.baud"), refused
+
+    tag, options, saved, (status, answer) = asyncio.run(_with_browser(tmp_path, None, scenario))
+    assert tag == "SELECT"
+    # the standard RS485 speeds, 9600 with the 10-device limit of SPEC §1
+    assert [value for value, _ in options] == ["9600", "19200", "38400", "57600", "115200"]
+    assert options[0][1] == "9600 bauds (10 appareils au plus)" and options[2][1] == "38400 bauds"
+    assert saved == 19200 and type(saved) is int
+    assert status == 400 and "bus.rs485.baud" in str(answer)

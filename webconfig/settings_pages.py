@@ -56,7 +56,7 @@ def _field(door, caller, spec, language):
         field["value"] = value
     if spec.type == "int":
         field["min"], field["max"] = spec.bounds
-    elif spec.type == "enum":
+    elif spec.type in ("enum", "intenum"):
         field["choices"] = [{"value": choice, "label": i18n.text(spec.choice(choice), language)}
                             for choice in spec.bounds]
     elif spec.type in schema.TEXT_TYPES:

@@ -41,8 +41,10 @@ PRIV = ("none", "DES", "AES", "AES256")
 SCHEDULE = ("off", "every", "daily", "weekly")                        # SPEC §5: every X min, or at a time of day/week
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ANY_PORT = (1, 65535)
+BAUDS = (9600, 19200, 38400, 57600, 115200)    # SPEC §1: 9600–115200; the standard RS485 speeds of Socomec meters
 
-# Value types: bool, int (bounds min, max), enum (choices), and text types whose bounds are a length
+# Value types: bool, int (bounds min, max), enum (choices), intenum (an int, one of the bounds: the standard line
+# speeds a meter offers, not any number in a range), and text types whose bounds are a length
 # (min, max; min 0: may be empty): str, ipv4 (dotted quad), netmask, host (name or IPv4), email, time (HH:MM).
 TEXT_TYPES = ("str", "ipv4", "netmask", "host", "email", "time")
 # Form field kinds: what a form shows for a row.
@@ -67,7 +69,7 @@ _TABLE = (
         ("sntp.period_s", "int", 3600, (60, 86400), "admin", False, True, "number"),
     )),
     ("protocols.field", "digiware", (
-        ("bus.digiware.baud", "int", 38400, (9600, 115200), "admin", False, False, "number"),
+        ("bus.digiware.baud", "intenum", 38400, BAUDS, "admin", False, False, "select"),
         ("bus.digiware.parity", "enum", "N", PARITY, "admin", False, False, "select"),
         ("bus.digiware.stop_bits", "int", 1, (1, 2), "admin", False, False, "number"),
         ("bus.digiware.timeout_ms", "int", 100, (10, 5000), "admin", False, True, "number"),
@@ -75,7 +77,7 @@ _TABLE = (
     )),
     ("protocols.field", "rs485", (
         ("bus.rs485.mode", "enum", "master", ("master", "slave"), "admin", False, False, "select"),
-        ("bus.rs485.baud", "int", 38400, (9600, 115200), "admin", False, False, "number"),
+        ("bus.rs485.baud", "intenum", 38400, BAUDS, "admin", False, False, "select"),
         ("bus.rs485.parity", "enum", "N", PARITY, "admin", False, False, "select"),
         ("bus.rs485.stop_bits", "int", 1, (1, 2), "admin", False, False, "number"),
         ("bus.rs485.address", "int", 1, (1, 247), "admin", False, False, "number"),
@@ -244,7 +246,7 @@ _TABLE = (
     )),
     ("protocols.mqtt", "payload", (
         ("mqtt.mode", "enum", "json", ("json", "sparkplug"), "admin", False, True, "select"),
-        ("mqtt.qos", "int", 1, (0, 1), "admin", False, True, "number"),
+        ("mqtt.qos", "intenum", 1, (0, 1), "admin", False, True, "select"),
         ("mqtt.topic_template", "str", "{site}/{server}/{device}/{load}/{measurement}", (1, 255), "admin", False,
          True, "text"),
         ("mqtt.publish", "enum", "change", ("change", "period"), "admin", False, True, "select"),
@@ -393,7 +395,7 @@ def parse_value(name, text):
         if lowered in ("0", "false", "no", "off"):
             return False
         raise SettingError.of(name, "error.bool.parse", text=_shown(text))
-    if kind == "int":
+    if kind in ("int", "intenum"):
         try:
             value = int(str(text).strip(), 10)
         except ValueError:
@@ -454,6 +456,11 @@ def check_value(name, value):
             raise SettingError.of(name, "error.int.type")
         if not bounds[0] <= value <= bounds[1]:
             raise SettingError.of(name, "error.int.range", value=value, min=bounds[0], max=bounds[1])
+    elif kind == "intenum":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingError.of(name, "error.int.type")
+        if value not in bounds:
+            raise SettingError.of(name, "error.enum.choice", value=_shown(value), choices=", ".join(map(str, bounds)))
     elif kind == "enum":
         if not isinstance(value, str) or value not in bounds:
             raise SettingError.of(name, "error.enum.choice", value=_shown(value), choices=", ".join(bounds))

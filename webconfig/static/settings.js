@@ -198,6 +198,7 @@ function fields() {
 
 function formValue(field, input) {
   if (field.kind === "checkbox") return input.checked;
+  if (field.type === "intenum") return parseInt(input.value, 10);     // a select of numbers (line speeds, QoS)
   if (field.kind === "number") return /^-?[0-9]+$/.test(input.value.trim()) ? parseInt(input.value, 10) : input.value;
   return input.value;
 }
