@@ -26,6 +26,7 @@ from conftest import demo_devices, demo_topology, running_gateway, wait_for, web
 from daemon import i18n
 
 READY = "() => document.documentElement.dataset.ready === '1'"
+LOGOFF_SHOWN = "() => { const b = document.getElementById('logoff'); return !!b && b.offsetParent !== null; }"
 LANGUAGES = ("en", "fr")
 SIZES = ((1920, 1080), (768, 1024))
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -119,6 +120,7 @@ async def _visit(context, base, name, path, language, anonymous):
                 raise AssertionError("%s (%s, %s, %d px) never said it was ready: %s; console: %s" % (
                     name, path, language, width, exc, errors)) from None
             probe = await page.evaluate(PAGE_PROBE)
+            probe["logoff"] = await page.evaluate(LOGOFF_SHOWN)
             await page.screenshot(path=shot("page-%s-%s-%d.png" % (name, language, width)), full_page=True)
             await page.add_script_tag(path=AXE)
             out[(name, language, width)] = dict(probe, axe=await page.evaluate(AXE_RUN), path=path,
@@ -234,3 +236,12 @@ def test_no_request_leaves_the_gateway(survey):
 
 def test_no_console_error(survey):
     assert _problems(survey, lambda r, lang, w: r["errors"]) == []
+
+
+def test_every_page_of_a_session_offers_log_off(survey):
+    """Whoever is signed in can end the session from any page they are on (a shared screen, a wall display)."""
+    # the login page, and the password page of the login's flow (a forced change comes before any session page)
+    outside = {name for name, path, profile in survey["rows"] if profile is None or path == "/password"}
+    missing = _problems(survey, lambda result, language, width: not result["logoff"] and "no Log off button")
+    assert [problem for problem in missing if problem[0] not in outside] == []
+    assert any(name in outside for name, *_ in missing)       # the login page has none: the probe can say no

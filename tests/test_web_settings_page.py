@@ -240,3 +240,21 @@ def test_a_line_speed_is_chosen_among_the_standard_speeds_and_saved_as_a_number(
     assert options[0][1] == "9600 bauds (10 appareils au plus)" and options[2][1] == "38400 bauds"
     assert saved == 19200 and type(saved) is int
     assert status == 400 and "bus.rs485.baud" in str(answer)
+
+
+def test_log_off_from_a_configuration_page_ends_the_session_on_the_gateway(tmp_path):
+    async def scenario(gw, base, browser):
+        page, admin = await _page_as(browser, base, "admin")
+        await page.goto(base + "/settings?page=protocols.field", wait_until="load")
+        await page.wait_for_function(FORM_READY)
+        label = await page.text_content("#logoff")
+        before = await asyncio.to_thread(admin.get, "/api/session")
+        await page.click("#logoff")
+        await page.wait_for_url("**/login")
+        after = await asyncio.to_thread(admin.get, "/api/session")       # the same cookie, asked again
+        return label, before, after
+
+    label, (status_before, before), (status_after, after) = asyncio.run(_with_browser(tmp_path, None, scenario))
+    assert label == "Log off"
+    assert status_before == 200 and before["logged_in"] is True and before["profile"] == "admin"
+    assert status_after == 200 and after["logged_in"] is False

@@ -219,6 +219,7 @@ async function start() {
   document.title = t("web.diagnosis.title");
   $("who").textContent = session.logged_in ? t("web.session.as", {profile: t("web.profile." + session.profile)})
     : t("web.session.anonymous");
+  if (session.logged_in) addLogOff($("who"), t, () => session.csrf);
   $("reset-all").hidden = !mayDo.reset_counters;
   for (const th of document.querySelectorAll(".reset-col")) th.hidden = !mayDo.reset_counters;
   $("reboot").hidden = !mayDo.reboot;

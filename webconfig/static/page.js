@@ -64,7 +64,10 @@ async function startSession() {
   document.documentElement.lang = answer.language;
   for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
   const who = $("who");
-  if (who) who.textContent = t("web.session.as", {profile: t("web.profile." + answer.profile)});
+  if (who) {
+    who.textContent = t("web.session.as", {profile: t("web.profile." + answer.profile)});
+    addLogOff(who, t, () => csrf);
+  }
   return true;
 }
 
