@@ -51,8 +51,11 @@ async def browse(browser, base, out):
     page, admin, errors, _ = await open_page(browser, base, "admin", "en")
     await page.wait_for_function(READY)
     out["empty"] = await page.text_content("#tree")
+    editors = ("#edit-row", "#palette", "#add-section", "#more-section")
+    out["empty_editors"] = [await page.is_visible(selector) for selector in editors]
     await page.fill("#new-name", "Building A")
     await submit(page, "#new-create", "created")
+    out["editors"] = [await page.is_visible(selector) for selector in editors]
     await page.select_option("#add-kind", "node")
     await page.fill("#add-name", "Floor 1")
     await submit(page, "#add-go", "Added")
@@ -214,6 +217,8 @@ def site(tmp_path_factory):
 
 def test_admin_builds_a_tree_with_the_keyboard_forms(site):
     assert "No hierarchy yet" in site["empty"]
+    # nothing to edit yet: only "New hierarchy" and the message; the editors come with the first hierarchy
+    assert site["empty_editors"] == [False] * 4 and site["editors"] == [True] * 4
     floor1 = ["Floor 1", [["I-35@4 - DC85E9 – Load 2", []], ["I-35@4 - DC85E9 – Load 3", []]]]
     assert site["built"] == ["Building A", [floor1, ["Floor 2", []]]]
     assert site["moved_up"] == ["Building A", [["Floor 2", []], floor1]]

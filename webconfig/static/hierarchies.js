@@ -100,6 +100,8 @@ function draw() {
   options($("new-fluid"), d.fluids.map((f) => [f.key, f.name]), true);
   options($("pick"), d.hierarchies.map((x) => [x.id, x.name + " (" + d.fluids.find((f) => f.key === x.fluid).name + ")"]));
   for (const id of ["pick", "rename", "rename-go", "delete", "add-go", "meter-go", "move-go"]) $(id).disabled = !h;
+  // With no hierarchy there is nothing to edit: only "New hierarchy" and the tree's message stay
+  for (const id of ["edit-row", "palette", "add-section", "more-section"]) $(id).hidden = !h;
   drawPalette(h);
   if (!h) {
     $("tree").replaceChildren(el("li", {class: "muted"}, t("web.hierarchies.none")));
