@@ -203,6 +203,7 @@ async def _scenario(tmp_path):
         seen["list_values"] = await _list_values(page, TCP_ADDRESS)
         row = page.locator('#rows tr[data-id="%d"]' % TCP_ADDRESS)
         seen["list_row"] = await row.inner_text()
+        seen["list_cells"] = await row.locator("td").all_inner_texts()
         seen["axe_devices"] = await axe(page)
         # ---- Monitor: the registry-named ones in their tabs, the model's own names in Device data
         await _monitor(page, base, "device_data")
@@ -224,6 +225,8 @@ async def _scenario(tmp_path):
                 await shot_page.goto(base + "/devices/sources")
                 await shot_page.wait_for_function(READY, timeout=30000)
                 await _list_values(shot_page, TCP_ADDRESS)
+                seen.setdefault("reference_cells", {})[language] = await shot_page.locator(
+                    '#rows tr[data-id="%d"] td' % TCP_ADDRESS).nth(1).inner_text()
                 await shot_page.screenshot(path=shot("generic-devices-%s-%d.png" % (language, width)), full_page=True)
                 probes = [dict(await shot_page.evaluate(PAGE_PROBE), axe=await axe(shot_page))]
                 await _monitor(shot_page, base, "device_data")
@@ -287,6 +290,10 @@ def test_the_devices_list_shows_the_values_of_the_register_image_with_quality(se
     assert values["Flow"][2][0] == "Flow *" and values["Flow"][2][1] == "41.7\u00a0m3/h"     # own name marked
     assert "Modbus TCP 127.0.0.1:" in seen["list_row"] and ", unit 3" in seen["list_row"]
     assert "Model Heat meter" in seen["list_row"]
+    # a generic device is no Socomec product: its kind in the reader's language, no network type of its own
+    assert seen["reference_cells"]["en"].startswith("Generic Modbus")
+    assert seen["reference_cells"]["fr"].startswith("Modbus générique")
+    assert "None / Unknown" in seen["list_cells"] and "3P+N" not in seen["list_row"]
 
 
 def test_monitor_shows_the_models_own_names_in_device_data_and_the_registry_ones_in_their_tabs(seen):

@@ -56,14 +56,16 @@ class DevicesPart:
                          "address": device.address, "bus": device.bus, "netid": device.netid, "serial": device.serial,
                          "status": summary.state, "age_s": None if summary.age is None else round(summary.age, 1),
                          "last_success_age_s": None if last is None else round(max(0.0, now - last), 1),
-                         "networks": sorted(set(x.get("network", "3P+N") for x in device.loads)),
+                         # a generic device's loads have no Socomec network type: its data model says what it measures
+                         "networks": [] if device.generic else sorted({x.get("network", "3P+N") for x in device.loads}),
                          "loads": len(device.loads), "not_found": device.not_found})
         return rows
 
     def circuits(self):
         """Every load of every device: its device, number, network type, name, fluid and usage."""
         return [{"address": d.address, "device": d.name, "reference": d.reference, "area": d.area,
-                 "load": x["load"], "network": x.get("network", "3P+N"), "name": x.get("name", ""),
+                 "load": x["load"], "network": None if d.generic else x.get("network", "3P+N"),
+                 "name": x.get("name", ""),
                  "fluid": usages_mod.fluid_of(x), "usage": usages_mod.usage_of(x),
                  "status": self.device_link(d.address)}
                 for d in self.devices() for x in d.loads]

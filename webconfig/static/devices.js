@@ -273,13 +273,14 @@ function sourceRows(doc) {
     }
     const status = stateCell(s);
     if (s.generic) status.push(genericValues(s));
-    row.cells = {reference: s.generic ? [s.reference, el("span", {class: "age"}, t("web.genweb.model", {model: s.generic.model}))]
-                   : s.reference,
+    const reference = s.generic ? t("web.devices.generic_reference") : s.reference;
+    row.cells = {reference: s.generic ? [reference, el("span", {class: "age"}, t("web.genweb.model", {model: s.generic.model}))]
+                   : reference,
                  name: s.name, area: s.area, bus: s.generic ? linkText(s) : busName(s.bus),
                  address: s.gateway ? s.address + " (" + t("web.devices.gateway_address") + ")" : s.address,
                  network: s.networks.length ? s.networks.join(", ") : t("web.devices.network.none"),
                  netid: s.netid || "—", status, actions};
-    row.search = [s.reference, s.name, s.area, s.address, s.netid, s.serial,
+    row.search = [reference, s.name, s.area, s.address, s.netid, s.serial,
                   s.generic ? s.generic.model + " " + linkText(s) : ""].join(" ");
     return row;
   });
@@ -538,7 +539,7 @@ function circuitRows(doc) {
                     t("web.devices.edit"));
     edit.addEventListener("click", () => editCircuits([row]));
     row.cells = {device: c.device, area: c.area, load: t("web.devices.load_n", {n: c.load}), name: c.name,
-                 network: c.network, fluid: fluidName(c.fluid), usage: usageName(c.usage), actions: edit};
+                 network: c.network || t("web.devices.network.none"), fluid: fluidName(c.fluid), usage: usageName(c.usage), actions: edit};
     row.search = [c.device, c.area, c.name, c.reference, c.address, fluidName(c.fluid), usageName(c.usage)].join(" ");
     return row;
   });
