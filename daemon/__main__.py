@@ -11,6 +11,7 @@ import signal
 import sys
 
 from board import make_board
+from daemon import blocking
 from daemon.limits import raise_descriptor_limit
 from daemon.memory import return_large_blocks
 from daemon.state import settings as settings_mod
@@ -121,6 +122,8 @@ async def run(args, overrides):
     logging.getLogger().setLevel(gateway.settings.get("log.level").upper())   # live changes: Gateway
     log_on_gateway_time(gateway.clock)
     loop = asyncio.get_running_loop()
+    # one bounded pool for all blocking work, a library's own run_in_executor(None, ...) included
+    blocking.executor().install_as_default(loop)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

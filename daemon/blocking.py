@@ -9,6 +9,7 @@ place to see and limit blocking work. A full queue refuses new work with
 import asyncio
 import concurrent.futures
 import functools
+import threading
 
 MAX_WORKERS = 2
 MAX_PENDING = 64
@@ -18,24 +19,62 @@ class BlockingQueueFull(RuntimeError):
     pass
 
 
-class BlockingExecutor:
-    def __init__(self, workers=MAX_WORKERS, max_pending=MAX_PENDING):
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
-                                                           thread_name_prefix="blocking")
+class BoundedPool(concurrent.futures.ThreadPoolExecutor):
+    """A thread pool that refuses work past ``max_pending`` jobs submitted and not finished.
+
+    A ThreadPoolExecutor, so that the daemon can make it its loop's default executor: a library's own
+    ``run_in_executor(None, ...)`` (aiomqtt's blocking connect) then goes through the same bounded pool."""
+
+    def __init__(self, workers, max_pending):
+        super().__init__(max_workers=workers, thread_name_prefix="blocking")
         self.max_pending = max_pending
         self.pending = 0
         self.completed = 0
+        self._count_lock = threading.Lock()
 
-    async def run(self, func, *args, **kwargs):
-        if self.pending >= self.max_pending:
-            raise BlockingQueueFull("%d blocking jobs already waiting" % self.pending)
-        self.pending += 1
+    def submit(self, fn, /, *args, **kwargs):
+        with self._count_lock:
+            if self.pending >= self.max_pending:
+                raise BlockingQueueFull("%d blocking jobs already waiting" % self.pending)
+            self.pending += 1
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, functools.partial(func, *args, **kwargs))
-        finally:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            with self._count_lock:
+                self.pending -= 1
+            raise
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future):
+        with self._count_lock:
             self.pending -= 1
             self.completed += 1
+
+
+class BlockingExecutor:
+    def __init__(self, workers=MAX_WORKERS, max_pending=MAX_PENDING):
+        self._pool = BoundedPool(workers, max_pending)
+
+    @property
+    def max_pending(self):
+        return self._pool.max_pending
+
+    @property
+    def pending(self):
+        return self._pool.pending
+
+    @property
+    def completed(self):
+        return self._pool.completed
+
+    async def run(self, func, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(func, *args, **kwargs))
+
+    def install_as_default(self, loop):
+        """Make the pool ``loop``'s default executor (the daemon's loop: one bounded pool for everything)."""
+        loop.set_default_executor(self._pool)
 
     def shutdown(self):
         self._pool.shutdown(wait=True)
