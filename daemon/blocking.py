@@ -11,7 +11,10 @@ import concurrent.futures
 import functools
 import threading
 
-MAX_WORKERS = 2
+# Four: besides file and crypto work, the pool runs network jobs that may wait for their timeouts (ftplib,
+# smtplib, and, as the loop's default executor, the name lookups of every outgoing connection and aiomqtt's
+# connect): two such waits must not hold every worker while a settings or storage write waits.
+MAX_WORKERS = 4
 MAX_PENDING = 64
 
 
