@@ -204,6 +204,15 @@ async def _scenario(tmp_path):
         row = page.locator('#rows tr[data-id="%d"]' % TCP_ADDRESS)
         seen["list_row"] = await row.inner_text()
         seen["list_cells"] = await row.locator("td").all_inner_texts()
+        # ---- its Edit form: no serial bus to choose over TCP; an edit keeps the link
+        await row.locator("button", has_text="Edit").click()
+        await page.wait_for_selector("#form-dialog[open]")
+        seen["edit_fields"] = await page.eval_on_selector_all("#form-dialog [id^='f-']", "(e) => e.map((x) => x.id)")
+        await page.fill("#f-area", "Plant room")
+        await page.click("#form-save")
+        await page.wait_for_selector("#message.ok")
+        seen["edited"] = [s for s in (await asyncio.to_thread(client.get, "/api/devices/sources"))[1]["sources"]
+                          if s["address"] == TCP_ADDRESS][0]
         seen["axe_devices"] = await axe(page)
         # ---- Monitor: the registry-named ones in their tabs, the model's own names in Device data
         await _monitor(page, base, "device_data")
@@ -290,6 +299,9 @@ def test_the_devices_list_shows_the_values_of_the_register_image_with_quality(se
     assert values["Flow"][2][0] == "Flow *" and values["Flow"][2][1] == "41.7\u00a0m3/h"     # own name marked
     assert "Modbus TCP 127.0.0.1:" in seen["list_row"] and ", unit 3" in seen["list_row"]
     assert "Model Heat meter" in seen["list_row"]
+    assert "f-bus" not in seen["edit_fields"] and "f-area" in seen["edit_fields"]
+    edited = seen["edited"]
+    assert edited["area"] == "Plant room" and edited["generic"]["link"]["kind"] == "tcp"
     # a generic device is no Socomec product: its kind in the reader's language, no network type of its own
     assert seen["reference_cells"]["en"].startswith("Generic Modbus")
     assert seen["reference_cells"]["fr"].startswith("Modbus générique")

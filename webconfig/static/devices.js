@@ -303,8 +303,12 @@ function deviceFields(device) {
                    if (product) $("f-bus").value = product.bus;
                  }});
   }
-  fields.push({name: "bus", label: t("web.devices.col.bus"), choices: busChoices(),
-               value: device ? device.bus : data.products[0].bus});
+  // a generic device on Modbus TCP has no serial bus to choose: its link (host, port, unit) is set when it is added
+  const overTcp = device && device.generic && device.generic.link.kind === "tcp";
+  if (!overTcp) {
+    fields.push({name: "bus", label: t("web.devices.col.bus"), choices: busChoices(),
+                 value: device ? device.bus : data.products[0].bus});
+  }
   fields.push({name: "address", label: t("web.devices.col.address"), type: "number", min, max, required: true,
                value: device ? device.address : "", help: t("web.devices.field.address_help")});
   fields.push({name: "name", label: t("web.devices.col.name"), maxlength: data.max_name, optional: !device,
