@@ -47,13 +47,18 @@ class SimbusProcess:
             self.ttys[line.split(":", 1)[0]] = line.rsplit(" ", 1)[-1].strip()
 
     def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stop_process(proc):
+    """SIGTERM, then SIGKILL after 5 s: a peer or a simulator started by a bench never outlives it."""
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def board_with_external_meters(ttys):

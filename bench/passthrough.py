@@ -41,6 +41,7 @@ from bench.common import (  # noqa: E402
     mean,
     percentile,
     reference_gateway,
+    stop_process,
     transaction_time,
 )
 from core import catalogue, modbus_rtu as rtu  # noqa: E402
@@ -128,11 +129,7 @@ class Mbusd:
         raise RuntimeError("mbusd did not start")
 
     def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.sim.close()
 
 
