@@ -140,13 +140,14 @@ MEASUREMENTS = (
     ("out_1", "Digital output 1", "", "io", F, "u32", 1, 14101, None, U_NONE, "IOutputState1", 156, T),
     ("out_2", "Digital output 2", "", "io", F, "u32", 1, 14102, None, U_NONE, "IOutputState2", 158, T),
     # issue 18: what Bluetooth sensors measure (BLE sources); data ids 16000.. and standard names are [ours];
-    # "degC": the units are ASCII (a MIB is, RFC 2578 §3.1.1)
-    ("temperature", "Temperature", "degC", "inst", T, "s32", 100, 16000, None, U_CELSIUS, "ITempInst", 160, F),
-    ("humidity", "Relative humidity", "%", "inst", F, "u32", 100, 16001, None, U_PERCENT_RH, "IHumInst", 162, F),
-    ("pressure", "Atmospheric pressure", "hPa", "inst", F, "u32", 100, 16002, None, U_HECTOPASCALS, "IPressInst", 164,
+    # "degC": the units are ASCII (a MIB is, RFC 2578 §3.1.1). BACnet MM 80..84 are [ours] too: annex II
+    # numbers 0..61, and 62..79 stay free for its additions.
+    ("temperature", "Temperature", "degC", "inst", T, "s32", 100, 16000, 80, U_CELSIUS, "ITempInst", 160, F),
+    ("humidity", "Relative humidity", "%", "inst", F, "u32", 100, 16001, 81, U_PERCENT_RH, "IHumInst", 162, F),
+    ("pressure", "Atmospheric pressure", "hPa", "inst", F, "u32", 100, 16002, 82, U_HECTOPASCALS, "IPressInst", 164,
      F),
-    ("battery", "Battery level", "%", "inst", F, "u32", 1, 16003, None, U_PERCENT, "IBattInst", 166, F),
-    ("battery_v", "Battery voltage", "V", "inst", F, "u32", 1000, 16004, None, U_VOLTS, "IBattVInst", 168, F),
+    ("battery", "Battery level", "%", "inst", F, "u32", 1, 16003, 83, U_PERCENT, "IBattInst", 166, F),
+    ("battery_v", "Battery voltage", "V", "inst", F, "u32", 1000, 16004, 84, U_VOLTS, "IBattVInst", 168, F),
 )
 
 # Words of one load's window in the gateway's own Modbus table.
@@ -169,6 +170,9 @@ def get(key):
 
 def by_data_id(data_id):
     return _BY_DATA_ID.get(data_id)
+
+
+EXTENSION_MM = 80        # the first BACnet MM of our own rows (Bluetooth sensors); annex II has 0..61
 
 
 def by_bacnet_mm(mm):
@@ -231,6 +235,9 @@ def check_table():
         if row[GW_OFFSET] + TYPE_WORDS[row[GW_TYPE]] > GW_LOAD_WINDOW:
             problems.append("%s outside the load window" % row[KEY])
     mms = sorted(_BY_MM)
-    if mms != list(range(62)):
-        problems.append("BACnet MM table must be exactly 0..61")
+    if [mm for mm in mms if mm < 62] != list(range(62)):
+        problems.append("BACnet MM table must hold annex II's 0..61")
+    if any(62 <= mm < EXTENSION_MM or mm > 99 for mm in mms):
+        problems.append("BACnet MM beyond annex II must be %d..99 (62..%d stay free for it)"
+                        % (EXTENSION_MM, EXTENSION_MM - 1))
     return problems

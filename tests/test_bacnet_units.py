@@ -36,15 +36,20 @@ STANDARD_UNITS = {
     "Wh": "wattHours",
     "varh": "voltAmpereHoursReactive",
     "VAh": "voltAmpereHours",
+    "degC": "degreesCelsius",
+    "hPa": "hectopascals",
 }
 # the same units as ASHRAE 135 numbers them, for the names above (a check of the check)
 STANDARD_NUMBERS = {"volts": 5, "amperes": 3, "hertz": 27, "percent": 98, "watts": 47, "voltAmperes": 8,
                     "voltAmperesReactive": 11, "wattHours": 18, "voltAmpereHoursReactive": 242,
-                    "voltAmpereHours": 239, "noUnits": 95, "powerFactor": 15}
+                    "voltAmpereHours": 239, "noUnits": 95, "powerFactor": 15, "degreesCelsius": 62,
+                    "percentRelativeHumidity": 29, "hectopascals": 133}
 
 
 def standard_unit(unit, name):
     """The BACnet unit name of a value in ``unit`` ('' or '–' = dimensionless) named ``name``."""
+    if unit == "%" and "humidity" in name.lower():
+        return "percentRelativeHumidity"       # ASHRAE 135 has its own unit for it, not "percent"
     if unit not in ("", "–", "-"):
         return STANDARD_UNITS[unit]
     if re.search(r"\b(pf\d?|power factor)\b", name, re.I) and "type" not in name.lower():

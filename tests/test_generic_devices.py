@@ -48,13 +48,14 @@ RTU_CSV = "\r\n".join([
     "IV1Inst;volts;4;0;FLOAT32;swapped;1;V",
 ]) + "\r\n"
 # The TCP server's image: I1 in mA as U32, frequency in 1/100 Hz as U16, Q as S32 in var, a flow as U16 in 0.1 m3/h.
-TCP_HOLDING = words(">I", 12345) + words(">H", 5001) + words(">i", -2500) + words(">H", 42)
+TCP_HOLDING = words(">I", 12345) + words(">H", 5001) + words(">i", -2500) + words(">H", 42) + words(">h", -1234)
 TCP_MODEL = {"name": "Chiller PM", "rows": [
     {"name": "II1Inst", "frame": "all", "function": 3, "register": 0, "encoding": "U32", "coefficient": 0.001},
     {"name": "IFreqInst", "frame": "all", "function": 3, "register": 2, "encoding": "U16", "coefficient": 0.01},
     {"name": "IQSumInst", "frame": "all", "function": 3, "register": 3, "encoding": "S32", "coefficient": 1},
     {"name": "Flow", "frame": "all", "function": 3, "register": 5, "encoding": "U16", "coefficient": 0.1,
-     "unit": "m3/h"}]}
+     "unit": "m3/h"},
+    {"name": "ITempInst", "frame": "all", "function": 3, "register": 6, "encoding": "S16", "coefficient": 0.01}]}
 
 # What each front end must read. Modbus normalized table: (gw offset, words, struct format) at the registry's
 # gateway scale; SNMP: (table, service ID, integer at the gateway scale); BACnet: (AI instance LLMM, value).
@@ -63,10 +64,11 @@ EXPECTED = {
                   "modbus": {"ea_pos": (112, ">Q", 12345000), "p": (42, ">i", -1500), "v1": (8, ">I", 23050)},
                   "snmp": {"ea_pos": (22, 13000, 12345000), "p": (20, 12000, -1500), "v1": (20, 11000, 23050)},
                   "bacnet": {156: 12345000.0, 121: -1500.0, 104: 230.5}},
-    TCP_ADDRESS: {"web": {"II1Inst": 12.345, "IFreqInst": 50.01, "IQSumInst": -2500.0, "Flow": 4.2},
+    TCP_ADDRESS: {"web": {"II1Inst": 12.345, "IFreqInst": 50.01, "IQSumInst": -2500.0, "Flow": 4.2,
+                          "ITempInst": -12.34},
                   "modbus": {"i1": (22, ">I", 12345), "freq": (6, ">I", 50010), "q": (44, ">i", -2500)},
                   "snmp": {"i1": (20, 10000, 12345), "freq": (20, 11020, 50010), "q": (20, 12010, -2500)},
-                  "bacnet": {111: 12.345, 103: 50.01, 122: -2500.0}},
+                  "bacnet": {111: 12.345, 103: 50.01, 122: -2500.0, 180: -12.34}},
 }
 
 
@@ -176,13 +178,15 @@ def test_generic_rtu_and_tcp_devices_are_read_like_meters_on_every_front_end(tmp
                     assert await snmp_get(snmp_port, oid) == value, (address, key)
                 target = {"address": "127.0.0.1:%d" % bacnet.port, "net": NET, "adr": [address]}
                 specs = [{"type": ANALOG_INPUT, "instance": instance,
-                          "properties": [PROP["present_value"], PROP["status_flags"]]}
+                          "properties": [PROP["present_value"], PROP["status_flags"], PROP["units"]]}
                          for instance in expected["bacnet"]]
                 values = rpm_values(await node.call("rpm", target=target, specs=specs))
                 for instance, value in expected["bacnet"].items():
                     present = values[(ANALOG_INPUT, instance)][PROP["present_value"]][0]
                     assert abs(present - value) <= abs(value) * 1e-6, (address, instance, present)
                     assert not values[(ANALOG_INPUT, instance)][PROP["status_flags"]][0]["value"][0] & 2
+                if address == TCP_ADDRESS:      # a temperature (our MM 80): ASHRAE 135's degrees-Celsius, 62
+                    assert values[(ANALOG_INPUT, 180)][PROP["units"]] == [62]
                 assert MAIN + address in [MAIN + a for a in bacnet.stack.meters]
 
             # the TCP server stops: communication lost on every front end, system alarm 3 for that device
