@@ -269,7 +269,8 @@ class LoopClock:
             if i == len(handled) or handled[i][0] > sent + latency:
                 continue
             start, took = handled[i]
-            during = [c for c in self.callbacks if c[0] < start and c[0] + c[1] > sent]
+            # those running after the send that ended before our intake began (not the one that ran it)
+            during = [c for c in self.callbacks if c[0] + c[1] > sent and c[0] + c[1] <= start]
             rows.append((latency, start - sent, took, during))
         return rows
 
