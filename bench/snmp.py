@@ -1,9 +1,12 @@
 """SNMP agent benchmark: GET rate, GET latency and full-tree walks, side by side with net-snmp's snmpd.
 
-    .venv/bin/python bench/snmp.py [--seconds 4]
+    .venv/bin/python bench/snmp.py [--seconds 4] [--runs 1] [--in-process-meters] [--profile] [--no-loop-share]
 
 The gateway runs the 32-meter reference site (board/topologies/reference32.json)
-with its buses polling; its agent listens on a free loopback port. In the
+with its buses polling; its meters answer from a ``tools.simbus`` process of
+their own (as hardware does on the Pi; ``--in-process-meters``: from threads
+of the gateway's process, sharing its interpreter). Its agent listens on a
+free loopback port. In the
 same run the bench starts net-snmp's ``snmpd`` on another free loopback port
 with a minimal configuration written here (its own MIB-II tree) and measures
 both with the same tools:
@@ -21,16 +24,28 @@ both with the same tools:
   as wall time and instances per second (the trees differ in size), the
   median of ``WALKS`` walks per agent, alternated between the two.
 
+``--no-loop-share`` serves every datagram at once (a diagnosis: how much
+of the tail is the per-client budget of loop time). ``--profile``
+(LoopClock) adds where the slow v3 GETs of the lock-step run spent their
+time: in our code (the intake's own time for that datagram) or waiting
+for the loop (the callbacks that ran meanwhile), and the loop share's
+deferrals (daemon/loopshare.py). ``--runs N`` repeats the whole measure and
+prints the median and spread of the headline ratios, with the load average.
+
 Targets: GET rate >= 0.3 x snmpd's, p99 GET latency <= 10 ms (v2c); v3 authPriv
 walk >= 0.7 x snmpd's instances/s and v3 GET p99 <= 1 ms (issue 19).
 """
 
 import argparse
 import asyncio
+import bisect
+import collections
+import contextlib
 import json
 import os
 import random
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -121,6 +136,7 @@ def client(port, oids, seconds, window, version="v2c"):
     rng = random.Random(1)
     pending = {}
     latencies = []
+    timeline = []
     request_id = 0
     lost = 0
 
@@ -152,6 +168,7 @@ def client(port, oids, seconds, window, version="v2c"):
             continue
         assert answer[1] == 0 and answer[3][0][1] not in (ber.NO_SUCH_OBJECT, ber.NO_SUCH_INSTANCE), answer
         latencies.append(now - sent)
+        timeline.append((sent, now - sent))
         done += 1
         if now >= end:
             if not pending:
@@ -159,8 +176,10 @@ def client(port, oids, seconds, window, version="v2c"):
             continue
         send()
     elapsed = time.perf_counter() - start
+    p99 = percentile(latencies, 0.99)
     return {"gets": done, "rate": done / elapsed, "p50_ms": 1000 * percentile(latencies, 0.50),
-            "p99_ms": 1000 * percentile(latencies, 0.99), "lost": lost}
+            "p99_ms": 1000 * p99, "lost": lost,
+            "slow": [t for t in timeline if t[1] >= p99][:500]}     # (sent, latency): perf_counter is system-wide
 
 
 async def run_client(port, oids, seconds, window, processes=1, version="v2c"):
@@ -198,6 +217,97 @@ async def walk(port, credentials, root=".1"):
     return elapsed, len(lines)
 
 
+# ---------------------------------------------------------------- where the slow GETs' time went (--profile)
+
+class LoopClock:
+    """Times every loop callback (asyncio's Handle._run) and every datagram the intake handles, on the
+    perf_counter clock the load client also uses, so a slow request's time splits into waiting for the loop
+    (the callbacks that ran between its send and its handling) and our own code (the intake's time)."""
+
+    SLOW_S = 0.0002                     # callbacks longer than this are kept, with what they were
+
+    def __init__(self, intake):
+        self.intake = intake
+        self.callbacks = []             # (start, seconds, what)
+        self.handled = []               # (start, seconds) per datagram
+        self._run = asyncio.events.Handle._run
+        self._handle = intake.handle
+
+    def __enter__(self):
+        original, callbacks, slow = self._run, self.callbacks, self.SLOW_S
+        clock = time.perf_counter
+
+        def timed_run(handle):
+            start = clock()
+            original(handle)
+            took = clock() - start
+            if took > slow:
+                callbacks.append((start, took, _what(handle)))
+        asyncio.events.Handle._run = timed_run
+        handle, handled = self._handle, self.handled
+
+        def timed_handle(datagram):
+            start = clock()
+            answer = handle(datagram)
+            handled.append((start, clock() - start))
+            return answer
+        self.intake.handle = timed_handle
+        return self
+
+    def __exit__(self, *exc):
+        asyncio.events.Handle._run = self._run
+        del self.intake.handle
+
+    def explain(self, slow):
+        """For each slow request (sent, latency): (latency, wait before the intake, intake time, callbacks that
+        ran meanwhile)."""
+        handled = sorted(self.handled)
+        starts = [h[0] for h in handled]
+        rows = []
+        for sent, latency in slow:
+            i = bisect.bisect_left(starts, sent)
+            if i == len(handled) or handled[i][0] > sent + latency:
+                continue
+            start, took = handled[i]
+            # those running after the send that ended before our intake began (not the one that ran it)
+            during = [c for c in self.callbacks if c[0] + c[1] > sent and c[0] + c[1] <= start]
+            rows.append((latency, start - sent, took, during))
+        return rows
+
+
+def _what(handle):
+    callback = getattr(handle, "_callback", None)
+    task = getattr(callback, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        coro = task.get_coro()
+        return "task %s (%s)" % (task.get_name(), getattr(coro, "__qualname__", coro))
+    return getattr(callback, "__qualname__", repr(callback))
+
+
+def profile_summary(rows, handled):
+    """Text lines: the slow requests' time split, and the callbacks most often found running meanwhile."""
+    if not rows:
+        return ["profile: no slow request matched"]
+    own = sorted(h[1] for h in handled)
+    lines = ["profile of the %d slowest v3 lock-step GETs (>= p99): latency p50 %.3f ms; of it, before our intake "
+             "ran p50 %.3f ms, the intake itself p50 %.3f ms (all %d datagrams: p50 %.3f, p99 %.3f ms)"
+             % (len(rows), 1000 * statistics.median(r[0] for r in rows), 1000 * statistics.median(r[1] for r in rows),
+                1000 * statistics.median(r[2] for r in rows), len(own), 1000 * percentile(own, 0.5),
+                1000 * percentile(own, 0.99))]
+    blamed = collections.Counter()
+    spent = collections.Counter()
+    for _latency, _wait, _took, during in rows:
+        for _start, took, what in during:
+            blamed[what] += 1
+            spent[what] += took
+    alone = sum(1 for r in rows if not r[3])
+    lines.append("  %d of them with no callback > %.1f ms running meanwhile; callbacks found running meanwhile:"
+                 % (alone, 1000 * LoopClock.SLOW_S))
+    for what, count in blamed.most_common(8):
+        lines.append("  %4d x %6.3f ms avg  %s" % (count, 1000 * spent[what] / count, what[:90]))
+    return lines
+
+
 # ---------------------------------------------------------------- the two agents
 
 async def start_snmpd(workdir):
@@ -221,7 +331,12 @@ async def start_snmpd(workdir):
     raise RuntimeError("snmpd did not start")
 
 
-async def measure(seconds):
+def _deferred(service):
+    status = service.share.status()
+    return status["turns_deferred"] + service.dropped["over_share"]
+
+
+async def measure(seconds, external_meters=True, profile=False, loop_share=True):
     from protocols.snmp import mibdef
     from protocols.snmp.agent import SnmpService
 
@@ -229,8 +344,10 @@ async def measure(seconds):
     port = free_port(socket.SOCK_DGRAM)
     # The firewall off: snmpd has none, and its per-client limit (2000 requests/s) would ban the load client.
     settings = {"snmp.enabled": True, "snmp.port": port, "snmp.bind": "127.0.0.1", "firewall.enabled": False}
-    async with reference_gateway(settings, [SnmpService]) as gateway:
+    async with reference_gateway(settings, [SnmpService], external_meters=external_meters) as gateway:
         service = gateway.services[0]
+        if not loop_share:                 # diagnosis only: every datagram served at once, as snmpd does
+            service.share.allows = lambda client, now=None: True
         snmpd = None
         try:
             service.index.refresh()
@@ -250,9 +367,20 @@ async def measure(seconds):
             results["snmpd_lat"] = await run_client(snmpd_port, scalars, seconds, 1)
             results["ours_lat"] = await run_client(port, ours, seconds, 1)
             results["snmpd_v3_rate"] = await run_client(snmpd_port, scalars, seconds, 4, version="v3")
+            before = _deferred(service)
             results["ours_v3_rate"] = await run_client(port, ours, seconds, 4, version="v3")
             results["snmpd_v3_lat"] = await run_client(snmpd_port, scalars, seconds, 1, version="v3")
-            results["ours_v3_lat"] = await run_client(port, ours, seconds, 1, version="v3")
+            middle = _deferred(service)
+            clock = LoopClock(service.intake) if profile else contextlib.nullcontext()
+            with clock:
+                results["ours_v3_lat"] = await run_client(port, ours, seconds, 1, version="v3")
+            results["share_deferred"] = (middle - before, _deferred(service) - middle)
+            if profile:
+                results["profile"] = profile_summary(clock.explain(results["ours_v3_lat"]["slow"]), clock.handled)
+                busy = sum(h[1] for h in clock.handled) / max(1e-9, clock.handled[-1][0] - clock.handled[0][0])
+                results["profile"].append("  the intake's share of the lock-step client's time: %.2f (the loop share "
+                                          "defers a client past 0.4 of the loop: the intake plus the socket path)"
+                                          % busy)
             for key, credentials in (("walk", ["-v2c", "-c", "publicV2"]), ("walk_v3", V3)):
                 runs = {"snmpd": [], "ours": []}
                 for _ in range(WALKS):             # alternated, so a burst of load hits both sides alike
@@ -307,6 +435,10 @@ def report(r, seconds):
         print("event-loop lag, %s: p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d samples"
               % (label, lag["p50_ms"], lag["p99_ms"], lag["max_ms"], lag["samples"]))
     print("lost requests %d; poll cycles during the run %s" % (r["ours_rate"]["lost"], r["polling"]))
+    print("v3 datagrams kept waiting or dropped by the loop share (daemon/loopshare.py): window 4 %d, lock-step %d"
+          % r["share_deferred"])
+    for line_ in r.get("profile", ()):
+        print(line_)
 
 
 def main():
@@ -318,8 +450,46 @@ def main():
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--in-process-meters", action="store_true",
+                        help="the simulated meters' threads in the gateway's process (default: a simbus process)")
+    parser.add_argument("--profile", action="store_true", help="where the slow v3 lock-step GETs' time went")
+    parser.add_argument("--no-loop-share", action="store_true",
+                        help="diagnosis: our agent serves every datagram at once (no client budget of loop time)")
     args = parser.parse_args()
-    report(asyncio.run(measure(args.seconds)), args.seconds)
+    print("meters: %s; loop share: %s" % ("threads of the gateway's process" if args.in_process_meters
+                                          else "a tools.simbus process of their own",
+                                          "off (diagnosis)" if args.no_loop_share else "on (daemon/loopshare.py)"))
+    rows = []
+    for run in range(args.runs):
+        load = os.getloadavg()
+        print("\n=== run %d of %d, load average %.2f %.2f %.2f" % ((run + 1, args.runs) + load))
+        r = asyncio.run(measure(args.seconds, not args.in_process_meters, args.profile, not args.no_loop_share))
+        report(r, args.seconds)
+        rows.append((load[0], headline(r)))
+    if args.runs > 1:
+        summary(rows)
+
+
+def headline(r):
+    """The issue-19 target figures of one run."""
+    rate = lambda w: w[1] / w[0]  # noqa: E731
+    return {"v3 walk inst/s ratio": rate(r["ours_walk_v3"]) / rate(r["snmpd_walk_v3"]),
+            "v3 GET p99 ms lock-step": r["ours_v3_lat"]["p99_ms"], "snmpd v3 GET p99 ms lock-step":
+            r["snmpd_v3_lat"]["p99_ms"], "v3 GET p50 ms lock-step": r["ours_v3_lat"]["p50_ms"],
+            "v3 GET p99 ms window 4": r["ours_v3_rate"]["p99_ms"], "snmpd v3 GET p99 ms window 4":
+            r["snmpd_v3_rate"]["p99_ms"], "v2c walk inst/s ratio": rate(r["ours_walk"]) / rate(r["snmpd_walk"]),
+            "v2c GET/s ratio window 4": r["ours_rate"]["rate"] / r["snmpd_rate"]["rate"],
+            "v2c GET p99 ms lock-step": r["ours_lat"]["p99_ms"]}
+
+
+def summary(rows):
+    print("\n=== %d runs, load average (1 min) at their start %s" % (len(rows), " ".join("%.2f" % r[0] for r in rows)))
+    print("%-32s %9s %9s %9s   per run" % ("figure", "median", "min", "max"))
+    for key in rows[0][1]:
+        values = [r[1][key] for r in rows]
+        print("%-32s %9.3f %9.3f %9.3f   %s" % (key, statistics.median(values), min(values), max(values),
+                                              " ".join("%.3f" % v for v in values)))
 
 
 if __name__ == "__main__":

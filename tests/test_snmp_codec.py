@@ -134,3 +134,30 @@ def test_usm_keys_hmac_and_aes_cfb_against_the_standards_vectors():
     import hashlib
     assert aes256.priv_key == (sha.auth_key + hashlib.sha1(sha.auth_key).digest())[:32]
     assert usm.localised_user(b"u", "SHA", "maplesyrup", "DES", "maplesyrup", engine_id) is None   # pysnmp's
+
+
+def test_aes_cfb_of_several_blocks_and_cut_messages_against_nist_vectors():
+    """NIST SP 800-38A F.3.13 (CFB128-AES128) and F.3.17 (CFB128-AES256), all four blocks: decryption makes
+    the keystream from the ciphertext blocks in one call (usm.User.crypt), so every length is checked,
+    including a last block cut short (CFB: the first n octets of the ciphertext decrypt to the first n of the
+    plaintext), and a block boundary."""
+    from protocols.snmp import usm
+    plain = bytes.fromhex("6bc1bee22e409f96e93d7e117393172a" "ae2d8a571e03ac9c9eb76fac45af8e51"
+                          "30c81c46a35ce411e5fbc1191a0a52ef" "f69f2445df4f9b17ad2b417be66c3710")
+    vectors = (("2b7e151628aed2a6abf7158809cf4f3c",
+                "3b3fd92eb72dad20333449f8e83cfb4a" "c8a64537a0b3a93fcde3cdad9f1ce58b"
+                "26751f67a3cbb140b1808cf187a4f4df" "c04b05357c5d1c0eeac4c66f9ff7f2e6"),
+               ("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
+                "dc7e84bfda79164b7ecd8486985d3860" "39ffed143b28b1c832113c6331e5407b"
+                "df10132415e54b92a13ed0a8267ae2f9" "75a385741ab9cef82031623d55b1e471"))
+    boots, engine_time, salt = 0x00010203, 0x04050607, bytes.fromhex("08090a0b0c0d0e0f")   # IV 00..0f
+    for key, cipher_hex in vectors:
+        user = usm.User()
+        user.hash_name, user.auth_key, user.priv_key = "sha1", bytes(20), bytes.fromhex(key)
+        user.prepare()
+        cipher = bytes.fromhex(cipher_hex)
+        for size in range(len(plain) + 1):
+            assert user.crypt(plain[:size], boots, engine_time, salt, True) == cipher[:size], (key, size)
+            assert user.crypt(cipher[:size], boots, engine_time, salt, False) == plain[:size], (key, size)
+        # the block encryptor keeps no state between messages: the same message decrypts the same again
+        assert user.crypt(cipher, boots, engine_time, salt, False) == plain

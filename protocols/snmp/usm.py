@@ -11,12 +11,17 @@ returns None for it and such users' messages pass to pysnmp as before.
 
 import hashlib
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 try:                                   # cryptography >= 47 keeps CFB among the "decrepit" modes
     from cryptography.hazmat.decrepit.ciphers.modes import CFB
 except ImportError:                    # older releases
     from cryptography.hazmat.primitives.ciphers.modes import CFB
+try:                                   # the context maker Cipher.encryptor() ends in, without its per-call checks
+    from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
+    _encryption_ctx = _rust_openssl.ciphers.create_encryption_ctx
+except (ImportError, AttributeError):  # another layout: the public path
+    _encryption_ctx = None
 
 # auth protocol (the setting's choice) → (hashlib name, msgAuthenticationParameters length)
 AUTH = {"MD5": ("md5", 12), "SHA": ("sha1", 12), "SHA224": ("sha224", 16), "SHA256": ("sha256", 24),
@@ -42,15 +47,18 @@ def localise(key, engine_id, hash_name):
 class User:
     """One user's localised keys and algorithms, for our engine ID."""
 
-    __slots__ = ("name", "level", "hash_name", "mac_length", "auth_key", "priv_key", "_inner", "_outer", "_aes")
+    __slots__ = ("name", "level", "hash_name", "mac_length", "auth_key", "priv_key", "_inner", "_outer", "_aes",
+                 "_block")
 
     def prepare(self):
-        """The HMAC's keyed inner and outer hash states (RFC 2104) and the AES key schedule, computed once."""
+        """The HMAC's keyed inner and outer hash states (RFC 2104) and the AES key schedule, computed once, and
+        one AES block encryptor (ECB: it keeps no state between blocks) for the decryption keystream."""
         block = hashlib.new(self.hash_name).block_size
         key = self.auth_key.ljust(block, b"\0")
         self._inner = hashlib.new(self.hash_name, bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.new(self.hash_name, bytes(b ^ 0x5C for b in key))
         self._aes = algorithms.AES(self.priv_key) if self.priv_key else None
+        self._block = Cipher(self._aes, modes.ECB()).encryptor() if self.priv_key else None
         return self
 
     def sign(self, message):
@@ -62,9 +70,22 @@ class User:
         return outer.digest()[:self.mac_length]
 
     def crypt(self, data, boots, engine_time, salt, encrypt):
-        """AES-CFB128 with IV = boots || time || salt (RFC 3826 §3.1.2.1 / §3.1.3.1); CFB needs no finalize."""
-        cipher = Cipher(self._aes, CFB(boots.to_bytes(4, "big") + engine_time.to_bytes(4, "big") + salt))
-        return (cipher.encryptor() if encrypt else cipher.decryptor()).update(data)
+        """AES-CFB128 with IV = boots || time || salt (RFC 3826 §3.1.2.1 / §3.1.3.1); CFB needs no finalize.
+
+        Decryption needs no new context: CFB's keystream is E(IV), E(C1), E(C2)... and every ciphertext block
+        is known, so the persistent block encryptor makes it in one call (~1 µs instead of ~7 µs for a new
+        CFB context and its key schedule). Encryption chains (each block's input is the previous output): a
+        CFB context, made without the public wrapper's per-call checks where the binding allows."""
+        iv = boots.to_bytes(4, "big") + engine_time.to_bytes(4, "big") + salt
+        if not encrypt:
+            size = len(data)
+            if not size:
+                return b""
+            stream = self._block.update(iv + data[:(size - 1) & ~15])
+            return (int.from_bytes(data, "big") ^ int.from_bytes(stream[:size], "big")).to_bytes(size, "big")
+        if _encryption_ctx is not None:
+            return _encryption_ctx(self._aes, CFB(iv)).update(data)
+        return Cipher(self._aes, CFB(iv)).encryptor().update(data)
 
 
 def localised_user(name, auth, auth_password, priv, priv_password, engine_id):

@@ -72,6 +72,9 @@ class V3Fast:
         self._usm_head = ber.tlv(ber.OCTET_STRING, engine_id) + ber.encode_integer(boots)
         self._glob_tail = dict((flags, ber.encode_integer(self.max_size) + bytes((4, 1, flags))
                                 + ber.encode_integer(USM)) for flags in (1, 3))
+        # per user: msgUserName and the digest's zeros (the USM parameters after snmpEngineTime)
+        self._user_part = dict((name, ber.tlv(ber.OCTET_STRING, name) + bytes((4, user.mac_length))
+                                + bytes(user.mac_length)) for name, user in self.users.items())
 
     def answer(self, datagram, head):
         """Response bytes, or PASS (pysnmp handles it) for a v3 message of our engine, a configured user at
@@ -142,9 +145,9 @@ class V3Fast:
     def _response(self, head, user, req, status, payload, now):
         """The Response message: scoped PDU (encrypted under a fresh salt at authPriv), USM parameters, HMAC."""
         tlv = ber.tlv
-        pdu = req.raw_request_id + ber.encode_integer(status) + b"\x02\x01\x00" + tlv(ber.SEQUENCE, payload)
+        pdu = req.raw_request_id + (b"\x02\x01\x00" if status == 0 else ber.encode_integer(status)) \
+            + b"\x02\x01\x00" + tlv(ber.SEQUENCE, payload)
         scoped = tlv(ber.SEQUENCE, self._context + tlv(ber.RESPONSE, pdu))
-        time_tlv = ber.encode_integer(now)
         if user.level == 3:
             self.salt = (self.salt + 1) & 0xFFFFFFFFFFFFFFFF        # RFC 3826 §3.1.1.1: a 64-bit counter
             salt = self.salt.to_bytes(8, "big")
@@ -154,8 +157,7 @@ class V3Fast:
             data = scoped
             tail = b"\x04\x00"
         mac = user.mac_length
-        usm = tlv(ber.SEQUENCE, self._usm_head + time_tlv + tlv(ber.OCTET_STRING, head.user) + bytes((4, mac))
-                  + bytes(mac) + tail)
+        usm = tlv(ber.SEQUENCE, self._usm_head + ber.encode_integer(now) + self._user_part[head.user] + tail)
         glob = tlv(ber.SEQUENCE, ber.encode_integer(head.msg_id) + self._glob_tail[head.flags & 0x03])
         usm_tlv = tlv(ber.OCTET_STRING, usm)
         body = b"\x02\x01\x03" + glob + usm_tlv + data
