@@ -1,6 +1,6 @@
 """Poll-cycle benchmark: the tiered poll plan's refresh intervals vs their wire-time bounds.
 
-    .venv/bin/python bench/poll_cycle.py [--seconds 150] [--reference-cycles 5]
+    .venv/bin/python bench/poll_cycle.py [--seconds 150] [--reference-cycles 5] [--meters inside|external|both]
 
 Reference site (board/topologies/reference32.json): 32 meters at 8N1, 2 ms
 turnaround, on the two buses, run three times in one process: at 38400 baud
@@ -25,6 +25,14 @@ neither is in the bound; their share is printed, and a second ratio counts
 the event-log checks in it. Staleness: every value of the cache is sampled
 once a second during the run; a value that is not "good" on a device that
 answers breaks its tier's freshness rule and is counted.
+
+``--meters external`` runs the simulated meters in a ``tools.simbus`` process
+of their own (bench.common.SimbusProcess), as on the Pi where they are
+hardware: their threads then do not wake up inside the gateway's interpreter
+(its GIL) between two transactions. That is the product's figure; ``inside``
+(the meters as threads of the gateway's process, as before) is kept for
+comparison with earlier runs. Nothing here reads the meters' objects: the
+bounds come from the site's bus specs and the requests the poller records.
 """
 
 import argparse
@@ -85,9 +93,10 @@ def stale_values(gateway):
     return out
 
 
-async def measure(baud, seconds=None, cycles=None):
-    """Run the reference site at ``baud`` for ``seconds`` (or until every bus made ``cycles`` cycles)."""
-    async with reference_gateway(baud=baud) as gateway:
+async def measure(baud, seconds=None, cycles=None, external=False):
+    """Run the reference site at ``baud`` for ``seconds`` (or until every bus made ``cycles`` cycles);
+    ``external``: the meters answer from a process of their own."""
+    async with reference_gateway(baud=baud, external_meters=external) as gateway:
         buses, devices, pollers = gateway.board.topology["buses"], gateway.topology.devices, gateway.pollers
         loop = asyncio.get_running_loop()
         seen = dict((b, p.cycles) for b, p in pollers.items())
@@ -194,16 +203,28 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=150.0, help="tiered runs: seconds at each speed")
     parser.add_argument("--reference-cycles", type=int, default=5, help="reference run: cycles per bus")
+    parser.add_argument("--meters", choices=("external", "inside", "both"), default="external",
+                        help="where the simulated meters run: a process of their own (the product's figure), "
+                             "threads of the gateway's process, or both in turn")
+    parser.add_argument("--bauds", default="38400,115200", help="tiered runs: the speeds, comma-separated")
     args = parser.parse_args()
+    for external in {"external": (True,), "inside": (False,), "both": (True, False)}[args.meters]:
+        run(args, external)
+
+
+def run(args, external):
+    where = "meters in a process of their own" if external else "meters as threads of the gateway's process"
+    print("== %s" % where)
     with every_tier_every_cycle():
-        ref, ref_lag, _s, _n = asyncio.run(measure(38400, cycles=args.reference_cycles))
+        ref, ref_lag, _s, _n = asyncio.run(measure(38400, cycles=args.reference_cycles, external=external))
     print_cycles("reference: every tier every cycle (the plan before issue 19), 38400 baud, %d cycles per bus"
                  % args.reference_cycles, ref, ref_lag)
     summary = []
-    for baud in (38400, 115200):
-        results, lag, stale, samples = asyncio.run(measure(baud, seconds=args.seconds))
+    for baud in [int(b) for b in args.bauds.split(",")]:
+        results, lag, stale, samples = asyncio.run(measure(baud, seconds=args.seconds, external=external))
         print()
-        print_cycles("tiered plan (core/poll_tiers.py), %d baud, %.0f s" % (baud, args.seconds), results, lag)
+        print_cycles("tiered plan (core/poll_tiers.py), %d baud, %.0f s, %s" % (baud, args.seconds, where),
+                     results, lag)
         print_tiers(results, stale, samples)
         slow = max(results, key=lambda b: results[b]["tiers"][poll_tiers.FAST][1])
         inst = results[slow]["intervals"].get(poll_tiers.FAST, [float("nan")])
@@ -213,7 +234,7 @@ def main():
                         busy, sum(stale.values())))
     print()
     ref_full = max(r["mean"] for r in ref.values())
-    print("reference, every value every cycle at 38400: %.3f s (slower bus)" % ref_full)
+    print("%s; reference, every value every cycle at 38400: %.3f s (slower bus)" % (where, ref_full))
     for baud, bus, inst_mean, inst_max, wire, cycle, busy, n_stale in summary:
         print("%6d baud: instantaneous values refreshed every %.3f s (max %.3f s) on %s, wire-time bound %.3f s "
               "(%.3f x); %.2f x the reference; cycle / bound of its poll reads %.3f, elapsed / bound of every "
