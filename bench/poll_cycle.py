@@ -45,6 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import mean, percentile, reference_gateway, transaction_time  # noqa: E402
 from core import meter_events as ev, poll_tiers  # noqa: E402
+from daemon.runtime import finetimer  # noqa: E402
 from daemon.runtime.poller import plan_tiers  # noqa: E402
 from daemon.state.cache import GOOD  # noqa: E402
 
@@ -206,14 +207,32 @@ def main():
     parser.add_argument("--meters", choices=("external", "inside", "both"), default="external",
                         help="where the simulated meters run: a process of their own (the product's figure), "
                              "threads of the gateway's process, or both in turn")
+    parser.add_argument("--silence", choices=("fine", "loop", "both"), default="fine",
+                        help="the master's inter-frame silence: on a timerfd (daemon/runtime/finetimer.py, the "
+                             "product) or on the loop's whole-millisecond timers (before), or both in turn")
     parser.add_argument("--bauds", default="38400,115200", help="tiered runs: the speeds, comma-separated")
     args = parser.parse_args()
     for external in {"external": (True,), "inside": (False,), "both": (True, False)}[args.meters]:
-        run(args, external)
+        for fine in {"fine": (True,), "loop": (False,), "both": (False, True)}[args.silence]:
+            with silence_timer(fine):
+                run(args, external, fine)
 
 
-def run(args, external):
+@contextlib.contextmanager
+def silence_timer(fine):
+    """``fine`` False: the bus engines wait for the inter-frame silence on the loop's timers (as before)."""
+    saved = finetimer._LIBC
+    if not fine:
+        finetimer._LIBC = None
+    try:
+        yield
+    finally:
+        finetimer._LIBC = saved
+
+
+def run(args, external, fine=True):
     where = "meters in a process of their own" if external else "meters as threads of the gateway's process"
+    where += ", silence on the %s" % ("timerfd" if fine else "loop's timers")
     print("== %s" % where)
     with every_tier_every_cycle():
         ref, ref_lag, _s, _n = asyncio.run(measure(38400, cycles=args.reference_cycles, external=external))

@@ -32,6 +32,7 @@ import os
 import time
 
 from core import modbus_rtu as rtu
+from daemon.runtime.finetimer import FineTimer
 from daemon.supervise import Supervised
 
 log = logging.getLogger("gateway.bus")
@@ -238,6 +239,7 @@ class BusEngine:
         self._cut_short = False         # the last answer received stopped before its length
         self._passthrough_at = -PASSTHROUGH_ACTIVE_S      # monotonic time of the last pass-through request
         self.split_pieces = 0                              # poll-read pieces put on the wire (the extra frames)
+        self._timer = FineTimer()       # the inter-frame silence to the 0.1 ms (the loop's timers: whole ms)
         self._task = None
         self._fd = port.fileno()
         self._closed = False
@@ -247,6 +249,7 @@ class BusEngine:
     def start(self):
         loop = asyncio.get_running_loop()
         loop.add_reader(self._fd, self._on_readable)
+        self._timer.open()
         self._task = Supervised("bus-" + self.name, self._run)
         self._task.start()
 
@@ -258,6 +261,7 @@ class BusEngine:
             asyncio.get_running_loop().remove_reader(self._fd)
         except (ValueError, OSError):
             pass
+        self._timer.close()
         for tx in self._queues.drain():
             if not tx.future.done():
                 tx.future.set_exception(BusTimeout("bus stopped"))
@@ -386,11 +390,10 @@ class BusEngine:
         give_up = time.monotonic() + 4 * quiet if quiet > self.gap else math.inf
         self._quiet_after_cut = 0.0
         while True:
-            now = time.monotonic()
-            wait = min(self._last_activity + quiet, give_up) - now
-            if wait <= 0:
+            until = min(self._last_activity + quiet, give_up)
+            if until <= time.monotonic():
                 return
-            await asyncio.sleep(wait)
+            await self._timer.sleep_until(until)      # then look again: a byte may have come meanwhile
 
     async def _execute_piece(self, tx):
         """Put the next piece of a splittable read on the wire: the whole response PDU after the last piece,
