@@ -59,6 +59,12 @@ def event_checks(gateway, devices, bus):
     return sum(state.checks for netid, state in gateway.event_reader.states.items() if netid in netids)
 
 
+def answer_time(engine):
+    """(answers, seconds from request sent to answer in) summed over the devices of ``engine``'s bus."""
+    counters = list(engine.counters.values())
+    return sum(c.answers for c in counters), sum(c.total_time for c in counters)
+
+
 def tier_bounds(devices, spec):
     """{tier: (requests, seconds)} of one pass of each tier over ``devices`` on a bus described by ``spec``."""
     out = {}
@@ -106,6 +112,7 @@ async def measure(baud, seconds=None, cycles=None, external=False):
         start_checks = dict((b, event_checks(gateway, devices, b)) for b in pollers)
         start_wire = dict((b, (sum(gateway.engines[b].class_attempts), sum(gateway.engines[b].class_bytes)))
                           for b in pollers)
+        start_answers = dict((b, answer_time(gateway.engines[b])) for b in pollers)
         for poller in pollers.values():
             for intervals in poller.tier_intervals.values():
                 intervals.clear()
@@ -140,6 +147,11 @@ async def measure(baud, seconds=None, cycles=None, external=False):
             attempts = sum(engine.class_attempts) - start_wire[bus][0]
             nbytes = sum(engine.class_bytes) - start_wire[bus][1]
             wire_all = nbytes * engine.char_time + attempts * (spec.get("turnaround_ms", 2) / 1000.0 + engine.gap)
+            answers, answering = (a - b for a, b in zip(answer_time(engine), start_answers[bus], strict=True))
+            # per transaction: the meters' time beyond the wire and their turnaround (send -> answer in), and
+            # the master's beyond the silence (answer in -> next request out)
+            meters_s = (answering - nbytes * engine.char_time - attempts * spec.get("turnaround_ms", 2) / 1000.0)
+            master_s = elapsed - answering - attempts * engine.gap
             on_bus = [d for d in devices if d.bus == bus]
             n = len(times[bus])
             bounds = [sum(transaction_time(spec, c) for c in counts) for counts in registers[bus]]
@@ -150,7 +162,8 @@ async def measure(baud, seconds=None, cycles=None, external=False):
                             "checks_per_cycle": checks / float(max(1, n)), "devices": len(on_bus),
                             "tiers": tier_bounds(on_bus, spec),
                             "intervals": dict((t, list(v)) for t, v in poller.tier_intervals.items() if v),
-                            "elapsed": elapsed, "wire_all": wire_all,
+                            "elapsed": elapsed, "wire_all": wire_all, "attempts": attempts, "answers": answers,
+                            "meters_s": meters_s, "master_s": master_s,
                             "errors": sum(c.timeouts + c.crc_errors for c in gateway.engines[bus].counters.values()),
                             "classes": [a - b for a, b in zip(gateway.engines[bus].class_counts,
                                                               start_classes[bus], strict=True)]}
@@ -174,6 +187,11 @@ def print_cycles(title, results, lag):
     for bus, r in results.items():
         print("%-9s every transaction on the bus (poll, curve download, event log): wire-time bound %.2f s in %.2f s,"
               " ratio %.3f" % (bus, r["wire_all"], r["elapsed"], r["elapsed"] / r["wire_all"]))
+    for bus, r in results.items():
+        n = max(1, r["attempts"])
+        print("%-9s per transaction (%d, %d answered): the meters %.2f ms beyond wire + turnaround, the master %.2f ms"
+              " beyond the silence between an answer and the next request" % (
+                  bus, r["attempts"], r["answers"], 1000 * r["meters_s"] / n, 1000 * r["master_s"] / n))
     print("event-loop lag: p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d samples"
           % (lag["p50_ms"], lag["p99_ms"], lag["max_ms"], lag["samples"]))
 
