@@ -1,6 +1,6 @@
 """Pass-through benchmark: our gateway against mbusd on identical simulated buses.
 
-    .venv/bin/python bench/passthrough.py [--seconds 30] [--rate 10] [--runs 3] [--mbusd-src DIR]
+    .venv/bin/python bench/passthrough.py [--seconds 30] [--rate 10] [--runs 3] [--mbusd-src DIR] [--pace on|off|both]
 
 Our gateway polls the reference site (32 meters, both buses, 38400 8N1) and
 forwards Modbus TCP reads to the RS485 bus; mbusd (the C Modbus TCP->RTU
@@ -216,6 +216,10 @@ def main():
     parser.add_argument("--cycles", type=int, default=10, help="RS485 poll cycles measured without load")
     parser.add_argument("--mbusd-src", default=os.environ.get("MBUSD_SRC", "/tmp/mbusd-src"))
     parser.add_argument("--split", type=int, help="bus.SPLIT_WORDS for this run (default: the engine's)")
+    parser.add_argument("--pace", choices=("on", "off", "both"), default="on",
+                        help="whole poll reads when the client's steady pace leaves room (bus.PassthroughPace): "
+                             "on (the product), off (split whenever pass-through is active, as before), or both "
+                             "in turn within each run")
     parser.add_argument("--min-cycle-ms", type=int, default=0,
                         help="poll.min_cycle_ms (e.g. 60000: a bus idle between cycles, our overhead alone)")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
@@ -236,28 +240,40 @@ def main():
           " load average %s" % (args.rate, args.seconds, " ".join("%.2f" % x for x in os.getloadavg())))
     print("run  ours p50/p99 ms   mbusd p50/p99 ms   p50 ratio  p50/bound  rs485 cycle ms (idle -> loaded) slowdown"
           "  static p50 ms, frames")
-    rows = []
+    modes = {"on": (True,), "off": (False,), "both": (False, True)}[args.pace]
+    gaps = bus.PACE_GAPS
+    by_mode = dict((m, []) for m in modes)
     for n in range(args.runs):
-        row = summary(asyncio.run(one_run(args, binary)))
-        rows.append(row)
-        print("%3d  %6.1f / %6.1f   %6.1f / %6.1f    %6.2f    %6.2f     %7.1f -> %7.1f   %6.3f     %.2f, %d"
-              % (n + 1, 1000 * row["p50"], 1000 * row["p99"], 1000 * row["m50"], 1000 * row["m99"], row["ratio"],
-                 row["bound_ratio"], 1000 * row["cycle"], 1000 * row["cycle_loaded"], row["slowdown"],
-                 1000 * row["static_p50"], row["static_frames"]))
-        if row["errors"] or row["merrors"]:
-            print("     exception answers (code: count): ours %s, mbusd %s" % (row["codes"], row["mcodes"]))
+        for paced in modes:
+            bus.PACE_GAPS = gaps if paced else 10 ** 9       # off: the pace is never known, every read is split
+            row = summary(asyncio.run(one_run(args, binary)))
+            by_mode[paced].append(row)
+            print_row(n, row, "pace %s" % ("on" if paced else "off"))
+    rows = [row for mode_rows in by_mode.values() for row in mode_rows]
     bound = rows[0]["bound"]
     floor = 1 + args.rate * bound
     print("wire-time bound of one read: %.1f ms; %d/%d samples per run (ours/mbusd)" % (1000 * bound, rows[0]["n"],
                                                                                    rows[0]["mn"]))
     print("slowdown floor of the bus share alone: %.3f (%.0f reads/s x %.1f ms on the same bus)"
           % (floor, args.rate, 1000 * bound))
-    if len(rows) > 1:
-        for key, label in (("ratio", "p50 ratio"), ("p99", "ours p99 s"), ("slowdown", "slowdown")):
-            values = sorted(r[key] for r in rows)
-            print("median %s %.3f (spread %.3f..%.3f)" % (label, values[len(values) // 2], values[0], values[-1]))
+    for paced, mode_rows in by_mode.items():
+        if len(mode_rows) < 2:
+            continue
+        for key, label in (("ratio", "p50 ratio"), ("p50", "ours p50 s"), ("p99", "ours p99 s"),
+                           ("slowdown", "slowdown")):
+            values = sorted(r[key] for r in mode_rows)
+            print("pace %-3s median %s %.4f (spread %.4f..%.4f)" % ("on" if paced else "off", label,
+                                                                   values[len(values) // 2], values[0], values[-1]))
     print("targets: p50 <= 1.5 x mbusd, p50 <= 2.5 x bound, p99 <= 40 ms, slowdown <= 1.05")
 
+
+def print_row(n, row, label):
+    print("%3d  %6.1f / %6.1f   %6.1f / %6.1f    %6.2f    %6.2f     %7.1f -> %7.1f   %6.3f     %.2f, %d   %s"
+          % (n + 1, 1000 * row["p50"], 1000 * row["p99"], 1000 * row["m50"], 1000 * row["m99"], row["ratio"],
+             row["bound_ratio"], 1000 * row["cycle"], 1000 * row["cycle_loaded"], row["slowdown"],
+             1000 * row["static_p50"], row["static_frames"], label))
+    if row["errors"] or row["merrors"]:
+        print("     exception answers (code: count): ours %s, mbusd %s" % (row["codes"], row["mcodes"]))
 
 if __name__ == "__main__":
     main()

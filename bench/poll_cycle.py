@@ -1,6 +1,6 @@
 """Poll-cycle benchmark: the tiered poll plan's refresh intervals vs their wire-time bounds.
 
-    .venv/bin/python bench/poll_cycle.py [--seconds 150] [--reference-cycles 5]
+    .venv/bin/python bench/poll_cycle.py [--seconds 150] [--reference-cycles 5] [--meters inside|external|both]
 
 Reference site (board/topologies/reference32.json): 32 meters at 8N1, 2 ms
 turnaround, on the two buses, run three times in one process: at 38400 baud
@@ -25,6 +25,14 @@ neither is in the bound; their share is printed, and a second ratio counts
 the event-log checks in it. Staleness: every value of the cache is sampled
 once a second during the run; a value that is not "good" on a device that
 answers breaks its tier's freshness rule and is counted.
+
+``--meters external`` runs the simulated meters in a ``tools.simbus`` process
+of their own (bench.common.SimbusProcess), as on the Pi where they are
+hardware: their threads then do not wake up inside the gateway's interpreter
+(its GIL) between two transactions. That is the product's figure; ``inside``
+(the meters as threads of the gateway's process, as before) is kept for
+comparison with earlier runs. Nothing here reads the meters' objects: the
+bounds come from the site's bus specs and the requests the poller records.
 """
 
 import argparse
@@ -37,6 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import mean, percentile, reference_gateway, transaction_time  # noqa: E402
 from core import meter_events as ev, poll_tiers  # noqa: E402
+from daemon.runtime import finetimer  # noqa: E402
 from daemon.runtime.poller import plan_tiers  # noqa: E402
 from daemon.state.cache import GOOD  # noqa: E402
 
@@ -48,6 +57,12 @@ def event_checks(gateway, devices, bus):
     """Event-log checks the reader has made so far on ``bus``."""
     netids = set(d.netid for d in devices if d.bus == bus)
     return sum(state.checks for netid, state in gateway.event_reader.states.items() if netid in netids)
+
+
+def answer_time(engine):
+    """(answers, seconds from request sent to answer in) summed over the devices of ``engine``'s bus."""
+    counters = list(engine.counters.values())
+    return sum(c.answers for c in counters), sum(c.total_time for c in counters)
 
 
 def tier_bounds(devices, spec):
@@ -85,9 +100,10 @@ def stale_values(gateway):
     return out
 
 
-async def measure(baud, seconds=None, cycles=None):
-    """Run the reference site at ``baud`` for ``seconds`` (or until every bus made ``cycles`` cycles)."""
-    async with reference_gateway(baud=baud) as gateway:
+async def measure(baud, seconds=None, cycles=None, external=False):
+    """Run the reference site at ``baud`` for ``seconds`` (or until every bus made ``cycles`` cycles);
+    ``external``: the meters answer from a process of their own."""
+    async with reference_gateway(baud=baud, external_meters=external) as gateway:
         buses, devices, pollers = gateway.board.topology["buses"], gateway.topology.devices, gateway.pollers
         loop = asyncio.get_running_loop()
         seen = dict((b, p.cycles) for b, p in pollers.items())
@@ -96,6 +112,7 @@ async def measure(baud, seconds=None, cycles=None):
         start_checks = dict((b, event_checks(gateway, devices, b)) for b in pollers)
         start_wire = dict((b, (sum(gateway.engines[b].class_attempts), sum(gateway.engines[b].class_bytes)))
                           for b in pollers)
+        start_answers = dict((b, answer_time(gateway.engines[b])) for b in pollers)
         for poller in pollers.values():
             for intervals in poller.tier_intervals.values():
                 intervals.clear()
@@ -130,6 +147,11 @@ async def measure(baud, seconds=None, cycles=None):
             attempts = sum(engine.class_attempts) - start_wire[bus][0]
             nbytes = sum(engine.class_bytes) - start_wire[bus][1]
             wire_all = nbytes * engine.char_time + attempts * (spec.get("turnaround_ms", 2) / 1000.0 + engine.gap)
+            answers, answering = (a - b for a, b in zip(answer_time(engine), start_answers[bus], strict=True))
+            # per transaction: the meters' time beyond the wire and their turnaround (send -> answer in), and
+            # the master's beyond the silence (answer in -> next request out)
+            meters_s = (answering - nbytes * engine.char_time - attempts * spec.get("turnaround_ms", 2) / 1000.0)
+            master_s = elapsed - answering - attempts * engine.gap
             on_bus = [d for d in devices if d.bus == bus]
             n = len(times[bus])
             bounds = [sum(transaction_time(spec, c) for c in counts) for counts in registers[bus]]
@@ -140,7 +162,8 @@ async def measure(baud, seconds=None, cycles=None):
                             "checks_per_cycle": checks / float(max(1, n)), "devices": len(on_bus),
                             "tiers": tier_bounds(on_bus, spec),
                             "intervals": dict((t, list(v)) for t, v in poller.tier_intervals.items() if v),
-                            "elapsed": elapsed, "wire_all": wire_all,
+                            "elapsed": elapsed, "wire_all": wire_all, "attempts": attempts, "answers": answers,
+                            "meters_s": meters_s, "master_s": master_s,
                             "errors": sum(c.timeouts + c.crc_errors for c in gateway.engines[bus].counters.values()),
                             "classes": [a - b for a, b in zip(gateway.engines[bus].class_counts,
                                                               start_classes[bus], strict=True)]}
@@ -164,6 +187,11 @@ def print_cycles(title, results, lag):
     for bus, r in results.items():
         print("%-9s every transaction on the bus (poll, curve download, event log): wire-time bound %.2f s in %.2f s,"
               " ratio %.3f" % (bus, r["wire_all"], r["elapsed"], r["elapsed"] / r["wire_all"]))
+    for bus, r in results.items():
+        n = max(1, r["attempts"])
+        print("%-9s per transaction (%d, %d answered): the meters %.2f ms beyond wire + turnaround, the master %.2f ms"
+              " beyond the silence between an answer and the next request" % (
+                  bus, r["attempts"], r["answers"], 1000 * r["meters_s"] / n, 1000 * r["master_s"] / n))
     print("event-loop lag: p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d samples"
           % (lag["p50_ms"], lag["p99_ms"], lag["max_ms"], lag["samples"]))
 
@@ -194,16 +222,46 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=150.0, help="tiered runs: seconds at each speed")
     parser.add_argument("--reference-cycles", type=int, default=5, help="reference run: cycles per bus")
+    parser.add_argument("--meters", choices=("external", "inside", "both"), default="external",
+                        help="where the simulated meters run: a process of their own (the product's figure), "
+                             "threads of the gateway's process, or both in turn")
+    parser.add_argument("--silence", choices=("fine", "loop", "both"), default="fine",
+                        help="the master's inter-frame silence: on a timerfd (daemon/runtime/finetimer.py, the "
+                             "product) or on the loop's whole-millisecond timers (before), or both in turn")
+    parser.add_argument("--bauds", default="38400,115200", help="tiered runs: the speeds, comma-separated")
     args = parser.parse_args()
+    for external in {"external": (True,), "inside": (False,), "both": (True, False)}[args.meters]:
+        for fine in {"fine": (True,), "loop": (False,), "both": (False, True)}[args.silence]:
+            with silence_timer(fine):
+                run(args, external, fine)
+
+
+@contextlib.contextmanager
+def silence_timer(fine):
+    """``fine`` False: the bus engines wait for the inter-frame silence on the loop's timers (as before)."""
+    saved = finetimer._LIBC
+    if not fine:
+        finetimer._LIBC = None
+    try:
+        yield
+    finally:
+        finetimer._LIBC = saved
+
+
+def run(args, external, fine=True):
+    where = "meters in a process of their own" if external else "meters as threads of the gateway's process"
+    where += ", silence on the %s" % ("timerfd" if fine else "loop's timers")
+    print("== %s" % where)
     with every_tier_every_cycle():
-        ref, ref_lag, _s, _n = asyncio.run(measure(38400, cycles=args.reference_cycles))
+        ref, ref_lag, _s, _n = asyncio.run(measure(38400, cycles=args.reference_cycles, external=external))
     print_cycles("reference: every tier every cycle (the plan before issue 19), 38400 baud, %d cycles per bus"
                  % args.reference_cycles, ref, ref_lag)
     summary = []
-    for baud in (38400, 115200):
-        results, lag, stale, samples = asyncio.run(measure(baud, seconds=args.seconds))
+    for baud in [int(b) for b in args.bauds.split(",")]:
+        results, lag, stale, samples = asyncio.run(measure(baud, seconds=args.seconds, external=external))
         print()
-        print_cycles("tiered plan (core/poll_tiers.py), %d baud, %.0f s" % (baud, args.seconds), results, lag)
+        print_cycles("tiered plan (core/poll_tiers.py), %d baud, %.0f s, %s" % (baud, args.seconds, where),
+                     results, lag)
         print_tiers(results, stale, samples)
         slow = max(results, key=lambda b: results[b]["tiers"][poll_tiers.FAST][1])
         inst = results[slow]["intervals"].get(poll_tiers.FAST, [float("nan")])
@@ -213,7 +271,7 @@ def main():
                         busy, sum(stale.values())))
     print()
     ref_full = max(r["mean"] for r in ref.values())
-    print("reference, every value every cycle at 38400: %.3f s (slower bus)" % ref_full)
+    print("%s; reference, every value every cycle at 38400: %.3f s (slower bus)" % (where, ref_full))
     for baud, bus, inst_mean, inst_max, wire, cycle, busy, n_stale in summary:
         print("%6d baud: instantaneous values refreshed every %.3f s (max %.3f s) on %s, wire-time bound %.3f s "
               "(%.3f x); %.2f x the reference; cycle / bound of its poll reads %.3f, elapsed / bound of every "

@@ -1,0 +1,98 @@
+"""The inter-frame silence kept by a wake-up finer than the loop's timers (daemon/runtime/finetimer.py).
+
+Modbus over serial line (Modbus-IDA, V1.02, §2.5.1.1): frames are separated by a silence of at least
+3.5 character times, a fixed 1.75 ms above 19200 baud. The master now waits for it on a timerfd instead
+of the loop's whole-millisecond timers: it must still never send early, and never wake too soon.
+"""
+
+import asyncio
+import os
+import struct
+import threading
+import time
+
+import serial
+
+from board.nullmodem import open_raw_pty
+from daemon.runtime import finetimer
+from daemon.runtime.bus import POLL, BusEngine
+from tests.test_bus_timing import crc16
+
+UNIT = 9
+T35 = 0.00175          # the standard's fixed silence above 19200 baud
+
+
+class QuickSlave(threading.Thread):
+    """Answers each read-holding request at once with 2 words; keeps the silence before every request
+    after its first: from the write of its last answer to the read of the next request."""
+
+    def __init__(self, fd):
+        super().__init__(daemon=True)
+        self.fd, self.requests, self.silences = fd, 0, []
+        self.stopping = threading.Event()
+        self._answered = None
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                request = os.read(self.fd, 64)
+            except BlockingIOError:
+                time.sleep(0.0002)
+                continue
+            if len(request) < 8:
+                continue
+            if self._answered is not None:
+                self.silences.append(time.monotonic() - self._answered)
+            self.requests += 1
+            body = bytes((UNIT, 3, 4)) + struct.pack(">2H", self.requests, 0xCAFE)
+            os.write(self.fd, body + crc16(body))
+            self._answered = time.monotonic()
+
+
+def test_sleep_until_never_wakes_early_and_a_time_past_costs_no_wakeup():
+    async def scenario():
+        timer = finetimer.FineTimer()
+        timer.open()
+        try:
+            early = 0
+            for _ in range(20):
+                when = time.monotonic() + 0.0015
+                await timer.sleep_until(when)
+                early += time.monotonic() < when
+            before = timer.wakeups
+            await timer.sleep_until(time.monotonic() - 1)
+            return early, before, timer.wakeups
+        finally:
+            timer.close()
+    early, before, after = asyncio.run(scenario())
+    assert early == 0
+    assert after == before                       # nothing to wait for: no wake-up
+    if finetimer._LIBC is not None:              # Linux: every wait ended by the timerfd
+        assert before == 20
+
+
+def test_back_to_back_reads_keep_the_silence_and_answer_right():
+    async def scenario():
+        master_fd, slave_fd = open_raw_pty()
+        os.set_blocking(master_fd, False)
+        slave = QuickSlave(master_fd)
+        slave.start()
+        port = serial.Serial(os.ttyname(slave_fd), baudrate=38400, timeout=0, write_timeout=0)
+        engine = BusEngine("line", port, baud=38400, timeout=0.1, retries=1)
+        engine.start()
+        try:
+            request = struct.pack(">BHH", 3, 0x0100, 2)
+            futures = [engine.submit(UNIT, request, POLL) for _ in range(12)]     # queued at once: back to back
+            answers = await asyncio.gather(*futures)
+            return answers, engine.counters[UNIT].as_dict(), slave.requests, list(slave.silences)
+        finally:
+            await engine.stop()
+            slave.stopping.set()
+            slave.join(2)
+            port.close()
+            os.close(master_fd)
+            os.close(slave_fd)
+    answers, counters, requests, silences = asyncio.run(scenario())
+    assert [struct.unpack(">2H", a[2:]) for a in answers] == [(n, 0xCAFE) for n in range(1, 13)]
+    assert counters["requests"] == 12 and requests == 12 and counters["timeouts"] == 0
+    assert len(silences) == 11 and min(silences) >= T35           # never a frame before the silence
