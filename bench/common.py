@@ -2,9 +2,13 @@
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 
 from board.sim import SimBoard, load_topology_file
@@ -77,3 +81,45 @@ def percentile(values, p):
 
 def mean(values):
     return statistics.fmean(values) if values else float("nan")
+
+
+class SimbusProcess:
+    """``python -m tools.simbus --pty`` in a process of its own: the meters answer from another interpreter than
+    the gateway's (as on a real site). ``topology``: a topology file, or a dict of bus specs written to one.
+    ``ttys``: bus -> the pseudo-terminal the gateway opens; ``tty``: the first one."""
+
+    def __init__(self, topology):
+        self.dir = tempfile.mkdtemp(prefix="bench-simbus-")
+        if isinstance(topology, dict):
+            path = os.path.join(self.dir, "topology.json")
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump({"buses": topology}, handle)
+            topology = path
+        self.proc = subprocess.Popen([sys.executable, "-m", "tools.simbus", "--topology", topology, "--pty"],
+                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
+        self.ttys = {}
+        expected = len(load_topology_file(topology)["buses"])
+        while len(self.ttys) < expected:
+            line = self.proc.stdout.readline()          # "rs485: 12 meters on /dev/pts/N"
+            if not line:
+                raise RuntimeError("tools.simbus stopped before serving its buses")
+            self.ttys[line.split(":", 1)[0]] = line.rsplit(" ", 1)[-1].strip()
+        self.tty = next(iter(self.ttys.values()))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def close(self):
+        stop_process(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stop_process(proc, grace=5):
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

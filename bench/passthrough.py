@@ -27,21 +27,20 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import (  # noqa: E402
-    REPO,
+    SimbusProcess,
     free_port,
     load_reference,
     mean,
     percentile,
     reference_gateway,
+    stop_process,
     transaction_time,
 )
 from core import catalogue, modbus_rtu as rtu  # noqa: E402
@@ -106,32 +105,6 @@ def build_mbusd(src):
     return binary
 
 
-class SimProcess:
-    """``python -m tools.simbus`` serving the RS485 bus of the reference site on a pty: ``tty``."""
-
-    def __init__(self, spec):
-        self.dir = tempfile.mkdtemp(prefix="bench-simbus-")
-        topology = os.path.join(self.dir, "rs485.json")
-        with open(topology, "w", encoding="utf-8") as handle:
-            json.dump({"buses": {"rs485": spec}}, handle)
-        self.proc = subprocess.Popen([sys.executable, "-m", "tools.simbus", "--topology", topology, "--pty"],
-                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()          # "rs485: 12 meters on /dev/pts/N"
-        self.tty = line.rsplit(" ", 1)[-1].strip()
-
-    def close(self):
-        stop(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 def board_with_external_rs485(tty):
     """A SimBoard whose RS485 port is ``tty`` (a tools.simbus process): our gateway's meters answer from a
     process of their own, as mbusd's do, not from a thread sharing the gateway's interpreter."""
@@ -147,7 +120,7 @@ class Mbusd:
     """mbusd on its own tools.simbus copy of the RS485 bus."""
 
     def __init__(self, binary, spec, port):
-        self.sim = SimProcess(spec)
+        self.sim = SimbusProcess({"rs485": spec})
         tty = self.sim.tty
         mode = "8%s%d" % (spec.get("parity", "N"), spec.get("stop_bits", 1))
         self.proc = subprocess.Popen([binary, "-d", "-L", "-", "-v", "0", "-p", tty, "-s", str(spec.get("baud", 38400)),
@@ -166,7 +139,7 @@ class Mbusd:
         raise RuntimeError("mbusd did not start")
 
     def close(self):
-        stop(self.proc)
+        stop_process(self.proc)
         self.sim.close()
 
 
@@ -200,7 +173,7 @@ async def one_run(args, binary):
     settings = {"modbus.port": port, "modbus.bind": "127.0.0.1"}
     if args.min_cycle_ms:
         settings["poll.min_cycle_ms"] = args.min_cycle_ms
-    ours_sim = SimProcess(load_reference()["buses"]["rs485"])
+    ours_sim = SimbusProcess({"rs485": load_reference()["buses"]["rs485"]})
     try:
         return await _one_run(args, binary, settings, port, mport, ours_sim)
     finally:
