@@ -202,6 +202,8 @@ class _Modes(collections.abc.Mapping):
         return table
 
     def __getitem__(self, name):
+        if name == "json":
+            return JsonMode      # issue 19 (lean): the JSON mode does not load Sparkplug's modules (~0.3 MB)
         return self._table()[name]
 
     def __iter__(self):

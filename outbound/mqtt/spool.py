@@ -34,6 +34,7 @@ CURSOR = "cursor.json"
 FRAME = struct.Struct(">II")            # length, CRC-32 of the payload
 MAX_RECORD = 64 * 1024                  # a sample is ~100 bytes: a longer length is a torn or damaged frame
 MB = 1024 * 1024
+TAIL_BYTES = 64 * 1024                  # the newest flushed bytes kept in memory for the sender's next read
 
 # A position in the spool: segment number, byte offset in it, records before it in that segment.
 Position = collections.namedtuple("Position", "seq offset index")
@@ -94,6 +95,11 @@ class SampleSpool:
         self._persist = None
         self._cursor_dirty = False
         self.flushed = asyncio.Event()                 # set after each flush (the sender waits on it)
+        # issue 19 (lean): the bytes the last flushes wrote, (seq, offset of data[0] in the segment, data): a
+        # connected sender reads what was just flushed, so it is served from here and not read back from the
+        # file (one executor round trip and a file read less per batch); bounded by TAIL_BYTES.
+        self._tail = None
+        self.file_reads = 0                            # reads that went to a segment file (tests count them)
 
     # ---------------------------------------------------------------- queries
 
@@ -182,7 +188,9 @@ class SampleSpool:
             drop.append(oldest.seq)
             dropped += self._forget(oldest)
         new_file = write.size == 0
-        await run_blocking(_append, self.directory, write.seq, b"".join(batch), new_file, drop)
+        data = b"".join(batch)
+        await run_blocking(_append, self.directory, write.seq, data, new_file, drop)
+        self._keep_tail(write, data)
         write.size += size
         write.count += len(batch)
         if drop:
@@ -193,6 +201,24 @@ class SampleSpool:
             log.warning("mqtt spool full: %d unsent sample(s) dropped", dropped)
             if self.on_drop is not None:
                 self.on_drop(dropped)
+
+    def _keep_tail(self, segment, data):
+        """Remember ``data``, just appended at ``segment.size``, after the tail when it is contiguous with it."""
+        tail = self._tail
+        if tail is not None and tail[0] == segment.seq and tail[1] + len(tail[2]) == segment.size:
+            start, data = tail[1], tail[2] + data
+        else:
+            start = segment.size
+        if len(data) > TAIL_BYTES:                      # the front cut anywhere: reads start at record bounds
+            start, data = start + len(data) - TAIL_BYTES, data[-TAIL_BYTES:]
+        self._tail = (segment.seq, start, data)
+
+    def _tail_from(self, segment, offset):
+        """The segment's bytes from ``offset`` to its end when the tail holds them all, else None."""
+        tail = self._tail
+        if tail is None or tail[0] != segment.seq or tail[1] > offset or tail[1] + len(tail[2]) != segment.size:
+            return None
+        return tail[2][offset - tail[1]:]
 
     def _write_segment(self, size):
         """The segment the next batch goes to: the last one, or a new one when it is full (or when the batch
@@ -236,10 +262,13 @@ class SampleSpool:
                 position = Position(segment.seq, 0, 0)
             if position.offset >= segment.size:
                 continue
-            try:
-                data = await run_blocking(_read, self.directory, segment.seq, position.offset, segment.size)
-            except FileNotFoundError:                   # dropped while it was read
-                continue
+            data = self._tail_from(segment, position.offset)
+            if data is None:
+                try:
+                    self.file_reads += 1
+                    data = await run_blocking(_read, self.directory, segment.seq, position.offset, segment.size)
+                except FileNotFoundError:               # dropped while it was read
+                    continue
             records, _end = decode_records(data, 0, limit)
             out, index = [], position.index
             for sample, end in records:
