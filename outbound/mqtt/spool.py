@@ -40,8 +40,13 @@ TAIL_BYTES = 64 * 1024                  # the newest flushed bytes kept in memor
 Position = collections.namedtuple("Position", "seq offset index")
 
 
+# issue 19 (lean): one encoder for every record (json.dumps with options builds a new JSONEncoder per call);
+# the same options, so the same bytes.
+_RECORD_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode_record(sample):
-    payload = json.dumps(list(sample), separators=(",", ":")).encode()
+    payload = _RECORD_JSON.encode(list(sample)).encode()
     return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
