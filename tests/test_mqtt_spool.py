@@ -174,7 +174,7 @@ def test_the_sender_reads_what_was_just_flushed_from_memory_and_older_samples_fr
             spool.append(sample(n))
             await spool.flush()
             batch = await spool.read(position, 100)
-            live.extend(s for s, _p in batch)
+            live.extend(batch)
             position = batch[-1][1]
         live_reads = spool.file_reads
         for n in range(20, 20 + many):                      # a backlog larger than the tail
@@ -185,8 +185,9 @@ def test_the_sender_reads_what_was_just_flushed_from_memory_and_older_samples_fr
         await spool.close()
         again = SampleSpool(str(tmp_path), 10 ** 7, segment_bytes=10 ** 7)
         await again.open()
-        return live, live_reads, backlog, backlog_reads, [s for s, _p in await read_all(again)], again.file_reads
+        return live, live_reads, backlog, backlog_reads, await read_all(again), again.file_reads
     live, live_reads, backlog, backlog_reads, reopened, reopened_reads = run(go())
-    assert live == [sample(n) for n in range(20)] and live_reads == 0
+    assert [s for s, _p in live] == [sample(n) for n in range(20)] and live_reads == 0
     assert backlog == [sample(n) for n in range(20, 20 + many)] and backlog_reads >= 1
-    assert reopened == [sample(n) for n in range(20 + many)] and reopened_reads >= 1
+    assert [s for s, _p in reopened] == [sample(n) for n in range(20 + many)] and reopened_reads >= 1
+    assert live == reopened[:20]            # the positions too: the same (segment, offset, index) as from the file

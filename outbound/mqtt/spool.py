@@ -16,6 +16,7 @@ segment, whose unsent samples are counted and reported through ``on_drop(count)`
 """
 
 import asyncio
+import bisect
 import collections
 import json
 import logging
@@ -93,16 +94,17 @@ class SampleSpool:
         self.dropped = 0                               # samples dropped unsent since start
         self.torn = 0                                  # bytes of torn records cut off when opened
         self.write_error = None                        # the last write's failure, until one succeeds
-        self._buffer = []                              # encoded records not yet written
+        self._buffer = []                              # (encoded record, its sample) not yet written
         self._buffered = 0
         self._lock = asyncio.Lock()
         self._flusher = None
         self._persist = None
         self._cursor_dirty = False
         self.flushed = asyncio.Event()                 # set after each flush (the sender waits on it)
-        # issue 19 (lean): the bytes the last flushes wrote, (seq, offset of data[0] in the segment, data): a
-        # connected sender reads what was just flushed, so it is served from here and not read back from the
-        # file (one executor round trip and a file read less per batch); bounded by TAIL_BYTES.
+        # issue 19 (lean): the samples the last flushes wrote, (seq, [record start], [record end], [sample]) in
+        # that segment: a connected sender reads what was just flushed, so it is served from here, not read back
+        # from the file and decoded (an executor round trip, a file read and a JSON decode per sample less);
+        # bounded by TAIL_BYTES of records.
         self._tail = None
         self.file_reads = 0                            # reads that went to a segment file (tests count them)
 
@@ -154,7 +156,7 @@ class SampleSpool:
     def append(self, sample):
         """Queue one sample; a background flush writes it (with those that come meanwhile) and fsyncs."""
         record = encode_record(sample)
-        self._buffer.append(record)
+        self._buffer.append((record, sample))
         self._buffered += len(record)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self.flush(), name="mqtt-spool-flush")
@@ -169,7 +171,7 @@ class SampleSpool:
                     await self._write(batch)
                 except OSError as exc:
                     self._buffer[:0] = batch
-                    self._buffered = sum(len(record) for record in self._buffer)
+                    self._buffered = sum(len(record) for record, _sample in self._buffer)
                     self.write_error = str(exc)
                     log.error("mqtt spool: cannot write: %s", exc)
                     break
@@ -177,11 +179,11 @@ class SampleSpool:
             self.flushed.set()
 
     async def _write(self, batch):
-        size = sum(len(record) for record in batch)
+        size = sum(len(record) for record, _sample in batch)
         dropped = 0
         if size > self.max_bytes:                      # more than the whole spool in memory: keep the newest
             while batch and size > self.max_bytes:
-                size -= len(batch[0])
+                size -= len(batch[0][0])
                 batch.pop(0)
                 dropped += 1
         write = self._write_segment(size)
@@ -193,9 +195,8 @@ class SampleSpool:
             drop.append(oldest.seq)
             dropped += self._forget(oldest)
         new_file = write.size == 0
-        data = b"".join(batch)
-        await run_blocking(_append, self.directory, write.seq, data, new_file, drop)
-        self._keep_tail(write, data)
+        await run_blocking(_append, self.directory, write.seq, b"".join(record for record, _s in batch), new_file, drop)
+        self._keep_tail(write, batch)
         write.size += size
         write.count += len(batch)
         if drop:
@@ -207,23 +208,34 @@ class SampleSpool:
             if self.on_drop is not None:
                 self.on_drop(dropped)
 
-    def _keep_tail(self, segment, data):
-        """Remember ``data``, just appended at ``segment.size``, after the tail when it is contiguous with it."""
+    def _keep_tail(self, segment, batch):
+        """Remember ``batch``'s samples, just appended at ``segment.size``, after the tail when contiguous."""
         tail = self._tail
-        if tail is not None and tail[0] == segment.seq and tail[1] + len(tail[2]) == segment.size:
-            start, data = tail[1], tail[2] + data
-        else:
-            start = segment.size
-        if len(data) > TAIL_BYTES:                      # the front cut anywhere: reads start at record bounds
-            start, data = start + len(data) - TAIL_BYTES, data[-TAIL_BYTES:]
-        self._tail = (segment.seq, start, data)
+        if tail is None or tail[0] != segment.seq or not tail[2] or tail[2][-1] != segment.size:
+            tail = self._tail = (segment.seq, [], [], [])
+        _seq, starts, ends, samples = tail
+        offset = segment.size
+        for record, sample in batch:
+            starts.append(offset)
+            offset += len(record)
+            ends.append(offset)
+            samples.append(sample)
+        if offset - starts[0] > TAIL_BYTES:             # the oldest go: they are read from the file
+            cut = bisect.bisect_left(starts, offset - TAIL_BYTES)
+            del starts[:cut], ends[:cut], samples[:cut]
 
-    def _tail_from(self, segment, offset):
-        """The segment's bytes from ``offset`` to its end when the tail holds them all, else None."""
+    def _from_tail(self, segment, position, limit):
+        """[(sample, position after it)] from ``position`` when the tail holds it and the segment's end, else None."""
         tail = self._tail
-        if tail is None or tail[0] != segment.seq or tail[1] > offset or tail[1] + len(tail[2]) != segment.size:
+        if tail is None or tail[0] != segment.seq or not tail[2] or tail[2][-1] != segment.size:
             return None
-        return tail[2][offset - tail[1]:]
+        _seq, starts, ends, samples = tail
+        first = bisect.bisect_left(starts, position.offset)
+        if first == len(starts) or starts[first] != position.offset:
+            return None                                 # before the tail (or not a record's start): the file
+        last = min(len(starts), first + limit)
+        return [(samples[i], Position(segment.seq, ends[i], position.index + 1 + i - first))
+                for i in range(first, last)]
 
     def _write_segment(self, size):
         """The segment the next batch goes to: the last one, or a new one when it is full (or when the batch
@@ -267,13 +279,14 @@ class SampleSpool:
                 position = Position(segment.seq, 0, 0)
             if position.offset >= segment.size:
                 continue
-            data = self._tail_from(segment, position.offset)
-            if data is None:
-                try:
-                    self.file_reads += 1
-                    data = await run_blocking(_read, self.directory, segment.seq, position.offset, segment.size)
-                except FileNotFoundError:               # dropped while it was read
-                    continue
+            out = self._from_tail(segment, position, limit)
+            if out:
+                return out
+            try:
+                self.file_reads += 1
+                data = await run_blocking(_read, self.directory, segment.seq, position.offset, segment.size)
+            except FileNotFoundError:                   # dropped while it was read
+                continue
             records, _end = decode_records(data, 0, limit)
             out, index = [], position.index
             for sample, end in records:
