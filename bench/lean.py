@@ -53,7 +53,7 @@ UNIT, LOAD = 30, 1                               # an A-40 on the RS485 bus, its
 V1 = tables.NORMALIZED_BASE + LOAD * registry.GW_LOAD_WINDOW + registry.get("v1")[registry.GW_OFFSET]
 QUALITY = tables.NORMALIZED_BASE + LOAD * registry.GW_LOAD_WINDOW + tables.QUALITY_OFFSET
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-MB = 1024.0 * 1024.0
+MB = 1e6                                         # decimal MB: the stricter reading of "80 MB"
 
 
 # ---------------------------------------------------------------- /proc
