@@ -25,42 +25,6 @@ def load_reference():
     return load_topology_file(REFERENCE)
 
 
-class SimbusProcess:
-    """``python -m tools.simbus --pty`` serving the buses of ``topology`` (a dict): ``ttys`` = {bus: tty}.
-
-    The meters answer from a process of their own, as real meters do from their own hardware: their
-    threads do not share the gateway's interpreter (its GIL), which would otherwise show in the
-    gateway's loop lag and response tails."""
-
-    def __init__(self, topology):
-        self.dir = tempfile.mkdtemp(prefix="bench-simbus-")
-        path = os.path.join(self.dir, "topology.json")
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(topology, handle)
-        self.proc = subprocess.Popen([sys.executable, "-m", "tools.simbus", "--topology", path, "--pty"],
-                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
-        self.ttys = {}
-        for _ in topology.get("buses", {}):
-            line = self.proc.stdout.readline()          # "rs485: 12 meters on /dev/pts/N"
-            if not line:
-                break
-            self.ttys[line.split(":", 1)[0]] = line.rsplit(" ", 1)[-1].strip()
-
-    def close(self):
-        stop_process(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def stop_process(proc):
-    """SIGTERM, then SIGKILL after 5 s: a peer or a simulator started by a bench never outlives it."""
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def board_with_external_meters(ttys):
     """A SimBoard class whose buses named in ``ttys`` are those ttys (a SimbusProcess's): no meter thread of
     those buses runs in the gateway's process. ``board.topology`` stays the whole site (the benches' specs)."""
@@ -139,3 +103,46 @@ def percentile(values, p):
 
 def mean(values):
     return statistics.fmean(values) if values else float("nan")
+
+
+class SimbusProcess:
+    """``python -m tools.simbus --pty`` in a process of its own: the meters answer from another interpreter than
+    the gateway's (as on a real site), whose threads do not share the gateway's GIL (it would show in the loop's
+    lag and the answers' tails). ``topology``: a topology file, a topology ({"buses": ...}) or a dict of bus specs,
+    written to a file. ``ttys``: bus -> the pseudo-terminal the gateway opens; ``tty``: the first one."""
+
+    def __init__(self, topology):
+        self.dir = tempfile.mkdtemp(prefix="bench-simbus-")
+        if isinstance(topology, dict):
+            path = os.path.join(self.dir, "topology.json")
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(topology if "buses" in topology else {"buses": topology}, handle)
+            topology = path
+        self.proc = subprocess.Popen([sys.executable, "-m", "tools.simbus", "--topology", topology, "--pty"],
+                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
+        self.ttys = {}
+        expected = len(load_topology_file(topology)["buses"])
+        while len(self.ttys) < expected:
+            line = self.proc.stdout.readline()          # "rs485: 12 meters on /dev/pts/N"
+            if not line:
+                raise RuntimeError("tools.simbus stopped before serving its buses")
+            self.ttys[line.split(":", 1)[0]] = line.rsplit(" ", 1)[-1].strip()
+        self.tty = next(iter(self.ttys.values()))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def close(self):
+        stop_process(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stop_process(proc, grace=5):
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

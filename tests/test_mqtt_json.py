@@ -4,6 +4,7 @@ Topic names are checked against MQTT 3.1.1 §4.7 (a level holds no "/", "+", "#"
 RFC 7468 (base64 lines of 64 characters between the BEGIN and END lines)."""
 
 import json
+import os
 
 from daemon.state import devstate
 from outbound.mqtt import config
@@ -101,3 +102,17 @@ def test_the_rules_across_settings():
     fields = ("mqtt.edge_node_id", "mqtt.user", "mqtt.host", "mqtt.client_cert")      # a key wants its certificate
     for change, field in zip(cases, fields, strict=True):
         assert [f for f, _m in config.problems(dict(base, **change).get)] == [field], change
+
+
+def test_the_json_mode_does_not_load_sparkplug():
+    """Issue 19 (lean): a gateway publishing JSON does not import the Sparkplug B modules (counted in a fresh
+    interpreter's sys.modules); asking for the Sparkplug mode still loads it."""
+    import subprocess
+    import sys
+    code = ("import sys; from outbound.mqtt.modes import MODES; MODES['json']; "
+            "a = [m for m in sys.modules if m.startswith('outbound.mqtt.sparkplug')]; "
+            "MODES['sparkplug']; b = [m for m in sys.modules if m.startswith('outbound.mqtt.sparkplug')]; "
+            "print(len(a), len(b), sorted(MODES))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout.split(None, 2)
+    assert out[0] == "0" and int(out[1]) >= 1 and out[2].strip() == "['json', 'sparkplug']"

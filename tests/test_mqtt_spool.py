@@ -157,3 +157,37 @@ def test_an_acknowledged_spool_drops_nothing_when_it_fills_again(tmp_path):
         await spool.close()
         return spool.pending()
     assert run(go()) == 0 and drops == []
+
+
+def test_the_sender_reads_what_was_just_flushed_from_memory_and_older_samples_from_the_file(tmp_path):
+    """Issue 19 (lean): a connected sender's read of the newest flushes costs no file read; samples beyond the
+    kept tail (spool.TAIL_BYTES) and after a reopen come from the file, the same samples in the same order."""
+    from outbound.mqtt import spool as spool_mod
+    per_record = len(frame(sample(0)))
+    many = spool_mod.TAIL_BYTES // per_record + 50          # more than the tail holds
+
+    async def go():
+        spool = SampleSpool(str(tmp_path), 10 ** 7, segment_bytes=10 ** 7)
+        await spool.open()
+        live, position = [], None
+        for n in range(20):                                 # flush, read, as a connected sender does
+            spool.append(sample(n))
+            await spool.flush()
+            batch = await spool.read(position, 100)
+            live.extend(batch)
+            position = batch[-1][1]
+        live_reads = spool.file_reads
+        for n in range(20, 20 + many):                      # a backlog larger than the tail
+            spool.append(sample(n))
+            await spool.flush()
+        backlog = [s for s, _p in await read_all(spool, position)]
+        backlog_reads = spool.file_reads - live_reads
+        await spool.close()
+        again = SampleSpool(str(tmp_path), 10 ** 7, segment_bytes=10 ** 7)
+        await again.open()
+        return live, live_reads, backlog, backlog_reads, await read_all(again), again.file_reads
+    live, live_reads, backlog, backlog_reads, reopened, reopened_reads = run(go())
+    assert [s for s, _p in live] == [sample(n) for n in range(20)] and live_reads == 0
+    assert backlog == [sample(n) for n in range(20, 20 + many)] and backlog_reads >= 1
+    assert [s for s, _p in reopened] == [sample(n) for n in range(20 + many)] and reopened_reads >= 1
+    assert live == reopened[:20]            # the positions too: the same (segment, offset, index) as from the file

@@ -106,6 +106,11 @@ class Mode:
         """Take back what ``state()`` gave before a restart."""
 
 
+# issue 19 (lean): the payloads' one encoder (json.dumps(..., sort_keys=True) builds a new JSONEncoder per
+# message); the same options, so the same bytes.
+_SORTED_JSON = json.JSONEncoder(sort_keys=True)
+
+
 class JsonMode(Mode):
     """Plain JSON on readable topics: one message per value on the topic template, with value, unit, timestamp
     (Unix ms) and quality; live values retained (a new subscriber gets the last one at once), logged-curve points
@@ -181,7 +186,7 @@ class JsonMode(Mode):
             payload = {"value": sample.value, "unit": unit, "timestamp": sample.t, "quality": sample.quality}
             if sample.history:
                 payload["history"] = True
-            out.append(Message(template.format(**fields), json.dumps(payload, sort_keys=True).encode(), qos,
+            out.append(Message(template.format(**fields), _SORTED_JSON.encode(payload).encode(), qos,
                                not sample.history))
         return out
 
@@ -202,6 +207,8 @@ class _Modes(collections.abc.Mapping):
         return table
 
     def __getitem__(self, name):
+        if name == "json":
+            return JsonMode      # issue 19 (lean): the JSON mode does not load Sparkplug's modules (~0.3 MB)
         return self._table()[name]
 
     def __iter__(self):

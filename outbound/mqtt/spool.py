@@ -16,6 +16,7 @@ segment, whose unsent samples are counted and reported through ``on_drop(count)`
 """
 
 import asyncio
+import bisect
 import collections
 import json
 import logging
@@ -34,13 +35,19 @@ CURSOR = "cursor.json"
 FRAME = struct.Struct(">II")            # length, CRC-32 of the payload
 MAX_RECORD = 64 * 1024                  # a sample is ~100 bytes: a longer length is a torn or damaged frame
 MB = 1024 * 1024
+TAIL_BYTES = 64 * 1024                  # the newest flushed bytes kept in memory for the sender's next read
 
 # A position in the spool: segment number, byte offset in it, records before it in that segment.
 Position = collections.namedtuple("Position", "seq offset index")
 
 
+# issue 19 (lean): one encoder for every record (json.dumps with options builds a new JSONEncoder per call);
+# the same options, so the same bytes.
+_RECORD_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode_record(sample):
-    payload = json.dumps(list(sample), separators=(",", ":")).encode()
+    payload = _RECORD_JSON.encode(list(sample)).encode()
     return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -87,13 +94,19 @@ class SampleSpool:
         self.dropped = 0                               # samples dropped unsent since start
         self.torn = 0                                  # bytes of torn records cut off when opened
         self.write_error = None                        # the last write's failure, until one succeeds
-        self._buffer = []                              # encoded records not yet written
+        self._buffer = []                              # (encoded record, its sample) not yet written
         self._buffered = 0
         self._lock = asyncio.Lock()
         self._flusher = None
         self._persist = None
         self._cursor_dirty = False
         self.flushed = asyncio.Event()                 # set after each flush (the sender waits on it)
+        # issue 19 (lean): the samples the last flushes wrote, (seq, [record start], [record end], [sample]) in
+        # that segment: a connected sender reads what was just flushed, so it is served from here, not read back
+        # from the file and decoded (an executor round trip, a file read and a JSON decode per sample less);
+        # bounded by TAIL_BYTES of records.
+        self._tail = None
+        self.file_reads = 0                            # reads that went to a segment file (tests count them)
 
     # ---------------------------------------------------------------- queries
 
@@ -143,7 +156,7 @@ class SampleSpool:
     def append(self, sample):
         """Queue one sample; a background flush writes it (with those that come meanwhile) and fsyncs."""
         record = encode_record(sample)
-        self._buffer.append(record)
+        self._buffer.append((record, sample))
         self._buffered += len(record)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self.flush(), name="mqtt-spool-flush")
@@ -158,7 +171,7 @@ class SampleSpool:
                     await self._write(batch)
                 except OSError as exc:
                     self._buffer[:0] = batch
-                    self._buffered = sum(len(record) for record in self._buffer)
+                    self._buffered = sum(len(record) for record, _sample in self._buffer)
                     self.write_error = str(exc)
                     log.error("mqtt spool: cannot write: %s", exc)
                     break
@@ -166,11 +179,11 @@ class SampleSpool:
             self.flushed.set()
 
     async def _write(self, batch):
-        size = sum(len(record) for record in batch)
+        size = sum(len(record) for record, _sample in batch)
         dropped = 0
         if size > self.max_bytes:                      # more than the whole spool in memory: keep the newest
             while batch and size > self.max_bytes:
-                size -= len(batch[0])
+                size -= len(batch[0][0])
                 batch.pop(0)
                 dropped += 1
         write = self._write_segment(size)
@@ -182,7 +195,8 @@ class SampleSpool:
             drop.append(oldest.seq)
             dropped += self._forget(oldest)
         new_file = write.size == 0
-        await run_blocking(_append, self.directory, write.seq, b"".join(batch), new_file, drop)
+        await run_blocking(_append, self.directory, write.seq, b"".join(record for record, _s in batch), new_file, drop)
+        self._keep_tail(write, batch)
         write.size += size
         write.count += len(batch)
         if drop:
@@ -193,6 +207,35 @@ class SampleSpool:
             log.warning("mqtt spool full: %d unsent sample(s) dropped", dropped)
             if self.on_drop is not None:
                 self.on_drop(dropped)
+
+    def _keep_tail(self, segment, batch):
+        """Remember ``batch``'s samples, just appended at ``segment.size``, after the tail when contiguous."""
+        tail = self._tail
+        if tail is None or tail[0] != segment.seq or not tail[2] or tail[2][-1] != segment.size:
+            tail = self._tail = (segment.seq, [], [], [])
+        _seq, starts, ends, samples = tail
+        offset = segment.size
+        for record, sample in batch:
+            starts.append(offset)
+            offset += len(record)
+            ends.append(offset)
+            samples.append(sample)
+        if offset - starts[0] > TAIL_BYTES:             # the oldest go: they are read from the file
+            cut = bisect.bisect_left(starts, offset - TAIL_BYTES)
+            del starts[:cut], ends[:cut], samples[:cut]
+
+    def _from_tail(self, segment, position, limit):
+        """[(sample, position after it)] from ``position`` when the tail holds it and the segment's end, else None."""
+        tail = self._tail
+        if tail is None or tail[0] != segment.seq or not tail[2] or tail[2][-1] != segment.size:
+            return None
+        _seq, starts, ends, samples = tail
+        first = bisect.bisect_left(starts, position.offset)
+        if first == len(starts) or starts[first] != position.offset:
+            return None                                 # before the tail (or not a record's start): the file
+        last = min(len(starts), first + limit)
+        return [(samples[i], Position(segment.seq, ends[i], position.index + 1 + i - first))
+                for i in range(first, last)]
 
     def _write_segment(self, size):
         """The segment the next batch goes to: the last one, or a new one when it is full (or when the batch
@@ -236,7 +279,11 @@ class SampleSpool:
                 position = Position(segment.seq, 0, 0)
             if position.offset >= segment.size:
                 continue
+            out = self._from_tail(segment, position, limit)
+            if out:
+                return out
             try:
+                self.file_reads += 1
                 data = await run_blocking(_read, self.directory, segment.seq, position.offset, segment.size)
             except FileNotFoundError:                   # dropped while it was read
                 continue
