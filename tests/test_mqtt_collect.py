@@ -70,3 +70,32 @@ def test_change_gives_what_moved_and_period_gives_every_value_with_its_quality(t
     assert all(s.quality == "good" for s in period if s.value is not None)
     stale = seen["stale"]
     assert len(stale) == seen["supported"] and {s.quality for s in stale} == {"stale"}
+
+
+class _NoDevices:
+    """The two door queries Collector.start asks (no device is lost): the interval logic alone is tested."""
+
+    def devices(self):
+        return []
+
+    def device_link(self, _address):
+        return "ok"
+
+
+def _published(interval, polls):
+    settings = {"mqtt.publish": "change", "mqtt.min_interval_s": interval}
+    got = []
+    collector = Collector(_NoDevices(), type("View", (), {"get": staticmethod(settings.get)})(), got.append)
+    collector.start()
+    for ts, value in polls:
+        collector.on_values(4, 1, {"v1": value}, T0 + ts)
+    return [(round(s.t / 1000.0 - T0), s.value) for s in got]
+
+
+def test_a_minimum_interval_holds_changes_back_and_the_latest_value_still_goes():
+    polls = [(0, 230.0), (1, 231.0), (5, 232.0), (11, 232.0), (12, 232.0), (13, 233.0), (25, 233.0)]
+    # every change, the interval off
+    assert _published(0, polls) == [(0, 230.0), (1, 231.0), (5, 232.0), (13, 233.0)]
+    # at most every 10 s: 231 and 232 wait; at 11 s the value then current (232) goes, though it did not move
+    # at that poll; 233 at 13 s waits until the first poll past 21 s
+    assert _published(10, polls) == [(0, 230.0), (11, 232.0), (25, 233.0)]

@@ -241,6 +241,7 @@ ROWS = {
     "mqtt.topic_template": ("str", "{site}/{server}/{device}/{load}/{measurement}", (1, 255)),     # issue 18
     "mqtt.publish": ("enum", "change", ("change", "period")),
     "mqtt.period_s": ("int", 60, (1, 86400)),
+    "mqtt.min_interval_s": ("int", 0, (0, 3600)),                      # 0: every change, as issue 18 asks
     "mqtt.group_id": ("str", "M70", (1, 64)),
     "mqtt.edge_node_id": ("str", "", (0, 64)),
     "mqtt.primary_host_id": ("str", "", (0, 64)),

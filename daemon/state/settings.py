@@ -251,6 +251,8 @@ _TABLE = (
          True, "text"),
         ("mqtt.publish", "enum", "change", ("change", "period"), "admin", False, True, "select"),
         ("mqtt.period_s", "int", 60, (1, 86400), "admin", False, True, "number"),
+        # on change, a value is published at most this often (0: every change); the latest is never lost
+        ("mqtt.min_interval_s", "int", 0, (0, 3600), "admin", False, True, "number"),
     )),
     ("protocols.mqtt", "sparkplug", (                 # Eclipse Sparkplug 3.0 topic namespace
         ("mqtt.group_id", "str", "M70", (1, 64), "admin", False, True, "text"),

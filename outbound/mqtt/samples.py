@@ -1,8 +1,10 @@
 """What the MQTT publisher publishes, as ``Sample``s: polled values, logged-curve points, devices lost and back.
 
 * Live values: with mqtt.publish "change", every value a poll stores that differs from the last one published
-  for it (Door.on_values); with "period", every value of every device each mqtt.period_s, with its quality
-  (stale, comm_lost) as Door.reading says.
+  for it (Door.on_values), at most once per mqtt.min_interval_s per value (0: every change): a change within
+  the interval waits, and the first poll after it publishes the value then current, so the latest value is
+  always published, late by at most the interval and a poll cycle; with "period", every value of every device
+  each mqtt.period_s, with its quality (stale, comm_lost) as Door.reading says.
 * Logged curves, as the store writes them (Door.on_curve_points), flagged ``history``: load curves and the
   meters' histories at the end of their interval (the meters' stamp), consumption as the energy index at the
   interval's end (the quantity the live topic carries, not the interval's energy).
@@ -30,7 +32,7 @@ class Collector:
         self.settings = settings            # the settings view (get)
         self.sink = sink
         self.active = False
-        self._last = {}                     # (address, load, key) -> last value published
+        self._last = {}                     # (address, load, key) -> (last value published, its poll time)
         self._lost = set()                  # addresses seen lost
         self.samples = 0                    # samples handed to the sink since start
 
@@ -55,11 +57,13 @@ class Collector:
         if not self.active or self.settings.get("mqtt.publish") != "change":
             return
         t = ms(ts)
+        interval = self.settings.get("mqtt.min_interval_s")
         for key, value in values.items():
             slot = (address, load, key)
-            if slot in self._last and self._last[slot] == value:
+            last = self._last.get(slot)
+            if last is not None and (last[0] == value or ts - last[1] < interval):
                 continue
-            self._last[slot] = value
+            self._last[slot] = (value, ts)
             self._put(Sample(t, address, load, key, value, "good", False))
 
     def period(self, now):
