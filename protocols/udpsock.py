@@ -10,13 +10,13 @@ import socket
 
 BROADCAST = "255.255.255.255"      # IPv4 limited broadcast (traps, BACnet Who-Is/I-Am)
 # Datagrams read in one turn of the loop, after the one asyncio hands up: a flooding client's are dropped
-# at a few microseconds each (over its share, or banned), so 256 cost ~1 ms, and a quiet client's waiting
-# behind them are read at once instead of after the flood has filled the kernel's buffer.
+# at 1.2-2.3 us each (over its share, or banned: bench/fairness.py --drop-cost), so 256 cost <= 0.6 ms, and
+# a quiet client's waiting behind them are read at once, not lost when the flood has filled the kernel's buffer.
 DRAIN_MAX = 256
 # The kernel's receive buffer asked for (SO_RCVBUF; Linux doubles it and caps it at net.core.rmem_max,
 # 4 MB here, 208 KB on a stock Pi): at its default 208 KB a flood of small datagrams fills it in ~5 ms,
-# one slow turn of the loop, and the kernel then drops everybody's datagrams. 1 MB holds ~100 ms of a
-# one-core flood; the memory is only taken while datagrams wait.
+# one slow turn of the loop, and the kernel then drops everybody's datagrams. 1 MB (2 MB granted) holds
+# ~2,500, ~150 ms of a one-core flood; the memory is only taken while datagrams wait.
 RCVBUF = 1 << 20
 
 
