@@ -1,9 +1,13 @@
 """No client stalls the loop: one client floods each northbound protocol in turn, as fast as it can.
 
-    .venv/bin/python bench/fairness.py [--cycles 3] [--firewall on,off]
+    .venv/bin/python bench/fairness.py [--cycles 3] [--firewall on,off] [--meters external|inprocess]
+                                       [--http-probe home|status] [--profile FILE]
 
-The reference site (board/topologies/reference32.json, 32 meters) polling on both buses, in this process,
-with Modbus TCP, SNMP, BACnet/IP and the web server on loopback ports. Phases, each lasting ``--cycles``
+The reference site (board/topologies/reference32.json, 32 meters) polling on both buses, the gateway in
+this process with Modbus TCP, SNMP, BACnet/IP and the web server on loopback ports. The meters answer
+from a process of their own by default (``--meters external``, a tools.simbus process, as real meters
+from their own hardware); ``inprocess`` runs them as threads of the gateway's process, where their
+wake-ups share its interpreter lock and show in the loop's lag. Phases, each lasting ``--cycles``
 whole poll cycles of every bus: a quiet reference, then one flood per protocol, then a quiet reference
 again. The flooding client (127.0.0.1, a process of its own, never waiting for an answer before asking
 again):
@@ -14,7 +18,10 @@ again):
 * http: one keep-alive connection, windows of 16 pipelined GET /api/status (the status document).
 
 The well-behaved clients (bench/soak_probe.py, another host, 127.0.0.2, in a process of their own) ask one
-cheap question every PROBE_PERIOD on each protocol; their latencies in the quiet reference are each
+cheap question every PROBE_PERIOD on each protocol (HTTP: ``GET /api/home``, what the web UI's Home page
+polls, by default; ``--http-probe status`` fetches the whole status document, 65 KB, every PROBE_PERIOD
+as this bench did first: no browser page asks that, and at 20 a second it was most of the quiet phases'
+loop lag); their latencies in the quiet reference are each
 protocol's unloaded figure. Printed per flood: the event-loop lag p99 (daemon/looplag.py, reset per
 phase), the poll cycle against the reference (median per bus, the worse bus), the well-behaved client's
 p99 on the flooded protocol against its unloaded p99 (and its failures), what the flood sent and got
@@ -26,6 +33,9 @@ banned after a second or so, and the figures are mostly the ban's; off, they are
 
 import argparse
 import asyncio
+import cProfile
+import http.client
+import json
 import multiprocessing
 import os
 import socket
@@ -165,7 +175,7 @@ async def phase(gateway, cycles, flooder=None):
     return times, gateway.looplag.summary()
 
 
-async def measure(cycles, firewall):
+async def measure(cycles, firewall, meters="external", profile=None):
     ports = {"modbus": free_port(), "snmp": free_port(socket.SOCK_DGRAM), "bacnet": free_port(socket.SOCK_DGRAM)}
     settings = {"modbus.enabled": True, "modbus.port": ports["modbus"], "modbus.bind": "127.0.0.1",
                 "snmp.enabled": True, "snmp.port": ports["snmp"], "snmp.bind": "127.0.0.1",
@@ -173,16 +183,20 @@ async def measure(cycles, firewall):
                 "firewall.enabled": firewall}
     soak_probe.PERIOD = PROBE_PERIOD
     results = {}
-    async with reference_gateway(settings, [ModbusTcpService, SnmpService, BacnetService]) as gateway:
+    async with reference_gateway(settings, [ModbusTcpService, SnmpService, BacnetService],
+                                 external_meters=meters == "external") as gateway:
         web = HttpServer(make_app(gateway.door(Caller("web", "user"))), host="127.0.0.1", port=0)
         await web.start()
+        if profile:
+            profile.enable()
         ports["http"] = web.port
         while not gateway.services[2].stack.settled():
             await asyncio.sleep(0.2)
         device = max(gateway.topology.devices, key=lambda d: len(points.device_points(d)))
         ais = [p.instance for p in points.device_points(device) if p.kind == points.ANALOG_INPUT][:20]
         context = multiprocessing.get_context("fork")
-        for name in ("reference",) + PROTOCOLS + ("reference after",):
+        built = (0, 0)
+        for name in ("warm-up", "reference") + PROTOCOLS + ("reference after",):
             probes = soak_probe.Probes(ports)
             stop, out, proc = context.Event(), context.Queue(), None
             if name in PROTOCOLS:
@@ -197,11 +211,25 @@ async def measure(cycles, firewall):
                 sent_answered = await asyncio.to_thread(out.get, True, 30) if proc is not None else None
                 if proc is not None:
                     proc.join(10)
-            results[name] = {"cycles": times, "lag": lag, "probes": probes.results, "flood": sent_answered}
+            results[name] = {"cycles": times, "lag": lag, "probes": probes.results, "flood": sent_answered,
+                             "drops": drops(gateway)}
+            document = getattr(web.app, "status_document", None)
+            if document is not None:
+                results[name]["status_docs"] = (document.built - built[0], document.reused - built[1])
+                built = (document.built, document.reused)
             print("  %s: done" % name, file=sys.stderr, flush=True)
             await asyncio.sleep(1.0 if not firewall else 31.0)     # a ban of the flooding address runs out
+        if profile:
+            profile.disable()
         await web.stop()
     return results
+
+
+def drops(gateway):
+    """What the UDP services dropped themselves (over a client's share, banned) and read ahead, so far."""
+    snmp, bacnet = gateway.services[1], gateway.services[2].stack.server.counters
+    return {"snmp_dropped": sum(snmp.dropped.values()), "snmp_read_ahead": getattr(snmp, "read_ahead", 0),
+            "bacnet_dropped": bacnet["busy"] + bacnet["firewall_dropped"], "bacnet_read_ahead": bacnet["read_ahead"]}
 
 
 def p99_ms(probe):
@@ -211,7 +239,9 @@ def p99_ms(probe):
 def report(results, firewall):
     quiet = ("reference", "reference after")
     reference = dict((b, [t for q in quiet for t in results[q]["cycles"][b]]) for b in results["reference"]["cycles"])
-    unloaded = dict((k, p99_ms(results["reference"]["probes"][k])) for k in PROTOCOLS)
+    # unloaded: both quiet phases' latencies together (the first phase alone, right after start, ran high)
+    unloaded = dict((k, p99_ms({"latencies": [x for q in quiet for x in results[q]["probes"][k]["latencies"]]}))
+                    for k in PROTOCOLS)
     print("firewall %s" % ("on (defaults: 2,000 requests/s, 1 Mbit/s per client, ban 30 s)" if firewall else "off"))
     print("%-16s %9s %9s %8s %22s %9s %16s" % ("flood", "lag p99", "lag max", "cycle", "well-behaved p99 ms",
                                               "failures", "flood sent/ans"))
@@ -229,20 +259,123 @@ def report(results, firewall):
             sent = "-"
         print("%-16s %9.2f %9.2f %8.3f %22s %9d %16s" % (name, run["lag"]["p99_ms"], run["lag"]["max_ms"], ratio,
                                                         well, failures, sent))
-    print("targets: lag p99 <= 10 ms; cycle ratio <= 1.05; well-behaved p99 <= 2 x its unloaded p99")
+    print("targets: lag p99 <= 10 ms; cycle ratio <= 1.05; well-behaved p99 <= 2 x its unloaded p99 (both quiet "
+          "phases' latencies together)")
+    if "http" in results and results["http"].get("status_docs") is not None:
+        print("http flood: status documents built %d, reused %d (webconfig/statusdoc.py)"
+              % results["http"]["status_docs"])
+    for kind in [k for k in ("snmp", "bacnet") if k in PROTOCOLS]:
+        previous = PROTOCOLS[PROTOCOLS.index(kind) - 1] if PROTOCOLS.index(kind) else "reference"
+        before, after = results[previous]["drops"], results[kind]["drops"]
+        print("%s flood: dropped by the service %d, read ahead of asyncio %d; datagrams the kernel dropped: "
+              "sent - answered - dropped = %d" % (
+                  kind, after[kind + "_dropped"] - before[kind + "_dropped"],
+                  after[kind + "_read_ahead"] - before[kind + "_read_ahead"],
+                  results[kind]["flood"][0] - results[kind]["flood"][1]
+                  - (after[kind + "_dropped"] - before[kind + "_dropped"])))
+
+
+def drop_cost(runs=5, count=2000):
+    """Microseconds per datagram the UDP services drop themselves: ``count`` queued from one host, read by
+    udpsock.drain through the real intake (SNMP FrontTransport, BACnet GuardedDatagramServer), the host over
+    its share of the loop (its queue full) or banned by the firewall; recvfrom alone for scale. Median of runs."""
+    import collections
+    import types
+    from daemon.loopshare import LoopShare
+    from protocols.bacnet.transport import GuardedDatagramServer
+    from protocols.snmp.agent import FrontTransport
+    from protocols.udpsock import bind_udp, drain
+
+    def queued(sock, frame, receive):
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.bind(("127.0.0.2", 0))
+        for _ in range(count):
+            sender.sendto(frame, sock.getsockname())
+        sender.close()
+        started = time.perf_counter()
+        n = drain(sock, receive, count)
+        return 1e6 * (time.perf_counter() - started) / max(1, n)
+
+    def over(share, host, per_client, total):
+        share._bucket(host, time.monotonic()).credit = -10.0
+        while share.defer(host, lambda: None, per_client, total):
+            pass
+
+    async def once():
+        sock, host = bind_udp("127.0.0.1", 0), "127.0.0.2"
+        out = {"recvfrom": queued(sock, b"x" * 45, lambda data, addr: None)}
+        server = GuardedDatagramServer(collections.Counter())
+        server._sock = sock
+        over(server.share, host, 8, 64)
+        rp = wire.read_property(1, wire.DEVICE, 100, wire.PROP_OBJECT_NAME)
+        out["bacnet over its share"] = queued(sock, rp, server._intake)
+        server.admit = lambda ip, size: False
+        out["bacnet banned"] = queued(sock, rp, server._intake)
+        allowed = [True]
+        service = types.SimpleNamespace(door=types.SimpleNamespace(admit=lambda ip, port, size: allowed[0]),
+                                        port=0, dropped=collections.Counter(), share=LoopShare(), _sock=sock)
+        front = FrontTransport.__new__(FrontTransport)
+        front.service = service
+        over(service.share, host, 64, 256)
+        get = wire.snmp_message(1, "publicV2", wire.GET, 7, [wire.SYS_UPTIME])
+        out["snmp over its share"] = queued(sock, get, front._intake)
+        allowed[0] = False
+        out["snmp banned"] = queued(sock, get, front._intake)
+        server.share.clear()
+        service.share.clear()
+        sock.close()
+        return out
+
+    results = [asyncio.run(once()) for _ in range(runs)]
+    print("per datagram dropped by the service (us, median of %d runs of %d): %s" % (runs, count, ", ".join(
+        "%s %.2f" % (k, statistics.median(r[k] for r in results)) for k in results[0])))
+
+
+def _home(port, timeout=10.0):
+    """GET /api/home on a fresh connection, as the web UI's Home page polls it (the probe's HTTP question)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(soak_probe.CLIENT_HOST, 0))
+    try:
+        conn.request("GET", "/api/home", headers={"Connection": "close"})
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise OSError("HTTP %d" % response.status)
+        return json.loads(body)
+    finally:
+        conn.close()
 
 
 def main():
+    global PROTOCOLS
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=3, help="poll cycles per bus in each phase")
     parser.add_argument("--firewall", default="off,on", help="firewall settings to run, in order")
+    parser.add_argument("--meters", choices=("external", "inprocess"), default="external",
+                        help="the simulated meters in a process of their own, or threads of the gateway's")
+    parser.add_argument("--http-probe", choices=("home", "status"), default="home",
+                        help="the well-behaved HTTP client's question: GET /api/home or /api/status")
+    parser.add_argument("--profile", help="cProfile the gateway's process over the phases, stats to this file")
+    parser.add_argument("--floods", default=",".join(PROTOCOLS), help="the floods to run, in order (a subset)")
+    parser.add_argument("--drop-cost", action="store_true", help="only measure what a dropped datagram costs")
     args = parser.parse_args()
+    if args.drop_cost:
+        drop_cost()
+        return
+    PROTOCOLS = tuple(p for p in args.floods.split(",") if p in PROTOCOLS)
+    if args.http_probe == "home":           # the probe process is forked: it calls these
+        soak_probe.http_status, soak_probe.summary = _home, lambda doc: None
     print("reference site (32 meters, both buses polling); one flooding client (127.0.0.1, its own process) per "
           "protocol in turn; well-behaved clients on 127.0.0.2 every %d ms; %d cycles per bus per phase"
           % (1000 * PROBE_PERIOD, args.cycles))
+    print("meters: %s; well-behaved HTTP client: GET /api/%s"
+          % ("a process of their own (tools.simbus)" if args.meters == "external" else
+             "threads of the gateway's process", args.http_probe))
+    profile = cProfile.Profile() if args.profile else None
     for setting in args.firewall.split(","):
         firewall = setting == "on"
-        report(asyncio.run(measure(args.cycles, firewall)), firewall)
+        report(asyncio.run(measure(args.cycles, firewall, args.meters, profile)), firewall)
+    if profile:
+        profile.dump_stats(args.profile)
 
 
 if __name__ == "__main__":

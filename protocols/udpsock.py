@@ -9,11 +9,19 @@ is made once.
 import socket
 
 BROADCAST = "255.255.255.255"      # IPv4 limited broadcast (traps, BACnet Who-Is/I-Am)
-DRAIN_MAX = 64                     # datagrams read at once while a client is over its share of the loop
+# Datagrams read in one turn of the loop, after the one asyncio hands up: a flooding client's are dropped
+# at 1.2-2.3 us each (over its share, or banned: bench/fairness.py --drop-cost), so 256 cost <= 0.6 ms, and
+# a quiet client's waiting behind them are read at once, not lost when the flood has filled the kernel's buffer.
+DRAIN_MAX = 256
+# The kernel's receive buffer asked for (SO_RCVBUF; Linux doubles it and caps it at net.core.rmem_max,
+# 4 MB here, 208 KB on a stock Pi): at its default 208 KB a flood of small datagrams fills it in ~5 ms,
+# one slow turn of the loop, and the kernel then drops everybody's datagrams. 1 MB (2 MB granted) holds
+# ~2,500, ~150 ms of a one-core flood; the memory is only taken while datagrams wait.
+RCVBUF = 1 << 20
 
 
 def bind_udp(host, port, broadcast=False):
-    """A non-blocking UDP socket bound to ``(host, port)``, SO_BROADCAST when asked.
+    """A non-blocking UDP socket bound to ``(host, port)``, SO_BROADCAST when asked, RCVBUF of buffer.
 
     A bind that fails (port in use, address not on this host) closes the
     socket and raises OSError to the caller: a switched service reports it in
@@ -23,6 +31,8 @@ def bind_udp(host, port, broadcast=False):
     try:
         if broadcast:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < RCVBUF:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         sock.bind((host, port))
         sock.setblocking(False)
     except OSError:
@@ -36,12 +46,14 @@ def drain(sock, receive, limit=DRAIN_MAX):
 
     asyncio reads one datagram per turn of the loop: a client flooding faster than that fills the
     kernel's receive buffer, which then drops everybody's datagrams, a quiet client's too. A service
-    calls this when a client is over its share of the loop (daemon/loopshare.py), so the loop reads
-    ahead of the flood, and the flood's own datagrams are dropped at a few microseconds each.
+    calls this after each datagram asyncio hands it, so the loop reads everything queued (up to
+    ``limit`` a turn) ahead of the flood; the flood's own datagrams, over its client's share of the loop
+    (daemon/loopshare.py) or banned, are dropped at a few microseconds each. Returns how many were read.
     """
-    for _ in range(limit):
+    for n in range(limit):
         try:
             data, addr = sock.recvfrom(65535)
         except OSError:                     # BlockingIOError: nothing more waits
-            return
+            return n
         receive(data, addr)
+    return limit

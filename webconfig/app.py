@@ -22,6 +22,7 @@ from webconfig import (accounts_pages, alarms_pages, auth, bluetooth_pages, cons
                        https_pages, jsonio, monitor_pages, navigation, outbound_pages, photoview_pages, settings_pages,
                        system_pages, trends_pages, uploads, views_pane)
 from webconfig.jsonio import body as _body, deferred, error as _error, reply as _json
+from webconfig.statusdoc import StatusDocument
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 # The page's assets change only with the software: a browser may keep them a
@@ -174,9 +175,11 @@ def make_app(door, mount=None):
 
     # ---------------------------------------------------------------- what User sees
 
+    status_document = app.status_document = StatusDocument(door)     # issue 19: built once for a burst
+
     @app.get("/api/status", access="read")
     def status():
-        return _json(door.status())
+        return status_document.get()
 
     @app.get("/api/discovery", access="read")
     def discovery_status():

@@ -158,7 +158,6 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         self._addresses = {}
         self._loop = asyncio.get_running_loop()
         self._sock = None
-        self._draining = False
 
     async def open(self, host, port):
         loop = self._loop
@@ -193,10 +192,16 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
         self.counters["socket_errors"] += 1
 
     def datagram_received(self, data, addr):
+        """asyncio's one datagram, then everything queued behind it (udpsock.drain): a flood cannot fill the
+        kernel's buffer and have a quiet client's datagrams dropped there."""
+        self._intake(data, addr)
+        if self._sock is not None and self.transport is not None:
+            self.counters["read_ahead"] += drain(self._sock, self._intake)
+
+    def _intake(self, data, addr):
         self.counters["datagrams"] += 1
         if self.admit is not None and not self.admit(addr[0], len(data)):
             self.counters["firewall_dropped"] += 1          # the gateway's firewall: over the rate or banned
-            self._read_ahead()
             return
         problem, kind, dnet, routed, broadcast, apdu = classify(data)
         if problem is not None:
@@ -226,21 +231,10 @@ class GuardedDatagramServer(Server, asyncio.DatagramProtocol):
                 else:
                     self.counters["busy"] += share.evicted - evicted     # another host's, to make room
                     self.counters["paced"] += 1
-                self._read_ahead()
                 return
             self._confirmed(data, addr, apdu)
             return
         self._start(data, addr)
-
-    def _read_ahead(self):
-        """A client is over its share or banned: read the datagrams waiting behind it now (udpsock.drain)."""
-        if self._draining or self._sock is None or self.transport is None:
-            return
-        self._draining = True
-        try:
-            drain(self._sock, self.datagram_received)
-        finally:
-            self._draining = False
 
     def _confirmed(self, data, addr, apdu):
         """Serve a confirmed request now: at once when fastread can, else through bacpypes3; charged to its client."""

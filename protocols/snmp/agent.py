@@ -61,29 +61,25 @@ class FrontTransport(udp.UdpTransport):
     def __init__(self, service):
         udp.UdpTransport.__init__(self)
         self.service = service
-        self._draining = False
 
     def datagram_received(self, datagram, transportAddress):
+        """asyncio's one datagram, then everything queued behind it (udpsock.drain): a flood cannot fill the
+        kernel's buffer and have a quiet client's datagrams dropped there."""
+        self._intake(datagram, transportAddress)
+        if self.service._sock is not None:
+            self.service.read_ahead += drain(self.service._sock, self._intake)
+
+    def _intake(self, datagram, transportAddress):
         service = self.service
         if not service.door.admit(transportAddress[0], service.port, len(datagram)):    # the firewall: dropped
             service.dropped["firewall"] += 1
-            self._read_ahead()
             return
         ip, share = transportAddress[0], service.share      # each client's share of the loop (daemon/loopshare.py)
         if ip in share.waiting or not share.allows(ip):     # over it: a few wait their turn, the rest are dropped
             if not share.defer(ip, lambda: self._charged(datagram, transportAddress), SHARE_WAITING, SHARE_TOTAL):
                 service.dropped["over_share"] += 1
-            self._read_ahead()
             return
         self._charged(datagram, transportAddress)
-
-    def _read_ahead(self):
-        if not self._draining and self.service._sock is not None:      # ahead of a flood (udpsock.drain)
-            self._draining = True
-            try:
-                drain(self.service._sock, self.datagram_received)
-            finally:
-                self._draining = False
 
     def _charged(self, datagram, transportAddress):
         started = time.monotonic()
@@ -125,6 +121,7 @@ class SnmpService(SwitchedService):
         self.port = None
         self.opened_at = time.monotonic()
         self.dropped = collections.Counter()
+        self.read_ahead = 0                 # datagrams read behind the one asyncio handed up (udpsock.drain)
         self.share = LoopShare()            # what each client may take of the loop (daemon/loopshare.py)
         self.set_results = collections.Counter()
         self._set_responder = None
@@ -329,7 +326,7 @@ class SnmpService(SwitchedService):
             "port": self.port, "bind": self.settings.get("snmp.bind"), "transport": "udp",
             "engine_id": self.engine_id().hex(), "instances": self.index.size(),
             "intake": dict(self.intake.counters), "dropped": dict(self.dropped),
-            "set": dict(self.set_results), "traps_sent": dict(self.traps.sent),
+            "read_ahead": self.read_ahead, "set": dict(self.set_results), "traps_sent": dict(self.traps.sent),
             "trap_targets": ["%s:%d" % t for t in self.trap_targets],
             "notify_types": dict(("%s:%d" % t, kind) for t, (_n, kind) in zip(self.trap_targets,
                                                                               self._notify_targets)),
