@@ -18,6 +18,8 @@ waited longest first), each with its own turns in order. The one mechanism of ev
 import asyncio
 import time
 
+from daemon.runtime import finetimer
+
 LOOP_SHARE = 0.5                       # of the loop's time one front end's clients may take together, at most...
 CLIENT_SHARE = 0.4                     # ...and one client alone: a flood leaves the others room at once
 SHARE_BURST_S = 0.001                  # credit is kept up to about this much (the buses wait at most about a burst)
@@ -153,7 +155,13 @@ class LoopShare:
             return
         when = min(self.ready_at(c) for c in self.waiting) + self.MARGIN_S
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_at(loop.time() + max(0.0, when - self.clock()), self._resume)
+        # On the monotonic clock, a timerfd wakes the waiting turns on time: the loop's own timers round up
+        # to whole milliseconds, and a lock-step client that overdrew its credit by 0.1 ms waited 1 ms
+        fine = finetimer.scheduler(loop) if self.clock is time.monotonic else None
+        if fine is not None:
+            self._timer = fine.call_at(when, self._resume)
+        else:
+            self._timer = loop.call_at(loop.time() + max(0.0, when - self.clock()), self._resume)
 
     def _resume(self):
         self._timer = None

@@ -84,3 +84,51 @@ def test_waiting_turns_resume_in_turn_and_a_full_queue_makes_room_for_a_quieter_
         assert [t for t in ran if t[0] == "flood"] == [("flood", 0), ("flood", 1), ("flood", 2)]
         assert ("quiet", 0) in ran and "never" not in ran
     asyncio.run(scenario())
+
+
+def test_on_the_monotonic_clock_a_waiting_turn_is_woken_by_the_loops_timerfd_never_early():
+    """The loop's own timers round up to whole milliseconds; the share's wake-ups go through the loop's
+    timerfd (daemon/runtime/finetimer.py): counted there, and a turn never runs before its client's credit."""
+    import time
+
+    from daemon.runtime import finetimer
+
+    async def scenario():
+        share = LoopShare(share=0.5, client_share=0.25, burst=0.001)        # time.monotonic
+        fine = finetimer.scheduler(asyncio.get_running_loop())
+        before = fine.fired
+        ran = []
+        for n in range(5):
+            share.allows("lockstep")
+            share.charge("lockstep", 0.0012)        # overdrawn by at most 0.2 ms: it waits ~0.8 ms at a 0.25 share
+            assert not share.allows("lockstep")
+            done = asyncio.get_running_loop().create_future()
+            ready = share.ready_at("lockstep")
+            share.wait("lockstep", lambda done=done, ready=ready: done.set_result(time.monotonic() >= ready))
+            ran.append(await done)
+        return ran, fine.fired - before
+
+    ran, fired = asyncio.run(scenario())
+    assert ran == [True] * 5                         # never before the credit is back
+    assert fired == 5                                # each wake-up came from the timerfd
+
+
+def test_the_fine_scheduler_runs_calls_in_time_order_and_skips_cancelled_ones():
+    import time
+
+    from daemon.runtime import finetimer
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        fine = finetimer.scheduler(loop)
+        assert fine is finetimer.scheduler(loop)      # one per loop
+        now, order = time.monotonic(), []
+        done = loop.create_future()
+        fine.call_at(now + 0.003, lambda: order.append(3))
+        fine.call_at(now + 0.001, lambda: order.append(1))
+        fine.call_at(now + 0.002, lambda: order.append(2)).cancel()
+        fine.call_at(now + 0.004, lambda: done.set_result(time.monotonic() >= now + 0.004))
+        return order, await done
+
+    order, on_time = asyncio.run(scenario())
+    assert order == [1, 3] and on_time
