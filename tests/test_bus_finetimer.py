@@ -8,7 +8,6 @@ of the loop's whole-millisecond timers: it must still never send early, and neve
 import asyncio
 import os
 import struct
-import threading
 import time
 
 import serial
@@ -16,37 +15,26 @@ import serial
 from board.nullmodem import open_raw_pty
 from daemon.runtime import finetimer
 from daemon.runtime.bus import POLL, BusEngine
-from tests.test_bus_timing import crc16
+from hand_slave import HandSlave, crc16
 
 UNIT = 9
 T35 = 0.00175          # the standard's fixed silence above 19200 baud
 
 
-class QuickSlave(threading.Thread):
+class QuickSlave(HandSlave):
     """Answers each read-holding request at once with 2 words; keeps the silence before every request
     after its first: from the write of its last answer to the read of the next request."""
 
     def __init__(self, fd):
-        super().__init__(daemon=True)
-        self.fd, self.requests, self.silences = fd, 0, []
-        self.stopping = threading.Event()
-        self._answered = None
+        super().__init__(fd)
+        self.silences, self._answered = [], None
 
-    def run(self):
-        while not self.stopping.is_set():
-            try:
-                request = os.read(self.fd, 64)
-            except BlockingIOError:
-                time.sleep(0.0002)
-                continue
-            if len(request) < 8:
-                continue
-            if self._answered is not None:
-                self.silences.append(time.monotonic() - self._answered)
-            self.requests += 1
-            body = bytes((UNIT, 3, 4)) + struct.pack(">2H", self.requests, 0xCAFE)
-            os.write(self.fd, body + crc16(body))
-            self._answered = time.monotonic()
+    def serve(self, request):
+        if self._answered is not None:
+            self.silences.append(time.monotonic() - self._answered)
+        body = bytes((UNIT, 3, 4)) + struct.pack(">2H", self.requests, 0xCAFE)
+        os.write(self.fd, body + crc16(body))
+        self._answered = time.monotonic()
 
 
 def test_sleep_until_never_wakes_early_and_a_time_past_costs_no_wakeup():

@@ -9,10 +9,9 @@ first (a simulated meter running late on a busy CI machine made every later answ
 import asyncio
 import os
 import struct
-import threading
-import time
 
 import serial
+from hand_slave import HandSlave, crc16
 
 from board.nullmodem import open_raw_pty
 from daemon.runtime.bus import POLL, BusEngine, BusGarbled
@@ -21,41 +20,22 @@ UNIT = 7
 WORDS = (0x1234, 0xBEEF, 0x0001)
 
 
-def crc16(data):
-    """Modbus CRC-16 (polynomial 0xA001 reflected, initial 0xFFFF), low byte first: the standard's algorithm."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return struct.pack("<H", crc)
-
-
-class LateTailSlave(threading.Thread):
+class LateTailSlave(HandSlave):
     """Answers every read-holding request with WORDS: the first byte at once, the rest ``tail_delay`` later
     (only for the first ``late_answers`` answers; the others at once)."""
 
     def __init__(self, fd, tail_delay, late_answers):
-        super().__init__(daemon=True)
-        self.fd, self.tail_delay, self.late_answers, self.requests = fd, tail_delay, late_answers, 0
-        self.stopping = threading.Event()
+        super().__init__(fd)
+        self.tail_delay, self.late_answers = tail_delay, late_answers
 
-    def run(self):
-        while not self.stopping.is_set():
-            try:
-                request = os.read(self.fd, 64)
-            except BlockingIOError:
-                time.sleep(0.002)
-                continue
-            if len(request) < 8:
-                continue
-            self.requests += 1
-            body = bytes((UNIT, 3, 2 * len(WORDS))) + struct.pack(">%dH" % len(WORDS), *WORDS)
-            answer = body + crc16(body)
-            os.write(self.fd, answer[:1])
-            if self.requests <= self.late_answers and self.stopping.wait(self.tail_delay):
-                return
-            os.write(self.fd, answer[1:])
+    def serve(self, request):
+        body = bytes((UNIT, 3, 2 * len(WORDS))) + struct.pack(">%dH" % len(WORDS), *WORDS)
+        answer = body + crc16(body)
+        os.write(self.fd, answer[:1])
+        if self.requests <= self.late_answers and self.stopping.wait(self.tail_delay):
+            return False
+        os.write(self.fd, answer[1:])
+        return True
 
 
 def read_with_tail_delay(tail_delay, late_answers=99):
