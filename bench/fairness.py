@@ -34,8 +34,6 @@ banned after a second or so, and the figures are mostly the ban's; off, they are
 import argparse
 import asyncio
 import cProfile
-import http.client
-import json
 import multiprocessing
 import os
 import socket
@@ -333,16 +331,7 @@ def drop_cost(runs=5, count=2000):
 
 def _home(port, timeout=10.0):
     """GET /api/home on a fresh connection, as the web UI's Home page polls it (the probe's HTTP question)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(soak_probe.CLIENT_HOST, 0))
-    try:
-        conn.request("GET", "/api/home", headers={"Connection": "close"})
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise OSError("HTTP %d" % response.status)
-        return json.loads(body)
-    finally:
-        conn.close()
+    return soak_probe.http_json(port, "/api/home", timeout)
 
 
 def main():

@@ -32,9 +32,14 @@ CLIENT_HOST = "127.0.0.2"
 
 def http_status(port, timeout=10.0):
     """GET /api/status on a fresh connection: the decoded document (an HTTP error raises)."""
+    return http_json(port, "/api/status", timeout)
+
+
+def http_json(port, path, timeout=10.0):
+    """GET ``path`` from CLIENT_HOST on a fresh connection: the decoded JSON answer (an HTTP error raises)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(CLIENT_HOST, 0))
     try:
-        conn.request("GET", "/api/status", headers={"Connection": "close"})
+        conn.request("GET", path, headers={"Connection": "close"})
         response = conn.getresponse()
         body = response.read()
         if response.status != 200:
