@@ -37,7 +37,7 @@ from pysnmp.entity.rfc3413 import cmdrsp, context, ntforg
 from pysnmp.proto import errind, rfc1902
 
 from daemon.blocking import run_blocking
-from daemon.loopshare import LoopShare
+from daemon.loopshare import SNMP_CLIENT_SHARE, LoopShare
 from daemon.service import SwitchedService
 from protocols.snmp import engine as engine_mod, mibdef, usm
 from protocols.snmp.instrum import AsyncSetResponder, IndexInstrum, to_pyasn1
@@ -122,7 +122,7 @@ class SnmpService(SwitchedService):
         self.opened_at = time.monotonic()
         self.dropped = collections.Counter()
         self.read_ahead = 0                 # datagrams read behind the one asyncio handed up (udpsock.drain)
-        self.share = LoopShare()            # what each client may take of the loop (daemon/loopshare.py)
+        self.share = LoopShare(client_share=SNMP_CLIENT_SHARE)     # each client's share (daemon/loopshare.py)
         self.set_results = collections.Counter()
         self._set_responder = None
         self._originator = None
