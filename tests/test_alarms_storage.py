@@ -196,3 +196,18 @@ def test_the_event_log_writer_on_the_loop_keeps_active_alarms_too(tmp_path):
     records = restarted.events()
     assert len(_stating(records, "rs485:21")) == 1
     assert [r["event"] for r in records if r.get("alarm") == 7] == ["raised", "cleared"]
+
+
+def test_a_record_written_but_not_yet_taken_off_the_queue_is_listed_once(tmp_path):
+    """The executor appends the head of the queue to the ring; the loop takes it off the queue only when the
+    write's future comes back. A reader in between saw it twice (CI: two 'cleared' events for one clear)."""
+    clock = ManualClock()
+    alarms = Alarms(clock, str(tmp_path / "events.ring"))
+    record = {"ts": clock.time(), "event": "cleared", "alarm": 1, "name": "e-mail transmission error",
+              "source": "mail", "criticality": "non-critical", "detail": "", "category": "system"}
+    alarms._pending.append(record)          # as _append queues it while the loop runs
+    alarms._write(record)                    # the executor's write, done; the loop has not popped it yet
+    listed = [e for e in alarms.events() if e.get("event") == "cleared" and e.get("alarm") == 1]
+    assert len(listed) == 1 and not listed[0].get("pending")
+    alarms._pending.pop(0)                   # the loop takes it off the queue: still once
+    assert len([e for e in alarms.events() if e.get("event") == "cleared"]) == 1

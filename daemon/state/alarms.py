@@ -58,6 +58,7 @@ class Alarms:
         self._listeners = []
         self._pending = []        # records waiting to be written, in order
         self._writer = None
+        self._written = None      # the last record the writer appended to the ring (events(): not shown twice)
         # (number, source) -> seq of the ring record that states the alarm (writer side only)
         self._stating = {}
         self.restated = 0         # "still_active" records written to keep the active set in the ring
@@ -187,6 +188,7 @@ class Alarms:
         """Append ``record``, first re-recording active alarms the ring is about to overwrite."""
         self._keep_active()
         seq = self.log.append(record)
+        self._written = record
         key = (record.get("alarm"), record.get("source"))
         if record.get("event") == "raised":
             self._stating[key] = seq
@@ -267,5 +269,10 @@ class Alarms:
 
     def events(self):
         if self.log is not None:
-            return self.log.records() + [dict(r, pending=True) for r in self._pending]
+            # The head of the queue may be in the ring already: the executor wrote it, and the loop has not
+            # yet taken it off the queue (it does once the write's future is back). It is not shown twice.
+            pending = self._pending
+            if pending and pending[0] is self._written:
+                pending = pending[1:]
+            return self.log.records() + [dict(r, pending=True) for r in pending]
         return list(self._memory_log)
