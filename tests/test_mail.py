@@ -32,7 +32,6 @@ from board.base import ManualClock
 from conftest import (commission_accounts, demo_devices, demo_topology, free_tcp_port, running_gateway, topology_with,
                       wait_for)
 from daemon.api import OFF, RIGHTS, Refused
-from daemon.looplag import LoopLagMonitor
 from daemon.security.rights import Caller
 from outbound.mail.pending import Pending
 from outbound.mail.service import FIRST_BACKOFF_S, MailService
@@ -449,20 +448,21 @@ def test_smtps_mandatory_no_starttls_and_a_silent_server_give_alarm_1_and_never_
             # A server that accepts and never speaks: a timeout, alarm 1, a retry after the back-off, no crash;
             # plain SMTP (no greeting) and implicit TLS (no handshake) alike. The loop keeps its pace.
             await configure(gw, {"policy.smtps_mandatory": False})
-            lag = LoopLagMonitor(interval=0.005)
-            lag.start()
+            turns = []
             for attempt, mode in enumerate(("plain", "plain", "implicit"), 1):
                 await gw.settings.set_many({"smtp.secure": mode != "plain"})
                 clock.advance(FIRST_BACKOFF_S * 2 ** attempt)
-                assert await svc.cycle() == "failed"
+                # while the client waits out the server's silence (1 s), the loop goes on: other tasks get turns.
+                # Counted, not timed: a client blocking the loop lets none run until the attempt is over.
+                cycle = asyncio.ensure_future(svc.cycle())
+                turns.append(0)
+                while not cycle.done():
+                    await asyncio.sleep(0.01)
+                    turns[-1] += not cycle.done()
+                assert cycle.result() == "failed"
                 assert silent.accepted == attempt
                 assert mail_alarm(gw)["text"]["key"] == "mail.error.timeout"
-            await lag.stop()
-            summary = lag.summary()
-            # the loop never waited for the server's silence (1 s per attempt, three attempts): a blocking client
-            # would show a stall of the timeout; the bound is half of it, far above any scheduling noise, so a
-            # loaded machine does not fail it (a p99 in milliseconds measured the machine, not the mail client)
-            assert summary["samples"] > 100 and summary["max_ms"] < 500, summary
+            assert min(turns) >= 10, turns             # ~100 on an idle machine
             assert svc.failures == 4 and len(svc.book) == 2 and svc._task.restarts == 0
         # A server that does not offer STARTTLS: nothing goes in clear.
         with smtp_server("plain") as (port, inbox):
