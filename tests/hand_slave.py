@@ -4,10 +4,16 @@ Independent of the gateway's codec: its own CRC (the standard's algorithm) and i
 says what it does with each request (``serve``); the base reads them until ``stopping`` is set.
 """
 
+import contextlib
 import os
 import struct
 import threading
 import time
+
+import serial
+
+from board.nullmodem import open_raw_pty
+from daemon.runtime.bus import BusEngine
 
 
 def crc16(data):
@@ -46,3 +52,25 @@ class HandSlave(threading.Thread):
     def serve(self, request):
         """Answer ``request``; False ends the slave."""
         raise NotImplementedError
+
+
+@contextlib.asynccontextmanager
+async def master_and_slave(make_slave, baud=38400):
+    """(engine, slave): the gateway's RTU master on one end of a raw pseudo-terminal at ``baud``, a started
+    ``make_slave(fd)`` on the other; both stopped and the descriptors closed on exit."""
+    master_fd, slave_fd = open_raw_pty()
+    os.set_blocking(master_fd, False)
+    slave = make_slave(master_fd)
+    slave.start()
+    port = serial.Serial(os.ttyname(slave_fd), baudrate=baud, timeout=0, write_timeout=0)
+    engine = BusEngine("line", port, baud=baud, timeout=0.1, retries=1)
+    engine.start()
+    try:
+        yield engine, slave
+    finally:
+        await engine.stop()
+        slave.stopping.set()
+        slave.join(2)
+        port.close()
+        os.close(master_fd)
+        os.close(slave_fd)

@@ -10,12 +10,9 @@ import os
 import struct
 import time
 
-import serial
-
-from board.nullmodem import open_raw_pty
 from daemon.runtime import finetimer
-from daemon.runtime.bus import POLL, BusEngine
-from hand_slave import HandSlave, crc16
+from daemon.runtime.bus import POLL
+from hand_slave import HandSlave, crc16, master_and_slave
 
 UNIT = 9
 T35 = 0.00175          # the standard's fixed silence above 19200 baud
@@ -61,25 +58,11 @@ def test_sleep_until_never_wakes_early_and_a_time_past_costs_no_wakeup():
 
 def test_back_to_back_reads_keep_the_silence_and_answer_right():
     async def scenario():
-        master_fd, slave_fd = open_raw_pty()
-        os.set_blocking(master_fd, False)
-        slave = QuickSlave(master_fd)
-        slave.start()
-        port = serial.Serial(os.ttyname(slave_fd), baudrate=38400, timeout=0, write_timeout=0)
-        engine = BusEngine("line", port, baud=38400, timeout=0.1, retries=1)
-        engine.start()
-        try:
+        async with master_and_slave(QuickSlave) as (engine, slave):
             request = struct.pack(">BHH", 3, 0x0100, 2)
             futures = [engine.submit(UNIT, request, POLL) for _ in range(12)]     # queued at once: back to back
             answers = await asyncio.gather(*futures)
             return answers, engine.counters[UNIT].as_dict(), slave.requests, list(slave.silences)
-        finally:
-            await engine.stop()
-            slave.stopping.set()
-            slave.join(2)
-            port.close()
-            os.close(master_fd)
-            os.close(slave_fd)
     answers, counters, requests, silences = asyncio.run(scenario())
     assert [struct.unpack(">2H", a[2:]) for a in answers] == [(n, 0xCAFE) for n in range(1, 13)]
     assert counters["requests"] == 12 and requests == 12 and counters["timeouts"] == 0

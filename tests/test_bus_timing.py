@@ -10,11 +10,9 @@ import asyncio
 import os
 import struct
 
-import serial
-from hand_slave import HandSlave, crc16
+from hand_slave import HandSlave, crc16, master_and_slave
 
-from board.nullmodem import open_raw_pty
-from daemon.runtime.bus import POLL, BusEngine, BusGarbled
+from daemon.runtime.bus import POLL, BusGarbled
 
 UNIT = 7
 WORDS = (0x1234, 0xBEEF, 0x0001)
@@ -41,27 +39,13 @@ class LateTailSlave(HandSlave):
 def read_with_tail_delay(tail_delay, late_answers=99):
     """(outcome, engine counters, requests the slave saw): one read of 3 words through a 38400-baud master."""
     async def scenario():
-        master_fd, slave_fd = open_raw_pty()
-        os.set_blocking(master_fd, False)
-        slave = LateTailSlave(master_fd, tail_delay, late_answers)
-        slave.start()
-        port = serial.Serial(os.ttyname(slave_fd), baudrate=38400, timeout=0, write_timeout=0)
-        engine = BusEngine("line", port, baud=38400, timeout=0.1, retries=1)
-        engine.start()
-        try:
+        async with master_and_slave(lambda fd: LateTailSlave(fd, tail_delay, late_answers)) as (engine, slave):
             request = struct.pack(">BHH", 3, 0x0100, len(WORDS))
             try:
                 outcome = await engine.request(UNIT, request, POLL)
             except BusGarbled as exc:
                 outcome = exc
             return outcome, engine.counters[UNIT].as_dict(), slave.requests
-        finally:
-            await engine.stop()
-            slave.stopping.set()
-            slave.join(2)
-            port.close()
-            os.close(master_fd)
-            os.close(slave_fd)
     return asyncio.run(scenario())
 
 
