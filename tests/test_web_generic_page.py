@@ -210,6 +210,8 @@ async def _scenario(tmp_path):
         seen["edit_fields"] = await page.eval_on_selector_all("#form-dialog [id^='f-']", "(e) => e.map((x) => x.id)")
         await page.fill("#f-area", "Plant room")
         await page.click("#form-save")
+        # the add's "ok" message is still shown: the edit is done when its dialog closes
+        await page.wait_for_function("() => !document.getElementById('form-dialog').open")
         await page.wait_for_selector("#message.ok")
         seen["edited"] = [s for s in (await asyncio.to_thread(client.get, "/api/devices/sources"))[1]["sources"]
                           if s["address"] == TCP_ADDRESS][0]
