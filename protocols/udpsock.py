@@ -6,7 +6,10 @@ one helper, so a fix to the bind (a descriptor leaked on a busy port, say)
 is made once.
 """
 
+import logging
 import socket
+
+LOG = logging.getLogger(__name__)
 
 BROADCAST = "255.255.255.255"      # IPv4 limited broadcast (traps, BACnet Who-Is/I-Am)
 # Datagrams read in one turn of the loop, after the one asyncio hands up: a flooding client's are dropped
@@ -18,6 +21,7 @@ DRAIN_MAX = 256
 # one slow turn of the loop, and the kernel then drops everybody's datagrams. 1 MB (2 MB granted) holds
 # ~2,500, ~150 ms of a one-core flood; the memory is only taken while datagrams wait.
 RCVBUF = 1 << 20
+_short_buffer_reported = []          # the warning below is given once a process, not once a socket
 
 
 def bind_udp(host, port, broadcast=False):
@@ -33,12 +37,22 @@ def bind_udp(host, port, broadcast=False):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < RCVBUF:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            _report_short_buffer(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
         sock.bind((host, port))
         sock.setblocking(False)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def _report_short_buffer(granted):
+    """Say once when the kernel granted less than asked: the installer's sysctl drop-in is missing."""
+    if granted < 2 * RCVBUF and not _short_buffer_reported:
+        _short_buffer_reported.append(granted)
+        LOG.warning("UDP receive buffer: %d bytes granted of %d asked; a flood can make the kernel drop other "
+                    "clients' datagrams: set net.core.rmem_max = %d (deploy/60-open-m70.conf, installed by "
+                    "make install)", granted, 2 * RCVBUF, 2 * RCVBUF)
 
 
 def drain(sock, receive, limit=DRAIN_MAX):

@@ -10,12 +10,15 @@ import sys
 from conftest import DEMO_TOPOLOGY, commission_accounts
 from daemon.upgrade.slots import Slots
 from daemon.version import VERSION
+from protocols import udpsock
 from tools import install
 
 
 def test_make_install_layout_and_a_unit_systemd_accepts(tmp_path):
     prefix, state, unit = tmp_path / "opt", tmp_path / "state", tmp_path / "open-m70.service"
-    install.install(prefix=str(prefix), state=str(state), python=sys.executable, system=False, unit_path=str(unit))
+    sysctl = tmp_path / "sysctl.d" / "60-open-m70.conf"
+    install.install(prefix=str(prefix), state=str(state), python=sys.executable, system=False, unit_path=str(unit),
+                    sysctl_path=str(sysctl))
     slots = Slots(str(prefix))
     assert slots.describe() == {"active": "A", "trial": None, "slots": {"A": VERSION, "B": None}}
     for name in ("daemon/__main__.py", "webconfig/static/login.html", "daemon/locale/fr/core.json",
@@ -40,6 +43,12 @@ def test_make_install_layout_and_a_unit_systemd_accepts(tmp_path):
         checked = subprocess.run(["systemd-analyze", "verify", str(tmp_path / name)], capture_output=True, text=True)
         assert checked.returncode == 0 and checked.stderr == "", (name, checked.stderr)
         assert str(state / "reboot-requested") in (tmp_path / name).read_text()
+
+    # the kernel setting, read as sysctl.d(5) does: "key = value", '#' comments; the UDP services' request
+    # (SO_RCVBUF, which Linux caps at rmem_max) is granted whole
+    settings = dict(line.replace(" ", "").split("=", 1) for line in sysctl.read_text().splitlines()
+                    if line.strip() and not line.lstrip().startswith(("#", ";")))
+    assert list(settings) == ["net.core.rmem_max"] and int(settings["net.core.rmem_max"]) >= udpsock.RCVBUF
 
     broken = tmp_path / "broken.service"             # the check can fail: a unit systemd does not accept
     broken.write_text(text.replace("Type=notify", "Type=notify-please"))

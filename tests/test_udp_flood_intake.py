@@ -114,3 +114,28 @@ def test_bacnet_flood_burst_every_quiet_read_answered_and_every_flood_datagram_c
             assert counters["busy"] - busy > 0, "the burst was all served: not a flood"
             assert counters["read_ahead"] - read_ahead >= (n + QUIET) // 2
     asyncio.run(body())
+
+
+def test_a_receive_buffer_smaller_than_asked_is_reported_once(monkeypatch, caplog):
+    """The kernel caps SO_RCVBUF at net.core.rmem_max (a stock Pi: 208 KB). A gateway whose installer's
+    sysctl drop-in is missing says so once, with the setting to raise; the sockets still open."""
+    from protocols import udpsock
+    with open("/proc/sys/net/core/rmem_max") as handle:
+        rmem_max = int(handle.read())
+    monkeypatch.setattr(udpsock, "RCVBUF", 2 * rmem_max)        # more than this kernel grants
+    monkeypatch.setattr(udpsock, "_short_buffer_reported", [])
+    caplog.set_level("WARNING", logger="protocols.udpsock")
+    socks = [udpsock.bind_udp("127.0.0.1", 0) for _ in range(2)]
+    try:
+        granted = socks[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        warnings = [r.getMessage() for r in caplog.records if "rmem_max" in r.getMessage()]
+        assert len(warnings) == 1 and ("%d bytes granted" % granted) in warnings[0]
+        assert "net.core.rmem_max = %d" % (4 * rmem_max) in warnings[0]
+    finally:
+        for sock in socks:
+            sock.close()
+    monkeypatch.setattr(udpsock, "RCVBUF", rmem_max // 2)          # what it grants: no word
+    monkeypatch.setattr(udpsock, "_short_buffer_reported", [])
+    caplog.clear()
+    udpsock.bind_udp("127.0.0.1", 0).close()
+    assert [r for r in caplog.records if "rmem_max" in r.getMessage()] == []

@@ -30,6 +30,7 @@ from tools.package import REPO, tracked_files
 PREFIX, STATE, USER = "/opt/open-m70", "/var/lib/open-m70", "openm70"
 UNIT = "etc/systemd/system/open-m70.service"
 UNITS = ("open-m70.service", "open-m70-reboot.path", "open-m70-reboot.service")
+SYSCTL = "etc/sysctl.d/60-open-m70.conf"       # the UDP services' receive buffer (deploy/60-open-m70.conf)
 LAUNCHER_FILES = ("daemon/__init__.py", "daemon/atomicfile.py", "daemon/upgrade/__init__.py",
                   "daemon/upgrade/launch.py", "daemon/upgrade/slots.py")
 GROUPS = ("dialout", "gpio")          # the RS485 ports, the ADDR button and LEDs (those that exist)
@@ -53,9 +54,12 @@ def _copy(files, tree, target):
         shutil.copy2(os.path.join(tree, *name.split("/")), destination)
 
 
-def install(root="/", prefix=PREFIX, state=STATE, user=USER, python=None, system=True, tree=REPO, unit_path=None):
-    """Write the installation under ``root``; with ``system``, also the user, the venv and the enabled unit.
-    ``unit_path``: where the unit goes (default: /etc/systemd/system under ``root``)."""
+def install(root="/", prefix=PREFIX, state=STATE, user=USER, python=None, system=True, tree=REPO, unit_path=None,
+            sysctl_path=None):
+    """Write the installation under ``root``; with ``system``, also the user, the venv, the kernel setting and
+    the enabled unit. ``unit_path``: where the unit goes (default: /etc/systemd/system under ``root``);
+    ``sysctl_path``: where the sysctl drop-in goes (default: /etc/sysctl.d under ``root``, written with
+    ``system`` only, so a test's install never touches the host's /etc)."""
     here = os.path.join(root, prefix.lstrip("/"))
     slots = Slots(here)
     slot_a = slots.path("A")
@@ -86,12 +90,16 @@ def install(root="/", prefix=PREFIX, state=STATE, user=USER, python=None, system
             text = render_unit(handle.read(), prefix, state, user)
         with open(os.path.join(os.path.dirname(unit_path), name) if name != UNITS[0] else unit_path, "w") as out:
             out.write(text)
+    if system or sysctl_path:
+        sysctl_path = sysctl_path or os.path.join(root, SYSCTL)
+        os.makedirs(os.path.dirname(sysctl_path), exist_ok=True)
+        shutil.copyfile(os.path.join(tree, "deploy", os.path.basename(SYSCTL)), sysctl_path)
     if system:
-        _system_setup(prefix, state, user)
+        _system_setup(prefix, state, user, sysctl_path)
     return unit_path
 
 
-def _system_setup(prefix, state, user):
+def _system_setup(prefix, state, user, sysctl_path):
     try:
         pwd.getpwnam(user)
     except KeyError:
@@ -100,6 +108,7 @@ def _system_setup(prefix, state, user):
         if subprocess.run(["getent", "group", group], capture_output=True).returncode == 0:
             subprocess.run(["usermod", "-a", "-G", group, user], check=True)
     subprocess.run(["chown", "-R", "%s:%s" % (user, user), os.path.join(prefix, "slots"), state], check=True)
+    subprocess.run(["sysctl", "-q", "-p", sysctl_path], check=True)      # now, not only at the next boot
     subprocess.run(["systemctl", "daemon-reload"], check=True)
     # the gateway keeps the clock by its own SNTP client (sntp.* settings, alarm 2, then the meters' clocks):
     # Raspberry Pi OS's timesyncd would step the same clock from another server. Absent on some images: no check.
