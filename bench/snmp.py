@@ -44,6 +44,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import sys
@@ -394,6 +395,7 @@ async def measure(seconds, external_meters=True, profile=False, loop_share=True)
             if snmpd is not None:
                 snmpd.terminate()
                 await snmpd.wait()
+            shutil.rmtree(workdir, ignore_errors=True)          # snmpd's configuration and persistent files
 
 
 def report(r, seconds):
