@@ -81,9 +81,9 @@ def test_an_attack_leaves_the_daemon_as_it_found_it(soak_run, name):
         # A meter also times out when the machine does not run the daemon for longer than the meter timeout
         # (five other test runs share these two cores). The attack is measured once more: an attack that
         # causes timeouts causes them again; a busy moment of the machine seldom comes back at the same place.
-        # Descriptors too: the connect flood has, about one run in five on a loaded machine, left ONE HTTP
-        # connection of its 5,000 ESTABLISHED past the 45 s guard (the row's note names it; an open defect,
-        # docs/architecture.md "Known limits"). A leak the attack causes every time is found again here.
+        # Descriptors too: on a loaded machine the connect flood overflows the kernel's listen queue, which
+        # completes connections up to ~31 s late (bench/soak.py SETTLE_S: the row's guard then adds that span,
+        # and its note names any socket left). A leak the attack causes every time is found again here.
         attack, size = next((attack, short) for n, attack, _full, short in soak.ATTACKS if n == name)
         row = bench.measure(name, attack, size)
         print(soak.format_row(row), "|", row["note"], "(measured again)")
