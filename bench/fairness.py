@@ -193,7 +193,7 @@ async def measure(cycles, firewall, meters="external", profile=None):
         device = max(gateway.topology.devices, key=lambda d: len(points.device_points(d)))
         ais = [p.instance for p in points.device_points(device) if p.kind == points.ANALOG_INPUT][:20]
         context = multiprocessing.get_context("fork")
-        built = (0, 0)
+        built = (0, 0, 0, 0)
         for name in ("warm-up", "reference") + PROTOCOLS + ("reference after",):
             probes = soak_probe.Probes(ports)
             stop, out, proc = context.Event(), context.Queue(), None
@@ -213,8 +213,10 @@ async def measure(cycles, firewall, meters="external", profile=None):
                              "drops": drops(gateway)}
             document = getattr(web.app, "status_document", None)
             if document is not None:
-                results[name]["status_docs"] = (document.built - built[0], document.reused - built[1])
-                built = (document.built, document.reused)
+                now = (document.built, document.reused, getattr(document, "slices", 0),
+                       getattr(web._share, "quiet_turns", 0))
+                results[name]["status_docs"] = tuple(b - a for a, b in zip(built, now, strict=True))
+                built = now
             print("  %s: done" % name, file=sys.stderr, flush=True)
             await asyncio.sleep(1.0 if not firewall else 31.0)     # a ban of the flooding address runs out
         if profile:
@@ -260,7 +262,8 @@ def report(results, firewall):
     print("targets: lag p99 <= 10 ms; cycle ratio <= 1.05; well-behaved p99 <= 2 x its unloaded p99 (both quiet "
           "phases' latencies together)")
     if "http" in results and results["http"].get("status_docs") is not None:
-        print("http flood: status documents built %d, reused %d (webconfig/statusdoc.py)"
+        print("http flood: status documents built %d, reused %d, slices (turns) of the builds %d "
+              "(webconfig/statusdoc.py); quiet clients' turns on the reserve %d (daemon/loopshare.py)"
               % results["http"]["status_docs"])
     for kind in [k for k in ("snmp", "bacnet") if k in PROTOCOLS]:
         previous = PROTOCOLS[PROTOCOLS.index(kind) - 1] if PROTOCOLS.index(kind) else "reference"
