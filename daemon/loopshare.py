@@ -33,14 +33,21 @@ MAX_CLIENTS = 4096                     # buckets kept; past it, those of idle cl
 # supervisors time out). Charged at most this, a genuinely expensive turn still waits its share.
 MAX_CHARGE_S = 0.02
 TOTAL_BURSTS = 4                       # the service's bucket holds a few bursts: the clients' own buckets split it
+# A client whose own credit is full has spent nothing lately: the service's credit was spent by others (one
+# flooder's 13 ms turn overdraws it for ~20 ms, and a quiet HTTP client waited 40-66 ms behind it: the flood's
+# turns resumed first and spent it again). Such a client goes ahead on a reserve of its own, filled at this rate
+# (its turn is still charged to the service's credit: the busy clients wait for it), so all clients together
+# stay within LOOP_SHARE over time and within LOOP_SHARE + QUIET_SHARE over any burst.
+QUIET_SHARE = 0.1
 ACTIVE_S = 0.1                         # a client served within this is busy: LOOP_SHARE is split among the busy
 
 
 class _Bucket:
-    __slots__ = ("rate", "burst", "credit", "at", "spent_at")
+    __slots__ = ("rate", "burst", "credit", "at", "spent_at", "on_reserve")
 
     def __init__(self, rate, burst, now):
         self.rate, self.burst, self.credit, self.at, self.spent_at = rate, burst, burst, now, now
+        self.on_reserve = False             # its turn now was let through on the quiet clients' reserve
 
     def refill(self, now):
         if now > self.at:
@@ -61,6 +68,7 @@ class LoopShare:
     def __init__(self, share=LOOP_SHARE, client_share=CLIENT_SHARE, burst=SHARE_BURST_S, clock=time.monotonic):
         self.share, self.client_share, self.burst, self.clock = share, client_share, burst, clock
         self.total = _Bucket(share, TOTAL_BURSTS * burst, clock())
+        self.reserve = _Bucket(QUIET_SHARE, TOTAL_BURSTS * burst, clock())     # the quiet clients' (QUIET_SHARE)
         self.clients = {}                   # client -> _Bucket
         self._client_rate, self._counted_at = client_share, float("-inf")
         self.waiting = {}                   # client -> [turns], in the order the clients started waiting
@@ -69,6 +77,7 @@ class LoopShare:
         self.limited = 0                    # times a client's own credit was what it lacked (status)
         self.queued = 0                     # turns waiting now
         self.evicted = 0                    # turns dropped to make room for another client's (defer)
+        self.quiet_turns = 0                # turns let through on the reserve while the service's credit was spent
 
     def _bucket(self, client, now):
         bucket = self.clients.get(client)
@@ -99,11 +108,22 @@ class LoopShare:
         now = self.clock() if now is None else now
         bucket = self._bucket(client, now)
         bucket.rate = self._rate(now)
-        own = bucket.refill(now)
-        if own < 0:
+        if bucket.refill(now) < 0:
             self.limited += 1
             return False
-        return self.total.refill(now) >= 0
+        return self._admits(bucket, now)
+
+    def _admits(self, bucket, now):
+        """Whether the service's credit lets a client with credit of its own in: yes while it lasts, and a
+        quiet client (its own credit full) on the reserve while that lasts (see QUIET_SHARE)."""
+        bucket.on_reserve = False
+        if self.total.refill(now) >= 0:
+            return True
+        if bucket.credit >= bucket.burst and self.reserve.refill(now) >= 0:
+            bucket.on_reserve = True
+            self.quiet_turns += 1
+            return True
+        return False
 
     def charge(self, client, seconds):
         """What serving ``client`` took of the loop (at most MAX_CHARGE_S: see there)."""
@@ -113,6 +133,8 @@ class LoopShare:
         if bucket is not None:
             bucket.credit -= seconds
             bucket.spent_at = bucket.at
+            if bucket.on_reserve:
+                self.reserve.credit -= seconds
 
     def ready_at(self, client):
         """When ``client`` may be served again (loop clock of ``clock``), as of the last refill."""
@@ -172,7 +194,8 @@ class LoopShare:
         loop = asyncio.get_running_loop()
         now = self.clock()
         for client in list(self.waiting):       # one turn each, in turn: the next once it has run and paid
-            if self._bucket(client, now).refill(now) >= 0 and self.total.refill(now) >= 0:
+            bucket = self._bucket(client, now)
+            if bucket.refill(now) >= 0 and self._admits(bucket, now):
                 turns = self.waiting.pop(client)
                 loop.call_soon(turns.pop(0))
                 self.queued -= 1
@@ -189,4 +212,4 @@ class LoopShare:
 
     def status(self):
         return {"turns_deferred": self.deferred, "client_limited": self.limited, "clients": len(self.clients),
-                "turns_evicted": self.evicted}
+                "turns_evicted": self.evicted, "quiet_turns": self.quiet_turns}

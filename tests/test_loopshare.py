@@ -61,6 +61,47 @@ def test_several_flooding_clients_share_the_services_budget_equally():
     assert max(served.values()) <= 1.2 * min(served.values()), served
 
 
+
+def test_a_quiet_client_is_not_held_by_the_debt_another_clients_long_turn_left_in_the_services_credit():
+    clock = Clock()
+    share = LoopShare(share=0.5, client_share=0.4, burst=0.001, clock=clock)
+    assert share.allows("flood")
+    share.charge("flood", 0.013)              # one 13 ms turn: the service's 4 ms of credit overdrawn by 9 ms
+    assert not share.allows("flood")           # the flood waits for its own credit (and the service's)
+    # a client that spent nothing lately (its own credit full) goes ahead, on the quiet clients' reserve
+    assert share.allows("quiet")
+    share.charge("quiet", 0.0004)
+    assert share.quiet_turns == 1
+    # its turn is still charged to the service: the debt the busy clients wait for grew by it
+    assert share.total.credit < 0.004 - 0.013 - 0.0004 + 1e-9
+    # a client with some of its credit spent is busy: the service's debt holds it like the flood
+    assert share.allows("busy")
+    share.charge("busy", 0.0005)
+    clock.now += 0.0001
+    assert not share.allows("busy")
+
+
+def test_many_quiet_clients_together_take_no_more_than_the_reserve_while_the_services_credit_is_spent():
+    clock = Clock()
+    share = LoopShare(share=0.5, client_share=0.4, burst=0.001, clock=clock)
+    window, served_quiet, flood, n = 0.2, 0, 0.0, 0
+    end = clock.now + window
+    while clock.now < end:
+        if share.allows("flood"):              # keeps the service's credit spent with long turns
+            share.charge("flood", 0.01)
+            flood += 0.01
+        n += 1
+        who = "quiet-%d" % n                   # every attempt a new client: its own credit full
+        if share.allows(who):
+            served_quiet += 1
+            share.charge(who, COST)
+        clock.now += STEP
+    # all together: the service's half of the loop and its 4 ms of credit, the reserve's tenth and its 4 ms, plus
+    # the one turn each may overdraw them by (a flood's 10 ms and a newcomer's); never a newcomer's turn per
+    # attempt (2,000 attempts of 0.1 ms would be the whole window)
+    assert flood + served_quiet * COST <= (0.5 + 0.1) * window + 0.004 + 0.004 + 0.01 + COST
+    assert share.quiet_turns > 0 and served_quiet < n / 2
+
 def test_waiting_turns_resume_in_turn_and_a_full_queue_makes_room_for_a_quieter_client():
     async def scenario():
         share = LoopShare(share=0.5, client_share=0.25, burst=0.001)
@@ -98,7 +139,7 @@ def test_on_the_monotonic_clock_a_waiting_turn_is_woken_by_the_loops_timerfd_nev
         fine = finetimer.scheduler(asyncio.get_running_loop())
         before = fine.fired
         ran = []
-        for n in range(5):
+        for _n in range(5):
             share.allows("lockstep")
             share.charge("lockstep", 0.0012)        # overdrawn by at most 0.2 ms: it waits ~0.8 ms at a 0.25 share
             assert not share.allows("lockstep")

@@ -179,7 +179,7 @@ def make_app(door, mount=None):
 
     @app.get("/api/status", access="read")
     def status():
-        return status_document.get()
+        return status_document.get(bottle.request.environ)
 
     @app.get("/api/discovery", access="read")
     def discovery_status():

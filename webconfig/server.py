@@ -60,6 +60,10 @@ GZIP_KEPT = 128              # compressed page assets kept (each asset once; the
 _COMPRESSIBLE = ("application/json", "application/javascript", "image/svg+xml", "application/xml")
 DEFERRED = "openm70.deferred"     # environ key of an async handler's awaitable (webconfig/jsonio.py)
 UPLOAD = "openm70.upload"         # environ key of a streamed route's spooled body (webconfig/uploads.py)
+# environ key of ``await environ[NEXT_TURN](spent)``: a deferred answer built over several turns of the loop (the
+# status document: webconfig/statusdoc.py) charges each slice to its client, and its next slice waits for the
+# client's share as its next request would; one ~13 ms turn held every other client (and the accept) that long
+NEXT_TURN = "openm70.next_turn"
 
 
 def _accepts_gzip(header):
@@ -445,12 +449,20 @@ class HttpServer:
         }
         if not isinstance(body, bytes):
             environ[UPLOAD] = body
+        environ[NEXT_TURN] = self._next_turn(str(peer[0]))
         for name, value in headers.items():
             if "_" in name:
                 continue            # "X_Y" and "X-Y" would collide in the environ; drop the spoofable one
             key = name.upper().replace("-", "_")
             environ[key if name in ("content-type", "content-length") else "HTTP_" + key] = value
         return environ
+
+    def _next_turn(self, ip):
+        async def next_turn(spent):
+            self._share.charge(ip, spent)
+            await asyncio.sleep(0)
+            await self._share.ready(ip)
+        return next_turn
 
     async def _respond(self, environ, keep):
         """Run the app (and await its deferred part) and encode the response; a failure is a logged 500."""
