@@ -434,6 +434,36 @@ def test_status_page_assets_are_local_and_present():
         assert not re.search(r"(?i)src\s*=\s*[\"']//|url\(\s*[\"']?//|@import", text), f"external ref in {path.name}"
 
 
+def test_a_dynamic_answer_equal_to_the_last_one_is_not_compressed_again(monkeypatch):
+    """The status document reused within a burst is a new bytes object with the same content each time: one
+    compression serves them (counted); a changed document is compressed anew and decodes to itself."""
+    from webconfig import server as server_module
+    compressed = []
+    real = gzip.compress
+    monkeypatch.setattr(server_module.gzip, "compress",
+                        lambda data, *a, **k: compressed.append(1) or real(data, *a, **k))
+    document = {"text": '{"devices": [%s]}' % ", ".join(["1"] * 2000)}
+    app = make_app()
+
+    @app.get("/doc")
+    def doc():
+        bottle.response.content_type = "application/json"
+        return document["text"]                        # encoded by bottle on each answer: a new bytes object
+
+    async def test(server):
+        reader, writer = await connect(server)
+        for _ in range(5):
+            status, headers, body = await request(reader, writer, get(b"/doc", b"Accept-Encoding: gzip\r\n"))
+            assert status == 200 and headers["content-encoding"] == "gzip"
+            assert gzip.decompress(body) == document["text"].encode()
+        assert len(compressed) == 1
+        document["text"] = document["text"].replace("1", "2", 1)
+        status, headers, body = await request(reader, writer, get(b"/doc", b"Accept-Encoding: gzip\r\n"))
+        assert gzip.decompress(body) == document["text"].encode() and len(compressed) == 2
+        writer.close()
+    serve(test, app)
+
+
 def test_text_and_json_are_gzipped_for_clients_that_accept_it_and_assets_are_compressed_once():
     """RFC 9110 §12.5.3: gzip only when Accept-Encoding allows it; curl --compressed (an independent decoder)
     gets the same bytes as a client that asked for none; small or binary answers are left as they are."""

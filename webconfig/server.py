@@ -136,6 +136,7 @@ class HttpServer:
         self._lingering = 0
         self._refusals = Tally(log, "HTTP connections")
         self._gzipped = {}              # id(asset body) -> (body, its gzip): page assets compressed once
+        self._last_packed = (None, None)    # the last dynamic body and its gzip: a reused status document's
         self._share = LoopShare()       # each client and all together: a share of the loop (daemon/loopshare.py)
         self.uploads = getattr(app, "uploads", None)      # streamed bodies (webconfig/uploads.py), if the app has any
         self._counts = {"accepted": 0, "requests": 0, "rejected": 0, "evicted": 0, "bad_requests": 0, "timeouts": 0,
@@ -494,8 +495,10 @@ class HttpServer:
         """gzip for a client that accepts it (RFC 9110 §12.5.3), text and JSON of COMPRESS_MIN bytes or more.
 
         A body the app marks cacheable (the page assets: the same bytes object every time) is compressed once,
-        at the highest level, and kept; a dynamic one (JSON) is compressed at level 1 on each answer (a 65 KB
-        status document: about half a millisecond, charged to the clients' share of the loop like the rest)."""
+        at the highest level, and kept; a dynamic one (JSON) is compressed at level 1 (a 300 KB status
+        document: 2-3 ms, charged to the clients' share of the loop like the rest), unless it equals the last
+        dynamic body compressed (the status document reused within a burst, webconfig/statusdoc.py: a
+        comparison of a few microseconds instead)."""
         if len(body) < COMPRESS_MIN or not _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")):
             return status, headers, body
         kind, cacheable = "", False
@@ -510,12 +513,14 @@ class HttpServer:
         if not (kind.startswith("text/") or kind in _COMPRESSIBLE):
             return status, headers, body
         started = time.monotonic()
-        kept = self._gzipped.get(id(body)) if cacheable else None
-        if kept is not None and kept[0] is body:
+        kept = self._gzipped.get(id(body)) if cacheable else self._last_packed
+        if kept is not None and (kept[0] is body or (not cacheable and kept[0] == body)):
             packed = kept[1]
         else:
             packed = gzip.compress(body, 9 if cacheable else 1, mtime=0)
-            if cacheable and len(self._gzipped) < GZIP_KEPT:
+            if not cacheable:
+                self._last_packed = (body, packed)
+            elif len(self._gzipped) < GZIP_KEPT:
                 self._gzipped[id(body)] = (body, packed)        # the body is kept too: its id stays its own
         self._share.charge(environ["REMOTE_ADDR"], time.monotonic() - started)
         headers = [h for h in headers if h[0].lower() != "content-length"]
