@@ -21,7 +21,7 @@ from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
 from daemon.service import SwitchedService
 from daemon.supervise import Supervised
-from outbound.mqtt import config, errors
+from outbound.mqtt import client as mqtt_client, config, errors
 from outbound.mqtt.modes import MODES
 from outbound.mqtt.samples import Collector
 from outbound.mqtt.session import Reconnect, Session
@@ -129,7 +129,7 @@ class MqttService(SwitchedService):
                                              os.path.dirname(self._mode_state))
             will = self.mode.will()
             self._client_log.text = None
-            client = errors.Client(
+            client = mqtt_client.Client(
                 conn.host, conn.port, username=conn.user, password=conn.password, identifier=conn.client_id,
                 will=aiomqtt.Will(will.topic, will.payload, will.qos, will.retain) if will else None,
                 tls_context=context, keepalive=conn.keep_alive, timeout=CONNECT_TIMEOUT_S, clean_session=True,
