@@ -12,11 +12,14 @@ Two per-message costs of the plumbing go too, behaviour unchanged:
 * paho asks its host loop to watch the socket for writing whenever it has queued a packet; aiomqtt does it with
   ``call_soon_threadsafe`` (paho may call from the executor thread that runs ``connect()``): a self-pipe write
   and read per packet. On the loop thread the writer is added directly.
+* paho sends packet by packet, a system call and (on an idle connection) a TCP segment each: while it writes
+  more than one, the socket is corked (Linux TCP_CORK), so they leave in as few segments as fit.
 * paho reads a packet in three receive calls (command byte, length, body); its socket is wrapped so that one
   receive takes what the kernel holds and paho's reads are served from it. ``pending()`` says what is buffered,
   so aiomqtt's reader goes on until it is consumed (as it already does for TLS's buffered bytes).
 """
 
+import socket
 import threading
 
 from aiomqtt.exceptions import MqttCodeError
@@ -25,6 +28,7 @@ from paho.mqtt.client import MQTT_ERR_SUCCESS
 from outbound.mqtt import errors
 
 READ_BYTES = 65536          # one receive: what the kernel holds, up to this
+CORK = getattr(socket, "TCP_CORK", None)        # Linux: hold partial segments while paho writes packet by packet
 
 
 class BufferedReads:
@@ -112,11 +116,25 @@ class Client(errors.Client):
         self._loop.add_writer(sock.fileno(), self._writable, client)
 
     def _writable(self, client):
+        corked = CORK is not None and len(getattr(client, "_out_packet", ())) > 1 and _cork(client, 1)
         try:
             client.loop_write()
         except Exception as exc:                        # a broken connection: the session ends with it
             if not self._disconnected.done():
                 self._disconnected.set_exception(exc)
+        finally:
+            if corked:
+                _cork(client, 0)                        # what is held leaves now, in as few segments as fit
 
     def _on_socket_unregister_write(self, client, userdata, sock):
         errors.Client._on_socket_unregister_write(self, client, userdata, sock)
+
+
+def _cork(client, on):
+    """TCP_CORK on paho's socket (True when set); a socket that refuses it is written as before."""
+    sock = client._sock
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, CORK, on)
+    except (OSError, AttributeError):
+        return False
+    return True
