@@ -5,12 +5,15 @@
 * paho's reads of the socket are served from one receive: the bytes come back the same, in order, and
   ``pending()`` says what is held, so the reader goes on until it is consumed; the end of the stream and "no
   data yet" reach paho as before. The frames are PUBACKs as MQTT 3.1.1 §3.4 defines them (0x40, 2, the id).
+* MQTT 3.1.1 PUBACKs handled without a ReasonCode and Properties per packet: on_publish sees what paho's own
+  handler gives it, for the same packets (a duplicate, an unknown id, a malformed one).
 """
 
 import asyncio
 import socket
 import struct
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from outbound.mqtt import client as mqtt_client, spool as spool_mod
@@ -124,3 +127,34 @@ def test_buffered_reads_give_paho_the_same_bytes_from_one_receive():
             broker.close()
         except OSError:
             pass
+
+
+def pubacks_seen(lean, packets):
+    """What on_publish receives, and what paho still awaits, after ``packets`` (PUBACK bodies) come for a
+    client that published three QoS 1 messages (not connected: paho keeps them awaiting their PUBACK)."""
+    paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    if lean:
+        mqtt_client.lean_pubacks(paho)
+    seen = []
+    paho.on_publish = lambda _c, _u, mid, reason, props: seen.append((mid, reason.value, reason.getName(),
+                                                                      props.json()))
+    mids = [paho.publish("site/gw/m/1/v1", b"230", 1).mid for _ in range(3)]
+    errors = []
+    for body in packets(mids):
+        paho._in_packet = {"command": 0x40, "packet": bytearray(body)}
+        try:
+            paho._handle_pubackcomp("PUBACK")
+        except Exception as exc:                        # paho's _packet_read turns it into a protocol error
+            errors.append(type(exc).__name__)
+    return seen, sorted(paho._out_messages), errors
+
+
+def test_lean_pubacks_do_what_paho_does_for_mqtt_3_1_1():
+    def packets(mids):
+        return [struct.pack(">H", mids[1]), struct.pack(">H", mids[1]),     # the second one twice
+                struct.pack(">H", 999),                                     # an id paho does not await
+                struct.pack(">H", mids[0]) + b"\x00"]                       # 3 bytes: malformed in 3.1.1
+    ours, paho_own = pubacks_seen(True, packets), pubacks_seen(False, packets)
+    assert ours == paho_own
+    seen, awaiting, errors = ours
+    assert [mid for mid, *_ in seen] == [2] and awaiting == [1, 3] and errors == ["MalformedPacket"]

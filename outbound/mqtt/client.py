@@ -17,18 +17,28 @@ Two per-message costs of the plumbing go too, behaviour unchanged:
 * paho reads a packet in three receive calls (command byte, length, body); its socket is wrapped so that one
   receive takes what the kernel holds and paho's reads are served from it. ``pending()`` says what is buffered,
   so aiomqtt's reader goes on until it is consumed (as it already does for TLS's buffered bytes).
+* paho decodes each PUBACK into a new ReasonCode and Properties; an MQTT 3.1.1 PUBACK is the message id alone
+  (§3.4), so for it those two are made once (``lean_pubacks``); MQTT 5, PUBCOMP and a PUBACK of the wrong size
+  (paho's malformed-packet error) keep paho's own handler.
 """
 
 import socket
+import struct
 import threading
 
 from aiomqtt.exceptions import MqttCodeError
-from paho.mqtt.client import MQTT_ERR_SUCCESS
+from paho.mqtt.client import MQTT_ERR_SUCCESS, MQTTv5
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from outbound.mqtt import errors
 
 READ_BYTES = 65536          # one receive: what the kernel holds, up to this
 CORK = getattr(socket, "TCP_CORK", None)        # Linux: hold partial segments while paho writes packet by packet
+MID = struct.Struct(">H")
+# What paho hands on_publish for every MQTT 3.1.1 PUBACK (success, no properties): made once, not per packet.
+PUBACK_SUCCESS, PUBACK_NO_PROPERTIES = ReasonCode(PacketTypes.PUBACK), Properties(PacketTypes.PUBACK)
 
 
 class BufferedReads:
@@ -81,6 +91,7 @@ class Client(errors.Client):
         errors.Client.__init__(self, *args, **kwargs)
         self._thread = threading.get_ident()            # the loop's thread (the client is made on it)
         self._batches = {}                              # message id -> its _Batch, until published
+        lean_pubacks(self._client)
 
     def publish_batch(self, messages):
         """Hand ``messages`` (Message: topic payload qos retain) to paho now, in order; a future done when all
@@ -138,3 +149,21 @@ def _cork(client, on):
     except (OSError, AttributeError):
         return False
     return True
+
+
+def lean_pubacks(paho):
+    """Give ``paho`` (a paho.mqtt Client speaking MQTT 3.1.1) the PUBACK handler above; paho's own otherwise."""
+    handle = getattr(paho, "_handle_pubackcomp", None)
+    if handle is None or getattr(paho, "_protocol", MQTTv5) == MQTTv5:
+        return
+
+    def pubackcomp(cmd):
+        packet = paho._in_packet["packet"]
+        if cmd != "PUBACK" or len(packet) != 2:
+            return handle(cmd)
+        mid, = MID.unpack(packet)
+        with paho._out_message_mutex:
+            if mid in paho._out_messages:               # only the first PUBACK of a message counts (as paho)
+                return paho._do_on_publish(mid, PUBACK_SUCCESS, PUBACK_NO_PROPERTIES)
+        return MQTT_ERR_SUCCESS
+    paho._handle_pubackcomp = pubackcomp

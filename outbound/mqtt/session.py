@@ -39,7 +39,6 @@ class Session:
         self.messages = 0                     # messages acknowledged in this session
         self.backlog = 0                      # samples of the backlog sent as history
         self._side = []                       # futures of messages outside the spool (status, rebirth)
-        client.pending_calls_threshold = 2 * WINDOW * BATCH     # aiomqtt warns beyond: we pipeline on purpose
 
     def publish(self, messages):
         """Hand ``messages`` to the client now (in call order); a future done when all are acknowledged."""
