@@ -34,6 +34,10 @@ MIN_BACKOFF_S = 2.0
 MAX_BACKOFF_S = 120.0
 TICK_S = 1.0                 # devices' links looked at, the period checked
 CONNECT_TIMEOUT_S = 15.0
+# QoS 1 messages on the wire unacknowledged (paho's default is 20): a batch leaves in one write and its PUBACKs
+# come back in one read. 100 is what AWS IoT Core accepts per client ("maximum inbound unacknowledged
+# messages"); Mosquitto does not limit a 3.1.1 client's; beyond, paho queues them in order.
+INFLIGHT = 100
 
 
 class MqttService(SwitchedService):
@@ -133,7 +137,7 @@ class MqttService(SwitchedService):
                 conn.host, conn.port, username=conn.user, password=conn.password, identifier=conn.client_id,
                 will=aiomqtt.Will(will.topic, will.payload, will.qos, will.retain) if will else None,
                 tls_context=context, keepalive=conn.keep_alive, timeout=CONNECT_TIMEOUT_S, clean_session=True,
-                logger=self._client_logger)
+                logger=self._client_logger, max_inflight_messages=INFLIGHT)
             async with client:
                 connected = True
                 self.session = Session(client, self.mode, self.spool, self._now_ms)
