@@ -113,13 +113,16 @@ def test_births_data_rebirth_and_outage_through_mosquitto(tmp_path):
                 "policy.cloud": True, "mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
                 "mqtt.tls": False, "mqtt.qos": 1, "mqtt.mode": "sparkplug", "mqtt.group_id": GROUP,
                 "mqtt.edge_node_id": NODE})
-            await polled(gw)
-            clock.advance(30)                      # the meters move: most values change
-            await polled(gw)
-
             def settled():
                 return service.spool.buffered() == 0 and service.spool.pending() == 0 and \
                     service.status()["published"] == service.collector.samples
+
+            await polled(gw)
+            # the first values published before the manual clock moves: a sample taken at T0 and encoded after
+            # the move would meet a DBIRTH made at T0 + 30 s, and be historical (acquired before its DBIRTH)
+            await wait_for(settled, guard=60)
+            clock.advance(30)                      # the meters move: most values change
+            await polled(gw)
 
             def arrived():
                 return len(ddata_metrics(messages(subscriber), birth_table(messages(subscriber)))) == \

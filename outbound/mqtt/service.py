@@ -21,7 +21,7 @@ from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
 from daemon.service import SwitchedService
 from daemon.supervise import Supervised
-from outbound.mqtt import config, errors
+from outbound.mqtt import client as mqtt_client, config, errors
 from outbound.mqtt.modes import MODES
 from outbound.mqtt.samples import Collector
 from outbound.mqtt.session import Reconnect, Session
@@ -34,6 +34,10 @@ MIN_BACKOFF_S = 2.0
 MAX_BACKOFF_S = 120.0
 TICK_S = 1.0                 # devices' links looked at, the period checked
 CONNECT_TIMEOUT_S = 15.0
+# QoS 1 messages on the wire unacknowledged (paho's default is 20): a batch leaves in one write and its PUBACKs
+# come back in one read. 100 is what AWS IoT Core accepts per client ("maximum inbound unacknowledged
+# messages"); Mosquitto does not limit a 3.1.1 client's; beyond, paho queues them in order.
+INFLIGHT = 100
 
 
 class MqttService(SwitchedService):
@@ -129,11 +133,11 @@ class MqttService(SwitchedService):
                                              os.path.dirname(self._mode_state))
             will = self.mode.will()
             self._client_log.text = None
-            client = errors.Client(
+            client = mqtt_client.Client(
                 conn.host, conn.port, username=conn.user, password=conn.password, identifier=conn.client_id,
                 will=aiomqtt.Will(will.topic, will.payload, will.qos, will.retain) if will else None,
                 tls_context=context, keepalive=conn.keep_alive, timeout=CONNECT_TIMEOUT_S, clean_session=True,
-                logger=self._client_logger)
+                logger=self._client_logger, max_inflight_messages=INFLIGHT)
             async with client:
                 connected = True
                 self.session = Session(client, self.mode, self.spool, self._now_ms)

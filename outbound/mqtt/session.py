@@ -1,7 +1,7 @@
 """One broker session: subscriptions, births, then the spool in order until the connection drops.
 
 Births go first and are acknowledged before any sample. Samples are read from the spool at its cursor, turned
-into messages by the mode, and published in order (aiomqtt hands each publish to paho at once, in call order;
+into messages by the mode, and published in order (the client hands a batch to paho at once, in call order;
 paho keeps at most ``max_inflight`` QoS 1 messages on the wire and sends the rest in order as acknowledgements
 come). A batch's samples leave the spool (``ack``) once every message of the batch is acknowledged (QoS 1:
 its PUBACK; QoS 0: written to the socket), batches in order, so the cursor never passes a sample the broker
@@ -12,7 +12,6 @@ history (not retained: the retained value stays the newest one).
 import asyncio
 import collections
 import logging
-import math
 
 log = logging.getLogger("gateway.mqtt")
 
@@ -39,23 +38,20 @@ class Session:
         self.published = 0                    # samples acknowledged in this session
         self.messages = 0                     # messages acknowledged in this session
         self.backlog = 0                      # samples of the backlog sent as history
-        self._side = []                       # tasks of messages outside the spool (status, rebirth)
-        client.pending_calls_threshold = 2 * WINDOW * BATCH     # aiomqtt warns beyond: we pipeline on purpose
+        self._side = []                       # futures of messages outside the spool (status, rebirth)
 
-    def publish(self, message):
-        """Hand one message to the client now (in call order); a task done when it is acknowledged."""
-        task = asyncio.get_running_loop().create_task(self.client.publish(
-            message.topic, message.payload, qos=message.qos, retain=message.retain, timeout=math.inf))
-        return task
+    def publish(self, messages):
+        """Hand ``messages`` to the client now (in call order); a future done when all are acknowledged."""
+        return self.client.publish_batch(messages)
 
     def publish_now(self, messages):
         """Messages that do not wait for the spool (a device lost or back, a rebirth): sent at once. A failure
         is the connection's: the session ends with it."""
-        self._side = [task for task in self._side if not task.done()]
-        for message in messages:
-            task = self.publish(message)
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._side.append(task)
+        self._side = [future for future in self._side if not future.done()]
+        if messages:
+            future = self.publish(messages)
+            future.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._side.append(future)
 
     async def run(self):
         """Until the connection drops (aiomqtt.MqttError) or the task is cancelled."""
@@ -79,9 +75,9 @@ class Session:
         while not self.mode.may_publish():
             self.spool.flushed.clear()
             await self.spool.flushed.wait()   # the receiver sets it after each message it handled
-        births = [self.publish(message) for message in self.mode.births(self.now_ms())]
+        births = self.mode.births(self.now_ms())
         if births:
-            await asyncio.gather(*births)
+            await self.publish(births)
             self.messages += len(births)
         await self._send(backlog_end)
 
@@ -109,9 +105,9 @@ class Session:
 
     async def _send(self, backlog_end):
         position = self.spool.cursor
-        inflight = collections.deque()        # (position after the batch, its tasks, samples in it)
+        inflight = collections.deque()        # (position after the batch, its future, messages, samples in it)
         while True:
-            while inflight and all(task.done() for task in inflight[0][1]):
+            while inflight and inflight[0][1].done():
                 await self._acknowledged(inflight.popleft())
             if len(inflight) >= WINDOW:
                 await self._acknowledged(inflight.popleft())
@@ -141,11 +137,11 @@ class Session:
                 samples.append(sample)
             position = records[-1][1]
             messages = self.mode.encode(samples, self.now_ms())
-            inflight.append((position, [self.publish(message) for message in messages], len(samples)))
+            inflight.append((position, self.publish(messages), len(messages), len(samples)))
 
     async def _acknowledged(self, batch):
-        position, tasks, count = batch
-        await asyncio.gather(*tasks)
+        position, acknowledged, messages, count = batch
+        await acknowledged
         self.spool.ack(position)
         self.published += count
-        self.messages += len(tasks)
+        self.messages += messages

@@ -2,9 +2,9 @@
 
 Samples are records appended to segment files ``<seq>.seg`` in the spool directory (the sequence only grows).
 A record is framed: 4 bytes of length, 4 bytes of CRC-32, then the sample as compact JSON. ``append`` is
-instant (memory); a flusher writes what accumulated in one batch, fsyncs it, off the loop, so a burst of
-samples costs one fsync. A power cut can tear only the last batch of the last segment: opening the spool reads
-every segment, keeps the records whose frame and CRC are whole and truncates the rest.
+instant (memory); a flusher writes what accumulated over FLUSH_AFTER_S in one batch, fsyncs it, off the loop, so
+a burst of samples costs one fsync. A power cut can tear only the last batch of the last segment: opening the
+spool reads every segment, keeps the records whose frame and CRC are whole and truncates the rest.
 
 The read cursor (segment, offset, records read in it) says where the oldest unsent sample is; ``ack`` moves it
 once the broker acknowledged everything before a position, and it is persisted (atomic JSON, coalesced, off
@@ -36,6 +36,8 @@ FRAME = struct.Struct(">II")            # length, CRC-32 of the payload
 MAX_RECORD = 64 * 1024                  # a sample is ~100 bytes: a longer length is a torn or damaged frame
 MB = 1024 * 1024
 TAIL_BYTES = 64 * 1024                  # the newest flushed bytes kept in memory for the sender's next read
+CURSOR_EVERY_S = 1.0                    # the cursor is written at most this often (issue 19, lean)
+FLUSH_AFTER_S = 0.25                    # an append is written this long after it came (issue 19, lean)
 
 # A position in the spool: segment number, byte offset in it, records before it in that segment.
 Position = collections.namedtuple("Position", "seq offset index")
@@ -98,7 +100,9 @@ class SampleSpool:
         self._buffered = 0
         self._lock = asyncio.Lock()
         self._flusher = None
+        self._flush_timer = None                       # the next flush, once something was appended
         self._persist = None
+        self._persist_timer = None                     # the next write of the cursor, when one is due
         self._cursor_dirty = False
         self.flushed = asyncio.Event()                 # set after each flush (the sender waits on it)
         # issue 19 (lean): the samples the last flushes wrote, (seq, [record start], [record end], [sample]) in
@@ -145,7 +149,13 @@ class SampleSpool:
 
     async def close(self):
         """Write what is still in memory and the cursor."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         await self.flush()
+        if self._persist_timer is not None:
+            self._persist_timer.cancel()
+            self._persist_timer = None
         if self._persist is not None:
             await asyncio.shield(self._persist)
         if self._cursor_dirty:
@@ -154,12 +164,19 @@ class SampleSpool:
     # ---------------------------------------------------------------- writing
 
     def append(self, sample):
-        """Queue one sample; a background flush writes it (with those that come meanwhile) and fsyncs."""
+        """Queue one sample; a background flush FLUSH_AFTER_S later writes it (with those that come meanwhile:
+        the polls of that time, not each poll's batch alone) and fsyncs."""
         record = encode_record(sample)
         self._buffer.append((record, sample))
         self._buffered += len(record)
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self._start_flush)
+
+    def _start_flush(self):
+        self._flush_timer = None
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self.flush(), name="mqtt-spool-flush")
+        # else: the flush under way writes what came meanwhile (its loop runs until the buffer is empty)
 
     async def flush(self):
         """Write and fsync everything appended so far. A write that fails (a full or broken disk) keeps the batch
@@ -309,8 +326,19 @@ class SampleSpool:
         self._schedule_persist()
 
     def _schedule_persist(self):
-        if self._persist is None or self._persist.done():
-            self._persist = asyncio.get_running_loop().create_task(self._persist_cursor(), name="mqtt-cursor")
+        """Write the cursor CURSOR_EVERY_S from now (one write for every ack meanwhile: ~20 acks a second at
+        200 changed values a second were as many atomic writes and fsyncs). A power cut may then send again up
+        to that much of what the broker acknowledged (at least once, as before); none is skipped; a close writes
+        it at once."""
+        if self._persist_timer is None:
+            self._persist_timer = asyncio.get_running_loop().call_later(CURSOR_EVERY_S, self._start_persist)
+
+    def _start_persist(self):
+        self._persist_timer = None
+        if self._persist is not None and not self._persist.done():
+            self._schedule_persist()                    # still writing the last one: the next in a while
+            return
+        self._persist = asyncio.get_running_loop().create_task(self._persist_cursor(), name="mqtt-cursor")
 
     async def _persist_cursor(self):
         async with self._lock:
