@@ -12,10 +12,13 @@ transaction, over the fast tier's reads (those of every cycle) and over every ti
 
 References measured in the same run, on the same answers: the bare ``struct.unpack`` of each answer's
 registers, and the CRC alone (``rtu.crc16`` of the frame). Median and spread of ``--repeats`` runs.
+Run with ``PYTHONPATH`` on a copy of an older tree (its ``_store`` took the words), it measures that tree:
+the before figure of bench/RESULTS.md.
 """
 
 import argparse
 import asyncio
+import inspect
 import os
 import statistics
 import struct
@@ -29,7 +32,7 @@ from bench.common import load_reference  # noqa: E402
 from board.sim import SimBoard, make_meter  # noqa: E402
 from core import modbus_rtu as rtu, poll_tiers  # noqa: E402
 from daemon.gateway import Gateway  # noqa: E402
-from daemon.runtime.poller import BusPoller  # noqa: E402
+from daemon.runtime.poller import BusPoller, answer_words  # noqa: E402
 from daemon.security.rights import Caller  # noqa: E402
 from daemon.state.topology import devices_from_simulation  # noqa: E402
 from protocols.snmp.traps import TrapSender  # noqa: E402
@@ -57,11 +60,18 @@ def transactions(gateway, topology):
     return out
 
 
-def path(txs):
+def path_after(txs):
     """The timed path: CRC and checks, words, decode, cache, listeners."""
     for poller, address, tier, read, pdu, frame in txs:
         answered = rtu.parse_response(frame, address, pdu)
         poller._store(address, read, answered, tier)
+
+
+def path_before(txs):
+    """The same on a tree before the compiled decoders, whose ``_store`` took the words (the before figure)."""
+    for poller, address, tier, read, pdu, frame in txs:
+        answered = rtu.parse_response(frame, address, pdu)
+        poller._store(address, read, answer_words(read, answered), tier)
 
 
 def unpack(txs):
@@ -94,6 +104,10 @@ async def run(args):
             LiveValues(door)
             TrapSender(door)
             txs = transactions(gateway, topology)
+            if "words" in inspect.signature(BusPoller._store).parameters:
+                path = path_before                      # bench run with PYTHONPATH on an older tree
+            else:
+                path = path_after
             fast = [t for t in txs if t[2] == poll_tiers.FAST]
             path(txs)                                   # warm: first values, extremes' entries
             rows = {"fast": [], "all": [], "unpack": [], "crc": []}

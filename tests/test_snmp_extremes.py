@@ -146,7 +146,7 @@ def test_a_device_min_max_reset_over_snmp_needs_write_rights_and_touches_only_th
             extremes = s.gw.extremes
 
             def addresses():
-                return set(k[0] for k in extremes._entries)
+                return set(k[0] for k, _v in extremes.items())
 
             assert {4, 5, 11} <= addresses()
             rc, values, text = await s.get(s.v2c(), reset_5)
@@ -166,14 +166,14 @@ def test_a_device_min_max_reset_over_snmp_needs_write_rights_and_touches_only_th
             assert extremes.resets == 0 and 5 in addresses()
 
             # Allowed: the I-35 at 5 loses its extremes, the others keep theirs.
-            before_4 = dict((k, list(v)) for k, v in extremes._entries.items() if k[0] == 4)
+            before_4 = dict((k, list(v)) for k, v in extremes.items() if k[0] == 4)
             reset_at = s.gw.clock.time()
             rc, out, err = await s.set(s.v3(*V3_WRITE), reset_5, "i", "1")
             assert rc == 0, out + err
             assert extremes.resets == 1
             await wait_for(lambda: 5 in addresses())              # new extremes from the next poll
-            of_5 = [v for k, v in extremes._entries.items() if k[0] == 5]
-            of_4 = dict((k, v) for k, v in extremes._entries.items() if k[0] == 4)
+            of_5 = [v for k, v in extremes.items() if k[0] == 5]
+            of_4 = dict((k, v) for k, v in extremes.items() if k[0] == 4)
             # Every extreme of 5 was first seen after the reset; those of 4 go back before it.
             assert of_5 and all(v[MIN_TS] >= reset_at and v[MAX_TS] >= reset_at for v in of_5)
             assert set(of_4) == set(before_4) and any(v[MIN_TS] < reset_at for v in of_4.values())

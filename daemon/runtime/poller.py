@@ -39,9 +39,10 @@ class PlannedRead:
 
     A generic device's read (``generic``: one frame of its data model) may use function 1, 2, 3 or 4 and
     its items' kind is (encoding, word order) of core/datamodel.py. ``decoder``: a catalogue read's
-    compiled decoder (daemon/runtime/readcodec.py), None when it is decoded value by value."""
+    compiled decoder (daemon/runtime/readcodec.py), None when it is decoded value by value; ``request`` and
+    ``cuts`` (its values' offsets, where the bus may split it) are made once, not at every cycle."""
 
-    __slots__ = ("start", "count", "items", "function", "generic", "decoder")
+    __slots__ = ("start", "count", "items", "function", "generic", "decoder", "request", "cuts")
 
     def __init__(self, start, count, items, function=rtu.READ_HOLDING, generic=False):
         self.start = start
@@ -51,6 +52,8 @@ class PlannedRead:
         self.generic = generic
         self.decoder = None if generic or function not in (rtu.READ_HOLDING, rtu.READ_INPUT) \
             else compile_read(items)
+        self.request = rtu.read_request(function, start, count)
+        self.cuts = tuple(item[2] for item in items)
 
     def __repr__(self):
         return "<Read %#06x+%d %d values>" % (self.start, self.count, len(self.items))
@@ -327,8 +330,7 @@ class BusPoller:
         address = state.device.address
         retries = 0 if state.lost else None
         planned = state.due_reads(self.clock.time(), self.integration_s())
-        futures = [self.engine.submit(address, rtu.read_request(read.function, read.start, read.count), POLL,
-                                      retries=retries, cuts=[item[2] for item in read.items])   # item starts
+        futures = [self.engine.submit(address, read.request, POLL, retries=retries, cuts=read.cuts)
                    for _tier, read in planned]
         done = set()
         try:

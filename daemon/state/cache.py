@@ -21,6 +21,8 @@ tier's refresh period. Keys without a stated tier use the device's (the
 fast tier's) period.
 """
 
+from itertools import repeat
+
 from core.poll_tiers import FAST
 
 _NONE = {}      # an empty mapping, never written
@@ -55,7 +57,7 @@ class Cache:
         self._refresh = {}       # address -> seconds its bus takes to refresh it (poll cycle)
         self._tier_refresh = {}  # (address, tier) -> seconds between two reads of that tier (issue 19)
         self._tiers = {}         # address -> {key: tier} of the keys not read with the fast tier
-        self._values = {}        # (address, load, key) -> (value, timestamp)
+        self._values = {}        # (address, load) -> {key: (value, timestamp)}: a poll batch is one row's update
         self._supported = {}     # address -> {load: set(keys)}
         self._comm_lost = set()  # addresses whose device stopped answering
         self._subscribers = []
@@ -154,9 +156,10 @@ class Cache:
     def update(self, address, load, values, timestamp=None):
         """Store a batch of fresh values of one load and tell subscribers."""
         ts = self.clock.time() if timestamp is None else timestamp
-        store = self._values
-        for key, value in values.items():
-            store[(address, load, key)] = (value, ts)
+        row = self._values.get((address, load))
+        if row is None:
+            row = self._values[(address, load)] = {}
+        row.update(zip(values, zip(values.values(), repeat(ts)), strict=True))
         self.updates += 1
         for callback in self._subscribers:
             callback(address, load, values, ts)
@@ -192,7 +195,7 @@ class Cache:
         """The latest Reading; value None when it never arrived or is unsupported."""
         if not self.supported(address, load, key):
             return Reading(None, None, NOT_SUPPORTED)
-        return self._reading(address, self._values.get((address, load, key)), key)
+        return self._reading(address, self._values.get((address, load), _NONE).get(key), key)
 
     def _reading(self, address, entry, key=None):
         if entry is None:
@@ -212,9 +215,9 @@ class Cache:
         each tier's limit computed once: what a whole row costs on every live update (Monitor, snapshot)."""
         keys = self._supported.get(address, _NONE).get(load, ())
         now, lost = self.clock.time(), address in self._comm_lost
-        tiers, values, limits, out = self._tiers.get(address, _NONE), self._values, {}, {}
+        tiers, values, limits, out = self._tiers.get(address, _NONE), self._values.get((address, load), _NONE), {}, {}
         for key in sorted(keys):
-            entry = values.get((address, load, key))
+            entry = values.get(key)
             if entry is None:
                 out[key] = Reading(None, None, COMM_LOST if lost else STALE)
                 continue

@@ -25,6 +25,7 @@ from core import registry
 
 TRACKED_KINDS = ("inst", "avg", "thd")
 MIN, MIN_TS, MAX, MAX_TS = range(4)     # positions in an entry
+_NONE = {}                              # an empty row, never written
 
 
 def tracked_keys():
@@ -36,7 +37,7 @@ class Extremes:
         self.topology = topology
         self.tracked = tracked_keys()
         self.resets = 0
-        self._entries = {}           # (address, load, key) -> [min, min_ts, max, max_ts]
+        self._entries = {}           # (address, load) -> {key: [min, min_ts, max, max_ts]}: one row a batch
         self._seen_version = None
         self._netids = {}            # address -> key (Device.uid) of the meter the entries belong to
 
@@ -45,13 +46,15 @@ class Extremes:
     def on_update(self, address, load, values, ts):
         """Fold one poll batch (``Cache.subscribe`` callback)."""
         self._follow_topology()
-        tracked, entries = self.tracked, self._entries
+        tracked, row = self.tracked, self._entries.get((address, load))
         for key, value in values.items():
             if value is None or key not in tracked:
                 continue
-            entry = entries.get((address, load, key))
+            if row is None:
+                row = self._entries[(address, load)] = {}
+            entry = row.get(key)
             if entry is None:
-                entries[(address, load, key)] = [value, ts, value, ts]
+                row[key] = [value, ts, value, ts]
                 continue
             if value < entry[MIN]:
                 entry[MIN], entry[MIN_TS] = value, ts
@@ -63,11 +66,17 @@ class Extremes:
     def get(self, address, load, key):
         """(min, min_ts, max, max_ts) of a value, or None when none was seen."""
         self._follow_topology()
-        entry = self._entries.get((address, load, key))
+        entry = self._entries.get((address, load), _NONE).get(key)
         return tuple(entry) if entry is not None else None
 
     def __len__(self):
-        return len(self._entries)
+        return sum(len(row) for row in self._entries.values())
+
+    def items(self):
+        """((address, load, key), [min, min_ts, max, max_ts]) of every extreme kept (tests, diagnosis)."""
+        for (address, load), row in self._entries.items():
+            for key, entry in row.items():
+                yield (address, load, key), entry
 
     # ------------------------------------------------------------ forgetting
 
