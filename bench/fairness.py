@@ -260,7 +260,7 @@ async def measure(cycles, firewall, meters="external", profile=None):
                 proc = context.Process(target=flood, args=(name, ports, (device.address, ais), stop, out),
                                        daemon=True)
             marks = [("probes", time.monotonic())]
-            with probes:
+            async with probes:          # not ``with``: its exit waits for the probes' last answers, from this loop
                 await asyncio.sleep(0.5)
                 if proc is not None:
                     marks.append(("flood forked", time.monotonic()))
@@ -271,7 +271,7 @@ async def measure(cycles, firewall, meters="external", profile=None):
                 marks.append(("flood stopped", time.monotonic()))
                 sent_answered = await asyncio.to_thread(out.get, True, 30) if proc is not None else None
                 if proc is not None:
-                    proc.join(10)
+                    await asyncio.to_thread(proc.join, 10)
                 marks.append(("probes told to stop", time.monotonic()))
             marks.append(("probes joined", time.monotonic()))
             results[name] = {"cycles": times, "lag": lag, "probes": probes.results, "flood": sent_answered,
@@ -495,26 +495,8 @@ def _home(port, timeout=10.0):
     return soak_probe.http_json(port, "/api/home", timeout)
 
 
-def _watch_child_selector():
-    """In a forked child (the probes, the flooder): note any change the child makes to the selector it inherited
-    from the gateway's loop. Its epoll instance is the gateway's own (a fork shares it): a change there is one
-    in the gateway's loop."""
-    import selectors
-    import traceback
-
-    def noting(name, method):
-        def wrapper(self, fileobj, *args, **kwargs):
-            with open("/tmp/h-stall/child-epoll-%d.txt" % os.getpid(), "a") as f:
-                f.write("%s(%r)\n%s\n" % (name, fileobj, "".join(traceback.format_stack(limit=12))))
-            return method(self, fileobj, *args, **kwargs)
-        return wrapper
-    for name in ("register", "unregister", "modify"):
-        setattr(selectors.EpollSelector, name, noting(name, getattr(selectors.EpollSelector, name)))
-
-
 def main():
     global PROTOCOLS, HTTP_READER
-    os.register_at_fork(after_in_child=_watch_child_selector)
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=3, help="poll cycles per bus in each phase")
     parser.add_argument("--firewall", default="off,on", help="firewall settings to run, in order")

@@ -11,6 +11,7 @@ The HTTP client's status documents are kept too: they carry the loop-lag
 summary and the bus cycle figures the bench reads.
 """
 
+import asyncio
 import http.client
 import json
 import multiprocessing
@@ -212,7 +213,8 @@ def _main(ports, stop, queue):
 
 
 class Probes:
-    """``with Probes(ports) as probes:`` … ``probes.results`` once the block is left."""
+    """``with Probes(ports) as probes:`` … ``probes.results`` once the block is left; ``async with`` when the
+    gateway under test runs on the caller's own event loop (bench/fairness.py)."""
 
     def __init__(self, ports):
         self.ports = ports
@@ -230,3 +232,12 @@ class Probes:
         self.results = self._queue.get(timeout=60)
         self._proc.join(timeout=30)
         return False
+
+    async def __aenter__(self):
+        return self.__enter__()
+
+    async def __aexit__(self, *exc):
+        """``__exit__`` waited for in a thread. The probes answer only once their requests in flight are: a gateway
+        on this loop must go on serving them. Waited for in the loop itself, it was blocked until they timed out
+        (the well-behaved HTTP client's 10 s failures, a Modbus one's 5 s: bench/RESULTS.md)."""
+        return await asyncio.to_thread(self.__exit__, *exc)
