@@ -85,3 +85,37 @@ def test_leaving_it_with_async_with_the_request_in_flight_is_answered_and_nothin
     _quick_probes(monkeypatch)
     failures, answered = _leave_with_a_request_in_flight(blocking=False)
     assert (failures, answered) == (0, 1)
+
+
+def test_a_traced_server_stamps_each_connection_in_order_and_counts_no_long_share_wait_for_a_quiet_client():
+    """What the bench prints for a failed probe request: the server's events of that connection, in order."""
+    import collections
+    import http.client
+
+    async def main():
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            return [b"ok"]
+        web = HttpServer(app, host="127.0.0.1", port=0)
+        web.trace = collections.deque()
+        await web.start()
+
+        def ask():
+            conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=5)
+            conn.request("GET", "/", headers={"Connection": "close"})
+            port, body = conn.sock.getsockname()[1], conn.getresponse().read()
+            conn.close()
+            return port, body
+        port, body = await asyncio.to_thread(ask)
+        while not web.trace:
+            await asyncio.sleep(0.01)
+        await web.stop()
+        return port, body, list(web.trace), web.stats["share_waits_over_1s"]
+    port, body, trace, slow = asyncio.run(main())
+    assert body == b"ok" and slow == 0
+    [(ip, traced_port, stamps)] = trace
+    assert (ip, traced_port) == ("127.0.0.1", port)
+    assert [event for event, _ in stamps] == ["accept", "port", "open", "byte", "head", "ready", "answer", "drained",
+                                              "end"]
+    times = [at for event, at in stamps if event != "port"]
+    assert times == sorted(times)
