@@ -36,6 +36,7 @@ banned after a second or so, and the figures are mostly the ban's; off, they are
 
 import argparse
 import asyncio
+import collections
 import cProfile
 import multiprocessing
 import os
@@ -239,7 +240,10 @@ async def measure(cycles, firewall, meters="external", profile=None):
     async with reference_gateway(settings, [ModbusTcpService, SnmpService, BacnetService],
                                  external_meters=meters == "external") as gateway:
         web = HttpServer(make_app(gateway.door(Caller("web", "user"))), host="127.0.0.1", port=0)
+        web.trace = collections.deque(maxlen=50000)     # every connection's stamps: a failed probe says where
         await web.start()
+        stall_notes = []
+        watcher = asyncio.get_running_loop().create_task(stall_watch(web, stall_notes))
         if profile:
             profile.enable()
         ports["http"] = web.port
@@ -255,17 +259,27 @@ async def measure(cycles, firewall, meters="external", profile=None):
             if name in PROTOCOLS:
                 proc = context.Process(target=flood, args=(name, ports, (device.address, ais), stop, out),
                                        daemon=True)
-            with probes:
+            marks = [("probes", time.monotonic())]
+            async with probes:          # not ``with``: its exit waits for the probes' last answers, from this loop
                 await asyncio.sleep(0.5)
                 if proc is not None:
+                    marks.append(("flood forked", time.monotonic()))
                     proc.start()
+                    marks.append(("forked", time.monotonic()))
                 times, lag = await phase(gateway, cycles)
                 stop.set()
+                marks.append(("flood stopped", time.monotonic()))
                 sent_answered = await asyncio.to_thread(out.get, True, 30) if proc is not None else None
                 if proc is not None:
-                    proc.join(10)
+                    await asyncio.to_thread(proc.join, 10)
+                marks.append(("probes told to stop", time.monotonic()))
+            marks.append(("probes joined", time.monotonic()))
             results[name] = {"cycles": times, "lag": lag, "probes": probes.results, "flood": sent_answered,
-                             "drops": drops(gateway), "http": dict(web.stats)}
+                             "drops": drops(gateway), "http": dict(web.stats), "marks": marks,
+                             "trace": list(web.trace) + [           # and those still open, stamped so
+                                 (c.ip, c.stamps[1][1], c.stamps + [("still-open", time.monotonic())])
+                                 for c in web._open if c.stamps]}
+            web.trace.clear()
             document = getattr(web.app, "status_document", None)
             if document is not None:
                 now = (document.built, document.reused, getattr(document, "slices", 0),
@@ -276,8 +290,82 @@ async def measure(cycles, firewall, meters="external", profile=None):
             await asyncio.sleep(1.0 if not firewall else 31.0)     # a ban of the flooding address runs out
         if profile:
             profile.disable()
+        watcher.cancel()
+        for note in stall_notes:
+            print("stall seen by the gateway " + note)
         await web.stop()
     return results
+
+
+SLOW_PROBE_S = 1.0          # a well-behaved HTTP request this slow (or failed) is printed with the server's stamps
+
+
+def slow_http_probes(results):
+    """Lines for each well-behaved HTTP request that failed or took SLOW_PROBE_S: the probe's stamps (connect,
+    send, the answer's head, end) and the server's of the same connection (same client port, accepted within the
+    request's time), all in ms from the request's start on the shared CLOCK_MONOTONIC."""
+    lines = []
+    for name, run in results.items():
+        for port, started, connected, sent, head, done, error in run["probes"].get("http_trace", ()):
+            if error is None and done - started < SLOW_PROBE_S:
+                continue
+            ms = lambda t, t0=started: "-" if t is None else "%.1f" % (1000 * (t - t0))     # noqa: E731
+            lines.append("%s: probe port %d: connected %s, sent %s, head %s, end %s ms; %s; phase marks %s" % (
+                name, port, ms(connected), ms(sent), ms(head), ms(done), error or "answered",
+                ", ".join("%s %s" % (mark, ms(t)) for mark, t in run.get("marks", ()))))
+            found = [stamps for ip, p, stamps in run["trace"]
+                     if p == port and ip == soak_probe.CLIENT_HOST and started - 1 <= stamps[0][1] <= done + 1]
+            for stamps in found:
+                lines.append("    server: " + ", ".join("%s %s" % (e, ms(t)) for e, t in stamps if e != "port"))
+            if not found:
+                lines.append("    server: no connection from port %d accepted from its start to 1 s after its end"
+                             % port)
+            for age, text in dict(run["probes"].get("http_snapshots", ())).get(port, ()):
+                lines.append("    kernel at %.2f s: %s" % (age, text.strip().replace("\n", "\n        ")))
+    return lines
+
+
+async def stall_watch(web, notes, period=0.5, after=1.0):
+    """The gateway's side of a stalled connection, as it happens: every ``period``, a traced connection with
+    nothing but its accept ``after`` s old, or the listening socket readable (a connection waiting in its accept
+    queue) at two checks in a row, has the state of the tasks, the loop's selector and the kernel's epoll
+    interest list noted in ``notes`` (at most a few)."""
+    import select
+    loop = asyncio.get_running_loop()
+    readable_before = False
+    while True:
+        await asyncio.sleep(period)
+        now = time.monotonic()
+        listener = web._listener
+        if listener is None or listener.sock is None or len(notes) >= 6:
+            continue
+        fd = listener.sock.fileno()
+        readable = bool(select.select([fd], [], [], 0)[0])
+        stuck = [c for c in web._open if c.stamps and len(c.stamps) == 2 and now - c.stamps[0][1] > after]
+        if not (stuck or (readable and readable_before)):
+            readable_before = readable
+            continue
+        readable_before = False
+        selector = loop._selector
+        epfd = selector.fileno()
+        try:
+            with open("/proc/self/fdinfo/%d" % epfd) as f:
+                watched = [line.split()[1] for line in f if line.startswith("tfd:")]
+        except OSError:
+            watched = ["?"]
+        lines = ["at %.3f: listen fd %d readable %s; accept task %s" % (now, fd, readable, listener._task)]
+        key = selector.get_map().get(fd)
+        lines.append("  selector has listen fd: %s; kernel epoll watches it: %s" % (
+            None if key is None else (key.events, key.data), str(fd) in watched))
+        for conn in stuck:
+            task = conn.task
+            cfd = conn.writer.transport.get_extra_info("socket").fileno() if conn.writer else None
+            lines.append("  conn %s stamps %s task %s waiter %s stack %s; fd %s in epoll %s" % (
+                conn.ip, conn.stamps, task, getattr(task, "_fut_waiter", None),
+                task.get_stack(limit=3) if task else None, cfd, str(cfd) in watched))
+        lines.append("  loop ready %d scheduled %d; epoll watches %s" % (len(loop._ready), len(loop._scheduled),
+                                                                        " ".join(watched)))
+        notes.append("\n".join(lines))
 
 
 def drops(gateway):
@@ -327,7 +415,10 @@ def report(results, firewall):
         before, after = results[previous]["http"], results["http"]["http"]
         print("http flood: server counts %s" % ", ".join(
             "%s %d" % (k, after[k] - before.get(k, 0)) for k in ("accepted", "requests", "rejected", "evicted",
-                                                                   "bad_requests", "timeouts", "dropped")))
+                                                                   "bad_requests", "timeouts", "dropped",
+                                                                   "share_waits_over_1s")))
+    for line in slow_http_probes(results):
+        print(line)
     if "modbus" in PROTOCOLS:               # why a Modbus connection ended (the well-behaved client's failures)
         previous = PROTOCOLS[PROTOCOLS.index("modbus") - 1] if PROTOCOLS.index("modbus") else "reference"
         before, after = results[previous]["drops"]["modbus"], results["modbus"]["drops"]["modbus"]

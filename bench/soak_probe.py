@@ -11,12 +11,14 @@ The HTTP client's status documents are kept too: they carry the loop-lag
 summary and the bus cycle figures the bench reads.
 """
 
+import asyncio
 import http.client
 import json
 import multiprocessing
 import random
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -35,18 +37,77 @@ def http_status(port, timeout=10.0):
     return http_json(port, "/api/status", timeout)
 
 
+# Per HTTP request of this process: (local port, started, connected, sent, answer's head read, done, error or
+# None), CLOCK_MONOTONIC seconds (the gateway's clock too, so its own stamps of the connection compare): a request
+# that fails says where it waited. A few hundred tuples a phase.
+HTTP_TRACE = []
+# A request still unanswered after these seconds has the kernel's view of it noted (``ss`` of its connection and
+# of the server's listening socket, the TCP counters of listen queues and SYN cookies): (port, [(age, text)])
+SNAPSHOT_AT = (2.0, 9.0)
+HTTP_SNAPSHOTS = []
+_pending = {}           # the request in flight: port, server port, started, snapshots taken
+
+
+def _kernel_view(port, server_port):
+    """What the kernel says of the client's connection from ``port`` and of the server's listening socket."""
+    try:
+        conns = subprocess.run(["ss", "-tanoi", "( sport = :%d or dport = :%d )" % (port, port)],
+                               capture_output=True, text=True, timeout=2).stdout
+        listen = subprocess.run(["ss", "-ltnp", "( sport = :%d )" % server_port], capture_output=True, text=True,
+                                timeout=2).stdout
+        with open("/proc/net/netstat") as f:
+            names, values = f.readline().split(), f.readline().split()
+        counts = " ".join("%s=%s" % kv for kv in zip(names, values, strict=True) if kv[0] in (
+            "ListenOverflows", "ListenDrops", "SyncookiesSent", "SyncookiesRecv", "SyncookiesFailed", "TWRecycled"))
+        return conns + listen + counts
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        return "ss failed: %s" % exc
+
+
+def _watch():
+    """Snapshot the kernel's view of a request in flight once it is SNAPSHOT_AT old (a thread of the probe)."""
+    while True:
+        time.sleep(0.25)
+        pending = dict(_pending)
+        if "started" not in pending:
+            continue
+        age = time.monotonic() - pending["started"]
+        due = [at for at in SNAPSHOT_AT if at <= age and at not in pending["taken"]]
+        if due:
+            pending["taken"].update(due)
+            pending["snapshots"].append((round(age, 2), _kernel_view(pending["port"], pending["server_port"])))
+
+
 def http_json(port, path, timeout=10.0):
     """GET ``path`` from CLIENT_HOST on a fresh connection: the decoded JSON answer (an HTTP error raises)."""
+    if not _pending.get("watching"):
+        _pending["watching"] = True
+        threading.Thread(target=_watch, daemon=True).start()
+    stamps, snapshots = [0, time.monotonic(), None, None, None, None, None], []
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(CLIENT_HOST, 0))
     try:
+        conn.connect()
+        stamps[0], stamps[2] = conn.sock.getsockname()[1], time.monotonic()
+        _pending.update(port=stamps[0], server_port=port, started=stamps[1], taken=set(), snapshots=snapshots)
         conn.request("GET", path, headers={"Connection": "close"})
+        stamps[3] = time.monotonic()
         response = conn.getresponse()
+        stamps[4] = time.monotonic()
         body = response.read()
+        stamps[5] = time.monotonic()
         if response.status != 200:
             raise OSError("HTTP %d" % response.status)
         return json.loads(body)
+    except Exception as exc:
+        stamps[5], stamps[6] = time.monotonic(), "%s: %s" % (type(exc).__name__, exc)
+        raise
     finally:
         conn.close()
+        HTTP_TRACE.append(tuple(stamps))
+        for key in ("port", "server_port", "started", "taken", "snapshots"):
+            _pending.pop(key, None)
+        if snapshots:
+            HTTP_SNAPSHOTS.append((stamps[0], snapshots))
 
 
 def summary(doc):
@@ -137,6 +198,8 @@ def _loop(kind, ports, stop, out):
     out[kind] = {"latencies": latencies, "failures": failures}
     if kind == "http":
         out["statuses"] = statuses
+        out["http_trace"] = list(HTTP_TRACE)
+        out["http_snapshots"] = list(HTTP_SNAPSHOTS)
 
 
 def _main(ports, stop, queue):
@@ -150,7 +213,8 @@ def _main(ports, stop, queue):
 
 
 class Probes:
-    """``with Probes(ports) as probes:`` … ``probes.results`` once the block is left."""
+    """``with Probes(ports) as probes:`` … ``probes.results`` once the block is left; ``async with`` when the
+    gateway under test runs on the caller's own event loop (bench/fairness.py)."""
 
     def __init__(self, ports):
         self.ports = ports
@@ -168,3 +232,12 @@ class Probes:
         self.results = self._queue.get(timeout=60)
         self._proc.join(timeout=30)
         return False
+
+    async def __aenter__(self):
+        return self.__enter__()
+
+    async def __aexit__(self, *exc):
+        """``__exit__`` waited for in a thread. The probes answer only once their requests in flight are: a gateway
+        on this loop must go on serving them. Waited for in the loop itself, it was blocked until they timed out
+        (the well-behaved HTTP client's 10 s failures, a Modbus one's 5 s: bench/RESULTS.md)."""
+        return await asyncio.to_thread(self.__exit__, *exc)

@@ -64,6 +64,13 @@ UPLOAD = "openm70.upload"         # environ key of a streamed route's spooled bo
 # status document: webconfig/statusdoc.py) charges each slice to its client, and its next slice waits for the
 # client's share as its next request would; one ~13 ms turn held every other client (and the accept) that long
 NEXT_TURN = "openm70.next_turn"
+SLOW_WAIT_S = 1.0       # a request that waited this long for its loop share is counted ("share_waits_over_1s")
+
+
+def _stamp(conn, event):
+    """Note when ``event`` happened to a traced connection (HttpServer.trace); nothing otherwise."""
+    if conn.stamps is not None:
+        conn.stamps.append((event, time.monotonic()))
 
 
 def _accepts_gzip(header):
@@ -111,10 +118,11 @@ def _plain(code, message, keep=False, head_only=False):
 class _Connection:
     """One accepted connection: whose it is, and since when it waits for a request (None while busy)."""
 
-    __slots__ = ("ip", "task", "writer", "idle_since")
+    __slots__ = ("ip", "task", "writer", "idle_since", "stamps")
 
-    def __init__(self, ip):
+    def __init__(self, ip, stamps=None):
         self.ip, self.task, self.writer, self.idle_since = ip, None, None, None
+        self.stamps = stamps        # [(event, monotonic time)] when the server is traced (HttpServer.trace)
 
 
 class HttpServer:
@@ -140,7 +148,10 @@ class HttpServer:
         self._share = LoopShare()       # each client and all together: a share of the loop (daemon/loopshare.py)
         self.uploads = getattr(app, "uploads", None)      # streamed bodies (webconfig/uploads.py), if the app has any
         self._counts = {"accepted": 0, "requests": 0, "rejected": 0, "evicted": 0, "bad_requests": 0, "timeouts": 0,
-                        "dropped": 0}
+                        "dropped": 0, "share_waits_over_1s": 0}
+        # None, or a deque the bench sets: each connection's (ip, port, [(event, monotonic time)]) once it ends,
+        # events accept, open, byte (the request's first), head, ready (its loop share), answer, drained, end
+        self.trace = None
 
     @property
     def stats(self):
@@ -187,7 +198,7 @@ class HttpServer:
             self._refusals.add("503 (every slot busy)")
             self._refuse_socket(sock)
             return
-        conn = _Connection(ip)
+        conn = _Connection(ip, None if self.trace is None else [("accept", time.monotonic()), ("port", peer[1])])
         self._open.add(conn)
         self._by_ip.setdefault(ip, set()).add(conn)
         conn.task = asyncio.get_running_loop().create_task(self._run(conn, sock))
@@ -256,6 +267,7 @@ class HttpServer:
                 reader, writer = await open_stream(sock, self.max_header_bytes, self.ssl_context, self.header_timeout)
             writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
             conn.writer = writer
+            _stamp(conn, "open")
             await self._serve(conn, reader, writer)
             clean = True
         except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
@@ -276,6 +288,9 @@ class HttpServer:
                         pass
                 writer.transport.abort()            # no-op if already closed
             self._tasks.discard(conn.task)
+            if conn.stamps is not None and self.trace is not None:
+                _stamp(conn, "end")
+                self.trace.append((conn.ip, conn.stamps[1][1], conn.stamps))
 
     async def _drain(self, writer):
         async with asyncio.timeout(self.idle_timeout):
@@ -320,16 +335,23 @@ class HttpServer:
                 await self._refuse(reader, writer, 429, "too many requests from this address: try again later")
                 return
             environ = self._environ(writer, method, path, query, version, headers, body)
+            _stamp(conn, "head")
+            waited = time.monotonic()
             await self._share.ready(conn.ip)
+            if time.monotonic() - waited >= SLOW_WAIT_S:
+                self._counts["share_waits_over_1s"] += 1
+            _stamp(conn, "ready")
             try:
                 answer = await self._respond(environ, keep)
                 started = time.monotonic()
                 writer.write(answer)        # the copy to the socket is the client's too (a 308 KB answer: ~0.3 ms)
                 self._share.charge(conn.ip, time.monotonic() - started)
+                _stamp(conn, "answer")
             finally:
                 if not isinstance(body, bytes):         # a spooled upload: its file goes with the answer
                     self.uploads.discard(body)
             await self._drain(writer)
+            _stamp(conn, "drained")
             if not keep:
                 return
             await asyncio.sleep(0)      # one request per turn: a pipelining client waits its turn like the others
@@ -345,11 +367,14 @@ class HttpServer:
             finally:
                 conn.idle_since = None
             if not start:
+                _stamp(conn, "eof")
                 return None
+            _stamp(conn, "byte")
             async with asyncio.timeout(self.header_timeout):      # from the first byte: no slowloris
                 return await self._read_lines(reader, start)
         except TimeoutError:
             if not start:
+                _stamp(conn, "silent")
                 return None             # silent or idle connection: just close
             self._counts["timeouts"] += 1
             raise HttpError(408, "request headers not received in time") from None
