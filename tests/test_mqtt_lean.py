@@ -19,20 +19,11 @@ import pytest
 from outbound.mqtt import client as mqtt_client, spool as spool_mod
 from outbound.mqtt.modes import Sample
 from outbound.mqtt.spool import SampleSpool
+from test_mqtt_spool import read_all                    # the spool's records from a position, as the sender reads
 
 
 def sample(n):
     return Sample(1_700_000_000_000 + n * 1000, 5, 1, "v1", 230.0 + n / 10, "good", False)
-
-
-async def read_all(spool, position=None):
-    out = []
-    while True:
-        batch = await spool.read(position, 7)
-        if not batch:
-            return out
-        out.extend(batch)
-        position = batch[-1][1]
 
 
 def test_many_acks_write_the_cursor_once_and_a_close_writes_it_at_once(tmp_path, monkeypatch):
