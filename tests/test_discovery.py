@@ -62,6 +62,43 @@ def test_fast_detection_skips_countis_and_other_diris_a(tmp_path):
     asyncio.run(scenario())
 
 
+def test_a_meter_busy_right_after_its_move_is_asked_again_and_the_conflict_clears(tmp_path):
+    """A device given a new address by its NET ID may answer "slave device busy" (exception 06, the Modbus
+    Application Protocol's code for a device still processing) to the first request there: the resolution asks
+    again, finds it, and clears alarm 4; one try would leave the alarm up and the meter out of the topology."""
+    topo = topology_with([
+        {"reference": "I-35", "address": 4, "netid": "DC85E9", "loads": 1},
+        {"reference": "I-35", "address": 4, "netid": "DC85EA", "loads": 1},
+    ])
+
+    async def scenario():
+        async with running_gateway(tmp_path / "s", topo) as gw:
+            moved = gw.board.find_meter(netid=0xDC85EA)
+            busy = {"after_move": 0, "answered_busy": 0}
+            move, answer = moved.broadcast_write, moved.handle_pdu
+
+            def broadcast_write(start, words):
+                address = moved.address
+                move(start, words)
+                if moved.address != address:
+                    busy["after_move"] = 1                  # its next request: still busy
+
+            def handle_pdu(pdu):
+                if busy["after_move"]:
+                    busy["after_move"] -= 1
+                    busy["answered_busy"] += 1
+                    return bytes((pdu[0] | 0x80, 0x06))     # exception 06: slave device busy
+                return answer(pdu)
+            moved.broadcast_write, moved.handle_pdu = broadcast_write, handle_pdu
+            raised = []
+            gw.alarms.on_event(lambda r: raised.append((r["alarm"], r["event"], r["source"])))
+            await detect(gw, "fast")
+            assert busy["answered_busy"] == 1
+            assert (4, "cleared", "digiware:4") in raised and not any(n == 4 for n, _s in gw.alarms.active)
+            assert sorted(d.netid for d in gw.topology.devices) == ["DC85E9", "DC85EA"]
+    asyncio.run(scenario())
+
+
 def test_two_meters_on_one_address_are_given_their_own_addresses(tmp_path):
     topo = topology_with([
         {"reference": "I-35", "address": 4, "netid": "DC85E9", "loads": 1},

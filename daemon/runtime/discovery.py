@@ -43,6 +43,7 @@ from daemon.supervise import cancel_and_wait
 log = logging.getLogger("gateway.discovery")
 
 ALARM_CONFLICT = 4
+RESOLVE_ATTEMPTS = 3            # identification of a device just moved by its NET ID (see _identify_known)
 FULL_TIMEOUT_FACTOR = 2.5
 NETID_MAX = 0xFFFFFF
 
@@ -262,7 +263,7 @@ class Discovery:
         found = []
         clean = 0
         for probe in addresses:
-            ident = await self._identify_quiet(engine, probe, timeout)
+            ident = await self._identify_known(engine, probe, timeout)
             if ident is None:
                 continue
             clean += 1
@@ -304,11 +305,19 @@ class Discovery:
                               "name": "Load %d" % n})
         return loads
 
-    async def _identify_quiet(self, engine, address, timeout):
-        try:
-            return await self.identify(engine, address, timeout)
-        except Garbled:
-            return None
+    async def _identify_known(self, engine, address, timeout):
+        """Identification of a device known to be at ``address`` (it was just given it by its NET ID): a
+        silence or a garbled answer is asked again, up to RESOLVE_ATTEMPTS times, as a poll would be. The
+        scan's single short try suits an empty address; here one late answer (a slow device applying its
+        new address, a noisy frame) would leave the conflict alarm up and the device out of the topology."""
+        for _attempt in range(RESOLVE_ATTEMPTS):
+            try:
+                ident = await self.identify(engine, address, timeout)
+            except Garbled:
+                ident = None
+            if ident is not None:
+                return ident
+        return None
 
     def device_from(self, bus, address, ident, mode):
         row = catalogue.identify(ident["family"], ident["product_id"], ident["ext_name"])
