@@ -425,8 +425,10 @@ class Bench:
         after = end
         fds1 = min(self._fds_samples()) if alive else 0
         rss1 = d.memory("VmRSS")
+        left = {}
         if alive and fds1 > fds0:
             extra = d.fd_kinds() - kinds0
+            left = dict(extra)
             notes.append("descriptors left: " + ", ".join("%s x%d" % kv for kv in sorted(extra.items())))
         same = d.pid == pid0
         peak = max(sampler.rss, d.memory("VmHWM") if (peak_cleared and same) else 0)
@@ -456,6 +458,7 @@ class Bench:
             "false_timeouts": false_errors(before, after, "timeouts") if after else None,
             "applied": applied[0] if applied else None,
             "note": "; ".join(notes + [note]),
+            "fds_left": left,               # kind ("tcp <local> <- <peer> <state>", "pipe"...) -> count
         }
         if reference:
             for bus in before["buses"]:
