@@ -610,3 +610,40 @@ def test_the_gateways_own_self_signed_certificate_is_renewed_at_start_when_near_
     kept, alarms = asyncio.run(serve(ManualClock(late + 20 * 86400)))
     assert kept.subject.rfc4514_string() == "CN=installed.example"
     assert "installed.example" in alarms[(7, webtls.WEB_SOURCE)]["detail"]
+
+
+def test_plain_http_is_guarded_by_the_firewall_and_streams_uploads_as_https_does(tmp_path):
+    """The plain HTTP server serves the application through the redirect wrapper: the firewall's per-client
+    rate and the streamed uploads must reach it there too (they once stopped at the wrapper, so a client
+    flooding port 80 was never banned)."""
+    make_http, make_https = web_pair()
+    settings = {"firewall.enabled": True, "firewall.max_requests_per_s": 50, "firewall.ban_s": 600}
+
+    def burst(source, count):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((source, 0))
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", make_http.server.port))
+            sock.sendall(b"GET /api/session HTTP/1.1\r\nHost: gw\r\n\r\n" * count)
+            data = b""
+            sock.settimeout(1.5)
+            try:
+                while data.count(b"HTTP/1.1 ") < count:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+        return data.count(b"HTTP/1.1 200 "), data.count(b"HTTP/1.1 429 ")
+
+    async def scenario():
+        async with running_gateway(tmp_path / "state", topology_with(), settings,
+                                   services=[make_http, make_https]):
+            assert make_http.server.uploads is not None
+            assert make_http.server.uploads is make_https.server.uploads
+            served, refused = await asyncio.to_thread(burst, "127.0.1.9", 150)
+            assert 1 <= served < 150, (served, refused)
+            assert await asyncio.to_thread(burst, "127.0.1.9", 1) == (0, 1)        # banned: a 429
+            assert await asyncio.to_thread(burst, "127.0.0.2", 1) == (1, 0)        # another client is served
+    asyncio.run(scenario())

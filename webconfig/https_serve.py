@@ -93,13 +93,22 @@ def _host_of(environ):
         return "127.0.0.1"
 
 
-def redirecting(app, door, https, board_kind, bind="0.0.0.0"):
+class Redirecting:
     """The WSGI app of the plain HTTP server (listening on ``bind``): ``app``, or the redirect to ``https``
-    (an HttpsServer)."""
+    (an HttpsServer). Everything else the server asks of its application (the firewall's ``admit``, the
+    streamed ``uploads``) is the wrapped application's: plain HTTP is as guarded as HTTPS."""
 
-    def serve(environ, start_response):
-        if not redirect_wanted(door.setting("https.redirect"), board_kind, bind) or https.ssl_context is None:
-            return app(environ, start_response)
+    def __init__(self, app, door, https, board_kind, bind):
+        self.app, self.door, self.https, self.board_kind, self.bind = app, door, https, board_kind, bind
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["app"], name)
+
+    def __call__(self, environ, start_response):
+        https = self.https
+        if not redirect_wanted(self.door.setting("https.redirect"), self.board_kind, self.bind) \
+                or https.ssl_context is None:
+            return self.app(environ, start_response)
         path = quote((environ.get("PATH_INFO") or "/").encode("latin-1", "replace"), safe=_PATH_SAFE)
         target = "https://%s:%d%s" % (_host_of(environ), https.port, path)
         if environ.get("QUERY_STRING"):
@@ -107,4 +116,8 @@ def redirecting(app, door, https, board_kind, bind="0.0.0.0"):
         start_response(REDIRECT_STATUS, [("Location", target), ("Content-Type", "text/plain; charset=utf-8"),
                                          ("Cache-Control", "no-store")])
         return [("moved to %s\n" % target).encode("utf-8")]
-    return serve
+
+
+def redirecting(app, door, https, board_kind, bind="0.0.0.0"):
+    """The plain HTTP server's application: ``app`` behind the redirect to ``https`` (see Redirecting)."""
+    return Redirecting(app, door, https, board_kind, bind)
