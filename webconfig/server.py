@@ -14,7 +14,9 @@ per client address (``max_per_client``); when a cap is reached the oldest connec
 for a request (idle keep-alive, or silent since it opened) is closed to make room, and only when
 none is idle is the newcomer refused with a 503. Refused sockets are closed at once, a few of them
 after a short linger so the 503 is not lost to a reset; refusals are counted and logged at most
-once a minute (daemon/listen.py), and running out of descriptors pauses accepting, quietly.
+once a minute (daemon/listen.py), and running out of descriptors pauses accepting, quietly. Each
+connection records its stage and since when (``status()``); one in a stage past every bounded wait is
+aborted by a sweep and counted (SWEEP_S), so a wait without a bound of its own cannot hold a descriptor.
 
 The parser is ours, stricter than RFC 9112 requires where it may choose (docs/architecture.md):
 lines end with CR LF (a bare LF is refused at once with 400), no obs-fold, methods are
