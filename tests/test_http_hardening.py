@@ -448,3 +448,33 @@ def test_serving_continues_when_descriptors_run_out():
         child.kill()
     assert "Traceback" not in log and len(log.splitlines()) == 1, log
     assert "accept paused (EMFILE)" in log
+
+
+def test_a_connection_stuck_in_a_stage_is_aborted_counted_and_its_descriptor_freed(monkeypatch, caplog):
+    """A wait with no bound of its own (here the loop share's wake-up, made never to come) cannot hold a
+    connection and its descriptor: the sweep aborts it once it has been in one stage past every bounded wait of
+    the server, counts it and logs its stage; a connection that does make progress is left alone."""
+    from webconfig import server as http_server
+
+    monkeypatch.setattr(http_server, "SWEEP_S", 0.1)
+    monkeypatch.setattr(http_server, "OVERDUE_MARGIN_S", 0.2)
+
+    async def test(server):
+        stuck = asyncio.get_running_loop().create_future()
+
+        async def never(ip):
+            await stuck
+        server._share.ready = never
+        reader, writer = await connect(server)
+        writer.write(get(b"/n?stuck"))
+        await wait_until_true(lambda: server.status()["connections"] == 1)
+        assert server.status()["overdue"] == 0
+        await assert_closed(reader)         # aborted by the sweep: no answer, the socket closed
+        state = server.status()
+        assert (state["connections"], state["overdue"], server.stats["connections_open"]) == (0, 1, 0)
+        writer.close()
+
+    with caplog.at_level(logging.WARNING, logger="gateway.http"):
+        serve(test, app=recording_app([]), header_timeout=0.3, idle_timeout=0.3, handler_timeout=0.3)
+    assert any("held past every bounded wait" in r.getMessage() and "queued" in r.getMessage()
+               for r in caplog.records)

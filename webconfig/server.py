@@ -14,7 +14,9 @@ per client address (``max_per_client``); when a cap is reached the oldest connec
 for a request (idle keep-alive, or silent since it opened) is closed to make room, and only when
 none is idle is the newcomer refused with a 503. Refused sockets are closed at once, a few of them
 after a short linger so the 503 is not lost to a reset; refusals are counted and logged at most
-once a minute (daemon/listen.py), and running out of descriptors pauses accepting, quietly.
+once a minute (daemon/listen.py), and running out of descriptors pauses accepting, quietly. Each
+connection records its stage and since when (``status()``); one in a stage past every bounded wait is
+aborted by a sweep and counted (SWEEP_S), so a wait without a bound of its own cannot hold a descriptor.
 
 The parser is ours, stricter than RFC 9112 requires where it may choose (docs/architecture.md):
 lines end with CR LF (a bare LF is refused at once with 400), no obs-fold, methods are
@@ -65,6 +67,12 @@ UPLOAD = "openm70.upload"         # environ key of a streamed route's spooled bo
 # client's share as its next request would; one ~13 ms turn held every other client (and the accept) that long
 NEXT_TURN = "openm70.next_turn"
 SLOW_WAIT_S = 1.0       # a request that waited this long for its loop share is counted ("share_waits_over_1s")
+# Every connection is checked this often: one that has been in the same stage (opening, waiting, reading, queued,
+# answering, sending, refusing, closing) longer than the server's longest bounded wait plus OVERDUE_MARGIN_S is
+# overdue, a defect: it is counted and logged by stage (rate-limited) and aborted, so no descriptor is held forever
+SWEEP_S = 5.0
+UNSWEPT = ("receiving",)    # a body comes in reads each bounded by idle_timeout: a slow upload may take longer whole
+OVERDUE_MARGIN_S = 5.0
 
 
 def _stamp(conn, event):
@@ -116,13 +124,18 @@ def _plain(code, message, keep=False, head_only=False):
 
 
 class _Connection:
-    """One accepted connection: whose it is, and since when it waits for a request (None while busy)."""
+    """One accepted connection: whose it is, since when it waits for a request (None while busy), and what
+    it is doing since when (``stage``, ``stage_at``: the server's sweep finds one stuck)."""
 
-    __slots__ = ("ip", "task", "writer", "idle_since", "stamps")
+    __slots__ = ("ip", "task", "writer", "idle_since", "stamps", "sock", "stage", "stage_at")
 
-    def __init__(self, ip, stamps=None):
+    def __init__(self, ip, sock, stamps=None):
         self.ip, self.task, self.writer, self.idle_since = ip, None, None, None
+        self.sock, self.stage, self.stage_at = sock, "opening", time.monotonic()
         self.stamps = stamps        # [(event, monotonic time)] when the server is traced (HttpServer.trace)
+
+    def enter(self, stage):
+        self.stage, self.stage_at = stage, time.monotonic()
 
 
 class HttpServer:
@@ -140,6 +153,9 @@ class HttpServer:
         self._cap = max_connections
         self._tasks = set()             # connection and lingering-refusal tasks, for stop()
         self._open = set()              # connections being served (refused ones excluded)
+        self._conns = set()             # every connection with a task, from accept to its end (evicted ones too)
+        self._sweeper = None
+        self._overdue = Tally(log, "HTTP connections held past every bounded wait (a defect)")
         self._by_ip = {}                # client address -> its connections among them
         self._lingering = 0
         self._refusals = Tally(log, "HTTP connections")
@@ -148,7 +164,7 @@ class HttpServer:
         self._share = LoopShare()       # each client and all together: a share of the loop (daemon/loopshare.py)
         self.uploads = getattr(app, "uploads", None)      # streamed bodies (webconfig/uploads.py), if the app has any
         self._counts = {"accepted": 0, "requests": 0, "rejected": 0, "evicted": 0, "bad_requests": 0, "timeouts": 0,
-                        "dropped": 0, "share_waits_over_1s": 0}
+                        "dropped": 0, "share_waits_over_1s": 0, "overdue": 0}
         # None, or a deque the bench sets: each connection's (ip, port, [(event, monotonic time)]) once it ends,
         # events accept, open, byte (the request's first), head, ready (its loop share), answer, drained, end
         self.trace = None
@@ -166,7 +182,10 @@ class HttpServer:
 
     def status(self):
         """As the northbound services say it (Door.service_states, the Diagnosis page, the upgrade trial)."""
-        return {"enabled": True, "running": self.listening, "port": self.port}
+        now = time.monotonic()
+        return {"enabled": True, "running": self.listening, "port": self.port, "connections": len(self._conns),
+                "oldest_stage_s": round(max((now - c.stage_at for c in self._conns), default=0.0), 1),
+                "overdue": self._counts["overdue"]}
 
     async def start(self):
         self._closing = False
@@ -174,12 +193,16 @@ class HttpServer:
         self._listener = Listener(self._on_socket, self._refusals)
         self._listener.start(self.host, self.port)
         self.port = self._listener.port
+        self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
 
     async def stop(self):
         """Stop listening and abort every open connection right away."""
         if self._listener is None:
             return
         self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         await self._listener.stop()
         tasks = list(self._tasks)
         for task in tasks:
@@ -198,8 +221,9 @@ class HttpServer:
             self._refusals.add("503 (every slot busy)")
             self._refuse_socket(sock)
             return
-        conn = _Connection(ip, None if self.trace is None else [("accept", time.monotonic()), ("port", peer[1])])
+        conn = _Connection(ip, sock, None if self.trace is None else [("accept", time.monotonic()), ("port", peer[1])])
         self._open.add(conn)
+        self._conns.add(conn)
         self._by_ip.setdefault(ip, set()).add(conn)
         conn.task = asyncio.get_running_loop().create_task(self._run(conn, sock))
         self._tasks.add(conn.task)
@@ -230,6 +254,22 @@ class HttpServer:
             mine.discard(conn)
             if not mine:
                 del self._by_ip[conn.ip]
+
+    def _sweep(self):
+        """Abort every connection overdue in its stage (see SWEEP_S): counted, logged by stage, descriptor freed."""
+        self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
+        bound = max(self.header_timeout, self.idle_timeout, self.handler_timeout) + OVERDUE_MARGIN_S
+        now = time.monotonic()
+        for conn in [c for c in self._conns if now - c.stage_at > bound and c.stage not in UNSWEPT]:
+            self._counts["overdue"] += 1
+            self._overdue.add(conn.stage)
+            self._conns.discard(conn)
+            self._forget(conn)
+            if conn.writer is not None:
+                conn.writer.transport.abort()
+            else:
+                conn.sock.close()
+            conn.task.cancel()
 
     def _refuse_socket(self, sock):
         """503 and close; a few refusals linger briefly so the reply is read, the rest close at once."""
@@ -267,6 +307,7 @@ class HttpServer:
                 reader, writer = await open_stream(sock, self.max_header_bytes, self.ssl_context, self.header_timeout)
             writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
             conn.writer = writer
+            conn.enter("waiting")
             _stamp(conn, "open")
             await self._serve(conn, reader, writer)
             clean = True
@@ -275,6 +316,7 @@ class HttpServer:
         except Exception:
             log.exception("HTTP connection handler failed")
         finally:
+            conn.enter("closing")
             self._forget(conn)
             if writer is None:
                 sock.close()
@@ -288,6 +330,7 @@ class HttpServer:
                         pass
                 writer.transport.abort()            # no-op if already closed
             self._tasks.discard(conn.task)
+            self._conns.discard(conn)
             if conn.stamps is not None and self.trace is not None:
                 _stamp(conn, "end")
                 self.trace.append((conn.ip, conn.stamps[1][1], conn.stamps))
@@ -318,11 +361,13 @@ class HttpServer:
                 method, path, query, version, headers = self._parse_head(head)
                 most = None if self.uploads is None else self.uploads.admit(method, path, headers, conn.ip)
                 keep, length = self._check(version, headers, most)
+                conn.enter("receiving")
                 body = await self._read_body(reader, writer, version, headers, length, most is not None)
                 if body is None:
                     return
             except HttpError as err:
                 self._counts["bad_requests"] += 1
+                conn.enter("refusing")
                 await self._refuse(reader, writer, *err.args)
                 return
             first = False
@@ -332,15 +377,18 @@ class HttpServer:
             admit = getattr(self.app, "admit", None)
             if admit is not None and not admit(conn.ip, self.port, len(head)):
                 self._counts["firewall_refused"] = self._counts.get("firewall_refused", 0) + 1
+                conn.enter("refusing")
                 await self._refuse(reader, writer, 429, "too many requests from this address: try again later")
                 return
             environ = self._environ(writer, method, path, query, version, headers, body)
             _stamp(conn, "head")
             waited = time.monotonic()
+            conn.enter("queued")
             await self._share.ready(conn.ip)
             if time.monotonic() - waited >= SLOW_WAIT_S:
                 self._counts["share_waits_over_1s"] += 1
             _stamp(conn, "ready")
+            conn.enter("answering")
             try:
                 answer = await self._respond(environ, keep)
                 started = time.monotonic()
@@ -350,6 +398,7 @@ class HttpServer:
             finally:
                 if not isinstance(body, bytes):         # a spooled upload: its file goes with the answer
                     self.uploads.discard(body)
+            conn.enter("sending")
             await self._drain(writer)
             _stamp(conn, "drained")
             if not keep:
@@ -361,6 +410,7 @@ class HttpServer:
         start = b""
         try:
             conn.idle_since = time.monotonic()      # waiting for a request: may be closed to make room
+            conn.enter("waiting")
             try:
                 async with asyncio.timeout(self.header_timeout if first else self.idle_timeout):
                     start = await reader.read(1)
@@ -370,6 +420,7 @@ class HttpServer:
                 _stamp(conn, "eof")
                 return None
             _stamp(conn, "byte")
+            conn.enter("reading")
             async with asyncio.timeout(self.header_timeout):      # from the first byte: no slowloris
                 return await self._read_lines(reader, start)
         except TimeoutError:
