@@ -68,6 +68,7 @@ class SimBus:
 
     def _run(self):
         buf = bytearray()
+        arrived = 0.0          # when the first byte of what ``buf`` holds came in: the meter's clock starts there
         gap = rtu.frame_gap(self.baud, 8, self.parity, self.stop_bits)
         while not self._stop.is_set():
             timeout = gap if buf else 0.2
@@ -79,7 +80,7 @@ class SimBus:
                 if buf:  # silence ends a frame whose length we could not predict
                     frame = bytes(buf)
                     buf.clear()
-                    self._serve_safely(frame)
+                    self._serve_safely(frame, arrived)
                 continue
             try:
                 chunk = os.read(self.fd, 512)
@@ -91,26 +92,29 @@ class SimBus:
             if not chunk:
                 time.sleep(0.01)
                 continue
+            if not buf:
+                arrived = time.monotonic()
             buf.extend(chunk)
             while buf:
                 frame, rest = rtu.split_request(buf)
                 buf[:] = rest
                 if frame is None:
                     break
-                self._serve_safely(frame)
+                self._serve_safely(frame, arrived)
+                arrived = time.monotonic()     # a next frame already in: it waited for this answer
 
-    def _serve_safely(self, frame):
+    def _serve_safely(self, frame, arrived):
         """Serve one frame; whatever goes wrong with it (a meter given a value it cannot use), the line lives
         on for the next: the request goes unanswered and is counted in ``stats["errors"]``."""
         try:
-            self._serve(frame)
+            self._serve(frame, arrived)
         except Exception:
             self.stats["errors"] += 1
             if self.stats["errors"] == 1:          # once per bus: a meter left so answers no request at all
                 log.exception("%s: a simulated meter could not answer (counted in stats['errors'] from now on)",
                               self.name)
 
-    def _serve(self, frame):
+    def _serve(self, frame, arrived):
         self.stats["requests"] += 1
         if not rtu.check_crc(frame):
             self.stats["bad_frames"] += 1
@@ -154,13 +158,17 @@ class SimBus:
             self.stats["corrupted"] += 1
         # The request took len(frame) characters to arrive; the first byte of
         # the answer leaves after the turnaround, the rest len(answer)-1
-        # characters later: the master sees the timing of a real line.
+        # characters later: the master sees the timing of a real line. The
+        # times count from the request's arrival, so the simulator's own work
+        # (decoding, building the answer, a late wake-up) is inside the
+        # turnaround as a real meter's is, not added to it.
         # Waits end early when the bus stops (its descriptor is about to close).
-        if self._stop.wait(len(frame) * ct + self.turnaround + delay + ct):
+        first_at = arrived + len(frame) * ct + self.turnaround + delay + ct
+        if self._stop.wait(max(0.0, first_at - time.monotonic())):
             return
         try:
             os.write(self.fd, answer[:1])
-            if self._stop.wait((len(answer) - 1) * ct):
+            if self._stop.wait(max(0.0, first_at + (len(answer) - 1) * ct - time.monotonic())):
                 return
             os.write(self.fd, answer[1:])
             self.stats["answers"] += 1
