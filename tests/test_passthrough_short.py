@@ -33,10 +33,10 @@ class Site(DemoSite):
         simbus = self.gw.board.buses["rs485"]
         serve = simbus._serve
 
-        def spy(frame):
+        def spy(frame, arrived):
             if rtu.check_crc(frame):
                 self.frames.append(rtu.parse_request(frame))
-            serve(frame)
+            serve(frame, arrived)
         simbus._serve = spy
 
 
