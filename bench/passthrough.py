@@ -1,6 +1,7 @@
 """Pass-through benchmark: our gateway against mbusd on identical simulated buses.
 
-    .venv/bin/python bench/passthrough.py [--seconds 30] [--rate 10] [--runs 3] [--mbusd-src DIR] [--pace on|off|both]
+    .venv/bin/python bench/passthrough.py [--seconds 30] [--rate 10] [--runs 3] [--mbusd-src DIR]
+        [--pace fit|on|off|both|all|on,fit] [--jitter 0.2] [--idle-share S]
 
 Our gateway polls the reference site (32 meters, both buses, 38400 8N1) and
 forwards Modbus TCP reads to the RS485 bus; mbusd (the C Modbus TCP->RTU
@@ -53,7 +54,7 @@ MBUSD_GIT = "https://github.com/3cky/mbusd"
 
 # ---------------------------------------------------------------- the client (a process of its own)
 
-async def client(port, unit, start, count, rate, seconds, seed=7):
+async def client(port, unit, start, count, rate, seconds, seed=7, jitter=0.2):
     """Latencies (s) of lock-step reads at ``rate``/s, exceptions counted apart."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     pdu = rtu.read_request(rtu.READ_HOLDING, start, count)
@@ -77,15 +78,16 @@ async def client(port, unit, start, count, rate, seconds, seed=7):
             codes[body[1]] = codes.get(body[1], 0) + 1
         else:
             out.append(elapsed)
-        next_at += rnd.uniform(0.8, 1.2) / rate
+        next_at += rnd.uniform(1 - jitter, 1 + jitter) / rate
     writer.close()
     return {"latencies": out, "errors": errors, "codes": codes}
 
 
-async def run_client(port, rate, seconds, unit=UNIT, start=START, count=COUNT):
+async def run_client(port, rate, seconds, unit=UNIT, start=START, count=COUNT, jitter=0.2):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, os.path.abspath(__file__), "--client", "--port", str(port), "--rate", str(rate),
         "--seconds", str(seconds), "--unit", str(unit), "--start", str(start), "--count", str(count),
+        "--jitter", str(jitter),
         stdout=subprocess.PIPE)
     out, _ = await proc.communicate()
     return json.loads(out)
@@ -182,17 +184,20 @@ async def _one_run(args, binary, settings, port, mport, ours_sim):
             await mbusd.ready()
             baseline = await cycles_over(rs485, args.cycles)
             start_cycles = rs485.cycles
-            ours = await run_client(port, args.rate, args.seconds)
+            counts = engine.split_pieces, engine.fit_pieces, engine.fit_idle_s
+            ours = await run_client(port, args.rate, args.seconds, jitter=args.jitter)
+            counts = [after - before for after, before in
+                      zip((engine.split_pieces, engine.fit_pieces, engine.fit_idle_s), counts, strict=True)]
             n = rs485.cycles - start_cycles
             loaded = list(rs485.cycle_times)[-max(1, n - 1):]
             after = await cycles_over(rs485, args.cycles)
-            theirs = await run_client(mport, args.rate, args.seconds)
+            theirs = await run_client(mport, args.rate, args.seconds, jitter=args.jitter)
             static, frames = await static_reads(port, engine)
         finally:
             mbusd.close()
         bound = transaction_time(spec, COUNT)
     return {"ours": ours, "mbusd": theirs, "baseline": baseline + after, "loaded": loaded,
-            "bound": bound, "static": static, "static_frames": frames}
+            "bound": bound, "static": static, "static_frames": frames, "pieces": counts}
 
 
 def summary(run):
@@ -205,7 +210,7 @@ def summary(run):
             "codes": run["ours"]["codes"], "mcodes": run["mbusd"]["codes"],
             "cycle": mean(run["baseline"]), "cycle_loaded": mean(run["loaded"]),
             "static_p50": percentile(run["static"], 0.5), "static_frames": run["static_frames"],
-            "bound": run["bound"]}
+            "bound": run["bound"], "pieces": run["pieces"]}
 
 
 def main():
@@ -216,10 +221,16 @@ def main():
     parser.add_argument("--cycles", type=int, default=10, help="RS485 poll cycles measured without load")
     parser.add_argument("--mbusd-src", default=os.environ.get("MBUSD_SRC", "/tmp/mbusd-src"))
     parser.add_argument("--split", type=int, help="bus.SPLIT_WORDS for this run (default: the engine's)")
-    parser.add_argument("--pace", choices=("on", "off", "both"), default="on",
-                        help="whole poll reads when the client's steady pace leaves room (bus.PassthroughPace): "
-                             "on (the product), off (split whenever pass-through is active, as before), or both "
-                             "in turn within each run")
+    parser.add_argument("--pace", default="fit",
+                        help="how poll reads share the bus with pass-through, one mode or several separated by "
+                             "commas, measured in turn within each run: fit (the product: pieces sized to end "
+                             "before the next forwarded request, the line left idle for it, bus.FIT_SCHEDULING), "
+                             "on (whole reads when the client's steady pace leaves room, else SPLIT_WORDS pieces: "
+                             "bus.PassthroughPace alone), off (SPLIT_WORDS pieces whenever pass-through is active); "
+                             "both = off,on; all = off,on,fit")
+    parser.add_argument("--jitter", type=float, default=0.2,
+                        help="the client's gaps are 1/rate x uniform(1-jitter, 1+jitter) (0.2: the issue's runs)")
+    parser.add_argument("--idle-share", type=float, help="bus.FIT_IDLE_SHARE for this run (default: the engine's)")
     parser.add_argument("--min-cycle-ms", type=int, default=0,
                         help="poll.min_cycle_ms (e.g. 60000: a bus idle between cycles, our overhead alone)")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
@@ -229,26 +240,34 @@ def main():
     parser.add_argument("--count", type=int, default=COUNT)
     args = parser.parse_args()
     if args.client:
-        print(json.dumps(asyncio.run(client(args.port, args.unit, args.start, args.count, args.rate, args.seconds))))
+        print(json.dumps(asyncio.run(client(args.port, args.unit, args.start, args.count, args.rate, args.seconds,
+                                            jitter=args.jitter))))
         return
     binary = build_mbusd(args.mbusd_src)
     from daemon.runtime import bus
     if args.split:
         bus.SPLIT_WORDS = args.split
+    if args.idle_share is not None:
+        bus.FIT_IDLE_SHARE = args.idle_share
     print("poll reads split in pieces of <= %d registers while pass-through is active" % bus.SPLIT_WORDS)
-    print("pass-through, one client at %.0f req/s for %.0f s per gateway, 4 registers of an A-40 (RS485, 38400 8N1);"
-          " load average %s" % (args.rate, args.seconds, " ".join("%.2f" % x for x in os.getloadavg())))
+    print("pass-through, one client at %.0f req/s (jitter +-%.0f %%) for %.0f s per gateway, 4 registers of an A-40 "
+          "(RS485, 38400 8N1); fit idle share %.2f; load average %s"
+          % (args.rate, 100 * args.jitter, args.seconds, bus.FIT_IDLE_SHARE,
+             " ".join("%.2f" % x for x in os.getloadavg())))
     print("run  ours p50/p99 ms   mbusd p50/p99 ms   p50 ratio  p50/bound  rs485 cycle ms (idle -> loaded) slowdown"
           "  static p50 ms, frames")
-    modes = {"on": (True,), "off": (False,), "both": (False, True)}[args.pace]
+    modes = {"both": ("off", "on"), "all": ("off", "on", "fit")}.get(args.pace, tuple(args.pace.split(",")))
+    if not set(modes) <= {"off", "on", "fit"}:
+        parser.error("--pace: fit, on, off, both or all (or a comma-separated list of fit, on, off)")
     gaps = bus.PACE_GAPS
     by_mode = dict((m, []) for m in modes)
     for n in range(args.runs):
-        for paced in modes:
-            bus.PACE_GAPS = gaps if paced else 10 ** 9       # off: the pace is never known, every read is split
+        for mode in modes:
+            bus.PACE_GAPS = gaps if mode != "off" else 10 ** 9       # off: the pace is never known, every read is split
+            bus.FIT_SCHEDULING = mode == "fit"
             row = summary(asyncio.run(one_run(args, binary)))
-            by_mode[paced].append(row)
-            print_row(n, row, "pace %s" % ("on" if paced else "off"))
+            by_mode[mode].append(row)
+            print_row(n, row, "pace %s" % mode)
     rows = [row for mode_rows in by_mode.values() for row in mode_rows]
     bound = rows[0]["bound"]
     floor = 1 + args.rate * bound
@@ -256,13 +275,13 @@ def main():
                                                                                    rows[0]["mn"]))
     print("slowdown floor of the bus share alone: %.3f (%.0f reads/s x %.1f ms on the same bus)"
           % (floor, args.rate, 1000 * bound))
-    for paced, mode_rows in by_mode.items():
+    for mode, mode_rows in by_mode.items():
         if len(mode_rows) < 2:
             continue
         for key, label in (("ratio", "p50 ratio"), ("p50", "ours p50 s"), ("p99", "ours p99 s"),
                            ("slowdown", "slowdown")):
             values = sorted(r[key] for r in mode_rows)
-            print("pace %-3s median %s %.4f (spread %.4f..%.4f)" % ("on" if paced else "off", label,
+            print("pace %-3s median %s %.4f (spread %.4f..%.4f)" % (mode, label,
                                                                    values[len(values) // 2], values[0], values[-1]))
     print("targets: p50 <= 1.5 x mbusd, p50 <= 2.5 x bound, p99 <= 40 ms, slowdown <= 1.05")
 
@@ -272,6 +291,9 @@ def print_row(n, row, label):
           % (n + 1, 1000 * row["p50"], 1000 * row["p99"], 1000 * row["m50"], 1000 * row["m99"], row["ratio"],
              row["bound_ratio"], 1000 * row["cycle"], 1000 * row["cycle_loaded"], row["slowdown"],
              1000 * row["static_p50"], row["static_frames"], label))
+    split, fit, idle = row["pieces"]
+    print("     poll pieces on the wire %d (of which fit %d), line left idle for expected requests %.2f s"
+          % (split, fit, idle))
     if row["errors"] or row["merrors"]:
         print("     exception answers (code: count): ours %s, mbusd %s" % (row["codes"], row["mcodes"]))
 

@@ -17,7 +17,9 @@ one transaction on the wire, timing stated in one place).
   a poll read longer than ``SPLIT_WORDS`` registers goes on the wire in pieces
   cut between its values (``cuts``), so what a forwarded read waits behind
   stays short, unless the forwarded requests' steady pace puts the next one
-  after the whole read (``PassthroughPace``); curve downloads (long reads, never split) then go right after
+  after the whole read (``PassthroughPace``); with a steady pace, reads are sized
+  to end before the next forwarded request is expected and the line waits for
+  it, within a bounded idle budget (fit scheduling); curve downloads (long reads, never split) then go right after
   a pass-through transaction, at most once per ``CURVE_HOLD_S``. With no
   pass-through traffic nothing changes: the poll cycle pays the extra frames only while someone
   is using pass-through.
@@ -64,6 +66,17 @@ PACE_MARGIN = 0.8
 CURVE_HOLD_S = 10.0
 HELD_RECHECK_S = 0.05        # a bus whose only waiting reads are held looks again this often
 TURNAROUND_MARGIN_S = 0.005  # a meter's turnaround, counted in the time a read holds the line (pace above)
+# Fit scheduling: when the pace is steady (PACE_GAPS gaps known, the longest at most FIT_REGULAR x the
+# shortest), the next forwarded request is expected one shortest gap after the last. Poll reads before it are
+# sized to end by then (a piece of what fits, cut between values, not SPLIT_WORDS); when less than a read of
+# FIT_MIN_WORDS fits (a piece that short costs more framing than the idle time it fills), the line is left
+# idle until then, and once the request is due at most FIT_IDLE_SHARE of the shortest gap more (a client that
+# does not come on time costs polling that share and one short read's time per request, no more; then
+# splitting as before). FIT_SCHEDULING off: the pace above alone (bench/passthrough.py --pace on).
+FIT_SCHEDULING = True
+FIT_REGULAR = 2.0
+FIT_MIN_WORDS = 8
+FIT_IDLE_SHARE = 0.2
 
 
 class PassthroughPace:
@@ -72,6 +85,7 @@ class PassthroughPace:
     def __init__(self):
         self.last = -PASSTHROUGH_ACTIVE_S
         self.gaps = collections.deque(maxlen=PACE_GAPS)
+        self.idle_spent = 0.0             # the line left idle for the next forwarded request (fit scheduling)
 
     def arrived(self, now):
         gap = now - self.last
@@ -80,6 +94,7 @@ class PassthroughPace:
         else:
             self.gaps.clear()             # a new burst of traffic: its pace is learnt afresh
         self.last = now
+        self.idle_spent = 0.0
 
     def active(self, now):
         return now - self.last < PASSTHROUGH_ACTIVE_S
@@ -92,6 +107,33 @@ class PassthroughPace:
         if len(self.gaps) < PACE_GAPS:
             return True
         return now + seconds > self.last + PACE_MARGIN * min(self.gaps)
+
+    def expected(self, now):
+        """When the next forwarded request is expected (the shortest learnt gap after the last one), for fit
+        scheduling; None when pass-through is quiet, its pace unknown or irregular (fail safe: split as before)."""
+        if not FIT_SCHEDULING or not self.active(now) or len(self.gaps) < PACE_GAPS:
+            return None
+        shortest = min(self.gaps)
+        if max(self.gaps) > FIT_REGULAR * shortest:
+            return None
+        return self.last + shortest
+
+    def idle_for(self, now, lead):
+        """How long to leave the line idle now for the expected request: until it is expected when less than
+        ``lead`` (the time of the shortest read worth sending) is left; once it is due, what is left of this
+        request's idle budget (FIT_IDLE_SHARE of the shortest gap); 0 otherwise (and once the budget is spent)."""
+        expected = self.expected(now)
+        if expected is None or now < expected - lead:
+            return 0.0
+        if now < expected:
+            return expected - now
+        return max(0.0, FIT_IDLE_SHARE * min(self.gaps) - self.idle_spent)
+
+    def idled(self, now, seconds):
+        """The line was left idle ``seconds`` up to ``now``: what of it came after the expected time counts."""
+        expected = self.expected(now)
+        if expected is not None:
+            self.idle_spent += min(seconds, max(0.0, now - expected))
 
 
 class BusTimeout(Exception):
@@ -161,6 +203,14 @@ class _Transaction:
             return max(within)
         beyond = [c for c in self.cuts if c > self.offset]
         return min(beyond) if beyond else count
+
+    def fit_end(self, count, words):
+        """Where a piece of at most ``words`` registers from ``offset`` ends, cut between two values (or the
+        end); ``offset`` when not even one value fits."""
+        if self.offset + words >= count:
+            return count
+        within = [c for c in self.cuts if self.offset < c <= self.offset + words]
+        return max(within) if within else self.offset
 
 
 class ClassQueues:
@@ -274,6 +324,8 @@ class BusEngine:
         self._cut_short = False         # the last answer received stopped before its length
         self._pace = PassthroughPace()                     # when forwarded requests came, and may come next
         self.split_pieces = 0                              # poll-read pieces put on the wire (the extra frames)
+        self.fit_pieces = 0                                # of which sized to end before an expected forwarded read
+        self.fit_idle_s = 0.0                              # the line left idle for expected forwarded reads
         self._timer = FineTimer()       # the inter-frame silence to the 0.1 ms (the loop's timers: whole ms)
         self._task = None
         self._fd = port.fileno()
@@ -376,6 +428,8 @@ class BusEngine:
             # pass-through transaction, when the next forwarded request is least likely to be waiting, and
             # at most once per CURVE_HOLD_S.
             now = time.monotonic()
+            if await self._idle_for_passthrough(now):
+                continue
             tx = self._queues.pick(hold=self.passthrough_active() and
                                    (last != PASSTHROUGH or now - curve_went < CURVE_HOLD_S))
             last = tx.klass if tx is not None else None
@@ -430,14 +484,47 @@ class BusEngine:
                 return
             await self._timer.sleep_until(until)      # then look again: a byte may have come meanwhile
 
+    def _read_time(self, words):
+        """The time a read of ``words`` registers holds the line: request, answer, silence, a turnaround's margin."""
+        return self.wire_time(8 + 5 + 2 * words) + self.gap + TURNAROUND_MARGIN_S
+
+    async def _idle_for_passthrough(self, now):
+        """Fit scheduling: leave the line idle while the next forwarded request is due (``PassthroughPace.idle_for``,
+        bounded per request); True when it waited."""
+        queues = self._queues.lengths()
+        if queues[PASSTHROUGH] or not any(queues):
+            return False
+        idle = self._pace.idle_for(now, self._read_time(FIT_MIN_WORDS))
+        if idle <= 0:
+            return False
+        self._wakeup.clear()
+        try:
+            async with asyncio.timeout(idle):
+                await self._wakeup.wait()          # a submit: the forwarded request, or more polling
+        except TimeoutError:
+            pass
+        waited = time.monotonic() - now
+        self._pace.idled(now + waited, waited)
+        self.fit_idle_s += waited
+        return True
+
     async def _execute_piece(self, tx):
         """Put the next piece of a splittable read on the wire: the whole response PDU after the last piece,
         None while pieces remain (the read is put back at the head of its queue)."""
         function, start, count, _words = rtu.request_fields(tx.pdu)
-        # the rest of the read on the line: request, answer, silence, and a turnaround's margin
-        rest = self.wire_time(8 + 5 + 2 * (count - tx.offset)) + self.gap + TURNAROUND_MARGIN_S
-        split = self._pace.may_come_within(time.monotonic(), rest)
-        end = tx.piece_end(count, SPLIT_WORDS if split else count)
+        now = time.monotonic()
+        expected = self._pace.expected(now)
+        end = None
+        if expected is not None and now < expected:       # fit scheduling: what ends before the expected request
+            room = expected - now - self._read_time(0)
+            end = tx.fit_end(count, int(room / (2 * self.char_time)))
+            if end <= tx.offset:
+                end = None                # not even one value fits (the idle budget spent): split as before
+            elif end < count:
+                self.fit_pieces += 1
+        if end is None:
+            split = self._pace.may_come_within(now, self._read_time(count - tx.offset))
+            end = tx.piece_end(count, SPLIT_WORDS if split else count)
         if tx.offset == 0 and end == count:
             return await self._execute(tx)
         pdu = await self._execute(tx, rtu.read_request(function, start + tx.offset, end - tx.offset))

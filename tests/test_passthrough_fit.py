@@ -1,0 +1,154 @@
+"""Fit scheduling (issue 19, target 3): poll reads sized to end before the next forwarded request of a steady
+client, the line left idle for it within a bounded budget, and the old splitting for unknown or irregular
+traffic (daemon/runtime/bus.py PassthroughPace.expected / idle_for, _Transaction.fit_end). The pace decisions
+are given their times (no clock); the engine test counts frames on the simulated line."""
+
+import asyncio
+import struct
+
+from board.base import ManualClock
+from conftest import DemoSite, wait_for
+from core import modbus_rtu as rtu
+from daemon.runtime import bus
+from daemon.runtime.bus import FIT_IDLE_SHARE, FIT_REGULAR, PACE_GAPS, POLL, PassthroughPace, _Transaction
+from protocols.modbus.tcp import ModbusTcpService
+
+A40 = 20                               # the demo site's A-40 (RS485): its instantaneous block is 54 registers
+INST, INST_WORDS = 0xC552, 54
+SETTINGS = 0xE000                      # the A-40's settings block (3 words): neither polled nor fixed
+LEAD = 0.015                           # the time of the shortest read worth sending (the engine's: ~15 ms)
+
+
+def steady(gaps, start=100.0):
+    pace, now = PassthroughPace(), start
+    pace.arrived(now)
+    for gap in gaps:
+        now += gap
+        pace.arrived(now)
+    return pace, now
+
+
+def test_a_steady_client_is_expected_one_shortest_gap_after_its_last_request():
+    pace, last = steady([0.100, 0.090, 0.110] * 3)
+    assert pace.expected(last + 0.010) == last + 0.090
+    assert pace.idle_for(last + 0.050, LEAD) == 0.0                 # room for reads: poll on
+    assert abs(pace.idle_for(last + 0.080, LEAD) - 0.010) < 1e-9    # too little room: idle until it is due
+    budget = FIT_IDLE_SHARE * 0.090
+    assert abs(pace.idle_for(last + 0.090, LEAD) - budget) < 1e-9   # due: the line waits for it, bounded
+
+
+def test_unknown_irregular_or_quiet_traffic_is_not_predicted():
+    pace, last = steady([0.100] * (PACE_GAPS - 1))                  # one gap short of a known pace
+    assert pace.expected(last + 0.01) is None and pace.idle_for(last + 0.1, LEAD) == 0.0
+    pace, last = steady([0.050] * (PACE_GAPS - 1) + [0.050 * FIT_REGULAR + 0.001])   # one long gap: irregular
+    assert pace.expected(last + 0.01) is None and pace.idle_for(last + 0.06, LEAD) == 0.0
+    pace, last = steady([0.100] * PACE_GAPS)
+    assert pace.expected(last + bus.PASSTHROUGH_ACTIVE_S + 0.01) is None          # quiet for a second
+    saved = bus.FIT_SCHEDULING
+    bus.FIT_SCHEDULING = False
+    try:
+        assert pace.expected(last + 0.01) is None                   # off: the pace alone, as before
+    finally:
+        bus.FIT_SCHEDULING = saved
+
+
+def test_a_client_that_does_not_come_costs_polling_a_bounded_idle_time():
+    """The engine's loop in miniature: ask, idle what it says (a submit of more polling may cut it short),
+    account for it; a request that never comes stops the idling within lead + share x shortest gap."""
+    pace, last = steady([0.100] * PACE_GAPS)
+    now, idle, turns = last + 0.090, 0.0, 0
+    while turns < 1000:
+        wait = pace.idle_for(now, LEAD)
+        if wait <= 0:
+            break
+        step = min(wait, 0.003)                          # woken every 3 ms by the poller's submits
+        now += step
+        idle += step
+        pace.idled(now, step)
+        turns += 1
+    assert turns < 1000 and idle <= LEAD + FIT_IDLE_SHARE * 0.100 + 1e-9
+    assert pace.idle_for(now + 0.001, LEAD) == 0.0                  # polling goes on (split as before)
+    pace.arrived(now + 0.005)                                       # it came late after all: a new budget
+    assert pace.idle_spent == 0.0
+
+
+def test_idle_by_a_flooding_client_is_a_share_of_its_gaps():
+    pace, last = steady([0.002] * PACE_GAPS)             # a flood: 500 requests/s, idle at most 0.4 ms each
+    assert pace.idle_for(last + 0.002, LEAD) <= FIT_IDLE_SHARE * 0.002 + 1e-12
+
+
+def test_a_fit_piece_ends_between_values_within_the_room():
+    tx = _Transaction(20, b"", None, 0, 0.1, POLL, cuts=tuple(range(0, 54, 2)))
+    assert tx.fit_end(54, 17) == 16                      # 17 registers of room: the 8 values that fit
+    assert tx.fit_end(54, 60) == 54                      # the whole read fits
+    tx.offset = 16
+    assert tx.fit_end(54, 38) == 54 and tx.fit_end(54, 1) == 16   # the rest; not even one value: nothing
+    tx = _Transaction(20, b"", None, 0, 0.1, POLL, cuts=(0, 3, 40))
+    assert tx.fit_end(50, 30) == 3
+
+
+class ExpectedSoon(PassthroughPace):
+    """A steady client always expected 20 ms from now: every long poll read is cut to what fits."""
+
+    def active(self, now):
+        return True
+
+    def expected(self, now):
+        return now + 0.020
+
+    def idle_for(self, now, lead):
+        return 0.0
+
+
+class Site(DemoSite):
+    def __init__(self, tmp_path):
+        super().__init__(tmp_path, ModbusTcpService, {"modbus.port": 0, "modbus.bind": "127.0.0.1"},
+                         {"bus.rs485.timeout_ms": 1000}, clock=ManualClock(1_700_000_000.0))
+
+    async def ready(self, stack):
+        await wait_for(lambda: self.service.running)
+        self.frames = []
+        simbus = self.gw.board.buses["rs485"]
+        serve = simbus._serve
+
+        def spy(frame):
+            if rtu.check_crc(frame):
+                self.frames.append(rtu.parse_request(frame))
+            serve(frame)
+        simbus._serve = spy
+
+
+def test_fit_pieces_are_cut_between_values_and_the_cache_is_the_meters(tmp_path):
+    async def scenario():
+        async with Site(tmp_path) as s:
+            engine = s.gw.engines["rs485"]
+            room = 0.020 - engine._read_time(0)
+            fits = int(room / (2 * engine.char_time))
+            seen = len(s.frames)
+            engine._pace = ExpectedSoon()
+            poller = s.gw.pollers["rs485"]
+            start = poller.cycles
+            await wait_for(lambda: poller.cycles >= start + 2, guard=30)
+            pieces = [rtu.request_fields(pdu) for unit, pdu in s.frames[seen:] if unit == A40 and pdu[0] == 3
+                      and INST <= rtu.request_fields(pdu)[1] < INST + INST_WORDS]
+            assert pieces and all(count <= fits for _f, _s, count, _w in pieces), (fits, pieces)
+            assert all((start - INST) % 2 == 0 for _f, start, _c, _w in pieces)     # 32-bit values kept whole
+            assert engine.fit_pieces > 0
+            meter = s.gw.board.find_meter(address=A40)
+            assert s.gw.cache.fresh_raw(A40, INST, INST_WORDS) == meter.read_registers(INST, INST_WORDS)
+            # forwarded reads meanwhile: each behind at most the one frame on the wire when it came
+            settings = rtu.read_request(rtu.READ_HOLDING, SETTINGS, 3)
+            reader, writer = await asyncio.open_connection("127.0.0.1", s.service.status()["port"])
+            worst = 0
+            for t in range(10):
+                await asyncio.sleep(0.013 * t % 0.05)
+                before = len(s.frames)
+                writer.write(struct.pack(">HHHB", t, 0, len(settings) + 1, A40) + settings)
+                header = await reader.readexactly(7)
+                answer = await reader.readexactly(header[5] - 1)
+                assert answer == rtu.read_response(3, meter.read_registers(SETTINGS, 3))
+                between = s.frames[before:]
+                worst = max(worst, [unit == A40 and pdu == settings for unit, pdu in between].index(True))
+            writer.close()
+            assert worst <= 1, worst
+    asyncio.run(scenario())
