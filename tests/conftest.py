@@ -23,7 +23,7 @@ import urllib.request
 import pytest
 
 from board.sim import SimBoard, load_topology_file
-from core import catalogue
+from core import catalogue, modbus_rtu as rtu
 from daemon.blocking import reset as reset_blocking
 from daemon.gateway import Gateway
 from daemon.security.rights import Caller
@@ -155,6 +155,19 @@ def web_server(port=0):
         return make.server
     make.name, make.with_board, make.server = "web", True, None
     return make
+
+
+def record_requests(simbus):
+    """A list that gets the (unit, PDU) of every well-formed request frame the simulated line ``simbus`` serves
+    from now on: frames counted on the line itself, not by the engine that sent them."""
+    frames, serve = [], simbus._serve
+
+    def spy(frame, arrived):
+        if rtu.check_crc(frame):
+            frames.append(rtu.parse_request(frame))
+        serve(frame, arrived)
+    simbus._serve = spy
+    return frames
 
 
 def keeping_event_log(log, netid):

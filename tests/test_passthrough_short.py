@@ -7,7 +7,7 @@ import random
 import struct
 
 from board.base import ManualClock
-from conftest import DemoSite, wait_for
+from conftest import DemoSite, record_requests, wait_for
 from core import catalogue, modbus_rtu as rtu
 from daemon.runtime import bus
 from daemon.runtime.bus import CURVE, FAIRNESS_BURST, PASSTHROUGH, POLL, SPLIT_WORDS, ClassQueues, _Transaction
@@ -30,15 +30,7 @@ class Site(DemoSite):
 
     async def ready(self, stack):
         await wait_for(lambda: self.service.running)
-        self.frames = []                                   # (unit, pdu) of every request frame on the RS485 line
-        simbus = self.gw.board.buses["rs485"]
-        serve = simbus._serve
-
-        def spy(frame, arrived):
-            if rtu.check_crc(frame):
-                self.frames.append(rtu.parse_request(frame))
-            serve(frame, arrived)
-        simbus._serve = spy
+        self.frames = record_requests(self.gw.board.buses["rs485"])   # every request frame on the RS485 line
 
 
 async def ask(port, unit, pdu, transaction=1):
