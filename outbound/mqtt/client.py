@@ -20,6 +20,12 @@ Two per-message costs of the plumbing go too, behaviour unchanged:
 * paho decodes each PUBACK into a new ReasonCode and Properties; an MQTT 3.1.1 PUBACK is the message id alone
   (§3.4), so for it those two are made once (``lean_pubacks``); MQTT 5, PUBCOMP and a PUBACK of the wrong size
   (paho's malformed-packet error) keep paho's own handler.
+* issue 19, again (~550 messages a second on the reference site): a PUBACK frees a slot of paho's in-flight window
+  and paho then scans every message it holds for the first one queued; the ids ``publish_batch`` saw paho queue
+  are kept in order, so the next one is found at once (``_published``). PUBACKs already in the buffer of the
+  one receive are handled without paho's packet reader. A QoS 1 PUBLISH under MQTT 3.1.1 is made by
+  ``_lean_publish``: paho's checks, message and packet, without a ``threading.Condition`` per message (paho's
+  ``MQTTMessageInfo``, for ``wait_for_publish()`` from another thread) nor its debug-log formatting.
 """
 
 import collections
@@ -29,8 +35,8 @@ import threading
 
 from aiomqtt.exceptions import MqttCodeError
 from paho.mqtt.client import (MQTT_ERR_NO_CONN, MQTT_ERR_QUEUE_SIZE, MQTT_ERR_SUCCESS, MQTT_LOG_ERR, PUBLISH,
-                              MQTTMessage, MQTTv5, mqtt_ms_invalid, mqtt_ms_publish, mqtt_ms_queued, mqtt_ms_wait_for_puback,
-                              mqtt_ms_wait_for_pubrec, time_func)
+                              MQTTMessage, MQTTv5, mqtt_ms_invalid, mqtt_ms_publish, mqtt_ms_queued,
+                              mqtt_ms_wait_for_puback, mqtt_ms_wait_for_pubrec, time_func)
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -188,6 +194,8 @@ def _lean_publish(paho, topic, payload, qos, retain):
         raise ValueError("Invalid topic.")
     topic_bytes = topic.encode("utf-8")
     paho._raise_for_invalid_topic(topic_bytes)
+    if len(payload) > 268_435_455:
+        raise ValueError("Payload too large.")
     mid = paho._mid_generate()
     message = MQTTMessage.__new__(MQTTMessage)         # every slot set as MQTTMessage(mid, topic) and publish() do
     message.timestamp = time_func()
@@ -224,7 +232,7 @@ def _publish_packet(topic, mid, payload, retain):
     """A QoS 1 PUBLISH packet (MQTT 3.1.1 §3.3), not a duplicate."""
     remaining = 2 + len(topic) + 2 + len(payload)
     if remaining > 268_435_455:
-        raise ValueError("Payload too large.")
+        raise ValueError("Packet too large")           # where paho's _pack_remaining_length raises it
     packet = bytearray((PUBLISH | 2 | (1 if retain else 0),))
     while True:                                         # §2.2.3: 7 bits a byte, the high bit "more follows"
         byte, remaining = remaining & 0x7F, remaining >> 7
