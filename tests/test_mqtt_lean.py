@@ -12,6 +12,7 @@
 import asyncio
 import socket
 import struct
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -149,3 +150,92 @@ def test_lean_pubacks_do_what_paho_does_for_mqtt_3_1_1():
     assert ours == paho_own
     seen, awaiting, errors = ours
     assert [mid for mid, *_ in seen] == [2] and awaiting == [1, 3] and errors == ["MalformedPacket"]
+
+
+def test_batches_over_the_inflight_window_all_arrive_in_order_without_paho_scanning(tmp_path, monkeypatch):
+    """More messages than paho's in-flight window (MQTT 3.1.1 §4.3.2: QoS 1, each PUBACKed): every one reaches a
+    subscriber of a real Mosquitto, once, in publish order, every batch's future is done, and the queued ones
+    were sent as PUBACKs freed the window without paho's scan of every message it holds."""
+    from mqtt_broker import Mosquitto, Subscriber
+    from paho.mqtt.client import Client as PahoClient
+
+    from outbound.mqtt.modes import Message
+    scans = []
+    scan = PahoClient._update_inflight
+    monkeypatch.setattr(PahoClient, "_update_inflight", lambda self: scans.append(1) or scan(self))
+    broker = Mosquitto(tmp_path / "broker").start()
+    subscriber = Subscriber(broker.port, topic="lean/#")
+    try:
+        async def publish():
+            async with mqtt_client.Client("127.0.0.1", broker.port, identifier="lean-window", clean_session=True,
+                                          max_inflight_messages=7) as client:
+                batches = [[Message("lean/%d" % (b * 40 + i), b"%d" % (b * 40 + i), 1, False) for i in range(40)]
+                           for b in range(5)]
+                futures = [client.publish_batch(batch) for batch in batches]
+                assert len(client._queued) == 200 - 7           # paho's window took 7, the rest were queued
+                await asyncio.wait_for(asyncio.gather(*futures), 30)
+                assert client._client._out_messages == {} and client._client._inflight_messages == 0
+        asyncio.run(publish())
+        deadline = time.monotonic() + 20
+        while len(subscriber.snapshot()) < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [payload for _t, payload, _r in subscriber.snapshot()] == [b"%d" % n for n in range(200)]
+        assert scans == []
+    finally:
+        subscriber.close()
+        broker.close()
+
+
+def stream_seen(lean, stream):
+    """on_publish's calls and the ids paho still awaits after ``stream`` (bytes from the broker) is read by
+    paho's loop_read, for a client that published three QoS 1 messages; paho's reads: how many."""
+    paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    if lean:
+        mqtt_client.lean_pubacks(paho)
+    seen = []
+    paho.on_publish = lambda _c, _u, mid, reason, props: seen.append((mid, reason.value, props.json()))
+    mids = [paho.publish("site/gw/m/1/v1", b"230", 1).mid for _ in range(3)]
+    ours, broker = socket.socketpair()
+    ours.setblocking(False)
+    try:
+        paho._sock = mqtt_client.BufferedReads(ours) if lean else ours
+        broker.sendall(stream(mids))
+        for _ in range(3):
+            paho.loop_read()
+        return seen, sorted(paho._out_messages)
+    finally:
+        paho._sock = None
+        ours.close()
+        broker.close()
+
+
+def test_pubacks_read_from_the_buffer_are_handled_as_paho_reads_them():
+    """Several PUBACKs in one receive (MQTT 3.1.1 §3.4: 0x40, 2, the id), a duplicate, an unknown id and a
+    PINGRESP (§3.13: 0xD0, 0) between them: on_publish sees what it sees with paho's own reader."""
+    def stream(mids):
+        return b"".join([puback(mids[1]), puback(mids[1]), puback(999), b"\xd0\x00", puback(mids[0]),
+                         puback(mids[2])])
+    ours, paho_own = stream_seen(True, stream), stream_seen(False, stream)
+    assert ours == paho_own
+    assert [mid for mid, *_ in ours[0]] == [2, 1, 3] and ours[1] == []
+
+
+@pytest.mark.parametrize("payload_size, retain", [(0, False), (70, True), (200, False), (20000, True)])
+def test_lean_publish_queues_the_packet_and_message_paho_would(payload_size, retain):
+    """The QoS 1 PUBLISH of publish_batch, byte for byte paho's (MQTT 3.1.1 §3.3: the remaining length over 1, 2
+    and 3 bytes, §2.2.3), and the message paho keeps awaiting its PUBACK: same id, topic, payload, state."""
+    payload = bytes(range(256)) * (payload_size // 256) + bytes(payload_size % 256)
+    queued = []
+    for lean in (True, False):
+        paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        paho._sock = object()                           # "connected": paho queues the packet for the writer
+        paho._call_socket_register_write = lambda: None
+        publish = mqtt_client._lean_publish if lean else mqtt_client._paho_publish
+        info = publish(paho, "site/gw/m\u00e8tre/1/v1", payload, 1, retain)
+        message = paho._out_messages[info.mid]
+        queued.append((info.rc, info.mid, info.is_published(), bytes(paho._out_packet[0]["packet"]),
+                       message.topic, message.payload, message.qos, message.retain, message.state, message.dup))
+        paho._sock = None
+    assert queued[0] == queued[1]
+    with pytest.raises(ValueError):
+        mqtt_client._lean_publish(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2), "site/+/v1", b"1", 1, False)

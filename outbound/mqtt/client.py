@@ -20,14 +20,24 @@ Two per-message costs of the plumbing go too, behaviour unchanged:
 * paho decodes each PUBACK into a new ReasonCode and Properties; an MQTT 3.1.1 PUBACK is the message id alone
   (§3.4), so for it those two are made once (``lean_pubacks``); MQTT 5, PUBCOMP and a PUBACK of the wrong size
   (paho's malformed-packet error) keep paho's own handler.
+* issue 19, again (~550 messages a second on the reference site): a PUBACK frees a slot of paho's in-flight window
+  and paho then scans every message it holds for the first one queued; the ids ``publish_batch`` saw paho queue
+  are kept in order, so the next one is found at once (``_published``). PUBACKs already in the buffer of the
+  one receive are handled without paho's packet reader. A QoS 1 PUBLISH under MQTT 3.1.1 is made by
+  ``_lean_publish``: paho's checks, message and packet, without a ``threading.Condition`` per message (paho's
+  ``MQTTMessageInfo``, for ``wait_for_publish()`` from another thread) nor its debug-log formatting.
 """
 
+import collections
 import socket
 import struct
 import threading
 
 from aiomqtt.exceptions import MqttCodeError
-from paho.mqtt.client import MQTT_ERR_SUCCESS, MQTTv5
+from paho.mqtt.client import (MQTT_ERR_NO_CONN, MQTT_ERR_QUEUE_SIZE, MQTT_ERR_SUCCESS, MQTT_LOG_ERR, PUBLISH,
+                              MQTTMessage, MQTTv5, mqtt_ms_invalid, mqtt_ms_publish, mqtt_ms_queued,
+                              mqtt_ms_wait_for_puback, mqtt_ms_wait_for_pubrec, time_func)
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -36,7 +46,7 @@ from outbound.mqtt import errors
 
 READ_BYTES = 65536          # one receive: what the kernel holds, up to this
 CORK = getattr(socket, "TCP_CORK", None)        # Linux: hold partial segments while paho writes packet by packet
-MID = struct.Struct(">H")
+MID = STR16 = struct.Struct(">H")            # a packet id; a string's length (MQTT 3.1.1 §1.5.3)
 # What paho hands on_publish for every MQTT 3.1.1 PUBACK (success, no properties): made once, not per packet.
 PUBACK_SUCCESS, PUBACK_NO_PROPERTIES = ReasonCode(PacketTypes.PUBACK), Properties(PacketTypes.PUBACK)
 
@@ -91,20 +101,30 @@ class Client(errors.Client):
         errors.Client.__init__(self, *args, **kwargs)
         self._thread = threading.get_ident()            # the loop's thread (the client is made on it)
         self._batches = {}                              # message id -> its _Batch, until published
-        lean_pubacks(self._client)
+        self._queued = collections.deque()              # ids of our messages paho queued (its window was full)
+        lean_pubacks(self._client, self._queued)
 
     def publish_batch(self, messages):
         """Hand ``messages`` (Message: topic payload qos retain) to paho now, in order; a future done when all
         are published. Raises MqttCodeError at once when paho refuses one (no connection)."""
         batch = _Batch(self._loop.create_future())
-        publish = self._client.publish
+        paho = self._client
+        publish = _lean_publish if paho._protocol != MQTTv5 else _paho_publish
+        out_messages = paho._out_messages
+
+        def queued_state(mid):
+            message = out_messages.get(mid)
+            return None if message is None else message.state
         for message in messages:
-            info = publish(message.topic, message.payload, message.qos, message.retain)
+            info = publish(paho, message.topic, message.payload, message.qos, message.retain)
             if info.rc != MQTT_ERR_SUCCESS:
                 raise MqttCodeError(info.rc, "Could not publish message")
-            if not info.is_published():
-                self._batches[info.mid] = batch
+            if not info._published:                     # (is_published() takes its Condition's lock)
+                mid = info.mid
+                self._batches[mid] = batch
                 batch.left += 1
+                if queued_state(mid) == mqtt_ms_queued:
+                    self._queued.append(mid)
         if batch.left == 0:
             batch.future.set_result(None)
         return batch.future
@@ -141,6 +161,91 @@ class Client(errors.Client):
         errors.Client._on_socket_unregister_write(self, client, userdata, sock)
 
 
+class _Info:
+    """What paho keeps of a message's ``MQTTMessageInfo`` for a QoS 1 message of ``publish_batch``: its id, its
+    code and whether it was published. paho's own makes a ``threading.Condition`` per message, for a thread
+    calling ``wait_for_publish()``; the batch's future is what waits here."""
+
+    __slots__ = ("mid", "rc", "_published")
+
+    def __init__(self, mid):
+        self.mid = mid
+        self.rc = MQTT_ERR_SUCCESS
+        self._published = False
+
+    def _set_as_published(self):
+        self._published = True
+
+    def is_published(self):
+        return self._published
+
+
+def _paho_publish(paho, topic, payload, qos, retain):
+    return paho.publish(topic, payload, qos, retain)
+
+
+def _lean_publish(paho, topic, payload, qos, retain):
+    """paho's ``publish()`` of an MQTT 3.1.1 QoS 1 message (MQTT 3.1.1 §3.3: fixed header, remaining length,
+    topic, packet id, payload), the same checks, state and packet, without its Condition per message and its
+    debug-log formatting; anything else (QoS 0 or 2, a payload not bytes) is paho's own."""
+    if qos != 1 or type(payload) is not bytes:
+        return paho.publish(topic, payload, qos, retain)
+    if not topic:
+        raise ValueError("Invalid topic.")
+    topic_bytes = topic.encode("utf-8")
+    paho._raise_for_invalid_topic(topic_bytes)
+    if len(payload) > 268_435_455:
+        raise ValueError("Payload too large.")
+    mid = paho._mid_generate()
+    message = MQTTMessage.__new__(MQTTMessage)         # every slot set as MQTTMessage(mid, topic) and publish() do
+    message.timestamp = time_func()
+    message.dup = False
+    message.mid = mid
+    message._topic = topic_bytes
+    message.payload = payload
+    message.qos = 1
+    message.retain = retain
+    message.properties = None
+    message.state = mqtt_ms_invalid
+    message.info = info = _Info(mid)
+    out = paho._out_messages
+    with paho._out_message_mutex:
+        if 0 < paho._max_queued_messages <= len(out) or mid in out:
+            info.rc = MQTT_ERR_QUEUE_SIZE
+            return info
+        out[mid] = message
+        if paho._max_inflight_messages == 0 or paho._inflight_messages < paho._max_inflight_messages:
+            paho._inflight_messages += 1
+            message.state = mqtt_ms_wait_for_puback
+            if paho._sock is None:
+                paho._inflight_messages -= 1
+                message.state = mqtt_ms_publish
+                info.rc = MQTT_ERR_NO_CONN
+                return info
+            info.rc = paho._packet_queue(PUBLISH, _publish_packet(topic_bytes, mid, payload, retain), mid, 1, None)
+        else:
+            message.state = mqtt_ms_queued
+        return info
+
+
+def _publish_packet(topic, mid, payload, retain):
+    """A QoS 1 PUBLISH packet (MQTT 3.1.1 §3.3), not a duplicate."""
+    remaining = 2 + len(topic) + 2 + len(payload)
+    if remaining > 268_435_455:
+        raise ValueError("Packet too large")           # where paho's _pack_remaining_length raises it
+    packet = bytearray((PUBLISH | 2 | (1 if retain else 0),))
+    while True:                                         # §2.2.3: 7 bits a byte, the high bit "more follows"
+        byte, remaining = remaining & 0x7F, remaining >> 7
+        packet.append(byte | 0x80 if remaining else byte)
+        if not remaining:
+            break
+    packet += STR16.pack(len(topic))
+    packet += topic
+    packet += STR16.pack(mid)
+    packet += payload
+    return packet
+
+
 def _cork(client, on):
     """TCP_CORK on paho's socket (True when set); a socket that refuses it is written as before."""
     sock = client._sock
@@ -151,11 +256,14 @@ def _cork(client, on):
     return True
 
 
-def lean_pubacks(paho):
-    """Give ``paho`` (a paho.mqtt Client speaking MQTT 3.1.1) the PUBACK handler above; paho's own otherwise."""
+def lean_pubacks(paho, queued=None):
+    """Give ``paho`` (a paho.mqtt Client speaking MQTT 3.1.1) the PUBACK handler above; paho's own otherwise.
+    ``queued``: the ids, in order, of the messages ``publish_batch`` saw paho queue behind its in-flight window."""
     handle = getattr(paho, "_handle_pubackcomp", None)
-    if handle is None or getattr(paho, "_protocol", MQTTv5) == MQTTv5:
+    if handle is None or getattr(paho, "_protocol", MQTTv5) == MQTTv5 \
+            or getattr(paho, "_callback_api_version", None) != CallbackAPIVersion.VERSION2:
         return
+    queued = collections.deque() if queued is None else queued
 
     def pubackcomp(cmd):
         packet = paho._in_packet["packet"]
@@ -164,6 +272,62 @@ def lean_pubacks(paho):
         mid, = MID.unpack(packet)
         with paho._out_message_mutex:
             if mid in paho._out_messages:               # only the first PUBACK of a message counts (as paho)
-                return paho._do_on_publish(mid, PUBACK_SUCCESS, PUBACK_NO_PROPERTIES)
+                return _published(paho, mid, queued)
         return MQTT_ERR_SUCCESS
     paho._handle_pubackcomp = pubackcomp
+    read = paho._packet_read
+
+    def packet_read():
+        # A whole PUBACK (0x40, 2, the id: §3.4) already received, at a packet's start: handled here, not through
+        # paho's three reads and its packet dict (PUBACKs come back ~550 a second at the reference site's pace).
+        sock = paho._sock
+        if paho._in_packet["command"] == 0 and type(sock) is BufferedReads:
+            data, pos = sock._data, sock._pos
+            if len(data) - pos >= 4 and data[pos] == 0x40 and data[pos + 1] == 2:
+                sock._pos = pos + 4
+                mid = (data[pos + 2] << 8) | data[pos + 3]
+                with paho._out_message_mutex:
+                    rc = _published(paho, mid, queued) if mid in paho._out_messages else MQTT_ERR_SUCCESS
+                with paho._msgtime_mutex:
+                    paho._last_bytes_received = time_func()
+                return rc
+        return read()
+    paho._packet_read = packet_read
+
+
+def _published(paho, mid, queued):
+    """paho's ``_do_on_publish`` for a QoS 1 message, with its ``_update_inflight`` made O(1): paho scans every
+    message it holds (~100 in flight) at each PUBACK to find the first one queued; the queued ones are the ids
+    ``publish_batch`` put in ``queued``, in publish order (paho's order too). Anything else queued (aiomqtt's
+    own publish, the goodbye) goes by paho's scan once ours are out, in that order as paho would."""
+    on_publish = paho.on_publish
+    if on_publish:
+        with paho._in_callback_mutex:
+            try:
+                on_publish(paho, paho._userdata, mid, PUBACK_SUCCESS, PUBACK_NO_PROPERTIES)
+            except Exception as err:
+                paho._easy_log(MQTT_LOG_ERR, "Caught exception in on_publish: %s", err)
+                if not paho.suppress_exceptions:
+                    raise
+    message = paho._out_messages.pop(mid)
+    message.info._set_as_published()
+    if message.qos == 0:
+        return MQTT_ERR_SUCCESS
+    paho._inflight_messages -= 1
+    limit = paho._max_inflight_messages
+    if limit <= 0:
+        return MQTT_ERR_SUCCESS
+    out = paho._out_messages
+    while queued and paho._inflight_messages < limit:
+        message = out.get(queued.popleft())
+        if message is None or message.state != mqtt_ms_queued:
+            continue                                    # sent or dropped meanwhile by paho itself
+        paho._inflight_messages += 1
+        message.state = mqtt_ms_wait_for_puback if message.qos == 1 else mqtt_ms_wait_for_pubrec
+        rc = paho._send_publish(message.mid, message.topic.encode("utf-8"), message.payload, message.qos,
+                                message.retain, message.dup, properties=message.properties)
+        if rc != MQTT_ERR_SUCCESS:
+            return rc
+    if not queued and len(out) > paho._inflight_messages:
+        return paho._update_inflight()                  # queued by someone else: paho's scan, as before
+    return MQTT_ERR_SUCCESS

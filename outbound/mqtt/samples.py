@@ -20,6 +20,7 @@ from daemon.state.cache import NOT_SUPPORTED
 from outbound.mqtt.modes import Sample
 
 LOST_STATES = (devstate.COMM_LOST, devstate.ABSENT)
+_UNSEEN = object()                      # a value never published: differs from every value
 
 
 def ms(seconds):
@@ -32,13 +33,18 @@ class Collector:
         self.settings = settings            # the settings view (get)
         self.sink = sink
         self.active = False
-        self._last = {}                     # (address, load, key) -> (last value published, its poll time)
+        # (address, load) -> {key: last value published}, and {key: its poll time}: one row per batch looked up,
+        # the batch's values compared in one pass (issue 19, lean: ~3,800 polled values a second on the reference
+        # site, a few percent of them changed)
+        self._last = {}
+        self._times = {}
         self._lost = set()                  # addresses seen lost
         self.samples = 0                    # samples handed to the sink since start
 
     def start(self):
         """Start collecting (the publisher runs): the next poll of every value is published."""
         self._last.clear()
+        self._times.clear()
         self._lost = set(d.address for d in self.door.devices()
                          if self.door.device_link(d.address) in LOST_STATES)
         self.active = True
@@ -56,14 +62,23 @@ class Collector:
         """Door.on_values: a poll's batch (published on change)."""
         if not self.active or self.settings.get("mqtt.publish") != "change":
             return
-        t = ms(ts)
+        row = self._last.get((address, load))
+        if row is None:
+            row = self._last[(address, load)] = {}
+            self._times[(address, load)] = {}
+        get = row.get
+        changed = [item for item in values.items() if get(item[0], _UNSEEN) != item[1]]
+        if not changed:
+            return
+        times = self._times[(address, load)]
         interval = self.settings.get("mqtt.min_interval_s")
-        for key, value in values.items():
-            slot = (address, load, key)
-            last = self._last.get(slot)
-            if last is not None and (last[0] == value or ts - last[1] < interval):
+        t = ms(ts)
+        for key, value in changed:
+            last = times.get(key)
+            if last is not None and ts - last < interval:
                 continue
-            self._last[slot] = (value, ts)
+            row[key] = value
+            times[key] = ts
             self._put(Sample(t, address, load, key, value, "good", False))
 
     def period(self, now):
