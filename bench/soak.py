@@ -157,7 +157,7 @@ class Daemon:
 
     def start(self, discover=False):
         args = [sys.executable, "-m", "daemon", "--board", "sim", "--topology", DEMO, "--state-dir", self.state,
-                "--http-port", str(self.ports["http"]), "--modbus-port", str(self.ports["modbus"]),
+                "--http-port", str(self.ports["http"]), "--https-port", "0", "--modbus-port", str(self.ports["modbus"]),
                 "--snmp-port", str(self.ports["snmp"]), "--bacnet-port", str(self.ports["bacnet"]),
                 "--set", "snmp.enabled=true", "--set", "bacnet.enabled=true", "--set", "discovery.last_address=24",
                 "--set", "bacnet.time_sync=true",      # off by default: on, so the absurd dates meet the checks

@@ -297,12 +297,12 @@ async def detect(gateway, mode="full"):
 # ---------------------------------------------------------------- the daemon in its own process, over HTTP
 
 def start_daemon(state_dir, *args, log_level="warning", guard=60.0):
-    """``python -m daemon`` in its own process, HTTP and Modbus TCP on loopback ports it binds itself (port 0);
+    """``python -m daemon`` in its own process, HTTP, HTTPS and Modbus TCP on loopback ports it binds itself (port 0);
     ``args`` choose the board and the rest. Returns the process once its start-up banner named the web
     server's port: ``proc.base`` is its URL; other services' ports are in /api/status ``services``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemon", "--state-dir", str(state_dir), "--http-port", "0",
-         "--set", "http.bind=127.0.0.1", "--modbus-port", "0", "--set", "modbus.bind=127.0.0.1",
+         "--https-port", "0", "--set", "http.bind=127.0.0.1", "--modbus-port", "0", "--set", "modbus.bind=127.0.0.1",
          "--log-level", log_level] + list(args),
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -238,7 +238,7 @@ def test_a_topology_file_with_an_impossible_fault_is_refused_at_start(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(topology))
     proc = subprocess.run([sys.executable, "-m", "daemon", "--board", "sim", "--topology", str(path), "--state-dir",
-                           str(tmp_path / "state"), "--http-port", "0", "--modbus-port", "0"],
+                           str(tmp_path / "state"), "--http-port", "0", "--https-port", "0", "--modbus-port", "0"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "extra_delay_ms must be a number within 0..10000 ms" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr

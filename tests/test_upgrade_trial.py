@@ -51,7 +51,7 @@ def launch(root, state, *settings):
     commission_accounts(str(state))
     args = [sys.executable, "-m", "daemon.upgrade.launch", "--root", str(root), "--",
             "--board", "sim", "--topology", DEMO_TOPOLOGY, "--state-dir", str(state),
-            "--http-port", "0", "--set", "http.bind=127.0.0.1", "--modbus-port", "0", "--set", "modbus.bind=127.0.0.1",
+            "--http-port", "0", "--https-port", "0", "--set", "http.bind=127.0.0.1", "--modbus-port", "0", "--set", "modbus.bind=127.0.0.1",
             "--log-level", "warning"]
     for setting in settings:
         args += ["--set", setting]
