@@ -4,18 +4,14 @@ traffic (daemon/runtime/bus.py PassthroughPace.expected / idle_for, _Transaction
 are given their times (no clock); the engine test counts frames on the simulated line."""
 
 import asyncio
-import struct
 
-from board.base import ManualClock
-from conftest import DemoSite, record_requests, wait_for
+from conftest import wait_for
 from core import modbus_rtu as rtu
 from daemon.runtime import bus
 from daemon.runtime.bus import FIT_IDLE_SHARE, FIT_REGULAR, PACE_GAPS, POLL, PassthroughPace, _Transaction
-from protocols.modbus.tcp import ModbusTcpService
+from test_passthrough_short import A40, Site, frames_ahead
 
-A40 = 20                               # the demo site's A-40 (RS485): its instantaneous block is 54 registers
-INST, INST_WORDS = 0xC552, 54
-SETTINGS = 0xE000                      # the A-40's settings block (3 words): neither polled nor fixed
+INST, INST_WORDS = 0xC552, 54          # the A-40's instantaneous block (test_passthrough_short's A40)
 LEAD = 0.015                           # the time of the shortest read worth sending (the engine's: ~15 ms)
 
 
@@ -100,16 +96,6 @@ class ExpectedSoon(PassthroughPace):
         return 0.0
 
 
-class Site(DemoSite):
-    def __init__(self, tmp_path):
-        super().__init__(tmp_path, ModbusTcpService, {"modbus.port": 0, "modbus.bind": "127.0.0.1"},
-                         {"bus.rs485.timeout_ms": 1000}, clock=ManualClock(1_700_000_000.0))
-
-    async def ready(self, stack):
-        await wait_for(lambda: self.service.running)
-        self.frames = record_requests(self.gw.board.buses["rs485"])   # every request frame on the RS485 line
-
-
 def test_fit_pieces_are_cut_between_values_and_the_cache_is_the_meters(tmp_path):
     async def scenario():
         async with Site(tmp_path) as s:
@@ -132,18 +118,11 @@ def test_fit_pieces_are_cut_between_values_and_the_cache_is_the_meters(tmp_path)
             meter = s.gw.board.find_meter(address=A40)
             assert s.gw.cache.fresh_raw(A40, INST, INST_WORDS) == meter.read_registers(INST, INST_WORDS)
             # forwarded reads meanwhile: each behind at most the one frame on the wire when it came
-            settings = rtu.read_request(rtu.READ_HOLDING, SETTINGS, 3)
             reader, writer = await asyncio.open_connection("127.0.0.1", s.service.status()["port"])
             worst = 0
             for t in range(10):
                 await asyncio.sleep(0.013 * t % 0.05)
-                before = len(s.frames)
-                writer.write(struct.pack(">HHHB", t, 0, len(settings) + 1, A40) + settings)
-                header = await reader.readexactly(7)
-                answer = await reader.readexactly(header[5] - 1)
-                assert answer == rtu.read_response(3, meter.read_registers(SETTINGS, 3))
-                between = s.frames[before:]
-                worst = max(worst, [unit == A40 and pdu == settings for unit, pdu in between].index(True))
+                worst = max(worst, await frames_ahead(s, reader, writer, t))
             writer.close()
             assert worst <= 1, worst
     asyncio.run(scenario())

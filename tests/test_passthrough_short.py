@@ -33,6 +33,22 @@ class Site(DemoSite):
         self.frames = record_requests(self.gw.board.buses["rs485"])   # every request frame on the RS485 line
 
 
+async def frames_ahead(s, reader, writer, transaction):
+    """One forwarded read of the A-40's settings block on an open Modbus TCP connection, its answer checked
+    against the meter; how many frames the line carried before it (0: it went first, 1: behind the one on the
+    wire when it came)."""
+    settings = rtu.read_request(rtu.READ_HOLDING, SETTINGS, 3)
+    seen = len(s.frames)
+    writer.write(struct.pack(">HHHB", transaction, 0, len(settings) + 1, A40) + settings)
+    header = await reader.readexactly(7)
+    body = await reader.readexactly(header[5] - 1)
+    assert body == rtu.read_response(3, s.gw.board.find_meter(address=A40).read_registers(SETTINGS, 3))
+    between = s.frames[seen:]
+    ours = [i for i, (unit, pdu) in enumerate(between) if unit == A40 and pdu == settings]
+    assert ours, between
+    return ours[0]
+
+
 async def ask(port, unit, pdu, transaction=1):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -75,21 +91,12 @@ def test_identification_from_the_cache_and_forwarded_reads_behind_one_transactio
 
             # forwarded reads at random moments of the poll cycle: between the request and its answer the
             # line carries at most one other frame (the one on the wire when it came), never a queue
-            settings = rtu.read_request(rtu.READ_HOLDING, SETTINGS, 3)
             rnd = random.Random(19)
             worst, served = 0, 0
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             for t in range(40):
                 await asyncio.sleep(rnd.uniform(0.0, 0.05))
-                seen = len(s.frames)
-                writer.write(struct.pack(">HHHB", t, 0, len(settings) + 1, A40) + settings)
-                header = await reader.readexactly(7)
-                body = await reader.readexactly(header[5] - 1)
-                assert body == rtu.read_response(3, meter.read_registers(SETTINGS, 3))
-                between = s.frames[seen:]
-                ours = [i for i, (unit, pdu) in enumerate(between) if unit == A40 and pdu == settings]
-                assert ours, between
-                worst = max(worst, ours[0])
+                worst = max(worst, await frames_ahead(s, reader, writer, t))
                 served += 1
             writer.close()
             assert served == 40 and worst <= 1, worst
