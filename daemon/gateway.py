@@ -18,6 +18,7 @@ from daemon.api import Door, Refused
 from daemon.atomicfile import read_json, write_json
 from daemon.blocking import run_blocking
 from daemon.looplag import LoopLagMonitor
+from daemon.memory import trim_loop
 from daemon.runtime.ble import BleScan
 from daemon.runtime.bus import BusEngine
 from daemon.runtime.curves import CurveService
@@ -128,6 +129,7 @@ class Gateway:
         self.started_at = None
         self._reconcile_handle = None
         self._heartbeat = Supervised("heartbeat", self._heartbeat_loop)
+        self._heap_trim = Supervised("heap-trim", trim_loop)     # freed heap pages back to the system (RSS)
         self.settings.on_change(self._setting_changed)
         # the System page (issue 15): the release key is the build's (a test's own), the root the launcher's
         self.system = SystemOps(self, release_key, install_root if install_root is not None
@@ -207,6 +209,7 @@ class Gateway:
         self._update_leds()
         self.alarms.on_event(lambda record: self._update_leds())
         self._heartbeat.start()
+        self._heap_trim.start()
         sdnotify.notify("READY=1")
         log.info("gateway %s %s (NET ID %s) started on the %s board", self.settings.get("gateway.name"), VERSION,
                  self.identity["netid"], self.board.kind)
@@ -217,6 +220,7 @@ class Gateway:
         if self._reconcile_handle is not None:
             self._reconcile_handle.cancel()
         await self._heartbeat.stop()
+        await self._heap_trim.stop()
         await self._account_alarms.stop()
         await self._certificate_alarms.stop()
         self.firewall.stop()
