@@ -13,6 +13,7 @@ import json
 import string
 
 from core import registry
+from outbound.mqtt import jsontext
 from daemon.state import devstate
 
 Message = collections.namedtuple("Message", "topic payload qos retain")           # payload: bytes
@@ -109,6 +110,7 @@ class Mode:
 # issue 19 (lean): the payloads' one encoder (json.dumps(..., sort_keys=True) builds a new JSONEncoder per
 # message); the same options, so the same bytes.
 _SORTED_JSON = json.JSONEncoder(sort_keys=True)
+TOPIC_CACHE_DEVICES = 1024            # devices' topic tables kept (a renamed device makes a new one)
 
 
 class JsonMode(Mode):
@@ -116,6 +118,10 @@ class JsonMode(Mode):
     (Unix ms) and quality; live values retained (a new subscriber gets the last one at once), logged-curve points
     not (they carry ``"history": true``). The gateway's and each device's online state are retained status topics:
     the gateway's is also the will, so a gateway that vanishes reads "offline"."""
+
+    def __init__(self, door, settings):
+        Mode.__init__(self, door, settings)
+        self._topics = {}                 # (template, names, device's names) -> _DeviceTopics
 
     def _names(self):
         get = self.settings
@@ -176,19 +182,62 @@ class JsonMode(Mode):
         template, qos = self.settings("mqtt.topic_template"), self._qos()
         names, devices, out = self._names(), {}, []
         for sample in samples:
-            if sample.address not in devices:
-                devices[sample.address] = self._device_fields(sample.address)
-            try:
-                unit = registry.get(sample.key)[registry.UNIT]
-            except KeyError:
-                unit = ""
-            fields = dict(names, load=sample.load, measurement=_level(sample.key), **devices[sample.address])
-            payload = {"value": sample.value, "unit": unit, "timestamp": sample.t, "quality": sample.quality}
-            if sample.history:
-                payload["history"] = True
-            out.append(Message(template.format(**fields), _SORTED_JSON.encode(payload).encode(), qos,
-                               not sample.history))
+            topics = devices.get(sample.address)
+            if topics is None:
+                topics = devices[sample.address] = self._device_topics(template, names, sample.address)
+            entry = topics.get((sample.load, sample.key))
+            if entry is None:
+                entry = topics[(sample.load, sample.key)] = _topic_entry(template, topics.fields, sample)
+            topic, unit = entry
+            payload = _payload_text(sample, unit)
+            if payload is None:
+                payload = {"value": sample.value, "unit": unit, "timestamp": sample.t, "quality": sample.quality}
+                if sample.history:
+                    payload["history"] = True
+                payload = _SORTED_JSON.encode(payload)
+            out.append(Message(topic, payload.encode(), qos, not sample.history))
         return out
+
+    def _device_topics(self, template, names, address):
+        """A device's topics, kept while the template, the site and server names and the device's own names are
+        the same (issue 19, target 6: a topic was a dict of fields and a template format per message)."""
+        fields = self._device_fields(address)
+        identity = (template, names["site"], names["server"], fields["device"], fields["uid"], fields["address"])
+        topics = self._topics.get(identity)
+        if topics is None:
+            if len(self._topics) >= TOPIC_CACHE_DEVICES:
+                self._topics.clear()
+            topics = self._topics[identity] = _DeviceTopics(dict(names, **fields))
+        return topics
+
+
+class _DeviceTopics(dict):
+    """(load, key) -> (topic, unit) of one device; ``fields``: the template's fields but load and measurement."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields):
+        dict.__init__(self)
+        self.fields = fields
+
+
+def _topic_entry(template, fields, sample):
+    try:
+        unit = registry.get(sample.key)[registry.UNIT]
+    except KeyError:
+        unit = ""
+    return template.format(load=sample.load, measurement=_level(sample.key), **fields), unit
+
+
+def _payload_text(sample, unit):
+    """The JSON payload as ``_SORTED_JSON`` writes it (sorted keys, ", " and ": "), formatted from its fields;
+    None when a field is not of the type a sample holds (the encoder then writes it)."""
+    value = jsontext.scalar(sample.value)
+    if value is None or type(sample.t) is not int or type(sample.quality) is not str or type(unit) is not str:
+        return None
+    return '{%s"quality": %s, "timestamp": %s, "unit": %s, "value": %s}' % (
+        '"history": true, ' if sample.history else "", jsontext.string(sample.quality), int.__repr__(sample.t),
+        jsontext.string(unit), value)
 
 
 class _Modes(collections.abc.Mapping):
