@@ -184,3 +184,23 @@ def test_a_batch_goes_to_paho_as_one_write_of_pahos_own_packets_and_released_one
     assert sorted(paho._out_messages) == sorted(paho_own._out_messages) == list(range(4, 13))
     assert [paho._out_messages[m].state for m in range(4, 13)] == [paho_own._out_messages[m].state
                                                                    for m in range(4, 13)]
+
+
+def test_a_device_s_topic_format_gives_the_template_s_own_topics():
+    """Templates with specs, conversions and literal braces: the same topic as the whole template formatted."""
+    from outbound.mqtt.modes import _level
+    door = Door()
+    door.table[11].name = "Ma{in}"
+    templates = [DEFAULT_TEMPLATE, "{site}/{uid}/{load:02d}/{measurement}",
+                 "{site}/{{x}}/{device!r}/{load}/{measurement:>6}",
+                 "{address:>{load}}/{load}/{measurement}", "{device}/{measurement!s}/{load:x}"]
+    for template in templates:
+        settings = dict(SETTINGS, **{"mqtt.topic_template": template})
+        mode = JsonMode(door, settings.get)
+        for address, load, key in ((11, 3, "v1"), (4, 12, "i1"), (42, 0, "nokey")):
+            device = door.device(address)
+            fields = {"site": "plant", "server": "86C657", "device": _level(device.name) if device else str(address),
+                      "uid": _level(device.uid) if device else str(address), "address": str(address)}
+            sample = Sample(1_700_000_000_000, address, load, key, 1.0, "good", False)
+            expected = template.format(load=load, measurement=_level(key), **fields)
+            assert mode.encode([sample], 0)[0].topic == expected
