@@ -6,7 +6,8 @@ paho's, byte for byte.
   non-ASCII strings) and, through the encoder, for anything else.
 * A sample sent from the spool's in-memory tail and the same sample read back from the file after a restart
   become the same topic and payload bytes.
-* Topics are kept per device: a renamed device, another template or another site name gives the new topic.
+* A device's topic format: a renamed device, another template or another site name gives the new topic, and
+  every template gives the topics its own format gives.
 * A batch's QoS 1 PUBLISHes go to paho as one write whose bytes are paho's own packets, in order; the queued
   messages that a receive's PUBACKs let go likewise (MQTT 3.1.1 §3.3, §3.4).
 """
