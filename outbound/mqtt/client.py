@@ -106,25 +106,36 @@ class Client(errors.Client):
 
     def publish_batch(self, messages):
         """Hand ``messages`` (Message: topic payload qos retain) to paho now, in order; a future done when all
-        are published. Raises MqttCodeError at once when paho refuses one (no connection)."""
+        are published. Raises MqttCodeError at once when paho refuses one (no connection). The QoS 1 PUBLISHes
+        that go in flight at once are queued to paho as ONE write (``_queue_packets``), in their order."""
         batch = _Batch(self._loop.create_future())
         paho = self._client
-        publish = _lean_publish if paho._protocol != MQTTv5 else _paho_publish
+        lean = paho._protocol != MQTTv5
         out_messages = paho._out_messages
+        packets = []                                    # PUBLISH packets made, not yet queued to paho
 
         def queued_state(mid):
             message = out_messages.get(mid)
             return None if message is None else message.state
-        for message in messages:
-            info = publish(paho, message.topic, message.payload, message.qos, message.retain)
-            if info.rc != MQTT_ERR_SUCCESS:
-                raise MqttCodeError(info.rc, "Could not publish message")
-            if not info._published:                     # (is_published() takes its Condition's lock)
-                mid = info.mid
-                self._batches[mid] = batch
-                batch.left += 1
-                if queued_state(mid) == mqtt_ms_queued:
-                    self._queued.append(mid)
+        try:
+            for message in messages:
+                if lean and message.qos == 1 and type(message.payload) is bytes:
+                    info = _lean_publish(paho, message.topic, message.payload, 1, message.retain, packets)
+                else:                                   # paho's own, after what is already made (the order)
+                    _queue_packets(paho, packets)
+                    info = paho.publish(message.topic, message.payload, message.qos, message.retain)
+                if info.rc != MQTT_ERR_SUCCESS:
+                    raise MqttCodeError(info.rc, "Could not publish message")
+                if not info._published:                 # (is_published() takes its Condition's lock)
+                    mid = info.mid
+                    self._batches[mid] = batch
+                    batch.left += 1
+                    if queued_state(mid) == mqtt_ms_queued:
+                        self._queued.append(mid)
+        finally:
+            rc = _queue_packets(paho, packets)
+        if rc != MQTT_ERR_SUCCESS:
+            raise MqttCodeError(rc, "Could not publish message")
         if batch.left == 0:
             batch.future.set_result(None)
         return batch.future
@@ -184,10 +195,11 @@ def _paho_publish(paho, topic, payload, qos, retain):
     return paho.publish(topic, payload, qos, retain)
 
 
-def _lean_publish(paho, topic, payload, qos, retain):
+def _lean_publish(paho, topic, payload, qos, retain, packets=None):
     """paho's ``publish()`` of an MQTT 3.1.1 QoS 1 message (MQTT 3.1.1 §3.3: fixed header, remaining length,
     topic, packet id, payload), the same checks, state and packet, without its Condition per message and its
-    debug-log formatting; anything else (QoS 0 or 2, a payload not bytes) is paho's own."""
+    debug-log formatting; anything else (QoS 0 or 2, a payload not bytes) is paho's own. With ``packets`` (a
+    list), a packet going in flight is appended there for the caller to queue (``_queue_packets``)."""
     if qos != 1 or type(payload) is not bytes:
         return paho.publish(topic, payload, qos, retain)
     if not topic:
@@ -222,10 +234,28 @@ def _lean_publish(paho, topic, payload, qos, retain):
                 message.state = mqtt_ms_publish
                 info.rc = MQTT_ERR_NO_CONN
                 return info
-            info.rc = paho._packet_queue(PUBLISH, _publish_packet(topic_bytes, mid, payload, retain), mid, 1, None)
+            packet = _publish_packet(topic_bytes, mid, payload, retain)
+            if packets is None:
+                info.rc = paho._packet_queue(PUBLISH, packet, mid, 1, None)
+            else:
+                packets.append(packet)
         else:
             message.state = mqtt_ms_queued
         return info
+
+
+def _queue_packets(paho, packets):
+    """Queue ``packets`` (QoS 1 PUBLISHes, in order) to paho as one write, and empty the list. paho's writer
+    sends a packet's bytes as they are and, for QoS 1, keeps nothing else of it (the message awaiting its PUBACK
+    is in ``_out_messages``): one packet dict, one send and one TCP segment (as far as fits) for a batch, not one
+    each (issue 19, target 6)."""
+    if not packets:
+        return MQTT_ERR_SUCCESS
+    data = packets[0] if len(packets) == 1 else b"".join(packets)
+    packets.clear()
+    if paho._sock is None:
+        return MQTT_ERR_NO_CONN
+    return paho._packet_queue(PUBLISH, data, 0, 1, None)
 
 
 def _publish_packet(topic, mid, payload, retain):
@@ -278,28 +308,39 @@ def lean_pubacks(paho, queued=None):
     read = paho._packet_read
 
     def packet_read():
-        # A whole PUBACK (0x40, 2, the id: §3.4) already received, at a packet's start: handled here, not through
-        # paho's three reads and its packet dict (PUBACKs come back ~550 a second at the reference site's pace).
+        # The whole PUBACKs (0x40, 2, the id: §3.4) already received, at a packet's start: handled here, not through
+        # paho's three reads and its packet dict (PUBACKs come back ~550 a second at the reference site's pace),
+        # all of them at once: the queued messages they let go leave as one write.
         sock = paho._sock
         if paho._in_packet["command"] == 0 and type(sock) is BufferedReads:
             data, pos = sock._data, sock._pos
             if len(data) - pos >= 4 and data[pos] == 0x40 and data[pos + 1] == 2:
-                sock._pos = pos + 4
-                mid = (data[pos + 2] << 8) | data[pos + 3]
+                rc, sends = MQTT_ERR_SUCCESS, []
                 with paho._out_message_mutex:
-                    rc = _published(paho, mid, queued) if mid in paho._out_messages else MQTT_ERR_SUCCESS
+                    while len(data) - pos >= 4 and data[pos] == 0x40 and data[pos + 1] == 2:
+                        mid = (data[pos + 2] << 8) | data[pos + 3]
+                        pos += 4
+                        sock._pos = pos
+                        if mid in paho._out_messages:
+                            rc = _published(paho, mid, queued, sends)
+                            if rc != MQTT_ERR_SUCCESS:
+                                break
+                    sent = _queue_packets(paho, sends)
                 with paho._msgtime_mutex:
                     paho._last_bytes_received = time_func()
-                return rc
+                return rc if rc != MQTT_ERR_SUCCESS else sent
         return read()
     paho._packet_read = packet_read
 
 
-def _published(paho, mid, queued):
+def _published(paho, mid, queued, sends=None):
     """paho's ``_do_on_publish`` for a QoS 1 message, with its ``_update_inflight`` made O(1): paho scans every
     message it holds (~100 in flight) at each PUBACK to find the first one queued; the queued ones are the ids
     ``publish_batch`` put in ``queued``, in publish order (paho's order too). Anything else queued (aiomqtt's
-    own publish, the goodbye) goes by paho's scan once ours are out, in that order as paho would."""
+    own publish, the goodbye) goes by paho's scan once ours are out, in that order as paho would. A queued
+    MQTT 3.1.1 QoS 1 message is sent with ``_publish_packet`` (paho's ``_send_publish`` makes the same bytes,
+    and formats a debug log line each); with ``sends`` (a list) its packet is appended there, in order, for
+    the caller to queue with the others (``_queue_packets``)."""
     on_publish = paho.on_publish
     if on_publish:
         with paho._in_callback_mutex:
@@ -324,10 +365,21 @@ def _published(paho, mid, queued):
             continue                                    # sent or dropped meanwhile by paho itself
         paho._inflight_messages += 1
         message.state = mqtt_ms_wait_for_puback if message.qos == 1 else mqtt_ms_wait_for_pubrec
-        rc = paho._send_publish(message.mid, message.topic.encode("utf-8"), message.payload, message.qos,
-                                message.retain, message.dup, properties=message.properties)
+        if message.qos == 1 and not message.dup and type(message.payload) is bytes and paho._sock is not None:
+            packet = _publish_packet(message._topic, message.mid, message.payload, message.retain)
+            if sends is not None:
+                sends.append(packet)
+                continue
+            rc = paho._packet_queue(PUBLISH, packet, message.mid, 1, None)
+        else:
+            if sends:
+                _queue_packets(paho, sends)             # what was made first leaves first
+            rc = paho._send_publish(message.mid, message.topic.encode("utf-8"), message.payload, message.qos,
+                                    message.retain, message.dup, properties=message.properties)
         if rc != MQTT_ERR_SUCCESS:
             return rc
     if not queued and len(out) > paho._inflight_messages:
+        if sends:
+            _queue_packets(paho, sends)
         return paho._update_inflight()                  # queued by someone else: paho's scan, as before
     return MQTT_ERR_SUCCESS

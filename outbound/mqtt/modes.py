@@ -13,6 +13,7 @@ import json
 import string
 
 from core import registry
+from outbound.mqtt import jsontext
 from daemon.state import devstate
 
 Message = collections.namedtuple("Message", "topic payload qos retain")           # payload: bytes
@@ -109,6 +110,7 @@ class Mode:
 # issue 19 (lean): the payloads' one encoder (json.dumps(..., sort_keys=True) builds a new JSONEncoder per
 # message); the same options, so the same bytes.
 _SORTED_JSON = json.JSONEncoder(sort_keys=True)
+TOPIC_CACHE_DEVICES = 1024            # devices' topic formats kept (a renamed device makes a new one)
 
 
 class JsonMode(Mode):
@@ -116,6 +118,10 @@ class JsonMode(Mode):
     (Unix ms) and quality; live values retained (a new subscriber gets the last one at once), logged-curve points
     not (they carry ``"history": true``). The gateway's and each device's online state are retained status topics:
     the gateway's is also the will, so a gateway that vanishes reads "offline"."""
+
+    def __init__(self, door, settings):
+        Mode.__init__(self, door, settings)
+        self._topics = {}                 # (template, names, device's names) -> the device's topic format
 
     def _names(self):
         get = self.settings
@@ -176,19 +182,89 @@ class JsonMode(Mode):
         template, qos = self.settings("mqtt.topic_template"), self._qos()
         names, devices, out = self._names(), {}, []
         for sample in samples:
-            if sample.address not in devices:
-                devices[sample.address] = self._device_fields(sample.address)
-            try:
-                unit = registry.get(sample.key)[registry.UNIT]
-            except KeyError:
-                unit = ""
-            fields = dict(names, load=sample.load, measurement=_level(sample.key), **devices[sample.address])
-            payload = {"value": sample.value, "unit": unit, "timestamp": sample.t, "quality": sample.quality}
-            if sample.history:
-                payload["history"] = True
-            out.append(Message(template.format(**fields), _SORTED_JSON.encode(payload).encode(), qos,
-                               not sample.history))
+            topic_format = devices.get(sample.address)
+            if topic_format is None:
+                topic_format = devices[sample.address] = self._device_format(template, names, sample.address)
+            key = sample.key
+            unit_measurement = _BY_KEY.get(key)
+            if unit_measurement is None:
+                unit_measurement = _key_texts(key)
+            unit, measurement = unit_measurement
+            if type(topic_format) is str:
+                topic = topic_format.format(load=sample.load, measurement=measurement)
+            else:                               # a template _partial_format does not split: the whole of it
+                topic = template.format(load=sample.load, measurement=measurement, **topic_format)
+            payload = _payload_text(sample, unit)
+            if payload is None:
+                payload = {"value": sample.value, "unit": unit, "timestamp": sample.t, "quality": sample.quality}
+                if sample.history:
+                    payload["history"] = True
+                payload = _SORTED_JSON.encode(payload)
+            out.append(Message(topic, payload.encode(), qos, not sample.history))
         return out
+
+    def _device_format(self, template, names, address):
+        """The template with a device's fields filled in, {load} and {measurement} left (issue 19, target 6: a
+        topic was a dict of every field and a format of the whole template per message); kept while the
+        template, the site and server names and the device's own names are the same. One string per device:
+        a topic per value kept was ~0.9 MB on the reference site."""
+        fields = self._device_fields(address)
+        identity = (template, names["site"], names["server"], fields["device"], fields["uid"], fields["address"])
+        topic_format = self._topics.get(identity)
+        if topic_format is None:
+            if len(self._topics) >= TOPIC_CACHE_DEVICES:
+                self._topics.clear()
+            topic_format = self._topics[identity] = _partial_format(template, dict(names, **fields))
+        return topic_format
+
+
+_BY_KEY = {}                    # registry key -> (unit, its topic level): a few hundred keys
+
+
+def _key_texts(key):
+    try:
+        unit = registry.get(key)[registry.UNIT]
+    except KeyError:
+        unit = ""
+    if len(_BY_KEY) >= 4096:
+        _BY_KEY.clear()
+    texts = _BY_KEY[key] = (unit, _level(key))
+    return texts
+
+
+def _partial_format(template, fields):
+    """``template`` with the fields of ``fields`` formatted in (as ``str.format`` would, conversion and spec
+    included), the others left as they were: ``result.format(load=..., measurement=...)`` is the topic. A spec
+    that names a field itself (``{load:>{width}}``) is not split: ``fields`` come back, for the whole format."""
+    formatter = string.Formatter()
+    out = []
+    for literal, name, spec, conversion in formatter.parse(template):
+        out.append(_escape(literal))
+        if name is None:
+            continue
+        if spec and "{" in spec:
+            return fields
+        if name in fields:
+            value = formatter.convert_field(fields[name], conversion)
+            out.append(_escape(formatter.format_field(value, spec)))
+        else:
+            out.append("{%s%s%s}" % (name, "!" + conversion if conversion else "", ":" + spec if spec else ""))
+    return "".join(out)
+
+
+def _escape(text):
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _payload_text(sample, unit):
+    """The JSON payload as ``_SORTED_JSON`` writes it (sorted keys, ", " and ": "), formatted from its fields;
+    None when a field is not of the type a sample holds (the encoder then writes it)."""
+    value = jsontext.scalar(sample.value)
+    if value is None or type(sample.t) is not int or type(sample.quality) is not str or type(unit) is not str:
+        return None
+    return '{%s"quality": %s, "timestamp": %s, "unit": %s, "value": %s}' % (
+        '"history": true, ' if sample.history else "", jsontext.string(sample.quality), int.__repr__(sample.t),
+        jsontext.string(unit), value)
 
 
 class _Modes(collections.abc.Mapping):

@@ -129,12 +129,15 @@ class Session:
                 continue
             if not self.mode.may_publish():   # the primary host went offline during the read: read them again later
                 continue
-            samples = []
-            for sample, end in records:
-                if not sample.history and _before(end, backlog_end):
-                    sample = sample._replace(history=True)
-                    self.backlog += 1
-                samples.append(sample)
+            if not _before(records[0][1], backlog_end):   # positions grow: none of the backlog (the usual case)
+                samples = [sample for sample, _end in records]
+            else:
+                samples = []
+                for sample, end in records:
+                    if not sample.history and _before(end, backlog_end):
+                        sample = sample._replace(history=True)
+                        self.backlog += 1
+                    samples.append(sample)
             position = records[-1][1]
             messages = self.mode.encode(samples, self.now_ms())
             inflight.append((position, self.publish(messages), len(messages), len(samples)))

@@ -26,6 +26,7 @@ import zlib
 
 from daemon.atomicfile import fsync_directory, read_json, write_json
 from daemon.blocking import run_blocking
+from outbound.mqtt import jsontext
 from outbound.mqtt.modes import Sample
 
 log = logging.getLogger("gateway.mqtt.spool")
@@ -49,8 +50,24 @@ _RECORD_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode_record(sample):
-    payload = _RECORD_JSON.encode(list(sample)).encode()
+    payload = _record_text(sample)
+    if payload is None:
+        payload = _RECORD_JSON.encode(list(sample))
+    payload = payload.encode()
     return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def _record_text(sample):
+    """The record's JSON as ``_RECORD_JSON`` writes it, formatted from its fields (jsontext.py); None when a
+    field is not of the type a sample holds (the encoder then writes it)."""
+    t, address, load, key, value, quality, history = sample
+    value = jsontext.scalar(value)
+    if value is None or type(t) is not int or type(address) is not int or type(load) is not int \
+            or type(key) is not str or type(quality) is not str or type(history) is not bool:
+        return None
+    return "[%s,%s,%s,%s,%s,%s,%s]" % (int.__repr__(t), int.__repr__(address), int.__repr__(load),
+                                       jsontext.string(key), value, jsontext.string(quality),
+                                       "true" if history else "false")
 
 
 def decode_records(data, offset=0, limit=None):
