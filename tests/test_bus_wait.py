@@ -174,3 +174,34 @@ def test_back_to_back_reads_suspend_the_bus_task_once_per_attempt():
     assert answers == [answer(2)[1:-2]] * 20
     assert attempts == 20 and counters["requests"] == 20 and counters["timeouts"] == 0
     assert suspensions == attempts
+
+
+class BadCrcOnceSlave(HandSlave):
+    """Its first answer has a wrong CRC, the others are good."""
+
+    def serve(self, request):
+        frame = answer(2)
+        os.write(self.fd, frame[:-1] + bytes((frame[-1] ^ 0xFF,)) if self.requests == 1 else frame)
+        return True
+
+
+def test_a_good_answer_reaches_its_caller_from_the_reader_a_bad_one_through_the_bus_task():
+    # The reader parses a whole answer: a good one is counted and handed to the request's future before the
+    # bus task wakes (its caller then wakes in the same turn); a bad one (CRC) goes back to the bus task,
+    # which counts it and retries.
+    async def scenario():
+        async with master_and_slave(BadCrcOnceSlave) as (engine, slave):
+            end_attempt = engine._end_attempt
+            handed = []
+
+            def recorded(attempt, result=None, exc=None):
+                handed.append(attempt.tx.future.done())
+                end_attempt(attempt, result, exc)
+            engine._end_attempt = recorded
+            first = await engine.request(UNIT, read_request(2), POLL)
+            second = await engine.request(UNIT, read_request(2), POLL)
+            return first, second, handed, engine.counters[UNIT].as_dict()
+    first, second, handed, counters = asyncio.run(scenario())
+    assert first == second == answer(2)[1:-2]
+    assert handed == [False, True, True]          # the bad answer, its retry's, the second request's
+    assert counters["crc_errors"] == 1 and counters["requests"] == 3 and counters["answers"] == 2

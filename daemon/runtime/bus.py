@@ -540,11 +540,13 @@ class BusEngine:
             self.class_attempts[tx.klass] += 1
             self.class_bytes[tx.klass] += len(frame) + expected
             try:
-                answer, started = await self._wire(frame, expected, tx.timeout)
+                answer, started = await self._wire(frame, expected, tx.timeout, tx if pdu is tx.pdu else None)
             except BusTimeout as exc:
                 counters.timeouts += 1
                 last_error = exc
                 continue
+            if answer is None:
+                return started                # a good answer, counted and handed to its caller by the reader
             elapsed = time.monotonic() - started
             try:
                 answered = rtu.parse_response(answer, tx.unit, pdu)
@@ -563,14 +565,17 @@ class BusEngine:
                 if self._cut_short:
                     self._quiet_after_cut = tx.timeout
                 continue
-            counters.answers += 1
-            counters.total_time += elapsed
-            counters.max_time = max(counters.max_time, elapsed)
-            counters.last_success = self.clock.time() if self.clock else time.time()
+            self._answered(counters, elapsed)
             return answered
         if isinstance(last_error, rtu.FrameError):
             raise BusGarbled("unit %d on %s: %s" % (tx.unit, self.name, last_error))
         raise BusTimeout("unit %d on %s: %s" % (tx.unit, self.name, last_error))
+
+    def _answered(self, counters, elapsed):
+        counters.answers += 1
+        counters.total_time += elapsed
+        counters.max_time = max(counters.max_time, elapsed)
+        counters.last_success = self.clock.time() if self.clock else time.time()
 
     def _send(self, frame):
         self._rx.clear()
@@ -582,10 +587,12 @@ class BusEngine:
     # per attempt and wakes once, when the answer is whole or the attempt failed (docs/architecture.md,
     # "Bus engine: one wake-up per attempt").
 
-    async def _wire(self, frame, expected, timeout):
+    async def _wire(self, frame, expected, timeout, tx=None):
         """Keep the silence, send ``frame``, then read its answer of ``expected`` bytes (or its declared
         length): (answer bytes, time the request was sent); BusTimeout when nothing came. ``expected``
-        None (a broadcast): return once the frame is sent.
+        None (a broadcast): return once the frame is sent. With ``tx`` (a whole request, not a piece), a
+        good answer is counted and handed to ``tx.future`` by the reader, and (None, response PDU) is
+        returned: its caller wakes in the same loop turn as the bus task, not one turn later.
 
         The silence: the line quiet for the inter-frame gap. After an answer cut short, the rest of it may
         still be on its way (a slave or an operating system running late): the line must then be quiet for
@@ -599,7 +606,7 @@ class BusEngine:
         give_up = time.monotonic() + 4 * quiet if quiet > self.gap else math.inf
         self._quiet_after_cut = 0.0
         attempt = self._attempt = _Attempt(asyncio.get_running_loop().create_future(), frame, expected,
-                                           timeout, quiet, give_up)
+                                           timeout, quiet, give_up, tx)
         try:
             self._on_quiet()                       # sends at once when the line is quiet already
             # A plain await of one future: a cancel (stop()) is never swallowed, even when it lands as
@@ -658,7 +665,8 @@ class BusEngine:
                 declared = rtu.response_length_from_header(rx)
                 need = attempt.expected if declared is None else min(max(declared, 5), rtu.MAX_ADU)
                 if len(rx) >= need:
-                    self._end_attempt(attempt, (bytes(rx[:need]), attempt.started))
+                    answer = bytes(rx[:need])
+                    self._end_attempt(attempt, self._delivered(attempt, answer) or (answer, attempt.started))
                     return
         if attempt.deadline <= time.monotonic():
             if rx:
@@ -668,6 +676,21 @@ class BusEngine:
                 self._end_attempt(attempt, exc=BusTimeout("no answer"))
         elif attempt.handle is None:               # the deadline was moved on: wait for the new one
             attempt.handle = attempt.future.get_loop().call_at(attempt.deadline, self._on_deadline)
+
+    def _delivered(self, attempt, answer):
+        """A good answer to a whole request handed to its caller: (None, its PDU); None when there is no
+        such request or the answer is not good (the bus task's parse then counts and names the error)."""
+        tx = attempt.tx
+        if tx is None:
+            return None
+        try:
+            answered = rtu.parse_response(answer, tx.unit, tx.pdu)
+        except Exception:                          # the bus task parses it again: it counts and names the error
+            return None
+        self._answered(self.counters[tx.unit], time.monotonic() - attempt.started)
+        if not tx.future.done():
+            tx.future.set_result(answered)
+        return None, answered
 
     def _end_attempt(self, attempt, result=None, exc=None):
         """The attempt is over: its timers disarmed, its future told (unless the bus task gave up on it)."""
@@ -686,16 +709,17 @@ class BusEngine:
 
 class _Attempt:
     """One request on the wire and the wait for its answer (``BusEngine._wire``)."""
-    __slots__ = ("future", "frame", "expected", "timeout", "quiet", "give_up", "receiving", "started",
+    __slots__ = ("future", "frame", "expected", "timeout", "quiet", "give_up", "tx", "receiving", "started",
                  "deadline", "answer_time", "extended", "handle")
 
-    def __init__(self, future, frame, expected, timeout, quiet, give_up):
+    def __init__(self, future, frame, expected, timeout, quiet, give_up, tx):
         self.future = future
         self.frame = frame
         self.expected = expected
         self.timeout = timeout
         self.quiet = quiet
         self.give_up = give_up
+        self.tx = tx                    # the whole request whose good answer the reader hands over
         self.receiving = False
         self.started = 0.0
         self.deadline = 0.0
