@@ -53,6 +53,8 @@ class FineTimer:
         self._loop = None
         self._callback = None       # what the armed timer calls when it fires
         self._handle = None         # without timerfd: the loop's timer handle instead
+        self._spec = _Itimerspec()  # made once: ctypes structures cost more than the call
+        self._spec_ref = ctypes.byref(self._spec)
         self.wakeups = 0            # callbacks run by the timerfd (the tests count them)
 
     def open(self):
@@ -83,8 +85,9 @@ class FineTimer:
         self._callback = callback
         if self._fd >= 0:
             sec = int(when)
-            spec = _Itimerspec(_Timespec(0, 0), _Timespec(sec, max(1, int((when - sec) * 1e9))))
-            if _LIBC.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) == 0:
+            value = self._spec.it_value
+            value.tv_sec, value.tv_nsec = sec, max(1, int((when - sec) * 1e9))
+            if _LIBC.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None) == 0:
                 return
         if self._handle is not None:
             self._handle.cancel()
@@ -99,7 +102,9 @@ class FineTimer:
             self._handle.cancel()
             self._handle = None
         elif self._fd >= 0:
-            _LIBC.timerfd_settime(self._fd, 0, ctypes.byref(_Itimerspec()), None)
+            value = self._spec.it_value
+            value.tv_sec = value.tv_nsec = 0             # zero: disarmed
+            _LIBC.timerfd_settime(self._fd, 0, self._spec_ref, None)
 
     def _on_fire(self):
         if self._handle is not None:
