@@ -540,13 +540,14 @@ class BusEngine:
             self.class_attempts[tx.klass] += 1
             self.class_bytes[tx.klass] += len(frame) + expected
             try:
-                answer, started = await self._wire(frame, expected, tx.timeout, tx if pdu is tx.pdu else None)
+                answer, started, handed = await self._wire(frame, expected, tx.timeout,
+                                                           tx if pdu is tx.pdu else None)
             except BusTimeout as exc:
                 counters.timeouts += 1
                 last_error = exc
                 continue
-            if answer is None:
-                return started                # a good answer, counted and handed to its caller by the reader
+            if handed is not None:
+                return handed                 # a good answer, counted and handed to its caller by the reader
             elapsed = time.monotonic() - started
             try:
                 answered = rtu.parse_response(answer, tx.unit, pdu)
@@ -589,10 +590,10 @@ class BusEngine:
 
     async def _wire(self, frame, expected, timeout, tx=None):
         """Keep the silence, send ``frame``, then read its answer of ``expected`` bytes (or its declared
-        length): (answer bytes, time the request was sent); BusTimeout when nothing came. ``expected``
-        None (a broadcast): return once the frame is sent. With ``tx`` (a whole request, not a piece), a
-        good answer is counted and handed to ``tx.future`` by the reader, and (None, response PDU) is
-        returned: its caller wakes in the same loop turn as the bus task, not one turn later.
+        length): (answer bytes, time the request was sent, None); BusTimeout when nothing came.
+        ``expected`` None (a broadcast): return once the frame is sent. With ``tx`` (a whole request, not a
+        piece), a good answer is counted and handed to ``tx.future`` by the reader, and (bytes, time, its
+        response PDU) is returned: the caller wakes in the same loop turn as the bus task, not one later.
 
         The silence: the line quiet for the inter-frame gap. After an answer cut short, the rest of it may
         still be on its way (a slave or an operating system running late): the line must then be quiet for
@@ -634,7 +635,7 @@ class BusEngine:
             self._end_attempt(attempt, exc=exc)
             return
         if attempt.expected is None:
-            self._end_attempt(attempt, (b"", attempt.started))
+            self._end_attempt(attempt, (b"", attempt.started, None))
             return
         attempt.receiving = True
         attempt.deadline = attempt.started + self.wire_time(len(attempt.frame)) + attempt.timeout
@@ -659,26 +660,26 @@ class BusEngine:
         if len(rx) >= 3:
             if rx[1] & 0x80:
                 if len(rx) >= 5:
-                    self._end_attempt(attempt, (bytes(rx[:5]), attempt.started))
+                    self._end_attempt(attempt, (bytes(rx[:5]), attempt.started, None))
                     return
             else:
                 declared = rtu.response_length_from_header(rx)
                 need = attempt.expected if declared is None else min(max(declared, 5), rtu.MAX_ADU)
                 if len(rx) >= need:
                     answer = bytes(rx[:need])
-                    self._end_attempt(attempt, self._delivered(attempt, answer) or (answer, attempt.started))
+                    self._end_attempt(attempt, (answer, attempt.started, self._delivered(attempt, answer)))
                     return
         if attempt.deadline <= time.monotonic():
             if rx:
                 self._cut_short = True
-                self._end_attempt(attempt, (bytes(rx), attempt.started))    # the parser names the error
+                self._end_attempt(attempt, (bytes(rx), attempt.started, None))    # the parser names the error
             else:
                 self._end_attempt(attempt, exc=BusTimeout("no answer"))
         elif attempt.handle is None:               # the deadline was moved on: wait for the new one
             attempt.handle = attempt.future.get_loop().call_at(attempt.deadline, self._on_deadline)
 
     def _delivered(self, attempt, answer):
-        """A good answer to a whole request handed to its caller: (None, its PDU); None when there is no
+        """A good answer to a whole request handed to its caller: its response PDU; None when there is no
         such request or the answer is not good (the bus task's parse then counts and names the error)."""
         tx = attempt.tx
         if tx is None:
@@ -690,7 +691,7 @@ class BusEngine:
         self._answered(self.counters[tx.unit], time.monotonic() - attempt.started)
         if not tx.future.done():
             tx.future.set_result(answered)
-        return None, answered
+        return answered
 
     def _end_attempt(self, attempt, result=None, exc=None):
         """The attempt is over: its timers disarmed, its future told (unless the bus task gave up on it)."""
