@@ -682,7 +682,7 @@ class BusEngine:
         """A good answer to a whole request handed to its caller: its response PDU; None when there is no
         such request or the answer is not good (the bus task's parse then counts and names the error)."""
         tx = attempt.tx
-        if tx is None:
+        if tx is None or attempt.future.done():    # no such request, or the bus task is being stopped
             return None
         try:
             answered = rtu.parse_response(answer, tx.unit, tx.pdu)
