@@ -318,10 +318,10 @@ class BusEngine:
         self._queues = ClassQueues()
         self._wakeup = asyncio.Event()
         self._rx = bytearray()
-        self._rx_event = asyncio.Event()
         self._last_activity = 0.0
         self._quiet_after_cut = 0.0     # silence asked for before the next frame after an answer cut short
         self._cut_short = False         # the last answer received stopped before its length
+        self._attempt = None            # the attempt on the wire (``_Attempt``), None between attempts
         self._pace = PassthroughPace()                     # when forwarded requests came, and may come next
         self.split_pieces = 0                              # poll-read pieces put on the wire (the extra frames)
         self.fit_pieces = 0                                # of which sized to end before an expected forwarded read
@@ -364,7 +364,9 @@ class BusEngine:
         if data:
             self._rx.extend(data)
             self._last_activity = time.monotonic()
-            self._rx_event.set()
+            attempt = self._attempt
+            if attempt is not None and attempt.receiving:
+                self._check_answer(attempt)
 
     # ---------------------------------------------------------------- API
 
@@ -468,22 +470,6 @@ class BusEngine:
 
     # ---------------------------------------------------------------- wire
 
-    async def _silence(self):
-        """Wait until the line has been quiet for the inter-frame gap.
-
-        After an answer cut short, the rest of it may still be on its way (a slave or an operating
-        system running late): the line must then be quiet for a whole response timeout, so that those
-        bytes are not taken as the start of the next answer. Bounded: a line that never goes quiet
-        gets the next frame after four such timeouts (the plain gap is waited for as long as it takes)."""
-        quiet = max(self.gap, self._quiet_after_cut)
-        give_up = time.monotonic() + 4 * quiet if quiet > self.gap else math.inf
-        self._quiet_after_cut = 0.0
-        while True:
-            until = min(self._last_activity + quiet, give_up)
-            if until <= time.monotonic():
-                return
-            await self._timer.sleep_until(until)      # then look again: a byte may have come meanwhile
-
     def _read_time(self, words):
         """The time a read of ``words`` registers holds the line: request, answer, silence, a turnaround's margin."""
         return self.wire_time(8 + 5 + 2 * words) + self.gap + TURNAROUND_MARGIN_S
@@ -542,8 +528,7 @@ class BusEngine:
         pdu = tx.pdu if pdu is None else pdu
         frame = rtu.request_frame(tx.unit, pdu)
         if tx.unit == rtu.BROADCAST:
-            await self._silence()
-            self._send(frame)
+            await self._wire(frame, None, 0.0)
             # Nobody answers a broadcast; give the devices time to act on it.
             await asyncio.sleep(self.wire_time(len(frame)) + self.timeout)
             self._last_activity = time.monotonic()
@@ -554,18 +539,15 @@ class BusEngine:
             counters.requests += 1
             self.class_attempts[tx.klass] += 1
             self.class_bytes[tx.klass] += len(frame) + expected
-            await self._silence()
-            started = time.monotonic()
-            self._send(frame)
-            # The first byte must come within the timeout after the request
-            # has left; then the answer gets its own wire time to complete.
-            first_byte_by = started + self.wire_time(len(frame)) + tx.timeout
             try:
-                answer = await self._receive(expected, first_byte_by, self.wire_time(expected))
+                answer, started, handed = await self._wire(frame, expected, tx.timeout,
+                                                           tx if pdu is tx.pdu else None)
             except BusTimeout as exc:
                 counters.timeouts += 1
                 last_error = exc
                 continue
+            if handed is not None:
+                return handed                 # a good answer, counted and handed to its caller by the reader
             elapsed = time.monotonic() - started
             try:
                 answered = rtu.parse_response(answer, tx.unit, pdu)
@@ -584,49 +566,164 @@ class BusEngine:
                 if self._cut_short:
                     self._quiet_after_cut = tx.timeout
                 continue
-            counters.answers += 1
-            counters.total_time += elapsed
-            counters.max_time = max(counters.max_time, elapsed)
-            counters.last_success = self.clock.time() if self.clock else time.time()
+            self._answered(counters, elapsed)
             return answered
         if isinstance(last_error, rtu.FrameError):
             raise BusGarbled("unit %d on %s: %s" % (tx.unit, self.name, last_error))
         raise BusTimeout("unit %d on %s: %s" % (tx.unit, self.name, last_error))
+
+    def _answered(self, counters, elapsed):
+        counters.answers += 1
+        counters.total_time += elapsed
+        counters.max_time = max(counters.max_time, elapsed)
+        counters.last_success = self.clock.time() if self.clock else time.time()
 
     def _send(self, frame):
         self._rx.clear()
         os.write(self._fd, frame)
         self._last_activity = time.monotonic()
 
-    async def _receive(self, expected, first_byte_by, answer_time):
-        """Bytes of one answer: complete at its expected (or declared) length."""
-        deadline = first_byte_by
-        extended = self._cut_short = False
-        while True:
-            rx = self._rx
-            if rx and not extended:
-                deadline = max(deadline, time.monotonic() + answer_time + self.gap)
-                extended = True
-            if len(rx) >= 3:
-                if rx[1] & 0x80:
-                    if len(rx) >= 5:
-                        return bytes(rx[:5])
-                else:
-                    declared = rtu.response_length_from_header(rx)
-                    need = expected if declared is None else min(max(declared, 5), rtu.MAX_ADU)
-                    if len(rx) >= need:
-                        return bytes(rx[:need])
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if rx:
-                    self._cut_short = True
-                    return bytes(rx)      # something came: let the parser name the error
-                raise BusTimeout("no answer")
-            self._rx_event.clear()
-            # Not asyncio.wait_for: on 3.11 it swallows a cancel that lands as the bytes arrive
-            # (CPython gh-86296; the answer is returned instead) and engine.stop() then waits forever.
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._rx_event.wait()
-            except TimeoutError:
-                pass
+    # One attempt on the wire, driven by the loop's callbacks (the silence's timerfd sends the request, the
+    # reader checks the answer's length, one timer handle bounds the wait): the bus task awaits one future
+    # per attempt and wakes once, when the answer is whole or the attempt failed (docs/architecture.md,
+    # "Bus engine: one wake-up per attempt").
+
+    async def _wire(self, frame, expected, timeout, tx=None):
+        """Keep the silence, send ``frame``, then read its answer of ``expected`` bytes (or its declared
+        length): (answer bytes, time the request was sent, None); BusTimeout when nothing came.
+        ``expected`` None (a broadcast): return once the frame is sent. With ``tx`` (a whole request, not a
+        piece), a good answer is counted and handed to ``tx.future`` by the reader, and (bytes, time, its
+        response PDU) is returned: the caller wakes in the same loop turn as the bus task, not one later.
+
+        The silence: the line quiet for the inter-frame gap. After an answer cut short, the rest of it may
+        still be on its way (a slave or an operating system running late): the line must then be quiet for
+        a whole response timeout, so that those bytes are not taken as the start of the next answer.
+        Bounded: a line that never goes quiet gets the next frame after four such timeouts (the plain gap
+        is waited for as long as it takes).
+
+        The answer: its first byte must come within ``timeout`` after the request has left; then it gets
+        its own wire time (and a gap) to complete, and is returned as soon as its length is in."""
+        quiet = max(self.gap, self._quiet_after_cut)
+        give_up = time.monotonic() + 4 * quiet if quiet > self.gap else math.inf
+        self._quiet_after_cut = 0.0
+        attempt = self._attempt = _Attempt(asyncio.get_running_loop().create_future(), frame, expected,
+                                           timeout, quiet, give_up, tx)
+        try:
+            self._on_quiet()                       # sends at once when the line is quiet already
+            # A plain await of one future: a cancel (stop()) is never swallowed, even when it lands as
+            # the answer completes (not asyncio.wait_for: CPython gh-86296 on 3.11).
+            return await attempt.future
+        finally:
+            if self._attempt is attempt:           # cancelled mid-way: nothing of it may fire later
+                self._end_attempt(attempt)
+
+    def _on_quiet(self):
+        """The silence's timer (or the attempt's start): send when the line has been quiet long enough, else
+        look again when it may have (a byte may have come meanwhile)."""
+        attempt = self._attempt
+        if attempt is None or attempt.receiving:
+            return
+        now = time.monotonic()
+        until = min(self._last_activity + attempt.quiet, attempt.give_up)
+        if until > now:
+            self._timer.call_at(until, self._on_quiet)
+            return
+        try:
+            attempt.started = time.monotonic()
+            self._send(attempt.frame)
+        except Exception as exc:                   # the port failed: the bus task's boundary counts it
+            self._end_attempt(attempt, exc=exc)
+            return
+        if attempt.expected is None:
+            self._end_attempt(attempt, (b"", attempt.started, None))
+            return
+        attempt.receiving = True
+        attempt.deadline = attempt.started + self.wire_time(len(attempt.frame)) + attempt.timeout
+        attempt.answer_time = self.wire_time(attempt.expected)
+        self._cut_short = False
+        loop = attempt.future.get_loop()
+        attempt.handle = loop.call_at(attempt.deadline, self._on_deadline)
+
+    def _on_deadline(self):
+        attempt = self._attempt
+        if attempt is not None and attempt.receiving:
+            attempt.handle = None
+            self._check_answer(attempt)
+
+    def _check_answer(self, attempt):
+        """Bytes of one answer: complete at its expected (or declared) length; what came by the deadline
+        (cut short), or BusTimeout when nothing did."""
+        rx = self._rx
+        if rx and not attempt.extended:
+            attempt.deadline = max(attempt.deadline, time.monotonic() + attempt.answer_time + self.gap)
+            attempt.extended = True
+        if len(rx) >= 3:
+            if rx[1] & 0x80:
+                if len(rx) >= 5:
+                    self._end_attempt(attempt, (bytes(rx[:5]), attempt.started, None))
+                    return
+            else:
+                declared = rtu.response_length_from_header(rx)
+                need = attempt.expected if declared is None else min(max(declared, 5), rtu.MAX_ADU)
+                if len(rx) >= need:
+                    answer = bytes(rx[:need])
+                    self._end_attempt(attempt, (answer, attempt.started, self._delivered(attempt, answer)))
+                    return
+        if attempt.deadline <= time.monotonic():
+            if rx:
+                self._cut_short = True
+                self._end_attempt(attempt, (bytes(rx), attempt.started, None))    # the parser names the error
+            else:
+                self._end_attempt(attempt, exc=BusTimeout("no answer"))
+        elif attempt.handle is None:               # the deadline was moved on: wait for the new one
+            attempt.handle = attempt.future.get_loop().call_at(attempt.deadline, self._on_deadline)
+
+    def _delivered(self, attempt, answer):
+        """A good answer to a whole request handed to its caller: its response PDU; None when there is no
+        such request or the answer is not good (the bus task's parse then counts and names the error)."""
+        tx = attempt.tx
+        if tx is None or attempt.future.done():    # no such request, or the bus task is being stopped
+            return None
+        try:
+            answered = rtu.parse_response(answer, tx.unit, tx.pdu)
+        except Exception:                          # the bus task parses it again: it counts and names the error
+            return None
+        self._answered(self.counters[tx.unit], time.monotonic() - attempt.started)
+        if not tx.future.done():
+            tx.future.set_result(answered)
+        return answered
+
+    def _end_attempt(self, attempt, result=None, exc=None):
+        """The attempt is over: its timers disarmed, its future told (unless the bus task gave up on it)."""
+        self._attempt = None
+        attempt.receiving = False
+        if attempt.handle is not None:
+            attempt.handle.cancel()
+            attempt.handle = None
+        self._timer.cancel()
+        if not attempt.future.done():
+            if exc is not None:
+                attempt.future.set_exception(exc)
+            else:
+                attempt.future.set_result(result)
+
+
+class _Attempt:
+    """One request on the wire and the wait for its answer (``BusEngine._wire``)."""
+    __slots__ = ("future", "frame", "expected", "timeout", "quiet", "give_up", "tx", "receiving", "started",
+                 "deadline", "answer_time", "extended", "handle")
+
+    def __init__(self, future, frame, expected, timeout, quiet, give_up, tx):
+        self.future = future
+        self.frame = frame
+        self.expected = expected
+        self.timeout = timeout
+        self.quiet = quiet
+        self.give_up = give_up
+        self.tx = tx                    # the whole request whose good answer the reader hands over
+        self.receiving = False
+        self.started = 0.0
+        self.deadline = 0.0
+        self.answer_time = 0.0
+        self.extended = False
+        self.handle = None

@@ -5,8 +5,8 @@ The loop's own timers wait in epoll, whose timeout is whole milliseconds
 transaction, 4 % of a read at 115200 baud (bench/poll_cycle.py). A Linux
 timerfd armed at the wanted CLOCK_MONOTONIC time (``time.monotonic``'s clock)
 is a readable descriptor the loop watches like the serial port: it fires on
-time, and nothing spins. Where timerfd is not available (not Linux), ``sleep_until`` is
-``asyncio.sleep``.
+time, and nothing spins. Where timerfd is not available (not Linux), the loop's
+``call_at`` stands in.
 """
 
 import asyncio
@@ -45,27 +45,31 @@ _LIBC = _libc() if time.get_clock_info("monotonic").implementation == "clock_get
 
 
 class FineTimer:
-    """One timerfd watched by the running loop (``open``) until ``close``; ``sleep_until`` waits on it."""
+    """One timerfd watched by the running loop (``open``) until ``close``: one callback at a time
+    (``call_at``), or a coroutine's wait (``sleep_until``)."""
 
     def __init__(self):
         self._fd = -1
         self._loop = None
-        self._fired = None
-        self.wakeups = 0            # waits ended by the timerfd (the tests count them)
+        self._callback = None       # what the armed timer calls when it fires
+        self._handle = None         # without timerfd: the loop's timer handle instead
+        self._spec = _Itimerspec()  # made once: ctypes structures cost more than the call
+        self._spec_ref = ctypes.byref(self._spec)
+        self.wakeups = 0            # callbacks run by the timerfd (the tests count them)
 
     def open(self):
-        """Watch a new timerfd from the running loop; without timerfd, waits fall back to asyncio.sleep."""
+        """Watch a new timerfd from the running loop; without timerfd, the loop's own timers stand in."""
+        self._loop = asyncio.get_running_loop()
         if _LIBC is None:
             return
         fd = _LIBC.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
         if fd < 0:
             return
         self._fd = fd
-        self._loop = asyncio.get_running_loop()
-        self._fired = asyncio.Event()
         self._loop.add_reader(fd, self._on_fire)
 
     def close(self):
+        self.cancel()
         if self._fd >= 0:
             try:
                 self._loop.remove_reader(self._fd)
@@ -74,29 +78,59 @@ class FineTimer:
             os.close(self._fd)
             self._fd = -1
 
-    def _on_fire(self):
-        try:
-            os.read(self._fd, 8)
-        except OSError:       # read before it fired (re-armed): not a wake-up
+    def call_at(self, when, callback):
+        """Call ``callback()`` from the loop at monotonic time ``when`` (replaces the one armed before).
+        The bus engine's silence: a callback, not a task's wake-up (docs/architecture.md, "Bus engine: one
+        wake-up per attempt")."""
+        self._callback = callback
+        if self._fd >= 0:
+            sec = int(when)
+            value = self._spec.it_value
+            value.tv_sec, value.tv_nsec = sec, max(1, int((when - sec) * 1e9))
+            if _LIBC.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None) == 0:
+                return
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_at(self._loop.time() + (when - time.monotonic()), self._on_fire)
+
+    def cancel(self):
+        """Forget the armed callback and disarm the timer (a fire already on its way does nothing)."""
+        if self._callback is None:
             return
-        self._fired.set()
+        self._callback = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        elif self._fd >= 0:
+            value = self._spec.it_value
+            value.tv_sec = value.tv_nsec = 0             # zero: disarmed
+            _LIBC.timerfd_settime(self._fd, 0, self._spec_ref, None)
+
+    def _on_fire(self):
+        if self._handle is not None:
+            self._handle = None
+        elif self._fd >= 0:
+            try:
+                os.read(self._fd, 8)
+            except OSError:       # read before it fired (re-armed): not a wake-up
+                return
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            if self._fd >= 0:
+                self.wakeups += 1
+            callback()
 
     async def sleep_until(self, when):
         """Return at monotonic time ``when`` (at once when it is past)."""
-        wait = when - time.monotonic()
-        if wait <= 0:
+        if when <= time.monotonic():
             return
-        if self._fd < 0:
-            await asyncio.sleep(wait)
-            return
-        sec = int(when)
-        spec = _Itimerspec(_Timespec(0, 0), _Timespec(sec, int((when - sec) * 1e9)))
-        self._fired.clear()
-        if _LIBC.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) != 0:
-            await asyncio.sleep(wait)
-            return
-        await self._fired.wait()
-        self.wakeups += 1
+        fired = self._loop.create_future()
+        self.call_at(when, lambda: fired.done() or fired.set_result(None))
+        try:
+            await fired
+        finally:
+            if not fired.done():
+                self.cancel()
 
 
 class _Call:

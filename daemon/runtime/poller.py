@@ -304,34 +304,42 @@ class BusPoller:
 
         The poll queue then never runs dry between two reads, so lower classes
         (curve download, discovery) get only their fair share of the bus, not
-        every gap the poller leaves while it decodes an answer.
+        every gap the poller leaves while it decodes an answer. One task for the
+        whole turn (not one per device: a task's start and end are two more loop
+        turns per device, docs/architecture.md "Bus engine: one wake-up per attempt").
         """
-        previous = None
-        tasks = []
+        batches = []
         try:
             for state in states:
-                task = asyncio.get_running_loop().create_task(self.poll_device(state))
-                tasks.append(task)
-                if previous is not None:
-                    await previous
-                previous = task
-            if previous is not None:
-                await previous
+                batches.append(self._submit(state))
+                if len(batches) > 1:
+                    await self._collect(*batches[-2])
+            if batches:
+                await self._collect(*batches[-1])
         finally:
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
+            for _state, _planned, futures in batches:
+                for future in futures:     # stopped mid-way: what is still queued never goes on the wire
+                    if not future.done():
+                        future.cancel()
+
+    async def poll_device(self, state):
+        """Poll one device alone: its reads queued, then their answers stored."""
+        return await self._collect(*self._submit(state))
 
     def integration_s(self):
         """The integration period (s) energies are read again after each boundary of."""
         return 60 * self.settings.get("storage.consumption_period_min")
 
-    async def poll_device(self, state):
-        address = state.device.address
+    def _submit(self, state):
+        """(state, planned reads, their futures): the device's due reads queued on the bus."""
         retries = 0 if state.lost else None
         planned = state.due_reads(self.clock.time(), self.integration_s())
-        futures = [self.engine.submit(address, read.request, POLL, retries=retries, cuts=read.cuts)
-                   for _tier, read in planned]
+        return state, planned, [self.engine.submit(state.device.address, read.request, POLL, retries=retries,
+                                                   cuts=read.cuts) for _tier, read in planned]
+
+    async def _collect(self, state, planned, futures):
+        """Store the answers to a device's queued reads in order; True when it answered."""
+        address = state.device.address
         done = set()
         try:
             for (tier, read), future in zip(planned, futures, strict=True):
