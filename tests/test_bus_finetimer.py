@@ -34,25 +34,30 @@ class QuickSlave(HandSlave):
         self._answered = time.monotonic()
 
 
-def test_sleep_until_never_wakes_early_and_a_time_past_costs_no_wakeup():
+def test_a_callback_never_runs_early_and_a_cancelled_one_never_runs():
     async def scenario():
         timer = finetimer.FineTimer()
         timer.open()
+        loop = asyncio.get_running_loop()
         try:
             early = 0
             for _ in range(20):
                 when = time.monotonic() + 0.0015
-                await timer.sleep_until(when)
-                early += time.monotonic() < when
+                fired = loop.create_future()
+                timer.call_at(when, lambda fired=fired: fired.set_result(time.monotonic()))
+                early += await fired < when
             before = timer.wakeups
-            await timer.sleep_until(time.monotonic() - 1)
-            return early, before, timer.wakeups
+            ran = []
+            timer.call_at(time.monotonic() + 0.002, lambda: ran.append(1))
+            timer.cancel()
+            await asyncio.sleep(0.02)
+            return early, before, timer.wakeups, ran
         finally:
             timer.close()
-    early, before, after = asyncio.run(scenario())
+    early, before, after, ran = asyncio.run(scenario())
     assert early == 0
-    assert after == before                       # nothing to wait for: no wake-up
-    if finetimer._LIBC is not None:              # Linux: every wait ended by the timerfd
+    assert ran == [] and after == before          # cancelled: disarmed, nothing called
+    if finetimer._LIBC is not None:              # Linux: every callback run by the timerfd
         assert before == 20
 
 

@@ -283,7 +283,7 @@ def test_a_fast_detection_keeps_what_it_does_not_find_and_a_synchronise_removes_
 
 # Tasks that live for one transaction or one pass of their loop (bounded there), and the timers of sleeping
 # tasks and of the bus waiting for an answer: they come and go with the traffic. Everything else must not grow.
-PASSING_TASKS = ("BusPoller.poll_device", "EventReader._check_one", "CurveService._download_bus", "BacnetStack._sync")
+PASSING_TASKS = ("EventReader._check_one", "CurveService._download_bus", "BacnetStack._sync")
 PASSING_TIMERS = ("_set_result_unless_cancelled", "Timeout._on_timeout", "BusEngine._on_deadline")
 
 

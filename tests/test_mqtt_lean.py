@@ -230,8 +230,9 @@ def test_lean_publish_queues_the_packet_and_message_paho_would(payload_size, ret
         paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         paho._sock = object()                           # "connected": paho queues the packet for the writer
         paho._call_socket_register_write = lambda: None
-        publish = mqtt_client._lean_publish if lean else mqtt_client._paho_publish
-        info = publish(paho, "site/gw/m\u00e8tre/1/v1", payload, 1, retain)
+        topic = "site/gw/m\u00e8tre/1/v1"
+        info = mqtt_client._lean_publish(paho, topic, payload, 1, retain) if lean else \
+            paho.publish(topic, payload, 1, retain)
         message = paho._out_messages[info.mid]
         queued.append((info.rc, info.mid, info.is_published(), bytes(paho._out_packet[0]["packet"]),
                        message.topic, message.payload, message.qos, message.retain, message.state, message.dup))

@@ -45,8 +45,7 @@ _LIBC = _libc() if time.get_clock_info("monotonic").implementation == "clock_get
 
 
 class FineTimer:
-    """One timerfd watched by the running loop (``open``) until ``close``: one callback at a time
-    (``call_at``), or a coroutine's wait (``sleep_until``)."""
+    """One timerfd watched by the running loop (``open``) until ``close``: one callback at a time (``call_at``)."""
 
     def __init__(self):
         self._fd = -1
@@ -119,18 +118,6 @@ class FineTimer:
             if self._fd >= 0:
                 self.wakeups += 1
             callback()
-
-    async def sleep_until(self, when):
-        """Return at monotonic time ``when`` (at once when it is past)."""
-        if when <= time.monotonic():
-            return
-        fired = self._loop.create_future()
-        self.call_at(when, lambda: fired.done() or fired.set_result(None))
-        try:
-            await fired
-        finally:
-            if not fired.done():
-                self.cancel()
 
 
 class _Call:

@@ -322,10 +322,6 @@ class BusPoller:
                     if not future.done():
                         future.cancel()
 
-    async def poll_device(self, state):
-        """Poll one device alone: its reads queued, then their answers stored."""
-        return await self._collect(*self._submit(state))
-
     def integration_s(self):
         """The integration period (s) energies are read again after each boundary of."""
         return 60 * self.settings.get("storage.consumption_period_min")

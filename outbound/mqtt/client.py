@@ -191,10 +191,6 @@ class _Info:
         return self._published
 
 
-def _paho_publish(paho, topic, payload, qos, retain):
-    return paho.publish(topic, payload, qos, retain)
-
-
 def _lean_publish(paho, topic, payload, qos, retain, packets=None):
     """paho's ``publish()`` of an MQTT 3.1.1 QoS 1 message (MQTT 3.1.1 §3.3: fixed header, remaining length,
     topic, packet id, payload), the same checks, state and packet, without its Condition per message and its
