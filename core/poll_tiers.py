@@ -16,7 +16,8 @@ from core import registry
 
 FAST = "inst"
 
-# tier, the registry kinds it holds, seconds between two reads of it (0: every cycle)
+# tier, the registry kinds it holds, default seconds between two reads of it (0: every cycle); each slow tier's
+# rate is the setting ``poll.<tier>_s`` (daemon/state/settings.py makes its rows from this table)
 TIERS = (
     (FAST, ("inst", "io"), 0),
     ("avg", ("avg",), 30),
@@ -43,8 +44,16 @@ def tier_of(key):
 
 
 def period(tier):
-    """Seconds between two reads of ``tier`` (0 for the fast tier: every cycle)."""
+    """Default seconds between two reads of ``tier`` (0 for the fast tier: every cycle)."""
     return _PERIOD[tier]
+
+
+def setting(tier):
+    """The name of the setting that holds a slow tier's rate (seconds between two reads)."""
+    return "poll.%s_s" % tier
+
+
+SLOW = tuple(name for name, _kinds, every in TIERS if every)
 
 
 def check_table():

@@ -267,3 +267,57 @@ def test_a_whole_row_reads_as_each_value_does():
 def test_every_registry_kind_is_in_one_tier():
     assert poll_tiers.check_table() == []
     assert poll_tiers.tier_of("user:flow") == poll_tiers.FAST
+
+
+def test_a_slow_tiers_rate_is_its_setting_and_a_shorter_one_applies_at_once(tmp_path):
+    """poll.<tier>_s sets how often a slow tier is read; the freshness rule follows it (a value goes stale
+    1.5 x (its tier's period + a cycle) after its read, by the new period); a shorter period set while the
+    gateway runs applies at the next cycle, not after the old period is up; a bad value is refused."""
+    clock = ManualClock(T0)
+    topology = topology_with(DIGIWARE, RS485, baud=115200)
+
+    async def advance(gw, seconds):
+        clock.advance(seconds)
+        await polled(gw)
+
+    async def scenario():
+        settings = {"poll.min_cycle_ms": 0, "poll.avg_s": 10, "poll.thd_s": 300}
+        async with running_gateway(tmp_path, topology, settings, clock) as gw:
+            i35 = Witness(gw.board.find_meter(address=I35), I35_BLOCKS)
+            await gw.topology.replace(devices_from_simulation(topology))
+            poller = gw.pollers["digiware"]
+            await wait_for(lambda: poller.device_cycles[I35] >= 2)
+            assert min(i35.since(0)[tier] for tier in ("avg", "thd")) >= len(LOADS), i35.since(0)
+
+            # 12 s on: averages (every 10 s) were read again, THD (every 300 s) not
+            mark = len(i35.reads)
+            await advance(gw, 12)
+            got = i35.since(mark)
+            assert got["avg"] == len(LOADS) and got["thd"] == 0, got
+            # THD's values, 12 s old, are good by their own tier's rule (300 s)
+            assert qualities(gw, I35, "thd") == {"good"}
+
+            # THD's rate made 20 s while it runs: due at once (its last read is more than 20 s old by T0 + 25),
+            # not at T0 + 300
+            await gw.settings.set_many({"poll.thd_s": 20})
+            mark = len(i35.reads)
+            await advance(gw, 13)                                         # T0 + 25
+            assert i35.since(mark)["thd"] == len(LOADS), i35.since(mark)
+            # and the freshness rule now follows 20 s: a THD block the meter refuses goes stale within
+            # 1.5 x (20 s + a cycle), where 300 s would have kept it good for minutes
+            i35.refuse.add("thd")
+            await advance(gw, 25)                                         # 25 s old: still within the rule
+            assert qualities(gw, I35, "thd") == {"good"}
+            await advance(gw, 10)                                         # 35 s old: > 1.5 x (20 s + a cycle)
+            assert qualities(gw, I35, "thd") == {"stale"}
+
+            # out of its bounds: refused, nothing changed
+            for bad in (0, 3601):
+                try:
+                    await gw.settings.set_many({"poll.avg_s": bad, "poll.thd_s": 40})
+                except Exception as exc:                                   # SettingError names the field
+                    assert "poll.avg_s" in str(exc)
+                else:
+                    raise AssertionError("poll.avg_s=%d accepted" % bad)
+            assert (gw.settings.get("poll.avg_s"), gw.settings.get("poll.thd_s")) == (10, 20)
+    asyncio.run(scenario())

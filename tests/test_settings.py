@@ -88,6 +88,11 @@ ROWS = {
     "poll.min_cycle_ms": ("int", 0, (0, 3600000)),
     "poll.stale_after_s": ("int", 2, (1, 3600)),
     "poll.backoff_max_s": ("int", 60, (1, 3600)),
+    "poll.avg_s": ("int", 30, (1, 3600)),             # issue 19: each slow tier's rate
+    "poll.thd_s": ("int", 30, (1, 3600)),
+    "poll.maxmin_s": ("int", 30, (1, 3600)),
+    "poll.energy_s": ("int", 60, (1, 3600)),
+    "poll.load_curve_s": ("int", 60, (1, 3600)),
     "discovery.mode": ("enum", "fast", ("fast", "full")),              # SPEC §1: FAST and FULL
     "discovery.first_address": ("int", 1, (1, 247)),
     "discovery.last_address": ("int", 247, (1, 247)),

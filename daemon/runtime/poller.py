@@ -154,15 +154,18 @@ def answer_words(read, pdu):
 
 
 class TierSchedule:
-    """When each slow tier of one device is due: every ``poll_tiers.period`` seconds on the gateway's
-    clock, and the energies also at the first cycle after each boundary of the integration period.
+    """When each slow tier of one device is due: every ``period(tier)`` seconds on the gateway's clock
+    (the setting ``poll.<tier>_s``), and the energies also at the first cycle after each boundary of the
+    integration period.
 
     ``phase`` (0..1] spreads the devices of a bus over the period (their first re-read comes after
     ``phase`` x the period), so each cycle carries a like share of the slow reads instead of all of
-    them at once; the next read then keeps its place on that grid."""
+    them at once; the next read then keeps its place on that grid. A period made shorter applies at
+    once (a tier is also due one new period after its last read), a longer one from the next read."""
 
-    def __init__(self, tiers, phase=1.0):
+    def __init__(self, tiers, phase=1.0, period=poll_tiers.period):
         self.phase = phase
+        self.period = period
         self.next_due = dict((tier, None) for tier in tiers if tier != poll_tiers.FAST)   # None: never read
         self.last = {}            # tier -> clock time of its last read
         self.reads = collections.Counter()      # tier -> cycles it was read in
@@ -172,7 +175,8 @@ class TierSchedule:
         out = []
         boundary = now // integration_s * integration_s if integration_s else None
         for tier, next_due in self.next_due.items():
-            if next_due is None or now >= next_due:
+            last = self.last.get(tier)
+            if next_due is None or now >= next_due or (last is not None and now >= last + self.period(tier)):
                 out.append(tier)
             elif tier == poll_tiers.ENERGY and boundary is not None and self.last.get(tier, now) < boundary:
                 out.append(tier)                   # a new integration period began since the last read
@@ -187,7 +191,7 @@ class TierSchedule:
         self.reads[tier] += 1
         if tier == poll_tiers.FAST:
             return interval
-        every = poll_tiers.period(tier)
+        every = self.period(tier)
         next_due = self.next_due[tier]
         if next_due is None:
             self.next_due[tier] = now + every * self.phase
@@ -197,11 +201,11 @@ class TierSchedule:
 
 
 class DeviceState:
-    def __init__(self, device, phase=1.0):
+    def __init__(self, device, phase=1.0, period=poll_tiers.period):
         self.device = device
         self.tiers = plan_tiers(device)
         self.plan = [read for reads in self.tiers.values() for read in reads]
-        self.schedule = TierSchedule(self.tiers, phase)
+        self.schedule = TierSchedule(self.tiers, phase, period)
         self.failures = 0
         self.next_try = 0.0
 
@@ -265,7 +269,7 @@ class BusPoller:
             if old is not None and _plan_key(old.device) == _plan_key(device):
                 old.device = device              # a new name or area: the plan stands
                 continue
-            state = DeviceState(device, phases[address])     # new, or its loads changed: plan it again
+            state = DeviceState(device, phases[address], self.tier_period)   # new, or its loads changed: plan it again
             if old is not None:
                 state.failures, state.next_try = old.failures, old.next_try
             self.states[address] = state
@@ -322,6 +326,10 @@ class BusPoller:
                     if not future.done():
                         future.cancel()
 
+    def tier_period(self, tier):
+        """Seconds between two reads of a slow tier: its setting ``poll.<tier>_s``."""
+        return self.settings.get(poll_tiers.setting(tier))
+
     def integration_s(self):
         """The integration period (s) energies are read again after each boundary of."""
         return 60 * self.settings.get("storage.consumption_period_min")
@@ -371,7 +379,7 @@ class BusPoller:
         self.cache.set_refresh_period(self.states, cycle)
         for tier in poll_tiers.NAMES:
             if tier != poll_tiers.FAST:
-                every = poll_tiers.period(tier)
+                every = self.tier_period(tier)
                 if tier == poll_tiers.ENERGY:
                     every = min(every, self.integration_s())
                 self.cache.set_refresh_period(self.states, every + cycle, tier)

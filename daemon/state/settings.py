@@ -29,6 +29,7 @@ import re
 
 from tinydb import TinyDB
 
+from core import poll_tiers
 from daemon.atomicfile import AtomicJSONStorage
 from daemon.blocking import run_blocking
 from daemon.i18n import Message
@@ -88,7 +89,8 @@ _TABLE = (
         ("poll.min_cycle_ms", "int", 0, (0, 3600000), "admin", False, True, "number"),
         ("poll.stale_after_s", "int", 2, (1, 3600), "admin", False, True, "number"),   # floor of the freshness rule
         ("poll.backoff_max_s", "int", 60, (1, 3600), "admin", False, True, "number"),
-    )),
+    ) + tuple((poll_tiers.setting(tier), "int", poll_tiers.period(tier), (1, 3600), "admin", False, True, "number")
+              for tier in poll_tiers.SLOW)),      # each slow tier's rate (issue 19), defaults from its table
     ("devices.sources", "detection", (
         ("discovery.mode", "enum", "fast", ("fast", "full"), "admin", False, True, "select"),
         ("discovery.first_address", "int", 1, (1, 247), "admin", False, True, "number"),
