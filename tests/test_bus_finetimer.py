@@ -30,8 +30,12 @@ class QuickSlave(HandSlave):
         if self._answered is not None:
             self.silences.append(time.monotonic() - self._answered)
         body = bytes((UNIT, 3, 4)) + struct.pack(">2H", self.requests, 0xCAFE)
-        os.write(self.fd, body + crc16(body))
+        # The silence starts before the write: the master cannot read the answer before it is written, so a
+        # slave thread descheduled after its write (a loaded machine) cannot shorten the silence it measures
+        # below the master's own (last byte read to next request sent). Taken after the write, such a pause
+        # made this test fail on a loaded machine with the master right.
         self._answered = time.monotonic()
+        os.write(self.fd, body + crc16(body))
 
 
 def test_a_callback_never_runs_early_and_a_cancelled_one_never_runs():
