@@ -32,6 +32,7 @@ import collections
 import logging
 import math
 import os
+import termios
 import time
 
 from core import modbus_rtu as rtu
@@ -65,6 +66,10 @@ PACE_MARGIN = 0.8
 # back-fill can wait, a forwarded read should not wait 72 ms (bench/passthrough.py: its p99).
 CURVE_HOLD_S = 10.0
 HELD_RECHECK_S = 0.05        # a bus whose only waiting reads are held looks again this often
+# The shortest answer a slave sends (an exception: address, function, code, CRC): the line discipline is asked
+# to report the port readable only once this many bytes are in (termios VMIN), so the first byte of an answer
+# does not wake the loop on its own (docs/architecture.md "The answer's first bytes kept from the loop").
+ANSWER_MIN_BYTES = 5
 TURNAROUND_MARGIN_S = 0.005  # a meter's turnaround, counted in the time a read holds the line (pace above)
 # Fit scheduling: when the pace is steady (PACE_GAPS gaps known, the longest at most FIT_REGULAR x the
 # shortest), the next forwarded request is expected one shortest gap after the last. Poll reads before it are
@@ -330,11 +335,14 @@ class BusEngine:
         self._task = None
         self._fd = port.fileno()
         self._closed = False
+        self.wakes_on_min_bytes = False    # the port wakes the reader on ANSWER_MIN_BYTES (set at start)
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self):
         loop = asyncio.get_running_loop()
+        os.set_blocking(self._fd, False)           # _drain reads without waiting to be told
+        self.wakes_on_min_bytes = _wake_on(self._fd, ANSWER_MIN_BYTES)
         loop.add_reader(self._fd, self._on_readable)
         self._timer.open()
         self._task = Supervised("bus-" + self.name, self._run)
@@ -355,18 +363,25 @@ class BusEngine:
         self.port.close()
 
     def _on_readable(self):
-        try:
-            data = os.read(self._fd, 1024)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            self._rx.extend(data)
-            self._last_activity = time.monotonic()
+        if self._drain():
             attempt = self._attempt
             if attempt is not None and attempt.receiving:
                 self._check_answer(attempt)
+
+    def _drain(self):
+        """Read what the port holds into the answer buffer; True when something came. Besides the reader,
+        the silence and the deadline call it: fewer bytes than ANSWER_MIN_BYTES wake no one."""
+        try:
+            data = os.read(self._fd, 1024)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return False
+        if not data:
+            return False
+        self._rx.extend(data)
+        self._last_activity = time.monotonic()
+        return True
 
     # ---------------------------------------------------------------- API
 
@@ -623,6 +638,7 @@ class BusEngine:
         attempt = self._attempt
         if attempt is None or attempt.receiving:
             return
+        self._drain()                              # a stray byte or two the reader was not woken for
         now = time.monotonic()
         until = min(self._last_activity + attempt.quiet, attempt.give_up)
         if until > now:
@@ -648,6 +664,7 @@ class BusEngine:
         attempt = self._attempt
         if attempt is not None and attempt.receiving:
             attempt.handle = None
+            self._drain()                          # an answer cut short below ANSWER_MIN_BYTES woke no one
             self._check_answer(attempt)
 
     def _check_answer(self, attempt):
@@ -727,3 +744,17 @@ class _Attempt:
         self.answer_time = 0.0
         self.extended = False
         self.handle = None
+
+
+def _wake_on(fd, count):
+    """Ask the port's line discipline (termios VMIN, VTIME 0) to report it readable only once ``count`` bytes
+    are in; False when ``fd`` is not a terminal (then every byte wakes the reader). Set once, on an idle line:
+    a UART driver reprograms its line on every tcsetattr, so it is not changed per request."""
+    try:
+        attrs = termios.tcgetattr(fd)
+        attrs[6][termios.VMIN] = count
+        attrs[6][termios.VTIME] = 0
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except (termios.error, OSError):
+        return False
+    return True
