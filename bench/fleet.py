@@ -34,8 +34,6 @@ import json
 import os
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,8 +43,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import REPO, free_port  # noqa: E402
+from tools import mosquitto  # noqa: E402
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 SITE = "fleet%03d"                      # a gateway's site name and client id: unique in the fleet
 SPOOL_LOOK_S = 0.25
 DRAIN_GUARD_S = 240.0
@@ -55,42 +53,21 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ---------------------------------------------------------------- the broker
 
-class Broker:
+class Broker(mosquitto.Broker):
     """Mosquitto on 127.0.0.1:``port`` with persistence in ``directory``; ``cpu()``: CPU seconds of every run."""
 
     def __init__(self, directory, port):
-        self.directory, self.port = directory, port
-        self.config = os.path.join(directory, "mosquitto.conf")
-        self.log = open(os.path.join(directory, "mosquitto.log"), "ab")
-        lines = ["listener %d 127.0.0.1" % port, "persistence true", "persistence_location %s/" % directory,
-                 "autosave_interval 0", "allow_anonymous true", "log_dest stderr", "log_type error",
-                 "log_type warning", "max_queued_messages 0", "max_inflight_messages 100"]
-        if os.geteuid() == 0:               # as root mosquitto becomes user "mosquitto", who cannot read our files
-            lines.append("user root")
-        with open(self.config, "w") as handle:
-            handle.write("\n".join(lines) + "\n")
-        self.proc = None
+        super().__init__(directory, port, [
+            "persistence true", "persistence_location %s/" % directory, "autosave_interval 0",
+            "allow_anonymous true", "log_dest stderr", "log_type error", "log_type warning",
+            "max_queued_messages 0", "max_inflight_messages 100"])
         self.cpu_before = 0.0               # CPU seconds of the runs already ended
 
-    def start(self):
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.config], stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("mosquitto did not start: see %s" % self.log.name) from None
-                time.sleep(0.05)
-
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)          # saves the persistence database
-            _pid, _status, usage = os.wait4(self.proc.pid, 0)
-            self.proc.returncode = 0
+        usage = super().stop()
+        if usage is not None:
             self.cpu_before += usage.ru_utime + usage.ru_stime
-        self.proc = None
+        return usage
 
     def cpu(self):
         """CPU seconds of every run so far (the running one read from /proc)."""
@@ -100,10 +77,6 @@ class Broker:
                 fields = handle.read().rsplit(")", 1)[1].split()
             running = (int(fields[11]) + int(fields[12])) / CLK_TCK       # utime, stime
         return self.cpu_before + running
-
-    def close(self):
-        self.stop()
-        self.log.close()
 
 
 # ---------------------------------------------------------------- what identifies a sample on the wire

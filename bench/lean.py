@@ -47,6 +47,7 @@ from bench.common import REFERENCE, REPO, SimbusProcess, free_port, load_referen
 from bench.export import PASSWORD as FTP_PASSWORD, USER as FTP_USER, FtpChild  # noqa: E402
 from core import registry  # noqa: E402
 from protocols.modbus import tables  # noqa: E402
+from tools.mosquitto import Broker  # noqa: E402
 
 TARGETS = {"rss_mb": 80.0, "cpu_pct": 5.0, "startup_s": 3.0}
 UNIT, LOAD = 30, 1                               # an A-40 on the RS485 bus, its first load
@@ -77,21 +78,13 @@ def memory(pid):
 
 # ---------------------------------------------------------------- the peers the daemon talks to
 
-class Mosquitto:
-    """Mosquitto (Debian) on a free loopback port, anonymous, no persistence (as tests/mqtt_broker.py runs it)."""
+class Mosquitto(Broker):
+    """tools/mosquitto.py's broker on a free loopback port, anonymous, no persistence, no log; started."""
 
     def __init__(self, directory):
-        self.port = free_port()
-        config = os.path.join(directory, "mosquitto.conf")
-        with open(config, "w") as handle:
-            handle.write("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest none\n%s" % (
-                self.port, "user root\n" if os.geteuid() == 0 else ""))
-        self.proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", config],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_tcp(self.port, self.proc)
-
-    def close(self):
-        stop_process(self.proc)
+        super().__init__(os.path.join(directory, "mosquitto"), free_port(), ["allow_anonymous true", "log_dest none"],
+                         log=False)
+        self.start()
 
 
 class Snmpd:

@@ -12,76 +12,41 @@ database) and a start on the same port keep the queued messages of persistent se
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import threading
-import time
 
 import paho.mqtt.client as paho
 
 from conftest import free_tcp_port
+from tools.mosquitto import Broker
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
-class Mosquitto:
-    def __init__(self, directory, users=None, tls=None, require_certificate=False, port=None):
-        self.directory = str(directory)
-        os.makedirs(self.directory, exist_ok=True)
-        self.port = port or free_tcp_port()
-        self.users = users or {}
-        self.tls = tls                    # (CA PEM path, server PEM path: certificate then key) or None
-        self.require_certificate = require_certificate
-        self.proc = None
-        self.log = open(os.path.join(self.directory, "mosquitto.log"), "ab")
-        self.config = os.path.join(self.directory, "mosquitto.conf")
-        self._write_config()
+class Mosquitto(Broker):
+    """tools/mosquitto.py's broker as the MQTT tests run it: persistent, anonymous or with a password file,
+    plain or TLS (CA PEM path, server PEM path: certificate then key), optionally requiring a client
+    certificate; on a free port unless ``port`` is given (a restart on the same port)."""
 
-    def _write_config(self):
-        lines = ["listener %d 127.0.0.1" % self.port, "persistence true",
-                 "persistence_location %s/" % self.directory, "log_dest stderr", "log_type error",
+    def __init__(self, directory, users=None, tls=None, require_certificate=False, port=None):
+        directory = str(directory)
+        os.makedirs(directory, exist_ok=True)
+        lines = ["persistence true", "persistence_location %s/" % directory, "log_dest stderr", "log_type error",
                  "log_type warning", "log_type notice", "max_queued_messages 100000"]
-        if os.geteuid() == 0:               # as root mosquitto becomes user "mosquitto", who cannot read our files
-            lines.append("user root")
-        if self.users:
-            path = os.path.join(self.directory, "passwd")
+        if users:
+            path = os.path.join(directory, "passwd")
             open(path, "w").close()
-            for user, password in self.users.items():
+            for user, password in users.items():
                 subprocess.run([PASSWD, "-b", path, user, password], check=True, capture_output=True)
             lines += ["allow_anonymous false", "password_file %s" % path]
         else:
             lines.append("allow_anonymous true")
-        if self.tls:
-            ca, server = self.tls
+        if tls:
+            ca, server = tls
             lines += ["cafile %s" % ca, "certfile %s" % server, "keyfile %s" % server]
-            if self.require_certificate:
+            if require_certificate:
                 lines += ["require_certificate true"]
-        with open(self.config, "w") as handle:
-            handle.write("\n".join(lines) + "\n")
-
-    def start(self):
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.config], stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("mosquitto did not start: see %s" % self.log.name) from None
-                time.sleep(0.05)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)          # saves the persistence database
-            self.proc.wait(20)
-        self.proc = None
-
-    def close(self):
-        self.stop()
-        self.log.close()
+        super().__init__(directory, port or free_tcp_port(), lines)
 
 
 class Subscriber:
