@@ -17,24 +17,14 @@ Measured on the reference site with every service on: -2.3 MB at the first call,
 """
 
 import asyncio
-import ctypes
-import ctypes.util
-import functools
 
 from daemon.blocking import run_blocking
+from daemon.libc import libc as _libc
 
 M_MMAP_THRESHOLD = -3                  # mallopt parameter number (malloc.h)
 LARGE_BLOCK = 1 << 20                  # blocks of 1 MiB and more: their own mapping, returned at free
 TRIM_FIRST_S = 20.0                    # the first trim: start-up and the first poll cycles are over
 TRIM_EVERY_S = 60.0                    # then this often
-
-
-@functools.cache
-def _libc():
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
 
 
 def return_large_blocks(threshold=LARGE_BLOCK):

@@ -10,6 +10,7 @@ load_summary, and the raw words Modbus TCP answers from).
 """
 
 import asyncio
+import contextlib
 
 from board.base import ManualClock
 from conftest import polled, running_gateway, topology_with, wait_for
@@ -77,21 +78,31 @@ def qualities(gw, address, tier):
     return set(gw.cache.get(address, load, key).quality for load, key in keys_of(gw, address, tier))
 
 
-def test_each_tier_is_read_at_its_rate_and_its_values_keep_the_freshness_rule(tmp_path):
+@contextlib.asynccontextmanager
+async def tiered_site(tmp_path, settings):
+    """The I-35 and the A-40 on a gateway on a ManualClock at T0, each meter's reads counted by tier:
+    (gateway, clock, I-35 witness, A-40 witness), once each device was polled twice."""
     clock = ManualClock(T0)
     topology = topology_with(DIGIWARE, RS485, baud=115200)
+    async with running_gateway(tmp_path, topology, dict({"poll.min_cycle_ms": 0}, **settings), clock) as gw:
+        i35 = Witness(gw.board.find_meter(address=I35), I35_BLOCKS)
+        a40 = Witness(gw.board.find_meter(address=A40), A40_BLOCKS)
+        await gw.topology.replace(devices_from_simulation(topology))
+        await wait_for(lambda: gw.pollers["digiware"].device_cycles[I35] >= 2
+                       and gw.pollers["rs485"].device_cycles[A40] >= 2)
+        yield gw, clock, i35, a40
 
-    async def advance(gw, seconds):
-        clock.advance(seconds)
-        await polled(gw)
 
+async def advance(gw, clock, seconds):
+    """The gateway's clock ``seconds`` on, then a whole poll cycle of every bus."""
+    clock.advance(seconds)
+    await polled(gw)
+
+
+def test_each_tier_is_read_at_its_rate_and_its_values_keep_the_freshness_rule(tmp_path):
     async def scenario():
-        async with running_gateway(tmp_path, topology, {"poll.min_cycle_ms": 0}, clock) as gw:
-            i35 = Witness(gw.board.find_meter(address=I35), I35_BLOCKS)
-            a40 = Witness(gw.board.find_meter(address=A40), A40_BLOCKS)
-            await gw.topology.replace(devices_from_simulation(topology))
+        async with tiered_site(tmp_path, {}) as (gw, clock, i35, a40):
             poller = gw.pollers["digiware"]
-            await wait_for(lambda: poller.device_cycles[I35] >= 2 and gw.pollers["rs485"].device_cycles[A40] >= 2)
             # the first cycles read every tier (once each, or again where a loaded machine made a read fail and
             # its tier stayed due)
             assert min(i35.since(0)[tier] for tier in ("avg", "thd", "energy")) >= len(LOADS), i35.since(0)
@@ -109,7 +120,7 @@ def test_each_tier_is_read_at_its_rate_and_its_values_keep_the_freshness_rule(tm
             # 20 s on: the slow tiers are not due (averages and THD every 30 s, energies every 60 s); their
             # values, 20 s old, stay good by their own tier's rule while the fast tier's are fresh
             mark_i, mark_a = len(i35.reads), len(a40.reads)
-            await advance(gw, 20)
+            await advance(gw, clock, 20)
             got = i35.since(mark_i)
             # (at least a cycle's worth of instantaneous reads: on a loaded machine one read of a cycle may fail)
             assert got["inst"] >= len(LOADS) and got["avg"] == got["thd"] == got["energy"] == 0
@@ -119,7 +130,7 @@ def test_each_tier_is_read_at_its_rate_and_its_values_keep_the_freshness_rule(tm
             assert gw.cache.load_summary(I35, 1)[0] == "good"
 
             # T0 + 35: averages and THD due, once each per load; energies not yet
-            await advance(gw, 15)
+            await advance(gw, clock, 15)
             got, got_a = i35.since(mark_i), a40.since(mark_a)
             assert (got["avg"], got["thd"], got["energy"]) == (len(LOADS), len(LOADS), 0)
             assert (got_a["thd"], got_a["energy"]) == (1, 0)
@@ -128,7 +139,7 @@ def test_each_tier_is_read_at_its_rate_and_its_values_keep_the_freshness_rule(tm
             # T0 + 55: the integration period ended at T0 + 50: energies are read at once, before their
             # 60 s are up (the consumption of the period is computed from indexes read after its end)
             mark_i, mark_a = len(i35.reads), len(a40.reads)
-            await advance(gw, 20)
+            await advance(gw, clock, 20)
             got, got_a = i35.since(mark_i), a40.since(mark_a)
             assert (got["avg"], got["thd"], got["energy"]) == (0, 0, len(LOADS))
             assert (got_a["thd"], got_a["energy"]) == (0, 1)
@@ -139,9 +150,9 @@ def test_each_tier_is_read_at_its_rate_and_its_values_keep_the_freshness_rule(tm
             # the averages' tier stops (the meter refuses their block): their values go stale once older
             # than 1.5 x (30 s + a cycle), the row shows it; the fast tier stays good
             i35.refuse.add("avg")
-            await advance(gw, 15)                                         # T0 + 70: avg 35 s old
+            await advance(gw, clock, 15)                                         # T0 + 70: avg 35 s old
             assert qualities(gw, I35, "avg") == {"good"}
-            await advance(gw, 20)                                         # T0 + 90: 55 s old
+            await advance(gw, clock, 20)                                         # T0 + 90: 55 s old
             assert qualities(gw, I35, "avg") == {"stale"}
             assert qualities(gw, I35, "inst") == qualities(gw, I35, "energy") == {"good"}
             assert gw.cache.load_summary(I35, 1)[0] == "stale"
@@ -153,7 +164,7 @@ def test_each_tier_is_read_at_its_rate_and_its_values_keep_the_freshness_rule(tm
 
             # the meter answers again: the next due read makes them good
             i35.refuse.discard("avg")
-            await advance(gw, 40)
+            await advance(gw, clock, 40)
             assert qualities(gw, I35, "avg") == {"good"}
     asyncio.run(scenario())
 
@@ -273,25 +284,13 @@ def test_a_slow_tiers_rate_is_its_setting_and_a_shorter_one_applies_at_once(tmp_
     """poll.<tier>_s sets how often a slow tier is read; the freshness rule follows it (a value goes stale
     1.5 x (its tier's period + a cycle) after its read, by the new period); a shorter period set while the
     gateway runs applies at the next cycle, not after the old period is up; a bad value is refused."""
-    clock = ManualClock(T0)
-    topology = topology_with(DIGIWARE, RS485, baud=115200)
-
-    async def advance(gw, seconds):
-        clock.advance(seconds)
-        await polled(gw)
-
     async def scenario():
-        settings = {"poll.min_cycle_ms": 0, "poll.avg_s": 10, "poll.thd_s": 300}
-        async with running_gateway(tmp_path, topology, settings, clock) as gw:
-            i35 = Witness(gw.board.find_meter(address=I35), I35_BLOCKS)
-            await gw.topology.replace(devices_from_simulation(topology))
-            poller = gw.pollers["digiware"]
-            await wait_for(lambda: poller.device_cycles[I35] >= 2)
+        async with tiered_site(tmp_path, {"poll.avg_s": 10, "poll.thd_s": 300}) as (gw, clock, i35, _a40):
             assert min(i35.since(0)[tier] for tier in ("avg", "thd")) >= len(LOADS), i35.since(0)
 
             # 12 s on: averages (every 10 s) were read again, THD (every 300 s) not
             mark = len(i35.reads)
-            await advance(gw, 12)
+            await advance(gw, clock, 12)
             got = i35.since(mark)
             assert got["avg"] == len(LOADS) and got["thd"] == 0, got
             # THD's values, 12 s old, are good by their own tier's rule (300 s)
@@ -301,14 +300,14 @@ def test_a_slow_tiers_rate_is_its_setting_and_a_shorter_one_applies_at_once(tmp_
             # not at T0 + 300
             await gw.settings.set_many({"poll.thd_s": 20})
             mark = len(i35.reads)
-            await advance(gw, 13)                                         # T0 + 25
+            await advance(gw, clock, 13)                                         # T0 + 25
             assert i35.since(mark)["thd"] == len(LOADS), i35.since(mark)
             # and the freshness rule now follows 20 s: a THD block the meter refuses goes stale within
             # 1.5 x (20 s + a cycle), where 300 s would have kept it good for minutes
             i35.refuse.add("thd")
-            await advance(gw, 25)                                         # 25 s old: still within the rule
+            await advance(gw, clock, 25)                                         # 25 s old: still within the rule
             assert qualities(gw, I35, "thd") == {"good"}
-            await advance(gw, 10)                                         # 35 s old: > 1.5 x (20 s + a cycle)
+            await advance(gw, clock, 10)                                         # 35 s old: > 1.5 x (20 s + a cycle)
             assert qualities(gw, I35, "thd") == {"stale"}
 
             # out of its bounds: refused, nothing changed

@@ -373,9 +373,7 @@ class BusEngine:
         the silence and the deadline call it: fewer bytes than ANSWER_MIN_BYTES wake no one."""
         try:
             data = os.read(self._fd, 1024)
-        except BlockingIOError:
-            return False
-        except OSError:
+        except OSError:                            # nothing waiting (EAGAIN), or a port gone: the deadline tells
             return False
         if not data:
             return False

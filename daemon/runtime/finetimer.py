@@ -11,11 +11,12 @@ time, and nothing spins. Where timerfd is not available (not Linux), the loop's
 
 import asyncio
 import ctypes
-import ctypes.util
 import heapq
 import os
 import time
 import weakref
+
+from daemon.libc import libc
 
 _CLOCK_MONOTONIC = 1
 _TFD_NONBLOCK = os.O_NONBLOCK
@@ -32,13 +33,14 @@ class _Itimerspec(ctypes.Structure):
 
 
 def _libc():
+    """The C library with its timerfd calls declared; None without them."""
+    lib = libc()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        libc.timerfd_create.argtypes = (ctypes.c_int, ctypes.c_int)
-        libc.timerfd_settime.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p)
-        return libc
-    except (OSError, AttributeError):
+        lib.timerfd_create.argtypes = (ctypes.c_int, ctypes.c_int)
+        lib.timerfd_settime.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p)
+    except AttributeError:                 # no C library (None), or one without timerfd
         return None
+    return lib
 
 
 _LIBC = _libc() if time.get_clock_info("monotonic").implementation == "clock_gettime(CLOCK_MONOTONIC)" else None

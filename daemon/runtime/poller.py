@@ -178,7 +178,7 @@ class TierSchedule:
             last = self.last.get(tier)
             if next_due is None or now >= next_due or (last is not None and now >= last + self.period(tier)):
                 out.append(tier)
-            elif tier == poll_tiers.ENERGY and boundary is not None and self.last.get(tier, now) < boundary:
+            elif tier == poll_tiers.ENERGY and boundary is not None and last is not None and last < boundary:
                 out.append(tier)                   # a new integration period began since the last read
         return out
 
@@ -377,12 +377,11 @@ class BusPoller:
         the first cycle after it is due, so at most its period plus one cycle after its last read."""
         cycle = self.refresh_period()
         self.cache.set_refresh_period(self.states, cycle)
-        for tier in poll_tiers.NAMES:
-            if tier != poll_tiers.FAST:
-                every = self.tier_period(tier)
-                if tier == poll_tiers.ENERGY:
-                    every = min(every, self.integration_s())
-                self.cache.set_refresh_period(self.states, every + cycle, tier)
+        for tier in poll_tiers.SLOW:
+            every = self.tier_period(tier)
+            if tier == poll_tiers.ENERGY:
+                every = min(every, self.integration_s())
+            self.cache.set_refresh_period(self.states, every + cycle, tier)
 
     def _store(self, address, read, pdu, tier=poll_tiers.FAST):
         """One answer into the cache: its raw words, then its values (subscribers told once per load)."""

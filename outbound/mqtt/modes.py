@@ -13,8 +13,8 @@ import json
 import string
 
 from core import registry
-from outbound.mqtt import jsontext
 from daemon.state import devstate
+from outbound.mqtt import jsontext
 
 Message = collections.namedtuple("Message", "topic payload qos retain")           # payload: bytes
 # t: Unix ms of the value; address: device address; load: load number (0 for the device itself); key: registry
@@ -219,6 +219,7 @@ class JsonMode(Mode):
 
 
 _BY_KEY = {}                    # registry key -> (unit, its topic level): a few hundred keys
+_BY_KEY_MAX = 4096              # bounded all the same: a generic device's own keys are the user's
 
 
 def _key_texts(key):
@@ -226,7 +227,7 @@ def _key_texts(key):
         unit = registry.get(key)[registry.UNIT]
     except KeyError:
         unit = ""
-    if len(_BY_KEY) >= 4096:
+    if len(_BY_KEY) >= _BY_KEY_MAX:
         _BY_KEY.clear()
     texts = _BY_KEY[key] = (unit, _level(key))
     return texts
